@@ -1,0 +1,112 @@
+// The backward walk: topological order from the output, each node's backward once, gradients
+// accumulated into inputs; intermediate gradients and saved inputs are freed as it goes.
+#include "lamina/autograd.hpp"
+
+#include <unordered_set>
+#include <utility>
+
+#include "kernels/elementwise.hpp"
+
+namespace lamina {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+
+const Tensor& BackwardContext::input(size_t i) const { return node_.inputs.at(i); }
+bool BackwardContext::needs(size_t i) const { return node_.inputs.at(i).requires_grad(); }
+
+Tensor& BackwardContext::dx(size_t i) {
+  TensorImpl& in = *node_.inputs.at(i).impl();
+  if (!in.grad.defined()) in.grad = Tensor::zeros(in.shape);
+  return in.grad;
+}
+
+void record(const char* op, Tensor& y, std::vector<Tensor> inputs, BackwardFn backward) {
+  if (!g_grad_enabled) return;
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || t.requires_grad();
+  if (!any) return;
+  auto node = std::make_shared<Node>();
+  node->op = op;
+  node->inputs = std::move(inputs);
+  node->backward = std::move(backward);
+  y.impl()->grad_fn = std::move(node);
+  y.impl()->requires_grad = true;
+}
+
+namespace {
+
+// Non-leaf tensors reachable from root, in post-order (inputs before the ops that use them).
+std::vector<std::shared_ptr<TensorImpl>> topological_order(const std::shared_ptr<TensorImpl>& root) {
+  std::vector<std::shared_ptr<TensorImpl>> order;
+  std::unordered_set<const TensorImpl*> seen{root.get()};
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, size_t>> stack{{root, 0}};
+  while (!stack.empty()) {
+    auto& [impl, next] = stack.back();
+    const Node& node = *impl->grad_fn;
+    if (node.released)
+      throw ValueError(std::string("backward: the graph through '") + node.op +
+                       "' was already used by a backward pass and freed; recompute the forward "
+                       "pass to differentiate again");
+    if (next < node.inputs.size()) {
+      const auto& child = node.inputs[next++].impl_ptr();
+      if (child->grad_fn && seen.insert(child.get()).second) stack.emplace_back(child, 0);
+      continue;
+    }
+    order.push_back(impl);
+    stack.pop_back();
+  }
+  return order;
+}
+
+void accumulate(Tensor& grad, const Tensor& g) {
+  if (!grad.defined()) {
+    grad = g.clone();
+  } else {
+    kernels::add_into(g.data(), grad.data(), grad.numel());
+  }
+}
+
+}  // namespace
+
+void Tensor::backward() const {
+  if (numel() != 1)
+    throw ShapeError("backward: without an explicit gradient the output must have one element, "
+                     "got shape " + shape().str() + " (reduce it with sum or mean, or pass dy)");
+  backward(Tensor::ones(shape()));
+}
+
+void Tensor::backward(const Tensor& dy) const {
+  if (!requires_grad())
+    throw ValueError("backward: this tensor does not require grad (no input of its graph "
+                     "requires grad, or it was computed under NoGradGuard)");
+  if (dy.shape() != shape())
+    throw ShapeError("backward: gradient shape " + dy.shape().str() + " does not match output shape " +
+                     shape().str());
+  if (is_leaf()) {  // a leaf's gradient with respect to itself
+    accumulate(impl()->grad, dy);
+    return;
+  }
+  auto order = topological_order(impl_ptr());
+  accumulate(impl()->grad, dy);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    TensorImpl& impl = **it;
+    Node& node = *impl.grad_fn;
+    if (impl.grad.defined()) {
+      Tensor output(*it);
+      Tensor grad = std::move(impl.grad);  // intermediate gradients are not retained
+      BackwardContext ctx(node, output, grad);
+      node.backward(ctx);
+    }
+    node.inputs.clear();  // free saved tensors; the graph cannot be walked again
+    node.backward = nullptr;
+    node.released = true;
+  }
+}
+
+}  // namespace lamina

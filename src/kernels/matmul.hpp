@@ -1,0 +1,20 @@
+// C = op(A) op(B) (+ C): the one GEMM every dense layer uses. The fast path is a oneDNN
+// matmul primitive, created once per shape and cached; kernels::ref is the naive loop that
+// documents the math and checks the fast one. Internal to the library.
+#pragma once
+
+#include <cstdint>
+
+namespace lamina::kernels {
+
+// C (M, N) = op(A) (M, K) @ op(B) (K, N), plus the old C when accumulate is set.
+// op(A) = A stored (M, K) row-major, or with trans_a, A stored (K, M). Likewise B.
+void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
+            bool trans_a = false, bool trans_b = false, bool accumulate = false);
+
+namespace ref {
+void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
+            bool trans_a = false, bool trans_b = false, bool accumulate = false);
+}  // namespace ref
+
+}  // namespace lamina::kernels

@@ -1,0 +1,246 @@
+// The losses, each fused into one forward and one backward over the batch. R = rows (samples
+// or positions), C = classes. Every loss is the mean over its rows, as Keras'
+// "sum_over_batch_size"; dL/dy_pred is scaled by dy / count accordingly.
+#include "lamina/losses.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "lamina/autograd.hpp"
+
+namespace lamina {
+
+namespace {
+
+// Drops trailing 1s, so (N) and (N, 1) compare equal, as Keras squeezes them.
+std::vector<int64_t> squeezed(const Shape& s) {
+  std::vector<int64_t> d = s.dims();
+  while (!d.empty() && d.back() == 1) d.pop_back();
+  return d;
+}
+
+void check_pair(const char* op, const Tensor& y_true, const Tensor& y_pred) {
+  if (y_true.shape() != y_pred.shape() && squeezed(y_true.shape()) != squeezed(y_pred.shape()))
+    throw ShapeError(std::string(op) + ": y_true " + y_true.shape().str() + " and y_pred " +
+                     y_pred.shape().str() + " have different shapes");
+  if (y_pred.numel() == 0) throw ShapeError(std::string(op) + ": empty batch " + y_pred.shape().str());
+}
+
+void check_constant_targets(const char* op, const Tensor& y_true) {
+  if (y_true.requires_grad())
+    throw ValueError(std::string(op) + ": gradients with respect to y_true are not supported; pass "
+                     "y_true.detach() (as in torch, where the target of a cross-entropy has no gradient)");
+}
+
+// C = last axis of y_pred; R = the other elements.
+int64_t classes_of(const char* op, const Tensor& y_pred) {
+  if (y_pred.rank() < 1 || y_pred.dim(-1) == 0 || y_pred.numel() == 0)
+    throw ShapeError(std::string(op) + ": y_pred " + y_pred.shape().str() + " needs a non-empty class axis");
+  return y_pred.dim(-1);
+}
+
+// One row of logits: log_softmax_j = (x_j - max) - log_total, softmax_j = e^(x_j - max) / total.
+// Kept apart rather than as max + log_total: for logits of 1e4 that sum would round to the
+// float spacing at 1e4 (~1e-3) and cost three digits.
+struct RowStats {
+  float max, total, log_total;
+  float log_softmax(float x) const { return (x - max) - log_total; }
+  float softmax(float x) const { return std::exp(x - max) / total; }
+};
+
+RowStats row_stats(const float* x, int64_t c) {
+  float mx = x[0];
+  for (int64_t j = 1; j < c; ++j) mx = std::max(mx, x[j]);
+  float total = 0.f;
+  for (int64_t j = 0; j < c; ++j) total += std::exp(x[j] - mx);
+  return {mx, total, std::log(total)};
+}
+
+inline float clip(float p) { return std::clamp(p, kEpsilon, 1.f - kEpsilon); }
+inline bool inside(float p) { return p >= kEpsilon && p <= 1.f - kEpsilon; }  // clip passes gradient
+
+// Builds the scalar loss from `value` and records `grad(dy_scaled, g)` as its backward, where
+// dy_scaled = dL/dloss / count.
+template <class Grad>
+Tensor finish(const char* op, double total, int64_t count, const Tensor& y_true, const Tensor& y_pred, Grad grad) {
+  Tensor y = Tensor::scalar(static_cast<float>(total / static_cast<double>(count)));
+  record(op, y, {y_true, y_pred}, [grad, count](BackwardContext& g) {
+    grad(g.dy().data()[0] / static_cast<float>(count), g);
+  });
+  return y;
+}
+
+}  // namespace
+
+Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred) {
+  check_pair("mean_squared_error", y_true, y_pred);
+  const float *t = y_true.data(), *p = y_pred.data();
+  const int64_t n = y_pred.numel();
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(p[i] - t[i]) * (p[i] - t[i]);
+  return finish("mean_squared_error", total, n, y_true, y_pred, [n](float s, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data();
+    for (size_t which : {size_t{0}, size_t{1}}) {
+      if (!g.needs(which)) continue;
+      const float sign = which == 1 ? 2.f * s : -2.f * s;
+      float* dx = g.dx(which).data();
+      for (int64_t i = 0; i < n; ++i) dx[i] += sign * (p[i] - t[i]);
+    }
+  });
+}
+
+Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred) {
+  check_pair("mean_absolute_error", y_true, y_pred);
+  const float *t = y_true.data(), *p = y_pred.data();
+  const int64_t n = y_pred.numel();
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) total += std::fabs(p[i] - t[i]);
+  return finish("mean_absolute_error", total, n, y_true, y_pred, [n](float s, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data();
+    for (size_t which : {size_t{0}, size_t{1}}) {
+      if (!g.needs(which)) continue;
+      const float sign = which == 1 ? s : -s;
+      float* dx = g.dx(which).data();
+      for (int64_t i = 0; i < n; ++i) {
+        const float diff = p[i] - t[i];
+        dx[i] += diff > 0.f ? sign : (diff < 0.f ? -sign : 0.f);
+      }
+    }
+  });
+}
+
+Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
+  const char* op = "binary_crossentropy";
+  check_pair(op, y_true, y_pred);
+  check_constant_targets(op, y_true);
+  const float *t = y_true.data(), *p = y_pred.data();
+  const int64_t n = y_pred.numel();
+  double total = 0.0;
+  if (from_logits) {
+    // max(x, 0) - x t + log(1 + e^-|x|): no overflow for any x.
+    for (int64_t i = 0; i < n; ++i)
+      total += std::max(p[i], 0.f) - p[i] * t[i] + std::log1p(std::exp(-std::fabs(p[i])));
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const float q = clip(p[i]);
+      total -= t[i] * std::log(q) + (1.f - t[i]) * std::log(1.f - q);
+    }
+  }
+  return finish(op, total, n, y_true, y_pred, [n, from_logits](float s, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data();
+    float* dx = g.dx(1).data();
+    for (int64_t i = 0; i < n; ++i) {
+      if (from_logits) {
+        const float e = std::exp(-std::fabs(p[i]));  // sigmoid from e^-|x|, stable
+        const float sig = p[i] >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+        dx[i] += s * (sig - t[i]);
+      } else if (inside(p[i])) {
+        dx[i] += s * ((1.f - t[i]) / (1.f - p[i]) - t[i] / p[i]);
+      }
+    }
+  });
+}
+
+Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
+  const char* op = "categorical_crossentropy";
+  if (y_true.shape() != y_pred.shape())
+    throw ShapeError(std::string(op) + ": y_true " + y_true.shape().str() + " and y_pred " +
+                     y_pred.shape().str() + " must have the same shape (one-hot targets; for integer "
+                     "labels use sparse_categorical_crossentropy)");
+  check_constant_targets(op, y_true);
+  const int64_t c = classes_of(op, y_pred), rows = y_pred.numel() / c;
+  const float *t = y_true.data(), *p = y_pred.data();
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *tr = t + r * c, *pr = p + r * c;
+    if (from_logits) {
+      const RowStats st = row_stats(pr, c);
+      for (int64_t j = 0; j < c; ++j) total -= tr[j] * st.log_softmax(pr[j]);
+    } else {
+      float sum = 0.f;
+      for (int64_t j = 0; j < c; ++j) sum += pr[j];
+      for (int64_t j = 0; j < c; ++j) total -= tr[j] * std::log(clip(pr[j] / sum));
+    }
+  }
+  return finish(op, total, rows, y_true, y_pred, [c, rows, from_logits](float s, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data();
+    float* dx = g.dx(1).data();
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *tr = t + r * c, *pr = p + r * c;
+      float* dr = dx + r * c;
+      if (from_logits) {  // dx_k = softmax_k * sum(t) - t_k
+        const RowStats st = row_stats(pr, c);
+        float tsum = 0.f;
+        for (int64_t j = 0; j < c; ++j) tsum += tr[j];
+        for (int64_t j = 0; j < c; ++j) dr[j] += s * (st.softmax(pr[j]) * tsum - tr[j]);
+      } else {  // q = p / sum(p); u_j = dL/dq_j; dp_k = (u_k - sum_j u_j q_j) / sum(p)
+        float sum = 0.f;
+        for (int64_t j = 0; j < c; ++j) sum += pr[j];
+        float uq = 0.f;
+        for (int64_t j = 0; j < c; ++j) {
+          const float q = pr[j] / sum;
+          if (inside(q)) uq -= tr[j];  // u_j q_j = -t_j
+        }
+        for (int64_t j = 0; j < c; ++j) {
+          const float q = pr[j] / sum;
+          const float u = inside(q) ? -tr[j] / q : 0.f;
+          dr[j] += s * (u - uq) / sum;
+        }
+      }
+    }
+  });
+}
+
+Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
+  const char* op = "sparse_categorical_crossentropy";
+  check_constant_targets(op, y_true);
+  const int64_t c = classes_of(op, y_pred), rows = y_pred.numel() / c;
+  std::vector<int64_t> label_dims(y_pred.shape().begin(), y_pred.shape().end() - 1);
+  const Shape expected(label_dims);
+  if (y_true.shape() != expected && squeezed(y_true.shape()) != squeezed(expected))
+    throw ShapeError(std::string(op) + ": y_true " + y_true.shape().str() + " does not match y_pred " +
+                     y_pred.shape().str() + " (expected integer labels of shape " + expected.str() + ")");
+  const float *t = y_true.data(), *p = y_pred.data();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float v = t[r];
+    if (!(v >= 0.f && v < static_cast<float>(c)) || v != std::floor(v))
+      throw ValueError(std::string(op) + ": label " + std::to_string(v) + " at index " + std::to_string(r) +
+                       " is not a class index in [0, " + std::to_string(c) + ") for y_pred " +
+                       y_pred.shape().str());
+  }
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* pr = p + r * c;
+    const auto label = static_cast<int64_t>(t[r]);
+    if (from_logits) {
+      total -= row_stats(pr, c).log_softmax(pr[label]);
+    } else {
+      float sum = 0.f;
+      for (int64_t j = 0; j < c; ++j) sum += pr[j];
+      total -= std::log(clip(pr[label] / sum));
+    }
+  }
+  return finish(op, total, rows, y_true, y_pred, [c, rows, from_logits](float s, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data();
+    float* dx = g.dx(1).data();
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* pr = p + r * c;
+      float* dr = dx + r * c;
+      const auto label = static_cast<int64_t>(t[r]);
+      if (from_logits) {  // dx_k = softmax_k - [k == label]
+        const RowStats st = row_stats(pr, c);
+        for (int64_t j = 0; j < c; ++j) dr[j] += s * (st.softmax(pr[j]) - (j == label ? 1.f : 0.f));
+      } else {  // q = p / sum(p); only u_label = -1/q_label; dp_k = (u_k + 1) / sum(p)
+        float sum = 0.f;
+        for (int64_t j = 0; j < c; ++j) sum += pr[j];
+        const float q = pr[label] / sum;
+        if (!inside(q)) continue;
+        for (int64_t j = 0; j < c; ++j) dr[j] += s * ((j == label ? -1.f / q : 0.f) + 1.f) / sum;
+      }
+    }
+  });
+}
+
+}  // namespace lamina

@@ -1,0 +1,238 @@
+// Every op against PyTorch (fixtures from tests/fixtures/make_fixtures.py) and against
+// central differences, from one table of cases; plus the oneDNN matmul against the naive loop.
+#include <gtest/gtest.h>
+
+#include "kernels/matmul.hpp"
+#include "test_util.hpp"
+
+namespace lamina {
+namespace {
+
+using testing::Fn;
+
+struct OpCase {
+  const char* fixture;
+  Fn fn;
+  bool gradcheck = true;  // false where finite differences are meaningless (logits of 1e4)
+  double step = 1e-2;     // finite-difference step; smaller for probabilities near the clip
+};
+
+void PrintTo(const OpCase& c, std::ostream* os) { *os << c.fixture; }
+
+// "x" + std::to_string(i) trips GCC 12's -Wrestrict false positive (GCC bug 105329).
+std::string key(const char* prefix, size_t i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
+Tensor in(const std::vector<Tensor>& x, size_t i) { return x.at(i); }
+
+const std::vector<OpCase>& cases() {
+  static const std::vector<OpCase> all = {
+      {"matmul", [](auto& x) { return matmul(in(x, 0), in(x, 1)); }},
+      {"matmul_odd", [](auto& x) { return matmul(in(x, 0), in(x, 1)); }},
+      {"transpose", [](auto& x) { return transpose(in(x, 0)); }},
+      {"add", [](auto& x) { return in(x, 0) + in(x, 1); }},
+      {"add_row", [](auto& x) { return in(x, 0) + in(x, 1); }},
+      {"add_bcast", [](auto& x) { return add(in(x, 0), in(x, 1)); }},
+      {"sub_col", [](auto& x) { return in(x, 0) - in(x, 1); }},
+      {"mul_row", [](auto& x) { return in(x, 0) * in(x, 1); }},
+      {"div_row", [](auto& x) { return in(x, 0) / in(x, 1); }},
+      {"add_scalar", [](auto& x) { return in(x, 0) + 2.5f; }},
+      {"mul_scalar", [](auto& x) { return in(x, 0) * -1.5f; }},
+      {"rsub_scalar", [](auto& x) { return 2.5f - in(x, 0); }},
+      {"div_scalar", [](auto& x) { return in(x, 0) / 4.f; }},
+      {"rdiv_scalar", [](auto& x) { return 3.f / in(x, 0); }},
+      {"neg", [](auto& x) { return -in(x, 0); }},
+      {"square", [](auto& x) { return square(in(x, 0)); }},
+      {"sum_all", [](auto& x) { return sum(in(x, 0)); }},
+      {"sum_axis0", [](auto& x) { return sum(in(x, 0), 0); }},
+      {"sum_axis1_keepdim", [](auto& x) { return sum(in(x, 0), 1, true); }},
+      {"mean_all", [](auto& x) { return mean(in(x, 0)); }},
+      {"mean_axis_last", [](auto& x) { return mean(in(x, 0), -1); }},
+      {"reshape", [](auto& x) { return reshape(in(x, 0), {6, -1}); }},
+      {"flatten", [](auto& x) { return flatten(in(x, 0)); }},
+      {"relu", [](auto& x) { return relu(in(x, 0)); }},
+      {"leaky_relu", [](auto& x) { return leaky_relu(in(x, 0), 0.2f); }},
+      {"elu", [](auto& x) { return elu(in(x, 0), 1.f); }},
+      {"sigmoid", [](auto& x) { return sigmoid(in(x, 0)); }},
+      {"tanh", [](auto& x) { return tanh(in(x, 0)); }},
+      {"exp", [](auto& x) { return exp(in(x, 0)); }},
+      {"log", [](auto& x) { return log(in(x, 0)); }},
+      {"sqrt", [](auto& x) { return sqrt(in(x, 0)); }},
+      {"softmax_last", [](auto& x) { return softmax(in(x, 0)); }},
+      {"softmax_axis0", [](auto& x) { return softmax(in(x, 0), 0); }},
+      {"log_softmax_last", [](auto& x) { return log_softmax(in(x, 0)); }},
+      {"log_softmax_axis1", [](auto& x) { return log_softmax(in(x, 0), 1); }},
+      {"mse", [](auto& x) { return mean_squared_error(in(x, 0), in(x, 1)); }},
+      {"mae", [](auto& x) { return mean_absolute_error(in(x, 0), in(x, 1)); }},
+      {"bce", [](auto& x) { return binary_crossentropy(in(x, 0), in(x, 1)); }},
+      {"bce_soft", [](auto& x) { return binary_crossentropy(in(x, 0), in(x, 1)); }},
+      {"bce_logits", [](auto& x) { return binary_crossentropy(in(x, 0), in(x, 1), true); }},
+      {"bce_logits_extreme", [](auto& x) { return binary_crossentropy(in(x, 0), in(x, 1), true); }, false},
+      {"cce", [](auto& x) { return categorical_crossentropy(in(x, 0), in(x, 1)); }, true, 1e-3},
+      {"cce_logits", [](auto& x) { return categorical_crossentropy(in(x, 0), in(x, 1), true); }},
+      {"cce_logits_extreme", [](auto& x) { return categorical_crossentropy(in(x, 0), in(x, 1), true); }, false},
+      {"scce", [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1)); }, true, 1e-3},
+      {"scce_logits", [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1), true); }},
+      {"scce_logits_3d", [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1), true); }},
+      {"scce_logits_extreme",
+       [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1), true); }, false},
+  };
+  return all;
+}
+
+struct Loaded {
+  std::vector<Tensor> inputs;
+  std::vector<bool> differentiable;  // a dx<i> is in the fixture
+  std::map<std::string, Tensor> f;
+};
+
+Loaded load(const OpCase& c) {
+  Loaded l;
+  l.f = testing::load_fixture(c.fixture);
+  for (size_t i = 0; l.f.count(key("x", i)); ++i) {
+    l.inputs.push_back(l.f.at(key("x", i)));
+    l.differentiable.push_back(l.f.count(key("dx", i)) > 0);
+  }
+  return l;
+}
+
+class OpTest : public ::testing::TestWithParam<OpCase> {};
+
+// Forward and backward against PyTorch (float64 reference, stored as float32).
+TEST_P(OpTest, MatchesPyTorch) {
+  const OpCase& c = GetParam();
+  Loaded l = load(c);
+  std::vector<Tensor> inputs;
+  for (size_t i = 0; i < l.inputs.size(); ++i) {
+    inputs.push_back(l.inputs[i].clone());
+    if (l.differentiable[i]) inputs.back().requires_grad_();
+  }
+  Tensor y = c.fn(inputs);
+  EXPECT_TRUE(testing::all_close(y, l.f.at("y"), 1e-5, 1e-6)) << c.fixture << " forward";
+  y.backward(l.f.at("dy"));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!l.differentiable[i]) continue;
+    ASSERT_TRUE(inputs[i].grad().defined()) << c.fixture << ": no gradient reached input " << i;
+    EXPECT_TRUE(testing::all_close(inputs[i].grad(), l.f.at(key("dx", i)), 1e-5, 1e-6))
+        << c.fixture << " backward, input " << i;
+  }
+}
+
+// backward() against fourth-order central differences at the fixture's inputs.
+TEST_P(OpTest, Gradcheck) {
+  const OpCase& c = GetParam();
+  if (!c.gradcheck) GTEST_SKIP() << "logits of 1e4: finite differences are meaningless; see MatchesPyTorch";
+  Loaded l = load(c);
+  testing::GradcheckOptions opt;
+  opt.check = l.differentiable;
+  opt.step = c.step;
+  EXPECT_TRUE(testing::gradcheck(c.fn, l.inputs, opt)) << c.fixture;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, OpTest, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return std::string(info.param.fixture); });
+
+// Broadcasting that the fixtures do not cover: a scalar tensor, and both sides stretched.
+TEST(Broadcast, GradcheckScalarAndBothSides) {
+  Generator gen(3);
+  Fn f = [](auto& x) { return in(x, 0) * in(x, 1) + in(x, 2); };
+  EXPECT_TRUE(testing::gradcheck(f, {Tensor::randn({4, 1}, gen), Tensor::randn({1, 3}, gen), Tensor::scalar(0.5f)}));
+}
+
+// The oneDNN matmul against the naive loop, for odd shapes, transposes and accumulation.
+TEST(MatmulKernel, OneDnnMatchesNaive) {
+  Generator gen(7);
+  for (int64_t m : {1, 7, 33})
+    for (int64_t k : {1, 7, 33})
+      for (int64_t n : {1, 5, 33})
+        for (int flags = 0; flags < 8; ++flags) {
+          const bool ta = flags & 1, tb = flags & 2, acc = flags & 4;
+          Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, gen);
+          Tensor b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, gen);
+          Tensor c0 = Tensor::randn({m, n}, gen);
+          Tensor fast = c0.clone(), naive = c0.clone();
+          kernels::matmul(a.data(), b.data(), fast.data(), m, k, n, ta, tb, acc);
+          kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, ta, tb, acc);
+          EXPECT_TRUE(testing::all_close(fast, naive, 1e-5, 1e-5))
+              << "matmul(M=" << m << ",K=" << k << ",N=" << n << ",trans_a=" << ta << ",trans_b=" << tb
+              << ",accumulate=" << acc << ")";
+        }
+}
+
+// --- shape errors name the op and both shapes ----------------------------------------------
+
+template <class E, class F>
+void expect_error(F f, const std::string& message) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an exception: " << message;
+  } catch (const E& e) {
+    EXPECT_EQ(e.what(), message);
+  }
+}
+
+TEST(ShapeErrors, NameOpAndShapes) {
+  const Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4, 5}), v = Tensor::zeros({3});
+  expect_error<ShapeError>([&] { matmul(a, b); },
+                           "matmul: inner dimensions differ: a (2, 3) @ b (4, 5) (a has K = 3, b has K = 4)");
+  expect_error<ShapeError>([&] { matmul(a, v); }, "matmul: expects 2-D tensors (M, K) @ (K, N), got a (2, 3) and b (3)");
+  expect_error<ShapeError>([&] { add(a, b); }, "add: shapes (2, 3) and (4, 5) do not broadcast (axis -1: 3 vs 5)");
+  expect_error<ShapeError>([&] { a * Tensor::zeros({2}); },
+                           "mul: shapes (2, 3) and (2) do not broadcast (axis -1: 3 vs 2)");
+  expect_error<ShapeError>([&] { reshape(a, {4, 2}); },
+                           "reshape: cannot reshape (2, 3) (6 elements) into (4, 2) (8 elements)");
+  expect_error<ShapeError>([&] { reshape(a, {4, -1}); }, "reshape: cannot reshape (2, 3) (6 elements) into (4, -1)");
+  expect_error<ShapeError>([&] { sum(a, 2); }, "sum: axis 2 is out of range for shape (2, 3)");
+  expect_error<ShapeError>([&] { softmax(a, -3); }, "softmax: axis -3 is out of range for shape (2, 3)");
+  expect_error<ShapeError>([&] { transpose(v); }, "transpose: expects a 2-D tensor, got (3)");
+}
+
+TEST(ShapeErrors, Losses) {
+  const Tensor p = Tensor::full({4, 3}, 0.5f);
+  expect_error<ShapeError>([&] { mean_squared_error(Tensor::zeros({4, 2}), p); },
+                           "mean_squared_error: y_true (4, 2) and y_pred (4, 3) have different shapes");
+  expect_error<ShapeError>([&] { categorical_crossentropy(Tensor::zeros({4}), p); },
+                           "categorical_crossentropy: y_true (4) and y_pred (4, 3) must have the same shape "
+                           "(one-hot targets; for integer labels use sparse_categorical_crossentropy)");
+  expect_error<ShapeError>([&] { sparse_categorical_crossentropy(Tensor::zeros({5}), p); },
+                           "sparse_categorical_crossentropy: y_true (5) does not match y_pred (4, 3) (expected "
+                           "integer labels of shape (4))");
+  // (N) against (N, 1) is accepted, as Keras squeezes it.
+  EXPECT_NO_THROW(mean_squared_error(Tensor::zeros({4}), Tensor::zeros({4, 1})));
+  EXPECT_NO_THROW(sparse_categorical_crossentropy(Tensor::zeros({4, 1}), p));
+}
+
+TEST(ValueErrors, LabelsOutOfRange) {
+  const Tensor p = Tensor::full({2, 3}, 0.5f);
+  expect_error<ValueError>([&] { sparse_categorical_crossentropy(Tensor::from({0.f, 3.f}), p); },
+                           "sparse_categorical_crossentropy: label 3.000000 at index 1 is not a class index in "
+                           "[0, 3) for y_pred (2, 3)");
+  EXPECT_THROW(sparse_categorical_crossentropy(Tensor::from({0.5f, 1.f}), p), ValueError);
+  EXPECT_THROW(sparse_categorical_crossentropy(Tensor::from({NAN, 1.f}), p, true), ValueError);
+}
+
+// Logits of +-1e4 give finite losses and gradients in every from_logits form and in softmax.
+TEST(NumericalSafety, ExtremeLogitsStayFinite) {
+  Tensor logits = Tensor::from({{1e4f, -1e4f, 0.f}, {-1e4f, -1e4f, 1e4f}}).requires_grad_();
+  Tensor labels = Tensor::from({1.f, 0.f});
+  Tensor onehot = Tensor::from({{0.f, 1.f, 0.f}, {1.f, 0.f, 0.f}});
+  const std::vector<std::function<Tensor()>> losses = {
+      [&] { return sparse_categorical_crossentropy(labels, logits, true); },
+      [&] { return categorical_crossentropy(onehot, logits, true); },
+      [&] { return binary_crossentropy(onehot, logits, true); },
+      [&] { return sum(log_softmax(logits)) + sum(softmax(logits)) + sum(sigmoid(logits)); },
+  };
+  for (const auto& make : losses) {
+    logits.zero_grad();
+    Tensor loss = make();
+    ASSERT_TRUE(std::isfinite(loss.item())) << loss;
+    loss.backward();
+    for (float g : logits.grad().values()) ASSERT_TRUE(std::isfinite(g)) << logits.grad();
+  }
+}
+
+}  // namespace
+}  // namespace lamina

@@ -1,0 +1,114 @@
+// Tensor: creation, element access, views, seeded random init, printing, errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "lamina/lamina.hpp"
+
+namespace lamina {
+namespace {
+
+TEST(Shape, BasicsAndNegativeIndex) {
+  const Shape s{2, 3, 4};
+  EXPECT_EQ(s.rank(), 3);
+  EXPECT_EQ(s.numel(), 24);
+  EXPECT_EQ(s[-1], 4);
+  EXPECT_EQ(s[0], 2);
+  EXPECT_EQ(s.str(), "(2, 3, 4)");
+  EXPECT_EQ(Shape{}.numel(), 1);
+  EXPECT_EQ(Shape{}.str(), "()");
+  EXPECT_THROW(s[3], ShapeError);
+  EXPECT_THROW(Shape({2, -2}), ShapeError);
+  EXPECT_THROW(Tensor::empty({2, -1}), ShapeError);
+}
+
+TEST(Tensor, CreationAndAccess) {
+  Tensor z = Tensor::zeros({2, 3});
+  for (float v : z.values()) EXPECT_EQ(v, 0.f);
+  Tensor t = Tensor::from({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  EXPECT_EQ(t.shape(), (Shape{2, 3}));
+  EXPECT_EQ(t.at({1, 2}), 6.f);
+  t.at({0, 1}) = 20.f;
+  EXPECT_EQ(t.data()[1], 20.f);
+  EXPECT_EQ(Tensor::full({2}, 7.f).to_vector(), (std::vector<float>{7.f, 7.f}));
+  EXPECT_EQ(Tensor::scalar(3.f).item(), 3.f);
+  EXPECT_EQ(Tensor::ones({3}).fill_(2.f).to_vector(), (std::vector<float>{2.f, 2.f, 2.f}));
+  EXPECT_THROW(t.at({2, 0}), ShapeError);
+  EXPECT_THROW(t.at({0}), ShapeError);
+  EXPECT_THROW(t.item(), ShapeError);
+  EXPECT_THROW(Tensor::from({1.f, 2.f, 3.f}, Shape{2, 2}), ShapeError);
+  EXPECT_THROW(Tensor::from({{1.f, 2.f}, {3.f}}), ShapeError);
+  EXPECT_THROW(Tensor().shape(), ValueError);
+}
+
+TEST(Tensor, DataIsAligned) {
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(Tensor::empty({3, 5}).data()) % 64, 0u);
+}
+
+TEST(Tensor, CopiesShareCloneCopies) {
+  Tensor a = Tensor::zeros({2});
+  Tensor shared = a;
+  Tensor copy = a.clone();
+  a.fill_(1.f);
+  EXPECT_EQ(shared.data()[0], 1.f);
+  EXPECT_EQ(copy.data()[0], 0.f);
+  Tensor view = a.reshape({1, 2});
+  view.at({0, 1}) = 5.f;
+  EXPECT_EQ(a.data()[1], 5.f);
+  EXPECT_EQ(a.detach().data(), a.data());
+}
+
+TEST(Random, SameSeedSameNumbers) {
+  Generator g1(42), g2(42), g3(43);
+  Tensor a = Tensor::randn({100}, g1), b = Tensor::randn({100}, g2), c = Tensor::randn({100}, g3);
+  EXPECT_EQ(a.to_vector(), b.to_vector());
+  EXPECT_NE(a.to_vector(), c.to_vector());
+  manual_seed(5);
+  Tensor d = Tensor::rand({10});
+  manual_seed(5);
+  EXPECT_EQ(d.to_vector(), Tensor::rand({10}).to_vector());
+}
+
+TEST(Random, Distributions) {
+  Generator gen(1);
+  Tensor u = Tensor::rand({100000}, gen, -2.f, 3.f);
+  Tensor n = Tensor::randn({100000}, gen, 1.f, 2.f);
+  double su = 0, sn = 0, sn2 = 0;
+  for (float v : u.values()) {
+    ASSERT_GE(v, -2.f);
+    ASSERT_LT(v, 3.f);
+    su += v;
+  }
+  for (float v : n.values()) sn += v, sn2 += static_cast<double>(v) * v;
+  const double mean_n = sn / 1e5, var_n = sn2 / 1e5 - mean_n * mean_n;
+  EXPECT_NEAR(su / 1e5, 0.5, 0.03);
+  EXPECT_NEAR(mean_n, 1.0, 0.03);
+  EXPECT_NEAR(std::sqrt(var_n), 2.0, 0.03);
+  // below(n) is unbiased and in range
+  int counts[3] = {};
+  for (int i = 0; i < 30000; ++i) ++counts[gen.below(3)];
+  for (int c : counts) EXPECT_NEAR(c, 10000, 400);
+}
+
+std::string str(const Tensor& t) {
+  std::ostringstream os;
+  os << t;
+  return os.str();
+}
+
+TEST(Tensor, Printing) {
+  EXPECT_EQ(str(Tensor::from({1.f, -2.5f})), "tensor([ 1.0000, -2.5000])");
+  EXPECT_EQ(str(Tensor::from({{1.f, 2.f}, {3.f, 4.f}})), "tensor([[1.0000, 2.0000],\n        [3.0000, 4.0000]], shape=(2, 2))");
+  EXPECT_EQ(str(Tensor::scalar(0.5f)), "tensor(0.5000, shape=())");
+  EXPECT_EQ(str(Tensor::from({1e-5f, 1.f})), "tensor([1.0000e-05, 1.0000e+00])");
+  Tensor w = Tensor::zeros({2}).requires_grad_();
+  EXPECT_EQ(str(w), "tensor([0.0000, 0.0000], requires_grad=true)");
+  EXPECT_EQ(str(Tensor()), "tensor(undefined)");
+  const std::string big = str(Tensor::zeros({2000}));
+  EXPECT_NE(big.find("..."), std::string::npos);
+  EXPECT_LT(big.size(), 200u);
+}
+
+}  // namespace
+}  // namespace lamina
