@@ -3,6 +3,7 @@
 BUILD ?= build
 TYPE  ?= Release
 JOBS  ?= $(shell nproc)
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all setup configure build run test install clean
 

@@ -5,7 +5,8 @@
 #   scripts/setup.sh --dev     also python3-torch, to regenerate tests/fixtures
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev)
+packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev nlohmann-json3-dev
+          zlib1g-dev libcli11-dev)
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch python3-numpy) ;;

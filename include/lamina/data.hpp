@@ -1,0 +1,108 @@
+// Data: IDX and CSV readers, a compact Dataset that yields float batches, and loaders for
+// MNIST, Fashion-MNIST and scikit-learn's 8x8 digits. Images stay as bytes in memory and are
+// converted per batch, so training on MNIST never holds a float copy of the whole set.
+//
+//   auto [train, test] = lamina::data::load_mnist("data/mnist");   // x / 255 per batch
+//   Tensor x = train.x({0, 1, 2});                                 // (3, 28, 28) float
+//   Tensor y = train.y({0, 1, 2});                                 // (3) class indices
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lamina/tensor.hpp"
+
+namespace lamina::data {
+
+// --- readers ---------------------------------------------------------------------------------
+
+// An IDX file (LeCun's MNIST format), raw or gzip-compressed (detected by its magic bytes).
+struct Idx {
+  std::vector<int64_t> dims;   // e.g. (60000, 28, 28)
+  uint8_t type = 0x08;         // 0x08 unsigned byte (the only type MNIST uses); others are refused
+  std::vector<uint8_t> bytes;  // row-major, dims' product of them
+};
+// Throws IoError naming the path and what was wrong (bad magic, unsupported type, truncated,
+// trailing bytes, dimensions that overflow).
+Idx read_idx(const std::string& path);
+
+struct CsvOptions {
+  bool header = false;         // the first line names the columns
+  int64_t label_column = -1;   // which column holds the label (-1: the last; negative counts from the end)
+};
+struct Csv {
+  int64_t rows = 0, cols = 0;  // cols counts the features, not the label
+  std::vector<float> features; // rows * cols, row-major
+  std::vector<float> labels;   // rows
+};
+// A numeric CSV file, raw or gzip-compressed. Throws IoError naming path, line and column for
+// non-numeric or NaN fields and rows of the wrong length.
+Csv read_csv(const std::string& path, const CsvOptions& options = {});
+
+// --- Dataset ---------------------------------------------------------------------------------
+
+// N samples: features (N, sample_shape...) and targets (N, target_shape...). Features are kept
+// as bytes (with a scale) or as floats and converted per batch; copies and slices share storage.
+// Targets are floats: class indices for sparse labels (target_shape ()), or target vectors.
+class Dataset {
+ public:
+  Dataset() = default;
+  // Byte features, x = byte * scale (e.g. 1/255 for images).
+  static Dataset from_bytes(std::shared_ptr<const std::vector<uint8_t>> x, Shape sample_shape,
+                            std::shared_ptr<const std::vector<float>> y, Shape target_shape, float scale = 1.f);
+  // Float features and targets from tensors: x (N, ...), y (N, ...) or labels (N).
+  static Dataset from_tensors(const Tensor& x, const Tensor& y);
+
+  int64_t size() const { return size_; }
+  const Shape& sample_shape() const { return sample_shape_; }
+  const Shape& target_shape() const { return target_shape_; }
+  bool empty() const { return size_ == 0; }
+
+  // Writes samples `indices` (in order) as floats into x (B * sample numel) and y
+  // (B * target numel). The training loop reuses its buffers through this.
+  void gather(std::span<const int64_t> indices, float* x, float* y) const;
+  // Convenience: the same as new (B, ...) tensors.
+  Tensor x(std::span<const int64_t> indices) const;
+  Tensor y(std::span<const int64_t> indices) const;
+  Tensor x(std::initializer_list<int64_t> indices) const { return x(std::span(indices.begin(), indices.size())); }
+  Tensor y(std::initializer_list<int64_t> indices) const { return y(std::span(indices.begin(), indices.size())); }
+  Tensor all_x() const;  // every sample (a float copy: for small sets and tests)
+  Tensor all_y() const;
+
+  // Samples [begin, end), sharing storage.
+  Dataset slice(int64_t begin, int64_t end) const;
+  // The same samples with features multiplied by `factor` (applied per batch).
+  Dataset scaled(float factor) const;
+  // (first fraction, the rest) after a seeded shuffle of the order; storage is shared.
+  std::pair<Dataset, Dataset> split(double first_fraction, uint64_t seed) const;
+  // Largest target + 1 when targets are class indices; 0 otherwise.
+  int64_t num_classes() const;
+
+ private:
+  std::shared_ptr<const std::vector<uint8_t>> bytes_;
+  std::shared_ptr<const std::vector<float>> floats_;
+  std::shared_ptr<const std::vector<float>> targets_;
+  std::shared_ptr<const std::vector<int64_t>> order_;  // index map after split; null = identity
+  int64_t begin_ = 0, size_ = 0;
+  Shape sample_shape_, target_shape_;
+  float scale_ = 1.f;
+};
+
+struct TrainTest {
+  Dataset train, test;
+};
+
+// MNIST from a directory holding the four IDX files (raw or .gz; the names of the original
+// distribution). Features are scaled by 1/255. Throws IoError naming the missing file and how
+// to fetch it (scripts/fetch-data.sh).
+TrainTest load_mnist(const std::string& dir = "data/mnist");
+TrainTest load_fashion_mnist(const std::string& dir = "data/fashion-mnist");
+// scikit-learn's 8x8 digits (1797 samples, 64 features 0..16, label last) from digits.csv.gz;
+// features are left unscaled (the course divides by their max, 16).
+Dataset load_digits(const std::string& path = "data/digits/digits.csv.gz");
+
+}  // namespace lamina::data
