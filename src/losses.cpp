@@ -243,4 +243,71 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
   });
 }
 
+// --- Loss as a value ---------------------------------------------------------------------------
+
+namespace {
+
+struct LossName {
+  const char* name;
+  const char* class_name;
+  Loss::Kind kind;
+};
+
+constexpr LossName kLossNames[] = {
+    {"mean_squared_error", "MeanSquaredError", Loss::mean_squared_error},
+    {"mean_absolute_error", "MeanAbsoluteError", Loss::mean_absolute_error},
+    {"binary_crossentropy", "BinaryCrossentropy", Loss::binary_crossentropy},
+    {"categorical_crossentropy", "CategoricalCrossentropy", Loss::categorical_crossentropy},
+    {"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy", Loss::sparse_categorical_crossentropy},
+};
+
+}  // namespace
+
+Loss::Loss(const char* name) : kind_(mean_squared_error), from_logits_(false) {
+  std::string key = name ? name : "";
+  if (key == "mse") key = "mean_squared_error";
+  if (key == "mae") key = "mean_absolute_error";
+  for (const LossName& n : kLossNames) {
+    if (key == n.name || key == n.class_name) {
+      kind_ = n.kind;
+      return;
+    }
+  }
+  std::string known;
+  for (const LossName& n : kLossNames) known += (known.empty() ? "" : ", ") + std::string(n.name);
+  throw ValueError("loss '" + key + "' is not known (known: mse, mae, " + known + ")");
+}
+
+std::string Loss::name() const { return kLossNames[kind_].name; }
+std::string Loss::class_name() const { return kLossNames[kind_].class_name; }
+
+Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const {
+  switch (kind_) {
+    case mean_squared_error: return lamina::mean_squared_error(y_true, y_pred);
+    case mean_absolute_error: return lamina::mean_absolute_error(y_true, y_pred);
+    case binary_crossentropy: return lamina::binary_crossentropy(y_true, y_pred, from_logits_);
+    case categorical_crossentropy: return lamina::categorical_crossentropy(y_true, y_pred, from_logits_);
+    case sparse_categorical_crossentropy: return lamina::sparse_categorical_crossentropy(y_true, y_pred, from_logits_);
+  }
+  throw ValueError("loss: unknown kind");
+}
+
+Json Loss::config() const {
+  Json c = {{"name", name()}, {"reduction", "sum_over_batch_size"}};
+  if (kind_ >= binary_crossentropy) c["from_logits"] = from_logits_;
+  return {{"class_name", class_name()}, {"config", c}};
+}
+
+Loss Loss::from_config(const Json& j) {
+  if (j.is_string()) return Loss(j.get<std::string>());
+  if (!j.is_object() || !j.contains("class_name") || !j["class_name"].is_string())
+    throw ValueError("loss: expected a name or {\"class_name\": ..., \"config\": ...}, got " + j.dump());
+  Loss loss(j["class_name"].get<std::string>());
+  if (j.contains("config") && j["config"].is_object()) {
+    const Json& c = j["config"];
+    if (c.contains("from_logits") && c["from_logits"].is_boolean()) loss.from_logits_ = c["from_logits"].get<bool>();
+  }
+  return loss;
+}
+
 }  // namespace lamina

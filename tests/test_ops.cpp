@@ -32,6 +32,7 @@ const std::vector<OpCase>& cases() {
   static const std::vector<OpCase> all = {
       {"matmul", [](auto& x) { return matmul(in(x, 0), in(x, 1)); }},
       {"matmul_odd", [](auto& x) { return matmul(in(x, 0), in(x, 1)); }},
+      {"linear", [](auto& x) { return linear(in(x, 0), in(x, 1), in(x, 2)); }},
       {"transpose", [](auto& x) { return transpose(in(x, 0)); }},
       {"add", [](auto& x) { return in(x, 0) + in(x, 1); }},
       {"add_row", [](auto& x) { return in(x, 0) + in(x, 1); }},
@@ -150,15 +151,17 @@ TEST(MatmulKernel, OneDnnMatchesNaive) {
       for (int64_t n : {1, 5, 33})
         for (int flags = 0; flags < 8; ++flags) {
           const bool ta = flags & 1, tb = flags & 2, acc = flags & 4;
+          const Tensor bias = Tensor::randn({n}, gen);
+          const float* bias_ptr = (m + k + n) % 2 ? bias.data() : nullptr;  // with and without bias
           Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, gen);
           Tensor b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, gen);
           Tensor c0 = Tensor::randn({m, n}, gen);
           Tensor fast = c0.clone(), naive = c0.clone();
-          kernels::matmul(a.data(), b.data(), fast.data(), m, k, n, ta, tb, acc);
-          kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, ta, tb, acc);
+          kernels::matmul(a.data(), b.data(), fast.data(), m, k, n, ta, tb, acc, bias_ptr);
+          kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, ta, tb, acc, bias_ptr);
           EXPECT_TRUE(testing::all_close(fast, naive, 1e-5, 1e-5))
               << "matmul(M=" << m << ",K=" << k << ",N=" << n << ",trans_a=" << ta << ",trans_b=" << tb
-              << ",accumulate=" << acc << ")";
+              << ",accumulate=" << acc << ",bias=" << (bias_ptr != nullptr) << ")";
         }
 }
 

@@ -90,6 +90,7 @@ class Dataset {
   int64_t begin_ = 0, size_ = 0;
   Shape sample_shape_, target_shape_;
   float scale_ = 1.f;
+  int64_t num_classes_ = 0;  // of all targets in storage, found once when the storage is made
 };
 
 struct TrainTest {

@@ -5,6 +5,14 @@
 //   autograd.hpp  define-by-run graphs, backward(), NoGradGuard
 //   ops.hpp       matmul, broadcasting arithmetic, reductions, activations, softmax
 //   losses.hpp    MSE, MAE, binary / categorical / sparse categorical cross-entropy
+//   initializers.hpp, layers.hpp   Keras' initializers and layers (Dense, Flatten, ...)
+//   optimizers.hpp  SGD, Adam, AdamW, RMSprop, Adagrad
+//   metrics.hpp   accuracy, precision, recall, F1, confusion matrix
+//   callbacks.hpp progress bar, History, EarlyStopping, LambdaCallback
+//   model.hpp     Sequential: compile, fit, evaluate, predict, summary, save, load
+//   data.hpp      IDX / CSV readers, Dataset, MNIST / Fashion-MNIST / digits loaders
+//   io.hpp        safetensors files, atomic writes
+//   runtime.hpp   set_num_threads
 //
 //   #include <lamina/lamina.hpp>
 //   using namespace lamina;
@@ -14,8 +22,17 @@
 #pragma once
 
 #include "lamina/autograd.hpp"
+#include "lamina/callbacks.hpp"
+#include "lamina/data.hpp"
 #include "lamina/error.hpp"
+#include "lamina/initializers.hpp"
+#include "lamina/io.hpp"
+#include "lamina/layers.hpp"
 #include "lamina/losses.hpp"
+#include "lamina/metrics.hpp"
+#include "lamina/model.hpp"
 #include "lamina/ops.hpp"
+#include "lamina/optimizers.hpp"
 #include "lamina/random.hpp"
+#include "lamina/runtime.hpp"
 #include "lamina/tensor.hpp"

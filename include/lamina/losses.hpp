@@ -7,6 +7,9 @@
 //   loss.backward();
 #pragma once
 
+#include <string>
+
+#include "lamina/json.hpp"
 #include "lamina/tensor.hpp"
 
 namespace lamina {
@@ -26,5 +29,58 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred,
 // y_true integer class indices (...) stored as floats, y_pred (..., C).
 Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred,
                                        bool from_logits = false);
+
+// A loss as a value, for Model::compile: Loss("mse"), Loss(Loss::binary_crossentropy),
+// losses::SparseCategoricalCrossentropy({.from_logits = true}).
+class Loss {
+ public:
+  enum Kind {
+    mean_squared_error,
+    mean_absolute_error,
+    binary_crossentropy,
+    categorical_crossentropy,
+    sparse_categorical_crossentropy
+  };
+  Loss(Kind kind, bool from_logits = false) : kind_(kind), from_logits_(from_logits) {}  // NOLINT
+  // Keras names and aliases: "mse", "mean_squared_error", "mae", "binary_crossentropy", ...
+  Loss(const char* name);                                // NOLINT; ValueError on an unknown name
+  Loss(const std::string& name) : Loss(name.c_str()) {}  // NOLINT
+
+  Tensor operator()(const Tensor& y_true, const Tensor& y_pred) const;
+  Kind kind() const { return kind_; }
+  bool from_logits() const { return from_logits_; }
+  std::string name() const;        // "sparse_categorical_crossentropy"
+  std::string class_name() const;  // "SparseCategoricalCrossentropy"
+  // Keras' serialized loss: {"class_name": ..., "config": {"from_logits": ..., ...}}. from_config
+  // also takes a bare name.
+  Json config() const;
+  static Loss from_config(const Json& j);
+
+ private:
+  Kind kind_;
+  bool from_logits_;
+};
+
+// Keras' loss classes, as values convertible to Loss.
+namespace losses {
+struct LogitsOption {
+  bool from_logits = false;
+};
+struct MeanSquaredError : Loss {
+  MeanSquaredError() : Loss(mean_squared_error) {}
+};
+struct MeanAbsoluteError : Loss {
+  MeanAbsoluteError() : Loss(mean_absolute_error) {}
+};
+struct BinaryCrossentropy : Loss {
+  explicit BinaryCrossentropy(LogitsOption o = {}) : Loss(binary_crossentropy, o.from_logits) {}
+};
+struct CategoricalCrossentropy : Loss {
+  explicit CategoricalCrossentropy(LogitsOption o = {}) : Loss(categorical_crossentropy, o.from_logits) {}
+};
+struct SparseCategoricalCrossentropy : Loss {
+  explicit SparseCategoricalCrossentropy(LogitsOption o = {}) : Loss(sparse_categorical_crossentropy, o.from_logits) {}
+};
+}  // namespace losses
 
 }  // namespace lamina

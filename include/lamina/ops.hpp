@@ -16,6 +16,8 @@ namespace lamina {
 // --- linear algebra ------------------------------------------------------------------------
 // (M, K) @ (K, N) -> (M, N), on oneDNN.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// x (M, K) @ w (K, N) + bias (N): a dense layer's affine map, one oneDNN primitive.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 // (M, N) -> (N, M), a copy.
 Tensor transpose(const Tensor& x);
 

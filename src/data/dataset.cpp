@@ -1,1 +1,186 @@
-// placeholder
+// Dataset: samples kept as bytes (with a scale) or floats, converted to float batches on demand.
+// Copies, slices and splits share storage; a split adds an index map (order_), so logical
+// sample i is row order_[begin_ + i] of storage, or row begin_ + i without a map.
+// N = samples, B = batch, S = elements per sample, T = elements per target.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lamina/data.hpp"
+#include "lamina/random.hpp"
+
+namespace lamina::data {
+
+namespace {
+
+Shape with_batch(int64_t batch, const Shape& shape) {
+  std::vector<int64_t> dims{batch};
+  dims.insert(dims.end(), shape.begin(), shape.end());
+  return Shape(std::move(dims));
+}
+
+Shape without_batch(const Shape& shape) {
+  return Shape(std::vector<int64_t>(shape.begin() + 1, shape.end()));
+}
+
+// Largest target + 1 if every target is a non-negative whole number (class indices), else 0.
+int64_t count_classes(const std::vector<float>& targets) {
+  float top = -1.f;
+  for (float t : targets) {
+    if (!(t >= 0.f && t < 16777216.f && t == std::floor(t))) return 0;  // 2^24: exact in float
+    top = std::max(top, t);
+  }
+  return static_cast<int64_t>(top) + 1;
+}
+
+// The hot loops of gather: one sample of S elements.
+void bytes_to_floats(const uint8_t* __restrict src, float* __restrict dst, int64_t n, float scale) {
+  for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(src[k]) * scale;
+}
+void floats_scaled(const float* __restrict src, float* __restrict dst, int64_t n, float scale) {
+  for (int64_t k = 0; k < n; ++k) dst[k] = src[k] * scale;
+}
+
+}  // namespace
+
+Dataset Dataset::from_bytes(std::shared_ptr<const std::vector<uint8_t>> x, Shape sample_shape,
+                            std::shared_ptr<const std::vector<float>> y, Shape target_shape, float scale) {
+  if (!x || !y) throw ValueError("Dataset::from_bytes: x and y must both be non-null");
+  const int64_t s = sample_shape.numel(), t = target_shape.numel();
+  if (s == 0 || t == 0)
+    throw ShapeError("Dataset::from_bytes: sample shape " + sample_shape.str() + " and target shape " +
+                     target_shape.str() + " must both have at least one element");
+  const auto bytes = static_cast<int64_t>(x->size());
+  if (bytes % s != 0)
+    throw ShapeError("Dataset::from_bytes: " + std::to_string(bytes) + " bytes of x are not a whole number of samples " +
+                     sample_shape.str() + " (expected a multiple of " + std::to_string(s) + ")");
+  const int64_t n = bytes / s;
+  if (static_cast<int64_t>(y->size()) != n * t)
+    throw ShapeError("Dataset::from_bytes: y has " + std::to_string(y->size()) + " values, expected " +
+                     std::to_string(n * t) + " for " + std::to_string(n) + " samples of target shape " +
+                     target_shape.str());
+  if (!std::isfinite(scale)) throw ValueError("Dataset::from_bytes: scale must be finite, got " + std::to_string(scale));
+  Dataset d;
+  d.bytes_ = std::move(x);
+  d.targets_ = std::move(y);
+  d.size_ = n;
+  d.sample_shape_ = std::move(sample_shape);
+  d.target_shape_ = std::move(target_shape);
+  d.scale_ = scale;
+  d.num_classes_ = count_classes(*d.targets_);
+  return d;
+}
+
+Dataset Dataset::from_tensors(const Tensor& x, const Tensor& y) {
+  if (!x.defined() || !y.defined()) throw ValueError("Dataset::from_tensors: x and y must both be defined tensors");
+  if (x.rank() < 1 || y.rank() < 1 || x.dim(0) != y.dim(0))
+    throw ShapeError("Dataset::from_tensors: x " + x.shape().str() + " and y " + y.shape().str() +
+                     " need the same number of samples (expected x (N, ...) and y (N) or (N, ...))");
+  Dataset d;
+  d.floats_ = std::make_shared<const std::vector<float>>(x.values().begin(), x.values().end());
+  d.targets_ = std::make_shared<const std::vector<float>>(y.values().begin(), y.values().end());
+  d.size_ = x.dim(0);
+  d.sample_shape_ = without_batch(x.shape());
+  d.target_shape_ = without_batch(y.shape());
+  d.num_classes_ = count_classes(*d.targets_);
+  return d;
+}
+
+void Dataset::gather(std::span<const int64_t> indices, float* x, float* y) const {
+  // x or y may be null to skip it (x(...) and y(...) use that).
+  const int64_t s = sample_shape_.numel(), t = target_shape_.numel();
+  const int64_t* order = order_ ? order_->data() : nullptr;
+  const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
+  const float* floats = floats_ ? floats_->data() : nullptr;
+  const float* targets = targets_ ? targets_->data() : nullptr;
+  for (size_t b = 0; b < indices.size(); ++b) {
+    const int64_t i = indices[b];
+    if (i < 0 || i >= size_)
+      throw ValueError("Dataset::gather: index " + std::to_string(i) + " (batch position " + std::to_string(b) +
+                       ") is out of range (expected 0 to " + std::to_string(size_ - 1) + " for " +
+                       std::to_string(size_) + " samples)");
+    const int64_t row = order ? order[begin_ + i] : begin_ + i;
+    if (x != nullptr) {
+      float* dst = x + static_cast<int64_t>(b) * s;
+      if (bytes != nullptr)
+        bytes_to_floats(bytes + row * s, dst, s, scale_);
+      else if (scale_ == 1.f)
+        std::memcpy(dst, floats + row * s, static_cast<size_t>(s) * sizeof(float));
+      else
+        floats_scaled(floats + row * s, dst, s, scale_);
+    }
+    if (y != nullptr)
+      std::memcpy(y + static_cast<int64_t>(b) * t, targets + row * t, static_cast<size_t>(t) * sizeof(float));
+  }
+}
+
+Tensor Dataset::x(std::span<const int64_t> indices) const {
+  Tensor out = Tensor::empty(with_batch(static_cast<int64_t>(indices.size()), sample_shape_));
+  gather(indices, out.data(), nullptr);
+  return out;
+}
+
+Tensor Dataset::y(std::span<const int64_t> indices) const {
+  Tensor out = Tensor::empty(with_batch(static_cast<int64_t>(indices.size()), target_shape_));
+  gather(indices, nullptr, out.data());
+  return out;
+}
+
+Tensor Dataset::all_x() const {
+  std::vector<int64_t> all(static_cast<size_t>(size_));
+  std::iota(all.begin(), all.end(), int64_t{0});
+  return x(std::span<const int64_t>(all));
+}
+
+Tensor Dataset::all_y() const {
+  std::vector<int64_t> all(static_cast<size_t>(size_));
+  std::iota(all.begin(), all.end(), int64_t{0});
+  return y(std::span<const int64_t>(all));
+}
+
+Dataset Dataset::slice(int64_t begin, int64_t end) const {
+  if (begin < 0 || begin > end || end > size_)
+    throw ValueError("Dataset::slice: [" + std::to_string(begin) + ", " + std::to_string(end) +
+                     ") is not a range of samples (expected 0 <= begin <= end <= " + std::to_string(size_) + ")");
+  Dataset d = *this;
+  d.begin_ = begin_ + begin;
+  d.size_ = end - begin;
+  return d;
+}
+
+Dataset Dataset::scaled(float factor) const {
+  if (!std::isfinite(factor)) throw ValueError("Dataset::scaled: factor must be finite, got " + std::to_string(factor));
+  Dataset d = *this;
+  d.scale_ = scale_ * factor;
+  return d;
+}
+
+std::pair<Dataset, Dataset> Dataset::split(double first_fraction, uint64_t seed) const {
+  if (!(first_fraction >= 0.0 && first_fraction <= 1.0))
+    throw ValueError("Dataset::split: first_fraction must be in [0, 1], got " + std::to_string(first_fraction));
+  // The storage rows of this dataset in logical order, then a Fisher-Yates shuffle.
+  auto rows = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(size_));
+  for (int64_t i = 0; i < size_; ++i) (*rows)[static_cast<size_t>(i)] = order_ ? (*order_)[begin_ + i] : begin_ + i;
+  Generator gen(seed);
+  for (int64_t i = size_ - 1; i > 0; --i) {
+    const auto j = static_cast<int64_t>(gen.below(static_cast<uint64_t>(i) + 1));
+    std::swap((*rows)[static_cast<size_t>(i)], (*rows)[static_cast<size_t>(j)]);
+  }
+  const auto first = static_cast<int64_t>(std::llround(first_fraction * static_cast<double>(size_)));
+  Dataset a = *this;
+  a.order_ = std::move(rows);
+  a.begin_ = 0;
+  a.size_ = first;
+  Dataset b = a;
+  b.begin_ = first;
+  b.size_ = size_ - first;
+  return {std::move(a), std::move(b)};
+}
+
+int64_t Dataset::num_classes() const { return target_shape_.rank() == 0 ? num_classes_ : 0; }
+
+}  // namespace lamina::data

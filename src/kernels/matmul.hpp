@@ -7,14 +7,16 @@
 
 namespace lamina::kernels {
 
-// C (M, N) = op(A) (M, K) @ op(B) (K, N), plus the old C when accumulate is set.
+// C (M, N) = op(A) (M, K) @ op(B) (K, N) [+ bias (N) on every row] [+ the old C].
 // op(A) = A stored (M, K) row-major, or with trans_a, A stored (K, M). Likewise B.
 void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
-            bool trans_a = false, bool trans_b = false, bool accumulate = false);
+            bool trans_a = false, bool trans_b = false, bool accumulate = false,
+            const float* bias = nullptr);
 
 namespace ref {
 void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
-            bool trans_a = false, bool trans_b = false, bool accumulate = false);
+            bool trans_a = false, bool trans_b = false, bool accumulate = false,
+            const float* bias = nullptr);
 }  // namespace ref
 
 }  // namespace lamina::kernels

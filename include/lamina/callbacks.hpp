@@ -1,0 +1,141 @@
+// Callbacks: hooks that fit() calls around epochs and batches, as keras.callbacks. ProgressBar
+// and History are added by fit itself; EarlyStopping and LambdaCallback are for users.
+//
+//   EarlyStopping stop({.monitor = "val_loss", .patience = 2, .restore_best_weights = true});
+//   model.fit(train, {.epochs = 50, .validation_split = 0.1, .callbacks = {&stop}});
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lamina/tensor.hpp"
+
+namespace lamina {
+
+class Sequential;
+
+// Named values in insertion order: "loss" first, then the metrics, then "val_*".
+struct Logs {
+  std::vector<std::pair<std::string, double>> values;
+  void set(const std::string& key, double value);
+  std::optional<double> get(const std::string& key) const;
+  double at(const std::string& key) const;  // ValueError naming the key and the keys there are
+};
+
+struct TrainInfo {
+  int epochs = 1;
+  int64_t steps_per_epoch = 0;
+  int64_t samples = 0;
+  bool validation = false;
+};
+
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_train_begin(const TrainInfo&) {}
+  virtual void on_epoch_begin(int /*epoch*/) {}
+  // step: 1-based count of batches done in this epoch; logs: running means so far.
+  virtual void on_batch_end(int64_t /*step*/, const Logs&) {}
+  virtual void on_epoch_end(int /*epoch*/, const Logs&) {}
+  virtual void on_train_end(const Logs&) {}
+
+  Sequential* model = nullptr;  // set by fit before on_train_begin
+};
+
+// Keras' progress bar. On a terminal: one bar per epoch that redraws in place with steps,
+// elapsed time, ETA, time per step, loss and metrics. Off a terminal: one line per epoch.
+class ProgressBar : public Callback {
+ public:
+  // verbose 1: the bar on a terminal, a line per epoch elsewhere; 2: always a line per epoch.
+  explicit ProgressBar(int verbose = 1, std::ostream* out = nullptr);
+  void on_train_begin(const TrainInfo& info) override;
+  void on_epoch_begin(int epoch) override;
+  void on_batch_end(int64_t step, const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+ private:
+  void draw(int64_t step, const Logs& logs, bool final);
+  std::ostream& out_;
+  bool live_;
+  TrainInfo info_;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// Every epoch's logs by key, as keras.callbacks.History: history["loss"][epoch].
+class History : public Callback {
+ public:
+  void on_train_begin(const TrainInfo&) override;
+  void on_epoch_begin(int epoch) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+  std::map<std::string, std::vector<double>> history;
+  std::vector<double> epoch_seconds;
+  std::vector<int> epochs;  // 0-based indices of the epochs run
+
+ private:
+  std::chrono::steady_clock::time_point epoch_start_;
+};
+
+// Stops training when `monitor` stops improving for `patience` epochs.
+class EarlyStopping : public Callback {
+ public:
+  struct Options {
+    std::string monitor = "val_loss";
+    double min_delta = 0.0;
+    int patience = 0;
+    std::string mode = "auto";  // "min", "max", or "auto": max for accuracy-like names
+    bool restore_best_weights = false;
+    int start_from_epoch = 0;
+  };
+  EarlyStopping() : EarlyStopping(Options{}) {}
+  explicit EarlyStopping(Options o);
+  void on_train_begin(const TrainInfo&) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  void on_train_end(const Logs&) override;
+
+  int stopped_epoch() const { return stopped_epoch_; }  // -1 if it never stopped training
+  int best_epoch() const { return best_epoch_; }
+  double best() const { return best_; }
+
+ private:
+  Options o_;
+  bool maximize_ = false;
+  double best_ = 0.0;
+  int best_epoch_ = -1, wait_ = 0, stopped_epoch_ = -1;
+  std::vector<Tensor> best_weights_;
+};
+
+// A callback from lambdas, as keras.callbacks.LambdaCallback.
+class LambdaCallback : public Callback {
+ public:
+  std::function<void(const TrainInfo&)> train_begin;
+  std::function<void(int)> epoch_begin;
+  std::function<void(int64_t, const Logs&)> batch_end;
+  std::function<void(int, const Logs&)> epoch_end;
+  std::function<void(const Logs&)> train_end;
+
+  void on_train_begin(const TrainInfo& i) override {
+    if (train_begin) train_begin(i);
+  }
+  void on_epoch_begin(int e) override {
+    if (epoch_begin) epoch_begin(e);
+  }
+  void on_batch_end(int64_t s, const Logs& l) override {
+    if (batch_end) batch_end(s, l);
+  }
+  void on_epoch_end(int e, const Logs& l) override {
+    if (epoch_end) epoch_end(e, l);
+  }
+  void on_train_end(const Logs& l) override {
+    if (train_end) train_end(l);
+  }
+};
+
+}  // namespace lamina

@@ -1,0 +1,164 @@
+// Layers in Keras' names, options and defaults (keras.layers): each is a small composition of
+// ops over a batch. Shapes at the API are per sample (no batch axis), as Keras' input_shape.
+//
+//   using namespace lamina;
+//   layers::Dense({.units = 64, .activation = Activation::relu});
+//   layers::Dense(10, "softmax");
+//   layers::Flatten({.input_shape = Shape{28, 28}});
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lamina/initializers.hpp"
+#include "lamina/json.hpp"
+#include "lamina/random.hpp"
+#include "lamina/tensor.hpp"
+
+namespace lamina {
+
+// An activation function by Keras name: relu, sigmoid, tanh, softmax, ... Converts from the
+// enum or from a name, so `.activation = Activation::relu` and `.activation = "relu"` both work.
+class Activation {
+ public:
+  enum Kind { linear, relu, leaky_relu, elu, sigmoid, tanh, softmax, log_softmax, exponential };
+  Activation(Kind kind = linear) : kind_(kind) {}  // NOLINT: implicit by design
+  Activation(const char* name);                    // NOLINT; ValueError on an unknown name
+  Activation(const std::string& name) : Activation(name.c_str()) {}  // NOLINT
+  Kind kind() const { return kind_; }
+  std::string name() const;
+  Tensor operator()(const Tensor& x) const;
+  bool operator==(const Activation& o) const = default;
+
+ private:
+  Kind kind_;
+};
+
+// The base of every layer. A Sequential model names its layers, builds them once the input
+// shape is known, and calls them on batches.
+class Layer {
+ public:
+  struct Weight {
+    std::string name;  // "kernel", "bias"
+    Tensor value;      // a leaf that requires grad when trainable
+    bool trainable = true;
+  };
+
+  virtual ~Layer() = default;
+  virtual std::string class_name() const = 0;  // Keras' class name: "Dense"
+  // Creates the weights for a per-sample input shape. Throws ShapeError naming the layer.
+  virtual void build(const Shape& input_shape, Generator& gen);
+  // x: (batch, input_shape...). training switches Dropout/BatchNorm behaviour.
+  virtual Tensor call(const Tensor& x, bool training) = 0;
+  virtual Shape output_shape(const Shape& input_shape) const = 0;
+  // Keras' layer config: {"name": ..., "trainable": true, "dtype": "float32", ...}.
+  virtual Json config() const;
+
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+  const std::optional<Shape>& declared_input_shape() const { return input_shape_; }
+  bool built() const { return built_; }
+  std::vector<Weight>& weights() { return weights_; }
+  const std::vector<Weight>& weights() const { return weights_; }
+  int64_t count_params() const;
+
+ protected:
+  Tensor& add_weight(const std::string& name, const Shape& shape, const Initializer& init, Generator& gen,
+                     bool trainable = true);
+  // ShapeError "Dense 'dense_1' expects input (*, 784), got (32, 28, 28).\n  hint: ..."
+  [[noreturn]] void shape_error(const std::string& expected, const Shape& got, const std::string& hint = "") const;
+
+  std::string name_;
+  std::optional<Shape> input_shape_;
+  bool built_ = false;
+  std::vector<Weight> weights_;
+};
+
+namespace layers {
+
+// y = activation(x @ kernel + bias); kernel (in, units), bias (units). Inputs of rank > 2 are
+// mapped over their last axis, as Keras does.
+class Dense : public Layer {
+ public:
+  struct Options {
+    int64_t units = 0;
+    lamina::Activation activation = lamina::Activation::linear;
+    bool use_bias = true;
+    Initializer kernel_initializer = Initializer::glorot_uniform();
+    Initializer bias_initializer = Initializer::zeros();
+    std::optional<Shape> input_shape;  // on a first layer: the per-sample shape
+    std::string name;
+  };
+  explicit Dense(Options options);
+  Dense(int64_t units, lamina::Activation activation = lamina::Activation::linear);
+
+  std::string class_name() const override { return "Dense"; }
+  void build(const Shape& input_shape, Generator& gen) override;
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override;
+  Json config() const override;
+  const Options& options() const { return options_; }
+  Tensor& kernel() { return weights_.at(0).value; }
+  Tensor& bias() { return weights_.at(1).value; }
+
+ private:
+  Options options_;
+};
+
+// (batch, d1, d2, ...) -> (batch, d1 * d2 * ...).
+class Flatten : public Layer {
+ public:
+  struct Options {
+    std::optional<Shape> input_shape;
+    std::string name;
+  };
+  explicit Flatten(Options options = {});
+  std::string class_name() const override { return "Flatten"; }
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override;
+};
+
+// Applies an activation function: layers::Activation("relu").
+class Activation : public Layer {
+ public:
+  struct Options {
+    lamina::Activation activation = lamina::Activation::linear;
+    std::optional<Shape> input_shape;
+    std::string name;
+  };
+  explicit Activation(Options options);
+  explicit Activation(lamina::Activation activation) : Activation(Options{.activation = activation}) {}
+  std::string class_name() const override { return "Activation"; }
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  Json config() const override;
+
+ private:
+  lamina::Activation activation_;
+};
+
+// Declares the per-sample input shape, as keras.Input(shape=...). Passes its input through.
+class InputLayer : public Layer {
+ public:
+  explicit InputLayer(Shape shape, std::string name = "");
+  std::string class_name() const override { return "InputLayer"; }
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  Json config() const override;
+};
+inline InputLayer Input(Shape shape) { return InputLayer(std::move(shape)); }
+
+}  // namespace layers
+
+// A layer from its Keras class name and config (Keras 2 or 3 JSON). Unknown class names throw
+// ValueError listing the known ones.
+std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Json& config);
+
+// Keras' per-sample input shape in a layer config: "batch_input_shape" / "batch_shape" (with
+// the batch entry first) or "input_shape"; nullopt when none.
+std::optional<Shape> input_shape_from_config(const Json& config);
+
+}  // namespace lamina

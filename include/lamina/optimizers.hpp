@@ -1,0 +1,148 @@
+// Optimizers with Keras' names and defaults (keras.optimizers) and PyTorch's update formulas
+// (torch.optim), which the tests check to float precision. For a constant learning rate they
+// equal Keras' except where epsilon sits: Keras 3 adds it to sqrt(v) before Adam's bias
+// correction and inside the square root for RMSprop, which differs from torch only while
+// v is tiny (a gradient element ~1e-3 at the first steps). Each optimizer keeps per-parameter
+// state ("slots") by position.
+//
+//   SGD opt({.learning_rate = 0.01f, .momentum = 0.9f});
+//   opt.step(model.trainable_weights());     // uses each parameter's grad()
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lamina/json.hpp"
+#include "lamina/tensor.hpp"
+
+namespace lamina {
+
+class Optimizer {
+ public:
+  explicit Optimizer(float learning_rate) : learning_rate(learning_rate) {}
+  virtual ~Optimizer() = default;
+  virtual std::string name() const = 0;  // Keras' class name: "Adam"
+  // One update of every parameter from its gradient; parameters without one are skipped.
+  // The same parameters must come in the same order each call (their state is by position).
+  void step(const std::vector<Tensor>& params);
+  int64_t iterations() const { return iterations_; }
+  // Keras' optimizer config: {"name": "adam", "learning_rate": 0.001, ...}.
+  virtual Json config() const;
+
+  float learning_rate;
+
+ protected:
+  // Updates one parameter p (n values) from g with its slots, at step t (1-based).
+  virtual void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) = 0;
+  virtual int num_slots() const = 0;
+  virtual void init_slots(std::vector<Tensor>& slots, const Shape& shape) const;  // zeros
+
+ private:
+  std::vector<std::vector<Tensor>> slots_;
+  int64_t iterations_ = 0;
+};
+
+// w -= lr * g; with momentum: buf = m buf + g, w -= lr * (nesterov ? g + m buf : buf).
+class SGD : public Optimizer {
+ public:
+  struct Options {
+    float learning_rate = 0.01f;
+    float momentum = 0.f;
+    bool nesterov = false;
+  };
+  SGD() : SGD(Options{}) {}
+  explicit SGD(Options o);
+  std::string name() const override { return "SGD"; }
+  Json config() const override;
+  Options options;
+
+ protected:
+  void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) override;
+  int num_slots() const override { return options.momentum != 0.f ? 1 : 0; }
+};
+
+// Adam (Kingma & Ba): bias-corrected first and second moments.
+class Adam : public Optimizer {
+ public:
+  struct Options {
+    float learning_rate = 0.001f;
+    float beta_1 = 0.9f;
+    float beta_2 = 0.999f;
+    float epsilon = 1e-7f;
+    bool amsgrad = false;
+    float weight_decay = 0.f;  // decoupled (AdamW) when set through AdamW
+  };
+  Adam() : Adam(Options{}) {}
+  explicit Adam(Options o);
+  std::string name() const override { return "Adam"; }
+  Json config() const override;
+  Options options;
+
+ protected:
+  void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) override;
+  int num_slots() const override { return options.amsgrad ? 3 : 2; }
+};
+
+// Adam with decoupled weight decay: w -= lr * weight_decay * w before each Adam step.
+class AdamW : public Adam {
+ public:
+  struct Options {
+    float learning_rate = 0.001f;
+    float weight_decay = 0.004f;
+    float beta_1 = 0.9f;
+    float beta_2 = 0.999f;
+    float epsilon = 1e-7f;
+    bool amsgrad = false;
+  };
+  AdamW() : AdamW(Options{}) {}
+  explicit AdamW(Options o);
+  std::string name() const override { return "AdamW"; }
+};
+
+// v = rho v + (1 - rho) g^2; w -= lr g / (sqrt(v) + eps); optional momentum and centering.
+class RMSprop : public Optimizer {
+ public:
+  struct Options {
+    float learning_rate = 0.001f;
+    float rho = 0.9f;
+    float momentum = 0.f;
+    float epsilon = 1e-7f;
+    bool centered = false;
+  };
+  RMSprop() : RMSprop(Options{}) {}
+  explicit RMSprop(Options o);
+  std::string name() const override { return "RMSprop"; }
+  Json config() const override;
+  Options options;
+
+ protected:
+  void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) override;
+  int num_slots() const override { return 3; }  // v, mean gradient, momentum buffer
+};
+
+// acc += g^2; w -= lr g / (sqrt(acc) + eps); acc starts at initial_accumulator_value.
+class Adagrad : public Optimizer {
+ public:
+  struct Options {
+    float learning_rate = 0.001f;
+    float initial_accumulator_value = 0.1f;
+    float epsilon = 1e-7f;
+  };
+  Adagrad() : Adagrad(Options{}) {}
+  explicit Adagrad(Options o);
+  std::string name() const override { return "Adagrad"; }
+  Json config() const override;
+  Options options;
+
+ protected:
+  void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) override;
+  int num_slots() const override { return 1; }
+  void init_slots(std::vector<Tensor>& slots, const Shape& shape) const override;
+};
+
+// From Keras JSON: a name ("adam") or {"class_name": "Adam", "config": {...}} (Keras 2 or 3,
+// "lr" accepted for "learning_rate"). Unknown names throw ValueError listing the known ones.
+std::shared_ptr<Optimizer> optimizer_from_config(const Json& j);
+
+}  // namespace lamina

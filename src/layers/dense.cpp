@@ -1,0 +1,61 @@
+// Dense: y = activation(x @ kernel + bias). N = batch, I = input features, U = units.
+// The affine part is one oneDNN primitive (ops::linear); rank > 2 inputs are folded to 2-D.
+#include "lamina/layers.hpp"
+#include "lamina/ops.hpp"
+
+namespace lamina::layers {
+
+Dense::Dense(Options options) : options_(std::move(options)) {
+  if (options_.units <= 0)
+    throw ValueError("Dense: units must be positive, got " + std::to_string(options_.units));
+  name_ = options_.name;
+  input_shape_ = options_.input_shape;
+}
+
+Dense::Dense(int64_t units, lamina::Activation activation) : Dense(Options{.units = units, .activation = activation}) {}
+
+void Dense::build(const Shape& input_shape, Generator& gen) {
+  if (input_shape.rank() < 1 || input_shape[-1] <= 0)
+    shape_error("(*, features)", input_shape, "add Flatten() or an input shape with a feature axis");
+  weights_.clear();
+  add_weight("kernel", {input_shape[-1], options_.units}, options_.kernel_initializer, gen);
+  if (options_.use_bias) add_weight("bias", {options_.units}, options_.bias_initializer, gen);
+  built_ = true;
+}
+
+Shape Dense::output_shape(const Shape& input_shape) const {
+  std::vector<int64_t> dims = input_shape.dims();
+  if (dims.empty()) shape_error("(*, features)", input_shape);
+  dims.back() = options_.units;
+  return Shape(dims);
+}
+
+Tensor Dense::call(const Tensor& x, bool) {
+  const Tensor& w = kernel();
+  if (x.rank() < 2 || x.dim(-1) != w.dim(0)) {
+    const std::string hint = x.rank() > 2 ? "add Flatten() before it, or set input_shape=(" +
+                                                std::to_string(x.numel() / std::max<int64_t>(x.dim(0), 1)) + ")"
+                                          : "";
+    shape_error("(*, " + std::to_string(w.dim(0)) + ")", x.shape(), hint);
+  }
+  const Tensor x2 = x.rank() == 2 ? x : reshape(x, {-1, x.dim(-1)});
+  Tensor z = options_.use_bias ? linear(x2, w, bias()) : matmul(x2, w);
+  if (x.rank() != 2) {
+    std::vector<int64_t> dims = x.shape().dims();
+    dims.back() = options_.units;
+    z = reshape(z, Shape(dims));
+  }
+  return options_.activation(z);
+}
+
+Json Dense::config() const {
+  Json j = Layer::config();
+  j["units"] = options_.units;
+  j["activation"] = options_.activation.name();
+  j["use_bias"] = options_.use_bias;
+  j["kernel_initializer"] = options_.kernel_initializer.config();
+  j["bias_initializer"] = options_.bias_initializer.config();
+  return j;
+}
+
+}  // namespace lamina::layers

@@ -1,0 +1,181 @@
+// The Layer base (weights, errors, config), activation functions by name, and the registry
+// that turns Keras JSON into layers.
+#include <functional>
+#include <map>
+
+#include "lamina/layers.hpp"
+#include "lamina/ops.hpp"
+
+namespace lamina {
+
+namespace {
+
+const std::map<std::string, Activation::Kind>& activation_names() {
+  static const std::map<std::string, Activation::Kind> names = {
+      {"linear", Activation::linear},   {"relu", Activation::relu},
+      {"leaky_relu", Activation::leaky_relu}, {"elu", Activation::elu},
+      {"sigmoid", Activation::sigmoid}, {"tanh", Activation::tanh},
+      {"softmax", Activation::softmax}, {"log_softmax", Activation::log_softmax},
+      {"exponential", Activation::exponential},
+  };
+  return names;
+}
+
+}  // namespace
+
+Activation::Activation(const char* name) {
+  const auto& names = activation_names();
+  const std::string key = name ? name : "";
+  auto it = names.find(key.empty() ? "linear" : key);
+  if (it == names.end()) {
+    std::string known;
+    for (const auto& [n, k] : names) known += (known.empty() ? "" : ", ") + n;
+    throw ValueError("activation '" + key + "' is not known (known: " + known + ")");
+  }
+  kind_ = it->second;
+}
+
+std::string Activation::name() const {
+  for (const auto& [n, k] : activation_names())
+    if (k == kind_) return n;
+  return "linear";
+}
+
+Tensor Activation::operator()(const Tensor& x) const {
+  switch (kind_) {
+    case linear: return x;
+    case relu: return lamina::relu(x);
+    case leaky_relu: return lamina::leaky_relu(x);
+    case elu: return lamina::elu(x);
+    case sigmoid: return lamina::sigmoid(x);
+    case tanh: return lamina::tanh(x);
+    case softmax: return lamina::softmax(x);
+    case log_softmax: return lamina::log_softmax(x);
+    case exponential: return lamina::exp(x);
+  }
+  return x;
+}
+
+// --- Layer ---------------------------------------------------------------------------------------
+
+void Layer::build(const Shape&, Generator&) { built_ = true; }
+
+Json Layer::config() const {
+  Json j = {{"name", name_}, {"trainable", true}, {"dtype", "float32"}};
+  if (input_shape_) {
+    Json batch = Json::array({nullptr});
+    for (int64_t d : *input_shape_) batch.push_back(d);
+    j["batch_input_shape"] = batch;
+  }
+  return j;
+}
+
+int64_t Layer::count_params() const {
+  int64_t n = 0;
+  for (const Weight& w : weights_) n += w.value.numel();
+  return n;
+}
+
+Tensor& Layer::add_weight(const std::string& name, const Shape& shape, const Initializer& init, Generator& gen,
+                          bool trainable) {
+  Tensor t = Tensor::empty(shape);
+  init.fill(t, gen);
+  if (trainable) t.requires_grad_();
+  weights_.push_back({name, t, trainable});
+  return weights_.back().value;
+}
+
+void Layer::shape_error(const std::string& expected, const Shape& got, const std::string& hint) const {
+  std::string msg = class_name() + " '" + name_ + "' expects input " + expected + ", got " + got.str() + ".";
+  if (!hint.empty()) msg += "\n  hint: " + hint;
+  throw ShapeError(msg);
+}
+
+// --- the registry ----------------------------------------------------------------------------------
+
+std::optional<Shape> input_shape_from_config(const Json& config) {
+  auto dims_of = [](const Json& arr, size_t skip) {
+    std::vector<int64_t> dims;
+    for (size_t i = skip; i < arr.size(); ++i) {
+      if (!arr[i].is_number_integer() || arr[i].get<int64_t>() <= 0)
+        throw ValueError("input shape " + arr.dump() + ": every dimension after the batch must be a positive integer");
+      dims.push_back(arr[i].get<int64_t>());
+    }
+    return Shape(dims);
+  };
+  for (const char* key : {"batch_input_shape", "batch_shape"})
+    if (config.contains(key) && config[key].is_array() && !config[key].empty()) return dims_of(config[key], 1);
+  if (config.contains("input_shape") && config["input_shape"].is_array()) return dims_of(config["input_shape"], 0);
+  if (config.contains("input_dim") && config["input_dim"].is_number_integer())
+    return Shape{config["input_dim"].get<int64_t>()};
+  return std::nullopt;
+}
+
+namespace {
+
+std::string name_of(const Json& c) { return c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : ""; }
+
+// Keras 3 may write an activation as a string or as a serialized function {"class_name": ...}.
+Activation activation_of(const Json& c) {
+  if (!c.contains("activation") || c["activation"].is_null()) return Activation::linear;
+  const Json& a = c["activation"];
+  if (a.is_string()) return Activation(a.get<std::string>());
+  if (a.is_object() && a.contains("config") && a["config"].is_string()) return Activation(a["config"].get<std::string>());
+  throw ValueError("activation " + a.dump() + " is not a name");
+}
+
+using Factory = std::function<std::shared_ptr<Layer>(const Json&)>;
+
+const std::map<std::string, Factory>& factories() {
+  static const std::map<std::string, Factory> f = {
+      {"Dense",
+       [](const Json& c) {
+         if (!c.contains("units") || !c["units"].is_number_integer() || c["units"].get<int64_t>() <= 0)
+           throw ValueError("Dense '" + name_of(c) + "': 'units' must be a positive integer, got " +
+                            (c.contains("units") ? c["units"].dump() : std::string("nothing")));
+         layers::Dense::Options o;
+         o.units = c["units"].get<int64_t>();
+         o.activation = activation_of(c);
+         o.use_bias = c.value("use_bias", true);
+         if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null())
+           o.kernel_initializer = Initializer::from_config(c["kernel_initializer"]);
+         if (c.contains("bias_initializer") && !c["bias_initializer"].is_null())
+           o.bias_initializer = Initializer::from_config(c["bias_initializer"]);
+         o.input_shape = input_shape_from_config(c);
+         o.name = name_of(c);
+         return std::make_shared<layers::Dense>(o);
+       }},
+      {"Flatten",
+       [](const Json& c) {
+         return std::make_shared<layers::Flatten>(
+             layers::Flatten::Options{.input_shape = input_shape_from_config(c), .name = name_of(c)});
+       }},
+      {"Activation",
+       [](const Json& c) {
+         return std::make_shared<layers::Activation>(layers::Activation::Options{
+             .activation = activation_of(c), .input_shape = input_shape_from_config(c), .name = name_of(c)});
+       }},
+      {"InputLayer",
+       [](const Json& c) {
+         auto shape = input_shape_from_config(c);
+         if (!shape) throw ValueError("InputLayer '" + name_of(c) + "' has no batch_shape / batch_input_shape");
+         return std::make_shared<layers::InputLayer>(*shape, name_of(c));
+       }},
+  };
+  return f;
+}
+
+}  // namespace
+
+std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Json& config) {
+  const auto& f = factories();
+  auto it = f.find(class_name);
+  if (it == f.end()) {
+    std::string known;
+    for (const auto& [n, _] : f) known += (known.empty() ? "" : ", ") + n;
+    throw ValueError("layer class '" + class_name + "' is not supported (supported: " + known + ")");
+  }
+  return it->second(config);
+}
+
+}  // namespace lamina

@@ -1,0 +1,241 @@
+// compile, fit, evaluate, predict. A training step: gather a batch into reused buffers, zero
+// the gradients, forward, loss, backward, optimizer step, metrics; then the callbacks.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <numeric>
+
+#include "lamina/autograd.hpp"
+#include "lamina/model.hpp"
+
+namespace lamina {
+
+namespace {
+
+Shape with_batch(int64_t batch, const Shape& sample) {
+  std::vector<int64_t> dims{batch};
+  dims.insert(dims.end(), sample.begin(), sample.end());
+  return Shape(dims);
+}
+
+// Rows [begin, begin + count) of x as a tensor that shares x's storage (outside autograd).
+Tensor rows(const Tensor& x, int64_t begin, int64_t count) {
+  std::vector<int64_t> dims = x.shape().dims();
+  const int64_t row = x.numel() / std::max<int64_t>(dims[0], 1);
+  dims[0] = count;
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = Shape(dims);
+  impl->storage = x.impl()->storage;
+  impl->data = x.impl()->data + begin * row;
+  return Tensor(std::move(impl));
+}
+
+// Batch buffers reused across steps; re-made only when the batch size changes (the last batch).
+struct Batch {
+  Tensor x, y;
+  void fill(const data::Dataset& d, std::span<const int64_t> idx) {
+    const auto n = static_cast<int64_t>(idx.size());
+    if (!x.defined() || x.dim(0) != n) {
+      x = Tensor::empty(with_batch(n, d.sample_shape()));
+      y = Tensor::empty(with_batch(n, d.target_shape()));
+    }
+    d.gather(idx, x.data(), y.data());
+  }
+};
+
+}  // namespace
+
+void Sequential::compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<std::string> metrics) {
+  if (!optimizer) throw ValueError("compile: optimizer is null");
+  std::vector<std::string> names;
+  for (const std::string& m : metrics) names.push_back(metric_from_name(m, loss)->name());  // validates names now
+  optimizer_ = std::move(optimizer);
+  loss_ = std::move(loss);
+  metric_names_ = std::move(metrics);
+}
+
+void Sequential::compile(const std::string& optimizer, Loss loss, std::vector<std::string> metrics) {
+  compile(optimizer_from_config(Json(optimizer)), std::move(loss), std::move(metrics));
+}
+
+Optimizer& Sequential::optimizer() const {
+  if (!optimizer_) throw ValueError("model '" + name_ + "' is not compiled: call compile(optimizer, loss, metrics)");
+  return *optimizer_;
+}
+
+const Loss& Sequential::loss() const {
+  if (!loss_) throw ValueError("model '" + name_ + "' is not compiled: call compile(optimizer, loss, metrics)");
+  return *loss_;
+}
+
+std::vector<std::unique_ptr<Metric>> Sequential::make_metrics() const {
+  std::vector<std::unique_ptr<Metric>> out;
+  for (const std::string& m : metric_names_) out.push_back(metric_from_name(m, *loss_));
+  return out;
+}
+
+History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
+  optimizer();  // throws if not compiled
+  if (o.epochs < 0) throw ValueError("fit: epochs must be >= 0, got " + std::to_string(o.epochs));
+  if (o.batch_size <= 0) throw ValueError("fit: batch_size must be positive, got " + std::to_string(o.batch_size));
+  if (!(o.validation_split >= 0.0 && o.validation_split < 1.0))
+    throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+  if (data.empty()) throw ValueError("fit: the training data is empty");
+
+  data::Dataset train = data, val;
+  if (o.validation_data) {
+    val = *o.validation_data;
+  } else if (o.validation_split > 0.0) {  // Keras: the last samples, before any shuffling
+    const auto n_val = static_cast<int64_t>(static_cast<double>(data.size()) * o.validation_split);
+    if (n_val == 0 || n_val == data.size())
+      throw ValueError("fit: validation_split " + std::to_string(o.validation_split) + " of " +
+                       std::to_string(data.size()) + " samples leaves an empty training or validation set");
+    val = data.slice(data.size() - n_val, data.size());
+    train = data.slice(0, data.size() - n_val);
+  }
+  ensure_built(train.sample_shape(), "fit");
+  if (!val.empty() && val.sample_shape() != train.sample_shape())
+    throw ShapeError("fit: validation samples have shape " + val.sample_shape().str() + ", training samples " +
+                     train.sample_shape().str());
+
+  const std::vector<Tensor> params = trainable_weights();
+  auto metrics = make_metrics();
+  Generator shuffle_gen(o.seed ? *o.seed : default_generator().next());
+  History history;
+  ProgressBar bar(o.verbose);
+  std::vector<Callback*> callbacks{&history};
+  if (o.verbose > 0) callbacks.push_back(&bar);
+  callbacks.insert(callbacks.end(), o.callbacks.begin(), o.callbacks.end());
+  for (Callback* c : callbacks) c->model = this;
+
+  const int64_t n = train.size(), bs = std::min(o.batch_size, n), steps = (n + bs - 1) / bs;
+  const TrainInfo info{o.epochs, steps, n, !val.empty()};
+  stop_training = false;
+  for (Callback* c : callbacks) c->on_train_begin(info);
+
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  Batch batch;
+  Logs logs;
+  for (int epoch = 0; epoch < o.epochs && !stop_training; ++epoch) {
+    for (Callback* c : callbacks) c->on_epoch_begin(epoch);
+    if (o.shuffle)
+      for (int64_t i = n - 1; i > 0; --i)
+        std::swap(order[static_cast<size_t>(i)], order[shuffle_gen.below(static_cast<uint64_t>(i + 1))]);
+    for (auto& m : metrics) m->reset();
+    double loss_sum = 0.0;
+    int64_t seen = 0;
+    for (int64_t step = 0; step < steps; ++step) {
+      const int64_t begin = step * bs, count = std::min(bs, n - begin);
+      batch.fill(train, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
+      for (const Tensor& p : params)
+        if (p.grad().defined()) p.grad().fill_(0.f);
+      Tensor pred = call(batch.x, true);
+      Tensor loss = (*loss_)(batch.y, pred);
+      loss.backward();
+      optimizer_->step(params);
+      loss_sum += static_cast<double>(loss.item()) * static_cast<double>(count);
+      seen += count;
+      for (auto& m : metrics) m->update(batch.y, pred);
+      logs = Logs{};
+      logs.set("loss", loss_sum / static_cast<double>(seen));
+      for (auto& m : metrics) logs.set(m->name(), m->result());
+      for (Callback* c : callbacks) c->on_batch_end(step + 1, logs);
+    }
+    if (!val.empty())
+      for (const auto& [k, v] : run_evaluation(val, bs).values) logs.set("val_" + k, v);
+    for (Callback* c : callbacks) c->on_epoch_end(epoch, logs);
+  }
+  for (Callback* c : callbacks) c->on_train_end(logs);
+  for (Callback* c : callbacks) c->model = nullptr;
+  return history;
+}
+
+History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  return fit(data::Dataset::from_tensors(x, y), options);
+}
+
+Logs Sequential::run_evaluation(const data::Dataset& data, int64_t batch_size) {
+  NoGradGuard no_grad;
+  auto metrics = make_metrics();
+  std::vector<int64_t> order(static_cast<size_t>(data.size()));
+  std::iota(order.begin(), order.end(), 0);
+  Batch batch;
+  double loss_sum = 0.0;
+  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const int64_t count = std::min(batch_size, data.size() - begin);
+    batch.fill(data, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
+    Tensor pred = call(batch.x, false);
+    loss_sum += static_cast<double>((*loss_)(batch.y, pred).item()) * static_cast<double>(count);
+    for (auto& m : metrics) m->update(batch.y, pred);
+  }
+  Logs logs;
+  logs.set("loss", data.size() ? loss_sum / static_cast<double>(data.size()) : 0.0);
+  for (auto& m : metrics) logs.set(m->name(), m->result());
+  return logs;
+}
+
+Logs Sequential::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
+  loss();  // throws if not compiled
+  if (o.batch_size <= 0) throw ValueError("evaluate: batch_size must be positive, got " + std::to_string(o.batch_size));
+  if (data.empty()) throw ValueError("evaluate: the data is empty");
+  ensure_built(data.sample_shape(), "evaluate");
+  const auto start = std::chrono::steady_clock::now();
+  Logs logs = run_evaluation(data, o.batch_size);
+  if (o.verbose > 0) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const int64_t steps = (data.size() + o.batch_size - 1) / o.batch_size;
+    char head[96];
+    std::snprintf(head, sizeof head, "%lld/%lld - %.1fs %.0fus/step", static_cast<long long>(steps),
+                  static_cast<long long>(steps), s, s / static_cast<double>(steps) * 1e6);
+    std::cout << head;
+    for (const auto& [k, v] : logs.values) {
+      char item[64];
+      std::snprintf(item, sizeof item, " - %s: %.4f", k.c_str(), v);
+      std::cout << item;
+    }
+    std::cout << "\n" << std::flush;
+  }
+  return logs;
+}
+
+Logs Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
+  return evaluate(data::Dataset::from_tensors(x, y), options);
+}
+
+Tensor Sequential::predict(const data::Dataset& data, int64_t batch_size) {
+  if (batch_size <= 0) throw ValueError("predict: batch_size must be positive, got " + std::to_string(batch_size));
+  ensure_built(data.sample_shape(), "predict");
+  NoGradGuard no_grad;
+  Tensor out = Tensor::empty(with_batch(data.size(), output_shape()));
+  const int64_t row = out.numel() / std::max<int64_t>(data.size(), 1);
+  std::vector<int64_t> order(static_cast<size_t>(data.size()));
+  std::iota(order.begin(), order.end(), 0);
+  Batch batch;
+  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const int64_t count = std::min(batch_size, data.size() - begin);
+    batch.fill(data, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
+    const Tensor pred = call(batch.x, false);
+    std::copy(pred.data(), pred.data() + count * row, out.data() + begin * row);
+  }
+  return out;
+}
+
+Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
+  if (batch_size <= 0) throw ValueError("predict: batch_size must be positive, got " + std::to_string(batch_size));
+  if (x.rank() < 1) throw ShapeError("predict: input must have a batch axis, got " + x.shape().str());
+  const int64_t n = x.dim(0);
+  ensure_built(Shape(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end())), "predict");
+  NoGradGuard no_grad;
+  Tensor out = Tensor::empty(with_batch(n, output_shape()));
+  const int64_t row = out.numel() / std::max<int64_t>(n, 1);
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    const int64_t count = std::min(batch_size, n - begin);
+    const Tensor pred = call(rows(x, begin, count), false);
+    std::copy(pred.data(), pred.data() + count * row, out.data() + begin * row);
+  }
+  return out;
+}
+
+}  // namespace lamina

@@ -1,0 +1,140 @@
+// Model JSON (Keras' to_json form, read in both its Keras 2 and Keras 3 shapes) and model
+// files: safetensors with the config in __metadata__, loaded all-or-nothing.
+#include <cstdlib>
+
+#include "lamina/io.hpp"
+#include "lamina/model.hpp"
+
+namespace lamina {
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+
+Json shape_with_none(const Shape& s) {
+  Json j = Json::array({nullptr});
+  for (int64_t d : s) j.push_back(d);
+  return j;
+}
+
+}  // namespace
+
+Json Sequential::to_json() const {
+  Json layers = Json::array();
+  for (const auto& l : layers_)
+    layers.push_back({{"module", "keras.layers"}, {"class_name", l->class_name()}, {"config", l->config()},
+                      {"registered_name", nullptr}});
+  Json config = {{"name", name_}, {"trainable", true}, {"dtype", "float32"}, {"layers", layers}};
+  if (auto shape = input_shape()) config["build_config"] = {{"input_shape", shape_with_none(*shape)}};
+  return {{"module", "keras"}, {"class_name", "Sequential"}, {"config", config}, {"registered_name", nullptr}};
+}
+
+Sequential Sequential::from_json(const Json& j) {
+  if (!j.is_object()) throw ValueError("model JSON: expected an object, got " + std::string(j.type_name()));
+  const std::string cls = j.value("class_name", "");
+  if (cls != "Sequential")
+    throw ValueError("model JSON: class_name is '" + cls + "'; only Sequential models are supported");
+  if (!j.contains("config")) throw ValueError("model JSON: missing 'config'");
+  const Json& config = j["config"];
+  // Keras 2.0-2.2 wrote the layer list as the config itself.
+  const Json& layers = config.is_array() ? config : config.value("layers", Json());
+  if (!layers.is_array() || layers.empty()) throw ValueError("model JSON: config.layers must be a non-empty list");
+  Sequential model(config.is_object() ? config.value("name", "sequential") : "sequential");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Json& entry = layers[i];
+    if (!entry.is_object() || !entry.contains("class_name") || !entry["class_name"].is_string())
+      throw ValueError("model JSON: layers[" + std::to_string(i) + "] has no class_name");
+    const Json c = entry.value("config", Json::object());
+    try {
+      model.add(layer_from_config(entry["class_name"].get<std::string>(), c));
+    } catch (const Error& e) {
+      throw ValueError("model JSON: layers[" + std::to_string(i) + "] (" + entry["class_name"].get<std::string>() +
+                       "): " + e.what());
+    }
+  }
+  std::optional<Shape> shape = model.input_shape();
+  if (!shape && config.is_object() && config.contains("build_config"))
+    shape = input_shape_from_config(config["build_config"]);
+  if (shape) model.build(*shape);
+  return model;
+}
+
+void Sequential::save(const std::string& path, const std::map<std::string, std::string>& extra_metadata) const {
+  if (!built()) throw ValueError("save: model '" + name_ + "' is not built yet (fit it, or call build(input_shape))");
+  std::map<std::string, std::string> meta = extra_metadata;
+  meta["format"] = "lamina";
+  meta["format_version"] = std::to_string(kFormatVersion);
+  meta["model_config"] = to_json().dump();
+  if (compiled()) {
+    Json metrics = Json::array();
+    for (const auto& m : metric_names_) metrics.push_back(m);
+    const Json compile = {{"optimizer", {{"class_name", optimizer_->name()}, {"config", optimizer_->config()}}},
+                          {"loss", loss_->config()},
+                          {"metrics", metrics}};
+    meta["compile_config"] = compile.dump();
+  }
+  io::save_safetensors(path, named_weights(), meta);
+}
+
+Sequential Sequential::load(const std::string& path) {
+  io::SafetensorsFile file = io::load_safetensors(path);
+  auto meta = [&](const std::string& key) -> const std::string& {
+    auto it = file.metadata.find(key);
+    if (it == file.metadata.end())
+      throw IoError(path + ": __metadata__ has no '" + key + "'; not a Lamina model file (weights only?)");
+    return it->second;
+  };
+  if (meta("format") != "lamina") throw IoError(path + ": __metadata__.format is '" + meta("format") + "', expected 'lamina'");
+  const std::string& version = meta("format_version");
+  char* end = nullptr;
+  const long v = std::strtol(version.c_str(), &end, 10);
+  if (end == version.c_str() || *end != '\0' || v < 1)
+    throw IoError(path + ": __metadata__.format_version '" + version + "' is not a positive integer");
+  if (v > kFormatVersion)
+    throw IoError(path + ": written in model format version " + version + " by a newer Lamina; this build reads up to " +
+                  std::to_string(kFormatVersion));
+  Json config;
+  try {
+    config = Json::parse(meta("model_config"));
+  } catch (const Json::parse_error& e) {
+    throw IoError(path + ": __metadata__.model_config is not valid JSON: " + e.what());
+  }
+  Sequential model;
+  try {
+    model = from_json(config);
+  } catch (const ValueError& e) {
+    throw IoError(path + ": " + e.what());
+  }
+  if (!model.built()) throw IoError(path + ": the model config declares no input shape, so its weights cannot be placed");
+
+  // Check every tensor before touching any weight: nothing is loaded half-way.
+  auto weights = model.named_weights();
+  std::map<std::string, const Tensor*> in_file;
+  for (const auto& [name, t] : file.tensors) in_file[name] = &t;
+  for (const auto& [name, w] : weights) {
+    auto it = in_file.find(name);
+    if (it == in_file.end()) throw IoError(path + ": tensor '" + name + "' is missing");
+    if (it->second->shape() != w.shape())
+      throw IoError(path + ": tensor '" + name + "' has shape " + it->second->shape().str() + ", the config says " +
+                    w.shape().str());
+    in_file.erase(it);
+  }
+  if (!in_file.empty()) throw IoError(path + ": tensor '" + in_file.begin()->first + "' belongs to no layer of the model");
+  for (size_t i = 0; i < weights.size(); ++i) {
+    for (const auto& [name, t] : file.tensors)
+      if (name == weights[i].first) std::copy(t.data(), t.data() + t.numel(), weights[i].second.data());
+  }
+  if (auto it = file.metadata.find("compile_config"); it != file.metadata.end()) {
+    try {
+      const Json c = Json::parse(it->second);
+      std::vector<std::string> metrics;
+      for (const auto& m : c.value("metrics", Json::array())) metrics.push_back(m.get<std::string>());
+      model.compile(optimizer_from_config(c.at("optimizer")), Loss::from_config(c.at("loss")), metrics);
+    } catch (const std::exception& e) {
+      throw IoError(path + ": __metadata__.compile_config: " + e.what());
+    }
+  }
+  return model;
+}
+
+}  // namespace lamina

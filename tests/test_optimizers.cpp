@@ -1,0 +1,90 @@
+// Five optimizer steps against torch.optim (tests/fixtures/optim_*.bin), and JSON configs.
+#include <gtest/gtest.h>
+
+#include "test_util.hpp"
+
+namespace lamina {
+namespace {
+
+struct OptimCase {
+  const char* fixture;
+  std::function<std::shared_ptr<Optimizer>()> make;
+};
+
+void PrintTo(const OptimCase& c, std::ostream* os) { *os << c.fixture; }
+
+class OptimizerTest : public ::testing::TestWithParam<OptimCase> {};
+
+std::string key(const std::string& a, int t, int i) {
+  std::string s = a;
+  s += std::to_string(t);
+  s += "_";
+  s += std::to_string(i);
+  return s;
+}
+
+TEST_P(OptimizerTest, FiveStepsMatchPyTorch) {
+  const auto f = testing::load_fixture(GetParam().fixture);
+  std::vector<Tensor> params = {f.at("p0").clone().requires_grad_(), f.at("p1").clone().requires_grad_()};
+  auto opt = GetParam().make();
+  for (int t = 1; t <= 5; ++t) {
+    for (int i = 0; i < 2; ++i) params[static_cast<size_t>(i)].impl()->grad = f.at(key("g", t, i)).clone();
+    opt->step(params);
+    for (int i = 0; i < 2; ++i)
+      EXPECT_TRUE(testing::all_close(params[static_cast<size_t>(i)], f.at(key("p", t, i)), 1e-5, 1e-6))
+          << GetParam().fixture << " step " << t << " param " << i;
+  }
+  EXPECT_EQ(opt->iterations(), 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Optimizers, OptimizerTest,
+    ::testing::Values(
+        OptimCase{"optim_sgd", [] { return std::make_shared<SGD>(); }},
+        OptimCase{"optim_sgd_momentum", [] { return std::make_shared<SGD>(SGD::Options{.momentum = 0.9f}); }},
+        OptimCase{"optim_sgd_nesterov",
+                  [] { return std::make_shared<SGD>(SGD::Options{.momentum = 0.9f, .nesterov = true}); }},
+        OptimCase{"optim_adam", [] { return std::make_shared<Adam>(); }},
+        OptimCase{"optim_adam_lr", [] { return std::make_shared<Adam>(Adam::Options{.learning_rate = 0.01f}); }},
+        OptimCase{"optim_adamw", [] { return std::make_shared<AdamW>(); }},
+        OptimCase{"optim_rmsprop", [] { return std::make_shared<RMSprop>(); }},
+        OptimCase{"optim_rmsprop_momentum_centered",
+                  [] { return std::make_shared<RMSprop>(RMSprop::Options{.momentum = 0.5f, .centered = true}); }},
+        OptimCase{"optim_adagrad", [] { return std::make_shared<Adagrad>(); }}),
+    [](const auto& info) { return std::string(info.param.fixture); });
+
+TEST(Optimizers, KerasDefaults) {
+  EXPECT_EQ(SGD().learning_rate, 0.01f);
+  EXPECT_EQ(Adam().options.epsilon, 1e-7f);
+  EXPECT_EQ(Adam().learning_rate, 0.001f);
+  EXPECT_EQ(RMSprop().options.rho, 0.9f);
+  EXPECT_EQ(Adagrad().options.initial_accumulator_value, 0.1f);
+  EXPECT_EQ(AdamW().options.weight_decay, 0.004f);
+}
+
+TEST(Optimizers, FromKerasJson) {
+  auto sgd = optimizer_from_config(Json::parse(R"({"class_name": "SGD", "config": {"lr": 0.05, "momentum": 0.9}})"));
+  EXPECT_EQ(sgd->name(), "SGD");
+  EXPECT_EQ(sgd->learning_rate, 0.05f);
+  EXPECT_EQ(dynamic_cast<SGD&>(*sgd).options.momentum, 0.9f);
+  EXPECT_EQ(optimizer_from_config("adam")->name(), "Adam");
+  EXPECT_EQ(optimizer_from_config(Json::parse(R"({"module": "keras.optimizers", "class_name": "RMSprop", "config": {"learning_rate": 0.002}, "registered_name": null})"))->learning_rate, 0.002f);
+  auto round = optimizer_from_config({{"class_name", "Adam"}, {"config", Adam(Adam::Options{.beta_1 = 0.8f}).config()}});
+  EXPECT_EQ(dynamic_cast<Adam&>(*round).options.beta_1, 0.8f);
+  EXPECT_THROW(optimizer_from_config("lion"), ValueError);
+  EXPECT_THROW(optimizer_from_config(Json::parse(R"({"class_name": "SGD", "config": {"learning_rate": "fast"}})")),
+               ValueError);
+}
+
+TEST(Optimizers, SkipsParametersWithoutGradientAndChecksCount) {
+  Tensor a = Tensor::ones({2}).requires_grad_(), b = Tensor::ones({2}).requires_grad_();
+  a.impl()->grad = Tensor::ones({2});
+  SGD opt({.learning_rate = 0.5f});
+  opt.step({a, b});
+  EXPECT_EQ(a.to_vector(), (std::vector<float>{0.5f, 0.5f}));
+  EXPECT_EQ(b.to_vector(), (std::vector<float>{1.f, 1.f}));
+  EXPECT_THROW(opt.step({a}), ValueError);
+}
+
+}  // namespace
+}  // namespace lamina
