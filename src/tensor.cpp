@@ -195,8 +195,24 @@ Tensor Tensor::reshape(const Shape& new_shape) const { return lamina::reshape(*t
 
 bool Tensor::requires_grad() const { return checked().requires_grad; }
 bool Tensor::is_leaf() const { return checked().grad_fn == nullptr; }
-Tensor Tensor::grad() const { return checked().grad; }
-void Tensor::zero_grad() { checked().grad = Tensor(); }
+Tensor Tensor::grad() const {
+  TensorImpl& impl = checked();
+  if (impl.grad_stale) {  // materialise the lazy zero before anyone reads it
+    impl.grad.fill_(0.f);
+    impl.grad_stale = false;
+  }
+  return impl.grad;
+}
+
+void Tensor::zero_grad(bool set_to_none) {
+  TensorImpl& impl = checked();
+  if (set_to_none) {
+    impl.grad = Tensor();
+    impl.grad_stale = false;
+  } else if (impl.grad.defined()) {
+    impl.grad_stale = true;
+  }
+}
 
 Tensor& Tensor::requires_grad_(bool on) {
   if (!is_leaf())

@@ -120,3 +120,30 @@ TEST(Autograd, ReshapeViewGradient) {
 
 }  // namespace
 }  // namespace lamina
+
+namespace lamina {
+namespace {
+
+// zero_grad(false) keeps the buffer but marks it zero: reading gives zeros, and the next
+// backward overwrites it (through both the GEMM path and the elementwise path).
+TEST(Autograd, LazyZeroGradKeepsBufferAndOverwrites) {
+  Tensor w = Tensor::from({{1.f, 2.f}, {3.f, 4.f}}).requires_grad_();
+  Tensor x = Tensor::from({{1.f, 1.f}});
+  sum(relu(matmul(x, w))).backward();
+  const float* buffer = w.grad().data();
+  EXPECT_EQ(w.grad().to_vector(), (std::vector<float>{1.f, 1.f, 1.f, 1.f}));
+  w.zero_grad(/*set_to_none=*/false);
+  sum(relu(matmul(x * 2.f, w))).backward();
+  EXPECT_EQ(w.grad().data(), buffer);  // same storage, no reallocation
+  EXPECT_EQ(w.grad().to_vector(), (std::vector<float>{2.f, 2.f, 2.f, 2.f}));  // overwritten, not added
+  w.zero_grad(false);
+  EXPECT_EQ(w.grad().to_vector(), (std::vector<float>{0.f, 0.f, 0.f, 0.f}));  // read: materialised zeros
+  Tensor v = Tensor::from({1.f, -1.f}).requires_grad_();
+  sum(square(v)).backward();
+  v.zero_grad(false);
+  sum(sigmoid(v) * 0.f + v).backward();  // elementwise ops write into the stale buffer
+  EXPECT_EQ(v.grad().to_vector(), (std::vector<float>{1.f, 1.f}));
+}
+
+}  // namespace
+}  // namespace lamina

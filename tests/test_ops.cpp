@@ -143,6 +143,30 @@ TEST(Broadcast, GradcheckScalarAndBothSides) {
   EXPECT_TRUE(testing::gradcheck(f, {Tensor::randn({4, 1}, gen), Tensor::randn({1, 3}, gen), Tensor::scalar(0.5f)}));
 }
 
+// linear with a fused activation equals the composition, forward and backward, and passes gradcheck.
+TEST(Linear, FusedActivationMatchesComposition) {
+  Generator gen(11);
+  const Tensor x = Tensor::randn({5, 7}, gen), w = Tensor::randn({7, 3}, gen), b = Tensor::randn({3}, gen);
+  const std::vector<std::pair<FusedActivation, Tensor (*)(const Tensor&)>> acts = {
+      {FusedActivation::relu, [](const Tensor& t) { return relu(t); }},
+      {FusedActivation::sigmoid, [](const Tensor& t) { return sigmoid(t); }},
+      {FusedActivation::tanh, [](const Tensor& t) { return lamina::tanh(t); }}};
+  for (const auto& [act, f] : acts) {
+    std::vector<Tensor> a = {x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()};
+    std::vector<Tensor> c = {x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()};
+    const Tensor dy = Tensor::randn({5, 3}, gen);
+    Tensor fused = linear(a[0], a[1], a[2], act);
+    Tensor composed = f(linear(c[0], c[1], c[2]));
+    EXPECT_TRUE(testing::all_close(fused, composed, 1e-5, 1e-6)) << static_cast<int>(act);
+    fused.backward(dy);
+    composed.backward(dy);
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT_TRUE(testing::all_close(a[i].grad(), c[i].grad(), 1e-5, 1e-6)) << static_cast<int>(act) << " input " << i;
+    Fn fn = [act = act](auto& in) { return linear(in[0], in[1], in[2], act); };
+    EXPECT_TRUE(testing::gradcheck(fn, {x, w, b})) << static_cast<int>(act);
+  }
+}
+
 // The oneDNN matmul against the naive loop, for odd shapes, transposes and accumulation.
 TEST(MatmulKernel, OneDnnMatchesNaive) {
   Generator gen(7);
@@ -153,15 +177,16 @@ TEST(MatmulKernel, OneDnnMatchesNaive) {
           const bool ta = flags & 1, tb = flags & 2, acc = flags & 4;
           const Tensor bias = Tensor::randn({n}, gen);
           const float* bias_ptr = (m + k + n) % 2 ? bias.data() : nullptr;  // with and without bias
+          const auto act = static_cast<kernels::Eltwise>((m + n) % 4);       // each fused activation
           Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, gen);
           Tensor b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, gen);
           Tensor c0 = Tensor::randn({m, n}, gen);
           Tensor fast = c0.clone(), naive = c0.clone();
-          kernels::matmul(a.data(), b.data(), fast.data(), m, k, n, ta, tb, acc, bias_ptr);
-          kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, ta, tb, acc, bias_ptr);
+          kernels::matmul(a.data(), b.data(), fast.data(), m, k, n, ta, tb, acc, bias_ptr, act);
+          kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, ta, tb, acc, bias_ptr, act);
           EXPECT_TRUE(testing::all_close(fast, naive, 1e-5, 1e-5))
               << "matmul(M=" << m << ",K=" << k << ",N=" << n << ",trans_a=" << ta << ",trans_b=" << tb
-              << ",accumulate=" << acc << ",bias=" << (bias_ptr != nullptr) << ")";
+              << ",accumulate=" << acc << ",bias=" << (bias_ptr != nullptr) << ",act=" << static_cast<int>(act) << ")";
         }
 }
 

@@ -29,6 +29,14 @@ class BackwardContext {
   bool needs(size_t i) const;  // input i requires grad
   // dL/d(input i): zero-filled on first use; backward functions add into it.
   Tensor& dx(size_t i);
+  // The same buffer for kernels that can either write or add (a GEMM's beta): `accumulate` is
+  // false when the buffer is new or logically zero, so the kernel overwrites it and no one pays
+  // for zeroing it first.
+  struct GradOut {
+    float* data;
+    bool accumulate;
+  };
+  GradOut dx_out(size_t i);
 
  private:
   Node& node_;

@@ -16,8 +16,11 @@ namespace lamina {
 // --- linear algebra ------------------------------------------------------------------------
 // (M, K) @ (K, N) -> (M, N), on oneDNN.
 Tensor matmul(const Tensor& a, const Tensor& b);
-// x (M, K) @ w (K, N) + bias (N): a dense layer's affine map, one oneDNN primitive.
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
+// An activation that linear() can fuse into its GEMM (a oneDNN post-op).
+enum class FusedActivation { none, relu, sigmoid, tanh };
+// act(x (M, K) @ w (K, N) + bias (N)): a dense layer in one oneDNN primitive. The backward
+// takes act' from the output, so nothing beyond x, w and the output is kept.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivation act = FusedActivation::none);
 // (M, N) -> (N, M), a copy.
 Tensor transpose(const Tensor& x);
 

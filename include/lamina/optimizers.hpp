@@ -33,12 +33,14 @@ class Optimizer {
   float learning_rate;
 
  protected:
-  // Updates one parameter p (n values) from g with its slots, at step t (1-based).
-  virtual void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) = 0;
+  // Updates n values of one parameter from its gradient g and its slots (one pointer per slot,
+  // at the same offset), at step t (1-based). step() may call it on chunks in parallel.
+  virtual void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) = 0;
   virtual int num_slots() const = 0;
   virtual void init_slots(std::vector<Tensor>& slots, const Shape& shape) const;  // zeros
 
  private:
+  void update_chunked(float* p, const float* g, int64_t n, std::vector<Tensor>& slots);
   std::vector<std::vector<Tensor>> slots_;
   int64_t iterations_ = 0;
 };
@@ -58,7 +60,7 @@ class SGD : public Optimizer {
   Options options;
 
  protected:
-  void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) override;
+  void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
   int num_slots() const override { return options.momentum != 0.f ? 1 : 0; }
 };
 
@@ -80,7 +82,7 @@ class Adam : public Optimizer {
   Options options;
 
  protected:
-  void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) override;
+  void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
   int num_slots() const override { return options.amsgrad ? 3 : 2; }
 };
 
@@ -117,7 +119,7 @@ class RMSprop : public Optimizer {
   Options options;
 
  protected:
-  void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) override;
+  void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
   int num_slots() const override { return 3; }  // v, mean gradient, momentum buffer
 };
 
@@ -136,7 +138,7 @@ class Adagrad : public Optimizer {
   Options options;
 
  protected:
-  void update(float* p, const float* g, int64_t n, std::vector<Tensor>& slots, int64_t t) override;
+  void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
   int num_slots() const override { return 1; }
   void init_slots(std::vector<Tensor>& slots, const Shape& shape) const override;
 };

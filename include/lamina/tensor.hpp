@@ -95,7 +95,9 @@ class Tensor {
   Tensor& requires_grad_(bool on = true);  // only for leaves (tensors made by the user)
   bool is_leaf() const;
   Tensor grad() const;  // the accumulated gradient; undefined before backward reaches it
-  void zero_grad();     // drops the gradient (the next backward starts from zero)
+  // Resets the gradient, as torch's zero_grad(set_to_none): drop it, or keep the buffer and
+  // mark it zero without touching it (the next backward overwrites instead of adding).
+  void zero_grad(bool set_to_none = true);
   void backward() const;                 // from a one-element tensor, seed 1
   void backward(const Tensor& dy) const;  // from any tensor, seed dy (same shape)
 
@@ -118,6 +120,7 @@ struct TensorImpl {
   float* data = nullptr;
   bool requires_grad = false;    // set on leaves by the user, on results by autograd
   Tensor grad;                   // accumulated dL/dthis
+  bool grad_stale = false;       // grad's buffer is kept but logically zero (zero_grad(false))
   std::shared_ptr<Node> grad_fn; // the op that made this tensor; null for leaves
 };
 

@@ -97,6 +97,10 @@ void Dataset::gather(std::span<const int64_t> indices, float* x, float* y) const
   const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
   const float* floats = floats_ ? floats_->data() : nullptr;
   const float* targets = targets_ ? targets_->data() : nullptr;
+  // First pass: check every index and resolve its storage row, prefetching the rows of byte
+  // images (shuffled rows are cache misses; issuing them all first overlaps the waits).
+  static thread_local std::vector<int64_t> rows;  // scratch reused between batches
+  rows.resize(indices.size());
   for (size_t b = 0; b < indices.size(); ++b) {
     const int64_t i = indices[b];
     if (i < 0 || i >= size_)
@@ -104,6 +108,12 @@ void Dataset::gather(std::span<const int64_t> indices, float* x, float* y) const
                        ") is out of range (expected 0 to " + std::to_string(size_ - 1) + " for " +
                        std::to_string(size_) + " samples)");
     const int64_t row = order ? order[begin_ + i] : begin_ + i;
+    rows[b] = row;
+    if (x != nullptr && bytes != nullptr)
+      for (int64_t off = 0; off < s; off += 64) __builtin_prefetch(bytes + row * s + off);
+  }
+  for (size_t b = 0; b < indices.size(); ++b) {
+    const int64_t row = rows[b];
     if (x != nullptr) {
       float* dst = x + static_cast<int64_t>(b) * s;
       if (bytes != nullptr)

@@ -7,16 +7,19 @@
 
 namespace lamina::kernels {
 
-// C (M, N) = op(A) (M, K) @ op(B) (K, N) [+ bias (N) on every row] [+ the old C].
+// An activation fused into the GEMM as a oneDNN post-op: C = act(A B + bias).
+enum class Eltwise { none, relu, sigmoid, tanh };
+
+// C (M, N) = op(A) (M, K) @ op(B) (K, N) [+ bias (N) on every row] [+ the old C], then act.
 // op(A) = A stored (M, K) row-major, or with trans_a, A stored (K, M). Likewise B.
 void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
             bool trans_a = false, bool trans_b = false, bool accumulate = false,
-            const float* bias = nullptr);
+            const float* bias = nullptr, Eltwise act = Eltwise::none);
 
 namespace ref {
 void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
             bool trans_a = false, bool trans_b = false, bool accumulate = false,
-            const float* bias = nullptr);
+            const float* bias = nullptr, Eltwise act = Eltwise::none);
 }  // namespace ref
 
 }  // namespace lamina::kernels

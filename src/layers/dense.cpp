@@ -1,5 +1,6 @@
 // Dense: y = activation(x @ kernel + bias). N = batch, I = input features, U = units.
-// The affine part is one oneDNN primitive (ops::linear); rank > 2 inputs are folded to 2-D.
+// The affine part and relu/sigmoid/tanh are one oneDNN primitive (ops::linear); rank > 2 inputs
+// are folded to 2-D.
 #include "lamina/layers.hpp"
 #include "lamina/ops.hpp"
 
@@ -39,13 +40,20 @@ Tensor Dense::call(const Tensor& x, bool) {
     shape_error("(*, " + std::to_string(w.dim(0)) + ")", x.shape(), hint);
   }
   const Tensor x2 = x.rank() == 2 ? x : reshape(x, {-1, x.dim(-1)});
-  Tensor z = options_.use_bias ? linear(x2, w, bias()) : matmul(x2, w);
+  // relu, sigmoid and tanh ride in the GEMM as a oneDNN post-op; others follow it.
+  using Act = lamina::Activation;
+  const Act::Kind a = options_.activation.kind();
+  const FusedActivation fused = a == Act::relu      ? FusedActivation::relu
+                                : a == Act::sigmoid ? FusedActivation::sigmoid
+                                : a == Act::tanh    ? FusedActivation::tanh
+                                                           : FusedActivation::none;
+  Tensor z = options_.use_bias ? linear(x2, w, bias(), fused) : matmul(x2, w);
   if (x.rank() != 2) {
     std::vector<int64_t> dims = x.shape().dims();
     dims.back() = options_.units;
     z = reshape(z, Shape(dims));
   }
-  return options_.activation(z);
+  return options_.use_bias && fused != FusedActivation::none ? z : options_.activation(z);
 }
 
 Json Dense::config() const {

@@ -129,8 +129,7 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
     for (int64_t step = 0; step < steps; ++step) {
       const int64_t begin = step * bs, count = std::min(bs, n - begin);
       batch.fill(train, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
-      for (const Tensor& p : params)
-        if (p.grad().defined()) p.grad().fill_(0.f);
+      for (Tensor p : params) p.zero_grad(/*set_to_none=*/false);  // lazily: backward overwrites
       Tensor pred = call(batch.x, true);
       Tensor loss = (*loss_)(batch.y, pred);
       loss.backward();

@@ -53,8 +53,10 @@ Sequential Sequential::from_json(const Json& j) {
     }
   }
   std::optional<Shape> shape = model.input_shape();
-  if (!shape && config.is_object() && config.contains("build_config"))
-    shape = input_shape_from_config(config["build_config"]);
+  // Keras 3's build_config.input_shape includes the batch entry ([null, 784]).
+  if (!shape && config.is_object() && config.contains("build_config") && config["build_config"].is_object() &&
+      config["build_config"].contains("input_shape"))
+    shape = input_shape_from_config({{"batch_input_shape", config["build_config"]["input_shape"]}});
   if (shape) model.build(*shape);
   return model;
 }

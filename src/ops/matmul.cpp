@@ -1,6 +1,9 @@
-// matmul: (M, K) @ (K, N) -> (M, N) on oneDNN. linear: the same plus a bias (N) in one
-// primitive (Dense's forward). transpose: (M, N) -> (N, M).
-// backward: dA += dY B^T, dB += A^T dY (both straight into the gradient buffers), dbias += sum_rows dY.
+// matmul: (M, K) @ (K, N) -> (M, N) on oneDNN. linear: act(x w + bias) in one primitive
+// (Dense's forward, bias and activation as oneDNN post-ops). transpose: (M, N) -> (N, M).
+// backward: dZ = dY act'(Y); dA (+)= dZ B^T, dB (+)= A^T dZ (straight into the gradient
+// buffers), dbias (+)= sum_rows dZ.
+#include <algorithm>
+
 #include "kernels/matmul.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/ops.hpp"
@@ -19,11 +22,16 @@ void check_matmul(const char* op, const Tensor& a, const Tensor& b) {
                      std::to_string(b.dim(0)) + ")");
 }
 
-// dA += dY B^T; dB += A^T dY
-void matmul_backward(BackwardContext& g, int64_t m, int64_t k, int64_t n) {
-  const float* dy = g.dy().data();
-  if (g.needs(0)) kernels::matmul(dy, g.input(1).data(), g.dx(0).data(), m, n, k, false, true, true);
-  if (g.needs(1)) kernels::matmul(g.input(0).data(), dy, g.dx(1).data(), k, m, n, true, false, true);
+// dA (+)= dZ B^T; dB (+)= A^T dZ -- written straight into the gradient buffers.
+void matmul_backward(BackwardContext& g, const float* dz, int64_t m, int64_t k, int64_t n) {
+  if (g.needs(0)) {
+    const auto da = g.dx_out(0);
+    kernels::matmul(dz, g.input(1).data(), da.data, m, n, k, false, true, da.accumulate);
+  }
+  if (g.needs(1)) {
+    const auto db = g.dx_out(1);
+    kernels::matmul(g.input(0).data(), dz, db.data, k, m, n, true, false, db.accumulate);
+  }
 }
 
 }  // namespace
@@ -33,25 +41,48 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const int64_t m = a.dim(0), k = a.dim(1), n = b.dim(1);
   Tensor y = Tensor::empty({m, n});
   kernels::matmul(a.data(), b.data(), y.data(), m, k, n);
-  record("matmul", y, {a, b}, [m, k, n](BackwardContext& g) { matmul_backward(g, m, k, n); });
+  record("matmul", y, {a, b}, [m, k, n](BackwardContext& g) { matmul_backward(g, g.dy().data(), m, k, n); });
   return y;
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivation act) {
   check_matmul("linear", x, w);
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(1);
   if (bias.shape() != Shape{n})
     throw ShapeError("linear: bias " + bias.shape().str() + " does not match the " + std::to_string(n) +
                      " output columns of x " + x.shape().str() + " @ w " + w.shape().str());
   Tensor y = Tensor::empty({m, n});
-  kernels::matmul(x.data(), w.data(), y.data(), m, k, n, false, false, false, bias.data());
-  record("linear", y, {x, w, bias}, [m, k, n](BackwardContext& g) {
-    matmul_backward(g, m, k, n);
+  kernels::matmul(x.data(), w.data(), y.data(), m, k, n, false, false, false, bias.data(),
+                  static_cast<kernels::Eltwise>(act));
+  record("linear", y, {x, w, bias}, [m, k, n, act](BackwardContext& g) {
+    // dZ = dY * act'(Z), with act' written from Y; dZ is dY itself when there is no activation.
+    const float *dy = g.dy().data(), *y = g.output().data();
+    const int64_t count = m * n;
+    Tensor dz_buffer;
+    const float* dz = dy;
+    if (act != FusedActivation::none) {
+      dz_buffer = Tensor::empty({m, n});
+      float* d = dz_buffer.data();
+      switch (act) {
+        case FusedActivation::relu:
+          for (int64_t i = 0; i < count; ++i) d[i] = y[i] > 0.f ? dy[i] : 0.f;
+          break;
+        case FusedActivation::sigmoid:
+          for (int64_t i = 0; i < count; ++i) d[i] = dy[i] * y[i] * (1.f - y[i]);
+          break;
+        case FusedActivation::tanh:
+          for (int64_t i = 0; i < count; ++i) d[i] = dy[i] * (1.f - y[i] * y[i]);
+          break;
+        case FusedActivation::none: break;
+      }
+      dz = d;
+    }
+    matmul_backward(g, dz, m, k, n);
     if (!g.needs(2)) return;
-    const float* dy = g.dy().data();
-    float* db = g.dx(2).data();
+    const auto db = g.dx_out(2);  // dbias (+)= sum over rows of dZ
+    if (!db.accumulate) std::fill_n(db.data, n, 0.f);
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) db[j] += dy[i * n + j];
+      for (int64_t j = 0; j < n; ++j) db.data[j] += dz[i * n + j];
   });
   return y;
 }

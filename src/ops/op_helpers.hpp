@@ -40,8 +40,9 @@ Tensor unary(const char* op, const Tensor& x, F f, G g) {
   Tensor y = Tensor::empty(x.shape());
   kernels::map(x.data(), y.data(), x.numel(), f);
   record(op, y, {x}, [g](BackwardContext& ctx) {
-    kernels::map_backward(ctx.input(0).data(), ctx.output().data(), ctx.dy().data(), ctx.dx(0).data(),
-                          ctx.dy().numel(), g);
+    const auto dx = ctx.dx_out(0);
+    kernels::map_backward(ctx.input(0).data(), ctx.output().data(), ctx.dy().data(), dx.data, ctx.dy().numel(), g,
+                          dx.accumulate);
   });
   return y;
 }

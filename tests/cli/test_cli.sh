@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# End-to-end test of the lamina CLI on the tiny CSV set beside this script (make_data.py made it):
+# summary, train (--save, --report, --quiet), evaluate, predict, summary of the saved model,
+# determinism, and the error paths (exit 1 with "lamina: error: ...", usage errors exit 2).
+# Usage: test_cli.sh PATH/TO/lamina DIR/WITH/spec.json
+set -u
+LAMINA=${1:?usage: test_cli.sh LAMINA_BINARY TEST_DIR}
+DIR=${2:?usage: test_cli.sh LAMINA_BINARY TEST_DIR}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+FAILS=0
+
+fail() { echo "FAIL: $*" >&2; echo "--- stdout"; cat "$WORK/out"; echo "--- stderr"; cat "$WORK/err"; FAILS=$((FAILS + 1)); }
+pass() { echo "ok: $*"; }
+# run CMD...: runs it, keeping stdout, stderr and the exit status.
+run() { "$@" >"$WORK/out" 2>"$WORK/err"; RC=$?; }
+no_crash() { ! grep -q -e 'terminate called' -e 'Aborted' -e 'Segmentation' "$WORK/err"; }
+
+# expect_ok NAME CMD...: exit 0 and no crash text.
+expect_ok() {
+  local name=$1; shift
+  run "$@"
+  if [[ $RC -eq 0 ]] && no_crash; then pass "$name"; else fail "$name (exit $RC)"; fi
+}
+# expect_error NAME RC PATTERN CMD...: that exit status, PATTERN (extended regex) on stderr,
+# "lamina: error:" for status 1, and nothing that looks like a crash.
+expect_error() {
+  local name=$1 want=$2 pattern=$3; shift 3
+  run "$@"
+  if [[ $RC -ne $want ]]; then fail "$name: exit $RC, expected $want"; return; fi
+  if ! grep -Eq -- "$pattern" "$WORK/err"; then fail "$name: stderr lacks /$pattern/"; return; fi
+  if [[ $want -eq 1 ]] && ! grep -q '^lamina: error: ' "$WORK/err"; then fail "$name: no 'lamina: error:' line"; return; fi
+  if ! no_crash; then fail "$name: crashed"; return; fi
+  pass "$name: $(head -c 160 "$WORK/err" | tr "\n" " ")"
+}
+# json_number FILE SECTION KEY: KEY's value inside the "SECTION": {...} object of a report.
+json_number() {
+  awk -v sec="\"$2\":" -v key="\"$3\":" '
+    $1 == sec { inside = 1; next }
+    inside && $1 == key { v = $2; sub(/,$/, "", v); print v; exit }
+    inside && /}/ { inside = 0 }' "$1"
+}
+
+SPEC=$DIR/spec.json
+MODEL=$WORK/model.safetensors
+REPORT=$WORK/report.json
+
+# --- the happy path ----------------------------------------------------------------------------
+expect_ok "summary of the spec" "$LAMINA" summary "$SPEC"
+grep -q 'Total params: 131' "$WORK/out" || fail "summary of the spec: no 'Total params: 131'"
+
+expect_ok "train --quiet --save --report" "$LAMINA" train "$SPEC" --quiet --save "$MODEL" --report "$REPORT" --threads 1
+grep -q '^test: loss: ' "$WORK/out" || fail "train: no 'test: loss:' line"
+grep -q 'Epoch' "$WORK/out" && fail "train --quiet printed progress"
+[[ -s $MODEL ]] || fail "train: no model file"
+
+for key in history loss accuracy val_loss val_accuracy epoch_seconds test params seed threads peak_rss_mb; do
+  grep -q "\"$key\":" "$REPORT" || fail "report lacks \"$key\""
+done
+grep -Eq '"params": 131,?$' "$REPORT" || fail "report: params is not 131"
+grep -Eq '"seed": 3,?$' "$REPORT" || fail "report: seed is not the spec's 3"
+grep -Eq '"threads": 1,?$' "$REPORT" || fail "report: threads is not 1"
+ACC=$(json_number "$REPORT" test accuracy)
+if awk -v a="${ACC:-0}" 'BEGIN { exit !(a > 0.9) }'; then pass "test accuracy $ACC > 0.9"; else fail "test accuracy '$ACC' <= 0.9"; fi
+
+expect_ok "evaluate on the test CSV" "$LAMINA" evaluate "$MODEL" --data "$DIR/test.csv" --report "$WORK/eval.json"
+grep -q 'accuracy: ' "$WORK/out" || fail "evaluate: no accuracy"
+grep -q 'precision' "$WORK/out" || fail "evaluate: no per-class table"
+EACC=$(json_number "$WORK/eval.json" test accuracy)
+[[ "$EACC" == "$ACC" ]] || fail "evaluate accuracy $EACC differs from train's test accuracy $ACC"
+
+expect_ok "predict --top 2 (CSV with labels)" "$LAMINA" predict "$MODEL" "$DIR/test.csv" --top 2
+[[ $(wc -l <"$WORK/out") -eq 60 ]] || fail "predict: expected 60 lines"
+grep -Eq '^0 [0-2]:[0-9.]+ [0-2]:[0-9.]+$' "$WORK/out" || fail "predict: line 0 is not 'index class:p class:p'"
+cp "$WORK/out" "$WORK/pred_labels"
+cut -d, -f1-4 "$DIR/test.csv" >"$WORK/features.csv"
+expect_ok "predict (features only)" "$LAMINA" predict "$MODEL" "$WORK/features.csv" --top 2
+cmp -s "$WORK/out" "$WORK/pred_labels" || fail "predict: features-only CSV gives other predictions"
+# The top class matches the label on (nearly) every row.
+RIGHT=$(paste -d' ' <(cut -d, -f5 "$DIR/test.csv") "$WORK/pred_labels" | awk '{ split($3, p, ":"); r += (p[1] == $1) } END { print r }')
+[[ $RIGHT -ge 55 ]] && pass "predict: $RIGHT/60 right" || fail "predict: only $RIGHT/60 right"
+
+expect_ok "summary of the saved model" "$LAMINA" summary "$MODEL"
+grep -q 'Total params: 131' "$WORK/out" || fail "summary of the model: no 'Total params: 131'"
+
+expect_ok "train again, same seed" "$LAMINA" train "$SPEC" --quiet --save "$WORK/again.safetensors" --threads 1
+cmp -s "$MODEL" "$WORK/again.safetensors" && pass "same seed, same weights" || fail "same seed gave different model files"
+
+expect_ok "train --epochs 2 --batch-size 32 --seed 5" "$LAMINA" train "$SPEC" --quiet --epochs 2 --batch-size 32 --seed 5 --report "$WORK/r2.json"
+grep -Eq '"epochs": 2,?$' "$WORK/r2.json" && grep -Eq '"seed": 5,?$' "$WORK/r2.json" || fail "flags did not override the spec"
+
+# --- errors ------------------------------------------------------------------------------------
+expect_error "missing spec file" 1 'nosuch\.json' "$LAMINA" train "$WORK/nosuch.json"
+printf '{"model": {"class_name": "Sequential",\n  "config": {]}\n' >"$WORK/broken.json"
+expect_error "malformed JSON names the file and line" 1 'broken\.json.*line 2' "$LAMINA" train "$WORK/broken.json"
+sed 's/"class_name": "Dense", "config": {"name": "out"/"class_name": "FancyDense", "config": {"name": "out"/' "$SPEC" >"$WORK/unknown_layer.json"
+expect_error "unknown layer class" 1 'FancyDense' "$LAMINA" train "$WORK/unknown_layer.json"
+expect_error "unknown layer class (summary)" 1 'FancyDense' "$LAMINA" summary "$WORK/unknown_layer.json"
+sed 's/"fit":/"fitt":/' "$SPEC" >"$WORK/unknown_key.json"
+expect_error "unknown top-level key" 1 "unknown_key\.json: unknown key 'fitt'" "$LAMINA" train "$WORK/unknown_key.json"
+sed 's/"epochs": 10/"epoch": 10/' "$SPEC" >"$WORK/typo.json"
+expect_error "unknown fit key" 1 "unknown key 'epoch'" "$LAMINA" train "$WORK/typo.json"
+printf '{"data": {"name": "digits"}, "compile": {"loss": "mse"}}\n' >"$WORK/no_model.json"
+expect_error "missing model" 1 'no_model\.json: model: missing' "$LAMINA" train "$WORK/no_model.json"
+sed 's/"loss": "sparse_categorical_crossentropy",//' "$SPEC" >"$WORK/no_loss.json"
+expect_error "missing loss" 1 'no_loss\.json: compile\.loss: missing' "$LAMINA" train "$WORK/no_loss.json"
+expect_error "bad CLI flag" 2 'bogus' "$LAMINA" train "$SPEC" --bogus
+expect_error "bad flag value" 2 'epochs' "$LAMINA" train "$SPEC" --epochs many
+expect_error "no command" 2 '.' "$LAMINA"
+cut -d, -f1-2 "$DIR/test.csv" >"$WORK/narrow.csv"
+expect_error "predict with a wrong-width CSV" 1 'narrow\.csv: rows have 2 columns.*4 features' "$LAMINA" predict "$MODEL" "$WORK/narrow.csv"
+expect_error "predict with a missing input" 1 'nothere\.csv' "$LAMINA" predict "$MODEL" "$WORK/nothere.csv"
+expect_error "evaluate with unknown data" 1 'nodata' "$LAMINA" evaluate "$MODEL" --data "$WORK/nodata"
+expect_error "evaluate a non-model file" 1 'spec\.json' "$LAMINA" evaluate "$SPEC" --data "$DIR/test.csv"
+
+if [[ $FAILS -ne 0 ]]; then echo "$FAILS check(s) failed"; exit 1; fi
+echo "all CLI checks passed"

@@ -1,0 +1,87 @@
+// The CLI's training spec (model + data + compile + fit, as JSON) and the data behind it:
+// named sets (mnist, fashion_mnist, digits), IDX directories and CSV files, scaled the same way
+// at train, evaluate and predict time. Not part of the library: tools/ only.
+//
+//   Spec spec = read_spec("examples/specs/digits_mlp.json");
+//   Prepared d = load_training_data(spec, model.input_shape());   // d.train, d.test, d.preprocessing
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lamina/data.hpp"
+#include "lamina/json.hpp"
+#include "lamina/tensor.hpp"
+
+namespace lamina::cli {
+
+// How raw inputs (IDX bytes, CSV numbers) become model inputs: x = raw * scale. Saved in the
+// model file as "lamina_preprocessing" so evaluate and predict repeat it.
+struct Preprocessing {
+  double scale = 1.0;
+  std::string data;           // "mnist", "fashion_mnist", "digits" or "files"
+  double test_split = 0.2;    // digits only: the fraction held out for testing
+  uint64_t split_seed = 1;    // digits only: the seed of that split
+  Json to_json() const;
+  // From a model file's metadata entry; `where` names the file in errors.
+  static Preprocessing from_json(const Json& j, const std::string& where);
+};
+
+struct DataSpec {
+  std::string name;                  // mnist | fashion_mnist | digits; empty for files
+  std::string location;              // "dir"/"path" for a named set (resolved); empty = default
+  std::string train_path, test_path; // files form (resolved)
+  std::optional<double> scale;       // a number; nullopt with scale_max false = the set's default
+  bool scale_max = false;            // "max": divide by the largest training feature value
+  double test_split = 0.2;
+  uint64_t split_seed = 1;
+  bool header = false;               // CSV files start with a header line
+};
+
+struct FitSpec {
+  int epochs = 1;
+  int64_t batch_size = 32;
+  double validation_split = 0.0;
+  bool shuffle = true;
+  std::optional<uint64_t> seed;
+  int verbose = 1;
+};
+
+struct Spec {
+  std::string path;
+  Json model;
+  DataSpec data;
+  Json optimizer = "rmsprop";  // Keras' default
+  Json loss;
+  std::vector<std::string> metrics;
+  FitSpec fit;
+};
+
+// A JSON file; errors name the file and the position ("spec.json: invalid JSON at line 3, ...").
+Json read_json_file(const std::string& path);
+// Reads and checks a spec: unknown keys and missing required keys are ValueErrors naming the
+// file and the key ("spec.json: model: missing").
+Spec read_spec(const std::string& path);
+// The spec's "model" part when `j` is a spec, or `j` itself when it is a bare model JSON.
+bool looks_like_spec(const Json& j);
+
+struct Prepared {
+  data::Dataset train, test;
+  Preprocessing preprocessing;
+};
+// The spec's train and test sets, scaled, samples shaped as `input_shape` when it is known.
+Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_shape);
+
+// The evaluation set for `evaluate --data NAME|PATH`: a named set's test split (digits: the
+// split recorded in `pre`), a directory of IDX files (its t10k-* pair, or its only pair), or a
+// CSV file with the label last.
+data::Dataset load_evaluation_data(const std::string& name_or_path, const Preprocessing& pre,
+                                   const std::optional<Shape>& input_shape);
+
+// Inputs for `predict`: an IDX file (raw or gz) of samples, or a CSV file of features (an extra
+// last column, the label, is dropped). Returns (N, input_shape...) scaled floats.
+Tensor load_prediction_input(const std::string& path, const Preprocessing& pre, const Shape& input_shape);
+
+}  // namespace lamina::cli
