@@ -9,22 +9,55 @@
 
 namespace lamina {
 
-void Optimizer::init_slots(std::vector<Tensor>& slots, const Shape& shape) const {
-  for (int i = 0; i < num_slots(); ++i) slots.push_back(Tensor::zeros(shape));
+// Parameters that live in one buffer in order (Sequential packs them) get their state as one
+// buffer per slot too, and each parameter's state is a view into it.
+void Optimizer::init_state(const std::vector<Tensor>& params) {
+  slots_.assign(params.size(), {});
+  bool flat = !params.empty();
+  for (size_t i = 0; flat && i < params.size(); ++i)
+    flat = params[i].impl()->storage == params[0].impl()->storage &&
+           (i == 0 || params[i].data() >= params[i - 1].data() + params[i - 1].numel());
+  if (flat) {
+    const int64_t span = params.back().data() + params.back().numel() - params.front().data();
+    for (int k = 0; k < num_slots(); ++k) flat_slots_.push_back(Tensor::full({span}, initial_slot_value(k)));
+  }
+  for (size_t i = 0; i < params.size(); ++i)
+    for (int k = 0; k < num_slots(); ++k)
+      slots_[i].push_back(flat ? flat_slots_[static_cast<size_t>(k)].view(params[i].data() - params[0].data(),
+                                                                          params[i].shape())
+                               : Tensor::full(params[i].shape(), initial_slot_value(k)));
+}
+
+// Whether one pass can update everything: every gradient present this step and laid out
+// like its parameter in one shared buffer.
+bool Optimizer::flat_gradients(const std::vector<Tensor>& params) const {
+  if (flat_slots_.empty() && num_slots() > 0) return false;
+  const TensorImpl& first = *params[0].impl();
+  for (const Tensor& p : params) {
+    const TensorImpl& impl = *p.impl();
+    if (!impl.grad.defined() || impl.grad_stale || impl.grad.impl()->storage != first.grad.impl()->storage ||
+        impl.grad.data() - first.grad.data() != impl.data - first.data || impl.storage != first.storage)
+      return false;
+  }
+  return true;
 }
 
 void Optimizer::step(const std::vector<Tensor>& params) {
-  if (slots_.empty()) slots_.resize(params.size());
+  if (params.empty()) return;
+  if (slots_.empty()) init_state(params);
   if (slots_.size() != params.size())
     throw ValueError(name() + ".step: called with " + std::to_string(params.size()) + " parameters, earlier with " +
                      std::to_string(slots_.size()) + " (an optimizer serves one set of parameters)");
   ++iterations_;
+  if (flat_gradients(params)) {
+    const int64_t span = params.back().data() + params.back().numel() - params.front().data();
+    return update_chunked(params[0].impl()->data, params[0].impl()->grad.data(), span, flat_slots_);
+  }
   for (size_t i = 0; i < params.size(); ++i) {
     Tensor p = params[i];
     if (p.impl()->grad_stale) continue;  // zeroed and not reached by this backward: no gradient
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    if (slots_[i].empty()) init_slots(slots_[i], p.shape());
     if (!slots_[i].empty() && slots_[i][0].shape() != p.shape())
       throw ValueError(name() + ".step: parameter " + std::to_string(i) + " has shape " + p.shape().str() +
                        ", its optimizer state " + slots_[i][0].shape().str());
@@ -176,10 +209,6 @@ Json RMSprop::config() const {
 // --- Adagrad ---------------------------------------------------------------------------------------------
 
 Adagrad::Adagrad(Options o) : Optimizer(o.learning_rate), options(o) {}
-
-void Adagrad::init_slots(std::vector<Tensor>& slots, const Shape& shape) const {
-  slots.push_back(Tensor::full(shape, options.initial_accumulator_value));
-}
 
 void Adagrad::update(float* p, const float* g, int64_t n, float* const* slots, int64_t) {
   float* acc = slots[0];

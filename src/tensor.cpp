@@ -9,6 +9,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "allocator.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/random.hpp"
@@ -48,24 +49,12 @@ std::ostream& operator<<(std::ostream& os, const Shape& shape) { return os << sh
 
 // --- creation ----------------------------------------------------------------------------------
 
-namespace {
-
-// 64-byte aligned, so oneDNN and AVX-512 loads see aligned rows.
-std::shared_ptr<float[]> allocate(int64_t n) {
-  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
-  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  return std::shared_ptr<float[]>(p, [](float* q) { std::free(q); });
-}
-
-}  // namespace
-
 Tensor Tensor::empty(const Shape& shape) {
   for (int64_t d : shape)
     if (d < 0) throw ShapeError("cannot create a tensor of shape " + shape.str() + " (a -1 is only for reshape)");
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
-  impl->storage = allocate(shape.numel());
+  impl->storage = detail::allocate_storage(shape.numel());  // 64-byte aligned, recycled
   impl->data = impl->storage.get();
   return Tensor(std::move(impl));
 }
@@ -190,6 +179,17 @@ Tensor Tensor::detach() const {
 }
 
 Tensor Tensor::reshape(const Shape& new_shape) const { return lamina::reshape(*this, new_shape); }
+
+Tensor Tensor::view(int64_t offset, const Shape& new_shape) const {
+  if (offset < 0 || offset + new_shape.numel() > numel())
+    throw ShapeError("Tensor::view: " + std::to_string(new_shape.numel()) + " elements at offset " +
+                     std::to_string(offset) + " do not fit in a tensor of shape " + shape().str());
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = new_shape;
+  impl->storage = impl_->storage;
+  impl->data = impl_->data + offset;
+  return Tensor(std::move(impl));
+}
 
 // --- autograd accessors (the walk itself is in autograd.cpp) -----------------------------------
 

@@ -108,6 +108,32 @@ TEST(Sequential, SameSeedSameWeightsBitForBit) {
   EXPECT_EQ(train(), train());
 }
 
+// After the first epoch every tensor buffer of a step comes from the storage cache: a further
+// epoch asks the system for none.
+TEST(Sequential, SteadyStateStepAllocatesNoStorage) {
+  manual_seed(8);
+  auto [x, y] = blobs(96, 4);  // 3 full batches of 32: every step has the same shapes
+  Sequential model = small_mlp();
+  model.compile(Adam(), "sparse_categorical_crossentropy", {"accuracy"});
+  model.fit(x, y, {.epochs = 2, .batch_size = 32, .verbose = 0});
+  const MemoryStats before = memory_stats();
+  model.fit(x, y, {.epochs = 3, .batch_size = 32, .verbose = 0});
+  const MemoryStats after = memory_stats();
+  EXPECT_EQ(after.system_allocations, before.system_allocations);
+  EXPECT_GT(after.reused, before.reused);
+}
+
+// Sequential packs its trainable weights into one buffer, gradients into another.
+TEST(Sequential, PacksParametersContiguously) {
+  Sequential model = small_mlp();
+  model.build({2});
+  const auto params = model.trainable_weights();
+  ASSERT_EQ(params.size(), 4u);
+  for (const Tensor& p : params) EXPECT_EQ(p.impl()->storage, params[0].impl()->storage);
+  for (size_t i = 1; i < params.size(); ++i) EXPECT_GE(params[i].data(), params[i - 1].data() + params[i - 1].numel());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(params[1].data()) % 64, 0u);
+}
+
 TEST(Callbacks, EarlyStoppingLambdaAndRestore) {
   manual_seed(3);
   auto [x, y] = blobs(60, 5);

@@ -119,6 +119,7 @@ class Sequential {
 
  private:
   void ensure_built(const Shape& sample_shape, const char* where);
+  void pack_parameters();
   std::vector<std::unique_ptr<Metric>> make_metrics() const;
   Logs run_evaluation(const data::Dataset& data, int64_t batch_size);
 

@@ -37,11 +37,16 @@ class Optimizer {
   // at the same offset), at step t (1-based). step() may call it on chunks in parallel.
   virtual void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) = 0;
   virtual int num_slots() const = 0;
-  virtual void init_slots(std::vector<Tensor>& slots, const Shape& shape) const;  // zeros
+  virtual float initial_slot_value(int /*slot*/) const { return 0.f; }
 
  private:
+  void init_state(const std::vector<Tensor>& params);
+  bool flat_gradients(const std::vector<Tensor>& params) const;
   void update_chunked(float* p, const float* g, int64_t n, std::vector<Tensor>& slots);
-  std::vector<std::vector<Tensor>> slots_;
+
+  std::vector<std::vector<Tensor>> slots_;  // per parameter (views into flat_slots_ when flat)
+  std::vector<Tensor> flat_slots_;          // one buffer per slot over all parameters, when they
+                                            // live in one buffer (Sequential packs them)
   int64_t iterations_ = 0;
 };
 
@@ -140,7 +145,7 @@ class Adagrad : public Optimizer {
  protected:
   void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
   int num_slots() const override { return 1; }
-  void init_slots(std::vector<Tensor>& slots, const Shape& shape) const override;
+  float initial_slot_value(int) const override { return options.initial_accumulator_value; }
 };
 
 // From Keras JSON: a name ("adam") or {"class_name": "Adam", "config": {...}} (Keras 2 or 3,

@@ -89,6 +89,9 @@ class Tensor {
   Tensor detach() const;  // the same storage, outside any autograd graph
   // A view with another shape (one dimension may be -1); differentiable. See ops.hpp.
   Tensor reshape(const Shape& shape) const;
+  // shape.numel() elements of this tensor's storage from flat `offset` on, without a copy and
+  // outside autograd: rows of a batch, a parameter inside a flat buffer.
+  Tensor view(int64_t offset, const Shape& shape) const;
 
   // --- autograd (see autograd.hpp) -----------------------------------------------------------
   bool requires_grad() const;

@@ -24,11 +24,7 @@ Tensor rows(const Tensor& x, int64_t begin, int64_t count) {
   std::vector<int64_t> dims = x.shape().dims();
   const int64_t row = x.numel() / std::max<int64_t>(dims[0], 1);
   dims[0] = count;
-  auto impl = std::make_shared<TensorImpl>();
-  impl->shape = Shape(dims);
-  impl->storage = x.impl()->storage;
-  impl->data = x.impl()->data + begin * row;
-  return Tensor(std::move(impl));
+  return x.view(begin * row, Shape(dims));
 }
 
 // Batch buffers reused across steps; re-made only when the batch size changes (the last batch).

@@ -80,6 +80,30 @@ void Sequential::build(const Shape& input_shape) {
     shape = l->output_shape(shape);
   }
   input_shape_ = input_shape;
+  pack_parameters();
+}
+
+// Moves every trainable weight into one flat buffer and gives each a gradient that is a view
+// into a second one, 16-float aligned, so that the optimizer updates all parameters in one
+// vectorized pass (and splits it evenly across threads). The gradients start lazily zeroed.
+void Sequential::pack_parameters() {
+  constexpr int64_t kAlign = 16;
+  auto padded = [](int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  const std::vector<Tensor> params = trainable_weights();
+  int64_t total = 0;
+  for (const Tensor& p : params) total += padded(p.numel());
+  if (total == 0) return;
+  Tensor values = Tensor::zeros({total}), grads = Tensor::zeros({total});
+  int64_t offset = 0;
+  for (const Tensor& p : params) {
+    std::copy(p.data(), p.data() + p.numel(), values.data() + offset);
+    TensorImpl& impl = *p.impl();
+    impl.storage = values.impl()->storage;
+    impl.data = values.impl()->data + offset;
+    impl.grad = grads.view(offset, p.shape());
+    impl.grad_stale = true;
+    offset += padded(p.numel());
+  }
 }
 
 void Sequential::ensure_built(const Shape& sample_shape, const char* where) {
