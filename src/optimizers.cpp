@@ -68,7 +68,10 @@ void Optimizer::step(const std::vector<Tensor>& params) {
 // Large parameters are split across threads in 16-float-aligned chunks. Every element's update
 // is independent of the others, so the result does not depend on the thread count.
 void Optimizer::update_chunked(float* p, const float* g, int64_t n, std::vector<Tensor>& slots) {
-  constexpr int64_t kParallelElements = 1 << 15;  // below this, waking a thread costs more than it saves
+  // Measured: Adam over 101,770 values takes 18 us on 1 thread and 15 on 2 in isolation, but a
+  // second thread costs more than that in a training step (the values then move between the
+  // cores' caches); over 669,706 values it pays (140 -> 83 us).
+  constexpr int64_t kParallelElements = 1 << 18;
   const int threads = n >= kParallelElements ? omp_get_max_threads() : 1;
   const int64_t t = iterations_;
   if (threads == 1) {

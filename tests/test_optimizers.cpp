@@ -64,17 +64,17 @@ TEST(Optimizers, FlatAndPerParameterPathsAgree) {
       [] { return std::make_shared<Adagrad>(); }};
   for (const auto& make : makers) {
     Generator gen(3);
-    const Tensor a0 = Tensor::randn({40000}, gen), b0 = Tensor::randn({7}, gen);  // a0 is split across threads
-    Tensor flat = Tensor::zeros({40016 + 16});
+    const Tensor a0 = Tensor::randn({300000}, gen), b0 = Tensor::randn({7}, gen);  // a0 is split across threads
+    Tensor flat = Tensor::zeros({300016 + 16});
     std::copy(a0.data(), a0.data() + a0.numel(), flat.data());
-    std::copy(b0.data(), b0.data() + b0.numel(), flat.data() + 40000);
-    Tensor grads = Tensor::zeros({40016 + 16});
-    std::vector<Tensor> packed = {flat.view(0, {40000}), flat.view(40000, {7})};
+    std::copy(b0.data(), b0.data() + b0.numel(), flat.data() + 300000);
+    Tensor grads = Tensor::zeros({300016 + 16});
+    std::vector<Tensor> packed = {flat.view(0, {300000}), flat.view(300000, {7})};
     std::vector<Tensor> loose = {a0.clone(), b0.clone()};
     for (size_t i = 0; i < 2; ++i) {
       packed[i].requires_grad_();
       loose[i].requires_grad_();
-      packed[i].impl()->grad = grads.view(i == 0 ? 0 : 40000, packed[i].shape());
+      packed[i].impl()->grad = grads.view(i == 0 ? 0 : 300000, packed[i].shape());
     }
     auto opt_packed = make(), opt_loose = make();
     for (int t = 0; t < 4; ++t) {

@@ -61,11 +61,14 @@ MatmulPrimitive make(const Key& key) {
 void run_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
                 bool trans_b, bool accumulate, const float* bias, Eltwise act);
 
-// The threading policy, measured on this 2-core Zen 5 (oneDNN 2.6, min of 7x200 runs):
-//   32x784x128 (6.4 MFLOP): 31 us on 1 thread, 21 us on 2;  32x128x10: 1.1 us on 1, 5.1 us on 2;
-//   128x64x64 (1 MFLOP): 5.1 us on 1, 7.5 us on 2.
-// Waking a second thread costs ~4 us, so it only pays above a few MFLOP.
-constexpr double kParallelFlops = 4e6;
+// The threading policy, measured on this 2-core machine (oneDNN 2.6, min of repeated runs):
+//   in isolation, 32x784x128 (6.4 MFLOP) takes 31 us on 1 thread, 21 us on 2; 32x128x10 takes
+//   1.1 us on 1, 5.1 us on 2 (waking a thread costs ~4 us).
+//   In a training step, though, a second thread also moves every buffer it touches between the
+//   two cores' caches: the MNIST-MLP step (two 6.4 MFLOP products) takes 110 us on 1 thread and
+//   150 us on 2, while the wide MLP's 103 MFLOP products gain (509 -> 297 us forward).
+// So products under 20 MFLOP stay on the calling thread.
+constexpr double kParallelFlops = 20e6;
 
 // Runs `f` with the thread count this product deserves, then restores the caller's.
 template <class F>
