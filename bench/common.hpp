@@ -1,0 +1,129 @@
+// What bench_lamina, bench_torch and bench_compare share: the workloads, the command line of
+// the two training programs, the digits split rule, peak RSS, and the FLOP count of an MLP.
+// No Lamina and no libtorch here, so both programs include it and cannot drift apart.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bench {
+
+enum class Optimizer { sgd_momentum, adam };
+
+// One training workload. units: the layer widths, input first ({784, 128, 10}); every hidden
+// layer is relu. Kernels glorot_uniform, biases zero, in both frameworks.
+struct Workload {
+  const char* name;
+  uint64_t seed;
+  bool mnist;              // MNIST (uint8 images / 255), else the 8x8 digits (X / 16)
+  std::vector<int64_t> units;
+  int64_t batch_size;
+  Optimizer optimizer;     // sgd_momentum: lr 0.01, momentum 0.9; adam: lr 1e-3, eps 1e-7
+  bool softmax_output;     // digits: Dense(10, softmax) + sparse CE; else logits + CE from logits
+  int default_epochs;      // digits: the course's 10 (whole training is the metric); MNIST: per run
+};
+
+inline const std::vector<Workload>& workloads() {
+  static const std::vector<Workload> all{
+      {"digits-mlp", 1, false, {64, 64, 10}, 128, Optimizer::sgd_momentum, true, 10},
+      {"mnist-mlp", 2, true, {784, 128, 10}, 32, Optimizer::adam, false, 2},
+      {"mnist-mlp-wide", 2, true, {784, 512, 512, 10}, 128, Optimizer::adam, false, 2},
+  };
+  return all;
+}
+
+inline const Workload& find_workload(const std::string& name) {
+  for (const Workload& w : workloads())
+    if (name == w.name) return w;
+  std::string known;
+  for (const Workload& w : workloads()) known += std::string(known.empty() ? "" : ", ") + w.name;
+  throw std::invalid_argument("unknown workload '" + name + "' (known: " + known + ")");
+}
+
+// Training FLOPs of one epoch of an MLP (matmuls only; bias, relu, loss and the optimizer
+// are O(units), not O(in * units), and left out). Per sample and layer l (in_l -> out_l):
+//   forward  y = x W        2 in_l out_l
+//   backward dW = x^T dy    2 in_l out_l
+//            dx = dy W^T    2 in_l out_l, except for the first layer (its input needs no grad)
+// so per sample 2 * sum_l(in_l out_l) * 2 + 2 * sum_{l > 1}(in_l out_l), times samples.
+// mnist-mlp: (2 * 101,632 * 2 + 2 * 1,280) * 60,000 = 24.5 GFLOP.
+inline double epoch_flops(const Workload& w, int64_t samples) {
+  double all = 0, after_first = 0;
+  for (size_t l = 0; l + 1 < w.units.size(); ++l) {
+    const double mk = static_cast<double>(w.units[l]) * static_cast<double>(w.units[l + 1]);
+    all += mk;
+    if (l > 0) after_first += mk;
+  }
+  return (4.0 * all + 2.0 * after_first) * static_cast<double>(samples);
+}
+
+// Training samples per epoch: MNIST's 60,000; the digits' 80 % (1,438 of 1,797).
+inline int64_t digits_train_size(int64_t n) { return (n * 4 + 2) / 5; }  // round(0.8 n)
+inline int64_t train_samples(const Workload& w) { return w.mnist ? 60000 : digits_train_size(1797); }
+
+// The digits split, the same in both programs: a Fisher-Yates shuffle of 0..n-1 driven by
+// splitmix64 from `seed`; the first digits_train_size(n) indices train, the rest test. (Lamina's
+// Dataset::split uses its own generator, which the libtorch peer does not have.)
+inline std::vector<int64_t> split_permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> p(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) p[static_cast<size_t>(i)] = i;
+  uint64_t state = seed;
+  auto next = [&state] {  // splitmix64 (Steele, Lea, Flood 2014)
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  for (int64_t i = n - 1; i > 0; --i) std::swap(p[static_cast<size_t>(i)], p[next() % static_cast<uint64_t>(i + 1)]);
+  return p;
+}
+
+// The command line of bench_lamina and bench_torch:
+//   --workload NAME --threads T [--epochs E] [--data DIR] [--no-predict]
+struct Args {
+  std::string workload = "mnist-mlp";
+  int threads = 1;
+  int epochs = 0;  // 0: the workload's default
+  std::string data = "data";
+  bool predict = true;  // time predict on the MNIST test set
+};
+
+inline Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
+      return argv[++i];
+    };
+    if (k == "--workload") a.workload = value();
+    else if (k == "--threads") a.threads = std::stoi(value());
+    else if (k == "--epochs") a.epochs = std::stoi(value());
+    else if (k == "--data") a.data = value();
+    else if (k == "--no-predict") a.predict = false;
+    else throw std::invalid_argument("unknown option '" + k + "' (known: --workload, --threads, --epochs, --data, --no-predict)");
+  }
+  if (a.threads < 1) throw std::invalid_argument("--threads must be >= 1");
+  find_workload(a.workload);
+  return a;
+}
+
+// ru_maxrss: the process' peak resident set, KiB on Linux.
+inline double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace bench

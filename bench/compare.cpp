@@ -1,0 +1,454 @@
+// bench_compare: Lamina beside libtorch, in one invocation. For each workload and thread count
+// it runs bench_lamina and bench_torch as separate processes, alternating, several times each;
+// measures the single-core matmul peak that the arithmetic bound divides by; writes
+// build/bench/compare.json (shared/DESIGN.md's format, plus per-thread-count detail) and prints
+// the same as a table. It times nothing itself but the matmul peak.
+//   bench_compare [--data data] [--out build/bench/compare.json] [--reps 5] [--digits-reps 5]
+//                 [--epochs 2] [--threads 1,2] [--workloads digits-mlp,mnist-mlp,...] [--no-accuracy-run]
+//                 [--max-wait 120]
+// Other processes on the machine (a build, a test run) skew timings. Before each run it waits,
+// up to --max-wait seconds in all, for them to leave the CPU, and it records with every run the
+// cores that other processes kept busy during it ("other_busy_cores").
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <lamina/lamina.hpp>
+
+#include "common.hpp"
+
+namespace fs = std::filesystem;
+using OJson = nlohmann::ordered_json;  // keys in the order written, for people reading the file
+
+namespace {
+
+const char* const kFrameworks[] = {"lamina", "libtorch"};
+
+struct Options {
+  std::string data = "data";
+  std::string out = "build/bench/compare.json";
+  fs::path bin_dir;            // where bench_lamina and bench_torch are: beside this program
+  int reps = 5;                // runs per framework and thread count (MNIST workloads)
+  int digits_reps = 5;         // digits-mlp (runs of a few ms: startup dominates the process)
+  int epochs = 2;              // per MNIST run
+  int accuracy_epochs = 5;     // the extra mnist-mlp run that compares accuracy
+  bool accuracy_run = true;
+  double max_wait = 120;       // seconds, in all, to wait for other processes to leave the CPU
+  std::vector<int> threads{1, 2};
+  std::vector<std::string> workloads;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (const bench::Workload& w : bench::workloads()) o.workloads.emplace_back(w.name);
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
+      return argv[++i];
+    };
+    if (k == "--data") o.data = value();
+    else if (k == "--out") o.out = value();
+    else if (k == "--reps") o.reps = std::stoi(value());
+    else if (k == "--digits-reps") o.digits_reps = std::stoi(value());
+    else if (k == "--epochs") o.epochs = std::stoi(value());
+    else if (k == "--accuracy-epochs") o.accuracy_epochs = std::stoi(value());
+    else if (k == "--no-accuracy-run") o.accuracy_run = false;
+    else if (k == "--max-wait") o.max_wait = std::stod(value());
+    else if (k == "--threads") {
+      o.threads.clear();
+      for (const std::string& t : split_list(value())) o.threads.push_back(std::stoi(t));
+    } else if (k == "--workloads") {
+      o.workloads = split_list(value());
+      for (const std::string& w : o.workloads) bench::find_workload(w);
+    } else {
+      throw std::invalid_argument("unknown option '" + k + "' (see the comment at the top of bench/compare.cpp)");
+    }
+  }
+  if (o.reps < 1 || o.digits_reps < 1 || o.epochs < 1 || o.threads.empty())
+    throw std::invalid_argument("--reps, --digits-reps, --epochs and --threads need positive values");
+  o.bin_dir = fs::read_symlink("/proc/self/exe").parent_path();
+  return o;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// --- the single-core matmul peak -------------------------------------------------------------
+
+// Lamina's matmul (oneDNN) on 1024^3, one thread, no graph: the best of 10 after 3 warm-ups.
+double matmul_peak_flops() {
+  constexpr int64_t n = 1024;
+  lamina::set_num_threads(1);
+  lamina::Generator gen(0);
+  const lamina::Tensor a = lamina::Tensor::randn({n, n}, gen), b = lamina::Tensor::randn({n, n}, gen);
+  lamina::NoGradGuard no_grad;
+  double best = 1e30;
+  for (int i = 0; i < 13; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const lamina::Tensor c = lamina::matmul(a, b);
+    const double s = bench::seconds_since(t0);
+    if (i >= 3) best = std::min(best, s);
+  }
+  return 2.0 * n * n * n / best;
+}
+
+// --- other load on the machine ------------------------------------------------------------------
+
+// Seconds of CPU time all processes have used, and wall seconds, from /proc/stat's "cpu" line.
+struct CpuSample {
+  double busy = 0, wall = 0, children = 0;  // children: our finished children's CPU seconds
+};
+
+CpuSample cpu_sample() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  rusage c{};
+  getrusage(RUSAGE_CHILDREN, &c);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return {(user + nice + system + irq + softirq + steal) / hz,
+          std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(),
+          secs(c.ru_utime) + secs(c.ru_stime)};
+}
+
+// Cores that processes other than this one and its finished children kept busy since `a`.
+double other_busy_cores(const CpuSample& a, const CpuSample& b) {
+  const double wall = b.wall - a.wall;
+  return wall > 0 ? std::max(0.0, (b.busy - a.busy) - (b.children - a.children)) / wall : 0.0;
+}
+
+// Waits while other processes keep more than 0.3 cores busy, up to `budget` seconds (spent
+// from it). Returns the busy cores last seen.
+double wait_for_quiet(double& budget) {
+  for (;;) {
+    const CpuSample a = cpu_sample();
+    usleep(300000);
+    const double busy = other_busy_cores(a, cpu_sample());
+    if (busy < 0.3 || budget <= 0) return busy;
+    std::fprintf(stderr, "bench_compare: other processes keep %.1f cores busy; waiting (%.0f s left to wait)\n", busy,
+                 budget);
+    sleep(2);
+    budget -= 2.3;
+  }
+}
+
+// --- running one training process -------------------------------------------------------------
+
+// Runs one program with its environment; returns its JSON line or throws with what went wrong.
+// libtorch gets OpenBLAS at its best: the SkylakeX kernels (the environment's Haswell default
+// halves its speed) and its own pool sized like torch's, which it would otherwise not be.
+OJson run_one(const Options& o, const std::string& framework, const std::string& workload, int threads, int epochs,
+              double& wait_budget) {
+  const double busy_before = wait_for_quiet(wait_budget);
+  const std::string t = std::to_string(threads);
+  setenv("OMP_NUM_THREADS", t.c_str(), 1);
+  if (framework == "libtorch") {
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("OPENBLAS_NUM_THREADS", t.c_str(), 1);
+  } else {
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("OPENBLAS_NUM_THREADS");
+  }
+  const fs::path exe = o.bin_dir / (framework == "lamina" ? "bench_lamina" : "bench_torch");
+  const std::string cmd = shell_quote(exe.string()) + " --workload " + workload + " --threads " + t + " --epochs " +
+                          std::to_string(epochs) + " --data " + shell_quote(o.data);
+  const CpuSample before = cpu_sample();
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("cannot start " + cmd);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  const double busy_during = other_busy_cores(before, cpu_sample());
+  if (status != 0) throw std::runtime_error(cmd + " failed (status " + std::to_string(status) + ")");
+  std::string json_line;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line[0] == '{') json_line = line;
+  if (json_line.empty()) throw std::runtime_error(cmd + " printed no JSON line; it printed:\n" + out);
+  OJson r = OJson::parse(json_line);
+  r["other_busy_cores_before"] = busy_before;
+  r["other_busy_cores"] = busy_during;  // includes this program's own negligible polling
+  return r;
+}
+
+// --- statistics -------------------------------------------------------------------------------
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+OJson or_null(const std::vector<double>& v, double (*f)(std::vector<double>)) {
+  return v.empty() ? OJson(nullptr) : OJson(f(v));
+}
+double min_of(std::vector<double> v) { return *std::min_element(v.begin(), v.end()); }
+double max_of(std::vector<double> v) { return *std::max_element(v.begin(), v.end()); }
+
+// One framework at one thread count, from its runs. s/epoch: every epoch of every run (MNIST:
+// epoch 1 includes the warm-up, nothing is dropped); digits: each run's training time / epochs.
+OJson summarize(const std::vector<OJson>& runs, bool whole_training) {
+  std::vector<double> per_epoch, train, acc, rss, predict, busy;
+  OJson raw = OJson::array();
+  for (const OJson& r : runs) {
+    const double epochs = r.at("epochs").get<double>();
+    if (whole_training) {
+      per_epoch.push_back(r.at("train_seconds").get<double>() / epochs);
+    } else {
+      for (const auto& s : r.at("epoch_seconds")) per_epoch.push_back(s.get<double>());
+    }
+    train.push_back(r.at("train_seconds").get<double>());
+    acc.push_back(r.at("test_accuracy").get<double>());
+    rss.push_back(r.at("peak_rss_mb").get<double>());
+    if (!r.at("predict_samples_per_s").is_null()) predict.push_back(r.at("predict_samples_per_s").get<double>());
+    busy.push_back(r.at("other_busy_cores").get<double>());
+    raw.push_back(whole_training ? r.at("train_seconds") : r.at("epoch_seconds"));
+  }
+  OJson s;
+  s["runs"] = runs.size();
+  s["s_per_epoch_min"] = or_null(per_epoch, min_of);
+  s["s_per_epoch_median"] = or_null(per_epoch, median);
+  if (whole_training) {
+    s["train_seconds_min"] = or_null(train, min_of);
+    s["train_seconds_median"] = or_null(train, median);
+  }
+  s["test_accuracy"] = or_null(acc, median);    // median over runs
+  s["peak_rss_mb"] = or_null(rss, max_of);      // the largest over runs
+  s["predict_samples_per_s"] = or_null(predict, median);
+  s["other_busy_cores_max"] = or_null(busy, max_of);  // other processes' load during the runs
+  s[whole_training ? "train_seconds" : "epoch_seconds"] = raw;
+  return s;
+}
+
+std::optional<double> num(const OJson& j, const char* key) {
+  if (!j.contains(key) || j.at(key).is_null()) return std::nullopt;
+  return j.at(key).get<double>();
+}
+
+// --- the table ----------------------------------------------------------------------------------
+
+std::string fmt(const OJson& j, const char* key, const char* format, double scale = 1.0) {
+  const std::optional<double> v = num(j, key);
+  if (!v) return "-";
+  char b[64];
+  std::snprintf(b, sizeof b, format, *v * scale);
+  return b;
+}
+
+void print_table(const std::vector<OJson>& results, const Options& o, double peak) {
+  std::printf("\nLamina vs libtorch %s, %d runs per framework and thread count (digits-mlp: %d), alternating.\n",
+              "1.13 (OpenBLAS pthread, OPENBLAS_CORETYPE=SkylakeX, OPENBLAS_NUM_THREADS = torch threads)", o.reps,
+              o.digits_reps);
+  std::printf("Single-core matmul peak (Lamina matmul 1024^3, 1 thread): %.1f GFLOP/s.\n", peak / 1e9);
+  std::printf("s/epoch: min and median over every epoch of every run (%d epochs per MNIST run; epoch 1 includes "
+              "warm-up; nothing dropped).\ndigits-mlp: whole %d-epoch training time / %d. Each framework at its "
+              "best thread count (T) by median.\n\n",
+              o.epochs, 10, 10);
+  std::printf("%-15s %-9s %2s %12s %12s %9s %9s %11s %9s %10s\n", "workload", "framework", "T", "s/epoch min",
+              "s/ep median", "test acc", "RSS MB", "predict/s", "speedup", "bound s/ep");
+  for (const OJson& r : results) {
+    bool first = true;
+    for (const char* fw : kFrameworks) {
+      const OJson& f = r.at(fw);
+      std::printf("%-15s %-9s %2s %12s %12s %9s %9s %11s %9s %10s\n",
+                  first ? r.at("workload").get<std::string>().c_str() : "", fw, fmt(f, "threads", "%.0f").c_str(),
+                  fmt(f, "s_per_epoch_min", "%.5f").c_str(), fmt(f, "s_per_epoch_median", "%.5f").c_str(),
+                  fmt(f, "test_accuracy", "%.4f").c_str(), fmt(f, "peak_rss_mb", "%.1f").c_str(),
+                  fmt(f, "predict_samples_per_s", "%.0f").c_str(), first ? fmt(r, "speedup", "%.2fx").c_str() : "",
+                  first ? fmt(r, "bound_s_per_epoch", "%.5f").c_str() : "");
+      first = false;
+    }
+    if (const auto lm = num(r.at("lamina"), "s_per_epoch_median"); lm && num(r, "bound_s_per_epoch"))
+      std::printf("%-15s lamina median = %.2fx the arithmetic bound\n", "", *lm / *num(r, "bound_s_per_epoch"));
+    if (r.contains("accuracy_run")) {
+      const OJson& a = r.at("accuracy_run");
+      std::printf("%-15s %d-epoch run, test accuracy: lamina %s (T=%s), libtorch %s (T=%s)\n", "",
+                  a.at("epochs").get<int>(), fmt(a.at("lamina"), "test_accuracy", "%.4f").c_str(),
+                  fmt(a.at("lamina"), "threads", "%.0f").c_str(), fmt(a.at("libtorch"), "test_accuracy", "%.4f").c_str(),
+                  fmt(a.at("libtorch"), "threads", "%.0f").c_str());
+    }
+  }
+  std::printf("\nPer thread count (medians, s/epoch):\n%-15s %2s %12s %12s %9s %11s %11s %8s %8s\n", "workload", "T",
+              "lamina", "libtorch", "speedup", "lamina p/s", "torch p/s", "lam RSS", "tor RSS");
+  for (const OJson& r : results)
+    for (const auto& [t, e] : r.at("per_threads").items())
+      std::printf("%-15s %2s %12s %12s %9s %11s %11s %8s %8s\n", r.at("workload").get<std::string>().c_str(), t.c_str(),
+                  fmt(e.at("lamina"), "s_per_epoch_median", "%.5f").c_str(),
+                  fmt(e.at("libtorch"), "s_per_epoch_median", "%.5f").c_str(), fmt(e, "speedup", "%.2fx").c_str(),
+                  fmt(e.at("lamina"), "predict_samples_per_s", "%.0f").c_str(),
+                  fmt(e.at("libtorch"), "predict_samples_per_s", "%.0f").c_str(),
+                  fmt(e.at("lamina"), "peak_rss_mb", "%.1f").c_str(), fmt(e.at("libtorch"), "peak_rss_mb", "%.1f").c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options o = parse(argc, argv);
+  const auto start = std::chrono::steady_clock::now();
+  const double peak = matmul_peak_flops();
+  std::fprintf(stderr, "bench_compare: single-core matmul peak %.1f GFLOP/s\n", peak / 1e9);
+  const std::string cpu = [] {
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+    return std::string("?");
+  }();
+  const std::string blas = fs::weakly_canonical("/usr/lib/x86_64-linux-gnu/libblas.so.3").string();
+
+  std::vector<OJson> results;
+  int failures = 0;
+  double wait_budget = o.max_wait, worst_busy = 0;
+  for (const std::string& name : o.workloads) {
+    const bench::Workload& w = bench::find_workload(name);
+    const bool whole = !w.mnist;
+    const int epochs = w.mnist ? o.epochs : w.default_epochs, reps = w.mnist ? o.reps : o.digits_reps;
+    const std::string load_before = first_line("/proc/loadavg");
+    // runs[T][framework]; rep outermost so drift over time spreads over everything, and the
+    // framework that goes first alternates.
+    std::map<int, std::map<std::string, std::vector<OJson>>> runs;
+    OJson torch_blas = OJson::object();  // per thread count: the BLAS bench_torch saw
+    for (int rep = 0; rep < reps; ++rep)
+      for (int t : o.threads)
+        for (int k = 0; k < 2; ++k) {
+          const std::string fw = kFrameworks[(k + rep) % 2];
+          try {
+            OJson r = run_one(o, fw, name, t, epochs, wait_budget);
+            std::fprintf(stderr, "bench_compare: %-14s %-8s T=%d rep %d: %s s, acc %.4f\n", name.c_str(), fw.c_str(), t,
+                         rep + 1, (whole ? r.at("train_seconds") : r.at("epoch_seconds")).dump().c_str(),
+                         r.at("test_accuracy").get<double>());
+            worst_busy = std::max(worst_busy, r.at("other_busy_cores").get<double>());
+            if (r.contains("blas")) torch_blas[std::to_string(t)] = r.at("blas");
+            runs[t][fw].push_back(std::move(r));
+          } catch (const std::exception& e) {
+            ++failures;
+            std::fprintf(stderr, "bench_compare: %s\n", e.what());
+          }
+        }
+
+    OJson entry;
+    entry["workload"] = name;
+    OJson per_threads = OJson::object();
+    std::map<std::string, std::pair<int, OJson>> best;  // framework -> (T, summary) by median
+    std::map<std::string, std::pair<int, double>> best_predict;
+    for (int t : o.threads) {
+      OJson e;
+      for (const char* fw : kFrameworks) {
+        e[fw] = summarize(runs[t][fw], whole);
+        const std::optional<double> m = num(e[fw], "s_per_epoch_median");
+        if (m && (!best.count(fw) || *m < *num(best[fw].second, "s_per_epoch_median"))) best[fw] = {t, e[fw]};
+        const std::optional<double> p = num(e[fw], "predict_samples_per_s");
+        if (p && (!best_predict.count(fw) || *p > best_predict[fw].second)) best_predict[fw] = {t, *p};
+      }
+      const auto lm = num(e["lamina"], "s_per_epoch_median"), tm = num(e["libtorch"], "s_per_epoch_median");
+      e["speedup"] = lm && tm ? OJson(*tm / *lm) : OJson(nullptr);
+      per_threads[std::to_string(t)] = e;
+    }
+    for (const char* fw : kFrameworks) {
+      OJson f;
+      if (best.count(fw)) {
+        const OJson& s = best[fw].second;
+        for (const char* k : {"s_per_epoch_min", "s_per_epoch_median", "train_seconds_min", "train_seconds_median",
+                              "test_accuracy", "peak_rss_mb"})
+          if (s.contains(k)) f[k] = s[k];
+        f["threads"] = best[fw].first;
+      }
+      // predict at its own best thread count, which need not be training's
+      f["predict_samples_per_s"] = best_predict.count(fw) ? OJson(best_predict[fw].second) : OJson(nullptr);
+      f["predict_threads"] = best_predict.count(fw) ? OJson(best_predict[fw].first) : OJson(nullptr);
+      entry[fw] = f;
+    }
+    const auto lm = num(entry["lamina"], "s_per_epoch_median"), tm = num(entry["libtorch"], "s_per_epoch_median");
+    entry["speedup"] = lm && tm ? OJson(*tm / *lm) : OJson(nullptr);
+    const double flops = bench::epoch_flops(w, bench::train_samples(w));
+    entry["bound_s_per_epoch"] = flops / peak;
+    entry["bound_gflop_per_epoch"] = flops / 1e9;
+    entry["matmul_peak_gflops"] = peak / 1e9;
+    entry["epochs_per_run"] = epochs;
+    entry["runs_per_thread_count"] = reps;
+
+    // mnist-mlp: one full run per framework at its best thread count, for the accuracy.
+    if (name == "mnist-mlp" && o.accuracy_run) {
+      OJson a;
+      a["epochs"] = o.accuracy_epochs;
+      for (const char* fw : kFrameworks) {
+        const int t = best.count(fw) ? best[fw].first : o.threads.front();
+        try {
+          const OJson r = run_one(o, fw, name, t, o.accuracy_epochs, wait_budget);
+          worst_busy = std::max(worst_busy, r.at("other_busy_cores").get<double>());
+          a[fw] = {{"threads", t}, {"test_accuracy", r.at("test_accuracy")}, {"epoch_seconds", r.at("epoch_seconds")}};
+          entry[fw]["test_accuracy_" + std::to_string(o.accuracy_epochs) + "_epochs"] = r.at("test_accuracy");
+          std::fprintf(stderr, "bench_compare: %-14s %-8s T=%d %d epochs: acc %.4f\n", name.c_str(), fw, t,
+                       o.accuracy_epochs, r.at("test_accuracy").get<double>());
+        } catch (const std::exception& e) {
+          ++failures;
+          std::fprintf(stderr, "bench_compare: %s\n", e.what());
+          a[fw] = {{"threads", t}, {"test_accuracy", nullptr}};
+        }
+      }
+      entry["accuracy_run"] = a;
+    }
+    entry["per_threads"] = per_threads;
+    entry["conditions"] = {{"cpu", cpu},
+                           {"cores", std::thread::hardware_concurrency()},
+                           {"libblas", blas},
+                           {"libtorch_blas_by_threads", torch_blas},
+                           {"loadavg_before", load_before},
+                           {"loadavg_after", first_line("/proc/loadavg")}};
+    results.push_back(entry);
+  }
+
+  fs::create_directories(fs::absolute(o.out).parent_path());
+  {
+    std::ofstream f(o.out);
+    f << OJson(results).dump(2) << "\n";
+    if (!f) throw std::runtime_error(o.out + ": cannot write");
+  }
+  print_table(results, o, peak);
+  if (worst_busy > 0.3)
+    std::printf("\nWARNING: other processes kept up to %.1f cores busy during some runs (other_busy_cores in %s);\n"
+                "timings are skewed. Run again on a quiet machine.\n",
+                worst_busy, o.out.c_str());
+  std::printf("\nWrote %s in %.0f s.%s\n", o.out.c_str(), bench::seconds_since(start),
+              failures ? (" " + std::to_string(failures) + " run(s) FAILED; see above.").c_str() : "");
+  return failures ? 1 : 0;
+} catch (const std::exception& e) {
+  std::cerr << "bench_compare: " << e.what() << "\n";
+  return 1;
+}

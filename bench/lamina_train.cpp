@@ -1,0 +1,98 @@
+// bench_lamina: trains one bench workload with Lamina's public API (Sequential, compile, fit,
+// predict) and prints one JSON line with the epoch times, test accuracy, peak RSS and predict
+// throughput. bench_compare runs it beside bench_torch (bench/peers/torch_train.cpp).
+//   bench_lamina --workload mnist-mlp --threads 1 [--epochs 2] [--data data]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <numeric>
+#include <span>
+
+#include <lamina/lamina.hpp>
+
+#include "common.hpp"
+
+using namespace lamina;
+
+namespace {
+
+// The digits, X / 16, split by bench::split_permutation (the same rule as the libtorch peer).
+data::TrainTest load_digits_split(const std::string& dir, uint64_t seed) {
+  const data::Dataset all = data::load_digits(dir + "/digits/digits.csv.gz").scaled(1.f / 16.f);
+  const std::vector<int64_t> perm = bench::split_permutation(all.size(), seed);
+  const auto n_train = static_cast<size_t>(bench::digits_train_size(all.size()));
+  const std::span<const int64_t> train(perm.data(), n_train), test(perm.data() + n_train, perm.size() - n_train);
+  return {data::Dataset::from_tensors(all.x(train), all.y(train)), data::Dataset::from_tensors(all.x(test), all.y(test))};
+}
+
+Sequential make_model(const bench::Workload& w) {
+  Sequential model;
+  if (w.mnist) model.add(layers::Flatten({.input_shape = Shape{28, 28}}));
+  for (size_t l = 1; l < w.units.size(); ++l) {
+    const bool last = l + 1 == w.units.size();
+    const Activation act = !last ? Activation::relu : w.softmax_output ? Activation::softmax : Activation::linear;
+    model.add(layers::Dense({.units = w.units[l], .activation = act}));
+  }
+  if (w.optimizer == bench::Optimizer::sgd_momentum)
+    model.compile(SGD({.learning_rate = 0.01f, .momentum = 0.9f}), "sparse_categorical_crossentropy");
+  else
+    model.compile(Adam({.learning_rate = 1e-3f, .epsilon = 1e-7f}),
+                  losses::SparseCategoricalCrossentropy({.from_logits = true}));
+  // No training metrics: the libtorch peer tracks the loss only, as Lamina's fit always does.
+  return model;
+}
+
+double accuracy(const Tensor& scores, const Tensor& labels) {
+  const int64_t n = scores.dim(0), c = scores.dim(1);
+  int64_t right = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = scores.data() + i * c;
+    right += (std::max_element(row, row + c) - row) == static_cast<int64_t>(labels.data()[i]);
+  }
+  return static_cast<double>(right) / static_cast<double>(n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const bench::Args args = bench::parse_args(argc, argv);
+  const bench::Workload& w = bench::find_workload(args.workload);
+  const int epochs = args.epochs > 0 ? args.epochs : w.default_epochs;
+  set_num_threads(args.threads);
+  manual_seed(w.seed);
+
+  const data::TrainTest d = w.mnist ? data::load_mnist(args.data + "/mnist") : load_digits_split(args.data, w.seed);
+  Sequential model = make_model(w);
+  model.build(w.mnist ? Shape{28, 28} : Shape{w.units[0]});  // weights drawn before the clock starts
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const History h = model.fit(d.train, {.epochs = epochs, .batch_size = w.batch_size, .shuffle = true,
+                                        .seed = w.seed, .verbose = 0});
+  const double train_seconds = bench::seconds_since(t0);
+
+  // Test accuracy from predict; for MNIST this pass is also predict's warm-up.
+  const Tensor scores = model.predict(d.test, 1000);
+  const double test_accuracy = accuracy(scores, d.test.all_y());
+  Json predict_rate = nullptr;
+  if (w.mnist && args.predict) {  // the median of 3 timed passes over the 10,000 test images
+    std::vector<double> rates;
+    for (int r = 0; r < 3; ++r) {
+      const auto p0 = std::chrono::steady_clock::now();
+      model.predict(d.test, 1000);
+      rates.push_back(static_cast<double>(d.test.size()) / bench::seconds_since(p0));
+    }
+    std::sort(rates.begin(), rates.end());
+    predict_rate = rates[1];
+  }
+
+  const Json out = {{"workload", w.name},          {"framework", "lamina"},
+                    {"threads", args.threads},     {"epochs", epochs},
+                    {"epoch_seconds", h.epoch_seconds}, {"train_seconds", train_seconds},
+                    {"test_accuracy", test_accuracy},   {"peak_rss_mb", bench::peak_rss_mb()},
+                    {"predict_samples_per_s", predict_rate}};
+  std::cout << out.dump() << std::endl;
+} catch (const std::exception& e) {
+  std::cerr << "bench_lamina: " << e.what() << "\n";
+  return 1;
+}

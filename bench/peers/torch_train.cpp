@@ -1,0 +1,223 @@
+// bench_torch: the libtorch peer of bench_lamina. The same workloads (bench/common.hpp), data,
+// model, initialization scheme, optimizer, batch size and epochs, written the way a libtorch
+// user would write them at their best; prints the same JSON line. Built only for the bench.
+//   OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 bench_torch --workload mnist-mlp --threads 1
+// OpenBLAS reads its environment when it is loaded, before main: bench_compare sets it.
+#include <dlfcn.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "../common.hpp"
+
+namespace {
+
+// A whole file through zlib, which reads gzip and plain files alike.
+std::vector<uint8_t> read_file(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw std::runtime_error(path + ": cannot open (scripts/fetch-data.sh fetches the data)");
+  std::vector<uint8_t> out;
+  uint8_t buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
+  const bool bad = n < 0;
+  gzclose(f);
+  if (bad) throw std::runtime_error(path + ": read error");
+  return out;
+}
+
+// An IDX file of unsigned bytes (LeCun's MNIST format) as a uint8 tensor (dims...).
+torch::Tensor read_idx(const std::string& path) {
+  const std::vector<uint8_t> b = read_file(path);
+  if (b.size() < 4 || b[0] != 0 || b[1] != 0 || b[2] != 0x08)
+    throw std::runtime_error(path + ": not an IDX file of unsigned bytes");
+  const int rank = b[3];
+  std::vector<int64_t> dims;
+  size_t at = 4, numel = 1;
+  for (int i = 0; i < rank; ++i, at += 4) {
+    if (b.size() < at + 4) throw std::runtime_error(path + ": truncated header");
+    dims.push_back(int64_t{b[at]} << 24 | int64_t{b[at + 1]} << 16 | int64_t{b[at + 2]} << 8 | int64_t{b[at + 3]});
+    numel *= static_cast<size_t>(dims.back());
+  }
+  if (b.size() != at + numel) throw std::runtime_error(path + ": size does not match its dimensions");
+  return torch::from_blob(const_cast<uint8_t*>(b.data() + at), dims, torch::kUInt8).clone();
+}
+
+struct Data {
+  torch::Tensor train_x, train_y, test_x, test_y;  // x: uint8 (MNIST) or float (digits); y: int64
+};
+
+Data load_mnist(const std::string& dir) {
+  Data d;
+  d.train_x = read_idx(dir + "/train-images-idx3-ubyte").reshape({-1, 784});  // stays uint8
+  d.train_y = read_idx(dir + "/train-labels-idx1-ubyte").to(torch::kLong);
+  d.test_x = read_idx(dir + "/t10k-images-idx3-ubyte").reshape({-1, 784});
+  d.test_y = read_idx(dir + "/t10k-labels-idx1-ubyte").to(torch::kLong);
+  return d;
+}
+
+// scikit-learn's digits.csv.gz: 1797 rows of 64 pixel values (0..16) and the label, X / 16,
+// split by bench::split_permutation as bench_lamina does.
+Data load_digits(const std::string& path, uint64_t seed) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
+  std::vector<float> x, y;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::vector<float> row;
+    std::istringstream fields(line);
+    for (std::string f; std::getline(fields, f, ',');) row.push_back(std::stof(f));
+    if (row.size() != 65) throw std::runtime_error(path + ": expected 65 columns, got " + std::to_string(row.size()));
+    x.insert(x.end(), row.begin(), row.end() - 1);
+    y.push_back(row.back());
+  }
+  const auto n = static_cast<int64_t>(y.size());
+  torch::Tensor all_x = torch::from_blob(x.data(), {n, 64}, torch::kFloat).div(16.f);
+  torch::Tensor all_y = torch::from_blob(y.data(), {n}, torch::kFloat).to(torch::kLong);
+  const torch::Tensor perm = torch::tensor(bench::split_permutation(n, seed), torch::kLong);
+  const int64_t n_train = bench::digits_train_size(n);
+  const torch::Tensor train = perm.slice(0, 0, n_train), test = perm.slice(0, n_train);
+  return {all_x.index_select(0, train), all_y.index_select(0, train), all_x.index_select(0, test),
+          all_y.index_select(0, test)};
+}
+
+// Linear + ReLU ... + Linear: logits. Keras' glorot_uniform is xavier_uniform_ on torch's
+// (out, in) weight (the fans are symmetric); zero biases. The digits model's softmax output
+// with Keras' sparse CE is, to torch, logits with CrossEntropyLoss: the same function (but
+// for Keras' 1e-7 clip), written the way torch users write it, with fewer ops.
+torch::nn::Sequential make_model(const bench::Workload& w) {
+  torch::nn::Sequential model;
+  for (size_t l = 1; l < w.units.size(); ++l) {
+    torch::nn::Linear linear(w.units[l - 1], w.units[l]);
+    torch::NoGradGuard no_grad;
+    torch::nn::init::xavier_uniform_(linear->weight);
+    torch::nn::init::zeros_(linear->bias);
+    model->push_back(linear);
+    if (l + 1 < w.units.size()) model->push_back(torch::nn::ReLU());
+  }
+  return model;
+}
+
+// x for the batch `idx`: MNIST bytes become floats / 255 here, per batch, as in Lamina.
+torch::Tensor batch_x(const torch::Tensor& x, const torch::Tensor& idx) {
+  torch::Tensor b = x.index_select(0, idx);
+  return b.scalar_type() == torch::kUInt8 ? b.to(torch::kFloat).div_(255.f) : b;
+}
+
+// Logits for every row of x, batch by batch, in inference mode (Sequential::predict's work).
+torch::Tensor predict(torch::nn::Sequential& model, const torch::Tensor& x, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const int64_t n = x.size(0);
+  torch::Tensor out;
+  for (int64_t b = 0; b < n; b += batch_size) {
+    torch::Tensor xb = x.slice(0, b, std::min(n, b + batch_size));
+    if (xb.scalar_type() == torch::kUInt8) xb = xb.to(torch::kFloat).div_(255.f);
+    const torch::Tensor yb = model->forward(xb);
+    if (!out.defined()) out = torch::empty({n, yb.size(1)});
+    out.slice(0, b, b + yb.size(0)).copy_(yb);
+  }
+  return out;
+}
+
+// Which BLAS libtorch's calls reached, for the record: the libblas mapped into this process
+// and, when it is OpenBLAS, its kernel set and thread count.
+nlohmann::json blas_info() {
+  nlohmann::json j;
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);)
+    if (const auto at = line.find('/'); at != std::string::npos && line.find("libblas", at) != std::string::npos) {
+      j["libblas"] = line.substr(at);
+      break;
+    }
+  using CoreName = char* (*)();
+  using Threads = int (*)();
+  if (auto core = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) j["openblas_core"] = core();
+  if (auto threads = reinterpret_cast<Threads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")))
+    j["openblas_threads"] = threads();
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const bench::Args args = bench::parse_args(argc, argv);
+  const bench::Workload& w = bench::find_workload(args.workload);
+  const int epochs = args.epochs > 0 ? args.epochs : w.default_epochs;
+  torch::set_num_threads(args.threads);
+  const char* blas_threads = std::getenv("OPENBLAS_NUM_THREADS");
+  if (!blas_threads || std::atoi(blas_threads) != args.threads)
+    std::cerr << "bench_torch: warning: OPENBLAS_NUM_THREADS=" << (blas_threads ? blas_threads : "(unset)")
+              << " differs from --threads " << args.threads << "; OpenBLAS keeps its own pool\n";
+  torch::manual_seed(static_cast<uint64_t>(w.seed));
+
+  Data d = w.mnist ? load_mnist(args.data + "/mnist") : load_digits(args.data + "/digits/digits.csv.gz", w.seed);
+  torch::nn::Sequential model = make_model(w);
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (w.optimizer == bench::Optimizer::sgd_momentum)
+    optimizer = std::make_unique<torch::optim::SGD>(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  else
+    optimizer = std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(1e-3).eps(1e-7));
+  torch::nn::CrossEntropyLoss criterion;
+
+  const int64_t n = d.train_x.size(0);
+  std::vector<double> epoch_seconds;
+  const auto t0 = std::chrono::steady_clock::now();
+  model->train();
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    const auto e0 = std::chrono::steady_clock::now();
+    const torch::Tensor order = torch::randperm(n, torch::kLong);  // shuffled every epoch
+    double loss_sum = 0;  // the running loss, as Lamina's fit keeps it
+    for (int64_t b = 0; b < n; b += w.batch_size) {
+      const torch::Tensor idx = order.slice(0, b, std::min(n, b + w.batch_size));
+      const torch::Tensor x = batch_x(d.train_x, idx), y = d.train_y.index_select(0, idx);
+      model->zero_grad(/*set_to_none=*/true);
+      torch::Tensor loss = criterion(model->forward(x), y);
+      loss.backward();
+      optimizer->step();
+      loss_sum += loss.item<double>() * static_cast<double>(idx.size(0));
+    }
+    epoch_seconds.push_back(bench::seconds_since(e0));
+    if (!std::isfinite(loss_sum)) throw std::runtime_error("the loss diverged");
+  }
+  const double train_seconds = bench::seconds_since(t0);
+
+  // Test accuracy from predict; for MNIST this pass is also predict's warm-up.
+  const torch::Tensor scores = predict(model, d.test_x, 1000);
+  const double test_accuracy = scores.argmax(1).eq(d.test_y).to(torch::kDouble).mean().item<double>();
+  nlohmann::json predict_rate = nullptr;
+  if (w.mnist && args.predict) {  // the median of 3 timed passes over the 10,000 test images
+    std::vector<double> rates;
+    for (int r = 0; r < 3; ++r) {
+      const auto p0 = std::chrono::steady_clock::now();
+      predict(model, d.test_x, 1000);
+      rates.push_back(static_cast<double>(d.test_x.size(0)) / bench::seconds_since(p0));
+    }
+    std::sort(rates.begin(), rates.end());
+    predict_rate = rates[1];
+  }
+
+  const nlohmann::json out = {{"workload", w.name},          {"framework", "libtorch"},
+                              {"threads", args.threads},     {"epochs", epochs},
+                              {"epoch_seconds", epoch_seconds}, {"train_seconds", train_seconds},
+                              {"test_accuracy", test_accuracy}, {"peak_rss_mb", bench::peak_rss_mb()},
+                              {"predict_samples_per_s", predict_rate}, {"blas", blas_info()}};
+  std::cout << out.dump() << std::endl;
+} catch (const std::exception& e) {
+  std::cerr << "bench_torch: " << e.what() << "\n";
+  return 1;
+}
