@@ -137,16 +137,7 @@ void Initializer::fill(Tensor& t, Generator& gen) const {
 }
 
 Initializer Initializer::from_config(const Json& j) {
-  std::string name;
-  Json cfg = Json::object();
-  if (j.is_string()) {
-    name = j.get<std::string>();
-  } else if (j.is_object() && j.contains("class_name") && j["class_name"].is_string()) {
-    name = j["class_name"].get<std::string>();
-    if (j.contains("config") && j["config"].is_object()) cfg = j["config"];
-  } else {
-    throw ValueError("initializer: expected a name or {\"class_name\": ..., \"config\": ...}, got " + j.dump());
-  }
+  const auto [name, cfg] = keras_object(j, "initializer");
   const std::string key = name.find('_') == std::string::npos ? snake(name) : name;
   if (key == "zeros") return zeros();
   if (key == "ones") return ones();

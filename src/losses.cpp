@@ -299,14 +299,9 @@ Json Loss::config() const {
 }
 
 Loss Loss::from_config(const Json& j) {
-  if (j.is_string()) return Loss(j.get<std::string>());
-  if (!j.is_object() || !j.contains("class_name") || !j["class_name"].is_string())
-    throw ValueError("loss: expected a name or {\"class_name\": ..., \"config\": ...}, got " + j.dump());
-  Loss loss(j["class_name"].get<std::string>());
-  if (j.contains("config") && j["config"].is_object()) {
-    const Json& c = j["config"];
-    if (c.contains("from_logits") && c["from_logits"].is_boolean()) loss.from_logits_ = c["from_logits"].get<bool>();
-  }
+  const auto [name, c] = keras_object(j, "loss");
+  Loss loss(name);
+  if (c.contains("from_logits") && c["from_logits"].is_boolean()) loss.from_logits_ = c["from_logits"].get<bool>();
   return loss;
 }
 

@@ -232,16 +232,7 @@ Json Adagrad::config() const {
 // --- from JSON ---------------------------------------------------------------------------------------------
 
 std::shared_ptr<Optimizer> optimizer_from_config(const Json& j) {
-  std::string name;
-  Json c = Json::object();
-  if (j.is_string()) {
-    name = j.get<std::string>();
-  } else if (j.is_object() && j.contains("class_name") && j["class_name"].is_string()) {
-    name = j["class_name"].get<std::string>();
-    if (j.contains("config") && j["config"].is_object()) c = j["config"];
-  } else {
-    throw ValueError("optimizer: expected a name or {\"class_name\": ..., \"config\": ...}, got " + j.dump());
-  }
+  const auto [name, c] = keras_object(j, "optimizer");
   std::string key = name;
   std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return std::tolower(ch); });
   auto num = [&](const char* k, float fallback) {

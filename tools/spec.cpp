@@ -197,13 +197,11 @@ struct Raw {
 };
 
 std::string find_idx(const std::string& dir, const std::string& name, const std::string& hint) {
-  const fs::path plain = fs::path(dir) / name;
-  fs::path gz = plain;
-  gz += ".gz";
-  std::error_code ec;
-  if (fs::is_regular_file(plain, ec)) return plain.string();
-  if (fs::is_regular_file(gz, ec)) return gz.string();
-  throw IoError(plain.string() + ": missing (expected " + name + " or " + name + ".gz in " + dir + ")" + hint);
+  std::string path = data::find_data_file(dir, name);
+  if (path.empty())
+    throw IoError((fs::path(dir) / name).string() + ": missing (expected " + name + " or " + name + ".gz in " + dir +
+                  ")" + hint);
+  return path;
 }
 
 // The one "*images-idx*" / "*labels-idx*" pair in a directory, for directories that do not use

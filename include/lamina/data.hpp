@@ -93,6 +93,9 @@ class Dataset {
   int64_t num_classes_ = 0;  // of all targets in storage, found once when the storage is made
 };
 
+// dir/name if it exists, else dir/name.gz if that does; an empty string when neither does.
+std::string find_data_file(const std::string& dir, const std::string& name);
+
 struct TrainTest {
   Dataset train, test;
 };

@@ -16,16 +16,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// dir/name, or dir/name.gz when only that exists.
+// dir/name or dir/name.gz, else an IoError saying how to fetch the set.
 std::string find_file(const std::string& dir, const std::string& name, const char* set, const char* fetch_arg) {
-  const fs::path plain = fs::path(dir) / name;
-  fs::path gz = plain;
-  gz += ".gz";
-  std::error_code ec;
-  if (fs::is_regular_file(plain, ec)) return plain.string();
-  if (fs::is_regular_file(gz, ec)) return gz.string();
-  throw IoError(plain.string() + ": missing " + set + " file (expected " + name + " or " + name + ".gz in " + dir +
-                "; run scripts/fetch-data.sh " + fetch_arg + ")");
+  std::string path = find_data_file(dir, name);
+  if (path.empty())
+    throw IoError((fs::path(dir) / name).string() + ": missing " + set + " file (expected " + name + " or " + name +
+                  ".gz in " + dir + "; run scripts/fetch-data.sh " + fetch_arg + ")");
+  return path;
 }
 
 // One half (train or test) of an MNIST-shaped set: images (N, 28, 28) bytes, labels (N) < 10.
@@ -61,6 +58,16 @@ TrainTest load_mnist_like(const std::string& dir, const char* set, const char* f
 }
 
 }  // namespace
+
+std::string find_data_file(const std::string& dir, const std::string& name) {
+  const fs::path plain = fs::path(dir) / name;
+  fs::path gz = plain;
+  gz += ".gz";
+  std::error_code ec;
+  if (fs::is_regular_file(plain, ec)) return plain.string();
+  if (fs::is_regular_file(gz, ec)) return gz.string();
+  return "";
+}
 
 TrainTest load_mnist(const std::string& dir) { return load_mnist_like(dir, "MNIST", "mnist"); }
 
