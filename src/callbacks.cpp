@@ -139,6 +139,19 @@ void History::on_epoch_end(int epoch, const Logs& logs) {
   for (const auto& [k, v] : logs.values) history[k].push_back(v);
 }
 
+// --- TerminateOnNaN ---------------------------------------------------------------------------------------
+
+TerminateOnNaN::TerminateOnNaN(std::ostream* out) : out_(out ? out : &std::cerr) {}
+
+void TerminateOnNaN::on_batch_end(int64_t step, const Logs& logs) {
+  const auto loss = logs.get("loss");
+  if (!loss || std::isfinite(*loss) || !message_.empty()) return;
+  message_ = "epoch " + std::to_string(epoch_ + 1) + ", step " + std::to_string(step) + ": the loss is " +
+             (std::isnan(*loss) ? "nan" : "inf") + "; terminating training";
+  *out_ << "\nTerminateOnNaN: " << message_ << "\n" << std::flush;
+  if (model) model->stop_training = true;
+}
+
 // --- EarlyStopping -------------------------------------------------------------------------------------
 
 EarlyStopping::EarlyStopping(Options o) : o_(std::move(o)) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <span>
 
 #include <omp.h>
 
@@ -49,6 +50,7 @@ void Optimizer::step(const std::vector<Tensor>& params) {
     throw ValueError(name() + ".step: called with " + std::to_string(params.size()) + " parameters, earlier with " +
                      std::to_string(slots_.size()) + " (an optimizer serves one set of parameters)");
   ++iterations_;
+  clip_gradients(params);
   if (flat_gradients(params)) {
     const int64_t span = params.back().data() + params.back().numel() - params.front().data();
     return update_chunked(params[0].impl()->data, params[0].impl()->grad.data(), span, flat_slots_);
@@ -62,6 +64,38 @@ void Optimizer::step(const std::vector<Tensor>& params) {
       throw ValueError(name() + ".step: parameter " + std::to_string(i) + " has shape " + p.shape().str() +
                        ", its optimizer state " + slots_[i][0].shape().str());
     update_chunked(p.data(), g.data(), p.numel(), slots_[i]);
+  }
+}
+
+void Optimizer::clip_gradients(const std::vector<Tensor>& params) {
+  if ((clipnorm > 0.f) + (global_clipnorm > 0.f) + (clipvalue > 0.f) > 1)
+    throw ValueError(name() + ": set at most one of clipnorm, global_clipnorm and clipvalue (as Keras)");
+  if (clipnorm <= 0.f && global_clipnorm <= 0.f && clipvalue <= 0.f) return;
+  std::vector<std::span<float>> grads;
+  for (const Tensor& p : params) {
+    if (!p.impl()->grad.defined() || p.impl()->grad_stale) continue;
+    Tensor g = p.impl()->grad;
+    grads.push_back(g.values());
+  }
+  auto norm = [](std::span<const float> g) {
+    double s = 0.0;
+    for (float v : g) s += static_cast<double>(v) * v;
+    return std::sqrt(s);
+  };
+  auto scale = [](std::span<float> g, double f) {
+    for (float& v : g) v = static_cast<float>(v * f);
+  };
+  if (clipvalue > 0.f)
+    for (auto g : grads)
+      for (float& v : g) v = std::clamp(v, -clipvalue, clipvalue);
+  if (clipnorm > 0.f)
+    for (auto g : grads)
+      if (const double n = norm(g); n > clipnorm) scale(g, clipnorm / n);
+  if (global_clipnorm > 0.f) {
+    double total = 0.0;
+    for (auto g : grads) total += norm(g) * norm(g);
+    if (const double n = std::sqrt(total); n > global_clipnorm)
+      for (auto g : grads) scale(g, global_clipnorm / n);
   }
 }
 
@@ -93,7 +127,11 @@ void Optimizer::update_chunked(float* p, const float* g, int64_t n, std::vector<
 Json Optimizer::config() const {
   std::string n = name();
   std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
-  return {{"name", n}, {"learning_rate", learning_rate}};
+  Json j = {{"name", n}, {"learning_rate", learning_rate}};
+  j["clipnorm"] = clipnorm > 0.f ? Json(clipnorm) : Json();
+  j["global_clipnorm"] = global_clipnorm > 0.f ? Json(global_clipnorm) : Json();
+  j["clipvalue"] = clipvalue > 0.f ? Json(clipvalue) : Json();
+  return j;
 }
 
 // --- SGD -------------------------------------------------------------------------------------------
@@ -241,21 +279,28 @@ std::shared_ptr<Optimizer> optimizer_from_config(const Json& j) {
     return c[k].get<float>();
   };
   auto lr = [&](float fallback) { return num("learning_rate", num("lr", fallback)); };
+  std::shared_ptr<Optimizer> opt;
   if (key == "sgd")
-    return std::make_shared<SGD>(SGD::Options{lr(0.01f), num("momentum", 0.f), c.value("nesterov", false)});
-  if (key == "adam")
-    return std::make_shared<Adam>(Adam::Options{lr(0.001f), num("beta_1", 0.9f), num("beta_2", 0.999f),
+    opt = std::make_shared<SGD>(SGD::Options{lr(0.01f), num("momentum", 0.f), c.value("nesterov", false)});
+  else if (key == "adam")
+    opt = std::make_shared<Adam>(Adam::Options{lr(0.001f), num("beta_1", 0.9f), num("beta_2", 0.999f),
                                                 num("epsilon", 1e-7f), c.value("amsgrad", false)});
-  if (key == "adamw")
-    return std::make_shared<AdamW>(AdamW::Options{lr(0.001f), num("weight_decay", 0.004f), num("beta_1", 0.9f),
+  else if (key == "adamw")
+    opt = std::make_shared<AdamW>(AdamW::Options{lr(0.001f), num("weight_decay", 0.004f), num("beta_1", 0.9f),
                                                   num("beta_2", 0.999f), num("epsilon", 1e-7f),
                                                   c.value("amsgrad", false)});
-  if (key == "rmsprop")
-    return std::make_shared<RMSprop>(RMSprop::Options{lr(0.001f), num("rho", 0.9f), num("momentum", 0.f),
+  else if (key == "rmsprop")
+    opt = std::make_shared<RMSprop>(RMSprop::Options{lr(0.001f), num("rho", 0.9f), num("momentum", 0.f),
                                                       num("epsilon", 1e-7f), c.value("centered", false)});
-  if (key == "adagrad")
-    return std::make_shared<Adagrad>(
+  else if (key == "adagrad")
+    opt = std::make_shared<Adagrad>(
         Adagrad::Options{lr(0.001f), num("initial_accumulator_value", 0.1f), num("epsilon", 1e-7f)});
+  if (opt) {
+    opt->clipnorm = num("clipnorm", 0.f);
+    opt->global_clipnorm = num("global_clipnorm", 0.f);
+    opt->clipvalue = num("clipvalue", 0.f);
+    return opt;
+  }
   throw ValueError("optimizer '" + name + "' is not known (known: SGD, Adam, AdamW, RMSprop, Adagrad)");
 }
 

@@ -155,6 +155,27 @@ TEST(Callbacks, EarlyStoppingLambdaAndRestore) {
   EXPECT_THROW(EarlyStopping({.mode = "sideways"}), ValueError);
 }
 
+// A NaN in the data makes the loss NaN at its batch; TerminateOnNaN stops right there.
+TEST(Callbacks, TerminateOnNaNStopsAtTheBadBatch) {
+  manual_seed(6);
+  auto [x, y] = blobs(90, 9);
+  x.at({45, 1}) = NAN;  // in the second batch of 30 (no shuffle)
+  Sequential model = small_mlp();
+  model.compile(SGD(), "sparse_categorical_crossentropy");
+  std::ostringstream report;
+  TerminateOnNaN nan_guard(&report);
+  int batches = 0;
+  LambdaCallback counter;
+  counter.batch_end = [&](int64_t, const Logs&) { ++batches; };
+  History h = model.fit(x, y, {.epochs = 5, .batch_size = 30, .shuffle = false, .callbacks = {&nan_guard, &counter},
+                               .verbose = 0});
+  EXPECT_TRUE(nan_guard.stopped());
+  EXPECT_EQ(nan_guard.message(), "epoch 1, step 2: the loss is nan; terminating training");
+  EXPECT_NE(report.str().find("TerminateOnNaN: epoch 1, step 2"), std::string::npos);
+  EXPECT_EQ(batches, 2);
+  EXPECT_EQ(h.history["loss"].size(), 1u);
+}
+
 TEST(Callbacks, ProgressBarOffTerminalIsOneLinePerEpoch) {
   std::ostringstream out;
   ProgressBar bar(1, &out);

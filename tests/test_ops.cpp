@@ -167,6 +167,17 @@ TEST(Linear, FusedActivationMatchesComposition) {
   }
 }
 
+// A NaN must survive every activation (PyTorch and TensorFlow keep it), fused or not: a
+// diverged model has to show in its loss.
+TEST(NumericalSafety, NaNPropagatesThroughActivations) {
+  const Tensor x = Tensor::from({{NAN, 1.f}}), w = Tensor::from({{1.f, 0.f}, {0.f, 1.f}}), b = Tensor::zeros({2});
+  for (auto act : {FusedActivation::none, FusedActivation::relu, FusedActivation::sigmoid, FusedActivation::tanh})
+    EXPECT_TRUE(std::isnan(linear(x, w, b, act).at({0, 0}))) << static_cast<int>(act);
+  const Tensor v = Tensor::from({NAN});
+  for (const Tensor& y : {relu(v), leaky_relu(v), elu(v), sigmoid(v), tanh(v), softmax(v), log_softmax(v)})
+    EXPECT_TRUE(std::isnan(y.item())) << y;
+}
+
 // The oneDNN matmul against the naive loop, for odd shapes, transposes and accumulation.
 TEST(MatmulKernel, OneDnnMatchesNaive) {
   Generator gen(7);

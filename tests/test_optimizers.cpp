@@ -96,6 +96,33 @@ TEST(Optimizers, FlatAndPerParameterPathsAgree) {
   }
 }
 
+// clipnorm, global_clipnorm and clipvalue, with plain SGD(lr 1) so the update is -gradient.
+TEST(Optimizers, GradientClipping) {
+  auto run = [](auto configure) {
+    Tensor a = Tensor::zeros({2}).requires_grad_(), b = Tensor::zeros({1}).requires_grad_();
+    a.impl()->grad = Tensor::from({3.f, 4.f});  // norm 5
+    b.impl()->grad = Tensor::from({12.f});      // norm 12; joint norm 13
+    SGD opt({.learning_rate = 1.f});
+    configure(opt);
+    opt.step({a, b});
+    std::vector<float> out = a.to_vector();
+    out.push_back(b.data()[0]);
+    for (float& v : out) v = -v;
+    return out;
+  };
+  auto near = [](const std::vector<float>& got, const std::vector<float>& want) {
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << i;
+  };
+  near(run([](SGD&) {}), {3.f, 4.f, 12.f});
+  near(run([](SGD& o) { o.clipnorm = 1.f; }), {0.6f, 0.8f, 1.f});
+  near(run([](SGD& o) { o.global_clipnorm = 2.6f; }), {0.6f, 0.8f, 2.4f});
+  near(run([](SGD& o) { o.clipvalue = 3.5f; }), {3.f, 3.5f, 3.5f});
+  EXPECT_THROW(run([](SGD& o) { o.clipnorm = 1.f, o.clipvalue = 1.f; }), ValueError);
+  auto from_json = optimizer_from_config(Json::parse(R"({"class_name": "Adam", "config": {"clipnorm": 2.5}})"));
+  EXPECT_EQ(from_json->clipnorm, 2.5f);
+  EXPECT_EQ(from_json->config()["clipnorm"], 2.5f);
+}
+
 TEST(Optimizers, KerasDefaults) {
   EXPECT_EQ(SGD().learning_rate, 0.01f);
   EXPECT_EQ(Adam().options.epsilon, 1e-7f);

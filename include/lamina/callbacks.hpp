@@ -112,6 +112,22 @@ class EarlyStopping : public Callback {
   std::vector<Tensor> best_weights_;
 };
 
+// Stops training at the first batch whose loss is NaN or infinite, as
+// keras.callbacks.TerminateOnNaN, and reports where ("epoch 2, step 17: the loss is nan").
+class TerminateOnNaN : public Callback {
+ public:
+  explicit TerminateOnNaN(std::ostream* out = nullptr);  // where to report (default std::cerr)
+  void on_epoch_begin(int epoch) override { epoch_ = epoch; }
+  void on_batch_end(int64_t step, const Logs& logs) override;
+  bool stopped() const { return !message_.empty(); }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::ostream* out_;
+  int epoch_ = 0;
+  std::string message_;
+};
+
 // A callback from lambdas, as keras.callbacks.LambdaCallback.
 class LambdaCallback : public Callback {
  public:

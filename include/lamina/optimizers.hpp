@@ -31,6 +31,13 @@ class Optimizer {
   virtual Json config() const;
 
   float learning_rate;
+  // Gradient clipping before each update, as Keras' optimizer arguments (0 = off; at most one
+  // may be set): clipnorm scales each gradient to L2 norm <= clipnorm, global_clipnorm scales
+  // all of them together to a joint norm <= global_clipnorm, clipvalue clamps each element to
+  // [-clipvalue, clipvalue].
+  float clipnorm = 0.f;
+  float global_clipnorm = 0.f;
+  float clipvalue = 0.f;
 
  protected:
   // Updates n values of one parameter from its gradient g and its slots (one pointer per slot,
@@ -40,6 +47,7 @@ class Optimizer {
   virtual float initial_slot_value(int /*slot*/) const { return 0.f; }
 
  private:
+  void clip_gradients(const std::vector<Tensor>& params);
   void init_state(const std::vector<Tensor>& params);
   bool flat_gradients(const std::vector<Tensor>& params) const;
   void update_chunked(float* p, const float* g, int64_t n, std::vector<Tensor>& slots);

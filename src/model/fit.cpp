@@ -137,6 +137,7 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
       logs.set("loss", loss_sum / static_cast<double>(seen));
       for (auto& m : metrics) logs.set(m->name(), m->result());
       for (Callback* c : callbacks) c->on_batch_end(step + 1, logs);
+      if (stop_training) break;  // a callback asked for it mid-epoch (TerminateOnNaN)
     }
     if (!val.empty())
       for (const auto& [k, v] : run_evaluation(val, bs).values) logs.set("val_" + k, v);

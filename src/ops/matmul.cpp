@@ -1,5 +1,6 @@
 // matmul: (M, K) @ (K, N) -> (M, N) on oneDNN. linear: act(x w + bias) in one primitive
-// (Dense's forward, bias and activation as oneDNN post-ops). transpose: (M, N) -> (N, M).
+// (Dense's forward; bias, sigmoid and tanh as oneDNN post-ops, relu as a pass of ours that
+// keeps NaN). transpose: (M, N) -> (N, M).
 // backward: dZ = dY act'(Y); dA (+)= dZ B^T, dB (+)= A^T dZ (straight into the gradient
 // buffers), dbias (+)= sum_rows dZ.
 #include <algorithm>
@@ -52,8 +53,15 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
     throw ShapeError("linear: bias " + bias.shape().str() + " does not match the " + std::to_string(n) +
                      " output columns of x " + x.shape().str() + " @ w " + w.shape().str());
   Tensor y = Tensor::empty({m, n});
+  // relu runs as our own pass: oneDNN's relu post-op maps NaN to 0 (max), which would hide a
+  // diverged model; ours keeps NaN (see relu in unary.cpp). sigmoid and tanh stay fused.
+  const bool relu_pass = act == FusedActivation::relu;
   kernels::matmul(x.data(), w.data(), y.data(), m, k, n, false, false, false, bias.data(),
-                  static_cast<kernels::Eltwise>(act));
+                  relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(act));
+  if (relu_pass) {
+    float* py = y.data();
+    for (int64_t i = 0; i < m * n; ++i) py[i] = py[i] < 0.f ? 0.f : py[i];
+  }
   record("linear", y, {x, w, bias}, [m, k, n, act](BackwardContext& g) {
     // dZ = dY * act'(Z), with act' written from Y; dZ is dY itself when there is no activation.
     const float *dy = g.dy().data(), *y = g.output().data();

@@ -10,7 +10,9 @@ namespace lamina {
 using detail::unary;
 
 Tensor relu(const Tensor& x) {
-  return unary("relu", x, [](float v) { return v > 0.f ? v : 0.f; },
+  // v < 0 ? 0 : v rather than max(v, 0): a NaN stays NaN, as in PyTorch and TensorFlow, so a
+  // diverged model shows in its loss instead of being zeroed away.
+  return unary("relu", x, [](float v) { return v < 0.f ? 0.f : v; },
                [](float v, float, float d) { return v > 0.f ? d : 0.f; });
 }
 
