@@ -150,7 +150,12 @@ int train(const TrainArgs& a) {
   fit.validation_split = spec.fit.validation_split;
   fit.shuffle = spec.fit.shuffle;
   fit.verbose = a.quiet ? 0 : spec.fit.verbose;
+  TerminateOnNaN nan_guard;  // on by default: a diverged run stops at once and says where
+  fit.callbacks = {&nan_guard};
   const History history = model.fit(data.train, fit);
+  if (nan_guard.stopped())
+    throw ValueError(spec.path + ": training diverged at " + nan_guard.message().substr(0, nan_guard.message().find(':')) +
+                     " (non-finite loss); lower the learning rate or set clipnorm in compile.optimizer");
 
   const Logs test = model.evaluate(data.test, {.verbose = 0});
   std::cout << "test: " << logs_line(test) << "\n";

@@ -104,6 +104,10 @@ printf '{"data": {"name": "digits"}, "compile": {"loss": "mse"}}\n' >"$WORK/no_m
 expect_error "missing model" 1 'no_model\.json: model: missing' "$LAMINA" train "$WORK/no_model.json"
 sed 's/"loss": "sparse_categorical_crossentropy",//' "$SPEC" >"$WORK/no_loss.json"
 expect_error "missing loss" 1 'no_loss\.json: compile\.loss: missing' "$LAMINA" train "$WORK/no_loss.json"
+sed -e 's/"learning_rate": 0.01/"learning_rate": 1e30/' -e "s|\"train.csv\"|\"$DIR/train.csv\"|" \
+    -e "s|\"test.csv\"|\"$DIR/test.csv\"|" "$SPEC" >"$WORK/diverge.json"
+expect_error "a diverging run stops (TerminateOnNaN)" 1 'training diverged at epoch 1, step [0-9]+ \(non-finite loss\)' \
+    "$LAMINA" train "$WORK/diverge.json" --quiet
 expect_error "bad CLI flag" 2 'bogus' "$LAMINA" train "$SPEC" --bogus
 expect_error "bad flag value" 2 'epochs' "$LAMINA" train "$SPEC" --epochs many
 expect_error "no command" 2 '.' "$LAMINA"
