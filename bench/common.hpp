@@ -16,9 +16,12 @@
 namespace bench {
 
 enum class Optimizer { sgd_momentum, adam };
+enum class Architecture { mlp, lenet };
 
-// One training workload. units: the layer widths, input first ({784, 128, 10}); every hidden
-// layer is relu. Kernels glorot_uniform, biases zero, in both frameworks.
+// One training workload. mlp: units are the layer widths, input first ({784, 128, 10}); every
+// hidden layer is relu. lenet: LeNet-5 on 28x28x1 images -- Conv 6@5x5 'same' relu, max-pool
+// 2, Conv 16@5x5 'valid' relu, max-pool 2, Dense 120 relu, 84 relu, 10 (logits); units unused.
+// Kernels glorot_uniform, biases zero, in both frameworks.
 struct Workload {
   const char* name;
   uint64_t seed;
@@ -28,6 +31,7 @@ struct Workload {
   Optimizer optimizer;     // sgd_momentum: lr 0.01, momentum 0.9; adam: lr 1e-3, eps 1e-7
   bool softmax_output;     // digits: Dense(10, softmax) + sparse CE; else logits + CE from logits
   int default_epochs;      // digits: the course's 10 (whole training is the metric); MNIST: per run
+  Architecture architecture = Architecture::mlp;
 };
 
 inline const std::vector<Workload>& workloads() {
@@ -35,6 +39,7 @@ inline const std::vector<Workload>& workloads() {
       {"digits-mlp", 1, false, {64, 64, 10}, 128, Optimizer::sgd_momentum, true, 10},
       {"mnist-mlp", 2, true, {784, 128, 10}, 32, Optimizer::adam, false, 2},
       {"mnist-mlp-wide", 2, true, {784, 512, 512, 10}, 128, Optimizer::adam, false, 2},
+      {"lenet-mnist", 3, true, {}, 64, Optimizer::adam, false, 1, Architecture::lenet},
   };
   return all;
 }
@@ -54,7 +59,17 @@ inline const Workload& find_workload(const std::string& name) {
 //            dx = dy W^T    2 in_l out_l, except for the first layer (its input needs no grad)
 // so per sample 2 * sum_l(in_l out_l) * 2 + 2 * sum_{l > 1}(in_l out_l), times samples.
 // mnist-mlp: (2 * 101,632 * 2 + 2 * 1,280) * 60,000 = 24.5 GFLOP.
+// LeNet, per sample, in multiply-adds: conv1 28*28*6 outputs of 5*5*1, conv2 10*10*16 of
+// 5*5*6, dense 400*120 + 120*84 + 84*10. Forward 2 MAC FLOPs, backward dW the same, dx the
+// same except for conv1 (its input needs no grad).
+inline double lenet_epoch_flops(int64_t samples) {
+  const double conv1 = 28.0 * 28 * 6 * 25, conv2 = 10.0 * 10 * 16 * 150, dense = 400.0 * 120 + 120 * 84 + 84 * 10;
+  const double all = conv1 + conv2 + dense;
+  return (4.0 * all + 2.0 * (conv2 + dense)) * static_cast<double>(samples);
+}
+
 inline double epoch_flops(const Workload& w, int64_t samples) {
+  if (w.architecture == Architecture::lenet) return lenet_epoch_flops(samples);
   double all = 0, after_first = 0;
   for (size_t l = 0; l + 1 < w.units.size(); ++l) {
     const double mk = static_cast<double>(w.units[l]) * static_cast<double>(w.units[l + 1]);

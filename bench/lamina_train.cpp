@@ -26,9 +26,23 @@ data::TrainTest load_digits_split(const std::string& dir, uint64_t seed) {
   return {data::Dataset::from_tensors(all.x(train), all.y(train)), data::Dataset::from_tensors(all.x(test), all.y(test))};
 }
 
+// LeNet-5 as bench::Architecture::lenet describes, the same layers as examples/cnn_mnist.cpp.
+void add_lenet(Sequential& model) {
+  model.add(layers::Reshape({.target_shape = Shape{28, 28, 1}, .input_shape = Shape{28, 28}}));
+  model.add(layers::Conv2D({.filters = 6, .kernel_size = 5, .padding = Padding::same, .activation = "relu"}));
+  model.add(layers::MaxPooling2D({.pool_size = 2}));
+  model.add(layers::Conv2D({.filters = 16, .kernel_size = 5, .activation = "relu"}));
+  model.add(layers::MaxPooling2D({.pool_size = 2}));
+  model.add(layers::Flatten());
+  model.add(layers::Dense(120, "relu"));
+  model.add(layers::Dense(84, "relu"));
+  model.add(layers::Dense(10));
+}
+
 Sequential make_model(const bench::Workload& w) {
   Sequential model;
-  if (w.mnist) model.add(layers::Flatten({.input_shape = Shape{28, 28}}));
+  if (w.architecture == bench::Architecture::lenet) add_lenet(model);
+  else if (w.mnist) model.add(layers::Flatten({.input_shape = Shape{28, 28}}));
   for (size_t l = 1; l < w.units.size(); ++l) {
     const bool last = l + 1 == w.units.size();
     const Activation act = !last ? Activation::relu : w.softmax_output ? Activation::softmax : Activation::linear;

@@ -112,8 +112,17 @@ void Initializer::fill(Tensor& t, Generator& gen) const {
       return;
     case Kind::variance_scaling: break;
   }
-  const double fan_out = t.rank() ? static_cast<double>(t.dim(-1)) : 1.0;
-  const double fan_in = t.rank() > 1 ? static_cast<double>(n) / fan_out : fan_out;
+  // Keras' compute_fans: a vector has fan_in = fan_out = its size; a matrix (in, out); a conv
+  // kernel (..., in, out) multiplies both by its receptive field (KH * KW for Conv2D).
+  double fan_in = 1.0, fan_out = 1.0;
+  if (t.rank() == 1) {
+    fan_in = fan_out = static_cast<double>(t.dim(0));
+  } else if (t.rank() >= 2) {
+    double receptive = 1.0;
+    for (int64_t a = 0; a + 2 < t.rank(); ++a) receptive *= static_cast<double>(t.dim(a));
+    fan_in = static_cast<double>(t.dim(-2)) * receptive;
+    fan_out = static_cast<double>(t.dim(-1)) * receptive;
+  }
   const double fan = mode == Mode::fan_in ? fan_in : mode == Mode::fan_out ? fan_out : (fan_in + fan_out) / 2.0;
   const double variance = scale / std::max(1.0, fan);
   switch (distribution) {

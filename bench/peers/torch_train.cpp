@@ -99,7 +99,30 @@ Data load_digits(const std::string& path, uint64_t seed) {
 // (out, in) weight (the fans are symmetric); zero biases. The digits model's softmax output
 // with Keras' sparse CE is, to torch, logits with CrossEntropyLoss: the same function (but
 // for Keras' 1e-7 clip), written the way torch users write it, with fewer ops.
+// Glorot-uniform weights and zero biases on every conv / linear module of `model`.
+void keras_init(torch::nn::Sequential& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters()) {
+    if (p.key().find("weight") != std::string::npos) torch::nn::init::xavier_uniform_(p.value());
+    else torch::nn::init::zeros_(p.value());
+  }
+}
+
+// LeNet-5 as bench::Architecture::lenet describes; x arrives as (N, 784) and is viewed as
+// (N, 1, 28, 28). torch's xavier_uniform_ on a conv weight (out, in, kh, kw) uses the fans
+// in*kh*kw and out*kh*kw, as Keras' glorot_uniform does.
+torch::nn::Sequential make_lenet() {
+  namespace nn = torch::nn;
+  nn::Sequential model(nn::Unflatten(nn::UnflattenOptions(1, {1, 28, 28})),
+                       nn::Conv2d(nn::Conv2dOptions(1, 6, 5).padding(2)), nn::ReLU(), nn::MaxPool2d(2),
+                       nn::Conv2d(nn::Conv2dOptions(6, 16, 5)), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                       nn::Linear(400, 120), nn::ReLU(), nn::Linear(120, 84), nn::ReLU(), nn::Linear(84, 10));
+  keras_init(model);
+  return model;
+}
+
 torch::nn::Sequential make_model(const bench::Workload& w) {
+  if (w.architecture == bench::Architecture::lenet) return make_lenet();
   torch::nn::Sequential model;
   for (size_t l = 1; l < w.units.size(); ++l) {
     torch::nn::Linear linear(w.units[l - 1], w.units[l]);

@@ -1,5 +1,6 @@
 // Weight initializers in Keras' names and formulas, all drawing from a seeded Generator.
-// Fans: a Dense kernel (in, units) has fan_in = in, fan_out = units.
+// Fans: a Dense kernel (in, units) has fan_in = in, fan_out = units; a Conv2D kernel
+// (KH, KW, C, F) has fan_in = KH KW C, fan_out = KH KW F (Keras' receptive-field rule).
 //
 //   Dense({.units = 64, .kernel_initializer = Initializer::he_normal()});
 //   Initializer::from_config(json)   // "glorot_uniform", {"class_name": "VarianceScaling", ...}
@@ -41,8 +42,9 @@ struct Initializer {
   static Initializer lecun_uniform();   // U(+-sqrt(3 / fan_in))
   static Initializer lecun_normal();    // truncated N(0, 1 / fan_in)
 
-  // Fills `t` (shape gives the fans: last axis = fan_out, the rest = fan_in; a vector has
-  // fan_in = fan_out = its size).
+  // Fills `t`; its shape gives the fans: (..., in, out) has fan_in = in * receptive field,
+  // fan_out = out * receptive field (the product of the leading axes); a vector has fan_in =
+  // fan_out = its size.
   void fill(Tensor& t, Generator& gen) const;
 
   // Keras JSON: a name ("he_normal"), or {"class_name": ..., "config": {...}} in Keras 2 or 3

@@ -5,6 +5,8 @@
 //   layers::Dense({.units = 64, .activation = Activation::relu});
 //   layers::Dense(10, "softmax");
 //   layers::Flatten({.input_shape = Shape{28, 28}});
+//   layers::Conv2D({.filters = 6, .kernel_size = 5, .padding = Padding::same, .activation = "relu"});
+//   layers::MaxPooling2D();  layers::Dropout(0.5);  layers::BatchNormalization();
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 
 #include "lamina/initializers.hpp"
 #include "lamina/json.hpp"
+#include "lamina/ops.hpp"
 #include "lamina/random.hpp"
 #include "lamina/tensor.hpp"
 
@@ -150,6 +153,174 @@ class InputLayer : public Layer {
   Json config() const override;
 };
 inline InputLayer Input(Shape shape) { return InputLayer(std::move(shape)); }
+
+// (batch, ...) -> (batch, target_shape...), per sample as Keras; one entry may be -1.
+class Reshape : public Layer {
+ public:
+  struct Options {
+    Shape target_shape;
+    std::optional<Shape> input_shape;
+    std::string name;
+  };
+  explicit Reshape(Options options);
+  explicit Reshape(Shape target_shape) : Reshape(Options{.target_shape = std::move(target_shape)}) {}
+  std::string class_name() const override { return "Reshape"; }
+  void build(const Shape& input_shape, Generator& gen) override;
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override;
+  Json config() const override;
+
+ private:
+  Shape target_;
+};
+
+// --- convolutional networks: images are (batch, H, W, C), channels last ---------------------------
+
+// y = activation(conv(x, kernel) + bias); kernel (KH, KW, C, filters), bias (filters).
+// Keras' fans for the kernel: fan_in = KH KW C, fan_out = KH KW filters.
+class Conv2D : public Layer {
+ public:
+  struct Options {
+    int64_t filters = 0;
+    Size2 kernel_size = 0;
+    Size2 strides = 1;
+    Padding padding = Padding::valid;
+    lamina::Activation activation = lamina::Activation::linear;
+    bool use_bias = true;
+    Initializer kernel_initializer = Initializer::glorot_uniform();
+    Initializer bias_initializer = Initializer::zeros();
+    std::optional<Shape> input_shape;  // on a first layer: (H, W, C)
+    std::string name;
+  };
+  explicit Conv2D(Options options);
+  Conv2D(int64_t filters, Size2 kernel_size, lamina::Activation activation = lamina::Activation::linear);
+
+  std::string class_name() const override { return "Conv2D"; }
+  void build(const Shape& input_shape, Generator& gen) override;
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override;
+  Json config() const override;
+  const Options& options() const { return options_; }
+  Tensor& kernel() { return weights_.at(0).value; }
+  Tensor& bias() { return weights_.at(1).value; }
+
+ private:
+  Options options_;
+};
+
+// Max or average over pool_size windows; strides default to pool_size (Keras' strides=None).
+struct Pooling2DOptions {
+  Size2 pool_size = 2;
+  std::optional<Size2> strides;
+  Padding padding = Padding::valid;
+  std::optional<Shape> input_shape;
+  std::string name;
+};
+
+class MaxPooling2D : public Layer {
+ public:
+  using Options = Pooling2DOptions;
+  explicit MaxPooling2D(Options options = {});
+  std::string class_name() const override { return "MaxPooling2D"; }
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override;
+  Json config() const override;
+  const Options& options() const { return options_; }
+
+ private:
+  Options options_;
+};
+
+// The mean of each window's cells inside the image ('same' windows at the border average fewer).
+class AveragePooling2D : public Layer {
+ public:
+  using Options = Pooling2DOptions;
+  explicit AveragePooling2D(Options options = {});
+  std::string class_name() const override { return "AveragePooling2D"; }
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override;
+  Json config() const override;
+  const Options& options() const { return options_; }
+
+ private:
+  Options options_;
+};
+
+// (batch, H, W, C) -> (batch, C), the mean over H and W ((batch, 1, 1, C) with keepdims).
+class GlobalAveragePooling2D : public Layer {
+ public:
+  struct Options {
+    bool keepdims = false;
+    std::optional<Shape> input_shape;
+    std::string name;
+  };
+  GlobalAveragePooling2D() : GlobalAveragePooling2D(Options{}) {}
+  explicit GlobalAveragePooling2D(Options options);
+  std::string class_name() const override { return "GlobalAveragePooling2D"; }
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override;
+  Json config() const override;
+
+ private:
+  Options options_;
+};
+
+// Inverted dropout while training (kept values scaled by 1 / (1 - rate)); the identity in
+// evaluate and predict. Its masks come from a Generator seeded at build: from `seed` when
+// given, else from the model's generator, so the same manual_seed gives the same masks.
+class Dropout : public Layer {
+ public:
+  struct Options {
+    float rate = 0.f;
+    std::optional<uint64_t> seed;
+    std::optional<Shape> input_shape;
+    std::string name;
+  };
+  explicit Dropout(Options options);
+  explicit Dropout(float rate) : Dropout(Options{.rate = rate}) {}
+  std::string class_name() const override { return "Dropout"; }
+  void build(const Shape& input_shape, Generator& gen) override;
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  Json config() const override;
+
+ private:
+  Options options_;
+  Generator gen_;
+};
+
+// Normalizes the last axis (channels) with batch statistics while training and the moving
+// statistics otherwise, then scales by gamma and shifts by beta. Weights, in Keras' order and
+// names: gamma, beta (trainable; absent without scale / center), moving_mean,
+// moving_variance (non-trainable, updated by training calls, saved with the model).
+class BatchNormalization : public Layer {
+ public:
+  struct Options {
+    int64_t axis = -1;  // only the last axis; Keras 2 writes it as a positive index
+    float momentum = 0.99f;
+    float epsilon = 1e-3f;
+    bool center = true;
+    bool scale = true;
+    Initializer beta_initializer = Initializer::zeros();
+    Initializer gamma_initializer = Initializer::ones();
+    Initializer moving_mean_initializer = Initializer::zeros();
+    Initializer moving_variance_initializer = Initializer::ones();
+    std::optional<Shape> input_shape;
+    std::string name;
+  };
+  BatchNormalization() : BatchNormalization(Options{}) {}
+  explicit BatchNormalization(Options options);
+  std::string class_name() const override { return "BatchNormalization"; }
+  void build(const Shape& input_shape, Generator& gen) override;
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  Json config() const override;
+  const Options& options() const { return options_; }
+  Tensor& weight(const std::string& name);  // "gamma", "beta", "moving_mean", "moving_variance"
+
+ private:
+  Options options_;
+};
 
 }  // namespace layers
 

@@ -5,6 +5,8 @@
 //   Tensor h = relu(matmul(x, w) + b);          // (N, K) @ (K, U) + (U) -> (N, U)
 //   Tensor p = softmax(h);                      // along the last axis
 //   Tensor m = mean(h, /*axis=*/0);             // (U)
+//   Tensor c = conv2d(img, k, b, {.padding = Padding::same, .act = FusedActivation::relu});
+//                                               // (N, H, W, C) * (KH, KW, C, F) -> (N, H, W, F)
 #pragma once
 
 #include <cstdint>
@@ -78,5 +80,53 @@ Tensor sqrt(const Tensor& x);  // x must be >= 0
 Tensor softmax(const Tensor& x, int64_t axis = -1);
 // x - logsumexp(x) along `axis`; finite for logits of any magnitude.
 Tensor log_softmax(const Tensor& x, int64_t axis = -1);
+
+// --- convolutional networks ---------------------------------------------------------------------
+// Images are channels-last, as Keras: x (N, H, W, C). Kernels are Keras' (KH, KW, C, F).
+
+// A height and width: a window, a stride. Size2(3) is 3x3; Size2(5, 3) is 5 high, 3 wide.
+struct Size2 {
+  int64_t h = 1, w = 1;
+  Size2() = default;
+  Size2(int64_t n) : h(n), w(n) {}  // NOLINT: implicit by design, as Keras' kernel_size=3
+  Size2(int64_t height, int64_t width) : h(height), w(width) {}
+  bool operator==(const Size2&) const = default;
+};
+
+// Keras' padding: valid (no padding; windows that do not fit are dropped) or same (output
+// size ceil(in / stride), the padding split as TensorFlow does, the extra row/column at the end).
+enum class Padding { valid, same };
+
+struct Conv2DOptions {
+  Size2 strides = 1;
+  Padding padding = Padding::valid;
+  FusedActivation act = FusedActivation::none;  // fused into the primitive; backward uses y
+};
+
+// act(x (N, H, W, C) * kernel (KH, KW, C, F) + bias (F)) -> (N, OH, OW, F), a cross-correlation
+// as every framework computes it. bias may be an undefined Tensor (no bias). On oneDNN.
+Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv2DOptions& options = {});
+
+// The maximum / the mean of each pool window: (N, H, W, C) -> (N, OH, OW, C). The average
+// counts only real cells: a 'same' window over the border divides by the cells it covers
+// (Keras' AveragePooling2D; torch's count_include_pad=False).
+Tensor max_pool2d(const Tensor& x, Size2 pool, Size2 strides, Padding padding = Padding::valid);
+Tensor avg_pool2d(const Tensor& x, Size2 pool, Size2 strides, Padding padding = Padding::valid);
+// The mean over H and W: (N, H, W, C) -> (N, C).
+Tensor global_avg_pool2d(const Tensor& x);
+
+// Inverted dropout: when training, each element is zeroed with probability `rate` and the
+// kept ones are scaled by 1 / (1 - rate), so the expected value is unchanged; the mask comes
+// from `gen`. The identity when !training or rate == 0. rate in [0, 1).
+Tensor dropout(const Tensor& x, float rate, Generator& gen, bool training);
+
+// Batch normalization over the last axis (channels), Keras' BatchNormalization: x (..., C);
+// gamma, beta, moving_mean, moving_var (C). gamma / beta may be undefined (1 and 0).
+// training: normalizes with the batch mean and biased variance over all other axes and
+//   updates the moving statistics in place: moving = moving * momentum + batch * (1 - momentum).
+// inference: normalizes with the moving statistics (an affine map).
+// y = (x - mean) / sqrt(var + epsilon) * gamma + beta. Gradients reach x, gamma and beta.
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& moving_mean,
+                  const Tensor& moving_var, bool training, float momentum = 0.99f, float epsilon = 1e-3f);
 
 }  // namespace lamina

@@ -1,4 +1,6 @@
-// Shape-only and parameter-free layers: Flatten, Activation, InputLayer.
+// Shape-only and parameter-free layers: Flatten, Reshape, Activation, InputLayer.
+#include <algorithm>
+
 #include "lamina/layers.hpp"
 #include "lamina/ops.hpp"
 
@@ -15,6 +17,49 @@ Tensor Flatten::call(const Tensor& x, bool) {
 }
 
 Shape Flatten::output_shape(const Shape& input_shape) const { return Shape{input_shape.numel()}; }
+
+Reshape::Reshape(Options options) : target_(std::move(options.target_shape)) {
+  name_ = std::move(options.name);
+  input_shape_ = std::move(options.input_shape);
+  int unknown = 0;
+  for (int64_t d : target_) {
+    unknown += d == -1;
+    if (d == 0) throw ValueError("Reshape: target_shape " + target_.str() + " has a zero dimension");
+  }
+  if (unknown > 1) throw ValueError("Reshape: target_shape " + target_.str() + " may have at most one -1");
+}
+
+Shape Reshape::output_shape(const Shape& in) const {
+  std::vector<int64_t> dims = target_.dims();
+  int64_t known = 1;
+  for (int64_t d : dims) known *= d == -1 ? 1 : d;
+  auto unknown = std::find(dims.begin(), dims.end(), -1);
+  if (unknown != dims.end() && in.numel() % known == 0) *unknown = in.numel() / known;
+  if (Shape(dims).numel() != in.numel() || (unknown != dims.end() && *unknown <= 0))
+    shape_error((unknown != dims.end() ? "a positive multiple of " : "") + std::to_string(known) +
+                    " elements per sample (to reshape into " + target_.str() + ")",
+                in);
+  return Shape(dims);
+}
+
+void Reshape::build(const Shape& input_shape, Generator&) {
+  output_shape(input_shape);  // checks the element count
+  built_ = true;
+}
+
+Tensor Reshape::call(const Tensor& x, bool) {
+  if (x.rank() < 1) shape_error("(batch, ...)", x.shape());
+  const Shape sample(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end()));
+  std::vector<int64_t> dims{x.dim(0)};
+  for (int64_t d : output_shape(sample)) dims.push_back(d);
+  return reshape(x, Shape(dims));
+}
+
+Json Reshape::config() const {
+  Json j = Layer::config();
+  j["target_shape"] = target_.dims();
+  return j;
+}
 
 Activation::Activation(Options options) : activation_(options.activation) {
   name_ = std::move(options.name);

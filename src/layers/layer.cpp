@@ -1,10 +1,12 @@
 // The Layer base (weights, errors, config), activation functions by name, and the registry
 // that turns Keras JSON into layers.
+#include <algorithm>
 #include <functional>
 #include <map>
 
 #include "lamina/layers.hpp"
 #include "lamina/ops.hpp"
+#include "layers/keras_config.hpp"
 
 namespace lamina {
 
@@ -124,6 +126,113 @@ Activation activation_of(const Json& c) {
   throw ValueError("activation " + a.dump() + " is not a name");
 }
 
+Initializer initializer_of(const Json& c, const char* key, Initializer fallback) {
+  return c.contains(key) && !c[key].is_null() ? Initializer::from_config(c[key]) : fallback;
+}
+
+float float_of(const Json& c, const char* key, float fallback, const std::string& where) {
+  if (!c.contains(key) || c[key].is_null()) return fallback;
+  if (!c[key].is_number()) throw ValueError(where + ": '" + key + "' must be a number, got " + c[key].dump());
+  return c[key].get<float>();
+}
+
+// "Conv2D 'conv2d'": where a config error happened.
+std::string where(const char* cls, const Json& c) { return std::string(cls) + " '" + name_of(c) + "'"; }
+
+// Keras options that change the math and that Lamina does not implement yet must be off.
+void require_default(const Json& c, const char* key, const Json& value, const std::string& at) {
+  if (!c.contains(key) || c[key].is_null()) return;
+  const Json& v = c[key];
+  const bool same = v == value || (v.is_array() && value.is_number() && std::all_of(v.begin(), v.end(), [&](const Json& e) {
+                                     return e == value;
+                                   }));
+  if (!same) throw ValueError(at + ": " + key + " = " + v.dump() + " is not supported (only " + value.dump() + ")");
+}
+
+std::shared_ptr<Layer> conv2d_from(const Json& c) {
+  const std::string at = where("Conv2D", c);
+  if (!c.contains("filters") || !c["filters"].is_number_integer() || c["filters"].get<int64_t>() <= 0)
+    throw ValueError(at + ": 'filters' must be a positive integer, got " +
+                     (c.contains("filters") ? c["filters"].dump() : std::string("nothing")));
+  if (!c.contains("kernel_size")) throw ValueError(at + ": 'kernel_size' is required");
+  detail::require_channels_last(c, at);
+  require_default(c, "dilation_rate", 1, at);
+  require_default(c, "groups", 1, at);
+  layers::Conv2D::Options o;
+  o.filters = c["filters"].get<int64_t>();
+  o.kernel_size = detail::size2_from(c, "kernel_size", at, 0);
+  o.strides = detail::size2_from(c, "strides", at, 1);
+  o.padding = detail::padding_from(c, at);
+  o.activation = activation_of(c);
+  o.use_bias = c.value("use_bias", true);
+  o.kernel_initializer = initializer_of(c, "kernel_initializer", o.kernel_initializer);
+  o.bias_initializer = initializer_of(c, "bias_initializer", o.bias_initializer);
+  o.input_shape = input_shape_from_config(c);
+  o.name = name_of(c);
+  return std::make_shared<layers::Conv2D>(o);
+}
+
+template <class L>
+std::shared_ptr<Layer> pooling_from(const Json& c, const char* cls) {
+  const std::string at = where(cls, c);
+  detail::require_channels_last(c, at);
+  layers::Pooling2DOptions o;
+  o.pool_size = detail::size2_from(c, "pool_size", at, 2);
+  if (c.contains("strides") && !c["strides"].is_null()) o.strides = detail::size2_from(c, "strides", at, 1);
+  o.padding = detail::padding_from(c, at);
+  o.input_shape = input_shape_from_config(c);
+  o.name = name_of(c);
+  return std::make_shared<L>(o);
+}
+
+std::shared_ptr<Layer> batch_norm_from(const Json& c) {
+  const std::string at = where("BatchNormalization", c);
+  layers::BatchNormalization::Options o;
+  if (c.contains("axis") && !c["axis"].is_null()) {  // Keras 2 writes [3] once built
+    const Json& a = c["axis"];
+    const Json& v = a.is_array() && a.size() == 1 ? a[0] : a;
+    if (!v.is_number_integer()) throw ValueError(at + ": axis must be one integer (the channel axis), got " + a.dump());
+    o.axis = v.get<int64_t>();
+  }
+  o.momentum = float_of(c, "momentum", o.momentum, at);
+  o.epsilon = float_of(c, "epsilon", o.epsilon, at);
+  o.center = c.value("center", true);
+  o.scale = c.value("scale", true);
+  o.beta_initializer = initializer_of(c, "beta_initializer", o.beta_initializer);
+  o.gamma_initializer = initializer_of(c, "gamma_initializer", o.gamma_initializer);
+  o.moving_mean_initializer = initializer_of(c, "moving_mean_initializer", o.moving_mean_initializer);
+  o.moving_variance_initializer = initializer_of(c, "moving_variance_initializer", o.moving_variance_initializer);
+  o.input_shape = input_shape_from_config(c);
+  o.name = name_of(c);
+  return std::make_shared<layers::BatchNormalization>(o);
+}
+
+std::shared_ptr<Layer> dropout_from(const Json& c) {
+  const std::string at = where("Dropout", c);
+  if (!c.contains("rate")) throw ValueError(at + ": 'rate' is required");
+  if (c.contains("noise_shape") && !c["noise_shape"].is_null())
+    throw ValueError(at + ": noise_shape " + c["noise_shape"].dump() + " is not supported (one mask per element)");
+  layers::Dropout::Options o;
+  o.rate = float_of(c, "rate", 0.f, at);
+  if (c.contains("seed") && c["seed"].is_number_integer()) o.seed = c["seed"].get<uint64_t>();
+  o.input_shape = input_shape_from_config(c);
+  o.name = name_of(c);
+  return std::make_shared<layers::Dropout>(o);
+}
+
+std::shared_ptr<Layer> reshape_from(const Json& c) {
+  const std::string at = where("Reshape", c);
+  if (!c.contains("target_shape") || !c["target_shape"].is_array())
+    throw ValueError(at + ": 'target_shape' must be a list of dimensions");
+  std::vector<int64_t> dims;
+  for (const Json& d : c["target_shape"]) {
+    if (!d.is_number_integer()) throw ValueError(at + ": target_shape " + c["target_shape"].dump() + " has a non-integer");
+    dims.push_back(d.get<int64_t>());
+  }
+  return std::make_shared<layers::Reshape>(layers::Reshape::Options{
+      .target_shape = Shape(dims), .input_shape = input_shape_from_config(c), .name = name_of(c)});
+}
+
 using Factory = std::function<std::shared_ptr<Layer>(const Json&)>;
 
 const std::map<std::string, Factory>& factories() {
@@ -155,6 +264,18 @@ const std::map<std::string, Factory>& factories() {
          return std::make_shared<layers::Activation>(layers::Activation::Options{
              .activation = activation_of(c), .input_shape = input_shape_from_config(c), .name = name_of(c)});
        }},
+      {"Reshape", reshape_from},
+      {"Conv2D", conv2d_from},
+      {"MaxPooling2D", [](const Json& c) { return pooling_from<layers::MaxPooling2D>(c, "MaxPooling2D"); }},
+      {"AveragePooling2D", [](const Json& c) { return pooling_from<layers::AveragePooling2D>(c, "AveragePooling2D"); }},
+      {"GlobalAveragePooling2D",
+       [](const Json& c) {
+         detail::require_channels_last(c, where("GlobalAveragePooling2D", c));
+         return std::make_shared<layers::GlobalAveragePooling2D>(layers::GlobalAveragePooling2D::Options{
+             .keepdims = c.value("keepdims", false), .input_shape = input_shape_from_config(c), .name = name_of(c)});
+       }},
+      {"BatchNormalization", batch_norm_from},
+      {"Dropout", dropout_from},
       {"InputLayer",
        [](const Json& c) {
          auto shape = input_shape_from_config(c);

@@ -10,13 +10,18 @@ namespace lamina {
 
 namespace {
 
-// "InputLayer" -> "input_layer", as Keras names layers.
+// Keras' to_snake_case, which names layers: a "_" before a capital that starts a lower-case run
+// and between a lower-case letter and a capital, then lower case. "InputLayer" -> "input_layer",
+// "MaxPooling2D" -> "max_pooling2d", "Conv2D" -> "conv2d".
 std::string snake_case(const std::string& s) {
+  auto is_upper = [&](size_t i) { return std::isupper(static_cast<unsigned char>(s[i])) != 0; };
+  auto is_lower = [&](size_t i) { return std::islower(static_cast<unsigned char>(s[i])) != 0; };
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (std::isupper(c) && i > 0) out += '_';
-    out += static_cast<char>(std::tolower(c));
+    const bool starts_word = is_upper(i) && i > 0 && i + 1 < s.size() && is_lower(i + 1);
+    const bool after_lower = is_upper(i) && i > 0 && is_lower(i - 1);
+    if ((starts_word || after_lower) && !out.empty() && out.back() != '_') out += '_';
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
   }
   return out;
 }

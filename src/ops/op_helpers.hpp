@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "lamina/ops.hpp"
+
 #include "kernels/elementwise.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/tensor.hpp"
@@ -45,6 +47,29 @@ Tensor unary(const char* op, const Tensor& x, F f, G g) {
                           dx.accumulate);
   });
   return y;
+}
+
+// dZ = dY * act'(Z) for an activation fused into a primitive, with act' written from the
+// output Y (relu: Y > 0; sigmoid: Y (1 - Y); tanh: 1 - Y^2). Returns dY itself for none.
+inline Tensor fused_activation_grad(FusedActivation act, const Tensor& y, const Tensor& dy) {
+  if (act == FusedActivation::none) return dy;
+  Tensor dz = Tensor::empty(dy.shape());
+  const float *py = y.data(), *pdy = dy.data();
+  float* d = dz.data();
+  const int64_t count = dy.numel();
+  switch (act) {
+    case FusedActivation::relu:
+      for (int64_t i = 0; i < count; ++i) d[i] = py[i] > 0.f ? pdy[i] : 0.f;
+      break;
+    case FusedActivation::sigmoid:
+      for (int64_t i = 0; i < count; ++i) d[i] = pdy[i] * py[i] * (1.f - py[i]);
+      break;
+    case FusedActivation::tanh:
+      for (int64_t i = 0; i < count; ++i) d[i] = pdy[i] * (1.f - py[i] * py[i]);
+      break;
+    case FusedActivation::none: break;
+  }
+  return dz;
 }
 
 }  // namespace lamina::detail

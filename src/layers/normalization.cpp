@@ -1,0 +1,97 @@
+// BatchNormalization and Dropout: the layers whose behaviour depends on `training`.
+// BatchNormalization normalizes the last axis (C); its moving statistics are non-trainable
+// weights that training calls update in place (see batch_norm in src/ops/norm.cpp).
+#include <cmath>
+
+#include "lamina/layers.hpp"
+#include "layers/keras_config.hpp"
+
+namespace lamina::layers {
+
+// --- BatchNormalization -----------------------------------------------------------------------------
+
+BatchNormalization::BatchNormalization(Options options) : options_(std::move(options)) {
+  if (!(options_.epsilon > 0.f))
+    throw ValueError("BatchNormalization: epsilon must be positive, got " + std::to_string(options_.epsilon));
+  if (!std::isfinite(options_.momentum))
+    throw ValueError("BatchNormalization: momentum must be finite, got " + std::to_string(options_.momentum));
+  name_ = options_.name;
+  input_shape_ = options_.input_shape;
+}
+
+void BatchNormalization::build(const Shape& input_shape, Generator& gen) {
+  const int64_t rank = input_shape.rank() + 1;  // with the batch axis, as Keras counts
+  if (input_shape.rank() < 1) shape_error("(batch, ..., C)", input_shape);
+  const int64_t axis = options_.axis < 0 ? options_.axis + rank : options_.axis;
+  if (axis != rank - 1)
+    throw ValueError(class_name() + " '" + name_ + "': only the last axis (channels) can be normalized; axis " +
+                     std::to_string(options_.axis) + " of input (batch, " + input_shape.str().substr(1) +
+                     " is not the last. Use axis=-1 with channels-last data");
+  const int64_t c = input_shape[-1];
+  weights_.clear();
+  if (options_.scale) add_weight("gamma", {c}, options_.gamma_initializer, gen);
+  if (options_.center) add_weight("beta", {c}, options_.beta_initializer, gen);
+  add_weight("moving_mean", {c}, options_.moving_mean_initializer, gen, /*trainable=*/false);
+  add_weight("moving_variance", {c}, options_.moving_variance_initializer, gen, /*trainable=*/false);
+  built_ = true;
+}
+
+Tensor& BatchNormalization::weight(const std::string& name) {
+  for (Weight& w : weights_)
+    if (w.name == name) return w.value;
+  throw ValueError(class_name() + " '" + name_ + "' has no weight '" + name + "'" +
+                   (built_ ? " (center / scale is off)" : " (not built yet)"));
+}
+
+Tensor BatchNormalization::call(const Tensor& x, bool training) {
+  Tensor& mean = weight("moving_mean");
+  if (x.rank() < 2 || x.dim(-1) != mean.dim(0)) shape_error("(batch, ..., " + std::to_string(mean.dim(0)) + ")", x.shape());
+  return batch_norm(x, options_.scale ? weight("gamma") : Tensor(), options_.center ? weight("beta") : Tensor(), mean,
+                    weight("moving_variance"), training, options_.momentum, options_.epsilon);
+}
+
+Json BatchNormalization::config() const {
+  Json j = Layer::config();
+  j["axis"] = options_.axis;
+  j["momentum"] = detail::float_json(options_.momentum);
+  j["epsilon"] = detail::float_json(options_.epsilon);
+  j["center"] = options_.center;
+  j["scale"] = options_.scale;
+  j["beta_initializer"] = options_.beta_initializer.config();
+  j["gamma_initializer"] = options_.gamma_initializer.config();
+  j["moving_mean_initializer"] = options_.moving_mean_initializer.config();
+  j["moving_variance_initializer"] = options_.moving_variance_initializer.config();
+  for (const char* k : {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"}) j[k] = nullptr;
+  j["synchronized"] = false;
+  return j;
+}
+
+// --- Dropout -------------------------------------------------------------------------------------------
+
+Dropout::Dropout(Options options) : options_(std::move(options)) {
+  if (!(options_.rate >= 0.f && options_.rate < 1.f))
+    throw ValueError("Dropout: rate must be in [0, 1), got " + std::to_string(options_.rate));
+  name_ = options_.name;
+  input_shape_ = options_.input_shape;
+}
+
+void Dropout::build(const Shape&, Generator& gen) {
+  // Drawing the seed from the model's generator at build ties the masks to manual_seed.
+  gen_.seed_(options_.seed ? *options_.seed : gen.next());
+  built_ = true;
+}
+
+Tensor Dropout::call(const Tensor& x, bool training) {
+  if (!built_) build(x.shape(), default_generator());  // used on its own, outside a model
+  return dropout(x, options_.rate, gen_, training);
+}
+
+Json Dropout::config() const {
+  Json j = Layer::config();
+  j["rate"] = detail::float_json(options_.rate);
+  j["seed"] = options_.seed ? Json(*options_.seed) : Json(nullptr);
+  j["noise_shape"] = nullptr;
+  return j;
+}
+
+}  // namespace lamina::layers

@@ -1,0 +1,105 @@
+// Pooling layers on channels-last images: MaxPooling2D, AveragePooling2D (windows of
+// pool_size, strides defaulting to pool_size, as Keras' strides=None) and
+// GlobalAveragePooling2D. N = batch, H, W = spatial, C = channels.
+#include "kernels/window.hpp"
+#include "lamina/layers.hpp"
+#include "layers/keras_config.hpp"
+
+namespace lamina::layers {
+
+namespace {
+
+Size2 strides_of(const Pooling2DOptions& o) { return o.strides.value_or(o.pool_size); }
+
+void check_options(const char* layer, const Pooling2DOptions& o) {
+  const Size2 s = strides_of(o);
+  if (o.pool_size.h < 1 || o.pool_size.w < 1 || s.h < 1 || s.w < 1)
+    throw ValueError(std::string(layer) + ": pool_size " + detail::size2_json(o.pool_size).dump() + " and strides " +
+                     detail::size2_json(s).dump() + " must be positive");
+}
+
+// (H, W, C) -> (OH, OW, C); nullopt when the input is not an image or the window does not fit.
+std::optional<Shape> pooled(const Pooling2DOptions& o, const Shape& in) {
+  if (in.rank() != 3) return std::nullopt;
+  const bool same = o.padding == Padding::same;
+  const Size2 s = strides_of(o);
+  const auto h = kernels::window_axis(in[0], o.pool_size.h, s.h, same);
+  const auto w = kernels::window_axis(in[1], o.pool_size.w, s.w, same);
+  if (h.out < 1 || w.out < 1) return std::nullopt;
+  return Shape{h.out, w.out, in[2]};
+}
+
+Json pooling_config(Json j, const Pooling2DOptions& o) {
+  j["pool_size"] = detail::size2_json(o.pool_size);
+  j["padding"] = detail::padding_name(o.padding);
+  j["strides"] = detail::size2_json(strides_of(o));
+  j["data_format"] = "channels_last";
+  return j;
+}
+
+std::string expected(const Pooling2DOptions& o) {
+  return "images (batch, H, W, C) of at least " + std::to_string(o.pool_size.h) + "x" + std::to_string(o.pool_size.w);
+}
+
+}  // namespace
+
+MaxPooling2D::MaxPooling2D(Options options) : options_(std::move(options)) {
+  check_options("MaxPooling2D", options_);
+  name_ = options_.name;
+  input_shape_ = options_.input_shape;
+}
+
+Shape MaxPooling2D::output_shape(const Shape& in) const {
+  if (auto out = pooled(options_, in)) return *out;
+  shape_error(expected(options_), in);
+}
+
+Tensor MaxPooling2D::call(const Tensor& x, bool) {
+  if (x.rank() != 4) shape_error("(batch, H, W, C)", x.shape());
+  return max_pool2d(x, options_.pool_size, strides_of(options_), options_.padding);
+}
+
+Json MaxPooling2D::config() const { return pooling_config(Layer::config(), options_); }
+
+AveragePooling2D::AveragePooling2D(Options options) : options_(std::move(options)) {
+  check_options("AveragePooling2D", options_);
+  name_ = options_.name;
+  input_shape_ = options_.input_shape;
+}
+
+Shape AveragePooling2D::output_shape(const Shape& in) const {
+  if (auto out = pooled(options_, in)) return *out;
+  shape_error(expected(options_), in);
+}
+
+Tensor AveragePooling2D::call(const Tensor& x, bool) {
+  if (x.rank() != 4) shape_error("(batch, H, W, C)", x.shape());
+  return avg_pool2d(x, options_.pool_size, strides_of(options_), options_.padding);
+}
+
+Json AveragePooling2D::config() const { return pooling_config(Layer::config(), options_); }
+
+GlobalAveragePooling2D::GlobalAveragePooling2D(Options options) : options_(std::move(options)) {
+  name_ = options_.name;
+  input_shape_ = options_.input_shape;
+}
+
+Shape GlobalAveragePooling2D::output_shape(const Shape& in) const {
+  if (in.rank() != 3) shape_error("(batch, H, W, C)", in);
+  return options_.keepdims ? Shape{1, 1, in[2]} : Shape{in[2]};
+}
+
+Tensor GlobalAveragePooling2D::call(const Tensor& x, bool) {
+  if (x.rank() != 4) shape_error("(batch, H, W, C)", x.shape());
+  const Tensor y = global_avg_pool2d(x);
+  return options_.keepdims ? reshape(y, {x.dim(0), 1, 1, x.dim(3)}) : y;
+}
+
+Json GlobalAveragePooling2D::config() const {
+  Json j = Layer::config();
+  j["data_format"] = "channels_last";
+  j["keepdims"] = options_.keepdims;
+  return j;
+}
+
+}  // namespace lamina::layers

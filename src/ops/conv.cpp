@@ -1,0 +1,67 @@
+// conv2d: act(x (N, H, W, C) * kernel (KH, KW, C, F) + bias (F)) -> (N, OH, OW, F), channels
+// last and Keras' kernel layout; padding valid / same (TensorFlow's split, the odd cell at the
+// end). Bias and activation ride in the oneDNN primitive.
+// backward: dZ = dY act'(Y) (act' from the output, as linear()); dx (+)= the transposed
+// convolution of dZ with the kernel; dkernel (+)= x-windows (*) dZ; dbias (+)= sum of dZ over
+// N, OH, OW. Saves nothing beyond x, the kernel and y.
+// N = batch, H, W = spatial, C = input channels, F = filters, KH, KW = kernel window.
+#include "allocator.hpp"
+#include "kernels/conv.hpp"
+#include "lamina/autograd.hpp"
+#include "lamina/ops.hpp"
+#include "ops/op_helpers.hpp"
+#include "ops/window.hpp"
+
+namespace lamina {
+
+Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv2DOptions& o) {
+  if (kernel.rank() != 4)
+    throw ShapeError("conv2d: kernel must be (KH, KW, C, F) (Keras' layout), got " + kernel.shape().str());
+  if (x.rank() == 4 && x.dim(3) != kernel.dim(2))
+    throw ShapeError("conv2d: x " + x.shape().str() + " has " + std::to_string(x.dim(3)) + " channels, kernel " +
+                     kernel.shape().str() + " expects " + std::to_string(kernel.dim(2)));
+  const int64_t f = kernel.dim(3);
+  if (bias.defined() && bias.shape() != Shape{f})
+    throw ShapeError("conv2d: bias " + bias.shape().str() + " does not match the " + std::to_string(f) +
+                     " filters of kernel " + kernel.shape().str());
+  const kernels::Geometry2d g =
+      detail::image_window("conv2d", x.shape(), f, {kernel.dim(0), kernel.dim(1)}, o.strides, o.padding);
+  Tensor y = Tensor::empty({g.n, g.oh, g.ow, f});
+  const bool has_bias = bias.defined();
+  // relu runs as our own pass, as in linear(): oneDNN's relu post-op maps NaN to 0, which would
+  // hide a diverged model. sigmoid and tanh stay fused.
+  const bool relu_pass = o.act == FusedActivation::relu;
+  kernels::conv2d_forward(g, x.data(), kernel.data(), has_bias ? bias.data() : nullptr, y.data(),
+                          relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(o.act));
+  if (relu_pass) {
+    float* py = y.data();
+    for (int64_t i = 0; i < y.numel(); ++i) py[i] = py[i] < 0.f ? 0.f : py[i];
+  }
+  std::vector<Tensor> inputs = {x, kernel};
+  if (has_bias) inputs.push_back(bias);
+  record("conv2d", y, std::move(inputs), [g, act = o.act, has_bias](BackwardContext& ctx) {
+    const Tensor dz = detail::fused_activation_grad(act, ctx.output(), ctx.dy());
+    if (ctx.needs(0)) {
+      const auto dx = ctx.dx_out(0);
+      kernels::conv2d_backward_data(g, dz.data(), ctx.input(1).data(), dx.data, dx.accumulate);
+    }
+    const bool want_bias = has_bias && ctx.needs(2);
+    if (!ctx.needs(1) && !want_bias) return;
+    // oneDNN computes the kernel and bias gradients in one pass; a kernel gradient no one
+    // asked for goes to a scratch buffer.
+    std::shared_ptr<float[]> scratch;
+    BackwardContext::GradOut dw{nullptr, false}, db{nullptr, false};
+    if (ctx.needs(1)) {
+      dw = ctx.dx_out(1);
+    } else {
+      scratch = detail::allocate_storage(ctx.input(1).numel());
+      dw.data = scratch.get();
+    }
+    if (want_bias) db = ctx.dx_out(2);
+    kernels::conv2d_backward_weights(g, ctx.input(0).data(), dz.data(), dw.data, dw.accumulate, db.data,
+                                     db.accumulate);
+  });
+  return y;
+}
+
+}  // namespace lamina

@@ -1,0 +1,130 @@
+// batch_norm over the last axis, Keras' BatchNormalization: x (..., C) seen as (M, C) rows;
+// gamma, beta, moving_mean, moving_var (C).
+//   training: mean, var = batch moments over the rows (biased variance, as Keras);
+//             rstd = 1 / sqrt(var + epsilon); y = (x - mean) rstd gamma + beta; the moving
+//             statistics become moving * momentum + batch * (1 - momentum), in place.
+//   inference: the same with mean, var = the moving statistics.
+// backward (saves mean and rstd (C)): dbeta = sum dy; dgamma = sum dy xhat; dx =
+//   gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) when training (the batch moments depend on
+//   x), gamma rstd dy at inference.
+// dropout: y = x mask, mask = 0 with probability rate, else 1 / (1 - rate); saves the mask.
+// M = rows (N, or N H W), C = channels.
+//
+// Plain loops (kernels/bnorm.cpp), not oneDNN's batch_normalization: training forward /
+// backward, us, one Zen 5 core, oneDNN 2.6 with NHWC memory:
+//   (64, 28, 28, 6)     loops  76 / 105    oneDNN 1052 / 1546 (reference nspc_bnorm)
+//   (64, 26, 26, 32)    loops 412 / 712    oneDNN  388 /  566 (bnorm_jit:avx512_core)
+//   (64, 14, 14, 64)    loops 183 / 262    oneDNN  202 /  303 (bnorm_jit:avx512_core)
+//   (64, 120)           loops 3.8 / 4.7    oneDNN  3.6 /  6.4 (bnorm_tbb_jit:avx2)
+// Equal or faster except on C = 32, and one code path for any rank and any C, computing
+// Keras' statistics in double.
+#include <cmath>
+#include <vector>
+
+#include "kernels/bnorm.hpp"
+#include "lamina/autograd.hpp"
+#include "lamina/ops.hpp"
+#include "lamina/random.hpp"
+#include "ops/op_helpers.hpp"
+
+namespace lamina {
+
+namespace {
+
+void check_channel_vector(const char* what, const Tensor& t, int64_t c, const Shape& x) {
+  if (t.shape() != Shape{c})
+    throw ShapeError(std::string("batch_norm: ") + what + " " + t.shape().str() + " does not match the " +
+                     std::to_string(c) + " channels (last axis) of x " + x.str());
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& moving_mean,
+                  const Tensor& moving_var, bool training, float momentum, float epsilon) {
+  if (x.rank() < 1) throw ShapeError("batch_norm: x must have a channel axis, got a scalar");
+  const int64_t c = x.dim(-1), m = c ? x.numel() / c : 0;
+  if (!moving_mean.defined() || !moving_var.defined())
+    throw ValueError("batch_norm: moving_mean and moving_var are required (Keras' moving statistics)");
+  check_channel_vector("moving_mean", moving_mean, c, x.shape());
+  check_channel_vector("moving_var", moving_var, c, x.shape());
+  const Tensor g = gamma.defined() ? gamma : Tensor::ones({c});
+  const Tensor b = beta.defined() ? beta : Tensor::zeros({c});
+  check_channel_vector("gamma", g, c, x.shape());
+  check_channel_vector("beta", b, c, x.shape());
+  if (!(epsilon > 0.f)) throw ValueError("batch_norm: epsilon must be positive, got " + std::to_string(epsilon));
+  if (training && m == 0) throw ShapeError("batch_norm: batch statistics of an empty batch " + x.shape().str());
+
+  Tensor mean = Tensor::empty({c}), rstd = Tensor::empty({c});
+  float *pm = mean.data(), *pr = rstd.data();
+  if (training) {
+    std::vector<double> bm(static_cast<size_t>(c)), bv(static_cast<size_t>(c));
+    kernels::channel_moments(x.data(), m, c, bm.data(), bv.data());
+    // The moving statistics are state, updated in place through the shared storage (as Keras assigns them).
+    float *mm = moving_mean.impl()->data, *mv = moving_var.impl()->data;
+    for (int64_t j = 0; j < c; ++j) {
+      const auto k = static_cast<size_t>(j);
+      pm[j] = static_cast<float>(bm[k]);
+      pr[j] = static_cast<float>(1.0 / std::sqrt(bv[k] + epsilon));
+      mm[j] = static_cast<float>(mm[j] * static_cast<double>(momentum) + bm[k] * (1.0 - momentum));
+      mv[j] = static_cast<float>(mv[j] * static_cast<double>(momentum) + bv[k] * (1.0 - momentum));
+    }
+  } else {
+    for (int64_t j = 0; j < c; ++j) {
+      pm[j] = moving_mean.data()[j];
+      pr[j] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(moving_var.data()[j]) + epsilon));
+    }
+  }
+  Tensor scale = Tensor::empty({c});
+  for (int64_t j = 0; j < c; ++j) scale.data()[j] = g.data()[j] * pr[j];
+  Tensor y = Tensor::empty(x.shape());
+  kernels::channel_affine(x.data(), m, c, pm, scale.data(), b.data(), y.data());
+
+  record("batch_norm", y, {x, g, b}, [m, c, training, mean, rstd, scale](BackwardContext& ctx) {
+    const float *px = ctx.input(0).data(), *dy = ctx.dy().data(), *mu = mean.data(), *r = rstd.data();
+    const bool sums_needed = training || ctx.needs(1) || ctx.needs(2);
+    std::vector<double> sum_dy(static_cast<size_t>(c)), sum_dy_xc(static_cast<size_t>(c));
+    if (sums_needed) kernels::channel_grad_sums(px, dy, m, c, mu, sum_dy.data(), sum_dy_xc.data());
+    auto write = [c](BackwardContext::GradOut out, auto value) {
+      for (int64_t j = 0; j < c; ++j) out.data[j] = (out.accumulate ? out.data[j] : 0.f) + value(static_cast<size_t>(j));
+    };
+    if (ctx.needs(1)) write(ctx.dx_out(1), [&](size_t j) { return static_cast<float>(sum_dy_xc[j] * r[j]); });
+    if (ctx.needs(2)) write(ctx.dx_out(2), [&](size_t j) { return static_cast<float>(sum_dy[j]); });
+    if (!ctx.needs(0)) return;
+    // dx = a dy + b (x - mean) + d per channel; b = d = 0 at inference.
+    std::vector<float> a(static_cast<size_t>(c)), bb(static_cast<size_t>(c), 0.f), d(static_cast<size_t>(c), 0.f);
+    const double inv_m = m ? 1.0 / static_cast<double>(m) : 0.0;
+    for (int64_t j = 0; j < c; ++j) {
+      const auto k = static_cast<size_t>(j);
+      a[k] = scale.data()[j];  // gamma rstd
+      if (!training) continue;
+      const double rj = r[j];
+      bb[k] = static_cast<float>(-scale.data()[j] * rj * rj * sum_dy_xc[k] * inv_m);
+      d[k] = static_cast<float>(-scale.data()[j] * sum_dy[k] * inv_m);
+    }
+    const auto dx = ctx.dx_out(0);
+    kernels::channel_combine(dy, px, m, c, a.data(), bb.data(), mu, d.data(), dx.data, dx.accumulate);
+  });
+  return y;
+}
+
+Tensor dropout(const Tensor& x, float rate, Generator& gen, bool training) {
+  if (!(rate >= 0.f && rate < 1.f)) throw ValueError("dropout: rate must be in [0, 1), got " + std::to_string(rate));
+  if (!training || rate == 0.f) return x;
+  const float scale = 1.f / (1.f - rate);
+  const int64_t n = x.numel();
+  Tensor mask = Tensor::empty(x.shape()), y = Tensor::empty(x.shape());
+  float* pmask = mask.data();
+  for (int64_t i = 0; i < n; ++i) pmask[i] = gen.uniform() >= rate ? scale : 0.f;
+  const float* px = x.data();
+  float* py = y.data();
+  for (int64_t i = 0; i < n; ++i) py[i] = px[i] * pmask[i];
+  record("dropout", y, {x}, [mask](BackwardContext& ctx) {
+    const auto dx = ctx.dx_out(0);
+    const float *keep = mask.data(), *dy = ctx.dy().data();
+    const int64_t count = mask.numel();
+    for (int64_t i = 0; i < count; ++i) dx.data[i] = (dx.accumulate ? dx.data[i] : 0.f) + dy[i] * keep[i];
+  });
+  return y;
+}
+
+}  // namespace lamina
