@@ -3,9 +3,11 @@
 //   tensor.hpp    Shape, Tensor (float32, contiguous) and seeded creation
 //   random.hpp    Generator, manual_seed
 //   autograd.hpp  define-by-run graphs, backward(), NoGradGuard
-//   ops.hpp       matmul, broadcasting arithmetic, reductions, activations, softmax
+//   ops.hpp       matmul, broadcasting arithmetic, reductions, activations, softmax,
+//                 conv2d, max / average pooling, batch_norm, dropout (images channels-last)
 //   losses.hpp    MSE, MAE, binary / categorical / sparse categorical cross-entropy
-//   initializers.hpp, layers.hpp   Keras' initializers and layers (Dense, Flatten, ...)
+//   initializers.hpp, layers.hpp   Keras' initializers and layers (Dense, Flatten, Conv2D,
+//                 MaxPooling2D, BatchNormalization, Dropout, Reshape, ...)
 //   optimizers.hpp  SGD, Adam, AdamW, RMSprop, Adagrad
 //   metrics.hpp   accuracy, precision, recall, F1, confusion matrix
 //   callbacks.hpp progress bar, History, EarlyStopping, LambdaCallback

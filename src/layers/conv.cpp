@@ -1,6 +1,7 @@
 // Conv2D: y = activation(conv2d(x, kernel) + bias) on channels-last images.
 // N = batch, H, W = spatial, C = input channels, F = filters.
-// relu, sigmoid and tanh ride in the oneDNN convolution as a post-op; others follow it.
+// relu, sigmoid and tanh go to conv2d as its fused activation (see src/ops/conv.cpp); others
+// follow it.
 #include "kernels/window.hpp"
 #include "lamina/layers.hpp"
 #include "layers/keras_config.hpp"

@@ -1,6 +1,6 @@
 // conv2d: act(x (N, H, W, C) * kernel (KH, KW, C, F) + bias (F)) -> (N, OH, OW, F), channels
 // last and Keras' kernel layout; padding valid / same (TensorFlow's split, the odd cell at the
-// end). Bias and activation ride in the oneDNN primitive.
+// end). Bias, sigmoid and tanh ride in the oneDNN primitive; relu is a pass of ours (keeps NaN).
 // backward: dZ = dY act'(Y) (act' from the output, as linear()); dx (+)= the transposed
 // convolution of dZ with the kernel; dkernel (+)= x-windows (*) dZ; dbias (+)= sum of dZ over
 // N, OH, OW. Saves nothing beyond x, the kernel and y.
