@@ -35,7 +35,8 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const C
                           relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(o.act));
   if (relu_pass) {
     float* py = y.data();
-    for (int64_t i = 0; i < y.numel(); ++i) py[i] = py[i] < 0.f ? 0.f : py[i];
+    const int64_t count = y.numel();  // hoisted: in the condition it kept the loop from vectorizing
+    for (int64_t i = 0; i < count; ++i) py[i] = py[i] < 0.f ? 0.f : py[i];
   }
   std::vector<Tensor> inputs = {x, kernel};
   if (has_bias) inputs.push_back(bias);
