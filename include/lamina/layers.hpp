@@ -33,6 +33,8 @@ class Activation {
   Activation(const std::string& name) : Activation(name.c_str()) {}  // NOLINT
   Kind kind() const { return kind_; }
   std::string name() const;
+  // The form a layer can fuse into its GEMM or convolution (relu, sigmoid, tanh); none otherwise.
+  FusedActivation fused() const;
   Tensor operator()(const Tensor& x) const;
   bool operator==(const Activation& o) const = default;
 

@@ -53,12 +53,7 @@ Tensor Conv2D::call(const Tensor& x, bool) {
   if (x.rank() != 4 || x.dim(3) != k.dim(2))
     shape_error("(batch, H, W, " + std::to_string(k.dim(2)) + ")", x.shape(),
                 x.rank() == 3 ? "add a channel axis with Reshape, e.g. (28, 28) -> (28, 28, 1)" : "");
-  using Act = lamina::Activation;
-  const Act::Kind a = options_.activation.kind();
-  const FusedActivation fused = a == Act::relu      ? FusedActivation::relu
-                                : a == Act::sigmoid ? FusedActivation::sigmoid
-                                : a == Act::tanh    ? FusedActivation::tanh
-                                                    : FusedActivation::none;
+  const FusedActivation fused = options_.activation.fused();
   const Tensor y = conv2d(x, k, options_.use_bias ? bias() : Tensor(),
                           {.strides = options_.strides, .padding = options_.padding, .act = fused});
   return fused != FusedActivation::none ? y : options_.activation(y);

@@ -40,13 +40,8 @@ Tensor Dense::call(const Tensor& x, bool) {
     shape_error("(*, " + std::to_string(w.dim(0)) + ")", x.shape(), hint);
   }
   const Tensor x2 = x.rank() == 2 ? x : reshape(x, {-1, x.dim(-1)});
-  // relu, sigmoid and tanh ride in the GEMM as a oneDNN post-op; others follow it.
-  using Act = lamina::Activation;
-  const Act::Kind a = options_.activation.kind();
-  const FusedActivation fused = a == Act::relu      ? FusedActivation::relu
-                                : a == Act::sigmoid ? FusedActivation::sigmoid
-                                : a == Act::tanh    ? FusedActivation::tanh
-                                                           : FusedActivation::none;
+  // relu, sigmoid and tanh go to linear() as its fused activation; others follow it.
+  const FusedActivation fused = options_.activation.fused();
   Tensor z = options_.use_bias ? linear(x2, w, bias(), fused) : matmul(x2, w);
   if (x.rank() != 2) {
     std::vector<int64_t> dims = x.shape().dims();

@@ -43,6 +43,15 @@ std::string Activation::name() const {
   return "linear";
 }
 
+FusedActivation Activation::fused() const {
+  switch (kind_) {
+    case relu: return FusedActivation::relu;
+    case sigmoid: return FusedActivation::sigmoid;
+    case tanh: return FusedActivation::tanh;
+    default: return FusedActivation::none;
+  }
+}
+
 Tensor Activation::operator()(const Tensor& x) const {
   switch (kind_) {
     case linear: return x;

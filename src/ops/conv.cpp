@@ -33,11 +33,7 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const C
   const bool relu_pass = o.act == FusedActivation::relu;
   kernels::conv2d_forward(g, x.data(), kernel.data(), has_bias ? bias.data() : nullptr, y.data(),
                           relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(o.act));
-  if (relu_pass) {
-    float* py = y.data();
-    const int64_t count = y.numel();  // hoisted: in the condition it kept the loop from vectorizing
-    for (int64_t i = 0; i < count; ++i) py[i] = py[i] < 0.f ? 0.f : py[i];
-  }
+  if (relu_pass) detail::relu_in_place(y);
   std::vector<Tensor> inputs = {x, kernel};
   if (has_bias) inputs.push_back(bias);
   record("conv2d", y, std::move(inputs), [g, act = o.act, has_bias](BackwardContext& ctx) {

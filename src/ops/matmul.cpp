@@ -8,6 +8,7 @@
 #include "kernels/matmul.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/ops.hpp"
+#include "ops/op_helpers.hpp"
 
 namespace lamina {
 
@@ -58,33 +59,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
   const bool relu_pass = act == FusedActivation::relu;
   kernels::matmul(x.data(), w.data(), y.data(), m, k, n, false, false, false, bias.data(),
                   relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(act));
-  if (relu_pass) {
-    float* py = y.data();
-    for (int64_t i = 0; i < m * n; ++i) py[i] = py[i] < 0.f ? 0.f : py[i];
-  }
+  if (relu_pass) detail::relu_in_place(y);
   record("linear", y, {x, w, bias}, [m, k, n, act](BackwardContext& g) {
     // dZ = dY * act'(Z), with act' written from Y; dZ is dY itself when there is no activation.
-    const float *dy = g.dy().data(), *y = g.output().data();
-    const int64_t count = m * n;
-    Tensor dz_buffer;
-    const float* dz = dy;
-    if (act != FusedActivation::none) {
-      dz_buffer = Tensor::empty({m, n});
-      float* d = dz_buffer.data();
-      switch (act) {
-        case FusedActivation::relu:
-          for (int64_t i = 0; i < count; ++i) d[i] = y[i] > 0.f ? dy[i] : 0.f;
-          break;
-        case FusedActivation::sigmoid:
-          for (int64_t i = 0; i < count; ++i) d[i] = dy[i] * y[i] * (1.f - y[i]);
-          break;
-        case FusedActivation::tanh:
-          for (int64_t i = 0; i < count; ++i) d[i] = dy[i] * (1.f - y[i] * y[i]);
-          break;
-        case FusedActivation::none: break;
-      }
-      dz = d;
-    }
+    const Tensor dz_tensor = detail::fused_activation_grad(act, g.output(), g.dy());
+    const float* dz = dz_tensor.data();
     matmul_backward(g, dz, m, k, n);
     if (!g.needs(2)) return;
     const auto db = g.dx_out(2);  // dbias (+)= sum over rows of dZ

@@ -72,4 +72,13 @@ inline Tensor fused_activation_grad(FusedActivation act, const Tensor& y, const 
   return dz;
 }
 
+// y = y < 0 ? 0 : y in place: the relu that linear() and conv2d() apply after their primitive,
+// because oneDNN's relu post-op maps NaN to 0 and this keeps it. (The count is hoisted: in the
+// loop condition, numel() kept the loop from vectorizing.)
+inline void relu_in_place(Tensor& y) {
+  float* p = y.data();
+  const int64_t count = y.numel();
+  for (int64_t i = 0; i < count; ++i) p[i] = p[i] < 0.f ? 0.f : p[i];
+}
+
 }  // namespace lamina::detail
