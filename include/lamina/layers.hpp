@@ -219,33 +219,33 @@ struct Pooling2DOptions {
   std::string name;
 };
 
-class MaxPooling2D : public Layer {
+// What MaxPooling2D and AveragePooling2D share: options, checks, output shape and config; each
+// says only its class name and which pooling op it calls.
+class Pooling2D : public Layer {
  public:
   using Options = Pooling2DOptions;
-  explicit MaxPooling2D(Options options = {});
-  std::string class_name() const override { return "MaxPooling2D"; }
-  Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
   Json config() const override;
   const Options& options() const { return options_; }
 
- private:
+ protected:
+  Pooling2D(const char* class_name, Options options);
   Options options_;
 };
 
-// The mean of each window's cells inside the image ('same' windows at the border average fewer).
-class AveragePooling2D : public Layer {
+class MaxPooling2D : public Pooling2D {
  public:
-  using Options = Pooling2DOptions;
-  explicit AveragePooling2D(Options options = {});
+  explicit MaxPooling2D(Options options = {}) : Pooling2D("MaxPooling2D", std::move(options)) {}
+  std::string class_name() const override { return "MaxPooling2D"; }
+  Tensor call(const Tensor& x, bool training) override;
+};
+
+// The mean of each window's cells inside the image ('same' windows at the border average fewer).
+class AveragePooling2D : public Pooling2D {
+ public:
+  explicit AveragePooling2D(Options options = {}) : Pooling2D("AveragePooling2D", std::move(options)) {}
   std::string class_name() const override { return "AveragePooling2D"; }
   Tensor call(const Tensor& x, bool training) override;
-  Shape output_shape(const Shape& input_shape) const override;
-  Json config() const override;
-  const Options& options() const { return options_; }
-
- private:
-  Options options_;
 };
 
 // (batch, H, W, C) -> (batch, C), the mean over H and W ((batch, 1, 1, C) with keepdims).

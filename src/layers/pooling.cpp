@@ -43,41 +43,28 @@ std::string expected(const Pooling2DOptions& o) {
 
 }  // namespace
 
-MaxPooling2D::MaxPooling2D(Options options) : options_(std::move(options)) {
-  check_options("MaxPooling2D", options_);
+Pooling2D::Pooling2D(const char* class_name, Options options) : options_(std::move(options)) {
+  check_options(class_name, options_);
   name_ = options_.name;
   input_shape_ = options_.input_shape;
 }
 
-Shape MaxPooling2D::output_shape(const Shape& in) const {
+Shape Pooling2D::output_shape(const Shape& in) const {
   if (auto out = pooled(options_, in)) return *out;
   shape_error(expected(options_), in);
 }
+
+Json Pooling2D::config() const { return pooling_config(Layer::config(), options_); }
 
 Tensor MaxPooling2D::call(const Tensor& x, bool) {
   if (x.rank() != 4) shape_error("(batch, H, W, C)", x.shape());
   return max_pool2d(x, options_.pool_size, strides_of(options_), options_.padding);
 }
 
-Json MaxPooling2D::config() const { return pooling_config(Layer::config(), options_); }
-
-AveragePooling2D::AveragePooling2D(Options options) : options_(std::move(options)) {
-  check_options("AveragePooling2D", options_);
-  name_ = options_.name;
-  input_shape_ = options_.input_shape;
-}
-
-Shape AveragePooling2D::output_shape(const Shape& in) const {
-  if (auto out = pooled(options_, in)) return *out;
-  shape_error(expected(options_), in);
-}
-
 Tensor AveragePooling2D::call(const Tensor& x, bool) {
   if (x.rank() != 4) shape_error("(batch, H, W, C)", x.shape());
   return avg_pool2d(x, options_.pool_size, strides_of(options_), options_.padding);
 }
-
-Json AveragePooling2D::config() const { return pooling_config(Layer::config(), options_); }
 
 GlobalAveragePooling2D::GlobalAveragePooling2D(Options options) : options_(std::move(options)) {
   name_ = options_.name;
