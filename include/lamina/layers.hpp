@@ -145,6 +145,26 @@ class Activation : public Layer {
   lamina::Activation activation_;
 };
 
+// x if x > 0 else negative_slope * x, with a slope of choice: Keras' LeakyReLU layer (Keras 2
+// named the option alpha; Keras 3's default slope is 0.3, PyTorch's nn.LeakyReLU's 0.01).
+class LeakyReLU : public Layer {
+ public:
+  struct Options {
+    float negative_slope = 0.3f;
+    std::optional<Shape> input_shape;
+    std::string name;
+  };
+  explicit LeakyReLU(Options options);
+  std::string class_name() const override { return "LeakyReLU"; }
+  Tensor call(const Tensor& x, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override { return input_shape; }
+  Json config() const override;
+  float negative_slope() const { return slope_; }
+
+ private:
+  float slope_;
+};
+
 // Declares the per-sample input shape, as keras.Input(shape=...). Passes its input through.
 class InputLayer : public Layer {
  public:

@@ -1,8 +1,10 @@
-// Shape-only and parameter-free layers: Flatten, Reshape, Activation, InputLayer.
+// Shape-only and parameter-free layers: Flatten, Reshape, Activation, LeakyReLU, InputLayer.
 #include <algorithm>
+#include <cmath>
 
 #include "lamina/layers.hpp"
 #include "lamina/ops.hpp"
+#include "layers/keras_config.hpp"
 
 namespace lamina::layers {
 
@@ -71,6 +73,20 @@ Tensor Activation::call(const Tensor& x, bool) { return activation_(x); }
 Json Activation::config() const {
   Json j = Layer::config();
   j["activation"] = activation_.name();
+  return j;
+}
+
+LeakyReLU::LeakyReLU(Options options) : slope_(options.negative_slope) {
+  name_ = std::move(options.name);
+  input_shape_ = std::move(options.input_shape);
+  if (!std::isfinite(slope_)) throw ValueError("LeakyReLU: negative_slope must be finite, got " + std::to_string(slope_));
+}
+
+Tensor LeakyReLU::call(const Tensor& x, bool) { return leaky_relu(x, slope_); }
+
+Json LeakyReLU::config() const {
+  Json j = Layer::config();
+  j["negative_slope"] = detail::float_json(slope_);
   return j;
 }
 

@@ -273,6 +273,13 @@ const std::map<std::string, Factory>& factories() {
          return std::make_shared<layers::Activation>(layers::Activation::Options{
              .activation = activation_of(c), .input_shape = input_shape_from_config(c), .name = name_of(c)});
        }},
+      {"LeakyReLU",
+       [](const Json& c) {  // Keras 3: negative_slope (default 0.3); Keras 2: alpha
+         const std::string at = where("LeakyReLU", c);
+         const float slope = float_of(c, "negative_slope", float_of(c, "alpha", 0.3f, at), at);
+         return std::make_shared<layers::LeakyReLU>(layers::LeakyReLU::Options{
+             .negative_slope = slope, .input_shape = input_shape_from_config(c), .name = name_of(c)});
+       }},
       {"Reshape", reshape_from},
       {"Conv2D", conv2d_from},
       {"MaxPooling2D", [](const Json& c) { return pooling_from<layers::MaxPooling2D>(c, "MaxPooling2D"); }},
