@@ -14,6 +14,7 @@
 //   model.hpp     Sequential: compile, fit, evaluate, predict, summary, save, load
 //   data.hpp      IDX / CSV readers, Dataset, MNIST / Fashion-MNIST / digits loaders
 //   io.hpp        safetensors files, atomic writes
+//   onnx.hpp      load_onnx: models exported from PyTorch (torch.onnx.export)
 //   runtime.hpp   set_num_threads
 //
 //   #include <lamina/lamina.hpp>
@@ -33,6 +34,7 @@
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/model.hpp"
+#include "lamina/onnx.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/optimizers.hpp"
 #include "lamina/random.hpp"

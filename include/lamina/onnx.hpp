@@ -1,0 +1,48 @@
+// ONNX models (https://onnx.ai) in and out of Lamina. load_onnx reads a model exported with
+// torch.onnx.export (or any ONNX file whose graph is a chain of the layers Lamina has) into a
+// built Sequential that can predict, evaluate and be fine-tuned.
+//
+//   Sequential model = load_onnx("mlp.onnx");      // built, not compiled: ONNX has no loss
+//   model.compile(Adam(), losses::SparseCategoricalCrossentropy({.from_logits = true}));
+//   model.fit(train, {.epochs = 2});
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "lamina/model.hpp"
+
+namespace lamina {
+
+// What load_onnx read besides the layers.
+struct OnnxInfo {
+  std::string producer;                          // "pytorch 1.13.0"
+  int64_t ir_version = 0;
+  int64_t opset = 0;                             // of the default (ai.onnx) domain
+  std::map<std::string, std::string> metadata;   // the model's metadata_props
+};
+
+// Reads an ONNX model whose graph is a linear chain: Gemm, MatMul(+Add), Conv, MaxPool,
+// AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape, Relu, Sigmoid, Tanh,
+// Softmax, LogSoftmax, LeakyRelu, Elu, Dropout, Identity (and the Constant / Shape / Gather /
+// Unsqueeze / Concat nodes an exporter writes to compute a Reshape's shape).
+//
+// Layout: ONNX images are NCHW, Lamina's are NHWC. An image model's input becomes channels-last
+// (N, H, W, C); conv kernels are transposed (OIHW -> HWIO) and the Dense after a Flatten gets its
+// rows permuted, so predictions on x.permute(0, 2, 3, 1) equal the ONNX model's on x.
+//
+// All-or-nothing: throws lamina::Error naming the file and, for a graph Lamina cannot express,
+// the node (index, name, op type) and what was expected; truncated or corrupt bytes name the
+// byte offset. The model is returned built, its weights the file's, and not compiled.
+Sequential load_onnx(const std::string& path, OnnxInfo* info = nullptr);
+
+// The same from the bytes of an ONNX file; `name` stands for the file in messages.
+Sequential load_onnx_from_bytes(std::string_view bytes, const std::string& name = "<memory>", OnnxInfo* info = nullptr);
+
+// Whether the file looks like an ONNX model: a .onnx name, or protobuf bytes that start with
+// ModelProto's ir_version field. Cheap: reads a few bytes.
+bool is_onnx_file(const std::string& path);
+
+}  // namespace lamina

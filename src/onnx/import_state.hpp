@@ -1,0 +1,164 @@
+// The importer's working state, shared by import.cpp (the chain of layers), import_images.cpp
+// (Conv and pooling) and import_constants.cpp (the nodes evaluated at import time: Constant,
+// Shape, Gather, Concat...). Internal.
+//
+// N = batch. "ONNX shape" is a tensor's shape in the ONNX graph without its batch entry; Lamina
+// holds the same values channels-last, which `axes` records.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lamina/layers.hpp"
+#include "lamina/model.hpp"
+#include "onnx/onnx_proto.hpp"
+
+namespace lamina::onnx::detail {
+
+// Entries of a shape computed from Shape(x): the batch size (unknown until run time), and a
+// value derived from it by arithmetic (never resolvable).
+constexpr int64_t kBatchDim = std::numeric_limits<int64_t>::min();
+constexpr int64_t kUnknownDim = kBatchDim + 1;
+
+inline const std::vector<int> kNchw = {0, 3, 1, 2};  // ONNX axis -> Lamina axis for an (N, C, H, W) image
+// Bounds that keep every size computation far from int64 overflow: a dimension, a sample's values.
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+constexpr int64_t kMaxSample = int64_t{1} << 40;
+
+inline std::string dim_text(int64_t d) {
+  return d == kBatchDim ? "N" : d == kUnknownDim ? "?" : std::to_string(d);
+}
+
+// "(N, 3, 12, 12)": an activation's ONNX shape with its batch axis.
+inline std::string act_text(const std::vector<int64_t>& shape) {
+  std::string s = "(N";
+  for (int64_t d : shape) s += ", " + dim_text(d);
+  return s + ")";
+}
+
+inline std::string dims_text(const std::vector<int64_t>& dims) {
+  std::string s = "(";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + dim_text(dims[i]);
+  return s + (dims.size() == 1 ? ",)" : ")");
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A value known at import time: an initializer, a Constant node's value or a shape computation.
+struct Const {
+  std::vector<int64_t> dims;
+  bool is_float = true;
+  std::vector<float> f;    // when is_float
+  std::vector<int64_t> i;  // otherwise (may hold kBatchDim / kUnknownDim)
+  std::string unsupported; // why the values cannot be used; empty if they can
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    return n;
+  }
+};
+
+// The one activation flowing down the chain.
+struct Flow {
+  std::string name;            // the ONNX tensor that holds it now
+  std::vector<int64_t> shape;  // its ONNX shape (no batch)
+  std::vector<int> axes;       // ONNX axis a (0 = batch) is Lamina axis axes[a]
+  // 1-D features flattened from a tensor Lamina holds in another order: that tensor's ONNX shape
+  // and axes (feature_rows() in import.cpp says which ONNX feature each Lamina feature is). Kept
+  // rather than the permutation itself, which is only built once a layer's weights show its size.
+  std::vector<int64_t> flat_from_shape;
+  std::vector<int> flat_from_axes;
+  bool permuted() const { return !flat_from_axes.empty(); }
+  int rank() const { return static_cast<int>(shape.size()) + 1; }  // with the batch axis
+};
+
+// One Lamina layer to create, with its weights in Lamina's layout.
+struct Planned {
+  enum class Kind { dense, conv, max_pool, avg_pool, global_avg_pool, batch_norm, flatten, reshape, activation,
+                    leaky_relu, dropout };
+  Kind kind = Kind::activation;
+  std::string origin;  // "node 3 '/fc/Gemm' (Gemm)", for messages
+  std::string name;    // a layer name from the node's module path ("fc"), or "" for Lamina's default
+  std::string output;  // the ONNX tensor it produces: a following bias or activation may fold into it
+  int64_t units = 0;   // Dense units, Conv filters
+  bool use_bias = false;
+  Activation activation = Activation::linear;
+  Size2 window = 1, strides = 1;
+  Padding padding = Padding::valid;
+  bool keepdims = false;
+  Shape target;        // Reshape
+  float value = 0;     // LeakyReLU slope, Dropout rate
+  float momentum = 0.9f, epsilon = 1e-5f;
+  std::map<std::string, Tensor> weights;  // by Lamina weight name: kernel, bias, gamma, ...
+};
+
+// Turns a parsed ONNX model into a Sequential, node by node. Every failure throws through
+// fail(), which names the file and the node being read.
+class Importer {
+ public:
+  Importer(std::string path, const Model& model);
+  Sequential run();
+
+ private:
+  // --- import.cpp: the chain of layers ---
+  void read_input();
+  void layer_node(const Node& n);
+  void gemm(const Node& n);
+  void matmul(const Node& n);
+  void add_bias(const Node& n);
+  void activation(const Node& n);
+  void reshape_node(const Node& n);
+  void reshape_to(const std::vector<int64_t>& target);
+  void conv(const Node& n);
+  void pool(const Node& n);
+  void global_pool(const Node& n);
+  void reduce_mean(const Node& n);
+  void batch_norm(const Node& n);
+  void dropout(const Node& n);
+  void transpose(const Node& n);
+  void pad(const Node& n);
+  void require_image(const char* what) const;
+  Padding resolve_padding(const Node& n, Size2 kernel, Size2 strides, bool ceil_mode, Size2& out) const;
+  Planned& plan(Planned::Kind kind);
+  Planned* foldable();
+  std::vector<int64_t> feature_rows() const;  // Lamina feature j is ONNX feature rows[j]; empty = the same  // the last layer, if it made the current activation and may take a bias/activation
+  void advance(const Node& n);  // the current activation is now n's first output
+  Sequential materialize();
+
+  // --- import_constants.cpp: values known at import time ---
+  void constant_node(const Node& n);
+  Const shape_of(const Node& n, const std::vector<int64_t>& onnx_shape) const;
+
+  // --- helpers (import.cpp) ---
+  [[noreturn]] void fail(const std::string& what) const;
+  bool is_const(const std::string& name) const { return consts_.count(name) != 0; }
+  const Const& constant(size_t input, const char* role) const;  // a usable constant input
+  const Const* optional_constant(size_t input, const char* role) const;  // nullptr when absent
+  std::vector<float> floats(size_t input, const char* role) const;
+  std::vector<int64_t> ints_of(const Const& c, const char* role) const;
+  const Attribute* attr(const char* name, int32_t type) const;
+  int64_t attr_int(const char* name, int64_t fallback) const;
+  float attr_float(const char* name, float fallback) const;
+  std::string attr_string(const char* name, const std::string& fallback) const;
+  std::vector<int64_t> attr_ints(const char* name) const;
+  int64_t opset() const { return opset_; }
+
+  std::string path_;
+  const Model& model_;
+  int64_t opset_ = 0;
+  const Node* node_ = nullptr;  // the node being imported, for messages
+  size_t index_ = 0;
+  std::map<std::string, Const> consts_;
+  std::map<std::string, std::vector<int64_t>> activations_;  // every activation so far: its ONNX shape
+  std::set<std::string> produced_;
+  Flow flow_;
+  int64_t fixed_batch_ = -1;  // the input's batch size when the graph fixes it
+  std::vector<int64_t> input_shape_;  // Lamina's per-sample input shape
+  std::vector<Planned> plan_;
+};
+
+}  // namespace lamina::onnx::detail

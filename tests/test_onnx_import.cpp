@@ -1,0 +1,539 @@
+// load_onnx: PyTorch models exported with torch.onnx.export (fixtures from
+// tests/fixtures/make_onnx_fixtures.py) must predict what PyTorch predicted and fine-tune; hand-built
+// graphs check each unsupported pattern's message; truncated, garbage and mutated files must throw
+// lamina::Error, never crash.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "lamina/lamina.hpp"
+#include "test_util.hpp"
+
+namespace lamina {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::all_close;
+using testing::load_fixture;
+
+std::string fixture_path(const std::string& name) { return std::string(LAMINA_FIXTURE_DIR) + "/" + name; }
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+class OnnxFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("lamina_onnx_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& bytes) {
+    const std::string p = (dir_ / name).string();
+    std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return p;
+  }
+  fs::path dir_;
+};
+
+// (N, C, H, W) -> (N, H, W, C): PyTorch's image batch in Lamina's layout.
+Tensor nhwc(const Tensor& x) {
+  if (x.rank() != 4) return x;
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  Tensor y = Tensor::empty({n, h, w, c});
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t r = 0; r < h; ++r)
+        for (int64_t q = 0; q < w; ++q) y.data()[((i * h + r) * w + q) * c + ch] = x.data()[((i * c + ch) * h + r) * w + q];
+  return y;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(static_cast<double>(a.data()[i]) - b.data()[i]));
+  return m;
+}
+
+std::vector<std::string> class_names(const Sequential& m) {
+  std::vector<std::string> out;
+  for (const auto& l : m.layers()) out.push_back(l->class_name());
+  return out;
+}
+
+// --- PyTorch fixtures -----------------------------------------------------------------------------
+
+struct Case {
+  const char* name;
+  std::vector<std::string> layers;  // expected class names after the InputLayer
+  int64_t params;
+};
+
+class PyTorchModels : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PyTorchModels, PredictLikePyTorch) {
+  const Case& c = GetParam();
+  auto fx = load_fixture(std::string("onnx_") + c.name);
+  OnnxInfo info;
+  Sequential model = load_onnx(fixture_path(std::string("onnx_") + c.name + ".onnx"), &info);
+  EXPECT_EQ(info.producer.rfind("pytorch", 0), 0u) << info.producer;
+  std::vector<std::string> want = {"InputLayer"};
+  want.insert(want.end(), c.layers.begin(), c.layers.end());
+  EXPECT_EQ(class_names(model), want);
+  EXPECT_EQ(model.count_params(), c.params);
+  const Tensor x = nhwc(fx.at("x"));
+  const Tensor y = model.predict(x);
+  const double diff = max_abs_diff(y, fx.at("y"));
+  std::cout << "[ onnx ] " << c.name << ": max |lamina - pytorch| = " << diff << " over " << y.numel() << " outputs\n";
+  EXPECT_TRUE(all_close(y, fx.at("y"), 1e-4, 1e-4)) << c.name;
+}
+
+TEST_P(PyTorchModels, FineTunes) {
+  const Case& c = GetParam();
+  auto fx = load_fixture(std::string("onnx_") + c.name);
+  Sequential model = load_onnx(fixture_path(std::string("onnx_") + c.name + ".onnx"));
+  const Tensor x = nhwc(fx.at("x"));
+  const std::string last = model.layers().back()->config().value("activation", "linear");
+  const Loss loss = last == "softmax" ? Loss(Loss::sparse_categorical_crossentropy)
+                    : last == "tanh"  ? Loss(Loss::mean_squared_error)
+                                      : Loss(Loss::sparse_categorical_crossentropy, /*from_logits=*/true);
+  Tensor y = fx.at("labels");
+  if (last == "tanh") {  // a regression target in (-1, 1)
+    Generator gen(5);
+    y = Tensor::rand(model.predict(x).shape(), gen, -0.9f, 0.9f);
+  }
+  manual_seed(1);
+  model.compile(Adam({.learning_rate = 0.01}), loss);
+  const double before = model.evaluate(x, y, {.verbose = 0}).at("loss");
+  const History h = model.fit(x, y, {.epochs = 8, .batch_size = x.dim(0), .shuffle = false, .verbose = 0});
+  const double after = model.evaluate(x, y, {.verbose = 0}).at("loss");
+  const auto& losses = h.history.at("loss");
+  EXPECT_LT(losses.back(), losses.front()) << c.name;
+  EXPECT_LT(after, before) << c.name;
+}
+
+TEST_P(PyTorchModels, SavesAndLoadsAsLamina) {
+  const Case& c = GetParam();
+  auto fx = load_fixture(std::string("onnx_") + c.name);
+  Sequential model = load_onnx(fixture_path(std::string("onnx_") + c.name + ".onnx"));
+  const fs::path p = fs::temp_directory_path() / ("lamina_onnx_" + std::to_string(::getpid()) + c.name + ".safetensors");
+  model.save(p.string());
+  Sequential again = Sequential::load(p.string());
+  fs::remove(p);
+  const Tensor x = nhwc(fx.at("x"));
+  EXPECT_TRUE(all_close(again.predict(x), model.predict(x), 0, 0));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Onnx, PyTorchModels,
+    ::testing::Values(Case{"mlp", {"Dense", "Dense"}, 8 * 16 + 16 + 16 * 4 + 4},
+                      Case{"mlp2", {"Dense", "BatchNormalization", "Activation", "Dense", "Dense"},
+                           6 * 10 + 4 * 10 + 10 * 7 + 7 + 7 * 3 + 3},
+                      Case{"cnn",
+                           {"Conv2D", "MaxPooling2D", "Conv2D", "BatchNormalization", "Activation", "AveragePooling2D",
+                            "Flatten", "Dense"},
+                           3 * 3 * 3 * 4 + 4 + 3 * 3 * 4 * 6 + 4 * 6 + 24 * 5 + 5},
+                      Case{"gap",
+                           {"Conv2D", "LeakyReLU", "MaxPooling2D", "Conv2D", "GlobalAveragePooling2D", "Dense"},
+                           3 * 3 * 2 * 4 + 4 + 3 * 3 * 4 * 8 + 8 + 8 * 3 + 3}),
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+
+TEST(OnnxImport, LayersKeepPyTorchNamesAndFoldActivations) {
+  Sequential mlp = load_onnx(fixture_path("onnx_mlp.onnx"));
+  ASSERT_EQ(mlp.layers().size(), 3u);
+  EXPECT_EQ(mlp.layers()[1]->name(), "fc1");
+  EXPECT_EQ(mlp.layers()[1]->config()["activation"], "relu");
+  EXPECT_EQ(mlp.layers()[2]->name(), "fc2");
+  EXPECT_EQ(mlp.layers()[2]->config()["activation"], "softmax");
+  EXPECT_EQ(mlp.input_shape(), Shape({8}));
+  EXPECT_FALSE(mlp.compiled());
+
+  Sequential cnn = load_onnx(fixture_path("onnx_cnn.onnx"));
+  EXPECT_EQ(cnn.input_shape(), Shape({12, 12, 3}));  // channels-last
+  auto& conv1 = dynamic_cast<layers::Conv2D&>(cnn.layer("conv1"));
+  EXPECT_EQ(conv1.options().padding, Padding::same);
+  EXPECT_EQ(conv1.options().activation, Activation::relu);
+  EXPECT_FALSE(dynamic_cast<layers::Conv2D&>(cnn.layer("conv2")).options().use_bias);
+  auto& bn = dynamic_cast<layers::BatchNormalization&>(cnn.layer("bn"));
+  EXPECT_FLOAT_EQ(bn.options().epsilon, 1e-5f);
+  EXPECT_FLOAT_EQ(bn.options().momentum, 0.9f);
+
+  Sequential gap = load_onnx(fixture_path("onnx_gap.onnx"));
+  EXPECT_FLOAT_EQ(dynamic_cast<layers::LeakyReLU&>(*gap.layers()[2]).negative_slope(), 0.1f);
+  EXPECT_EQ(gap.layers().back()->config()["activation"], "log_softmax");
+  auto& pool = dynamic_cast<layers::MaxPooling2D&>(*gap.layers()[3]);
+  EXPECT_EQ(pool.options().padding, Padding::same);  // PyTorch's padding=1, stride 2 on 5x5
+}
+
+TEST(OnnxImport, IsOnnxFile) {
+  EXPECT_TRUE(is_onnx_file(fixture_path("onnx_mlp.onnx")));
+  EXPECT_TRUE(is_onnx_file("/nonexistent/model.onnx"));  // by name
+  EXPECT_FALSE(is_onnx_file(fixture_path("onnx_mlp.bin")));
+  EXPECT_FALSE(is_onnx_file("/nonexistent/model.safetensors"));
+}
+
+// --- a protobuf writer, to build graphs by hand -----------------------------------------------------
+
+struct Pb {
+  std::string s;
+  Pb& varint(uint64_t v) {
+    do {
+      s += static_cast<char>((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+      v >>= 7;
+    } while (v);
+    return *this;
+  }
+  Pb& tag(int field, int wire) { return varint(static_cast<uint64_t>(field) << 3 | static_cast<uint64_t>(wire)); }
+  Pb& i(int field, int64_t v) { return tag(field, 0).varint(static_cast<uint64_t>(v)); }
+  Pb& str(int field, const std::string& v) {
+    tag(field, 2).varint(v.size());
+    s += v;
+    return *this;
+  }
+  Pb& msg(int field, const Pb& m) { return str(field, m.s); }
+  Pb& f32(int field, float v) {
+    tag(field, 5);
+    char b[4];
+    std::memcpy(b, &v, 4);
+    s.append(b, 4);
+    return *this;
+  }
+};
+
+Pb tensor(const std::string& name, const std::vector<int64_t>& dims, const std::vector<float>& v) {
+  Pb t;
+  for (int64_t d : dims) t.i(1, d);
+  t.i(2, 1).str(8, name);
+  t.str(9, std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4));
+  return t;
+}
+
+Pb int_tensor(const std::string& name, const std::vector<int64_t>& dims, const std::vector<int64_t>& v) {
+  Pb t;
+  for (int64_t d : dims) t.i(1, d);
+  t.i(2, 7).str(8, name);
+  for (int64_t x : v) t.i(7, x);
+  return t;
+}
+
+Pb attr_i(const std::string& name, int64_t v) { return Pb().str(1, name).i(20, 2).i(3, v); }
+Pb attr_f(const std::string& name, float v) { return Pb().str(1, name).i(20, 1).f32(2, v); }
+Pb attr_is(const std::string& name, const std::vector<int64_t>& v) {
+  Pb a;
+  a.str(1, name).i(20, 7);
+  for (int64_t x : v) a.i(8, x);
+  return a;
+}
+
+Pb node(const std::string& op, const std::vector<std::string>& in, const std::vector<std::string>& out,
+        const std::string& name, const std::vector<Pb>& attrs = {}) {
+  Pb n;
+  for (const auto& x : in) n.str(1, x);
+  for (const auto& x : out) n.str(2, x);
+  n.str(3, name).str(4, op);
+  for (const Pb& a : attrs) n.msg(5, a);
+  return n;
+}
+
+// dims: -1 is the symbolic batch "N".
+Pb value_info(const std::string& name, const std::vector<int64_t>& dims) {
+  Pb shape;
+  for (int64_t d : dims) shape.msg(1, d < 0 ? Pb().str(2, "N") : Pb().i(1, d));
+  return Pb().str(1, name).msg(2, Pb().msg(1, Pb().i(1, 1).msg(2, shape)));
+}
+
+struct GraphSpec {
+  std::vector<Pb> nodes, inits;
+  std::vector<Pb> inputs = {value_info("x", {-1, 4})};
+  std::vector<Pb> outputs = {value_info("y", {-1, 3})};
+  int64_t opset = 13;
+  std::string bytes() const {
+    Pb g;
+    for (const Pb& n : nodes) g.msg(1, n);
+    g.str(2, "test");
+    for (const Pb& t : inits) g.msg(5, t);
+    for (const Pb& v : inputs) g.msg(11, v);
+    for (const Pb& v : outputs) g.msg(12, v);
+    return Pb().i(1, 8).str(2, "handmade").msg(7, g).msg(8, Pb().i(2, opset)).s;
+  }
+};
+
+std::vector<float> iota(size_t n, float scale) {
+  std::vector<float> v(n);
+  for (size_t k = 0; k < n; ++k) v[k] = scale * static_cast<float>((k * 7) % 11) - 0.3f;
+  return v;
+}
+
+// x (N, 4) -> Gemm (W (3, 4), transB) -> Relu -> y
+GraphSpec dense_graph() {
+  GraphSpec g;
+  g.inits = {tensor("W", {3, 4}, iota(12, 0.1f)), tensor("b", {3}, {0.1f, -0.2f, 0.3f})};
+  g.nodes = {node("Gemm", {"x", "W", "b"}, {"h"}, "/fc/Gemm", {attr_i("transB", 1)}),
+             node("Relu", {"h"}, {"y"}, "/act/Relu")};
+  return g;
+}
+
+// Expects load_onnx to throw lamina::Error whose message has every one of `parts`.
+void expect_error(const std::string& path, const std::vector<std::string>& parts) {
+  try {
+    load_onnx(path);
+    ADD_FAILURE() << "no error for " << path;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
+}
+
+TEST_F(OnnxFiles, HandBuiltDenseMatchesTheMath) {
+  Sequential m = load_onnx(write("dense.onnx", dense_graph().bytes()));
+  const Tensor x = Tensor::from({{1, 2, 3, 4}, {-1, 0.5f, 0, 2}});
+  const std::vector<float> w = iota(12, 0.1f), b = {0.1f, -0.2f, 0.3f};
+  Tensor want = Tensor::empty({2, 3});
+  for (int64_t r = 0; r < 2; ++r)
+    for (int64_t u = 0; u < 3; ++u) {
+      float s = b[static_cast<size_t>(u)];
+      for (int64_t k = 0; k < 4; ++k) s += x.at({r, k}) * w[static_cast<size_t>(u * 4 + k)];
+      want.data()[r * 3 + u] = std::max(s, 0.f);
+    }
+  EXPECT_TRUE(all_close(m.predict(x), want, 1e-6, 1e-6));
+  EXPECT_EQ(m.layers()[1]->name(), "fc");
+}
+
+TEST_F(OnnxFiles, MatMulAddAndReshapeFromShapeNodes) {
+  GraphSpec g;
+  g.inputs = {value_info("x", {-1, 2, 2})};
+  g.inits = {tensor("W", {4, 3}, iota(12, 0.2f)), tensor("b", {3}, {1, 2, 3}), int_tensor("minus1", {1}, {-1}),
+             int_tensor("zero", {}, {0})};
+  g.nodes = {node("Shape", {"x"}, {"s"}, "shape"), node("Gather", {"s", "zero"}, {"n"}, "gather"),
+             node("Unsqueeze", {"n"}, {"n1"}, "unsq", {attr_is("axes", {0})}),
+             node("Concat", {"n1", "minus1"}, {"target"}, "concat", {attr_i("axis", 0)}),
+             node("Reshape", {"x", "target"}, {"flat"}, "reshape"), node("MatMul", {"flat", "W"}, {"m"}, "mm"),
+             node("Add", {"b", "m"}, {"a"}, "add"), node("Tanh", {"a"}, {"y"}, "tanh")};
+  g.opset = 11;  // Unsqueeze's axes as an attribute
+  Sequential m = load_onnx(write("mm.onnx", g.bytes()));
+  EXPECT_EQ(class_names(m), (std::vector<std::string>{"InputLayer", "Flatten", "Dense"}));
+  EXPECT_EQ(m.layers()[2]->config()["activation"], "tanh");
+  const Tensor x = Tensor::from({1, -1, 0.5f, 2}, {1, 2, 2});
+  const std::vector<float> w = iota(12, 0.2f);
+  Tensor want = Tensor::empty({1, 3});
+  for (int64_t u = 0; u < 3; ++u) {
+    float s = static_cast<float>(u + 1);
+    for (int64_t k = 0; k < 4; ++k) s += x.data()[k] * w[static_cast<size_t>(k * 3 + u)];
+    want.data()[u] = std::tanh(s);
+  }
+  EXPECT_TRUE(all_close(m.predict(x), want, 1e-6, 1e-6));
+}
+
+// An exporter from a channels-last framework: NHWC input, Transpose to NCHW around the Conv and
+// back before the Flatten. Lamina takes the input as it is and flattens in the graph's order.
+TEST_F(OnnxFiles, TransposesAroundConvNeedNoPermutation) {
+  GraphSpec g;
+  g.inputs = {value_info("x", {-1, 4, 4, 2})};
+  g.outputs = {value_info("y", {-1, 2})};
+  const std::vector<float> w = iota(3 * 2 * 2 * 2, 0.1f), d = iota(27 * 2, 0.05f);
+  g.inits = {tensor("K", {3, 2, 2, 2}, w), tensor("D", {27, 2}, d)};
+  g.nodes = {node("Transpose", {"x"}, {"t"}, "to_nchw", {attr_is("perm", {0, 3, 1, 2})}),
+             node("Conv", {"t", "K"}, {"c"}, "conv", {attr_is("kernel_shape", {2, 2})}),
+             node("Transpose", {"c"}, {"t2"}, "to_nhwc", {attr_is("perm", {0, 2, 3, 1})}),
+             node("Flatten", {"t2"}, {"f"}, "flatten"), node("MatMul", {"f", "D"}, {"y"}, "dense")};
+  Sequential m = load_onnx(write("t.onnx", g.bytes()));
+  EXPECT_EQ(m.input_shape(), Shape({4, 4, 2}));
+  // The same model written directly in Lamina: kernel OIHW -> HWIO, Dense rows as in the graph.
+  manual_seed(0);
+  Sequential ref({layers::InputLayer(Shape{4, 4, 2}),
+                  layers::Conv2D({.filters = 3, .kernel_size = 2, .use_bias = false}), layers::Flatten(),
+                  layers::Dense({.units = 2, .use_bias = false})});
+  ref.build(Shape{4, 4, 2});
+  Tensor& k = dynamic_cast<layers::Conv2D&>(*ref.layers()[1]).kernel();
+  for (int64_t o = 0; o < 3; ++o)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t y = 0; y < 2; ++y)
+        for (int64_t x = 0; x < 2; ++x) k.data()[((y * 2 + x) * 2 + i) * 3 + o] = w[static_cast<size_t>(((o * 2 + i) * 2 + y) * 2 + x)];
+  Tensor& dk = dynamic_cast<layers::Dense&>(*ref.layers()[3]).kernel();
+  std::copy(d.begin(), d.end(), dk.data());
+  Generator gen(3);
+  const Tensor x = Tensor::randn({2, 4, 4, 2}, gen);
+  EXPECT_TRUE(all_close(m.predict(x), ref.predict(x), 1e-5, 1e-5));
+}
+
+TEST_F(OnnxFiles, UnsupportedGraphsNameTheNode) {
+  GraphSpec g = dense_graph();
+  g.nodes[1] = node("Selu", {"h"}, {"y"}, "/act/Selu");
+  expect_error(write("selu.onnx", g.bytes()), {"selu.onnx", "node 1 '/act/Selu' (Selu)", "operator 'Selu' is not supported"});
+
+  g = dense_graph();
+  g.nodes[0] = node("Gemm", {"x", "W_missing", "b"}, {"h"}, "/fc/Gemm", {attr_i("transB", 1)});
+  expect_error(write("missing.onnx", g.bytes()), {"node 0 '/fc/Gemm' (Gemm)", "'W_missing'", "missing initializer"});
+
+  g = dense_graph();  // a residual connection
+  g.inits.push_back(tensor("W2", {4, 4}, iota(16, 0.1f)));
+  g.outputs = {value_info("y", {-1, 4})};
+  g.nodes = {node("MatMul", {"x", "W2"}, {"h"}, "mm"), node("Add", {"h", "x"}, {"y"}, "residual")};
+  expect_error(write("residual.onnx", g.bytes()), {"node 1 'residual' (Add)", "linear chain"});
+
+  g = dense_graph();
+  g.inputs.push_back(value_info("x2", {-1, 4}));
+  expect_error(write("two_inputs.onnx", g.bytes()), {"2 inputs", "'x2'"});
+
+  g = dense_graph();
+  g.nodes[0] = node("Gemm", {"x", "W", "b"}, {"h"}, "/fc/Gemm", {attr_i("transB", 0)});
+  expect_error(write("shape.onnx", g.bytes()), {"(Gemm)", "B has shape (3, 4) (transB = 0)", "its input has 4"});
+
+  g = dense_graph();
+  g.inits[0] = int_tensor("W", {3, 4}, std::vector<int64_t>(12, 1));
+  expect_error(write("int_weight.onnx", g.bytes()), {"(Gemm)", "2-D float tensor"});
+
+  g = dense_graph();
+  g.nodes[1] = node("Softmax", {"h"}, {"y"}, "sm", {attr_i("axis", 0)});
+  expect_error(write("softmax0.onnx", g.bytes()), {"(Softmax)", "batch axis"});
+
+  g = dense_graph();
+  g.outputs = {value_info("h", {-1, 3})};
+  expect_error(write("branch.onnx", g.bytes()), {"graph output 'h'", "not the end of the chain"});
+
+  g = dense_graph();
+  g.nodes[1] = node("Relu", {"h"}, {"y"}, "r", {});
+  g.nodes.push_back(node("Relu", {"h"}, {"z"}, "r2"));
+  expect_error(write("fork.onnx", g.bytes()), {"node 2 'r2' (Relu)", "earlier activation"});
+
+  g = dense_graph();
+  g.nodes.insert(g.nodes.begin(), node("Relu", {"x"}, {"h"}, "dup"));
+  expect_error(write("dup.onnx", g.bytes()), {"node 1 '/fc/Gemm'", "output 'h' is already"});
+
+  g = dense_graph();
+  g.inputs = {value_info("x", {-1, -1})};
+  expect_error(write("symbolic.onnx", g.bytes()), {"dimension 1", "symbolic ('N')"});
+
+  g = dense_graph();
+  g.nodes[1] = node("Elu", {"h"}, {"y"}, "elu", {attr_f("alpha", 0.5f)});
+  expect_error(write("elu.onnx", g.bytes()), {"(Elu)", "alpha = 0.5"});
+}
+
+GraphSpec image_graph(const std::vector<Pb>& conv_attrs, int64_t size, int64_t groups = 1) {
+  GraphSpec g;
+  g.inputs = {value_info("x", {-1, 2, size, size})};
+  g.outputs = {value_info("y", {-1, 3, -1, -1})};
+  g.inits = {tensor("K", {3, 2 / groups, 3, 3}, iota(static_cast<size_t>(3 * 2 / groups * 9), 0.1f))};
+  g.nodes = {node("Conv", {"x", "K"}, {"y"}, "/conv/Conv", conv_attrs)};
+  return g;
+}
+
+TEST_F(OnnxFiles, ConvolutionsLaminaCannotPlaceAreRefused) {
+  // PyTorch's padding=1 with stride 2 on an even size: windows start one cell before TensorFlow's.
+  expect_error(write("pads.onnx", image_graph({attr_is("pads", {1, 1, 1, 1}), attr_is("strides", {2, 2})}, 8).bytes()),
+               {"node 0 '/conv/Conv' (Conv)", "pads (1, 1, 1, 1)", "neither Lamina padding", "'same' is pads (0, 0, 1, 1)"});
+  // ... but on an odd size they agree, and so does stride 1.
+  EXPECT_NO_THROW(load_onnx(write("odd.onnx", image_graph({attr_is("pads", {1, 1, 1, 1}), attr_is("strides", {2, 2})}, 9).bytes())));
+  EXPECT_NO_THROW(load_onnx(write("s1.onnx", image_graph({attr_is("pads", {1, 1, 1, 1})}, 8).bytes())));
+  expect_error(write("group.onnx", image_graph({attr_i("group", 2)}, 8, 2).bytes()), {"(Conv)", "group = 2"});
+  expect_error(write("dilated.onnx", image_graph({attr_is("dilations", {2, 2})}, 8).bytes()), {"dilations (2, 2)"});
+
+  GraphSpec g = image_graph({}, 6);
+  g.nodes.push_back(node("AveragePool", {"y"}, {"z"}, "pool",
+                         {attr_is("kernel_shape", {3, 3}), attr_is("pads", {1, 1, 1, 1}), attr_i("count_include_pad", 1)}));
+  g.outputs = {value_info("z", {-1, 3, 4, 4})};
+  expect_error(write("avg.onnx", g.bytes()), {"node 1 'pool' (AveragePool)", "count_include_pad = 1"});
+
+  g = image_graph({}, 6);  // the output is a channels-first flatten: Lamina's order differs
+  g.nodes.push_back(node("Flatten", {"y"}, {"z"}, "flat"));
+  g.outputs = {value_info("z", {-1, 48})};
+  expect_error(write("flat_out.onnx", g.bytes()), {"flattened channels-first"});
+
+  g = image_graph({}, 6);  // reshape of an image to another image
+  g.inits.push_back(int_tensor("shape", {4}, {0, 4, 3, 4}));
+  g.nodes.push_back(node("Reshape", {"y", "shape"}, {"z"}, "reshape"));
+  g.outputs = {value_info("z", {-1, 4, 3, 4})};
+  expect_error(write("reshape.onnx", g.bytes()), {"node 1 'reshape' (Reshape)", "channels-last"});
+
+  g = dense_graph();  // a Conv on features
+  g.inits.push_back(tensor("K", {3, 4, 1, 1}, iota(12, 0.1f)));
+  g.nodes[1] = node("Conv", {"h", "K"}, {"y"}, "conv");
+  expect_error(write("conv_on_features.onnx", g.bytes()), {"(Conv)", "needs an (N, C, H, W) image; its input is (N, 3)"});
+}
+
+// --- corrupt files ---------------------------------------------------------------------------------
+
+TEST(OnnxImport, EveryTruncationThrows) {
+  for (const char* name : {"onnx_mlp.onnx", "onnx_cnn.onnx", "onnx_gap.onnx"}) {
+    const std::string bytes = read_bytes(fixture_path(name));
+    ASSERT_GT(bytes.size(), 100u);
+    for (size_t n = 0; n < bytes.size(); ++n) {
+      try {
+        load_onnx_from_bytes(std::string_view(bytes).substr(0, n), "cut.onnx");
+        ADD_FAILURE() << name << " cut to " << n << " bytes loaded";
+      } catch (const Error& e) {
+        ASSERT_EQ(std::string(e.what()).rfind("cut.onnx: ", 0), 0u) << e.what();
+      }
+    }
+  }
+}
+
+TEST_F(OnnxFiles, CorruptBytesSayWhere) {
+  std::string bytes = read_bytes(fixture_path("onnx_mlp.onnx"));
+  expect_error(write("cut.onnx", bytes.substr(0, 200)), {"cut.onnx", "truncated or corrupt", "byte 20", "length"});
+  // A float attribute written as a varint, deep inside: the message says where.
+  GraphSpec bad = dense_graph();
+  bad.nodes[1] = node("Relu", {"h"}, {"y"}, "r", {Pb().str(1, "alpha").i(2, 3)});
+  expect_error(write("attr.onnx", bad.bytes()),
+               {"attr.onnx", "(in graph.node[1].attribute[0])", "AttributeProto.f (field 2) has wire type varint, expected 32-bit"});
+  expect_error(write("empty.onnx", ""), {"empty.onnx", "empty"});
+  expect_error(write("text.onnx", "{\"hello\": 1}"), {"text.onnx", "not a valid ONNX model"});
+  // A field with wire type 7 (there is none).
+  expect_error(write("wire.onnx", Pb().i(1, 8).tag(3, 7).s), {"wire.onnx", "byte 2", "wire type 7"});
+  // A length that runs past the end.
+  expect_error(write("len.onnx", Pb().i(1, 8).tag(7, 2).varint(1000).s + "abc"),
+               {"len.onnx", "byte 3", "length 1000", "3 bytes remain"});
+  // A 12-byte varint.
+  expect_error(write("varint.onnx", std::string("\x08") + std::string(11, '\xff') + "\x01"), {"varint"});
+  // A raw_data that does not match the dims.
+  GraphSpec g = dense_graph();
+  g.inits[0] = tensor("W", {3, 5}, iota(12, 0.1f));
+  expect_error(write("dims.onnx", g.bytes()), {"dims.onnx", "tensor 'W'", "15 values", "raw_data holds 12"});
+  // Weights in an external file.
+  g = dense_graph();
+  g.inits[0] = Pb().i(1, 3).i(1, 4).i(2, 1).str(8, "W").msg(13, Pb().str(1, "location").str(2, "w.bin")).i(14, 1);
+  expect_error(write("external.onnx", g.bytes()), {"(Gemm)", "'W' cannot be read", "external data"});
+  // No opset, no graph.
+  expect_error(write("noopset.onnx", Pb().i(1, 8).msg(7, Pb().str(2, "g")).s), {"opset_import"});
+  expect_error(write("nograph.onnx", Pb().i(1, 8).s), {"graph is missing"});
+}
+
+TEST(OnnxImport, GarbageAndMutationsNeverCrash) {
+  Generator gen(42);
+  for (int t = 0; t < 500; ++t) {  // random bytes: never a model
+    std::string junk(static_cast<size_t>(1 + gen.below(400)), '\0');
+    for (char& ch : junk) ch = static_cast<char>(gen.below(256));
+    if (t % 2) junk[0] = '\x08';  // looks like ir_version
+    EXPECT_THROW(load_onnx_from_bytes(junk, "junk.onnx"), Error) << "random file " << t;
+  }
+  int loaded = 0, refused = 0;
+  for (const char* name : {"onnx_mlp.onnx", "onnx_cnn.onnx", "onnx_gap.onnx"}) {
+    const std::string bytes = read_bytes(fixture_path(name));
+    for (int t = 0; t < 400; ++t) {  // change 1-4 bytes anywhere: a model, or lamina::Error
+      std::string m = bytes;
+      const uint64_t flips = 1 + gen.below(4);
+      for (uint64_t f = 0; f < flips; ++f) m[gen.below(m.size())] = static_cast<char>(gen.below(256));
+      try {
+        load_onnx_from_bytes(m, "mutant.onnx");
+        ++loaded;
+      } catch (const Error&) {
+        ++refused;
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << name << " mutation " << t << ": " << e.what() << " is not a lamina::Error";
+      }
+    }
+  }
+  EXPECT_GT(refused, 0);
+  std::cout << "[ onnx ] mutated files: " << loaded << " loaded, " << refused << " refused\n";
+}
+
+}  // namespace
+}  // namespace lamina
