@@ -77,6 +77,8 @@ struct Case {
   int64_t params;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 class PyTorchModels : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PyTorchModels, PredictLikePyTorch) {
@@ -171,6 +173,18 @@ TEST(OnnxImport, LayersKeepPyTorchNamesAndFoldActivations) {
   EXPECT_EQ(gap.layers().back()->config()["activation"], "log_softmax");
   auto& pool = dynamic_cast<layers::MaxPooling2D&>(*gap.layers()[3]);
   EXPECT_EQ(pool.options().padding, Padding::same);  // PyTorch's padding=1, stride 2 on 5x5
+}
+
+TEST(OnnxImport, LeakyReLULayerReadsBothKerasConfigs) {
+  auto keras3 = layer_from_config("LeakyReLU", {{"name", "lr"}, {"negative_slope", 0.1}});
+  EXPECT_FLOAT_EQ(dynamic_cast<layers::LeakyReLU&>(*keras3).negative_slope(), 0.1f);
+  EXPECT_EQ(keras3->config()["negative_slope"], 0.1);
+  auto keras2 = layer_from_config("LeakyReLU", {{"alpha", 0.05}});
+  EXPECT_FLOAT_EQ(dynamic_cast<layers::LeakyReLU&>(*keras2).negative_slope(), 0.05f);
+  EXPECT_FLOAT_EQ(dynamic_cast<layers::LeakyReLU&>(*layer_from_config("LeakyReLU", Json::object())).negative_slope(), 0.3f);
+  const Tensor y = keras3->call(Tensor::from({-2.f, 3.f}), false);
+  EXPECT_FLOAT_EQ(y.data()[0], -0.2f);
+  EXPECT_FLOAT_EQ(y.data()[1], 3.f);
 }
 
 TEST(OnnxImport, IsOnnxFile) {

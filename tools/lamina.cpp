@@ -5,6 +5,7 @@
 //   lamina train examples/specs/mnist_mlp.json --save mnist.safetensors --report report.json
 //   lamina evaluate mnist.safetensors --data mnist
 //   lamina predict mnist.safetensors data/mnist/t10k-images-idx3-ubyte --top 3
+//   lamina evaluate model.onnx --data test.csv          (exported with torch.onnx.export)
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <new>
 #include <numeric>
 #include <optional>
@@ -23,6 +25,7 @@
 #include "lamina/io.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/model.hpp"
+#include "lamina/onnx.hpp"
 #include "lamina/random.hpp"
 #include "lamina/runtime.hpp"
 #include "spec.hpp"
@@ -108,22 +111,68 @@ void compile_from_spec(Sequential& model, const Spec& spec) {
   }
 }
 
-// The scaling a model file recorded at training time (scale 1 when it has none).
-Preprocessing preprocessing_of(const std::string& model_path) {
-  const io::SafetensorsFile file = io::load_safetensors(model_path);
-  const auto it = file.metadata.find(kPreprocessingKey);
-  if (it == file.metadata.end()) {
+// ONNX files carry no loss. For evaluate and predict, one is assumed from the output layer: a
+// softmax gives class probabilities; one sigmoid unit, a binary probability; other outputs wider
+// than one are logits (as PyTorch's CrossEntropyLoss takes); a single linear output, a regression.
+void compile_imported(Sequential& model, const std::string& path) {
+  const std::string act = model.layers().back()->config().value("activation", "linear");
+  const int64_t width = model.output_shape().numel();
+  std::string what;
+  if (act == "softmax") {
+    model.compile("rmsprop", Loss::sparse_categorical_crossentropy, {"accuracy"});
+    what = "sparse_categorical_crossentropy on its softmax output";
+  } else if (width == 1 && act == "sigmoid") {
+    model.compile("rmsprop", Loss::binary_crossentropy, {"accuracy"});
+    what = "binary_crossentropy on its sigmoid output";
+  } else if (width > 1) {
+    model.compile("rmsprop", Loss(Loss::sparse_categorical_crossentropy, /*from_logits=*/true), {"accuracy"});
+    what = "sparse_categorical_crossentropy on its " + std::to_string(width) + " outputs as logits";
+  } else {
+    model.compile("rmsprop", Loss::mean_squared_error);
+    what = "mean_squared_error (a regression)";
+  }
+  std::cerr << "lamina: note: " << path << " has no loss (ONNX carries none); assuming " << what << "\n";
+}
+
+// A model file: safetensors (Lamina's) or ONNX. pre: the scaling recorded at training time (scale
+// 1 when it has none).
+Sequential open_model(const std::string& model_path, Preprocessing* pre = nullptr) {
+  std::map<std::string, std::string> metadata;
+  Sequential model;
+  if (is_onnx_file(model_path)) {
+    OnnxInfo info;
+    model = load_onnx(model_path, &info);
+    metadata = info.metadata;
+  } else {
+    model = Sequential::load(model_path);
+    if (pre) metadata = io::load_safetensors(model_path).metadata;
+  }
+  if (!pre) return model;
+  *pre = {};
+  const auto it = metadata.find(kPreprocessingKey);
+  if (it == metadata.end()) {
     std::cerr << "lamina: note: " << model_path << " records no " << kPreprocessingKey
               << "; inputs are used unscaled\n";
-    return {};
+    return model;
   }
   Json j;
   try {
     j = Json::parse(it->second);
   } catch (const Json::parse_error& e) {
-    throw IoError(model_path + ": __metadata__." + kPreprocessingKey + " is not valid JSON: " + e.what());
+    throw IoError(model_path + ": metadata " + kPreprocessingKey + " is not valid JSON: " + e.what());
   }
-  return Preprocessing::from_json(j, model_path);
+  *pre = Preprocessing::from_json(j, model_path);
+  return model;
+}
+
+// The model a spec describes: its Keras JSON, or the model file it names (fine-tuning).
+Sequential model_of_spec(const Spec& spec) {
+  if (spec.model_file.empty()) return model_from_spec_json(spec.model, spec.path);
+  try {
+    return open_model(spec.model_file);
+  } catch (const Error& e) {
+    throw ValueError(spec.path + ": model: " + e.what());
+  }
 }
 
 bool is_classifier(const Sequential& model) {
@@ -140,7 +189,7 @@ int train(const TrainArgs& a) {
   const uint64_t seed = a.seed ? *a.seed : spec.fit.seed.value_or(0);
   if (a.threads) set_num_threads(*a.threads);
   manual_seed(seed);  // before the model draws its initial weights
-  Sequential model = model_from_spec_json(spec.model, spec.path);
+  Sequential model = model_of_spec(spec);
   compile_from_spec(model, spec);
   const Prepared data = load_training_data(spec, model.input_shape());
 
@@ -184,10 +233,11 @@ int train(const TrainArgs& a) {
 }
 
 int evaluate(const EvaluateArgs& a) {
-  Sequential model = Sequential::load(a.model);
+  Preprocessing pre;
+  Sequential model = open_model(a.model, &pre);
+  if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
   if (!model.compiled())
     throw ValueError(a.model + ": the model has no compile config (loss, metrics), so it cannot be evaluated");
-  const Preprocessing pre = preprocessing_of(a.model);
   const data::Dataset test = load_evaluation_data(a.data, pre, model.input_shape());
   const Logs logs = model.evaluate(test, {.verbose = 1});
 
@@ -224,8 +274,9 @@ int evaluate(const EvaluateArgs& a) {
 }
 
 int predict(const PredictArgs& a) {
-  Sequential model = Sequential::load(a.model);
-  const Preprocessing pre = preprocessing_of(a.model);
+  Preprocessing pre;
+  Sequential model = open_model(a.model, &pre);
+  if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
   const auto shape = model.input_shape();
   if (!shape) throw ValueError(a.model + ": the model declares no input shape");
   const Tensor x = load_prediction_input(a.input, pre, *shape);
@@ -274,12 +325,12 @@ int predict(const PredictArgs& a) {
   return 0;
 }
 
-// A spec / bare model JSON, or a model file (safetensors: 8-byte length, then a JSON header).
+// A spec / bare model JSON, or a model file (safetensors: 8-byte length, then a JSON header; ONNX).
 bool is_model_file(const std::string& path) {
   auto ends_with = [&](const std::string& s) {
     return path.size() >= s.size() && path.compare(path.size() - s.size(), s.size(), s) == 0;
   };
-  if (ends_with(".safetensors")) return true;
+  if (ends_with(".safetensors") || is_onnx_file(path)) return true;
   if (ends_with(".json")) return false;
   std::ifstream f(path, std::ios::binary);
   char head[9] = {};
@@ -288,13 +339,12 @@ bool is_model_file(const std::string& path) {
 
 int summary(const std::string& path) {
   if (is_model_file(path)) {
-    Sequential::load(path).summary(std::cout);
+    open_model(path).summary(std::cout);
     return 0;
   }
   const Json j = read_json_file(path);
-  const Json model_json = looks_like_spec(j) ? read_spec(path).model : j;
   manual_seed(0);
-  Sequential model = model_from_spec_json(model_json, path);
+  Sequential model = looks_like_spec(j) ? model_of_spec(read_spec(path)) : model_from_spec_json(j, path);
   model.summary(std::cout);
   return 0;
 }
@@ -324,7 +374,7 @@ int run(int argc, char** argv) {
 
   TrainArgs ta;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a JSON spec and evaluate it on the test split");
-  train_cmd->add_option("spec", ta.spec, "Spec file: {\"model\", \"data\", \"compile\", \"fit\"}")->required();
+  train_cmd->add_option("spec", ta.spec, "Spec file: {\"model\", \"data\", \"compile\", \"fit\"}; \"model\" may name a .onnx or .safetensors file to fine-tune")->required();
   train_cmd->add_option("--epochs", ta.epochs, "Epochs (default: the spec's fit.epochs)")->check(at_least(0));
   train_cmd->add_option("--batch-size", ta.batch_size, "Batch size (default: fit.batch_size)")->check(at_least(1));
   train_cmd->add_option("--seed", ta.seed, "Seed for weights and shuffling (default: fit.seed, else 0)")->check(at_least(0));
@@ -335,20 +385,20 @@ int run(int argc, char** argv) {
 
   EvaluateArgs ea;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Loss and metrics of a saved model on a test set");
-  eval_cmd->add_option("model", ea.model, "Model file (.safetensors)")->required();
+  eval_cmd->add_option("model", ea.model, "Model file (.safetensors, or .onnx)")->required();
   eval_cmd->add_option("--data", ea.data, "mnist, fashion_mnist, digits, a directory of IDX files, or a CSV file")
       ->required();
   eval_cmd->add_option("--report", ea.report, "Write a JSON report");
 
   PredictArgs pa;
   CLI::App* predict_cmd = app.add_subcommand("predict", "Top classes (or outputs) of a saved model for each input");
-  predict_cmd->add_option("model", pa.model, "Model file (.safetensors)")->required();
+  predict_cmd->add_option("model", pa.model, "Model file (.safetensors, or .onnx)")->required();
   predict_cmd->add_option("input", pa.input, "IDX file (raw or .gz) or CSV file of features")->required();
   predict_cmd->add_option("--top", pa.top, "Classes to print per sample (default 1)")->check(at_least(1));
 
   std::string summary_path;
   CLI::App* summary_cmd = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
-  summary_cmd->add_option("file", summary_path, "Spec (.json) or model file (.safetensors)")->required();
+  summary_cmd->add_option("file", summary_path, "Spec (.json) or model file (.safetensors, .onnx)")->required();
 
   try {
     app.parse(argc, argv);

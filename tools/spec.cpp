@@ -346,7 +346,15 @@ Spec read_spec(const std::string& path) {
   check_keys(j, {"model", "data", "compile", "fit", "description"}, path, "");
   Spec spec;
   spec.path = path;
-  spec.model = object_at(j, "model", path, "model");
+  if (j.contains("model") && j["model"].is_string()) {  // a saved or exported model to fine-tune
+    spec.model_file = resolve(path, j["model"].get<std::string>());
+    std::error_code ec;
+    if (!fs::is_regular_file(spec.model_file, ec))
+      bad(path, "model", "'" + spec.model_file + "' is not a file (expected a model JSON object or the path of a .onnx "
+                         "or .safetensors model)");
+  } else {
+    spec.model = object_at(j, "model", path, "model");
+  }
   spec.data = read_data(object_at(j, "data", path, "data"), path);
   const Json& c = object_at(j, "compile", path, "compile");
   // Keras 3's compile_config carries these too; they do not change the math here.

@@ -51,7 +51,8 @@ struct FitSpec {
 
 struct Spec {
   std::string path;
-  Json model;
+  Json model;              // Keras' model JSON; null when model_file is given
+  std::string model_file;  // "model": "PATH" (.onnx or .safetensors, resolved): start from its weights
   DataSpec data;
   Json optimizer = "rmsprop";  // Keras' default
   Json loss;

@@ -80,6 +80,7 @@ std::string module_name(const std::string& node_name) {
   if (node_name.empty() || node_name[0] != '/' || last == 0 || last == std::string::npos) return "";
   const size_t prev = node_name.rfind('/', last - 1);
   std::string m = node_name.substr(prev + 1, last - prev - 1);
+  if (m.empty() || std::isdigit(static_cast<unsigned char>(m[0]))) return "";  // nn.Sequential's "0": Lamina's names read better
   for (char c : m)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return "";
   return m;

@@ -88,7 +88,7 @@ class ProtoReader {
         const uint64_t n = varint("length");
         if (n > data_.size() - pos_)
           throw ProtoError(at, "field " + std::to_string(number) + " has length " + std::to_string(n) + " but only " +
-                                   std::to_string(data_.size() - pos_) + " bytes remain (truncated or corrupt)");
+                                   std::to_string(data_.size() - pos_) + " bytes remain");
         f.payload_offset = base_ + pos_;
         f.bytes = data_.substr(pos_, static_cast<size_t>(n));
         pos_ += static_cast<size_t>(n);

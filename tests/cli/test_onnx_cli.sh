@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The lamina CLI on an ONNX model: tiny_mlp.onnx beside this script is a 4-16-3 MLP that PyTorch
+# trained on train.csv and exported (tests/fixtures/make_onnx_fixtures.py made it). summary,
+# evaluate and predict take the .onnx file; train fine-tunes it from a spec whose "model" names it;
+# a truncated file and an unsupported operator are clear errors (exit 1), never crashes.
+# Usage: test_onnx_cli.sh PATH/TO/lamina DIR/WITH/tiny_mlp.onnx
+set -u
+LAMINA=${1:?usage: test_onnx_cli.sh LAMINA_BINARY TEST_DIR}
+DIR=$(cd "${2:?usage: test_onnx_cli.sh LAMINA_BINARY TEST_DIR}" && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+FAILS=0
+ONNX=$DIR/tiny_mlp.onnx
+
+fail() { echo "FAIL: $*" >&2; echo "--- stdout"; cat "$WORK/out"; echo "--- stderr"; cat "$WORK/err"; FAILS=$((FAILS + 1)); }
+pass() { echo "ok: $*"; }
+run() { "$@" >"$WORK/out" 2>"$WORK/err"; RC=$?; }
+no_crash() { ! grep -q -e 'terminate called' -e 'Aborted' -e 'Segmentation' "$WORK/err"; }
+expect_ok() {
+  local name=$1; shift
+  run "$@"
+  if [[ $RC -eq 0 ]] && no_crash; then pass "$name"; else fail "$name (exit $RC)"; fi
+}
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  run "$@"
+  if [[ $RC -ne 1 ]]; then fail "$name: exit $RC, expected 1"; return; fi
+  if ! grep -Eq -- "$pattern" "$WORK/err"; then fail "$name: stderr lacks /$pattern/"; return; fi
+  if ! grep -q '^lamina: error: ' "$WORK/err" || ! no_crash; then fail "$name: no 'lamina: error:' line, or a crash"; return; fi
+  pass "$name: $(head -c 200 "$WORK/err" | tr "\n" " ")"
+}
+json_number() {  # FILE SECTION KEY
+  awk -v sec="\"$2\":" -v key="\"$3\":" '
+    $1 == sec { inside = 1; next }
+    inside && $1 == key { v = $2; sub(/,$/, "", v); print v; exit }
+    inside && /}/ { inside = 0 }' "$1"
+}
+
+expect_ok "summary of the ONNX model" "$LAMINA" summary "$ONNX"
+grep -q 'Total params: 131' "$WORK/out" || fail "summary: no 'Total params: 131'"
+
+expect_ok "evaluate the ONNX model" "$LAMINA" evaluate "$ONNX" --data "$DIR/test.csv" --report "$WORK/eval.json"
+grep -q 'no loss (ONNX carries none); assuming sparse_categorical_crossentropy' "$WORK/err" || fail "evaluate: no note on the assumed loss"
+ACC=$(json_number "$WORK/eval.json" test accuracy)
+if awk -v a="${ACC:-0}" 'BEGIN { exit !(a > 0.9) }'; then pass "PyTorch's model: test accuracy $ACC > 0.9"; else fail "test accuracy '$ACC' <= 0.9"; fi
+
+expect_ok "predict with the ONNX model" "$LAMINA" predict "$ONNX" "$DIR/test.csv" --top 2
+[[ $(wc -l <"$WORK/out") -eq 60 ]] || fail "predict: expected 60 lines"
+grep -Eq '^0 [0-2]:0\.9[0-9]+ [0-2]:0\.0[0-9]+$' "$WORK/out" || fail "predict: line 0 is not 'index class:p class:p' with softmax probabilities"
+
+# Fine-tuning: the spec's model is the ONNX file; training starts from PyTorch's weights.
+cat >"$WORK/finetune.json" <<EOF
+{
+  "model": "$ONNX",
+  "data": {"train": "$DIR/train.csv", "test": "$DIR/test.csv", "scale": 1},
+  "compile": {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001}},
+              "loss": {"class_name": "SparseCategoricalCrossentropy", "config": {"from_logits": true}},
+              "metrics": ["accuracy"]},
+  "fit": {"epochs": 2, "batch_size": 16, "seed": 1}
+}
+EOF
+expect_ok "train from the ONNX model" "$LAMINA" train "$WORK/finetune.json" --quiet --save "$WORK/tuned.safetensors" --report "$WORK/train.json"
+FIRST=$(awk '/"loss": \[/ { getline; sub(/,$/, "", $1); print $1; exit }' "$WORK/train.json")
+if awk -v l="${FIRST:-9}" 'BEGIN { exit !(l < 0.1) }'; then pass "first epoch loss $FIRST < 0.1: the imported weights were the start"; else fail "first epoch loss '$FIRST' >= 0.1"; fi
+expect_ok "evaluate the fine-tuned model" "$LAMINA" evaluate "$WORK/tuned.safetensors" --data "$DIR/test.csv"
+expect_ok "summary of the fine-tuning spec" "$LAMINA" summary "$WORK/finetune.json"
+grep -q 'Total params: 131' "$WORK/out" || fail "summary of the spec: no 'Total params: 131'"
+
+# Errors.
+head -c 300 "$ONNX" >"$WORK/cut.onnx"
+expect_error "a truncated ONNX file" 'cut\.onnx: not a valid ONNX model \(truncated or corrupt\): byte [0-9]+' \
+    "$LAMINA" evaluate "$WORK/cut.onnx" --data "$DIR/test.csv"
+LC_ALL=C sed 's/Relu/Selu/g' "$ONNX" >"$WORK/selu.onnx"
+expect_error "an unsupported operator" "selu\.onnx: node 1 '[^']*' \(Selu\): operator 'Selu' is not supported" \
+    "$LAMINA" predict "$WORK/selu.onnx" "$DIR/test.csv"
+sed "s|\"model\": \"[^\"]*\"|\"model\": \"$WORK/none.onnx\"|" "$WORK/finetune.json" >"$WORK/missing.json"
+expect_error "a spec naming a missing model file" "missing\.json: model: '.*none\.onnx' is not a file" \
+    "$LAMINA" train "$WORK/missing.json"
+sed "s|\"model\": \"[^\"]*\"|\"model\": \"$WORK/cut.onnx\"|" "$WORK/finetune.json" >"$WORK/corrupt.json"
+expect_error "a corrupt model to fine-tune" "corrupt\.json: model: .*cut\.onnx: not a valid ONNX model" \
+    "$LAMINA" train "$WORK/corrupt.json"
+
+if [[ $FAILS -ne 0 ]]; then echo "$FAILS check(s) failed"; exit 1; fi
+echo "all ONNX CLI checks passed"
