@@ -321,29 +321,39 @@ TEST_F(OnnxFiles, HandBuiltDenseMatchesTheMath) {
   EXPECT_EQ(m.layers()[1]->name(), "fc");
 }
 
+// PyTorch's x.view(x.size(0), -1): Shape -> Gather -> Unsqueeze -> Concat -> Reshape, with
+// Unsqueeze's axes as an attribute (opset 11) or an input (13); the second also lists its
+// initializers as graph inputs, as keep_initializers_as_inputs=True exports do.
 TEST_F(OnnxFiles, MatMulAddAndReshapeFromShapeNodes) {
-  GraphSpec g;
-  g.inputs = {value_info("x", {-1, 2, 2})};
-  g.inits = {tensor("W", {4, 3}, iota(12, 0.2f)), tensor("b", {3}, {1, 2, 3}), int_tensor("minus1", {1}, {-1}),
-             int_tensor("zero", {}, {0})};
-  g.nodes = {node("Shape", {"x"}, {"s"}, "shape"), node("Gather", {"s", "zero"}, {"n"}, "gather"),
-             node("Unsqueeze", {"n"}, {"n1"}, "unsq", {attr_is("axes", {0})}),
-             node("Concat", {"n1", "minus1"}, {"target"}, "concat", {attr_i("axis", 0)}),
-             node("Reshape", {"x", "target"}, {"flat"}, "reshape"), node("MatMul", {"flat", "W"}, {"m"}, "mm"),
-             node("Add", {"b", "m"}, {"a"}, "add"), node("Tanh", {"a"}, {"y"}, "tanh")};
-  g.opset = 11;  // Unsqueeze's axes as an attribute
-  Sequential m = load_onnx(write("mm.onnx", g.bytes()));
-  EXPECT_EQ(class_names(m), (std::vector<std::string>{"InputLayer", "Flatten", "Dense"}));
-  EXPECT_EQ(m.layers()[2]->config()["activation"], "tanh");
-  const Tensor x = Tensor::from({1, -1, 0.5f, 2}, {1, 2, 2});
-  const std::vector<float> w = iota(12, 0.2f);
-  Tensor want = Tensor::empty({1, 3});
-  for (int64_t u = 0; u < 3; ++u) {
-    float s = static_cast<float>(u + 1);
-    for (int64_t k = 0; k < 4; ++k) s += x.data()[k] * w[static_cast<size_t>(k * 3 + u)];
-    want.data()[u] = std::tanh(s);
+  for (int64_t opset : {11, 13}) {
+    GraphSpec g;
+    g.opset = opset;
+    g.inputs = {value_info("x", {-1, 2, 2})};
+    g.inits = {tensor("W", {4, 3}, iota(12, 0.2f)), tensor("b", {3}, {1, 2, 3}), int_tensor("minus1", {1}, {-1}),
+               int_tensor("zero", {}, {0})};
+    const Pb unsqueeze = opset < 13 ? node("Unsqueeze", {"n"}, {"n1"}, "unsq", {attr_is("axes", {0})})
+                                    : node("Unsqueeze", {"n", "axes"}, {"n1"}, "unsq");
+    if (opset >= 13) {
+      g.inits.push_back(int_tensor("axes", {1}, {0}));
+      for (const char* name : {"W", "b", "minus1", "zero", "axes"}) g.inputs.push_back(value_info(name, {1}));
+    }
+    g.nodes = {node("Shape", {"x"}, {"s"}, "shape"), node("Gather", {"s", "zero"}, {"n"}, "gather"), unsqueeze,
+               node("Concat", {"n1", "minus1"}, {"target"}, "concat", {attr_i("axis", 0)}),
+               node("Reshape", {"x", "target"}, {"flat"}, "reshape"), node("MatMul", {"flat", "W"}, {"m"}, "mm"),
+               node("Add", {"b", "m"}, {"a"}, "add"), node("Tanh", {"a"}, {"y"}, "tanh")};
+    Sequential m = load_onnx(write("mm.onnx", g.bytes()));
+    EXPECT_EQ(class_names(m), (std::vector<std::string>{"InputLayer", "Flatten", "Dense"})) << "opset " << opset;
+    EXPECT_EQ(m.layers()[2]->config()["activation"], "tanh");
+    const Tensor x = Tensor::from({1, -1, 0.5f, 2}, {1, 2, 2});
+    const std::vector<float> w = iota(12, 0.2f);
+    Tensor want = Tensor::empty({1, 3});
+    for (int64_t u = 0; u < 3; ++u) {
+      float s = static_cast<float>(u + 1);
+      for (int64_t k = 0; k < 4; ++k) s += x.data()[k] * w[static_cast<size_t>(k * 3 + u)];
+      want.data()[u] = std::tanh(s);
+    }
+    EXPECT_TRUE(all_close(m.predict(x), want, 1e-6, 1e-6)) << "opset " << opset;
   }
-  EXPECT_TRUE(all_close(m.predict(x), want, 1e-6, 1e-6));
 }
 
 // An exporter from a channels-last framework: NHWC input, Transpose to NCHW around the Conv and

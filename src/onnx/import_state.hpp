@@ -1,6 +1,7 @@
 // The importer's working state, shared by import.cpp (the chain of layers), import_images.cpp
-// (Conv and pooling) and import_constants.cpp (the nodes evaluated at import time: Constant,
-// Shape, Gather, Concat...). Internal.
+// (Conv and pooling), import_shapes.cpp (Flatten, Reshape, Transpose...) and
+// import_constants.cpp (the nodes evaluated at import time: Constant, Shape, Gather, Concat...).
+// Internal.
 //
 // N = batch. "ONNX shape" is a tensor's shape in the ONNX graph without its batch entry; Lamina
 // holds the same values channels-last, which `axes` records.
@@ -76,6 +77,14 @@ struct Flow {
   int rank() const { return static_cast<int>(shape.size()) + 1; }  // with the batch axis
 };
 
+// Lamina's per-sample shape of an activation: ONNX axis a holds dimension shape[a - 1] and is
+// Lamina axis axes[a].
+inline std::vector<int64_t> lamina_shape(const Flow& f) {
+  std::vector<int64_t> lam(f.shape.size());
+  for (size_t a = 1; a < f.axes.size(); ++a) lam[static_cast<size_t>(f.axes[a] - 1)] = f.shape[a - 1];
+  return lam;
+}
+
 // One Lamina layer to create, with its weights in Lamina's layout.
 struct Planned {
   enum class Kind { dense, conv, max_pool, avg_pool, global_avg_pool, batch_norm, flatten, reshape, activation,
@@ -104,7 +113,7 @@ class Importer {
   Sequential run();
 
  private:
-  // --- import.cpp: the chain of layers ---
+  // --- import.cpp, import_images.cpp, import_shapes.cpp: the chain of layers ---
   void read_input();
   void layer_node(const Node& n);
   void gemm(const Node& n);
