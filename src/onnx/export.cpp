@@ -135,6 +135,7 @@ class GraphBuilder {
   std::string node(const std::string& op_type, const std::string& layer, std::vector<std::string> inputs,
                    std::vector<ProtoWriter> attributes = {}) {
     const std::string name = unique(layer + "/" + op_type);
+    names_.insert(name + ":0");
     nodes_.push_back({op_type, name, std::move(inputs), {name + ":0"}, std::move(attributes)});
     return name + ":0";
   }

@@ -3,6 +3,7 @@
 
   check_onnx.py checker DIR   onnx.checker.check_model(full_check=True) accepts every DIR/*.onnx,
                               with the opset, the input "input" and output "output" Lamina promises
+                              and average pooling that leaves padding out (count_include_pad=0)
   check_onnx.py opencv DIR    OpenCV's dnn module loads each model and its outputs on
                               NAME.input.npy match Lamina's (NAME.expected.npy) within
                               |opencv - lamina| <= ATOL + RTOL * |lamina|, on the whole batch
@@ -31,6 +32,7 @@ def cases(directory):
 def check_with_onnx(directory):
     import onnx
     import onnx.checker
+    import onnx.helper
 
     for name, path in cases(directory):
         model = onnx.load(path)
@@ -47,6 +49,13 @@ def check_with_onnx(directory):
             assert dims[0].dim_param == "N", f"{name}: {value.name}'s batch dimension is not the dynamic 'N'"
             got = tuple(d.dim_value for d in dims[1:])
             assert got == shape[1:], f"{name}: {value.name} declares {got} per sample, Lamina has {shape[1:]}"
+        # OpenCV 4.6 ignores count_include_pad (it always leaves padding out of the average),
+        # so the runtime comparison cannot see it: check the attribute that carries Keras'
+        # meaning here, by the ONNX spec's definition (0: padded cells are not counted).
+        for n in graph.node:
+            if n.op_type == "AveragePool":
+                attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+                assert attrs.get("count_include_pad", 0) == 0, f"{name}: {n.name} counts padded cells"
         ops = sorted({n.op_type for n in graph.node})
         print(f"ok {name}: {len(graph.node)} nodes ({', '.join(ops)}), {len(graph.initializer)} initializers")
 

@@ -95,13 +95,13 @@ Sequential lenet() {
        layers::Dense({.units = 5, .activation = "softmax", .bias_initializer = bias_init()})});
 }
 
-// BatchNormalization on images, on (N, K) and without gamma / beta; Dropout; global average
-// pooling. Trained a few steps first so the moving statistics are far from 0 and 1.
+// BatchNormalization on images, on (N, K) and without gamma / beta; a Conv2D without bias;
+// Dropout; global average pooling. Trained a few steps first so the moving statistics are far from 0 and 1.
 Sequential bn_cnn() {
   Sequential model({layers::Conv2D({.filters = 6, .kernel_size = 3, .padding = Padding::same,
                                     .bias_initializer = bias_init(), .input_shape = Shape{10, 10, 3}}),
                     layers::BatchNormalization({.momentum = 0.5f}), layers::Activation("relu"), layers::Dropout(0.3f),
-                    layers::Conv2D({.filters = 8, .kernel_size = 3, .strides = 2, .activation = "relu"}),
+                    layers::Conv2D({.filters = 8, .kernel_size = 3, .strides = 2, .activation = "relu", .use_bias = false}),
                     layers::BatchNormalization({.momentum = 0.5f, .epsilon = 0.01f, .center = false, .scale = false}),
                     layers::GlobalAveragePooling2D(), layers::Dropout(0.5f),
                     layers::Dense({.units = 6, .bias_initializer = bias_init()}),
