@@ -5,6 +5,7 @@
 //   lamina train examples/specs/mnist_mlp.json --save mnist.safetensors --report report.json
 //   lamina evaluate mnist.safetensors --data mnist
 //   lamina predict mnist.safetensors data/mnist/t10k-images-idx3-ubyte --top 3
+//   lamina export mnist.safetensors --onnx mnist.onnx
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <new>
 #include <numeric>
 #include <optional>
@@ -23,6 +25,7 @@
 #include "lamina/io.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/model.hpp"
+#include "lamina/onnx.hpp"
 #include "lamina/random.hpp"
 #include "lamina/runtime.hpp"
 #include "spec.hpp"
@@ -51,6 +54,9 @@ struct EvaluateArgs {
 struct PredictArgs {
   std::string model, input;
   int top = 1;
+};
+struct ExportArgs {
+  std::string model, onnx;
 };
 
 double peak_rss_mb() {
@@ -274,6 +280,24 @@ int predict(const PredictArgs& a) {
   return 0;
 }
 
+// The model as ONNX, for other runtimes. The CLI's input scaling is not part of the graph: it
+// goes into the ONNX metadata (lamina_preprocessing) and is printed, so callers can apply it.
+int export_model(const ExportArgs& a) {
+  Sequential model = Sequential::load(a.model);
+  std::map<std::string, std::string> metadata;
+  const io::SafetensorsFile file = io::load_safetensors(a.model);
+  if (const auto it = file.metadata.find(kPreprocessingKey); it != file.metadata.end())
+    metadata[kPreprocessingKey] = it->second;
+  save_onnx(model, a.onnx, metadata);
+  const auto out = model.output_shape();
+  std::cout << "wrote " << a.onnx << ": input \"input\" (N, " << model.input_shape()->str().substr(1)
+            << ", output \"output\" (N, " << out.str().substr(1) << ", channels-last as Lamina\n";
+  if (const auto it = metadata.find(kPreprocessingKey); it != metadata.end())
+    std::cout << "note: the graph takes inputs already scaled as in training (" << kPreprocessingKey << ": "
+              << it->second << ")\n";
+  return 0;
+}
+
 // A spec / bare model JSON, or a model file (safetensors: 8-byte length, then a JSON header).
 bool is_model_file(const std::string& path) {
   auto ends_with = [&](const std::string& s) {
@@ -346,6 +370,11 @@ int run(int argc, char** argv) {
   predict_cmd->add_option("input", pa.input, "IDX file (raw or .gz) or CSV file of features")->required();
   predict_cmd->add_option("--top", pa.top, "Classes to print per sample (default 1)")->check(at_least(1));
 
+  ExportArgs xa;
+  CLI::App* export_cmd = app.add_subcommand("export", "Write a saved model in another format (ONNX)");
+  export_cmd->add_option("model", xa.model, "Model file (.safetensors)")->required();
+  export_cmd->add_option("--onnx", xa.onnx, "Write the model as ONNX (opset 13) to this path")->required();
+
   std::string summary_path;
   CLI::App* summary_cmd = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
   summary_cmd->add_option("file", summary_path, "Spec (.json) or model file (.safetensors)")->required();
@@ -365,6 +394,7 @@ int run(int argc, char** argv) {
   if (train_cmd->parsed()) return train(ta);
   if (eval_cmd->parsed()) return evaluate(ea);
   if (predict_cmd->parsed()) return predict(pa);
+  if (export_cmd->parsed()) return export_model(xa);
   return summary(summary_path);
 }
 

@@ -15,6 +15,7 @@
 //   data.hpp      IDX / CSV readers, Dataset, MNIST / Fashion-MNIST / digits loaders
 //   io.hpp        safetensors files, atomic writes
 //   runtime.hpp   set_num_threads
+//   onnx.hpp      save_onnx: a model as an ONNX file
 //
 //   #include <lamina/lamina.hpp>
 //   using namespace lamina;
@@ -33,6 +34,7 @@
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/model.hpp"
+#include "lamina/onnx.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/optimizers.hpp"
 #include "lamina/random.hpp"

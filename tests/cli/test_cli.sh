@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end test of the lamina CLI on the tiny CSV set beside this script (make_data.py made it):
-# summary, train (--save, --report, --quiet), evaluate, predict, summary of the saved model,
+# summary, train (--save, --report, --quiet), evaluate, predict, summary of the saved model, export,
 # determinism, and the error paths (exit 1 with "lamina: error: ...", usage errors exit 2).
 # Usage: test_cli.sh PATH/TO/lamina DIR/WITH/spec.json
 set -u
@@ -83,6 +83,11 @@ RIGHT=$(paste -d' ' <(cut -d, -f5 "$DIR/test.csv") "$WORK/pred_labels" | awk '{ 
 expect_ok "summary of the saved model" "$LAMINA" summary "$MODEL"
 grep -q 'Total params: 131' "$WORK/out" || fail "summary of the model: no 'Total params: 131'"
 
+expect_ok "export --onnx" "$LAMINA" export "$MODEL" --onnx "$WORK/model.onnx"
+[[ -s $WORK/model.onnx ]] || fail "export: no ONNX file"
+grep -q 'lamina_preprocessing' "$WORK/model.onnx" || fail "export: the ONNX file lacks lamina_preprocessing"
+grep -q 'input "input" (N, 4), output "output" (N, 3)' "$WORK/out" || fail "export: no input/output line"
+
 expect_ok "train again, same seed" "$LAMINA" train "$SPEC" --quiet --save "$WORK/again.safetensors" --threads 1
 cmp -s "$MODEL" "$WORK/again.safetensors" && pass "same seed, same weights" || fail "same seed gave different model files"
 
@@ -115,6 +120,8 @@ cut -d, -f1-2 "$DIR/test.csv" >"$WORK/narrow.csv"
 expect_error "predict with a wrong-width CSV" 1 'narrow\.csv: rows have 2 columns.*4 features' "$LAMINA" predict "$MODEL" "$WORK/narrow.csv"
 expect_error "predict with a missing input" 1 'nothere\.csv' "$LAMINA" predict "$MODEL" "$WORK/nothere.csv"
 expect_error "evaluate with unknown data" 1 'nodata' "$LAMINA" evaluate "$MODEL" --data "$WORK/nodata"
+expect_error "export a spec (not a model file)" 1 'spec\.json' "$LAMINA" export "$SPEC" --onnx "$WORK/x.onnx"
+expect_error "export without --onnx" 2 'onnx' "$LAMINA" export "$MODEL"
 expect_error "evaluate a non-model file" 1 'spec\.json' "$LAMINA" evaluate "$SPEC" --data "$DIR/test.csv"
 
 if [[ $FAILS -ne 0 ]]; then echo "$FAILS check(s) failed"; exit 1; fi
