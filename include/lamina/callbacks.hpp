@@ -169,7 +169,7 @@ class ModelCheckpoint : public Callback {
 };
 
 // A ModelCheckpoint filepath filled in for `epoch` (0-based, written 1-based as Keras does), `batch`
-// (the 1-based step in the epoch) and the logs: "{epoch:02d}-{val_loss:.4f}" -> "03-0.4321".
+// (the 1-based step in the epoch; at an epoch end, the epoch's steps) and the logs: "{epoch:02d}-{val_loss:.4f}" -> "03-0.4321".
 // ValueError for a name that is none of these or a format spec other than [flags][width][.prec][d|f|e|g].
 std::string format_checkpoint_path(const std::string& pattern, int epoch, int64_t batch, const Logs& logs);
 
