@@ -94,6 +94,30 @@ cmp -s "$MODEL" "$WORK/again.safetensors" && pass "same seed, same weights" || f
 expect_ok "train --epochs 2 --batch-size 32 --seed 5" "$LAMINA" train "$SPEC" --quiet --epochs 2 --batch-size 32 --seed 5 --report "$WORK/r2.json"
 grep -Eq '"epochs": 2,?$' "$WORK/r2.json" && grep -Eq '"seed": 5,?$' "$WORK/r2.json" || fail "flags did not override the spec"
 
+# --- checkpoints and resume ------------------------------------------------------------------------
+# $MODEL is 10 uninterrupted epochs with --threads 1; 4 epochs with checkpoints (every 5 batches
+# too) and a resume to 10 must give the same file.
+CK=$WORK/ckpt
+expect_ok "train --epochs 4 --checkpoint --checkpoint-every 5" "$LAMINA" train "$SPEC" --quiet --threads 1 --epochs 4 \
+    --checkpoint "$CK" --checkpoint-every 5
+[[ -s $CK/last.safetensors && -s $CK/best.safetensors ]] || fail "--checkpoint: no last.safetensors and best.safetensors"
+expect_ok "train --resume to 10 epochs" "$LAMINA" train "$SPEC" --quiet --threads 1 --resume "$CK/last.safetensors" \
+    --checkpoint "$CK" --save "$WORK/resumed.safetensors" --report "$WORK/resumed.json"
+cmp -s "$MODEL" "$WORK/resumed.safetensors" && pass "resumed run equals the uninterrupted one bit for bit" ||
+    fail "the resumed model differs from the uninterrupted one"
+grep -Eq '"initial_epoch": 4,?$' "$WORK/resumed.json" || fail "resume: report's initial_epoch is not 4"
+expect_ok "summary of a checkpoint" "$LAMINA" summary "$CK/last.safetensors"
+grep -q 'Total params: 131' "$WORK/out" || fail "summary of a checkpoint: no 'Total params: 131'"
+expect_ok "evaluate a checkpoint" "$LAMINA" evaluate "$CK/last.safetensors" --data "$DIR/test.csv"
+expect_ok "predict with the best checkpoint" "$LAMINA" predict "$CK/best.safetensors" "$DIR/test.csv"
+expect_error "resume from a model file" 1 'not a checkpoint' "$LAMINA" train "$SPEC" --resume "$MODEL"
+sed 's/"units": 16/"units": 8/' "$SPEC" >"$WORK/other_model.json"
+expect_error "resume with another model" 1 'holds another model than' "$LAMINA" train "$WORK/other_model.json" \
+    --resume "$CK/last.safetensors"
+head -c 1000 "$CK/last.safetensors" >"$WORK/torn.safetensors"
+expect_error "resume from a truncated checkpoint" 1 'torn\.safetensors' "$LAMINA" train "$SPEC" --resume "$WORK/torn.safetensors"
+expect_error "--checkpoint-every needs --checkpoint" 2 'checkpoint' "$LAMINA" train "$SPEC" --checkpoint-every 3
+
 # --- errors ------------------------------------------------------------------------------------
 expect_error "missing spec file" 1 'nosuch\.json' "$LAMINA" train "$WORK/nosuch.json"
 printf '{"model": {"class_name": "Sequential",\n  "config": {]}\n' >"$WORK/broken.json"
