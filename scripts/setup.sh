@@ -11,6 +11,8 @@ bench=0
 
 packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev nlohmann-json3-dev
           zlib1g-dev libcli11-dev)
+# The ONNX export's tests: onnx's checker and OpenCV's dnn run the exported files.
+packages+=(python3-numpy python3-onnx python3-opencv)
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch python3-numpy) ;;

@@ -1,12 +1,16 @@
-// fit's callbacks: the progress bar, History, EarlyStopping; and Logs.
+// fit's callbacks: the progress bar, History, EarlyStopping, ModelCheckpoint, TerminateOnNaN;
+// and Logs.
 #include "lamina/callbacks.hpp"
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
+#include "lamina/io.hpp"
 #include "lamina/model.hpp"
 
 namespace lamina {
@@ -154,13 +158,22 @@ void TerminateOnNaN::on_batch_end(int64_t step, const Logs& logs) {
 
 // --- EarlyStopping -------------------------------------------------------------------------------------
 
+namespace {
+
+// Whether a larger `monitor` is better: mode "max", or "auto" and an accuracy-like name.
+bool maximizes(const std::string& monitor, const std::string& mode, const std::string& who) {
+  if (mode != "auto" && mode != "min" && mode != "max")
+    throw ValueError(who + ": mode '" + mode + "' is not auto, min or max");
+  const bool accuracy_like = monitor.find("acc") != std::string::npos ||
+                             monitor.find("precision") != std::string::npos ||
+                             monitor.find("recall") != std::string::npos || monitor.find("f1") != std::string::npos;
+  return mode == "max" || (mode == "auto" && accuracy_like);
+}
+
+}  // namespace
+
 EarlyStopping::EarlyStopping(Options o) : o_(std::move(o)) {
-  if (o_.mode != "auto" && o_.mode != "min" && o_.mode != "max")
-    throw ValueError("EarlyStopping: mode '" + o_.mode + "' is not auto, min or max");
-  const bool accuracy_like = o_.monitor.find("acc") != std::string::npos ||
-                             o_.monitor.find("precision") != std::string::npos ||
-                             o_.monitor.find("recall") != std::string::npos || o_.monitor.find("f1") != std::string::npos;
-  maximize_ = o_.mode == "max" || (o_.mode == "auto" && accuracy_like);
+  maximize_ = maximizes(o_.monitor, o_.mode, "EarlyStopping");
 }
 
 void EarlyStopping::on_train_begin(const TrainInfo&) {
@@ -199,6 +212,149 @@ void EarlyStopping::on_train_end(const Logs&) {
     Tensor w = weights[i].second;
     std::copy(best_weights_[i].data(), best_weights_[i].data() + w.numel(), w.data());
   }
+}
+
+// --- ModelCheckpoint ---------------------------------------------------------------------------------
+
+namespace {
+
+// One field of a filepath in Python's format mini-language, the part of it paths use.
+std::string format_field(double value, bool integer, const std::string& spec, const std::string& field) {
+  const size_t type_at = spec.find_first_not_of("0123456789.+- #");
+  const char type = type_at == std::string::npos ? '\0' : spec[type_at];
+  if (type_at != std::string::npos &&
+      (type_at + 1 != spec.size() || std::string("dfeEgG").find(type) == std::string::npos))
+    throw ValueError("ModelCheckpoint: format spec '" + spec + "' of {" + field +
+                     "} is not supported (use [flags][width][.precision][d|f|e|g], e.g. 02d or .4f)");
+  const std::string flags = spec.substr(0, type_at == std::string::npos ? spec.size() : type_at);
+  char buf[128];
+  if (type == 'd' || (type == '\0' && integer)) {
+    if (!integer || flags.find('.') != std::string::npos)
+      throw ValueError("ModelCheckpoint: {" + field + ":" + spec + "}: 'd' formats whole numbers (epoch, batch)");
+    std::snprintf(buf, sizeof buf, ("%" + flags + "lld").c_str(), static_cast<long long>(value));
+  } else if (type == '\0' && flags.empty()) {  // Python's repr: the shortest that reads back
+    *std::to_chars(buf, buf + sizeof buf - 1, value).ptr = '\0';
+  } else {
+    std::snprintf(buf, sizeof buf, ("%" + flags + (type == '\0' ? 'g' : type)).c_str(), value);
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string format_checkpoint_path(const std::string& pattern, int epoch, int64_t batch, const Logs& logs) {
+  std::string out;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if ((c == '{' || c == '}') && i + 1 < pattern.size() && pattern[i + 1] == c) {  // "{{" is "{"
+      out += c;
+      ++i;
+      continue;
+    }
+    if (c != '{') {
+      out += c;
+      continue;
+    }
+    const size_t close = pattern.find('}', i);
+    if (close == std::string::npos) throw ValueError("ModelCheckpoint: filepath '" + pattern + "' has an unclosed '{'");
+    std::string field = pattern.substr(i + 1, close - i - 1), spec;
+    if (const size_t colon = field.find(':'); colon != std::string::npos) {
+      spec = field.substr(colon + 1);
+      field.resize(colon);
+    }
+    if (field == "epoch") {
+      out += format_field(epoch + 1, true, spec, field);
+    } else if (field == "batch") {
+      out += format_field(static_cast<double>(batch), true, spec, field);
+    } else if (const auto v = logs.get(field)) {
+      out += format_field(*v, false, spec, field);
+    } else {
+      std::string keys = "epoch, batch";
+      for (const auto& [k, v] : logs.values) keys += ", " + k;
+      throw ValueError("ModelCheckpoint: filepath '" + pattern + "' names {" + field +
+                       "}, which is not one of: " + keys);
+    }
+    i = close;
+  }
+  return out;
+}
+
+ModelCheckpoint::SaveFreq::SaveFreq(const char* epoch) {
+  if (epoch == nullptr || std::string(epoch) != "epoch")
+    throw ValueError("ModelCheckpoint: save_freq must be \"epoch\" or a number of batches, got '" +
+                     std::string(epoch ? epoch : "null") + "'");
+}
+
+ModelCheckpoint::SaveFreq::SaveFreq(int batches) : SaveFreq(static_cast<int64_t>(batches)) {}
+
+ModelCheckpoint::SaveFreq::SaveFreq(int64_t batches) : batches(batches) {
+  if (batches < 1) throw ValueError("ModelCheckpoint: save_freq must be >= 1 batches, got " + std::to_string(batches));
+}
+
+ModelCheckpoint::ModelCheckpoint(Options o) : o_(std::move(o)) {
+  if (o_.filepath.empty()) throw ValueError("ModelCheckpoint: filepath is empty");
+  maximize_ = maximizes(o_.monitor, o_.mode, "ModelCheckpoint");
+}
+
+void ModelCheckpoint::on_train_begin(const TrainInfo& info) {
+  info_ = info;
+  since_save_ = 0;
+  best_ = o_.initial_value_threshold.value_or(maximize_ ? -INFINITY : INFINITY);
+}
+
+void ModelCheckpoint::on_batch_end(int64_t step, const Logs& logs) {
+  if (o_.save_freq.batches == 0 || ++since_save_ < o_.save_freq.batches) return;
+  since_save_ = 0;
+  save(step, logs);
+}
+
+void ModelCheckpoint::on_epoch_end(int, const Logs& logs) {
+  if (o_.save_freq.batches == 0) save(info_.steps_per_epoch, logs);
+}
+
+void ModelCheckpoint::save(int64_t batch, const Logs& logs) {
+  if (!model) return;
+  if (const auto loss = logs.get("loss"); loss && !std::isfinite(*loss)) {
+    if (o_.verbose > 0) std::cout << "\nEpoch " << epoch_ + 1 << ": the loss is not finite; not saving\n" << std::flush;
+    return;
+  }
+  const std::string path = format_checkpoint_path(o_.filepath, epoch_, batch, logs);
+  char line[256];
+  if (o_.save_best_only) {
+    const auto value = logs.get(o_.monitor);
+    if (!value) {
+      if (!warned_)
+        std::cerr << "ModelCheckpoint: can save the best model only with " << o_.monitor << " in the logs; skipping\n";
+      warned_ = true;
+      return;
+    }
+    const bool improved = maximize_ ? *value > best_ : *value < best_;
+    if (o_.verbose > 0) {
+      if (improved)
+        std::snprintf(line, sizeof line, "%s improved from %.5f to %.5f, saving model to ", o_.monitor.c_str(), best_,
+                      *value);
+      else
+        std::snprintf(line, sizeof line, "%s did not improve from %.5f", o_.monitor.c_str(), best_);
+      std::cout << "\nEpoch " << epoch_ + 1 << ": " << line << (improved ? path : "") << "\n" << std::flush;
+    }
+    if (!improved) return;
+    best_ = *value;
+  } else if (o_.verbose > 0) {
+    std::cout << "\nEpoch " << epoch_ + 1 << ": saving model to " << path << "\n" << std::flush;
+  }
+  if (const auto dir = std::filesystem::path(path).parent_path(); !dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw IoError("ModelCheckpoint: cannot create directory " + dir.string() + ": " + ec.message());
+  }
+  Json logged = {{"epoch", epoch_ + 1}, {"batch", batch}};
+  for (const auto& [k, v] : logs.values) logged[k] = v;
+  auto metadata = o_.metadata;
+  metadata["logs"] = logged.dump();
+  if (o_.save_weights_only) model->save(path, metadata);
+  else model->save_checkpoint(path, metadata);
+  last_saved_ = path;
+  if (cleaned_.insert(path).second) io::remove_stale_temp_files(path);  // debris of killed runs
 }
 
 }  // namespace lamina

@@ -14,6 +14,7 @@ namespace lamina {
 // buffer per slot too, and each parameter's state is a view into it.
 void Optimizer::init_state(const std::vector<Tensor>& params) {
   slots_.assign(params.size(), {});
+  flat_slots_.clear();
   bool flat = !params.empty();
   for (size_t i = 0; flat && i < params.size(); ++i)
     flat = params[i].impl()->storage == params[0].impl()->storage &&
@@ -27,6 +28,32 @@ void Optimizer::init_state(const std::vector<Tensor>& params) {
       slots_[i].push_back(flat ? flat_slots_[static_cast<size_t>(k)].view(params[i].data() - params[0].data(),
                                                                           params[i].shape())
                                : Tensor::full(params[i].shape(), initial_slot_value(k)));
+}
+
+void Optimizer::load_state(const std::vector<Tensor>& params, const std::vector<std::vector<Tensor>>& slots,
+                           int64_t iterations) {
+  if (iterations < 0)
+    throw ValueError(name() + ".load_state: iterations must be >= 0, got " + std::to_string(iterations));
+  if (!slots.empty() && slots.size() != params.size())
+    throw ValueError(name() + ".load_state: state for " + std::to_string(slots.size()) + " parameters, given " +
+                     std::to_string(params.size()));
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].size() != static_cast<size_t>(num_slots()))
+      throw ValueError(name() + ".load_state: parameter " + std::to_string(i) + " has " +
+                       std::to_string(slots[i].size()) + " slots, " + name() + " keeps " + std::to_string(num_slots()));
+    for (const Tensor& s : slots[i])
+      if (s.shape() != params[i].shape())
+        throw ValueError(name() + ".load_state: a slot of parameter " + std::to_string(i) + " has shape " +
+                         s.shape().str() + ", the parameter " + params[i].shape().str());
+  }
+  iterations_ = iterations;
+  slots_.clear();
+  flat_slots_.clear();
+  if (slots.empty() || params.empty()) return;
+  init_state(params);
+  for (size_t i = 0; i < slots.size(); ++i)
+    for (size_t k = 0; k < slots[i].size(); ++k)
+      std::copy(slots[i][k].data(), slots[i][k].data() + slots[i][k].numel(), slots_[i][k].data());
 }
 
 // Whether one pass can update everything: every gradient present this step and laid out

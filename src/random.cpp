@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "lamina/error.hpp"
+
 namespace lamina {
 
 namespace {
@@ -20,6 +22,11 @@ uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 void Generator::seed_(uint64_t seed) {
   for (uint64_t& s : s_) s = splitmix64(seed);
+}
+
+void Generator::set_state(const State& s) {
+  if (s == State{}) throw ValueError("Generator::set_state: an all-zero state is not a xoshiro256** state");
+  for (size_t i = 0; i < 4; ++i) s_[i] = s[i];
 }
 
 uint64_t Generator::next() {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <unistd.h>
 
@@ -98,6 +99,13 @@ TEST(Cnn, ReadsKeras3Json) {
   std::ostringstream os;
   m.summary(os);
   EXPECT_NE(os.str().find("Non-trainable params: 64 (256.00 B)"), std::string::npos) << os.str();
+  // A name too long for its column wraps at the space, as Keras' table does; no row is wider.
+  EXPECT_NE(os.str().find("\u2502 (BatchNormalization)"), std::string::npos) << os.str();
+  std::istringstream lines(os.str());
+  std::set<size_t> widths;
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("\u2502", 0) == 0) widths.insert(line.size());
+  EXPECT_EQ(widths.size(), 1u) << os.str();
 }
 
 TEST(Cnn, SmallCnnLearns) {

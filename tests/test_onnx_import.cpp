@@ -477,6 +477,29 @@ TEST_F(OnnxFiles, ConvolutionsLaminaCannotPlaceAreRefused) {
   g.outputs = {value_info("z", {-1, 4, 3, 4})};
   expect_error(write("reshape.onnx", g.bytes()), {"node 1 'reshape' (Reshape)", "channels-last"});
 
+  // Features reshaped to an (N, C, H, W) image: fine with one channel, or when a Transpose from a
+  // channels-last (N, H, W, C) follows (save_onnx's graphs); not with C > 1 channels first.
+  for (const std::string form : {"c1", "nhwc", "c2"}) {
+    g = GraphSpec();
+    g.inputs = {value_info("x", {-1, 8})};
+    g.outputs = {value_info("y", {-1, 3, -1, -1})};
+    const std::vector<int64_t> shape = form == "c1" ? std::vector<int64_t>{0, 1, 2, 4} : std::vector<int64_t>{0, 2, 2, 2};
+    const int64_t channels = form == "c1" ? 1 : 2;
+    g.inits = {int_tensor("shape", {4}, shape),
+               tensor("K", {3, channels, 1, 1}, iota(static_cast<size_t>(3 * channels), 0.1f))};
+    g.nodes = {node("Reshape", {"x", "shape"}, {"img"}, "to_image")};
+    if (form == "nhwc") {
+      g.nodes.push_back(node("Transpose", {"img"}, {"t"}, "to_nchw", {attr_is("perm", {0, 3, 1, 2})}));
+      g.nodes.push_back(node("Conv", {"t", "K"}, {"y"}, "conv"));
+    } else {
+      g.nodes.push_back(node("Conv", {"img", "K"}, {"y"}, "conv"));
+    }
+    if (form == "c2")
+      expect_error(write("c2.onnx", g.bytes()), {"node 1 'conv' (Conv)", "(N, 2, 2, 2) was reshaped to an image with more than one channel first"});
+    else
+      EXPECT_NO_THROW(load_onnx(write(form + ".onnx", g.bytes()))) << form;
+  }
+
   g = dense_graph();  // a Conv on features
   g.inits.push_back(tensor("K", {3, 4, 1, 1}, iota(12, 0.1f)));
   g.nodes[1] = node("Conv", {"h", "K"}, {"y"}, "conv");

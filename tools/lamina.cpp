@@ -3,10 +3,13 @@
 // 0 success, 1 an error (printed as "lamina: error: ..."), 2 a usage error (CLI11's message).
 //
 //   lamina train examples/specs/mnist_mlp.json --save mnist.safetensors --report report.json
+//   lamina train examples/specs/mnist_mlp.json --checkpoint ckpt --resume ckpt/last.safetensors
 //   lamina evaluate mnist.safetensors --data mnist
 //   lamina predict mnist.safetensors data/mnist/t10k-images-idx3-ubyte --top 3
+//   lamina export mnist.safetensors --onnx mnist.onnx
 //   lamina evaluate model.onnx --data test.csv          (exported with torch.onnx.export)
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -46,6 +49,8 @@ struct TrainArgs {
   std::optional<uint64_t> seed;
   std::optional<int> threads;
   std::string save, report;
+  std::string checkpoint, resume, monitor = "val_loss";
+  std::optional<int64_t> checkpoint_every;
   bool quiet = false;
 };
 struct EvaluateArgs {
@@ -54,6 +59,9 @@ struct EvaluateArgs {
 struct PredictArgs {
   std::string model, input;
   int top = 1;
+};
+struct ExportArgs {
+  std::string model, onnx;
 };
 
 double peak_rss_mb() {
@@ -182,6 +190,26 @@ bool is_classifier(const Sequential& model) {
          k == Loss::sparse_categorical_crossentropy;
 }
 
+// The checkpoint to resume from, checked against the spec's model.
+Sequential resume_from(const std::string& path, const Sequential& spec_model, const Spec& spec) {
+  Sequential model = Sequential::load_checkpoint(path);
+  if (model.to_json()["config"]["layers"] != spec_model.to_json()["config"]["layers"])
+    throw ValueError(path + ": the checkpoint holds another model than " + spec.path +
+                     "; resume with the spec it was trained from");
+  return model;
+}
+
+// The value of `monitor` that a ModelCheckpoint file recorded, if the file exists.
+std::optional<double> recorded_value(const std::string& path, const std::string& monitor) {
+  if (::access(path.c_str(), F_OK) != 0) return std::nullopt;
+  const io::SafetensorsFile file = io::load_safetensors(path);
+  const auto it = file.metadata.find("logs");
+  if (it == file.metadata.end()) return std::nullopt;
+  const Json logs = Json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (!logs.is_object() || !logs.contains(monitor) || !logs[monitor].is_number()) return std::nullopt;
+  return logs[monitor].get<double>();
+}
+
 // --- commands --------------------------------------------------------------------------------------
 
 int train(const TrainArgs& a) {
@@ -191,16 +219,37 @@ int train(const TrainArgs& a) {
   manual_seed(seed);  // before the model draws its initial weights
   Sequential model = model_of_spec(spec);
   compile_from_spec(model, spec);
+  if (!a.resume.empty()) model = resume_from(a.resume, model, spec);
   const Prepared data = load_training_data(spec, model.input_shape());
+  const std::map<std::string, std::string> metadata = {{kPreprocessingKey, data.preprocessing.to_json().dump()}};
 
   FitOptions fit;
   fit.epochs = a.epochs.value_or(spec.fit.epochs);
+  fit.initial_epoch = model.fit_state().epoch;  // 0 unless resuming
   fit.batch_size = a.batch_size.value_or(spec.fit.batch_size);
   fit.validation_split = spec.fit.validation_split;
   fit.shuffle = spec.fit.shuffle;
   fit.verbose = a.quiet ? 0 : spec.fit.verbose;
   TerminateOnNaN nan_guard;  // on by default: a diverged run stops at once and says where
   fit.callbacks = {&nan_guard};
+  std::vector<ModelCheckpoint> checkpoints;  // DIR/last every epoch (and every N batches), DIR/best
+  if (!a.checkpoint.empty()) {
+    const std::string last = a.checkpoint + "/last.safetensors", best = a.checkpoint + "/best.safetensors";
+    checkpoints.reserve(3);  // fit keeps pointers
+    checkpoints.emplace_back(ModelCheckpoint::Options{.filepath = last, .metadata = metadata});
+    if (a.checkpoint_every)
+      checkpoints.emplace_back(
+          ModelCheckpoint::Options{.filepath = last, .save_freq = *a.checkpoint_every, .metadata = metadata});
+    if (fit.validation_split > 0.0)
+      checkpoints.emplace_back(ModelCheckpoint::Options{
+          .filepath = best,
+          .monitor = a.monitor,
+          .save_best_only = true,
+          .save_weights_only = true,
+          .initial_value_threshold = a.resume.empty() ? std::nullopt : recorded_value(best, a.monitor),
+          .metadata = metadata});
+    for (ModelCheckpoint& c : checkpoints) fit.callbacks.push_back(&c);
+  }
   const History history = model.fit(data.train, fit);
   if (nan_guard.stopped())
     throw ValueError(spec.path + ": training diverged at " + nan_guard.message().substr(0, nan_guard.message().find(':')) +
@@ -210,7 +259,7 @@ int train(const TrainArgs& a) {
   std::cout << "test: " << logs_line(test) << "\n";
 
   if (!a.save.empty()) {
-    model.save(a.save, {{kPreprocessingKey, data.preprocessing.to_json().dump()}});
+    model.save(a.save, metadata);
     if (!a.quiet) std::cout << "saved " << a.save << "\n";
   }
   if (!a.report.empty()) {
@@ -225,6 +274,7 @@ int train(const TrainArgs& a) {
                          {"peak_rss_mb", peak_rss_mb()},
                          {"spec", spec.path},
                          {"epochs", fit.epochs},
+                         {"initial_epoch", fit.initial_epoch},
                          {"batch_size", fit.batch_size},
                          {"preprocessing", data.preprocessing.to_json()}};
     write_report(a.report, report);
@@ -325,6 +375,24 @@ int predict(const PredictArgs& a) {
   return 0;
 }
 
+// The model as ONNX, for other runtimes. The CLI's input scaling is not part of the graph: it
+// goes into the ONNX metadata (lamina_preprocessing) and is printed, so callers can apply it.
+int export_model(const ExportArgs& a) {
+  Sequential model = Sequential::load(a.model);
+  std::map<std::string, std::string> metadata;
+  const io::SafetensorsFile file = io::load_safetensors(a.model);
+  if (const auto it = file.metadata.find(kPreprocessingKey); it != file.metadata.end())
+    metadata[kPreprocessingKey] = it->second;
+  save_onnx(model, a.onnx, metadata);
+  const auto out = model.output_shape();
+  std::cout << "wrote " << a.onnx << ": input \"input\" (N, " << model.input_shape()->str().substr(1)
+            << ", output \"output\" (N, " << out.str().substr(1) << ", channels-last as Lamina\n";
+  if (const auto it = metadata.find(kPreprocessingKey); it != metadata.end())
+    std::cout << "note: the graph takes inputs already scaled as in training (" << kPreprocessingKey << ": "
+              << it->second << ")\n";
+  return 0;
+}
+
 // A spec / bare model JSON, or a model file (safetensors: 8-byte length, then a JSON header; ONNX).
 bool is_model_file(const std::string& path) {
   auto ends_with = [&](const std::string& s) {
@@ -382,6 +450,23 @@ int run(int argc, char** argv) {
   train_cmd->add_option("--save", ta.save, "Write the trained model (safetensors)");
   train_cmd->add_option("--report", ta.report, "Write a JSON report: history, timings, test metrics");
   train_cmd->add_flag("-q,--quiet", ta.quiet, "No progress output");
+  CLI::Option* checkpoint_opt =
+      train_cmd->add_option("--checkpoint", ta.checkpoint, "Write checkpoints into DIR (see below)")->type_name("DIR");
+  train_cmd->add_option("--checkpoint-every", ta.checkpoint_every, "Also write DIR/last.safetensors every N batches")
+      ->check(at_least(1))
+      ->needs(checkpoint_opt);
+  train_cmd->add_option("--monitor", ta.monitor, "The value that picks DIR/best.safetensors (default val_loss)")
+      ->type_name("NAME")
+      ->needs(checkpoint_opt);
+  train_cmd->add_option("--resume", ta.resume, "Continue training from a checkpoint file")->type_name("CKPT");
+  train_cmd->footer(
+      "Checkpoints: --checkpoint DIR writes DIR/last.safetensors after every epoch (and every N batches\n"
+      "with --checkpoint-every N), holding the weights, the optimizer state, the random generators and\n"
+      "the epoch; with validation data (fit.validation_split) also DIR/best.safetensors, the model at\n"
+      "its best --monitor value. Each file is replaced atomically: killing the process at any moment\n"
+      "leaves the previous one whole. --resume DIR/last.safetensors continues up to --epochs (or\n"
+      "fit.epochs) in total; with the same spec, data and --threads the weights equal those of an\n"
+      "uninterrupted run bit for bit. evaluate, predict and summary read checkpoints as models.");
 
   EvaluateArgs ea;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Loss and metrics of a saved model on a test set");
@@ -395,6 +480,11 @@ int run(int argc, char** argv) {
   predict_cmd->add_option("model", pa.model, "Model file (.safetensors, or .onnx)")->required();
   predict_cmd->add_option("input", pa.input, "IDX file (raw or .gz) or CSV file of features")->required();
   predict_cmd->add_option("--top", pa.top, "Classes to print per sample (default 1)")->check(at_least(1));
+
+  ExportArgs xa;
+  CLI::App* export_cmd = app.add_subcommand("export", "Write a saved model in another format (ONNX)");
+  export_cmd->add_option("model", xa.model, "Model file (.safetensors)")->required();
+  export_cmd->add_option("--onnx", xa.onnx, "Write the model as ONNX (opset 13) to this path")->required();
 
   std::string summary_path;
   CLI::App* summary_cmd = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
@@ -415,6 +505,7 @@ int run(int argc, char** argv) {
   if (train_cmd->parsed()) return train(ta);
   if (eval_cmd->parsed()) return evaluate(ea);
   if (predict_cmd->parsed()) return predict(pa);
+  if (export_cmd->parsed()) return export_model(xa);
   return summary(summary_path);
 }
 

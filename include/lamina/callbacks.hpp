@@ -1,5 +1,6 @@
 // Callbacks: hooks that fit() calls around epochs and batches, as keras.callbacks. ProgressBar
-// and History are added by fit itself; EarlyStopping and LambdaCallback are for users.
+// and History are added by fit itself; EarlyStopping, ModelCheckpoint, TerminateOnNaN and
+// LambdaCallback are for users.
 //
 //   EarlyStopping stop({.monitor = "val_loss", .patience = 2, .restore_best_weights = true});
 //   model.fit(train, {.epochs = 50, .validation_split = 0.1, .callbacks = {&stop}});
@@ -11,6 +12,7 @@
 #include <iosfwd>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -111,6 +113,65 @@ class EarlyStopping : public Callback {
   int best_epoch_ = -1, wait_ = 0, stopped_epoch_ = -1;
   std::vector<Tensor> best_weights_;
 };
+
+// Saves the model while training, as keras.callbacks.ModelCheckpoint: at the end of each epoch,
+// or every `save_freq` batches; with save_best_only, only when `monitor` improved. The path may
+// hold {epoch} and {batch} (1-based) and logged values, with Python's format specs:
+// "ckpt/{epoch:02d}-{val_loss:.4f}.safetensors". It writes a full checkpoint
+// (Sequential::save_checkpoint, for an exact resume) unless save_weights_only (Sequential::save:
+// the model alone), each file atomically, so a crash at any moment leaves the last one whole;
+// every file records the logs it was saved with in __metadata__.logs. A non-finite loss is
+// never saved. Missing directories are created.
+//
+//   ModelCheckpoint last({.filepath = "ckpt/last.safetensors", .save_freq = 100});
+//   ModelCheckpoint best({.filepath = "ckpt/best.safetensors", .save_best_only = true});
+//   model.fit(train, {.epochs = 10, .validation_split = 0.1, .callbacks = {&last, &best}});
+class ModelCheckpoint : public Callback {
+ public:
+  // Keras' save_freq: "epoch", or a number of batches (counted across epochs).
+  struct SaveFreq {
+    SaveFreq(const char* epoch = "epoch");  // NOLINT: implicit by design; ValueError unless "epoch"
+    SaveFreq(int batches);                  // NOLINT; ValueError unless >= 1
+    SaveFreq(int64_t batches);              // NOLINT
+    int64_t batches = 0;                    // 0: at the end of each epoch
+  };
+  struct Options {
+    std::string filepath;
+    std::string monitor = "val_loss";
+    int verbose = 0;  // 1: a line per save (and per skipped save with save_best_only)
+    bool save_best_only = false;
+    bool save_weights_only = false;
+    std::string mode = "auto";  // "min", "max", or "auto": max for accuracy-like names
+    SaveFreq save_freq = "epoch";
+    std::optional<double> initial_value_threshold;  // the best value to beat at the start
+    std::map<std::string, std::string> metadata;    // more __metadata__ entries for each file
+  };
+  explicit ModelCheckpoint(Options o);
+  void on_train_begin(const TrainInfo& info) override;
+  void on_epoch_begin(int epoch) override { epoch_ = epoch; }
+  void on_batch_end(int64_t step, const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+  double best() const { return best_; }  // the best monitored value so far (save_best_only)
+  const std::string& last_saved() const { return last_saved_; }  // empty before the first save
+
+ private:
+  void save(int64_t batch, const Logs& logs);
+  Options o_;
+  bool maximize_ = false;
+  double best_ = 0.0;
+  TrainInfo info_;
+  int epoch_ = 0;
+  int64_t since_save_ = 0;
+  bool warned_ = false;
+  std::string last_saved_;
+  std::set<std::string> cleaned_;  // paths whose stale temporary files are already removed
+};
+
+// A ModelCheckpoint filepath filled in for `epoch` (0-based, written 1-based as Keras does), `batch`
+// (the 1-based step in the epoch; at an epoch end, the epoch's steps) and the logs: "{epoch:02d}-{val_loss:.4f}" -> "03-0.4321".
+// ValueError for a name that is none of these or a format spec other than [flags][width][.prec][d|f|e|g].
+std::string format_checkpoint_path(const std::string& pattern, int epoch, int64_t batch, const Logs& logs);
 
 // Stops training at the first batch whose loss is NaN or infinite, as
 // keras.callbacks.TerminateOnNaN, and reports where ("epoch 2, step 17: the loss is nan").

@@ -34,6 +34,11 @@ SafetensorsFile load_safetensors(const std::string& path);
 // Writes `bytes` to `path` through a temporary file in the same directory, fsync and rename.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
+// Removes the temporary files write_file_atomic left beside `path` when a process died mid-write
+// ("<path>.tmp.<pid>.<16 hex digits>" whose process no longer runs); others' live writes stay.
+// Returns how many it removed.
+int remove_stale_temp_files(const std::string& path);
+
 // The whole file; IoError naming the path if it cannot be read.
 std::string read_file(const std::string& path);
 

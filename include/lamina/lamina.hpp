@@ -10,11 +10,13 @@
 //                 MaxPooling2D, BatchNormalization, Dropout, Reshape, ...)
 //   optimizers.hpp  SGD, Adam, AdamW, RMSprop, Adagrad
 //   metrics.hpp   accuracy, precision, recall, F1, confusion matrix
-//   callbacks.hpp progress bar, History, EarlyStopping, LambdaCallback
-//   model.hpp     Sequential: compile, fit, evaluate, predict, summary, save, load
+//   callbacks.hpp progress bar, History, EarlyStopping, ModelCheckpoint, TerminateOnNaN,
+//                 LambdaCallback
+//   model.hpp     Sequential: compile, fit, evaluate, predict, summary, save, load,
+//                 save_checkpoint / load_checkpoint (exact resume)
 //   data.hpp      IDX / CSV readers, Dataset, MNIST / Fashion-MNIST / digits loaders
 //   io.hpp        safetensors files, atomic writes
-//   onnx.hpp      load_onnx: models exported from PyTorch (torch.onnx.export)
+//   onnx.hpp      save_onnx: a model as an ONNX file; load_onnx: models from torch.onnx.export
 //   runtime.hpp   set_num_threads
 //
 //   #include <lamina/lamina.hpp>

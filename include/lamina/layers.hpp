@@ -69,6 +69,9 @@ class Layer {
   std::vector<Weight>& weights() { return weights_; }
   const std::vector<Weight>& weights() const { return weights_; }
   int64_t count_params() const;
+  // The generator the layer draws from while training (Dropout's masks), so that a checkpoint
+  // can save and restore it; null for layers that draw nothing.
+  virtual Generator* generator() { return nullptr; }
 
  protected:
   Tensor& add_weight(const std::string& name, const Shape& shape, const Initializer& init, Generator& gen,
@@ -305,6 +308,7 @@ class Dropout : public Layer {
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   Json config() const override;
+  Generator* generator() override { return &gen_; }
 
  private:
   Options options_;

@@ -28,8 +28,14 @@
 
 namespace lamina {
 
+namespace io {
+struct SafetensorsFile;
+}
+
 struct FitOptions {
-  int epochs = 1;
+  int epochs = 1;                                // as Keras, the final epoch: fit runs initial_epoch..epochs-1
+  int initial_epoch = 0;                         // the epoch to start at; resumes exactly when the model
+                                                 // stands there (after fit or load_checkpoint)
   int64_t batch_size = 32;
   double validation_split = 0.0;                 // the last fraction of the data, before shuffling
   std::optional<data::Dataset> validation_data;  // takes precedence over validation_split
@@ -37,6 +43,16 @@ struct FitOptions {
   std::optional<uint64_t> seed;                  // for shuffling; default: drawn from manual_seed's generator
   std::vector<Callback*> callbacks;
   int verbose = 1;                               // 0 silent, 1 progress bar, 2 one line per epoch
+};
+
+// Where training stands, as fit leaves it and a checkpoint records it. fit replays the shuffles
+// from the seed (the order carries over from epoch to epoch), so no order needs storing.
+struct FitState {
+  int epoch = 0;                       // epochs completed
+  int64_t step = 0;                    // batches done in epoch `epoch` (0 at an epoch boundary)
+  std::optional<uint64_t> shuffle_seed;  // unset: fit has not run
+  int64_t shuffled = 0;                // shuffles drawn from that seed so far
+  int64_t samples = 0, batch_size = 0;  // of the training data, to check a resume against
 };
 
 struct EvaluateOptions {
@@ -112,12 +128,28 @@ class Sequential {
   // Weights + config (+ compile config) in one safetensors file, written atomically.
   // extra_metadata: more string entries for __metadata__ (e.g. the CLI's preprocessing).
   void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
-  // A saved model, built, its weights checked against the config, compiled if it was.
+  // A saved model, built, its weights checked against the config, compiled if it was. Reads
+  // checkpoints too (their optimizer state is ignored).
   static Sequential load(const std::string& path);
+
+  // A checkpoint: what save writes, plus the optimizer state ("optimizer/<slot>/<weight>"
+  // tensors), the generators training draws from (default_generator's, Dropout's) and
+  // fit_state(), so that load_checkpoint + fit({.initial_epoch = fit_state().epoch}) continues
+  // bit for bit as if training had not stopped. Written atomically; needs a compiled model.
+  //   model.save_checkpoint("ckpt.safetensors");
+  //   Sequential m = Sequential::load_checkpoint("ckpt.safetensors");   // another process
+  //   m.fit(train, {.epochs = 10, .initial_epoch = m.fit_state().epoch});
+  void save_checkpoint(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
+  // Checks everything (format and checkpoint versions, checksum, every tensor's name and shape)
+  // before it commits anything: on an IoError no state, default_generator's included, changes.
+  static Sequential load_checkpoint(const std::string& path);
+  const FitState& fit_state() const { return fit_state_; }
 
   bool stop_training = false;  // set by callbacks to end fit after the current epoch
 
  private:
+  std::map<std::string, std::string> file_metadata(const std::map<std::string, std::string>& extra) const;
+  static Sequential from_file(const io::SafetensorsFile& file, const std::string& path);
   void ensure_built(const Shape& sample_shape, const char* where);
   void pack_parameters();
   std::vector<std::unique_ptr<Metric>> make_metrics() const;
@@ -129,6 +161,7 @@ class Sequential {
   std::shared_ptr<Optimizer> optimizer_;
   std::optional<Loss> loss_;
   std::vector<std::string> metric_names_;
+  FitState fit_state_;
 };
 
 }  // namespace lamina

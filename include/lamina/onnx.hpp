@@ -1,10 +1,15 @@
-// ONNX models (https://onnx.ai) in and out of Lamina. load_onnx reads a model exported with
-// torch.onnx.export (or any ONNX file whose graph is a chain of the layers Lamina has) into a
-// built Sequential that can predict, evaluate and be fine-tuned.
+// ONNX interchange (https://onnx.ai). save_onnx writes a Sequential model as an ONNX file that
+// other runtimes (OpenCV's dnn, onnxruntime, ...) run with the same inputs and outputs as
+// Lamina's predict; load_onnx reads a model exported with torch.onnx.export (or any ONNX file
+// whose graph is a chain of the layers Lamina has) into a built Sequential that can predict,
+// evaluate and be fine-tuned.
 //
-//   Sequential model = load_onnx("mlp.onnx");      // built, not compiled: ONNX has no loss
-//   model.compile(Adam(), losses::SparseCategoricalCrossentropy({.from_logits = true}));
-//   model.fit(train, {.epochs = 2});
+//   Sequential model = Sequential::load("lenet.safetensors");
+//   save_onnx(model, "lenet.onnx");   // input (N, 28, 28, 1) channels-last, output (N, 10)
+//
+//   Sequential m = load_onnx("mlp.onnx");      // built, not compiled: ONNX has no loss
+//   m.compile(Adam(), losses::SparseCategoricalCrossentropy({.from_logits = true}));
+//   m.fit(train, {.epochs = 2});
 #pragma once
 
 #include <cstdint>
@@ -15,6 +20,14 @@
 #include "lamina/model.hpp"
 
 namespace lamina {
+
+// Writes a built model as ONNX (IR version 8, opset 13), atomically. The graph takes and
+// returns Lamina's channels-last layout: input "input" (N, input_shape...) with a dynamic batch
+// N, output "output" (N, output_shape...); convolutions run in NCHW inside it. Inference
+// behaviour only: Dropout is the identity, BatchNormalization uses its moving statistics.
+// metadata: string entries for the model's metadata_props. Throws ValueError naming the layer
+// for a layer or option ONNX export does not cover, and for a model that is not built.
+void save_onnx(const Sequential& model, const std::string& path, const std::map<std::string, std::string>& metadata = {});
 
 // What load_onnx read besides the layers.
 struct OnnxInfo {
@@ -31,7 +44,8 @@ struct OnnxInfo {
 //
 // Layout: ONNX images are NCHW, Lamina's are NHWC. An image model's input becomes channels-last
 // (N, H, W, C); conv kernels are transposed (OIHW -> HWIO) and the Dense after a Flatten gets its
-// rows permuted, so predictions on x.permute(0, 2, 3, 1) equal the ONNX model's on x.
+// rows permuted, so predictions on x.permute(0, 2, 3, 1) equal the ONNX model's on x. A graph that
+// starts by transposing its input (save_onnx's, tf2onnx's) keeps the input as it is.
 //
 // All-or-nothing: throws lamina::Error naming the file and, for a graph Lamina cannot express,
 // the node (index, name, op type) and what was expected; truncated or corrupt bytes name the

@@ -39,11 +39,21 @@ class Optimizer {
   float global_clipnorm = 0.f;
   float clipvalue = 0.f;
 
+  // The state a checkpoint holds: slot k of parameter i is state()[i][k] (empty before the
+  // first step), named slot_name(k) as Keras names its optimizer variables ("momentum").
+  virtual int num_slots() const = 0;
+  virtual std::string slot_name(int slot) const = 0;
+  const std::vector<std::vector<Tensor>>& state() const { return slots_; }
+  // Restores state saved from step() on the same parameters: lays it out for `params` as the
+  // first step would and copies `slots` [i][k] in (empty: no step taken yet). Checks every
+  // shape first (ValueError), so a mismatch changes nothing.
+  void load_state(const std::vector<Tensor>& params, const std::vector<std::vector<Tensor>>& slots,
+                  int64_t iterations);
+
  protected:
   // Updates n values of one parameter from its gradient g and its slots (one pointer per slot,
   // at the same offset), at step t (1-based). step() may call it on chunks in parallel.
   virtual void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) = 0;
-  virtual int num_slots() const = 0;
   virtual float initial_slot_value(int /*slot*/) const { return 0.f; }
 
  private:
@@ -71,10 +81,11 @@ class SGD : public Optimizer {
   std::string name() const override { return "SGD"; }
   Json config() const override;
   Options options;
+  int num_slots() const override { return options.momentum != 0.f ? 1 : 0; }
+  std::string slot_name(int) const override { return "momentum"; }
 
  protected:
   void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
-  int num_slots() const override { return options.momentum != 0.f ? 1 : 0; }
 };
 
 // Adam (Kingma & Ba): bias-corrected first and second moments.
@@ -93,10 +104,11 @@ class Adam : public Optimizer {
   std::string name() const override { return "Adam"; }
   Json config() const override;
   Options options;
+  int num_slots() const override { return options.amsgrad ? 3 : 2; }
+  std::string slot_name(int k) const override { return k == 0 ? "momentum" : k == 1 ? "velocity" : "velocity_hat"; }
 
  protected:
   void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
-  int num_slots() const override { return options.amsgrad ? 3 : 2; }
 };
 
 // Adam with decoupled weight decay: w -= lr * weight_decay * w before each Adam step.
@@ -130,10 +142,11 @@ class RMSprop : public Optimizer {
   std::string name() const override { return "RMSprop"; }
   Json config() const override;
   Options options;
+  int num_slots() const override { return 3; }  // v, mean gradient, momentum buffer
+  std::string slot_name(int k) const override { return k == 0 ? "velocity" : k == 1 ? "average_gradient" : "momentum"; }
 
  protected:
   void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
-  int num_slots() const override { return 3; }  // v, mean gradient, momentum buffer
 };
 
 // acc += g^2; w -= lr g / (sqrt(acc) + eps); acc starts at initial_accumulator_value.
@@ -149,10 +162,11 @@ class Adagrad : public Optimizer {
   std::string name() const override { return "Adagrad"; }
   Json config() const override;
   Options options;
+  int num_slots() const override { return 1; }
+  std::string slot_name(int) const override { return "accumulator"; }
 
  protected:
   void update(float* p, const float* g, int64_t n, float* const* slots, int64_t t) override;
-  int num_slots() const override { return 1; }
   float initial_slot_value(int) const override { return options.initial_accumulator_value; }
 };
 

@@ -6,6 +6,7 @@
 //   lamina::manual_seed(1);             // seeds the default generator
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 namespace lamina {
@@ -19,6 +20,11 @@ class Generator {
   double uniform_double();        // [0, 1), 53 random bits
   float normal();                 // standard normal (Box-Muller)
   uint64_t below(uint64_t n);     // uniform integer in [0, n), unbiased
+
+  // The whole state, for checkpoints: set_state(state()) continues the same sequence.
+  using State = std::array<uint64_t, 4>;
+  State state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
+  void set_state(const State& s);  // ValueError for all zeros (xoshiro would emit only zeros)
 
  private:
   uint64_t s_[4] = {};

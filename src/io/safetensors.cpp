@@ -4,7 +4,9 @@
 // this file does no memory mapping and no dtype conversion.
 #include "lamina/io.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -176,6 +178,30 @@ std::map<std::string, std::string> parse_metadata(const std::string& path, const
 }  // namespace
 
 // --- files -----------------------------------------------------------------------------------
+
+int remove_stale_temp_files(const std::string& path) {
+  const std::string dir = parent_dir(path);
+  const size_t slash = path.find_last_of('/');
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  int removed = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;  // <prefix><pid>.<16 hex>, as temp_name writes them
+    if (!name.starts_with(prefix)) continue;
+    const size_t dot = name.find('.', prefix.size());
+    const std::string pid = name.substr(prefix.size(), dot == std::string::npos ? 0 : dot - prefix.size());
+    const std::string suffix = dot == std::string::npos ? "" : name.substr(dot + 1);
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos ||
+        suffix.size() != 16 || suffix.find_first_not_of("0123456789abcdef") != std::string::npos)
+      continue;
+    const auto id = static_cast<pid_t>(std::stol(pid));
+    if (id == ::getpid() || ::kill(id, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    if (::unlink((dir + "/" + name).c_str()) == 0) ++removed;
+  }
+  ::closedir(d);
+  return removed;
+}
 
 std::string read_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -74,6 +74,7 @@ std::vector<std::unique_ptr<Metric>> Sequential::make_metrics() const {
 History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
   optimizer();  // throws if not compiled
   if (o.epochs < 0) throw ValueError("fit: epochs must be >= 0, got " + std::to_string(o.epochs));
+  if (o.initial_epoch < 0) throw ValueError("fit: initial_epoch must be >= 0, got " + std::to_string(o.initial_epoch));
   if (o.batch_size <= 0) throw ValueError("fit: batch_size must be positive, got " + std::to_string(o.batch_size));
   if (!(o.validation_split >= 0.0 && o.validation_split < 1.0))
     throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
@@ -95,9 +96,41 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
     throw ShapeError("fit: validation samples have shape " + val.sample_shape().str() + ", training samples " +
                      train.sample_shape().str());
 
+  const int64_t n = train.size(), bs = std::min(o.batch_size, n), steps = (n + bs - 1) / bs;
+  // Resume when the model stands at initial_epoch (a checkpoint's state, or an earlier fit's):
+  // same seed, same order, the rest of a half-done epoch. Otherwise start afresh there.
+  FitState& state = fit_state_;
+  const bool resume = state.shuffle_seed && state.epoch == o.initial_epoch;
+  if (resume) {
+    const std::string where = "fit: resuming at epoch " + std::to_string(state.epoch + 1) + ": ";
+    auto str = [](int64_t v) { return std::to_string(v); };
+    if (state.samples != n)
+      throw ValueError(where + "the model was trained on " + str(state.samples) + " samples, this data has " + str(n) +
+                       " (resume with the same data and validation_split)");
+    if (state.step > 0 && state.batch_size != o.batch_size)
+      throw ValueError(where + "it stopped " + str(state.step) + " batches of " + str(state.batch_size) +
+                       " into the epoch, but batch_size is " + str(o.batch_size));
+    if (state.step > steps)
+      throw ValueError(where + "step " + str(state.step) + " is past the epoch's " + str(steps) + " steps");
+    if (o.seed && *o.seed != *state.shuffle_seed)
+      throw ValueError(where + "seed " + std::to_string(*o.seed) + " is not the shuffle seed it was trained with");
+  } else {
+    state = FitState{.epoch = o.initial_epoch,
+                     .shuffle_seed = o.seed ? *o.seed : default_generator().next(),
+                     .samples = n,
+                     .batch_size = o.batch_size};
+  }
+  Generator shuffle_gen(*state.shuffle_seed);
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  auto shuffle = [&] {
+    for (int64_t i = n - 1; i > 0; --i)
+      std::swap(order[static_cast<size_t>(i)], order[shuffle_gen.below(static_cast<uint64_t>(i + 1))]);
+  };
+  for (int64_t i = 0; i < state.shuffled; ++i) shuffle();  // replays the order up to here
+
   const std::vector<Tensor> params = trainable_weights();
   auto metrics = make_metrics();
-  Generator shuffle_gen(o.seed ? *o.seed : default_generator().next());
   History history;
   ProgressBar bar(o.verbose);
   std::vector<Callback*> callbacks{&history};
@@ -105,24 +138,23 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
   callbacks.insert(callbacks.end(), o.callbacks.begin(), o.callbacks.end());
   for (Callback* c : callbacks) c->model = this;
 
-  const int64_t n = train.size(), bs = std::min(o.batch_size, n), steps = (n + bs - 1) / bs;
   const TrainInfo info{o.epochs, steps, n, !val.empty()};
   stop_training = false;
   for (Callback* c : callbacks) c->on_train_begin(info);
 
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
   Batch batch;
   Logs logs;
-  for (int epoch = 0; epoch < o.epochs && !stop_training; ++epoch) {
+  for (int epoch = o.initial_epoch; epoch < o.epochs && !stop_training; ++epoch) {
     for (Callback* c : callbacks) c->on_epoch_begin(epoch);
-    if (o.shuffle)
-      for (int64_t i = n - 1; i > 0; --i)
-        std::swap(order[static_cast<size_t>(i)], order[shuffle_gen.below(static_cast<uint64_t>(i + 1))]);
+    const int64_t first_step = state.step;  // > 0 only when resuming mid-epoch, already shuffled
+    if (o.shuffle && first_step == 0) {
+      shuffle();
+      ++state.shuffled;
+    }
     for (auto& m : metrics) m->reset();
     double loss_sum = 0.0;
     int64_t seen = 0;
-    for (int64_t step = 0; step < steps; ++step) {
+    for (int64_t step = first_step; step < steps; ++step) {
       const int64_t begin = step * bs, count = std::min(bs, n - begin);
       batch.fill(train, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
       for (Tensor p : params) p.zero_grad(/*set_to_none=*/false);  // lazily: backward overwrites
@@ -136,11 +168,16 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
       logs = Logs{};
       logs.set("loss", loss_sum / static_cast<double>(seen));
       for (auto& m : metrics) logs.set(m->name(), m->result());
+      state.step = step + 1;
       for (Callback* c : callbacks) c->on_batch_end(step + 1, logs);
       if (stop_training) break;  // a callback asked for it mid-epoch (TerminateOnNaN)
     }
     if (!val.empty())
       for (const auto& [k, v] : run_evaluation(val, bs).values) logs.set("val_" + k, v);
+    if (state.step == steps) {
+      state.epoch = epoch + 1;
+      state.step = 0;
+    }
     for (Callback* c : callbacks) c->on_epoch_end(epoch, logs);
   }
   for (Callback* c : callbacks) c->on_train_end(logs);

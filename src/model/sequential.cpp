@@ -1,4 +1,5 @@
 // Sequential: layer bookkeeping, building, the forward pass, weights and summary().
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <iostream>
@@ -190,14 +191,40 @@ std::string repeat(const char* s, int n) {
 std::string pad_right(std::string s, size_t w) { return s.size() < w ? s + std::string(w - s.size(), ' ') : s; }
 std::string pad_left(std::string s, size_t w) { return s.size() < w ? std::string(w - s.size(), ' ') + s : s; }
 
+// Splits a cell into lines of at most w characters at spaces, breaking longer words, as Keras'
+// table does: "batch_normalization (BatchNormalization)" -> {"batch_normalization", "(BatchNormalization)"}.
+std::vector<std::string> wrap(const std::string& text, size_t w) {
+  std::vector<std::string> lines;
+  std::string line;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t end = std::min(text.find(' ', i), text.size());
+    std::string word = text.substr(i, end - i);
+    i = end + 1;
+    if (!line.empty() && line.size() + 1 + word.size() <= w) {
+      line += ' ' + word;
+      continue;
+    }
+    if (!line.empty()) lines.push_back(line);
+    for (; word.size() > w; word.erase(0, w)) lines.push_back(word.substr(0, w));
+    line = word;
+  }
+  if (!line.empty() || lines.empty()) lines.push_back(line);
+  return lines;
+}
+
 }  // namespace
 
 void Sequential::summary(std::ostream& os) {
   if (!built() && input_shape()) build(*input_shape());  // as Keras, once the input shape is known
   constexpr int w0 = 33, w1 = 24, w2 = 15;  // Keras' column widths
   auto row = [&](const std::string& a, const std::string& b, const std::string& c, const char* edge) {
-    os << edge << " " << pad_right(a, w0 - 2) << " " << edge << " " << pad_right(b, w1 - 2) << " " << edge << " "
-       << pad_left(c, w2 - 2) << " " << edge << "\n";
+    const auto la = wrap(a, w0 - 2), lb = wrap(b, w1 - 2), lc = wrap(c, w2 - 2);
+    const size_t n = std::max({la.size(), lb.size(), lc.size()});
+    auto at = [](const std::vector<std::string>& l, size_t i) { return i < l.size() ? l[i] : std::string(); };
+    for (size_t i = 0; i < n; ++i)
+      os << edge << " " << pad_right(at(la, i), w0 - 2) << " " << edge << " " << pad_right(at(lb, i), w1 - 2) << " "
+         << edge << " " << pad_left(at(lc, i), w2 - 2) << " " << edge << "\n";
   };
   os << "Model: \"" << name_ << "\"\n";
   os << "\u250f" << repeat("\u2501", w0) << "\u2533" << repeat("\u2501", w1) << "\u2533" << repeat("\u2501", w2) << "\u2513\n";

@@ -1,5 +1,6 @@
 // Model JSON (Keras' to_json form, read in both its Keras 2 and Keras 3 shapes) and model
-// files: safetensors with the config in __metadata__, loaded all-or-nothing.
+// files: safetensors with the config in __metadata__, loaded all-or-nothing. Checkpoints, which
+// add training state to a model file, are in checkpoint.cpp.
 #include <cstdlib>
 
 #include "lamina/io.hpp"
@@ -61,9 +62,8 @@ Sequential Sequential::from_json(const Json& j) {
   return model;
 }
 
-void Sequential::save(const std::string& path, const std::map<std::string, std::string>& extra_metadata) const {
-  if (!built()) throw ValueError("save: model '" + name_ + "' is not built yet (fit it, or call build(input_shape))");
-  std::map<std::string, std::string> meta = extra_metadata;
+std::map<std::string, std::string> Sequential::file_metadata(const std::map<std::string, std::string>& extra) const {
+  std::map<std::string, std::string> meta = extra;
   meta["format"] = "lamina";
   meta["format_version"] = std::to_string(kFormatVersion);
   meta["model_config"] = to_json().dump();
@@ -75,11 +75,17 @@ void Sequential::save(const std::string& path, const std::map<std::string, std::
                           {"metrics", metrics}};
     meta["compile_config"] = compile.dump();
   }
-  io::save_safetensors(path, named_weights(), meta);
+  return meta;
 }
 
-Sequential Sequential::load(const std::string& path) {
-  io::SafetensorsFile file = io::load_safetensors(path);
+void Sequential::save(const std::string& path, const std::map<std::string, std::string>& extra_metadata) const {
+  if (!built()) throw ValueError("save: model '" + name_ + "' is not built yet (fit it, or call build(input_shape))");
+  io::save_safetensors(path, named_weights(), file_metadata(extra_metadata));
+}
+
+Sequential Sequential::load(const std::string& path) { return from_file(io::load_safetensors(path), path); }
+
+Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::string& path) {
   auto meta = [&](const std::string& key) -> const std::string& {
     auto it = file.metadata.find(key);
     if (it == file.metadata.end())
@@ -121,6 +127,9 @@ Sequential Sequential::load(const std::string& path) {
                     w.shape().str());
     in_file.erase(it);
   }
+  // A checkpoint's optimizer state ("optimizer/<slot>/<weight>") is no weight of the model.
+  if (file.metadata.count("checkpoint"))
+    std::erase_if(in_file, [](const auto& entry) { return entry.first.starts_with("optimizer/"); });
   if (!in_file.empty()) throw IoError(path + ": tensor '" + in_file.begin()->first + "' belongs to no layer of the model");
   for (size_t i = 0; i < weights.size(); ++i) {
     for (const auto& [name, t] : file.tensors)

@@ -138,9 +138,20 @@ void Importer::advance(const Node& n) {
   activations_[flow_.name] = flow_.shape;
 }
 
+bool Importer::transposed_next(const std::string& tensor) const {
+  for (const Node& n : model_.graph.nodes)
+    if (n.op_type != "Shape" && std::find(n.inputs.begin(), n.inputs.end(), tensor) != n.inputs.end())
+      return n.op_type == "Transpose";
+  return false;
+}
+
 void Importer::require_image(const char* what) const {
   if (flow_.rank() != 4)
     fail(std::string(what) + " needs an (N, C, H, W) image; its input is " + act_text(flow_.shape));
+  if (flow_.axes == std::vector<int>{0, 1, 2, 3})
+    fail(std::string(what) + " needs an (N, C, H, W) image; its input " + act_text(flow_.shape) +
+         " was reshaped to an image with more than one channel first, which Lamina's channels-last layout "
+         "cannot follow (it has no Permute layer); only reshapes to one channel, (N, 1, H, W), can be");
   if (flow_.axes != kNchw)
     fail(std::string(what) + " needs an (N, C, H, W) image; after the Transpose nodes before it, its input " +
          act_text(flow_.shape) + " is not in that order");
@@ -184,13 +195,7 @@ void Importer::read_input() {
   for (size_t a = 0; a < flow_.axes.size(); ++a) flow_.axes[a] = static_cast<int>(a);
   // An image input becomes channels-last, unless the graph starts by transposing it (an exporter
   // from a channels-last framework): then Lamina takes the input exactly as the graph does.
-  bool transposed_first = false;
-  for (const Node& n : g.nodes)
-    if (std::find(n.inputs.begin(), n.inputs.end(), in.name) != n.inputs.end() && n.op_type != "Shape") {
-      transposed_first = n.op_type == "Transpose";
-      break;
-    }
-  if (flow_.rank() == 4 && !transposed_first) flow_.axes = kNchw;
+  if (flow_.rank() == 4 && !transposed_next(in.name)) flow_.axes = kNchw;
   input_shape_ = lamina_shape(flow_);
   activations_[in.name] = flow_.shape;
   produced_.insert(in.name);
@@ -266,7 +271,7 @@ void Importer::layer_node(const Node& n) {
   else if (op == "MatMul") matmul(n);
   else if (op == "Add") add_bias(n);
   else if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Softmax" || op == "LogSoftmax" || op == "Elu" ||
-           op == "LeakyRelu")
+           op == "LeakyRelu" || op == "Exp")
     activation(n);
   else if (op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze") reshape_node(n);
   else if (op == "Conv") conv(n);
@@ -284,7 +289,7 @@ void Importer::layer_node(const Node& n) {
   } else {
     fail("operator '" + op + "' is not supported. Lamina imports chains of Gemm, MatMul (+ Add), Conv, MaxPool, "
          "AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over H and W, BatchNormalization, Relu, "
-         "LeakyRelu, Elu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, "
+         "LeakyRelu, Elu, Sigmoid, Tanh, Exp, Softmax, LogSoftmax, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, "
          "Dropout, Identity, Cast and zero Pad");
   }
 }
@@ -400,6 +405,8 @@ void Importer::activation(const Node& n) {
     act = Activation::sigmoid;
   } else if (op == "Tanh") {
     act = Activation::tanh;
+  } else if (op == "Exp") {
+    act = Activation::exponential;
   } else if (op == "Elu") {
     const float alpha = attr_float("alpha", 1.f);
     if (std::fabs(alpha - 1.f) > 1e-6f) fail("alpha = " + std::to_string(alpha) + " is not supported (Lamina's elu has alpha 1)");

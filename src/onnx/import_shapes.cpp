@@ -164,10 +164,9 @@ void Importer::reshape_to(const std::vector<int64_t>& target) {
     fail("reshapes " + act_text(flow_.shape) + ", which Lamina holds channels-last, to " + act_text(target) +
          "; only a flatten to (N, features) can be followed");
   Planned& p = plan(Planned::Kind::reshape);
-  if (target.size() == 3) {  // an (N, C, H, W) image: Lamina's (H, W, C) is the same values when C is 1
-    if (target[0] != 1)
-      fail("reshapes to an (N, C, H, W) image with C = " + std::to_string(target[0]) +
-           " channels first; Lamina's images are channels-last (N, H, W, C) and it has no Permute layer");
+  if (target.size() == 3 && target[0] == 1 && !transposed_next(node_->outputs[0])) {
+    // an (N, 1, H, W) image: the same values as Lamina's (N, H, W, 1). With more channels,
+    // ONNX's order is not Lamina's: a Conv after it says so (require_image).
     p.target = Shape{target[1], target[2], 1};
     flow_.axes = kNchw;
   } else {

@@ -131,6 +131,9 @@ class Importer {
   void transpose(const Node& n);
   void pad(const Node& n);
   void require_image(const char* what) const;
+  // Whether the first node that takes `tensor` (Shape aside) is a Transpose: then an image-shaped
+  // tensor is in a channels-last exporter's order, which that Transpose turns into NCHW.
+  bool transposed_next(const std::string& tensor) const;
   Padding resolve_padding(const Node& n, Size2 kernel, Size2 strides, bool ceil_mode, Size2& out) const;
   Planned& plan(Planned::Kind kind);
   Planned* foldable();

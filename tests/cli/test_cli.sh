@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end test of the lamina CLI on the tiny CSV set beside this script (make_data.py made it):
-# summary, train (--save, --report, --quiet), evaluate, predict, summary of the saved model,
+# summary, train (--save, --report, --quiet), evaluate, predict, summary of the saved model, export,
 # determinism, and the error paths (exit 1 with "lamina: error: ...", usage errors exit 2).
 # Usage: test_cli.sh PATH/TO/lamina DIR/WITH/spec.json
 set -u
@@ -83,11 +83,40 @@ RIGHT=$(paste -d' ' <(cut -d, -f5 "$DIR/test.csv") "$WORK/pred_labels" | awk '{ 
 expect_ok "summary of the saved model" "$LAMINA" summary "$MODEL"
 grep -q 'Total params: 131' "$WORK/out" || fail "summary of the model: no 'Total params: 131'"
 
+expect_ok "export --onnx" "$LAMINA" export "$MODEL" --onnx "$WORK/model.onnx"
+[[ -s $WORK/model.onnx ]] || fail "export: no ONNX file"
+grep -q 'lamina_preprocessing' "$WORK/model.onnx" || fail "export: the ONNX file lacks lamina_preprocessing"
+grep -q 'input "input" (N, 4), output "output" (N, 3)' "$WORK/out" || fail "export: no input/output line"
+
 expect_ok "train again, same seed" "$LAMINA" train "$SPEC" --quiet --save "$WORK/again.safetensors" --threads 1
 cmp -s "$MODEL" "$WORK/again.safetensors" && pass "same seed, same weights" || fail "same seed gave different model files"
 
 expect_ok "train --epochs 2 --batch-size 32 --seed 5" "$LAMINA" train "$SPEC" --quiet --epochs 2 --batch-size 32 --seed 5 --report "$WORK/r2.json"
 grep -Eq '"epochs": 2,?$' "$WORK/r2.json" && grep -Eq '"seed": 5,?$' "$WORK/r2.json" || fail "flags did not override the spec"
+
+# --- checkpoints and resume ------------------------------------------------------------------------
+# $MODEL is 10 uninterrupted epochs with --threads 1; 4 epochs with checkpoints (every 5 batches
+# too) and a resume to 10 must give the same file.
+CK=$WORK/ckpt
+expect_ok "train --epochs 4 --checkpoint --checkpoint-every 5" "$LAMINA" train "$SPEC" --quiet --threads 1 --epochs 4 \
+    --checkpoint "$CK" --checkpoint-every 5
+[[ -s $CK/last.safetensors && -s $CK/best.safetensors ]] || fail "--checkpoint: no last.safetensors and best.safetensors"
+expect_ok "train --resume to 10 epochs" "$LAMINA" train "$SPEC" --quiet --threads 1 --resume "$CK/last.safetensors" \
+    --checkpoint "$CK" --save "$WORK/resumed.safetensors" --report "$WORK/resumed.json"
+cmp -s "$MODEL" "$WORK/resumed.safetensors" && pass "resumed run equals the uninterrupted one bit for bit" ||
+    fail "the resumed model differs from the uninterrupted one"
+grep -Eq '"initial_epoch": 4,?$' "$WORK/resumed.json" || fail "resume: report's initial_epoch is not 4"
+expect_ok "summary of a checkpoint" "$LAMINA" summary "$CK/last.safetensors"
+grep -q 'Total params: 131' "$WORK/out" || fail "summary of a checkpoint: no 'Total params: 131'"
+expect_ok "evaluate a checkpoint" "$LAMINA" evaluate "$CK/last.safetensors" --data "$DIR/test.csv"
+expect_ok "predict with the best checkpoint" "$LAMINA" predict "$CK/best.safetensors" "$DIR/test.csv"
+expect_error "resume from a model file" 1 'not a checkpoint' "$LAMINA" train "$SPEC" --resume "$MODEL"
+sed 's/"units": 16/"units": 8/' "$SPEC" >"$WORK/other_model.json"
+expect_error "resume with another model" 1 'holds another model than' "$LAMINA" train "$WORK/other_model.json" \
+    --resume "$CK/last.safetensors"
+head -c 1000 "$CK/last.safetensors" >"$WORK/torn.safetensors"
+expect_error "resume from a truncated checkpoint" 1 'torn\.safetensors' "$LAMINA" train "$SPEC" --resume "$WORK/torn.safetensors"
+expect_error "--checkpoint-every needs --checkpoint" 2 'checkpoint' "$LAMINA" train "$SPEC" --checkpoint-every 3
 
 # --- errors ------------------------------------------------------------------------------------
 expect_error "missing spec file" 1 'nosuch\.json' "$LAMINA" train "$WORK/nosuch.json"
@@ -115,6 +144,8 @@ cut -d, -f1-2 "$DIR/test.csv" >"$WORK/narrow.csv"
 expect_error "predict with a wrong-width CSV" 1 'narrow\.csv: rows have 2 columns.*4 features' "$LAMINA" predict "$MODEL" "$WORK/narrow.csv"
 expect_error "predict with a missing input" 1 'nothere\.csv' "$LAMINA" predict "$MODEL" "$WORK/nothere.csv"
 expect_error "evaluate with unknown data" 1 'nodata' "$LAMINA" evaluate "$MODEL" --data "$WORK/nodata"
+expect_error "export a spec (not a model file)" 1 'spec\.json' "$LAMINA" export "$SPEC" --onnx "$WORK/x.onnx"
+expect_error "export without --onnx" 2 'onnx' "$LAMINA" export "$MODEL"
 expect_error "evaluate a non-model file" 1 'spec\.json' "$LAMINA" evaluate "$SPEC" --data "$DIR/test.csv"
 
 if [[ $FAILS -ne 0 ]]; then echo "$FAILS check(s) failed"; exit 1; fi
