@@ -66,6 +66,21 @@ expect_ok "evaluate the fine-tuned model" "$LAMINA" evaluate "$WORK/tuned.safete
 expect_ok "summary of the fine-tuning spec" "$LAMINA" summary "$WORK/finetune.json"
 grep -q 'Total params: 131' "$WORK/out" || fail "summary of the spec: no 'Total params: 131'"
 
+# A Lamina model exported to ONNX and evaluated from the .onnx file: same accuracy, since the
+# input scaling travels in the ONNX metadata (lamina_preprocessing) and the loss is assumed alike.
+expect_ok "train the CLI spec" "$LAMINA" train "$DIR/spec.json" --quiet --save "$WORK/lamina.safetensors" --threads 1
+expect_ok "export it" "$LAMINA" export "$WORK/lamina.safetensors" --onnx "$WORK/lamina.onnx"
+expect_ok "evaluate the safetensors file" "$LAMINA" evaluate "$WORK/lamina.safetensors" --data "$DIR/test.csv" --report "$WORK/st.json"
+expect_ok "evaluate the exported ONNX file" "$LAMINA" evaluate "$WORK/lamina.onnx" --data "$DIR/test.csv" --report "$WORK/ox.json"
+grep -q 'records no lamina_preprocessing' "$WORK/err" && fail "the exported file's lamina_preprocessing was not read"
+A1=$(json_number "$WORK/st.json" test accuracy); A2=$(json_number "$WORK/ox.json" test accuracy)
+L1=$(json_number "$WORK/st.json" test loss); L2=$(json_number "$WORK/ox.json" test loss)
+if [[ -n "$A1" && "$A1" == "$A2" ]] && awk -v a="${L1:-1}" -v b="${L2:-2}" 'BEGIN { d = a - b; exit !(d < 1e-5 && d > -1e-5) }'; then
+  pass "same accuracy ($A1) and loss ($L1, $L2) from both files"
+else
+  fail "accuracy $A1 / loss $L1 (safetensors) vs $A2 / $L2 (onnx)"
+fi
+
 # Errors.
 head -c 300 "$ONNX" >"$WORK/cut.onnx"
 expect_error "a truncated ONNX file" 'cut\.onnx: not a valid ONNX model \(truncated or corrupt\): byte [0-9]+' \
