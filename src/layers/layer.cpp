@@ -69,7 +69,12 @@ Tensor Activation::operator()(const Tensor& x) const {
 
 // --- Layer ---------------------------------------------------------------------------------------
 
-void Layer::build(const Shape&, Generator&) { built_ = true; }
+void Layer::build(const Shape& input_shape, Generator& gen) {
+  const std::vector<WeightSpec> specs = weight_specs(input_shape);
+  weights_.clear();
+  for (const WeightSpec& w : specs) add_weight(w.name, w.shape, w.initializer, gen, w.trainable);
+  built_ = true;
+}
 
 Json Layer::config() const {
   Json j = {{"name", name_}, {"trainable", true}, {"dtype", "float32"}};
