@@ -50,6 +50,7 @@ struct EvaluateOptions {
 // it leaves out the allocator's and oneDNN's own overheads (hence the CLI's safety margin).
 struct MemoryEstimate {
   int64_t batch_size = 0;
+  int64_t last_batch_size = 0;  // a smaller last batch, whose buffers the storage cache keeps too
   bool training = true;
   int64_t parameters = 0;   // every weight (trainable ones twice: build's packed copy and the first)
   int64_t gradients = 0;    // training: a gradient per trainable weight

@@ -41,6 +41,17 @@ struct Batch {
   }
 };
 
+// The memory for a pass over n samples in batches of bs: the storage cache keeps the buffers of
+// a smaller last batch beside the full ones, so its activations count too.
+MemoryEstimate pass_estimate(const Sequential& model, int64_t n, int64_t bs, bool training) {
+  MemoryEstimate e = model.estimate_memory(std::min(bs, n), training);
+  if (n > bs && n % bs != 0) {
+    e.last_batch_size = n % bs;
+    e.activations += model.estimate_memory(e.last_batch_size, training).activations;
+  }
+  return e;
+}
+
 }  // namespace
 
 void Sequential::compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<std::string> metrics) {
@@ -98,7 +109,7 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
   check_targets(train, "fit");
   if (!val.empty()) check_targets(val, "fit: validation data");
   if (memory_limit() > 0) {  // see set_memory_limit
-    MemoryEstimate need = estimate_memory(std::min(o.batch_size, train.size()), /*training=*/true);
+    MemoryEstimate need = pass_estimate(*this, train.size(), o.batch_size, /*training=*/true);
     need.data = train.storage_bytes() + (o.validation_data ? val.storage_bytes() : 0);
     check_memory(need, "fit");
   }
@@ -195,7 +206,7 @@ Logs Sequential::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
   ensure_built(data.sample_shape(), "evaluate");
   check_targets(data, "evaluate");
   if (memory_limit() > 0) {  // see set_memory_limit
-    MemoryEstimate need = estimate_memory(std::min(o.batch_size, data.size()), /*training=*/false);
+    MemoryEstimate need = pass_estimate(*this, data.size(), o.batch_size, /*training=*/false);
     need.data = data.storage_bytes();
     check_memory(need, "evaluate");
   }
@@ -226,7 +237,7 @@ Tensor Sequential::predict(const data::Dataset& data, int64_t batch_size) {
   if (batch_size <= 0) throw ValueError("predict: batch_size must be positive, got " + std::to_string(batch_size));
   ensure_built(data.sample_shape(), "predict");
   if (memory_limit() > 0) {  // see set_memory_limit
-    MemoryEstimate need = estimate_memory(std::min(batch_size, data.size()), /*training=*/false);
+    MemoryEstimate need = pass_estimate(*this, data.size(), batch_size, /*training=*/false);
     need.data = data.storage_bytes() + data.size() * output_shape().numel() * 4;
     check_memory(need, "predict");
   }
@@ -251,7 +262,7 @@ Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
   const int64_t n = x.dim(0);
   ensure_built(Shape(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end())), "predict");
   if (memory_limit() > 0) {  // see set_memory_limit
-    MemoryEstimate need = estimate_memory(std::min(batch_size, n), /*training=*/false);
+    MemoryEstimate need = pass_estimate(*this, n, batch_size, /*training=*/false);
     need.data = (x.numel() + n * output_shape().numel()) * 4;
     check_memory(need, "predict");
   }

@@ -50,6 +50,7 @@ std::string MemoryEstimate::str() const {
     if (training) notes.push_back("forward and backward");
     if (!largest_output.empty()) notes.push_back("largest: batch " + std::to_string(batch_size) + " x " + largest_output);
     std::string text = "activations " + format_bytes(activations) + " for batch " + std::to_string(batch_size);
+    if (last_batch_size > 0) text += " and a last batch of " + std::to_string(last_batch_size);
     for (size_t i = 0; i < notes.size(); ++i) text += (i == 0 ? " (" : "; ") + notes[i];
     parts.emplace_back(activations, text + (notes.empty() ? "" : ")"));
   }
