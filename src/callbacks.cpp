@@ -151,7 +151,9 @@ void TerminateOnNaN::on_batch_end(int64_t step, const Logs& logs) {
   const auto loss = logs.get("loss");
   if (!loss || std::isfinite(*loss) || !message_.empty()) return;
   message_ = "epoch " + std::to_string(epoch_ + 1) + ", step " + std::to_string(step) + ": the loss is " +
-             (std::isnan(*loss) ? "nan" : "inf") + "; terminating training";
+             (std::isnan(*loss) ? "nan" : "inf");
+  if (model && !model->divergence().empty()) message_ += "; first non-finite values: " + model->divergence();
+  message_ += "; terminating training";
   *out_ << "\nTerminateOnNaN: " << message_ << "\n" << std::flush;
   if (model) model->stop_training = true;
 }

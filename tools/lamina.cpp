@@ -42,6 +42,11 @@ namespace {
 
 constexpr const char* kPreprocessingKey = "lamina_preprocessing";
 
+// --max-memory: "512M", "2G", "1.5G", "64K", "100000" (bytes), "none"; binary units.
+struct MemoryArg {
+  std::optional<std::string> text;
+};
+
 struct TrainArgs {
   std::string spec;
   std::optional<int> epochs;
@@ -52,13 +57,16 @@ struct TrainArgs {
   std::string checkpoint, resume, monitor = "val_loss";
   std::optional<int64_t> checkpoint_every;
   bool quiet = false;
+  MemoryArg memory;
 };
 struct EvaluateArgs {
   std::string model, data, report;
+  MemoryArg memory;
 };
 struct PredictArgs {
   std::string model, input;
   int top = 1;
+  MemoryArg memory;
 };
 struct ExportArgs {
   std::string model, onnx;
@@ -88,15 +96,72 @@ std::string logs_line(const Logs& logs) {
 
 void write_report(const std::string& path, const Json& report) { io::write_file_atomic(path, report.dump(2) + "\n"); }
 
-// The model part of a spec, built; errors name the spec file.
+// The model part of a spec, built; errors name the spec file and the JSON path in it
+// ("spec.json: model.config.layers[1] (Dense): ...").
 Sequential model_from_spec_json(const Json& model, const std::string& path) {
   try {
     return Sequential::from_json(model);
   } catch (const Error& e) {
-    throw ValueError(path + ": " + e.what());
+    const std::string what = e.what();
+    const bool json_path = what.rfind("config", 0) == 0 || what.rfind("class_name", 0) == 0;
+    throw ValueError(path + (json_path ? ": model." : ": model: ") + what);
   } catch (const Json::exception& e) {  // a config value of the wrong JSON type
-    throw ValueError(path + ": model: " + e.what());
+    throw ValueError(path + ": model: " + json_error_text(e));
   }
+}
+
+// Parses a --max-memory value; nullopt for "none". Throws std::invalid_argument with the reason.
+std::optional<int64_t> parse_size(const std::string& text) {
+  if (text == "none") return std::nullopt;
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();                    // "2GB"
+  if (unit.size() > 1 && unit.back() == 'I') unit.pop_back();                    // "2GiB" -> "2GI" -> "2G"
+  const std::string units = "BKMGT";
+  const size_t power = unit.empty() ? 0 : units.find(unit);
+  if (used == 0 || text[0] == '-' || unit.size() > 1 || power == std::string::npos || !(value > 0) ||
+      !std::isfinite(value))
+    throw std::invalid_argument("expected a size like 512M, 2G or 1.5G (or 'none'), got '" + text + "'");
+  const double bytes = value * std::pow(1024.0, static_cast<double>(power));
+  if (bytes < 1 || bytes > 9e18) throw std::invalid_argument("size '" + text + "' is out of range");
+  return static_cast<int64_t>(bytes);
+}
+
+CLI::Validator size_validator() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        try {
+          parse_size(s);
+        } catch (const std::invalid_argument& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "SIZE");
+}
+
+// The share of the machine's memory (cgroup limit or MemTotal) the default --max-memory allows:
+// the estimate leaves out allocator and oneDNN overheads, and the system needs some too.
+constexpr double kDefaultMemoryFraction = 0.8;
+
+// Sets the library's memory limit from --max-memory, or from the machine when it is not given.
+void apply_memory_limit(const MemoryArg& m) {
+  if (m.text) {
+    const auto bytes = parse_size(*m.text);
+    set_memory_limit(bytes.value_or(0), "--max-memory");
+    return;
+  }
+  const int64_t machine = system_memory_bytes();
+  if (machine <= 0) return;  // unknown: no limit
+  set_memory_limit(static_cast<int64_t>(static_cast<double>(machine) * kDefaultMemoryFraction),
+                   "the default --max-memory, 80% of the " + format_bytes(machine) + " this process may use");
 }
 
 void compile_from_spec(Sequential& model, const Spec& spec) {
@@ -147,7 +212,8 @@ void compile_imported(Sequential& model, const std::string& path) {
 Sequential open_model(const std::string& model_path, Preprocessing* pre = nullptr) {
   std::map<std::string, std::string> metadata;
   Sequential model;
-  if (is_onnx_file(model_path)) {
+  const bool onnx = is_onnx_file(model_path);
+  if (onnx) {
     OnnxInfo info;
     model = load_onnx(model_path, &info);
     metadata = info.metadata;
@@ -167,7 +233,8 @@ Sequential open_model(const std::string& model_path, Preprocessing* pre = nullpt
   try {
     j = Json::parse(it->second);
   } catch (const Json::parse_error& e) {
-    throw IoError(model_path + ": metadata " + kPreprocessingKey + " is not valid JSON: " + e.what());
+    throw IoError(model_path + ": " + (onnx ? "metadata_props." : "__metadata__.") + kPreprocessingKey +
+                  " is not valid JSON: " + json_error_text(e));
   }
   *pre = Preprocessing::from_json(j, model_path);
   return model;
@@ -216,12 +283,17 @@ int train(const TrainArgs& a) {
   const Spec spec = read_spec(a.spec);
   const uint64_t seed = a.seed ? *a.seed : spec.fit.seed.value_or(0);
   if (a.threads) set_num_threads(*a.threads);
+  apply_memory_limit(a.memory);
   manual_seed(seed);  // before the model draws its initial weights
   Sequential model = model_of_spec(spec);
   compile_from_spec(model, spec);
   if (!a.resume.empty()) model = resume_from(a.resume, model, spec);
   const Prepared data = load_training_data(spec, model.input_shape());
   const std::map<std::string, std::string> metadata = {{kPreprocessingKey, data.preprocessing.to_json().dump()}};
+  // Before any step: the labels must suit the loss and the output ("train.csv: line 14, ...").
+  if (!model.built()) model.build(data.train.sample_shape());
+  model.check_targets(data.train, data.train_from.file, data.train_from.position);
+  model.check_targets(data.test, data.test_from.file, data.test_from.position);
 
   FitOptions fit;
   fit.epochs = a.epochs.value_or(spec.fit.epochs);
@@ -251,9 +323,12 @@ int train(const TrainArgs& a) {
     for (ModelCheckpoint& c : checkpoints) fit.callbacks.push_back(&c);
   }
   const History history = model.fit(data.train, fit);
-  if (nan_guard.stopped())
+  if (nan_guard.stopped()) {
+    const std::string& cause = model.divergence();
     throw ValueError(spec.path + ": training diverged at " + nan_guard.message().substr(0, nan_guard.message().find(':')) +
-                     " (non-finite loss); lower the learning rate or set clipnorm in compile.optimizer");
+                     " (non-finite loss)" + (cause.empty() ? "" : "; first non-finite values: " + cause) +
+                     ".\n  hint: lower the learning rate, or set clipnorm in compile.optimizer");
+  }
 
   const Logs test = model.evaluate(data.test, {.verbose = 0});
   std::cout << "test: " << logs_line(test) << "\n";
@@ -283,12 +358,15 @@ int train(const TrainArgs& a) {
 }
 
 int evaluate(const EvaluateArgs& a) {
+  apply_memory_limit(a.memory);
   Preprocessing pre;
   Sequential model = open_model(a.model, &pre);
   if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
   if (!model.compiled())
     throw ValueError(a.model + ": the model has no compile config (loss, metrics), so it cannot be evaluated");
-  const data::Dataset test = load_evaluation_data(a.data, pre, model.input_shape());
+  Provenance from;
+  const data::Dataset test = load_evaluation_data(a.data, pre, model.input_shape(), &from);
+  model.check_targets(test, from.file, from.position);
   const Logs logs = model.evaluate(test, {.verbose = 1});
 
   Json report = {{"test", logs_json(logs)},
@@ -324,6 +402,7 @@ int evaluate(const EvaluateArgs& a) {
 }
 
 int predict(const PredictArgs& a) {
+  apply_memory_limit(a.memory);
   Preprocessing pre;
   Sequential model = open_model(a.model, &pre);
   if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
@@ -406,6 +485,7 @@ bool is_model_file(const std::string& path) {
 }
 
 int summary(const std::string& path) {
+  apply_memory_limit({});
   if (is_model_file(path)) {
     open_model(path).summary(std::cout);
     return 0;
@@ -467,6 +547,10 @@ int run(int argc, char** argv) {
       "leaves the previous one whole. --resume DIR/last.safetensors continues up to --epochs (or\n"
       "fit.epochs) in total; with the same spec, data and --threads the weights equal those of an\n"
       "uninterrupted run bit for bit. evaluate, predict and summary read checkpoints as models.");
+  const std::string memory_help =
+      "Refuse to start when the estimated memory (weights, gradients, optimizer state, a batch's activations, "
+      "the data) exceeds SIZE: 512M, 2G, or none (default: 80% of the cgroup limit or MemTotal)";
+  train_cmd->add_option("--max-memory", ta.memory.text, memory_help)->check(size_validator());
 
   EvaluateArgs ea;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Loss and metrics of a saved model on a test set");
@@ -474,12 +558,14 @@ int run(int argc, char** argv) {
   eval_cmd->add_option("--data", ea.data, "mnist, fashion_mnist, digits, a directory of IDX files, or a CSV file")
       ->required();
   eval_cmd->add_option("--report", ea.report, "Write a JSON report");
+  eval_cmd->add_option("--max-memory", ea.memory.text, memory_help)->check(size_validator());
 
   PredictArgs pa;
   CLI::App* predict_cmd = app.add_subcommand("predict", "Top classes (or outputs) of a saved model for each input");
   predict_cmd->add_option("model", pa.model, "Model file (.safetensors, or .onnx)")->required();
   predict_cmd->add_option("input", pa.input, "IDX file (raw or .gz) or CSV file of features")->required();
   predict_cmd->add_option("--top", pa.top, "Classes to print per sample (default 1)")->check(at_least(1));
+  predict_cmd->add_option("--max-memory", pa.memory.text, memory_help)->check(size_validator());
 
   ExportArgs xa;
   CLI::App* export_cmd = app.add_subcommand("export", "Write a saved model in another format (ONNX)");

@@ -194,6 +194,7 @@ struct Raw {
   data::Dataset ds;
   double max_value = 0;
   bool bytes = false;  // IDX images (default scale 1/255) rather than CSV numbers (default 1)
+  Provenance from;
 };
 
 std::string find_idx(const std::string& dir, const std::string& name, const std::string& hint) {
@@ -236,6 +237,9 @@ Raw load_idx_pair(const std::string& images_path, const std::string& labels_path
   raw.max_value = images.bytes.empty() ? 0 : *std::max_element(images.bytes.begin(), images.bytes.end());
   auto pixels = std::make_shared<const std::vector<uint8_t>>(std::move(images.bytes));
   raw.ds = data::Dataset::from_bytes(std::move(pixels), sample, std::move(targets), Shape{}, 1.f);
+  raw.from = {labels_path, [](int64_t i) {  // a rank-1 IDX file's data starts at byte 8
+                return "byte offset " + std::to_string(8 + i) + " (label " + std::to_string(i) + ")";
+              }};
   return raw;
 }
 
@@ -262,9 +266,13 @@ Raw load_csv(const std::string& path, bool header, const std::optional<Shape>& w
   const Shape sample = conform(Shape{csv.cols}, want, path);
   Raw raw;
   raw.max_value = *std::max_element(csv.features.begin(), csv.features.end());
-  const int64_t rows = csv.rows;
+  const int64_t rows = csv.rows, label_column = csv.cols + 1;
   raw.ds = data::Dataset::from_tensors(Tensor::from(std::move(csv.features), with_batch(rows, sample)),
                                        Tensor::from(std::move(csv.labels), Shape{rows}));
+  raw.from = {path, [header, label_column](int64_t i) {
+                return "line " + std::to_string(i + 1 + (header ? 1 : 0)) + ", column " + std::to_string(label_column) +
+                       " (sample " + std::to_string(i) + ")";
+              }};
   return raw;
 }
 
@@ -390,6 +398,8 @@ Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_
     auto [tr, te] = digits_train_test(load_digits_set(path, input_shape), d.test_split, d.split_seed);
     train.ds = tr;
     test.ds = te;
+    train.from = {path + " (training split)", {}};
+    test.from = {path + " (test split)", {}};
     train.max_value = max_feature(tr);
     default_max = true;  // the course divides by np.max(X)
     out.preprocessing.test_split = d.test_split;
@@ -403,6 +413,10 @@ Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_
   } else {
     auto load = [&](const std::string& p, const std::string& prefix) {
       std::error_code ec;
+      if (!fs::exists(p, ec))
+        bad(spec.path, prefix == "train" ? "data.train" : "data.test",
+            "no such file or directory: " + p + " (relative paths are looked up beside the spec, then in the current "
+            "directory)");
       return fs::is_directory(p, ec) ? load_idx_dir(p, prefix, input_shape) : load_csv(p, d.header, input_shape);
     };
     train = load(d.train_path, "train");
@@ -423,25 +437,35 @@ Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_
   out.preprocessing.scale = scale;
   out.train = scaled(train.ds, scale);
   out.test = scaled(test.ds, scale);
+  out.train_from = train.from;
+  out.test_from = test.from;
   return out;
 }
 
 data::Dataset load_evaluation_data(const std::string& what, const Preprocessing& pre,
-                                   const std::optional<Shape>& input_shape) {
+                                   const std::optional<Shape>& input_shape, Provenance* from) {
   const std::string name = canonical_name(what);
+  Raw raw;
   if (name == "digits") {
     auto [train, test] = digits_train_test(load_digits_set(default_location(name), input_shape), pre.test_split,
                                            pre.split_seed);
-    return scaled(test, pre.scale);
+    raw.ds = test;
+    raw.from = {default_location(name) + " (test split)", {}};
+  } else if (is_named_set(name)) {
+    raw = load_idx_dir(default_location(name), "t10k", input_shape, fetch_hint(name));
+  } else {
+    std::error_code ec;
+    if (fs::is_directory(what, ec)) {
+      raw = load_idx_dir(what, "t10k", input_shape);
+    } else if (!fs::exists(what, ec)) {
+      throw IoError(what + ": no such file or directory (--data takes mnist, fashion_mnist, digits, a directory of "
+                           "IDX files or a CSV file with the label last)");
+    } else {
+      raw = load_csv(what, false, input_shape);
+    }
   }
-  if (is_named_set(name))
-    return scaled(load_idx_dir(default_location(name), "t10k", input_shape, fetch_hint(name)).ds, pre.scale);
-  std::error_code ec;
-  if (fs::is_directory(what, ec)) return scaled(load_idx_dir(what, "t10k", input_shape).ds, pre.scale);
-  if (!fs::exists(what, ec))
-    throw IoError(what + ": no such file or directory (--data takes mnist, fashion_mnist, digits, a directory of IDX "
-                         "files or a CSV file with the label last)");
-  return scaled(load_csv(what, false, input_shape).ds, pre.scale);
+  if (from) *from = raw.from;
+  return scaled(raw.ds, pre.scale);
 }
 
 Tensor load_prediction_input(const std::string& path, const Preprocessing& pre, const Shape& input_shape) {
@@ -451,13 +475,15 @@ Tensor load_prediction_input(const std::string& path, const Preprocessing& pre, 
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   bool idx = false;
+  const std::string base = fs::path(path).filename().string();
+  const bool idx_name = base.find("idx") != std::string::npos || base.find("ubyte") != std::string::npos;
   if (!ends_with(".csv") && !ends_with(".csv.gz") && !ends_with(".txt")) {
     // IDX starts with two zero bytes; a gzip file may hold either, so it is tried as IDX first.
     std::ifstream f(path, std::ios::binary);
     if (!f) throw IoError(path + ": cannot open (no such file, or not readable)");
     unsigned char head[2] = {0xff, 0xff};
     f.read(reinterpret_cast<char*>(head), 2);
-    idx = (head[0] == 0 && head[1] == 0) || (head[0] == 0x1f && head[1] == 0x8b);
+    idx = idx_name || (head[0] == 0 && head[1] == 0) || (head[0] == 0x1f && head[1] == 0x8b);
   }
   if (idx) {
     std::optional<data::Idx> file;
@@ -467,7 +493,7 @@ Tensor load_prediction_input(const std::string& path, const Preprocessing& pre, 
       std::ifstream f(path, std::ios::binary);
       unsigned char head[2] = {};
       f.read(reinterpret_cast<char*>(head), 2);
-      if (head[0] == 0 && head[1] == 0) throw;  // really IDX, really broken
+      if (idx_name || (head[0] == 0 && head[1] == 0)) throw;  // really IDX, really broken
     }
     if (file) {
       const Shape dims(file->dims);

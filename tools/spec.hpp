@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,9 +69,17 @@ Spec read_spec(const std::string& path);
 // The spec's "model" part when `j` is a spec, or `j` itself when it is a bare model JSON.
 bool looks_like_spec(const Json& j);
 
+// Where a loaded set's targets came from, for error messages: the file, and each sample's place
+// in it ("line 14, column 5 (sample 12)" in a CSV file, "byte offset 20 (label 12)" in IDX).
+struct Provenance {
+  std::string file;
+  std::function<std::string(int64_t)> position;
+};
+
 struct Prepared {
   data::Dataset train, test;
   Preprocessing preprocessing;
+  Provenance train_from, test_from;
 };
 // The spec's train and test sets, scaled, samples shaped as `input_shape` when it is known.
 Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_shape);
@@ -79,7 +88,7 @@ Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_
 // split recorded in `pre`), a directory of IDX files (its t10k-* pair, or its only pair), or a
 // CSV file with the label last.
 data::Dataset load_evaluation_data(const std::string& name_or_path, const Preprocessing& pre,
-                                   const std::optional<Shape>& input_shape);
+                                   const std::optional<Shape>& input_shape, Provenance* from = nullptr);
 
 // Inputs for `predict`: an IDX file (raw or gz) of samples, or a CSV file of features (an extra
 // last column, the label, is dropped). Returns (N, input_shape...) scaled floats.

@@ -174,7 +174,8 @@ class ModelCheckpoint : public Callback {
 std::string format_checkpoint_path(const std::string& pattern, int epoch, int64_t batch, const Logs& logs);
 
 // Stops training at the first batch whose loss is NaN or infinite, as
-// keras.callbacks.TerminateOnNaN, and reports where ("epoch 2, step 17: the loss is nan").
+// keras.callbacks.TerminateOnNaN, and reports where ("epoch 2, step 17: the loss is nan; first
+// non-finite values: layer 'boom' (Dense) output: ..."; see Sequential::divergence()).
 class TerminateOnNaN : public Callback {
  public:
   explicit TerminateOnNaN(std::ostream* out = nullptr);  // where to report (default std::cerr)

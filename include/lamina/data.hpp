@@ -81,6 +81,8 @@ class Dataset {
   std::pair<Dataset, Dataset> split(double first_fraction, uint64_t seed) const;
   // Largest target + 1 when targets are class indices; 0 otherwise.
   int64_t num_classes() const;
+  // Bytes of the storage this set holds (shared with its slices and splits, counted whole).
+  int64_t storage_bytes() const;
 
  private:
   std::shared_ptr<const std::vector<uint8_t>> bytes_;

@@ -23,4 +23,13 @@ inline std::pair<std::string, Json> keras_object(const Json& j, const char* what
   throw ValueError(std::string(what) + ": expected a name or {\"class_name\": ..., \"config\": ...}, got " + j.dump());
 }
 
+// An nlohmann exception's message without its "[json.exception.parse_error.101] " tag:
+// "parse error at line 3, column 5: syntax error while parsing ...".
+inline std::string json_error_text(const std::exception& e) {
+  std::string what = e.what();
+  if (what.rfind("[json.exception.", 0) == 0)
+    if (const auto end = what.find("] "); end != std::string::npos) what.erase(0, end + 2);
+  return what;
+}
+
 }  // namespace lamina

@@ -51,11 +51,22 @@ class Layer {
     Tensor value;      // a leaf that requires grad when trainable
     bool trainable = true;
   };
+  // A weight before it exists: what build() will create for an input shape.
+  struct WeightSpec {
+    std::string name;
+    Shape shape;
+    Initializer initializer = Initializer::zeros();
+    bool trainable = true;
+  };
 
   virtual ~Layer() = default;
   virtual std::string class_name() const = 0;  // Keras' class name: "Dense"
   // Creates the weights for a per-sample input shape. Throws ShapeError naming the layer.
+  // The default creates weight_specs(input_shape), drawing initial values from gen.
   virtual void build(const Shape& input_shape, Generator& gen);
+  // The weights build() would create, with the same shape checks, but nothing allocated: what
+  // Sequential::estimate_memory counts. Layers with weights override it.
+  virtual std::vector<WeightSpec> weight_specs(const Shape& /*input_shape*/) const { return {}; }
   // x: (batch, input_shape...). training switches Dropout/BatchNorm behaviour.
   virtual Tensor call(const Tensor& x, bool training) = 0;
   virtual Shape output_shape(const Shape& input_shape) const = 0;
@@ -104,7 +115,7 @@ class Dense : public Layer {
   Dense(int64_t units, lamina::Activation activation = lamina::Activation::linear);
 
   std::string class_name() const override { return "Dense"; }
-  void build(const Shape& input_shape, Generator& gen) override;
+  std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
   Json config() const override;
@@ -221,7 +232,7 @@ class Conv2D : public Layer {
   Conv2D(int64_t filters, Size2 kernel_size, lamina::Activation activation = lamina::Activation::linear);
 
   std::string class_name() const override { return "Conv2D"; }
-  void build(const Shape& input_shape, Generator& gen) override;
+  std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
   Json config() const override;
@@ -337,7 +348,7 @@ class BatchNormalization : public Layer {
   BatchNormalization() : BatchNormalization(Options{}) {}
   explicit BatchNormalization(Options options);
   std::string class_name() const override { return "BatchNormalization"; }
-  void build(const Shape& input_shape, Generator& gen) override;
+  std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   Json config() const override;

@@ -10,6 +10,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -58,6 +59,28 @@ struct FitState {
 struct EvaluateOptions {
   int64_t batch_size = 32;
   int verbose = 1;  // 1: one summary line
+};
+
+// The memory a model would use, estimated from its layers' shapes before anything is allocated
+// (Sequential::estimate_memory). Bytes, float32 throughout. A planning figure, not a measurement:
+// it leaves out the allocator's and oneDNN's own overheads (hence the CLI's safety margin).
+struct MemoryEstimate {
+  int64_t batch_size = 0;
+  int64_t last_batch_size = 0;  // a smaller last batch, whose buffers the storage cache keeps too
+  bool training = true;
+  int64_t parameters = 0;   // every weight (trainable ones twice: build's packed copy and the first)
+  int64_t gradients = 0;    // training: a gradient per trainable weight
+  int64_t optimizer = 0;    // training, compiled: the optimizer's slots (Adam: 2 per weight)
+  int64_t activations = 0;  // one batch: the layers' outputs (training: with their gradients)
+  int64_t data = 0;         // data held in memory (the dataset, predict's outputs); callers add it
+  std::string optimizer_name;   // "Adam"
+  int optimizer_slots = 0;      // per trainable weight
+  std::string largest_weight;   // "'dense/kernel' (784, 128)"
+  std::string largest_output;   // "layer 'conv2d' output (28, 28, 32)"
+  int64_t total() const;
+  // The parts, largest first: "activations 3.0 GB for batch 60 (largest: batch 60 x layer
+  // 'conv' output (8, 8, 4096)), parameters 1.2 MB (largest: ...), ...".
+  std::string str() const;
 };
 
 // Wraps any layer value for Sequential's initializer list.
@@ -144,6 +167,26 @@ class Sequential {
   // before it commits anything: on an IoError no state, default_generator's included, changes.
   static Sequential load_checkpoint(const std::string& path);
   const FitState& fit_state() const { return fit_state_; }
+  // The memory one step of fit (training) or of evaluate / predict (inference) with this batch
+  // size would need, from shapes alone; see MemoryEstimate. Needs a known input shape. build,
+  // fit, evaluate and predict check it against set_memory_limit (runtime.hpp) first.
+  MemoryEstimate estimate_memory(int64_t batch_size, bool training = true) const;
+
+  // Checks that the targets of `data` suit the compiled loss and the model's output before any
+  // step runs: their shape, finite values, and for sparse_categorical_crossentropy integer class
+  // indices in [0, classes). Errors start with `source` and name the sample through `position`
+  // (default "sample 12"; the CLI passes "line 14, column 5 (sample 12)"). fit and evaluate call it.
+  void check_targets(const data::Dataset& data, const std::string& source,
+                     const std::function<std::string(int64_t)>& position = {}) const;
+
+  // Runs a batch through the layers one at a time in training mode, then the loss and backward
+  // layer by layer, and names the first layer whose weights, output or gradients hold NaN or
+  // infinity: "layer 'boom' (Dense) output: 24 of 32 values are not finite (first: inf at
+  // (0, 3))". Empty when everything is finite. fit runs it once, on the first batch whose loss
+  // is not finite (before that batch's update); see divergence().
+  std::string diagnose_non_finite(const Tensor& x, const Tensor& y);
+  // What diagnose_non_finite found for the last fit's first non-finite loss; empty if none.
+  const std::string& divergence() const { return divergence_; }
 
   bool stop_training = false;  // set by callbacks to end fit after the current epoch
 
@@ -154,6 +197,9 @@ class Sequential {
   void pack_parameters();
   std::vector<std::unique_ptr<Metric>> make_metrics() const;
   Logs run_evaluation(const data::Dataset& data, int64_t batch_size);
+  MemoryEstimate estimate_for(const Shape& input_shape, int64_t batch_size, bool training) const;
+  // ValueError when e.total() exceeds memory_limit(); `what` starts the message ("fit").
+  void check_memory(const MemoryEstimate& e, const std::string& what) const;
 
   std::string name_;
   std::vector<std::shared_ptr<Layer>> layers_;
@@ -162,6 +208,7 @@ class Sequential {
   std::optional<Loss> loss_;
   std::vector<std::string> metric_names_;
   FitState fit_state_;
+  std::string divergence_;
 };
 
 }  // namespace lamina

@@ -27,6 +27,8 @@ class Optimizer {
   // The same parameters must come in the same order each call (their state is by position).
   void step(const std::vector<Tensor>& params);
   int64_t iterations() const { return iterations_; }
+  // State the optimizer keeps per weight (Adam: 2, SGD with momentum: 1); for memory estimates.
+  int slots_per_weight() const { return num_slots(); }
   // Keras' optimizer config: {"name": "adam", "learning_rate": 0.001, ...}.
   virtual Json config() const;
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace lamina {
 
@@ -21,5 +22,19 @@ struct MemoryStats {
 };
 MemoryStats memory_stats();
 void empty_cache();  // returns every cached buffer to the system
+
+// A ceiling on the memory a model may plan to use, in bytes (0: none, the default). Before
+// Sequential's build, fit, evaluate and predict allocate, they estimate their need
+// (Sequential::estimate_memory) and throw ValueError naming the estimate, this limit and what
+// dominates, rather than run into the kernel's OOM killer. `name` says where the limit came
+// from in that message ("--max-memory").
+void set_memory_limit(int64_t bytes, std::string name = "the memory limit");
+int64_t memory_limit();
+const std::string& memory_limit_name();
+// The memory this process may use: the smallest of the cgroup limits that apply to it (v2
+// memory.max, v1 memory.limit_in_bytes) and MemTotal in /proc/meminfo; 0 when none is known.
+int64_t system_memory_bytes();
+// "1.5 GB", "512.0 MB", "12 B" (binary units: 1 GB = 2^30 bytes).
+std::string format_bytes(int64_t bytes);
 
 }  // namespace lamina

@@ -29,6 +29,7 @@ class ByteReader {
  private:
   std::string path_;
   gzFile_s* gz_ = nullptr;     // when gzipped
+  size_t delivered_ = 0;       // bytes returned so far (decompressed), for error positions
   std::FILE* file_ = nullptr;  // otherwise
 };
 

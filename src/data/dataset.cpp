@@ -193,4 +193,9 @@ std::pair<Dataset, Dataset> Dataset::split(double first_fraction, uint64_t seed)
 
 int64_t Dataset::num_classes() const { return target_shape_.rank() == 0 ? num_classes_ : 0; }
 
+int64_t Dataset::storage_bytes() const {
+  auto bytes = [](const auto& v) { return v ? static_cast<int64_t>(v->size() * sizeof((*v)[0])) : int64_t{0}; };
+  return bytes(bytes_) + bytes(floats_) + bytes(targets_) + bytes(order_);
+}
+
 }  // namespace lamina::data

@@ -1,7 +1,8 @@
 // read_idx: LeCun's IDX format (MNIST's), raw or gzip-compressed, plus the ByteReader both
 // readers share. Layout: 2 zero bytes, a type byte, a rank byte, rank big-endian uint32
 // dimensions, then the elements row-major. Only unsigned bytes (type 0x08) are accepted.
-// See http://yann.lecun.com/exdb/mnist/ ("FILE FORMATS FOR THE MNIST DATABASE").
+// See http://yann.lecun.com/exdb/mnist/ ("FILE FORMATS FOR THE MNIST DATABASE"). Errors name the
+// byte offset of the problem (in the decompressed stream for gzip files).
 #include <zlib.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 
 #include "data/byte_reader.hpp"
 #include "lamina/data.hpp"
+#include "lamina/runtime.hpp"
 
 namespace lamina::data {
 
@@ -62,11 +64,13 @@ size_t ByteReader::read(void* dst, size_t n) {
     if (got < 0 || (code != Z_OK && code != Z_STREAM_END)) {
       std::string why = what ? what : "unknown error";
       if (why.rfind(path_ + ": ", 0) == 0) why.erase(0, path_.size() + 2);  // zlib prefixes the path
-      throw IoError(path_ + ": corrupt or truncated gzip data (zlib: " + why + ")");
+      throw IoError(path_ + ": corrupt or truncated gzip data after " + std::to_string(delivered_ + done) +
+                    " decompressed bytes (zlib: " + why + ")");
     }
     done += static_cast<size_t>(got);
     if (static_cast<unsigned>(got) < want) break;  // end of data
   }
+  delivered_ += done;
   return done;
 }
 
@@ -120,23 +124,26 @@ Idx read_idx(const std::string& path) {
   unsigned char head[4];
   size_t got = in.read(head, 4);
   if (got < 4)
-    throw IoError(where + ": truncated IDX header (expected 4 magic bytes, got " + std::to_string(got) + ")");
+    throw IoError(where + ": byte offset 0: truncated IDX header (expected 4 magic bytes, got " + std::to_string(got) +
+                  ")");
   if (head[0] != 0 || head[1] != 0)
-    throw IoError(where + ": not an IDX file (expected magic bytes 0x00 0x00, got " + hex_byte(head[0]) + " " +
-                  hex_byte(head[1]) + ")");
+    throw IoError(where + ": byte offset 0: not an IDX file (expected magic bytes 0x00 0x00, got " + hex_byte(head[0]) +
+                  " " + hex_byte(head[1]) + ")");
   Idx idx;
   idx.type = head[2];
   if (idx.type != 0x08)
-    throw IoError(where + ": unsupported IDX element type (expected 0x08 unsigned byte, got " + hex_byte(idx.type) +
-                  " " + idx_type_name(idx.type) + ")");
+    throw IoError(where + ": byte offset 2: unsupported IDX element type (expected 0x08 unsigned byte, got " +
+                  hex_byte(idx.type) + " " + idx_type_name(idx.type) + ")");
   const unsigned rank = head[3];
-  if (rank == 0) throw IoError(where + ": IDX file has no dimensions (expected a rank of at least 1, got 0)");
+  if (rank == 0)
+    throw IoError(where + ": byte offset 3: IDX file has no dimensions (expected a rank of at least 1, got 0)");
 
   std::vector<unsigned char> raw_dims(4 * rank);
   got = in.read(raw_dims.data(), raw_dims.size());
   if (got < raw_dims.size())
-    throw IoError(where + ": truncated IDX header (expected " + std::to_string(raw_dims.size()) + " bytes for " +
-                  std::to_string(rank) + " dimensions, got " + std::to_string(got) + ")");
+    throw IoError(where + ": byte offset " + std::to_string(4 + got) + ": truncated IDX header (expected " +
+                  std::to_string(raw_dims.size()) + " bytes for " + std::to_string(rank) + " dimensions, got " +
+                  std::to_string(got) + ")");
   int64_t count = 1;
   bool overflow = false;
   for (unsigned d = 0; d < rank; ++d) {
@@ -146,8 +153,15 @@ Idx read_idx(const std::string& path) {
     overflow = overflow || __builtin_mul_overflow(count, dim, &count);
   }
   if (overflow || static_cast<uint64_t>(count) > SIZE_MAX / 2)
-    throw IoError(where + ": IDX dimensions " + dims_str(idx.dims) +
+    throw IoError(where + ": byte offset 4: IDX dimensions " + dims_str(idx.dims) +
                   " overflow (expected a product of at most 2^62 elements)");
+
+  // A header that promises more than the memory limit (set by lamina --max-memory) is refused
+  // before reading: a real file that size would be OOM-killed half-way.
+  if (const int64_t limit = memory_limit(); limit > 0 && count > limit)
+    throw IoError(where + ": byte offset 4: IDX dimensions " + dims_str(idx.dims) + " hold " +
+                  std::to_string(count) + " bytes (" + format_bytes(count) + "), more than " + format_bytes(limit) +
+                  " (" + memory_limit_name() + ")");
 
   // Grow in doubling steps rather than trusting the header with one huge allocation: a corrupt
   // header then fails as "truncated", not as std::bad_alloc.
@@ -160,15 +174,18 @@ Idx read_idx(const std::string& path) {
     have += n;
     if (n < want) break;
   }
+  const size_t data_offset = 4 + raw_dims.size();
   if (have < need)
-    throw IoError(where + ": truncated IDX data (expected " + std::to_string(need) + " bytes for " +
-                  dims_str(idx.dims) + ", got " + std::to_string(have) + ")");
+    throw IoError(where + ": byte offset " + std::to_string(data_offset + have) + ": truncated IDX data (expected " +
+                  std::to_string(need) + " bytes for " + dims_str(idx.dims) + ", got " + std::to_string(have) +
+                  "; the data starts at byte offset " + std::to_string(data_offset) + ")");
 
   size_t extra = 0;
   unsigned char probe[4096];
   while (const size_t n = in.read(probe, sizeof probe)) extra += n;
   if (extra > 0)
-    throw IoError(where + ": trailing bytes after IDX data (expected " + std::to_string(need) + " bytes for " +
+    throw IoError(where + ": byte offset " + std::to_string(data_offset + need) +
+                  ": trailing bytes after IDX data (expected " + std::to_string(need) + " bytes for " +
                   dims_str(idx.dims) + ", got " + std::to_string(extra) + " more)");
   return idx;
 }

@@ -23,6 +23,7 @@
 #include <set>
 
 #include "lamina/error.hpp"
+#include "lamina/json.hpp"
 
 namespace lamina::io {
 
@@ -314,10 +315,10 @@ SafetensorsFile load_safetensors(const std::string& path) {
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
   if (n > kMaxHeaderBytes)
-    throw IoError(path + ": header length " + std::to_string(n) + " is larger than the 100 MB limit; "
+    throw IoError(path + ": byte offset 0: header length " + std::to_string(n) + " is larger than the 100 MB limit; "
                   "the file is corrupt or not safetensors");
   if (n > bytes.size() - 8)
-    throw IoError(path + ": header length " + std::to_string(n) + " runs past the end of the file (" +
+    throw IoError(path + ": byte offset 0: header length " + std::to_string(n) + " runs past the end of the file (" +
                   std::to_string(bytes.size() - 8) + " bytes follow the length)");
 
   // Duplicate top-level keys would otherwise be merged silently by the JSON parser.
@@ -333,8 +334,12 @@ SafetensorsFile load_safetensors(const std::string& path) {
   OrderedJson header;
   try {
     header = OrderedJson::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n), on_key);
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.byte counts from 1 in the header, which starts after the 8-byte length.
+    throw IoError(path + ": byte offset " + std::to_string(8 + (e.byte > 0 ? e.byte - 1 : 0)) +
+                  ": header is not valid JSON: " + json_error_text(e));
   } catch (const nlohmann::json::exception& e) {
-    throw IoError(path + ": header is not valid JSON: " + e.what());
+    throw IoError(path + ": header is not valid JSON: " + json_error_text(e));
   }
   if (!header.is_object())
     throw IoError(path + ": header is a JSON " + header.type_name() + "; expected an object");

@@ -39,13 +39,13 @@ Shape Conv2D::output_shape(const Shape& in) const {
   return Shape{h.out, w.out, options_.filters};
 }
 
-void Conv2D::build(const Shape& input_shape, Generator& gen) {
+std::vector<Layer::WeightSpec> Conv2D::weight_specs(const Shape& input_shape) const {
   output_shape(input_shape);  // checks rank and size
-  weights_.clear();
-  add_weight("kernel", {options_.kernel_size.h, options_.kernel_size.w, input_shape[2], options_.filters},
-             options_.kernel_initializer, gen);
-  if (options_.use_bias) add_weight("bias", {options_.filters}, options_.bias_initializer, gen);
-  built_ = true;
+  std::vector<WeightSpec> specs{{"kernel",
+                                 {options_.kernel_size.h, options_.kernel_size.w, input_shape[2], options_.filters},
+                                 options_.kernel_initializer}};
+  if (options_.use_bias) specs.push_back({"bias", {options_.filters}, options_.bias_initializer});
+  return specs;
 }
 
 Tensor Conv2D::call(const Tensor& x, bool) {

@@ -15,13 +15,12 @@ Dense::Dense(Options options) : options_(std::move(options)) {
 
 Dense::Dense(int64_t units, lamina::Activation activation) : Dense(Options{.units = units, .activation = activation}) {}
 
-void Dense::build(const Shape& input_shape, Generator& gen) {
+std::vector<Layer::WeightSpec> Dense::weight_specs(const Shape& input_shape) const {
   if (input_shape.rank() < 1 || input_shape[-1] <= 0)
     shape_error("(*, features)", input_shape, "add Flatten() or an input shape with a feature axis");
-  weights_.clear();
-  add_weight("kernel", {input_shape[-1], options_.units}, options_.kernel_initializer, gen);
-  if (options_.use_bias) add_weight("bias", {options_.units}, options_.bias_initializer, gen);
-  built_ = true;
+  std::vector<WeightSpec> specs{{"kernel", {input_shape[-1], options_.units}, options_.kernel_initializer}};
+  if (options_.use_bias) specs.push_back({"bias", {options_.units}, options_.bias_initializer});
+  return specs;
 }
 
 Shape Dense::output_shape(const Shape& input_shape) const {

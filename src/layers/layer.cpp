@@ -69,7 +69,12 @@ Tensor Activation::operator()(const Tensor& x) const {
 
 // --- Layer ---------------------------------------------------------------------------------------
 
-void Layer::build(const Shape&, Generator&) { built_ = true; }
+void Layer::build(const Shape& input_shape, Generator& gen) {
+  const std::vector<WeightSpec> specs = weight_specs(input_shape);
+  weights_.clear();
+  for (const WeightSpec& w : specs) add_weight(w.name, w.shape, w.initializer, gen, w.trainable);
+  built_ = true;
+}
 
 Json Layer::config() const {
   Json j = {{"name", name_}, {"trainable", true}, {"dtype", "float32"}};
@@ -162,7 +167,7 @@ std::shared_ptr<Layer> conv2d_from(const Json& c) {
   const std::string at = where("Conv2D", c);
   if (!c.contains("filters") || !c["filters"].is_number_integer() || c["filters"].get<int64_t>() <= 0)
     throw ValueError(at + ": 'filters' must be a positive integer, got " +
-                     (c.contains("filters") ? c["filters"].dump() : std::string("nothing")));
+                     (c.contains("filters") ? c["filters"].dump() : std::string("nothing (the key is missing)")));
   if (!c.contains("kernel_size")) throw ValueError(at + ": 'kernel_size' is required");
   detail::require_channels_last(c, at);
   require_default(c, "dilation_rate", 1, at);
@@ -250,7 +255,7 @@ const std::map<std::string, Factory>& factories() {
        [](const Json& c) {
          if (!c.contains("units") || !c["units"].is_number_integer() || c["units"].get<int64_t>() <= 0)
            throw ValueError("Dense '" + name_of(c) + "': 'units' must be a positive integer, got " +
-                            (c.contains("units") ? c["units"].dump() : std::string("nothing")));
+                            (c.contains("units") ? c["units"].dump() : std::string("nothing (the key is missing)")));
          layers::Dense::Options o;
          o.units = c["units"].get<int64_t>();
          o.activation = activation_of(c);

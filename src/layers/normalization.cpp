@@ -19,7 +19,7 @@ BatchNormalization::BatchNormalization(Options options) : options_(std::move(opt
   input_shape_ = options_.input_shape;
 }
 
-void BatchNormalization::build(const Shape& input_shape, Generator& gen) {
+std::vector<Layer::WeightSpec> BatchNormalization::weight_specs(const Shape& input_shape) const {
   const int64_t rank = input_shape.rank() + 1;  // with the batch axis, as Keras counts
   if (input_shape.rank() < 1) shape_error("(batch, ..., C)", input_shape);
   const int64_t axis = options_.axis < 0 ? options_.axis + rank : options_.axis;
@@ -28,12 +28,12 @@ void BatchNormalization::build(const Shape& input_shape, Generator& gen) {
                      std::to_string(options_.axis) + " of input (batch, " + input_shape.str().substr(1) +
                      " is not the last. Use axis=-1 with channels-last data");
   const int64_t c = input_shape[-1];
-  weights_.clear();
-  if (options_.scale) add_weight("gamma", {c}, options_.gamma_initializer, gen);
-  if (options_.center) add_weight("beta", {c}, options_.beta_initializer, gen);
-  add_weight("moving_mean", {c}, options_.moving_mean_initializer, gen, /*trainable=*/false);
-  add_weight("moving_variance", {c}, options_.moving_variance_initializer, gen, /*trainable=*/false);
-  built_ = true;
+  std::vector<WeightSpec> specs;
+  if (options_.scale) specs.push_back({"gamma", {c}, options_.gamma_initializer});
+  if (options_.center) specs.push_back({"beta", {c}, options_.beta_initializer});
+  specs.push_back({"moving_mean", {c}, options_.moving_mean_initializer, /*trainable=*/false});
+  specs.push_back({"moving_variance", {c}, options_.moving_variance_initializer, /*trainable=*/false});
+  return specs;
 }
 
 Tensor& BatchNormalization::weight(const std::string& name) {

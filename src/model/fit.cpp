@@ -8,6 +8,7 @@
 
 #include "lamina/autograd.hpp"
 #include "lamina/model.hpp"
+#include "lamina/runtime.hpp"
 
 namespace lamina {
 
@@ -39,6 +40,17 @@ struct Batch {
     d.gather(idx, x.data(), y.data());
   }
 };
+
+// The memory for a pass over n samples in batches of bs: the storage cache keeps the buffers of
+// a smaller last batch beside the full ones, so its activations count too.
+MemoryEstimate pass_estimate(const Sequential& model, int64_t n, int64_t bs, bool training) {
+  MemoryEstimate e = model.estimate_memory(std::min(bs, n), training);
+  if (n > bs && n % bs != 0) {
+    e.last_batch_size = n % bs;
+    e.activations += model.estimate_memory(e.last_batch_size, training).activations;
+  }
+  return e;
+}
 
 }  // namespace
 
@@ -95,6 +107,14 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
   if (!val.empty() && val.sample_shape() != train.sample_shape())
     throw ShapeError("fit: validation samples have shape " + val.sample_shape().str() + ", training samples " +
                      train.sample_shape().str());
+  check_targets(train, "fit");
+  if (!val.empty()) check_targets(val, "fit: validation data");
+  if (memory_limit() > 0) {  // see set_memory_limit
+    MemoryEstimate need = pass_estimate(*this, train.size(), o.batch_size, /*training=*/true);
+    need.data = train.storage_bytes() + (o.validation_data ? val.storage_bytes() : 0);
+    check_memory(need, "fit");
+  }
+  divergence_.clear();
 
   const int64_t n = train.size(), bs = std::min(o.batch_size, n), steps = (n + bs - 1) / bs;
   // Resume when the model stands at initial_epoch (a checkpoint's state, or an earlier fit's):
@@ -161,8 +181,15 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
       Tensor pred = call(batch.x, true);
       Tensor loss = (*loss_)(batch.y, pred);
       loss.backward();
+      const float batch_loss = loss.item();
+      // The first non-finite loss: find where it came from while the weights are still the ones
+      // that produced it (once per fit, so the steady state pays one isfinite per step).
+      if (!std::isfinite(batch_loss) && divergence_.empty()) {
+        divergence_ = diagnose_non_finite(batch.x, batch.y);
+        if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
+      }
       optimizer_->step(params);
-      loss_sum += static_cast<double>(loss.item()) * static_cast<double>(count);
+      loss_sum += static_cast<double>(batch_loss) * static_cast<double>(count);
       seen += count;
       for (auto& m : metrics) m->update(batch.y, pred);
       logs = Logs{};
@@ -214,6 +241,12 @@ Logs Sequential::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
   if (o.batch_size <= 0) throw ValueError("evaluate: batch_size must be positive, got " + std::to_string(o.batch_size));
   if (data.empty()) throw ValueError("evaluate: the data is empty");
   ensure_built(data.sample_shape(), "evaluate");
+  check_targets(data, "evaluate");
+  if (memory_limit() > 0) {  // see set_memory_limit
+    MemoryEstimate need = pass_estimate(*this, data.size(), o.batch_size, /*training=*/false);
+    need.data = data.storage_bytes();
+    check_memory(need, "evaluate");
+  }
   const auto start = std::chrono::steady_clock::now();
   Logs logs = run_evaluation(data, o.batch_size);
   if (o.verbose > 0) {
@@ -240,6 +273,11 @@ Logs Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOption
 Tensor Sequential::predict(const data::Dataset& data, int64_t batch_size) {
   if (batch_size <= 0) throw ValueError("predict: batch_size must be positive, got " + std::to_string(batch_size));
   ensure_built(data.sample_shape(), "predict");
+  if (memory_limit() > 0) {  // see set_memory_limit
+    MemoryEstimate need = pass_estimate(*this, data.size(), batch_size, /*training=*/false);
+    need.data = data.storage_bytes() + data.size() * output_shape().numel() * 4;
+    check_memory(need, "predict");
+  }
   NoGradGuard no_grad;
   Tensor out = Tensor::empty(with_batch(data.size(), output_shape()));
   const int64_t row = out.numel() / std::max<int64_t>(data.size(), 1);
@@ -260,6 +298,11 @@ Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
   if (x.rank() < 1) throw ShapeError("predict: input must have a batch axis, got " + x.shape().str());
   const int64_t n = x.dim(0);
   ensure_built(Shape(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end())), "predict");
+  if (memory_limit() > 0) {  // see set_memory_limit
+    MemoryEstimate need = pass_estimate(*this, n, batch_size, /*training=*/false);
+    need.data = (x.numel() + n * output_shape().numel()) * 4;
+    check_memory(need, "predict");
+  }
   NoGradGuard no_grad;
   Tensor out = Tensor::empty(with_batch(n, output_shape()));
   const int64_t row = out.numel() / std::max<int64_t>(n, 1);

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "lamina/model.hpp"
+#include "lamina/runtime.hpp"
 
 namespace lamina {
 
@@ -79,6 +80,11 @@ void Sequential::build(const Shape& input_shape) {
   if (auto declared = layers_.front()->declared_input_shape(); declared && *declared != input_shape)
     throw ShapeError("model '" + name_ + "' was declared with input shape " + declared->str() +
                      " but is built for " + input_shape.str());
+  if (memory_limit() > 0) {  // before any weight exists: a 10^12-weight Dense fails here, not in malloc
+    MemoryEstimate weights = estimate_for(input_shape, 0, /*training=*/true);
+    weights.optimizer = 0;  // allocated at the first step, checked by fit
+    check_memory(weights, "build");
+  }
   Generator& gen = default_generator();
   Shape shape = input_shape;
   for (const auto& l : layers_) {

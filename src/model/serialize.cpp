@@ -1,6 +1,7 @@
 // Model JSON (Keras' to_json form, read in both its Keras 2 and Keras 3 shapes) and model
 // files: safetensors with the config in __metadata__, loaded all-or-nothing. Checkpoints, which
 // add training state to a model file, are in checkpoint.cpp.
+#include <cmath>
 #include <cstdlib>
 
 #include "lamina/io.hpp"
@@ -31,26 +32,33 @@ Json Sequential::to_json() const {
 }
 
 Sequential Sequential::from_json(const Json& j) {
-  if (!j.is_object()) throw ValueError("model JSON: expected an object, got " + std::string(j.type_name()));
-  const std::string cls = j.value("class_name", "");
+  // Errors name the JSON path from the model's root ("config.layers[1] (Dense)"); callers prefix
+  // the file and where the model sits in it.
+  if (!j.is_object()) throw ValueError("expected a model object, got " + std::string(j.type_name()));
+  const Json& cls_json = j.contains("class_name") ? j["class_name"] : Json();
+  const std::string cls = cls_json.is_string() ? cls_json.get<std::string>() : cls_json.dump();
   if (cls != "Sequential")
-    throw ValueError("model JSON: class_name is '" + cls + "'; only Sequential models are supported");
-  if (!j.contains("config")) throw ValueError("model JSON: missing 'config'");
+    throw ValueError("class_name: '" + cls + "'; only Sequential models are supported");
+  if (!j.contains("config")) throw ValueError("config: missing");
   const Json& config = j["config"];
   // Keras 2.0-2.2 wrote the layer list as the config itself.
   const Json& layers = config.is_array() ? config : config.value("layers", Json());
-  if (!layers.is_array() || layers.empty()) throw ValueError("model JSON: config.layers must be a non-empty list");
+  if (!layers.is_array() || layers.empty()) throw ValueError("config.layers: expected a non-empty list of layers");
   Sequential model(config.is_object() ? config.value("name", "sequential") : "sequential");
   for (size_t i = 0; i < layers.size(); ++i) {
     const Json& entry = layers[i];
     if (!entry.is_object() || !entry.contains("class_name") || !entry["class_name"].is_string())
-      throw ValueError("model JSON: layers[" + std::to_string(i) + "] has no class_name");
+      throw ValueError("config.layers[" + std::to_string(i) + "]: expected a layer object with a class_name, got " +
+                       entry.dump().substr(0, 60));
     const Json c = entry.value("config", Json::object());
     try {
       model.add(layer_from_config(entry["class_name"].get<std::string>(), c));
     } catch (const Error& e) {
-      throw ValueError("model JSON: layers[" + std::to_string(i) + "] (" + entry["class_name"].get<std::string>() +
+      throw ValueError("config.layers[" + std::to_string(i) + "] (" + entry["class_name"].get<std::string>() +
                        "): " + e.what());
+    } catch (const Json::exception& e) {  // a config value of the wrong JSON type
+      throw ValueError("config.layers[" + std::to_string(i) + "] (" + entry["class_name"].get<std::string>() +
+                       "): " + json_error_text(e));
     }
   }
   std::optional<Shape> shape = model.input_shape();
@@ -58,7 +66,17 @@ Sequential Sequential::from_json(const Json& j) {
   if (!shape && config.is_object() && config.contains("build_config") && config["build_config"].is_object() &&
       config["build_config"].contains("input_shape"))
     shape = input_shape_from_config({{"batch_input_shape", config["build_config"]["input_shape"]}});
-  if (shape) model.build(*shape);
+  if (shape) {
+    try {
+      model.build(*shape);
+    } catch (const ShapeError& e) {  // layers that do not fit together: name the layer's place too
+      const std::string msg = e.what();
+      for (size_t i = 0; i < model.layers_.size(); ++i)
+        if (msg.find(" '" + model.layers_[i]->name() + "' ") != std::string::npos)
+          throw ShapeError("config.layers[" + std::to_string(i) + "]: " + msg);
+      throw;
+    }
+  }
   return model;
 }
 
@@ -105,13 +123,15 @@ Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::str
   try {
     config = Json::parse(meta("model_config"));
   } catch (const Json::parse_error& e) {
-    throw IoError(path + ": __metadata__.model_config is not valid JSON: " + e.what());
+    throw IoError(path + ": __metadata__.model_config is not valid JSON: " + json_error_text(e));
   }
   Sequential model;
   try {
     model = from_json(config);
   } catch (const ValueError& e) {
-    throw IoError(path + ": " + e.what());
+    throw IoError(path + ": __metadata__.model_config: " + e.what());
+  } catch (const ShapeError& e) {
+    throw IoError(path + ": __metadata__.model_config: " + e.what());
   }
   if (!model.built()) throw IoError(path + ": the model config declares no input shape, so its weights cannot be placed");
 
@@ -125,6 +145,12 @@ Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::str
     if (it->second->shape() != w.shape())
       throw IoError(path + ": tensor '" + name + "' has shape " + it->second->shape().str() + ", the config says " +
                     w.shape().str());
+    const Tensor& t = *it->second;
+    for (int64_t k = 0; k < t.numel(); ++k)
+      if (!std::isfinite(t.data()[k]))
+        throw IoError(path + ": tensor '" + name + "' holds a non-finite value (" + std::to_string(t.data()[k]) +
+                      ") at element " + std::to_string(k) + " of " + t.shape().str() +
+                      "; a model file must hold finite weights (was it saved from a diverged run?)");
     in_file.erase(it);
   }
   // A checkpoint's optimizer state ("optimizer/<slot>/<weight>") is no weight of the model.
@@ -142,7 +168,7 @@ Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::str
       for (const auto& m : c.value("metrics", Json::array())) metrics.push_back(m.get<std::string>());
       model.compile(optimizer_from_config(c.at("optimizer")), Loss::from_config(c.at("loss")), metrics);
     } catch (const std::exception& e) {
-      throw IoError(path + ": __metadata__.compile_config: " + e.what());
+      throw IoError(path + ": __metadata__.compile_config: " + json_error_text(e));
     }
   }
   return model;
