@@ -414,4 +414,19 @@ nan_weights = copy.deepcopy(MLP_WEIGHTS)
 nan_weights[2][2][5] = float("nan")
 model_file("nan_weight", tensors=nan_weights, meta=metadata(KERAS_MLP, 0.1))
 
+# --- ONNX -----------------------------------------------------------------------------------------
+# Variants of the PyTorch-exported tests/cli/tiny_mlp.onnx (Gemm, Relu, Gemm; 4 features, 3 outputs).
+with open(os.path.join(HERE, "..", "cli", "tiny_mlp.onnx"), "rb") as f:
+    TINY_ONNX = f.read()
+write_bytes("onnx/good.onnx", TINY_ONNX)
+write_bytes("onnx/truncated.onnx", TINY_ONNX[:300])
+write_bytes("onnx/truncated_tail.onnx", TINY_ONNX[:-7])
+write_bytes("onnx/empty.onnx", b"")
+write_bytes("onnx/garbage.onnx", bytes(random.Random(7).randrange(256) for _ in range(512)))
+write_text("onnx/text.onnx", "this is not a protobuf\n")
+# NodeProto.op_type (field 4) "Relu" -> "Selu"; the second Gemm's input (field 1) "2.weight" -> "X.weight".
+assert TINY_ONNX.count(b"\x22\x04Relu") == 1 and TINY_ONNX.count(b"\x0a\x082.weight") == 1
+write_bytes("onnx/unsupported_op.onnx", TINY_ONNX.replace(b"\x22\x04Relu", b"\x22\x04Selu"))
+write_bytes("onnx/missing_initializer.onnx", TINY_ONNX.replace(b"\x0a\x082.weight", b"\x0a\x08X.weight"))
+
 print("corpus written under", HERE)
