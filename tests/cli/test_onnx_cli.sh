@@ -12,29 +12,7 @@ trap 'rm -rf "$WORK"' EXIT
 FAILS=0
 ONNX=$DIR/tiny_mlp.onnx
 
-fail() { echo "FAIL: $*" >&2; echo "--- stdout"; cat "$WORK/out"; echo "--- stderr"; cat "$WORK/err"; FAILS=$((FAILS + 1)); }
-pass() { echo "ok: $*"; }
-run() { "$@" >"$WORK/out" 2>"$WORK/err"; RC=$?; }
-no_crash() { ! grep -q -e 'terminate called' -e 'Aborted' -e 'Segmentation' "$WORK/err"; }
-expect_ok() {
-  local name=$1; shift
-  run "$@"
-  if [[ $RC -eq 0 ]] && no_crash; then pass "$name"; else fail "$name (exit $RC)"; fi
-}
-expect_error() {
-  local name=$1 pattern=$2; shift 2
-  run "$@"
-  if [[ $RC -ne 1 ]]; then fail "$name: exit $RC, expected 1"; return; fi
-  if ! grep -Eq -- "$pattern" "$WORK/err"; then fail "$name: stderr lacks /$pattern/"; return; fi
-  if ! grep -q '^lamina: error: ' "$WORK/err" || ! no_crash; then fail "$name: no 'lamina: error:' line, or a crash"; return; fi
-  pass "$name: $(head -c 200 "$WORK/err" | tr "\n" " ")"
-}
-json_number() {  # FILE SECTION KEY
-  awk -v sec="\"$2\":" -v key="\"$3\":" '
-    $1 == sec { inside = 1; next }
-    inside && $1 == key { v = $2; sub(/,$/, "", v); print v; exit }
-    inside && /}/ { inside = 0 }' "$1"
-}
+source "$(dirname "$0")/lib.sh"
 
 expect_ok "summary of the ONNX model" "$LAMINA" summary "$ONNX"
 grep -q 'Total params: 131' "$WORK/out" || fail "summary: no 'Total params: 131'"
@@ -83,16 +61,16 @@ fi
 
 # Errors.
 head -c 300 "$ONNX" >"$WORK/cut.onnx"
-expect_error "a truncated ONNX file" 'cut\.onnx: not a valid ONNX model \(truncated or corrupt\): byte [0-9]+' \
+expect_error "a truncated ONNX file" 1 'cut\.onnx: not a valid ONNX model \(truncated or corrupt\): byte [0-9]+' \
     "$LAMINA" evaluate "$WORK/cut.onnx" --data "$DIR/test.csv"
 LC_ALL=C sed 's/Relu/Selu/g' "$ONNX" >"$WORK/selu.onnx"
-expect_error "an unsupported operator" "selu\.onnx: node 1 '[^']*' \(Selu\): operator 'Selu' is not supported" \
+expect_error "an unsupported operator" 1 "selu\.onnx: node 1 '[^']*' \(Selu\): operator 'Selu' is not supported" \
     "$LAMINA" predict "$WORK/selu.onnx" "$DIR/test.csv"
 sed "s|\"model\": \"[^\"]*\"|\"model\": \"$WORK/none.onnx\"|" "$WORK/finetune.json" >"$WORK/missing.json"
-expect_error "a spec naming a missing model file" "missing\.json: model: '.*none\.onnx' is not a file" \
+expect_error "a spec naming a missing model file" 1 "missing\.json: model: '.*none\.onnx' is not a file" \
     "$LAMINA" train "$WORK/missing.json"
 sed "s|\"model\": \"[^\"]*\"|\"model\": \"$WORK/cut.onnx\"|" "$WORK/finetune.json" >"$WORK/corrupt.json"
-expect_error "a corrupt model to fine-tune" "corrupt\.json: model: .*cut\.onnx: not a valid ONNX model" \
+expect_error "a corrupt model to fine-tune" 1 "corrupt\.json: model: .*cut\.onnx: not a valid ONNX model" \
     "$LAMINA" train "$WORK/corrupt.json"
 
 if [[ $FAILS -ne 0 ]]; then echo "$FAILS check(s) failed"; exit 1; fi
