@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include "test_util.hpp"
 #include "lamina/data.hpp"
 #include "lamina/lamina.hpp"
 
@@ -101,23 +102,8 @@ std::string iota_bytes(size_t n, int start = 0) {
   return s;
 }
 
-// The message of the E thrown by f; a test failure (and "") if f throws nothing or another type.
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
+using testing::error_of;
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) \
-  << "'" << (text) << "' lacks '" << (part) << "'"
 
 // --- Idx ---------------------------------------------------------------------------------------
 

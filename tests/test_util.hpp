@@ -15,7 +15,27 @@
 
 #include "lamina/lamina.hpp"
 
+// EXPECT_CONTAINS(message, "line 3"): the text holds the part.
+#define EXPECT_CONTAINS(text, part) \
+  EXPECT_NE(std::string(text).find(part), std::string::npos) << "'" << (text) << "' lacks '" << (part) << "'"
+
 namespace lamina::testing {
+
+// The message of the E thrown by f; a test failure (and "") if f throws nothing or another type.
+template <typename E>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "threw nothing";
+  return "";
+}
+
 
 // Reads an LMFX fixture: "LMFX", u32 version, u32 count, then per tensor
 // u32 name_len, name, u32 rank, i64 dims[rank], f32 data[numel] (little endian).
