@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "allocator.hpp"
 #include "lamina/lamina.hpp"
 
 namespace lamina {
