@@ -104,6 +104,16 @@ void expect_load_error(const ScratchDir& dir, const std::string& case_name, cons
   } catch (const std::exception& e) {
     ADD_FAILURE() << "expected IoError, got " << e.what();
   }
+  // The same bytes from memory: the same error, naming what stands for the path.
+  try {
+    io::load_safetensors_bytes(bytes, "in-memory " + case_name);
+    ADD_FAILURE() << "no exception from memory";
+  } catch (const IoError& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("in-memory " + case_name + ": ", 0), 0u) << msg;
+    for (const auto& needle : needles)
+      EXPECT_NE(msg.find(needle), std::string::npos) << "missing '" << needle << "' in: " << msg;
+  }
 }
 
 // --- safetensors: round trips ------------------------------------------------------------------
@@ -377,6 +387,17 @@ TEST(Safetensors, RefusesCorruptFilesNamingPathAndField) {
                     {"field '__metadata__' key 'epoch'", "expected a string"});
   expect_load_error(dir, "metadata_not_object", st_file(R"({"__metadata__":"pt",)" + a + "," + b + "}", data),
                     {"field '__metadata__'", "expected an object"});
+}
+
+TEST(Safetensors, LoadsFromMemory) {
+  ScratchDir dir;
+  const std::string path = dir.file("m.safetensors");
+  io::save_safetensors(path, {{"w", Tensor::from({{1.f, 2.f}, {3.f, 4.f}})}}, {{"k", "v"}});
+  const io::SafetensorsFile file = io::load_safetensors_bytes(io::read_file(path), "m");
+  ASSERT_EQ(file.tensors.size(), 1u);
+  EXPECT_EQ(file.tensors[0].first, "w");
+  EXPECT_EQ(file.tensors[0].second.to_vector(), (std::vector<float>{1.f, 2.f, 3.f, 4.f}));
+  EXPECT_EQ(file.metadata.at("k"), "v");
 }
 
 TEST(Safetensors, MissingFileNamesPath) {

@@ -307,6 +307,10 @@ TEST(ModelFile, SaveLoadRoundTripAndRefusals) {
   EXPECT_NE(message(shape).find("tensor 'dense/kernel' has shape (3, 16), the config says (2, 16)"), std::string::npos)
       << message(shape);
   EXPECT_NE(message(bare).find("not a Lamina model file"), std::string::npos) << message(bare);
+
+  // From memory: the same model.
+  Sequential mem = Sequential::load_bytes(io::read_file(path), "mem.safetensors");
+  EXPECT_EQ(mem.predict(x).to_vector(), model.predict(x).to_vector());
   fs::remove_all(dir);
 }
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -114,6 +115,8 @@ class Sequential {
   void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
   // A saved model, built, its weights checked against the config, compiled if it was.
   static Sequential load(const std::string& path);
+  // The same from the file's bytes in memory; `name` stands for the path in errors.
+  static Sequential load_bytes(std::string_view bytes, const std::string& name = "<memory>");
 
   bool stop_training = false;  // set by callbacks to end fit after the current epoch
 

@@ -78,8 +78,10 @@ void Sequential::save(const std::string& path, const std::map<std::string, std::
   io::save_safetensors(path, named_weights(), meta);
 }
 
-Sequential Sequential::load(const std::string& path) {
-  io::SafetensorsFile file = io::load_safetensors(path);
+Sequential Sequential::load(const std::string& path) { return load_bytes(io::read_file(path), path); }
+
+Sequential Sequential::load_bytes(std::string_view bytes, const std::string& path) {
+  io::SafetensorsFile file = io::load_safetensors_bytes(bytes, path);
   auto meta = [&](const std::string& key) -> const std::string& {
     auto it = file.metadata.find(key);
     if (it == file.metadata.end())
