@@ -350,6 +350,16 @@ TEST(Csv, FromMemoryRawAndGzip) {
                   "ragged.csv: line 2 has 1 fields");
 }
 
+TEST(Csv, WideFirstLineReservesNoMoreThanTheTextHolds) {
+  // 10^6 (empty) fields on line 1, then 10^6 one-field lines: rows x columns is 10^12 floats
+  // (4 TB) in 4 MB of text. Space was reserved for rows x columns before any field was read.
+  std::string text(999'999, ',');
+  text += '\n';
+  for (int i = 0; i < 1'000'000; ++i) text += "1\n";
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_csv_bytes(text, {}, "wide.csv"); }),
+                  "wide.csv: line 1, column 1: empty field");
+}
+
 TEST(Csv, NonNumericFieldNamesLineAndColumn) {
   TempDir dir;
   write_file(dir / "n.csv", "a,b,c\n1,2,3\n4,oops,6\n");

@@ -86,8 +86,11 @@ Csv parse_csv(std::string_view body, const CsvOptions& options, const std::strin
   Csv csv;
   csv.cols = columns - 1;
   csv.rows = static_cast<int64_t>(lines.size() - first);
-  csv.features.reserve(static_cast<size_t>(csv.rows * csv.cols));
-  csv.labels.reserve(static_cast<size_t>(csv.rows));
+  // Every field takes at least two bytes (a digit and a comma or newline), so a valid file has at
+  // most body.size() / 2 values: a short file with a wide first line reserves nothing absurd.
+  const auto values = std::min(static_cast<uint64_t>(csv.rows) * static_cast<uint64_t>(columns), body.size() / 2 + 1);
+  csv.features.reserve(static_cast<size_t>(values));
+  csv.labels.reserve(static_cast<size_t>(std::min<int64_t>(csv.rows, static_cast<int64_t>(values))));
   for (size_t l = first; l < lines.size(); ++l) {
     if (trim(lines[l]).empty())
       throw IoError(path + ": line " + std::to_string(l + 1) + " is blank (expected " + std::to_string(columns) +
