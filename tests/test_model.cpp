@@ -314,5 +314,37 @@ TEST(ModelFile, SaveLoadRoundTripAndRefusals) {
   fs::remove_all(dir);
 }
 
+// A model file's config is built before its tensors are matched to it. A config that claims far
+// more weights than the file holds is refused before they are allocated, and shapes whose
+// element count overflows int64 are a ShapeError, both naming the file.
+TEST(ModelFile, RefusesConfigsLargerThanTheFile) {
+  auto file_with = [](const std::string& units, const std::string& inputs) {
+    const std::string config = R"({"class_name": "Sequential", "config": {"name": "m", "layers": [{"class_name": "Dense",
+        "config": {"name": "dense", "units": )" + units + R"(, "batch_input_shape": [null, )" + inputs + "]}}]}}";
+    const fs::path dir = temp_dir();
+    const std::string p = (dir / "huge.safetensors").string();
+    io::save_safetensors(p, {{"dense/kernel", Tensor::zeros({2, 2})}, {"dense/bias", Tensor::zeros({2})}},
+                         {{"format", "lamina"}, {"format_version", "1"}, {"model_config", config}});
+    return io::read_file(p);
+  };
+  auto message = [](const std::string& bytes) {
+    try {
+      Sequential::load_bytes(bytes, "huge.safetensors");
+    } catch (const IoError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no IoError)");
+  };
+  // A (1000, 10^9) kernel: 4 TB.
+  std::string msg = message(file_with("1000000000", "1000"));
+  EXPECT_NE(msg.find("huge.safetensors: the model config declares more weights than the file's 24 bytes"),
+            std::string::npos)
+      << msg;
+  msg = message(file_with("1099511627776", "1099511627776"));  // 2^40 x 2^40
+  EXPECT_NE(msg.find("huge.safetensors: "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more elements than fit in int64"), std::string::npos) << msg;
+  fs::remove_all(temp_dir());
+}
+
 }  // namespace
 }  // namespace lamina

@@ -1,7 +1,9 @@
 // Model JSON (Keras' to_json form, read in both its Keras 2 and Keras 3 shapes) and model
 // files: safetensors with the config in __metadata__, loaded all-or-nothing.
+#include <cstdint>
 #include <cstdlib>
 
+#include "allocator.hpp"
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
 
@@ -103,10 +105,19 @@ Sequential Sequential::load_bytes(std::string_view bytes, const std::string& pat
   } catch (const Json::parse_error& e) {
     throw IoError(path + ": __metadata__.model_config is not valid JSON: " + e.what());
   }
+  // The config is built under a budget: weights, the packed parameters and their gradients
+  // (3x), plus slack. A config claiming far more weights than the file holds (a corrupt or
+  // hostile one: Dense units 1e12) then fails here, before allocating them.
+  uint64_t file_bytes = 0;
+  for (const auto& [name, t] : file.tensors) file_bytes += static_cast<uint64_t>(t.numel()) * sizeof(float);
   Sequential model;
   try {
+    detail::StorageBudget budget(3 * file_bytes + (size_t{1} << 20) + 256 * file.tensors.size());
     model = from_json(config);
-  } catch (const ValueError& e) {
+  } catch (const detail::StorageBudgetExceeded&) {
+    throw IoError(path + ": the model config declares more weights than the file's " + std::to_string(file_bytes) +
+                  " bytes of tensors hold; the file is corrupt or truncated");
+  } catch (const Error& e) {  // ValueError, ShapeError (a layer that cannot be built for its input)
     throw IoError(path + ": " + e.what());
   }
   if (!model.built()) throw IoError(path + ": the model config declares no input shape, so its weights cannot be placed");
