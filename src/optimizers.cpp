@@ -270,7 +270,11 @@ Json Adagrad::config() const {
 // --- from JSON ---------------------------------------------------------------------------------------------
 
 std::shared_ptr<Optimizer> optimizer_from_config(const Json& j) {
-  const auto [name, c] = keras_object(j, "optimizer");
+  // Named rather than a structured binding: the lambdas below capture them, which clang < 16
+  // (make fuzz uses clang 14) refuses for bindings.
+  const std::pair<std::string, Json> object = keras_object(j, "optimizer");
+  const std::string& name = object.first;
+  const Json& c = object.second;
   std::string key = name;
   std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return std::tolower(ch); });
   auto num = [&](const char* k, float fallback) {
