@@ -70,7 +70,7 @@ std::string le64(uint64_t n) {
 
 std::string f32_bytes(const std::vector<float>& values) {
   std::string s(values.size() * sizeof(float), '\0');
-  std::memcpy(s.data(), values.data(), s.size());
+  if (!s.empty()) std::memcpy(s.data(), values.data(), s.size());  // memcpy from an empty vector's null data() is UB
   return s;
 }
 
@@ -83,7 +83,7 @@ std::string st_file(std::string header, const std::string& data, bool pad = true
 
 std::vector<uint32_t> bits(const Tensor& t) {
   std::vector<uint32_t> out(static_cast<size_t>(t.numel()));
-  std::memcpy(out.data(), t.data(), out.size() * sizeof(uint32_t));
+  if (!out.empty()) std::memcpy(out.data(), t.data(), out.size() * sizeof(uint32_t));  // out.data() is null when empty
   return out;
 }
 
