@@ -120,7 +120,7 @@ Preprocessing preprocessing_of(const std::string& model_path) {
   Json j;
   try {
     j = Json::parse(it->second);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number past double (1e309)
     throw IoError(model_path + ": __metadata__." + kPreprocessingKey + " is not valid JSON: " + e.what());
   }
   return Preprocessing::from_json(j, model_path);

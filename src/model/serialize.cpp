@@ -102,7 +102,7 @@ Sequential Sequential::load_bytes(std::string_view bytes, const std::string& pat
   Json config;
   try {
     config = Json::parse(meta("model_config"));
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number past double (1e309)
     throw IoError(path + ": __metadata__.model_config is not valid JSON: " + e.what());
   }
   // The config is built under a budget: weights, the packed parameters and their gradients
