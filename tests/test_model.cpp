@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include "test_util.hpp"
@@ -266,6 +267,32 @@ TEST(ModelJson, ReadsKeras2AndKeras3) {
               std::string::npos)
         << e.what();
   }
+}
+
+// A config value of the wrong JSON type is a ValueError saying where, not nlohmann's type_error
+// (which reached `lamina` users without the file's name, and escaped Sequential::load).
+TEST(ModelJson, WrongJsonTypesAreValueErrors) {
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const ValueError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no ValueError)");
+  };
+  Json j = Json::parse(kKeras2);
+  j["config"]["layers"][1]["config"]["use_bias"] = 5;
+  EXPECT_NE(message([&] { Sequential::from_json(j); }).find("layers[1] (Dense): Dense 'dense_1': type must be boolean"),
+            std::string::npos)
+      << message([&] { Sequential::from_json(j); });
+  j = Json::parse(kKeras2);
+  j["config"]["name"] = 5;
+  EXPECT_NE(message([&] { Sequential::from_json(j); }).find("model JSON: type must be string"), std::string::npos);
+  const Json sgd = {{"class_name", "SGD"}, {"config", {{"nesterov", 5}}}};
+  EXPECT_NE(message([&] { optimizer_from_config(sgd); }).find("type must be boolean"), std::string::npos);
+  const Json scaling = {{"class_name", "VarianceScaling"}, {"config", {{"mode", 1}}}};
+  EXPECT_NE(message([&] { Initializer::from_config(scaling); }).find("'mode' must be a string, got 1"),
+            std::string::npos);
 }
 
 TEST(ModelFile, SaveLoadRoundTripAndRefusals) {

@@ -23,4 +23,17 @@ inline std::pair<std::string, Json> keras_object(const Json& j, const char* what
   throw ValueError(std::string(what) + ": expected a name or {\"class_name\": ..., \"config\": ...}, got " + j.dump());
 }
 
+namespace detail {
+
+// nlohmann's message without its "[json.exception.type_error.302] " prefix, for a ValueError
+// that names where it happened ("Dense 'd': type must be boolean, but is number").
+inline std::string json_error_text(const Json::exception& e) {
+  std::string what = e.what();
+  const size_t end = what.find("] ");
+  if (what.rfind("[json.exception.", 0) == 0 && end != std::string::npos) what.erase(0, end + 2);
+  return what;
+}
+
+}  // namespace detail
+
 }  // namespace lamina

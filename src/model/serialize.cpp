@@ -31,7 +31,10 @@ Json Sequential::to_json() const {
   return {{"module", "keras"}, {"class_name", "Sequential"}, {"config", config}, {"registered_name", nullptr}};
 }
 
-Sequential Sequential::from_json(const Json& j) {
+namespace {
+
+// from_json without its translation of nlohmann exceptions.
+Sequential sequential_from_json(const Json& j) {
   if (!j.is_object()) throw ValueError("model JSON: expected an object, got " + std::string(j.type_name()));
   const std::string cls = j.value("class_name", "");
   if (cls != "Sequential")
@@ -61,6 +64,16 @@ Sequential Sequential::from_json(const Json& j) {
     shape = input_shape_from_config({{"batch_input_shape", config["build_config"]["input_shape"]}});
   if (shape) model.build(*shape);
   return model;
+}
+
+}  // namespace
+
+Sequential Sequential::from_json(const Json& j) {
+  try {
+    return sequential_from_json(j);
+  } catch (const Json::exception& e) {  // a value of the wrong JSON type ("name": 5, "config": 3)
+    throw ValueError("model JSON: " + detail::json_error_text(e));
+  }
 }
 
 void Sequential::save(const std::string& path, const std::map<std::string, std::string>& extra_metadata) const {
