@@ -1,9 +1,10 @@
 // Fuzz target: the CLI's training spec (tools/spec.cpp parse_spec), then what `lamina train`
 // does before it touches data: build the model from the spec's Keras JSON and compile it (no
-// training). Layer sizes are the input's to choose, so building runs under a storage budget. A
-// model that builds must survive the round trip a saved model file goes through.
+// training), then predict one zero sample. Layer sizes are the input's to choose, so this runs
+// under a storage budget. A model that builds must survive the round trip a saved model goes through.
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "allocator.hpp"
 #include "fuzz.hpp"
@@ -24,6 +25,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     lamina::Sequential model = lamina::Sequential::from_json(spec.model);
     model.compile(lamina::optimizer_from_config(spec.optimizer), lamina::Loss::from_config(spec.loss), spec.metrics);
     lamina::fuzz::check_round_trip(model);
+    if (const auto input = model.input_shape(); input && input->numel() <= (1 << 16)) {
+      std::vector<int64_t> dims{1};  // one zero sample through every layer's forward pass
+      for (int64_t d : *input) dims.push_back(d);
+      model.predict(lamina::Tensor::zeros(lamina::Shape(dims)));
+    }
   });
   return 0;
 }
