@@ -6,6 +6,7 @@
 # BUILD/crashes/<target>-*. Prints executions and coverage per target; exits 1 on a finding.
 #   fuzz/run.sh build-fuzz 60
 # Reproduce a finding: BUILD/fuzz/fuzz_<target> BUILD/crashes/<target>-crash-...
+# $FUZZ_ARGS goes to every target (e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to keep going).
 set -uo pipefail
 build=${1:?usage: fuzz/run.sh BUILD_DIR SECONDS}
 seconds=${2:-60}
@@ -27,7 +28,7 @@ for t in $targets; do
   [[ -f fuzz/dict/$t.dict ]] && dict=(-dict="fuzz/dict/$t.dict")
   "$build/fuzz/fuzz_$t" "$build/fuzz-corpus/$t" "fuzz/corpus/$t" "${dict[@]}" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="$build/crashes/$t-" -print_final_stats=1 >"$build/fuzz-$t.log" 2>&1 &
+    -artifact_prefix="$build/crashes/$t-" -print_final_stats=1 ${FUZZ_ARGS:-} >"$build/fuzz-$t.log" 2>&1 &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
@@ -36,9 +37,12 @@ status=0
 printf '%-8s %12s %8s %8s %9s  %s\n' target executions exec/s cov features findings
 for t in $targets; do
   log=$build/fuzz-$t.log
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  # The last status line: "#N ... cov: C ft: F ... exec/s: E" (or "#N: cov: ..." with -fork).
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  [[ -n "$runs" ]] || runs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
+  speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  [[ -n "$speed" ]] || speed=$(sed -n 's/.*exec\/s:* \([0-9]*\).*/\1/p' <<<"$last")
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   found=$(find "$build/crashes" -name "$t-*" -newer "$stamp" 2>/dev/null | wc -l)
