@@ -5,7 +5,7 @@ TYPE  ?= Release
 JOBS  ?= $(shell nproc)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all setup configure build run test bench install clean
+.PHONY: all setup configure build run test sanitize fuzz bench install clean
 
 all: build
 
@@ -25,6 +25,26 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite again with AddressSanitizer + UndefinedBehaviorSanitizer (-O1 -g, its own build
+# dir): a memory error, a leak or undefined behaviour fails the test that hit it.
+SANITIZE_BUILD ?= build-sanitize
+sanitize: setup
+	@cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLAMINA_SANITIZE=ON -DLAMINA_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+	@cd $(SANITIZE_BUILD) && ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_string_checks=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer targets (fuzz/: IDX, CSV, spec, model file) built with clang + ASan + UBSan in
+# build-fuzz, all run at once for FUZZ_TIME seconds each; findings land in build-fuzz/crashes/.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME ?= 60
+fuzz:
+	@scripts/setup.sh --fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug -DLAMINA_FUZZ=ON \
+	  -DLAMINA_BUILD_TESTS=OFF -DLAMINA_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME)
 
 # Lamina beside libtorch on the same workloads (bench/README.md): micro-benchmarks, then the
 # side-by-side comparison, which writes $(BUILD)/bench/compare.json and prints a table.

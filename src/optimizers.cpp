@@ -296,8 +296,14 @@ Json Adagrad::config() const {
 
 // --- from JSON ---------------------------------------------------------------------------------------------
 
-std::shared_ptr<Optimizer> optimizer_from_config(const Json& j) {
-  const auto [name, c] = keras_object(j, "optimizer");
+namespace {
+
+std::shared_ptr<Optimizer> make_optimizer(const Json& j) {
+  // Named rather than a structured binding: the lambdas below capture them, which clang < 16
+  // (make fuzz uses clang 14) refuses for bindings.
+  const std::pair<std::string, Json> object = keras_object(j, "optimizer");
+  const std::string& name = object.first;
+  const Json& c = object.second;
   std::string key = name;
   std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return std::tolower(ch); });
   auto num = [&](const char* k, float fallback) {
@@ -329,6 +335,16 @@ std::shared_ptr<Optimizer> optimizer_from_config(const Json& j) {
     return opt;
   }
   throw ValueError("optimizer '" + name + "' is not known (known: SGD, Adam, AdamW, RMSprop, Adagrad)");
+}
+
+}  // namespace
+
+std::shared_ptr<Optimizer> optimizer_from_config(const Json& j) {
+  try {
+    return make_optimizer(j);
+  } catch (const Json::exception& e) {  // a value of the wrong JSON type ("nesterov": 5)
+    throw ValueError("optimizer " + j.dump() + ": " + json_error_text(e));
+  }
 }
 
 }  // namespace lamina

@@ -21,9 +21,13 @@ namespace lamina {
 Shape::Shape(std::initializer_list<int64_t> dims) : Shape(std::vector<int64_t>(dims)) {}
 
 Shape::Shape(std::vector<int64_t> dims) : dims_(std::move(dims)) {
-  // -1 is allowed here (reshape infers it); Tensor::empty refuses it.
-  for (int64_t d : dims_)
+  // -1 is allowed here (reshape infers it); Tensor::empty refuses it. numel() multiplies from
+  // the left, so every partial product must fit int64 (a later 0 does not undo an overflow).
+  int64_t n = 1;
+  for (int64_t d : dims_) {
     if (d < -1) throw ShapeError("shape " + str() + " has a negative dimension");
+    if (__builtin_mul_overflow(n, d, &n)) throw ShapeError("shape " + str() + " has more elements than fit in int64");
+  }
 }
 
 int64_t Shape::numel() const {

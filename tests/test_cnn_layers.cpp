@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
+#include "kernels/window.hpp"
 #include "test_util.hpp"
 
 namespace lamina {
@@ -145,6 +147,29 @@ TEST(Conv2D, ShapeErrorsNameTheLayer) {
             "Conv2D 'conv2d' expects input (batch, H, W, 3), got (2, 8, 8, 1).");
   EXPECT_THROW(layers::Conv2D(0, 3), ValueError);
   EXPECT_THROW(layers::Conv2D(4, 0), ValueError);
+}
+
+// Windows and strides past kMaxWindow (2^20) are refused at construction and by the ops: oneDNN
+// refused or looped on sizes near 2^31 (found by the spec fuzzer), and 'same' output sizes with
+// a stride near 2^63 overflowed int64.
+TEST(Conv2D, HugeWindowsAndStridesAreRefused) {
+  constexpr int64_t big = int64_t{1} << 21;
+  EXPECT_THROW(layers::Conv2D(2, big), ValueError);
+  EXPECT_THROW(layers::Conv2D({.filters = 2, .kernel_size = 1, .strides = Size2(big)}), ValueError);
+  EXPECT_THROW(layers::MaxPooling2D({.pool_size = Size2(big)}), ValueError);
+  EXPECT_THROW(layers::AveragePooling2D({.pool_size = 2, .strides = Size2(1, big)}), ValueError);
+  const Tensor x = Tensor::zeros({1, 3, 3, 1});
+  EXPECT_THROW(max_pool2d(x, Size2(big), Size2(1), Padding::same), ValueError);
+  EXPECT_THROW(conv2d(x, Tensor::zeros({1, 1, 1, 1}), Tensor(), {.strides = Size2(big)}), ValueError);
+  // The geometry itself stays exact for any size up to INT64_MAX.
+  constexpr int64_t max = std::numeric_limits<int64_t>::max();
+  const kernels::Axis a = kernels::window_axis(3, 1, max, true);
+  EXPECT_EQ(a.out, 1);
+  EXPECT_EQ(a.pad_lo + a.pad_hi, 0);
+  const kernels::Axis b = kernels::window_axis(3, max, 1, true);
+  EXPECT_EQ(b.out, 3);
+  EXPECT_EQ(b.pad_lo + b.pad_hi, max - 1);
+  EXPECT_EQ(kernels::window_axis(max, 2, 2, true).out, max / 2 + 1);
 }
 
 TEST(Pooling, ShapesDefaultsAndConfig) {

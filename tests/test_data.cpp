@@ -218,6 +218,59 @@ TEST(Idx, ZeroRankOverflowAndMissing) {
   EXPECT_CONTAINS(msg, "cannot open");
 }
 
+TEST(Idx, FromMemoryRawAndGzip) {
+  const std::string file = idx_file({2, 3}, iota_bytes(6));
+  data::Idx idx = data::read_idx_bytes(file, "mem.idx");
+  EXPECT_EQ(idx.dims, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(std::string(idx.bytes.begin(), idx.bytes.end()), iota_bytes(6));
+  idx = data::read_idx_bytes(gzip(file, 5), "mem.idx.gz");
+  EXPECT_EQ(idx.dims, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(std::string(idx.bytes.begin(), idx.bytes.end()), iota_bytes(6));
+
+  std::string msg = error_of<IoError>([&] { data::read_idx_bytes(file.substr(0, 9), "cut.idx"); });
+  EXPECT_CONTAINS(msg, "cut.idx: truncated IDX header");
+  msg = error_of<IoError>([&] { data::read_idx_bytes(file + "x"); });
+  EXPECT_CONTAINS(msg, "<memory>: trailing bytes after IDX data");
+}
+
+TEST(Idx, HugeHeaderIsRefusedBeforeAllocating) {
+  // 2^40 elements claimed, 3 bytes there: refused from the sizes alone (raw bytes in memory or a
+  // regular file), or when the stream ends (gzip), never by asking for a terabyte.
+  const std::string file = idx_file({1u << 20, 1u << 20}, "abc");
+  const std::string want = "truncated IDX data (expected 1099511627776 bytes for (1048576, 1048576), got 3)";
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx_bytes(file, "big.idx"); }), "big.idx: " + want);
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx_bytes(gzip(file), "big.idx.gz"); }),
+                  "big.idx.gz (gzip): " + want);
+  TempDir dir;
+  write_file(dir / "big.idx", file);
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx(dir / "big.idx"); }), want);
+}
+
+// One inflate loop reads files and memory: members back to back read as one stream (as gzip -d
+// does); a bad checksum, bytes after the last member and a cut stream are errors.
+TEST(Gzip, MembersChecksumsTrailingBytesAndTruncation) {
+  const std::string file = idx_file({10}, iota_bytes(10));
+  const data::Idx two = data::read_idx_bytes(gzip(file.substr(0, 7)) + gzip(file.substr(7)), "two.gz");
+  EXPECT_EQ(two.dims, (std::vector<int64_t>{10}));
+  EXPECT_EQ(std::string(two.bytes.begin(), two.bytes.end()), iota_bytes(10));
+
+  std::string bad_crc = gzip(file);
+  bad_crc[bad_crc.size() - 8] ^= 1;
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx_bytes(bad_crc, "crc.gz"); }),
+                  "crc.gz: corrupt or truncated gzip data after 18 decompressed bytes (zlib: incorrect data check)");
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx_bytes(gzip(file) + "junk", "junk.gz"); }),
+                  "junk.gz: unexpected bytes after 18 decompressed bytes, past the end of the gzip data");
+  const std::string gz = gzip(file);
+  for (size_t cut : {size_t{3}, size_t{12}, gz.size() - 1}) {
+    EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx_bytes(gz.substr(0, cut), "cut.gz"); }),
+                    "cut.gz: corrupt or truncated gzip data after ")
+        << "cut at " << cut;
+  }
+  TempDir dir;
+  write_file(dir / "junk.gz", gzip(file) + "junk");
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx(dir / "junk.gz"); }), "past the end of the gzip data");
+}
+
 // --- Csv ---------------------------------------------------------------------------------------
 
 TEST(Csv, HappyPathLabelLast) {
@@ -269,6 +322,28 @@ TEST(Csv, CrLfNoFinalNewlineAndGzip) {
   csv = data::read_csv(dir / "w.csv.gz");
   EXPECT_EQ(csv.rows, 2);
   EXPECT_EQ(csv.labels, (std::vector<float>{2.f, 4.f}));
+}
+
+TEST(Csv, FromMemoryRawAndGzip) {
+  data::Csv csv = data::read_csv_bytes("1,2,0\n3,4,1\n", {}, "inline.csv");
+  EXPECT_EQ(csv.rows, 2);
+  EXPECT_EQ(csv.features, (std::vector<float>{1.f, 2.f, 3.f, 4.f}));
+  EXPECT_EQ(csv.labels, (std::vector<float>{0.f, 1.f}));
+  csv = data::read_csv_bytes(gzip("x,y\n5,6\n"), {.header = true, .label_column = 0});
+  EXPECT_EQ(csv.features, (std::vector<float>{6.f}));
+  EXPECT_EQ(csv.labels, (std::vector<float>{5.f}));
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_csv_bytes("1,2\n3\n", {}, "ragged.csv"); }),
+                  "ragged.csv: line 2 has 1 fields");
+}
+
+TEST(Csv, WideFirstLineReservesNoMoreThanTheTextHolds) {
+  // 10^6 (empty) fields on line 1, then 10^6 one-field lines: rows x columns is 10^12 floats
+  // (4 TB) in 4 MB of text. Space was reserved for rows x columns before any field was read.
+  std::string text(999'999, ',');
+  text += '\n';
+  for (int i = 0; i < 1'000'000; ++i) text += "1\n";
+  EXPECT_CONTAINS(error_of<IoError>([&] { data::read_csv_bytes(text, {}, "wide.csv"); }),
+                  "wide.csv: line 1, column 1: empty field");
 }
 
 TEST(Csv, NonNumericFieldNamesLineAndColumn) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include "test_util.hpp"
@@ -271,6 +272,32 @@ TEST(ModelJson, ReadsKeras2AndKeras3) {
   }
 }
 
+// A config value of the wrong JSON type is a ValueError saying where, not nlohmann's type_error
+// (which reached `lamina` users without the file's name, and escaped Sequential::load).
+TEST(ModelJson, WrongJsonTypesAreValueErrors) {
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const ValueError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no ValueError)");
+  };
+  Json j = Json::parse(kKeras2);
+  j["config"]["layers"][1]["config"]["use_bias"] = 5;
+  EXPECT_NE(message([&] { Sequential::from_json(j); }).find("layers[1] (Dense): Dense 'dense_1': type must be boolean"),
+            std::string::npos)
+      << message([&] { Sequential::from_json(j); });
+  j = Json::parse(kKeras2);
+  j["config"]["name"] = 5;
+  EXPECT_NE(message([&] { Sequential::from_json(j); }).find("model JSON: type must be string"), std::string::npos);
+  const Json sgd = {{"class_name", "SGD"}, {"config", {{"nesterov", 5}}}};
+  EXPECT_NE(message([&] { optimizer_from_config(sgd); }).find("type must be boolean"), std::string::npos);
+  const Json scaling = {{"class_name", "VarianceScaling"}, {"config", {{"mode", 1}}}};
+  EXPECT_NE(message([&] { Initializer::from_config(scaling); }).find("'mode' must be a string, got 1"),
+            std::string::npos);
+}
+
 TEST(ModelFile, SaveLoadRoundTripAndRefusals) {
   manual_seed(4);
   auto [x, y] = blobs(90, 2);
@@ -310,7 +337,43 @@ TEST(ModelFile, SaveLoadRoundTripAndRefusals) {
   EXPECT_NE(message(shape).find("tensor 'dense/kernel' has shape (3, 16), the config says (2, 16)"), std::string::npos)
       << message(shape);
   EXPECT_NE(message(bare).find("not a Lamina model file"), std::string::npos) << message(bare);
+
+  // From memory: the same model.
+  Sequential mem = Sequential::load_bytes(io::read_file(path), "mem.safetensors");
+  EXPECT_EQ(mem.predict(x).to_vector(), model.predict(x).to_vector());
   fs::remove_all(dir);
+}
+
+// A model file's config is built before its tensors are matched to it. A config that claims far
+// more weights than the file holds is refused before they are allocated, and shapes whose
+// element count overflows int64 are a ShapeError, both naming the file.
+TEST(ModelFile, RefusesConfigsLargerThanTheFile) {
+  auto file_with = [](const std::string& units, const std::string& inputs) {
+    const std::string config = R"({"class_name": "Sequential", "config": {"name": "m", "layers": [{"class_name": "Dense",
+        "config": {"name": "dense", "units": )" + units + R"(, "batch_input_shape": [null, )" + inputs + "]}}]}}";
+    const fs::path dir = temp_dir();
+    const std::string p = (dir / "huge.safetensors").string();
+    io::save_safetensors(p, {{"dense/kernel", Tensor::zeros({2, 2})}, {"dense/bias", Tensor::zeros({2})}},
+                         {{"format", "lamina"}, {"format_version", "1"}, {"model_config", config}});
+    return io::read_file(p);
+  };
+  auto message = [](const std::string& bytes) {
+    try {
+      Sequential::load_bytes(bytes, "huge.safetensors");
+    } catch (const IoError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no IoError)");
+  };
+  // A (1000, 10^9) kernel: 4 TB.
+  std::string msg = message(file_with("1000000000", "1000"));
+  EXPECT_NE(msg.find("huge.safetensors: the model config declares more weights than the file's 24 bytes"),
+            std::string::npos)
+      << msg;
+  msg = message(file_with("1099511627776", "1099511627776"));  // 2^40 x 2^40
+  EXPECT_NE(msg.find("huge.safetensors: "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more elements than fit in int64"), std::string::npos) << msg;
+  fs::remove_all(temp_dir());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "allocator.hpp"
 #include "lamina/lamina.hpp"
 
 namespace lamina {
@@ -21,6 +22,33 @@ TEST(Shape, BasicsAndNegativeIndex) {
   EXPECT_THROW(s[3], ShapeError);
   EXPECT_THROW(Shape({2, -2}), ShapeError);
   EXPECT_THROW(Tensor::empty({2, -1}), ShapeError);
+}
+
+TEST(Shape, ElementCountMustFitInt64) {
+  // numel() multiplies from the left: a partial product that overflows is refused even when a
+  // later 0 would make the total 0.
+  EXPECT_THROW(Shape({int64_t{1} << 40, int64_t{1} << 40}), ShapeError);
+  EXPECT_THROW(Shape({int64_t{1} << 62, 4, 0}), ShapeError);
+  EXPECT_EQ(Shape({int64_t{1} << 31, int64_t{1} << 31}).numel(), int64_t{1} << 62);
+  EXPECT_EQ(Shape({0, int64_t{1} << 62}).numel(), 0);
+}
+
+TEST(Tensor, StorageBudgetRefusesBeforeAllocating) {
+  const auto before = memory_stats().system_allocations;
+  {
+    detail::StorageBudget budget(1024);
+    Tensor a = Tensor::empty({100});  // 400 bytes, 448 rounded to 64
+    EXPECT_EQ(budget.used(), 448u);
+    EXPECT_THROW(Tensor::empty({200}), detail::StorageBudgetExceeded);
+    {
+      detail::StorageBudget inner(1 << 20);  // an inner budget cannot lift the outer one
+      EXPECT_THROW(Tensor::empty({200}), detail::StorageBudgetExceeded);
+    }
+    EXPECT_THROW(Tensor::empty({int64_t{1} << 40}), detail::StorageBudgetExceeded);
+  }
+  EXPECT_LE(memory_stats().system_allocations, before + 1);
+  EXPECT_EQ(Tensor::empty({200}).numel(), 200);  // no budget once it is gone
+  EXPECT_THROW(Tensor::empty({int64_t{1} << 62}), Error);  // more bytes than size_t holds
 }
 
 TEST(Tensor, CreationAndAccess) {

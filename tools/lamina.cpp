@@ -232,7 +232,7 @@ Sequential open_model(const std::string& model_path, Preprocessing* pre = nullpt
   Json j;
   try {
     j = Json::parse(it->second);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number past double (1e309)
     throw IoError(model_path + ": " + (onnx ? "metadata_props." : "__metadata__.") + kPreprocessingKey +
                   " is not valid JSON: " + json_error_text(e));
   }

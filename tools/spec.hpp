@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lamina/data.hpp"
@@ -63,9 +64,13 @@ struct Spec {
 
 // A JSON file; errors name the file and the position ("spec.json: invalid JSON at line 3, ...").
 Json read_json_file(const std::string& path);
+// The same from text in memory; `path` names it in errors.
+Json parse_json_text(std::string_view text, const std::string& path);
 // Reads and checks a spec: unknown keys and missing required keys are ValueErrors naming the
 // file and the key ("spec.json: model: missing").
 Spec read_spec(const std::string& path);
+// The same from the spec's text in memory; relative data paths resolve beside `path`.
+Spec parse_spec(std::string_view text, const std::string& path);
 // The spec's "model" part when `j` is a spec, or `j` itself when it is a bare model JSON.
 bool looks_like_spec(const Json& j);
 

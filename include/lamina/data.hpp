@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct Idx {
 // Throws IoError naming the path and what was wrong (bad magic, unsupported type, truncated,
 // trailing bytes, dimensions that overflow).
 Idx read_idx(const std::string& path);
+// The same from bytes in memory (raw or gzip); `name` stands for the path in errors.
+//   data::Idx labels = data::read_idx_bytes(downloaded, "labels.idx");
+Idx read_idx_bytes(std::string_view bytes, const std::string& name = "<memory>");
 
 struct CsvOptions {
   bool header = false;         // the first line names the columns
@@ -42,6 +46,9 @@ struct Csv {
 // A numeric CSV file, raw or gzip-compressed. Throws IoError naming path, line and column for
 // non-numeric or NaN fields and rows of the wrong length.
 Csv read_csv(const std::string& path, const CsvOptions& options = {});
+// The same from text in memory (raw or gzip); `name` stands for the path in errors.
+//   data::Csv csv = data::read_csv_bytes("1,2,0\n3,4,1\n", {}, "inline.csv");
+Csv read_csv_bytes(std::string_view text, const CsvOptions& options = {}, const std::string& name = "<memory>");
 
 // --- Dataset ---------------------------------------------------------------------------------
 

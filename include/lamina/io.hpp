@@ -30,6 +30,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 // Reads a safetensors file with F32 tensors. Throws IoError naming the path and the field for
 // a truncated file, a bad header, an unsupported dtype, overlapping or out-of-range offsets.
 SafetensorsFile load_safetensors(const std::string& path);
+// The same from the file's bytes in memory; `name` stands for the path in errors.
+SafetensorsFile load_safetensors_bytes(std::string_view bytes, const std::string& name = "<memory>");
 
 // Writes `bytes` to `path` through a temporary file in the same directory, fsync and rename.
 void write_file_atomic(const std::string& path, std::string_view bytes);

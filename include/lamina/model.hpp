@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -154,6 +155,8 @@ class Sequential {
   // A saved model, built, its weights checked against the config, compiled if it was. Reads
   // checkpoints too (their optimizer state is ignored).
   static Sequential load(const std::string& path);
+  // The same from the file's bytes in memory; `name` stands for the path in errors.
+  static Sequential load_bytes(std::string_view bytes, const std::string& name = "<memory>");
 
   // A checkpoint: what save writes, plus the optimizer state ("optimizer/<slot>/<weight>"
   // tensors), the generators training draws from (default_generator's, Dropout's) and
@@ -193,6 +196,7 @@ class Sequential {
  private:
   std::map<std::string, std::string> file_metadata(const std::map<std::string, std::string>& extra) const;
   static Sequential from_file(const io::SafetensorsFile& file, const std::string& path);
+  static Sequential from_json_unchecked(const Json& j);  // from_json without its nlohmann translation
   void ensure_built(const Shape& sample_shape, const char* where);
   void pack_parameters();
   std::vector<std::unique_ptr<Metric>> make_metrics() const;

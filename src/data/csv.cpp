@@ -2,7 +2,9 @@
 // Not a general CSV parser: no quoting, comma-separated only. Fields are trimmed of blanks and
 // parsed with std::from_chars; NaN, infinities, empty fields and ragged rows are errors that
 // name the path, the line (1-based, counting the header) and the column (1-based).
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cmath>
 #include <string>
 #include <string_view>
@@ -64,12 +66,7 @@ std::vector<std::string_view> split_lines(std::string_view text) {
   return lines;
 }
 
-}  // namespace
-
-Csv read_csv(const std::string& path, const CsvOptions& options) {
-  detail::ByteReader in(path);
-  const std::string text = in.read_all();
-  std::string_view body = text;
+Csv parse_csv(std::string_view body, const CsvOptions& options, const std::string& path) {
   if (body.starts_with("\xef\xbb\xbf")) body.remove_prefix(3);  // a UTF-8 BOM, as spreadsheets write
   const std::vector<std::string_view> lines = split_lines(body);
   const size_t first = options.header ? 1 : 0;
@@ -89,8 +86,11 @@ Csv read_csv(const std::string& path, const CsvOptions& options) {
   Csv csv;
   csv.cols = columns - 1;
   csv.rows = static_cast<int64_t>(lines.size() - first);
-  csv.features.reserve(static_cast<size_t>(csv.rows * csv.cols));
-  csv.labels.reserve(static_cast<size_t>(csv.rows));
+  // Every field takes at least two bytes (a digit and a comma or newline), so a valid file has at
+  // most body.size() / 2 values: a short file with a wide first line reserves nothing absurd.
+  const auto values = std::min(static_cast<uint64_t>(csv.rows) * static_cast<uint64_t>(columns), body.size() / 2 + 1);
+  csv.features.reserve(static_cast<size_t>(values));
+  csv.labels.reserve(static_cast<size_t>(std::min<int64_t>(csv.rows, static_cast<int64_t>(values))));
   for (size_t l = first; l < lines.size(); ++l) {
     if (trim(lines[l]).empty())
       throw IoError(path + ": line " + std::to_string(l + 1) + " is blank (expected " + std::to_string(columns) +
@@ -119,6 +119,18 @@ Csv read_csv(const std::string& path, const CsvOptions& options) {
                     " fields (expected " + std::to_string(columns) + ", as line 1 has)");
   }
   return csv;
+}
+
+}  // namespace
+
+Csv read_csv(const std::string& path, const CsvOptions& options) {
+  detail::ByteReader in(path);
+  return parse_csv(in.read_all(), options, path);
+}
+
+Csv read_csv_bytes(std::string_view text, const CsvOptions& options, const std::string& name) {
+  detail::ByteReader in(text, name);
+  return in.gzipped() ? parse_csv(in.read_all(), options, name) : parse_csv(text, options, name);
 }
 
 }  // namespace lamina::data

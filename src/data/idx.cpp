@@ -1,15 +1,11 @@
-// read_idx: LeCun's IDX format (MNIST's), raw or gzip-compressed, plus the ByteReader both
-// readers share. Layout: 2 zero bytes, a type byte, a rank byte, rank big-endian uint32
+// read_idx: LeCun's IDX format (MNIST's), raw or gzip-compressed, from a file or from memory.
+// Layout: 2 zero bytes, a type byte, a rank byte, rank big-endian uint32
 // dimensions, then the elements row-major. Only unsigned bytes (type 0x08) are accepted.
 // See http://yann.lecun.com/exdb/mnist/ ("FILE FORMATS FOR THE MNIST DATABASE"). Errors name the
 // byte offset of the problem (in the decompressed stream for gzip files).
-#include <zlib.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <climits>
 #include <cstdio>
-#include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,76 +14,6 @@
 #include "lamina/runtime.hpp"
 
 namespace lamina::data {
-
-namespace detail {
-
-ByteReader::ByteReader(const std::string& path) : path_(path) {
-  file_ = std::fopen(path.c_str(), "rb");
-  if (file_ == nullptr) throw IoError(path + ": cannot open (" + std::strerror(errno) + ")");
-  unsigned char magic[2] = {0, 0};
-  const size_t got = std::fread(magic, 1, 2, file_);
-  if (std::ferror(file_)) {
-    const std::string why = std::strerror(errno);
-    std::fclose(file_);
-    throw IoError(path + ": cannot read (" + why + ")");
-  }
-  if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
-    std::fclose(file_);
-    file_ = nullptr;
-    gz_ = gzopen(path.c_str(), "rb");
-    if (gz_ == nullptr) throw IoError(path + ": cannot open as gzip (" + std::strerror(errno) + ")");
-    gzbuffer(gz_, 1 << 18);  // zlib's default 8 KiB input buffer is slow on MNIST's 26 MB
-  } else if (std::fseek(file_, 0, SEEK_SET) != 0) {
-    std::fclose(file_);
-    throw IoError(path + ": cannot seek back to the start (expected a regular file)");
-  }
-}
-
-ByteReader::~ByteReader() {
-  if (gz_ != nullptr) gzclose(gz_);
-  if (file_ != nullptr) std::fclose(file_);
-}
-
-size_t ByteReader::read(void* dst, size_t n) {
-  auto* out = static_cast<unsigned char*>(dst);
-  if (file_ != nullptr) {
-    const size_t got = std::fread(out, 1, n, file_);
-    if (got < n && std::ferror(file_)) throw IoError(path_ + ": read error (" + std::strerror(errno) + ")");
-    return got;
-  }
-  size_t done = 0;
-  while (done < n) {
-    const auto want = static_cast<unsigned>(std::min<size_t>(n - done, INT_MAX));
-    const int got = gzread(gz_, out + done, want);
-    int code = Z_OK;
-    const char* what = gzerror(gz_, &code);
-    if (got < 0 || (code != Z_OK && code != Z_STREAM_END)) {
-      std::string why = what ? what : "unknown error";
-      if (why.rfind(path_ + ": ", 0) == 0) why.erase(0, path_.size() + 2);  // zlib prefixes the path
-      throw IoError(path_ + ": corrupt or truncated gzip data after " + std::to_string(delivered_ + done) +
-                    " decompressed bytes (zlib: " + why + ")");
-    }
-    done += static_cast<size_t>(got);
-    if (static_cast<unsigned>(got) < want) break;  // end of data
-  }
-  delivered_ += done;
-  return done;
-}
-
-std::string ByteReader::read_all() {
-  std::string out;
-  size_t step = 1 << 16;
-  for (;;) {
-    const size_t at = out.size();
-    out.resize(at + step);
-    const size_t got = read(out.data() + at, step);
-    out.resize(at + got);
-    if (got < step) return out;
-    step = std::min<size_t>(step * 2, size_t{1} << 26);
-  }
-}
-
-}  // namespace detail
 
 namespace {
 
@@ -115,11 +41,8 @@ std::string dims_str(const std::vector<int64_t>& dims) {
   return s + ")";
 }
 
-}  // namespace
-
-Idx read_idx(const std::string& path) {
-  detail::ByteReader in(path);
-  const std::string where = path + (in.gzipped() ? " (gzip)" : "");
+Idx parse_idx(detail::ByteReader& in) {
+  const std::string where = in.path() + (in.gzipped() ? " (gzip)" : "");
 
   unsigned char head[4];
   size_t got = in.read(head, 4);
@@ -163,11 +86,16 @@ Idx read_idx(const std::string& path) {
                   std::to_string(count) + " bytes (" + format_bytes(count) + "), more than " + format_bytes(limit) +
                   " (" + memory_limit_name() + ")");
 
-  // Grow in doubling steps rather than trusting the header with one huge allocation: a corrupt
-  // header then fails as "truncated", not as std::bad_alloc.
+  // The header is checked against the bytes there are before anything is allocated for it.
+  // When that is unknown (gzip), the buffer grows in doubling steps rather than trusting the
+  // header with one huge allocation: a corrupt header then fails as "truncated", not bad_alloc.
   const auto need = static_cast<size_t>(count);
+  const std::optional<size_t> stored = in.raw_remaining();
+  if (stored && *stored < need)
+    throw IoError(where + ": truncated IDX data (expected " + std::to_string(need) + " bytes for " +
+                  dims_str(idx.dims) + ", got " + std::to_string(*stored) + ")");
   size_t have = 0;
-  for (size_t step = size_t{1} << 20; have < need; step = std::min(step * 2, size_t{1} << 28)) {
+  for (size_t step = stored ? need : size_t{1} << 20; have < need; step = std::min(step * 2, size_t{1} << 28)) {
     const size_t want = std::min(need - have, step);
     idx.bytes.resize(have + want);
     const size_t n = in.read(idx.bytes.data() + have, want);
@@ -188,6 +116,18 @@ Idx read_idx(const std::string& path) {
                   ": trailing bytes after IDX data (expected " + std::to_string(need) + " bytes for " +
                   dims_str(idx.dims) + ", got " + std::to_string(extra) + " more)");
   return idx;
+}
+
+}  // namespace
+
+Idx read_idx(const std::string& path) {
+  detail::ByteReader in(path);
+  return parse_idx(in);
+}
+
+Idx read_idx_bytes(std::string_view bytes, const std::string& name) {
+  detail::ByteReader in(bytes, name);
+  return parse_idx(in);
 }
 
 }  // namespace lamina::data

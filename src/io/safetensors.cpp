@@ -307,8 +307,9 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   write_file_atomic(path, bytes);
 }
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  const std::string bytes = read_file(path);
+SafetensorsFile load_safetensors(const std::string& path) { return load_safetensors_bytes(read_file(path), path); }
+
+SafetensorsFile load_safetensors_bytes(std::string_view bytes, const std::string& path) {
   if (bytes.size() < 8)
     throw IoError(path + ": file is " + std::to_string(bytes.size()) +
                   " bytes, shorter than the 8-byte header length; not a safetensors file");

@@ -24,6 +24,11 @@ struct Geometry2d {
   bool operator==(const Geometry2d& o) const { return tie() == o.tie(); }
 };
 
+// The largest window (kernel or pool size) and stride Lamina takes, per axis. oneDNN keeps
+// these in int inside its kernels: past 2^31 it refuses the descriptor or loops for minutes, and
+// a 10^9 window already takes seconds per sample. No real model comes near 2^20.
+constexpr int64_t kMaxWindow = int64_t{1} << 20;
+
 // One spatial axis. valid: out = floor((in - k) / s) + 1, no padding (out <= 0 when the window
 // does not fit). same: out = ceil(in / s), total padding max((out - 1) s + k - in, 0), the
 // smaller half first (TensorFlow puts the odd cell at the bottom / right).
@@ -31,10 +36,12 @@ struct Axis {
   int64_t out, pad_lo, pad_hi;
 };
 
+// in >= 0, k, s >= 1, any size up to INT64_MAX: written so that no step overflows
+// ((out - 1) * s <= in - 1 when out >= 1).
 inline Axis window_axis(int64_t in, int64_t k, int64_t s, bool same) {
   if (!same) return {in >= k ? (in - k) / s + 1 : 0, 0, 0};
-  const int64_t out = (in + s - 1) / s;
-  const int64_t total = std::max<int64_t>((out - 1) * s + k - in, 0);
+  const int64_t out = in / s + (in % s != 0);
+  const int64_t total = std::max<int64_t>(out > 0 ? (out - 1) * s - in + k : 0, 0);
   return {out, total / 2, total - total / 2};
 }
 

@@ -2,6 +2,8 @@
 // N = batch, H, W = spatial, C = input channels, F = filters.
 // relu, sigmoid and tanh go to conv2d as its fused activation (see src/ops/conv.cpp); others
 // follow it.
+#include <algorithm>
+
 #include "kernels/window.hpp"
 #include "lamina/layers.hpp"
 #include "layers/keras_config.hpp"
@@ -15,6 +17,11 @@ Conv2D::Conv2D(Options options) : options_(std::move(options)) {
     throw ValueError("Conv2D: kernel_size must be positive, got " + detail::size2_json(options_.kernel_size).dump());
   if (options_.strides.h < 1 || options_.strides.w < 1)
     throw ValueError("Conv2D: strides must be positive, got " + detail::size2_json(options_.strides).dump());
+  if (std::max({options_.kernel_size.h, options_.kernel_size.w, options_.strides.h, options_.strides.w}) >
+      kernels::kMaxWindow)
+    throw ValueError("Conv2D: kernel_size " + detail::size2_json(options_.kernel_size).dump() + " and strides " +
+                     detail::size2_json(options_.strides).dump() + " must be at most " +
+                     std::to_string(kernels::kMaxWindow));
   name_ = options_.name;
   input_shape_ = options_.input_shape;
 }

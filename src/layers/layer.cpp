@@ -317,7 +317,11 @@ std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Js
     for (const auto& [n, _] : f) known += (known.empty() ? "" : ", ") + n;
     throw ValueError("layer class '" + class_name + "' is not supported (supported: " + known + ")");
   }
-  return it->second(config);
+  try {
+    return it->second(config);
+  } catch (const Json::exception& e) {  // a value of the wrong JSON type ("use_bias": 5)
+    throw ValueError(class_name + " '" + name_of(config) + "': " + json_error_text(e));
+  }
 }
 
 }  // namespace lamina

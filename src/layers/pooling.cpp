@@ -1,6 +1,8 @@
 // Pooling layers on channels-last images: MaxPooling2D, AveragePooling2D (windows of
 // pool_size, strides defaulting to pool_size, as Keras' strides=None) and
 // GlobalAveragePooling2D. N = batch, H, W = spatial, C = channels.
+#include <algorithm>
+
 #include "kernels/window.hpp"
 #include "lamina/layers.hpp"
 #include "layers/keras_config.hpp"
@@ -16,6 +18,9 @@ void check_options(const char* layer, const Pooling2DOptions& o) {
   if (o.pool_size.h < 1 || o.pool_size.w < 1 || s.h < 1 || s.w < 1)
     throw ValueError(std::string(layer) + ": pool_size " + detail::size2_json(o.pool_size).dump() + " and strides " +
                      detail::size2_json(s).dump() + " must be positive");
+  if (std::max({o.pool_size.h, o.pool_size.w, s.h, s.w}) > kernels::kMaxWindow)
+    throw ValueError(std::string(layer) + ": pool_size " + detail::size2_json(o.pool_size).dump() + " and strides " +
+                     detail::size2_json(s).dump() + " must be at most " + std::to_string(kernels::kMaxWindow));
 }
 
 // (H, W, C) -> (OH, OW, C); nullopt when the input is not an image or the window does not fit.

@@ -2,8 +2,10 @@
 // files: safetensors with the config in __metadata__, loaded all-or-nothing. Checkpoints, which
 // add training state to a model file, are in checkpoint.cpp.
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 
+#include "allocator.hpp"
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
 
@@ -33,7 +35,16 @@ Json Sequential::to_json() const {
 
 Sequential Sequential::from_json(const Json& j) {
   // Errors name the JSON path from the model's root ("config.layers[1] (Dense)"); callers prefix
-  // the file and where the model sits in it.
+  // the file and where the model sits in it. nlohmann's own exceptions (a value of the wrong JSON
+  // type: "name": 5) become ValueErrors.
+  try {
+    return from_json_unchecked(j);
+  } catch (const Json::exception& e) {
+    throw ValueError("model JSON: " + json_error_text(e));
+  }
+}
+
+Sequential Sequential::from_json_unchecked(const Json& j) {
   if (!j.is_object()) throw ValueError("expected a model object, got " + std::string(j.type_name()));
   const Json& cls_json = j.contains("class_name") ? j["class_name"] : Json();
   const std::string cls = cls_json.is_string() ? cls_json.get<std::string>() : cls_json.dump();
@@ -101,7 +112,11 @@ void Sequential::save(const std::string& path, const std::map<std::string, std::
   io::save_safetensors(path, named_weights(), file_metadata(extra_metadata));
 }
 
-Sequential Sequential::load(const std::string& path) { return from_file(io::load_safetensors(path), path); }
+Sequential Sequential::load(const std::string& path) { return load_bytes(io::read_file(path), path); }
+
+Sequential Sequential::load_bytes(std::string_view bytes, const std::string& path) {
+  return from_file(io::load_safetensors_bytes(bytes, path), path);
+}
 
 Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::string& path) {
   auto meta = [&](const std::string& key) -> const std::string& {
@@ -122,15 +137,22 @@ Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::str
   Json config;
   try {
     config = Json::parse(meta("model_config"));
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number past double (1e309)
     throw IoError(path + ": __metadata__.model_config is not valid JSON: " + json_error_text(e));
   }
+  // The config is built under a budget: weights, the packed parameters and their gradients
+  // (3x), plus slack. A config claiming far more weights than the file holds (a corrupt or
+  // hostile one: Dense units 1e12) then fails here, before allocating them.
+  uint64_t file_bytes = 0;
+  for (const auto& [name, t] : file.tensors) file_bytes += static_cast<uint64_t>(t.numel()) * sizeof(float);
   Sequential model;
   try {
+    detail::StorageBudget budget(3 * file_bytes + (size_t{1} << 20) + 256 * file.tensors.size());
     model = from_json(config);
-  } catch (const ValueError& e) {
-    throw IoError(path + ": __metadata__.model_config: " + e.what());
-  } catch (const ShapeError& e) {
+  } catch (const detail::StorageBudgetExceeded&) {
+    throw IoError(path + ": the model config declares more weights than the file's " + std::to_string(file_bytes) +
+                  " bytes of tensors hold; the file is corrupt or truncated");
+  } catch (const Error& e) {  // ValueError, ShapeError (a layer that cannot be built for its input)
     throw IoError(path + ": __metadata__.model_config: " + e.what());
   }
   if (!model.built()) throw IoError(path + ": the model config declares no input shape, so its weights cannot be placed");
