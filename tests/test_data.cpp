@@ -228,16 +228,18 @@ TEST(Idx, FromMemoryRawAndGzip) {
   EXPECT_EQ(std::string(idx.bytes.begin(), idx.bytes.end()), iota_bytes(6));
 
   std::string msg = error_of<IoError>([&] { data::read_idx_bytes(file.substr(0, 9), "cut.idx"); });
-  EXPECT_CONTAINS(msg, "cut.idx: truncated IDX header");
+  EXPECT_CONTAINS(msg, "cut.idx: byte offset 9: truncated IDX header");
   msg = error_of<IoError>([&] { data::read_idx_bytes(file + "x"); });
-  EXPECT_CONTAINS(msg, "<memory>: trailing bytes after IDX data");
+  EXPECT_CONTAINS(msg, "<memory>: byte offset 18: trailing bytes after IDX data");
 }
 
 TEST(Idx, HugeHeaderIsRefusedBeforeAllocating) {
   // 2^40 elements claimed, 3 bytes there: refused from the sizes alone (raw bytes in memory or a
   // regular file), or when the stream ends (gzip), never by asking for a terabyte.
   const std::string file = idx_file({1u << 20, 1u << 20}, "abc");
-  const std::string want = "truncated IDX data (expected 1099511627776 bytes for (1048576, 1048576), got 3)";
+  const std::string want =
+      "byte offset 15: truncated IDX data (expected 1099511627776 bytes for (1048576, 1048576), got 3; the data "
+      "starts at byte offset 12)";
   EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx_bytes(file, "big.idx"); }), "big.idx: " + want);
   EXPECT_CONTAINS(error_of<IoError>([&] { data::read_idx_bytes(gzip(file), "big.idx.gz"); }),
                   "big.idx.gz (gzip): " + want);

@@ -90,10 +90,14 @@ Idx parse_idx(detail::ByteReader& in) {
   // When that is unknown (gzip), the buffer grows in doubling steps rather than trusting the
   // header with one huge allocation: a corrupt header then fails as "truncated", not bad_alloc.
   const auto need = static_cast<size_t>(count);
+  const size_t data_offset = 4 + raw_dims.size();
+  const auto truncated = [&](size_t have) {
+    return IoError(where + ": byte offset " + std::to_string(data_offset + have) + ": truncated IDX data (expected " +
+                   std::to_string(need) + " bytes for " + dims_str(idx.dims) + ", got " + std::to_string(have) +
+                   "; the data starts at byte offset " + std::to_string(data_offset) + ")");
+  };
   const std::optional<size_t> stored = in.raw_remaining();
-  if (stored && *stored < need)
-    throw IoError(where + ": truncated IDX data (expected " + std::to_string(need) + " bytes for " +
-                  dims_str(idx.dims) + ", got " + std::to_string(*stored) + ")");
+  if (stored && *stored < need) throw truncated(*stored);
   size_t have = 0;
   for (size_t step = stored ? need : size_t{1} << 20; have < need; step = std::min(step * 2, size_t{1} << 28)) {
     const size_t want = std::min(need - have, step);
@@ -102,11 +106,7 @@ Idx parse_idx(detail::ByteReader& in) {
     have += n;
     if (n < want) break;
   }
-  const size_t data_offset = 4 + raw_dims.size();
-  if (have < need)
-    throw IoError(where + ": byte offset " + std::to_string(data_offset + have) + ": truncated IDX data (expected " +
-                  std::to_string(need) + " bytes for " + dims_str(idx.dims) + ", got " + std::to_string(have) +
-                  "; the data starts at byte offset " + std::to_string(data_offset) + ")");
+  if (have < need) throw truncated(have);
 
   size_t extra = 0;
   unsigned char probe[4096];
