@@ -35,7 +35,7 @@ sanitize: setup
 	@cd $(SANITIZE_BUILD) && ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_string_checks=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
-# libFuzzer targets (fuzz/: IDX, CSV, spec, model file) built with clang + ASan + UBSan in
+# libFuzzer targets (fuzz/: IDX, CSV, spec, model file, ONNX) built with clang + ASan + UBSan in
 # build-fuzz, all run at once for FUZZ_TIME seconds each; findings land in build-fuzz/crashes/.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME ?= 60
