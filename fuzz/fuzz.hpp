@@ -14,15 +14,27 @@
 #include <string>
 #include <string_view>
 #include <typeinfo>
+#include <vector>
 
+#include "allocator.hpp"
 #include "lamina/error.hpp"
 #include "lamina/model.hpp"
+#include "lamina/runtime.hpp"
 
 namespace lamina::fuzz {
 
 // Tensor storage one input may allocate: a spec or model file may declare any layer sizes, and
 // past this building them fails with StorageBudgetExceeded (a lamina::Error), before allocating.
 constexpr size_t kStorageBudget = size_t{64} << 20;
+
+// Compute on one thread: inputs are tiny, and one thread keeps each run reproducible.
+inline void use_one_thread() {
+  static const bool once = [] {
+    set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
 
 // A finding: says what, then aborts, so libFuzzer saves the input and a replay test fails.
 [[noreturn]] inline void fail(const std::string& what) {
@@ -85,6 +97,15 @@ inline void check_round_trip(Sequential& model) {
   } catch (const std::exception& e) {
     fail("a compile config Lamina wrote is refused: " + std::string(e.what()) + "\n" + optimizer.dump() + " " + loss.dump());
   }
+}
+
+// One zero sample of `input` shape through every layer's forward pass, under the storage budget
+// (the input chose the layer sizes).
+inline void predict_zero_sample(Sequential& model, const Shape& input) {
+  detail::StorageBudget budget(kStorageBudget);
+  std::vector<int64_t> dims{1};
+  for (int64_t d : input) dims.push_back(d);
+  model.predict(Tensor::zeros(Shape(dims)));
 }
 
 }  // namespace lamina::fuzz

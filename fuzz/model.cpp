@@ -4,19 +4,12 @@
 // (under a storage budget: the file chooses the input size).
 #include <cstdint>
 #include <string_view>
-#include <vector>
 
-#include "allocator.hpp"
 #include "fuzz.hpp"
 #include "lamina/io.hpp"
-#include "lamina/runtime.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const bool once = [] {
-    lamina::set_num_threads(1);
-    return true;
-  }();
-  (void)once;
+  lamina::fuzz::use_one_thread();
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   lamina::fuzz::accepts([&] {
     const lamina::io::SafetensorsFile file = lamina::io::load_safetensors_bytes(bytes, "fuzz.safetensors");
@@ -29,11 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lamina::fuzz::accepts([&] {
     lamina::Sequential model = lamina::Sequential::load_bytes(bytes, "fuzz.safetensors");
     lamina::fuzz::check_round_trip(model);
-    lamina::detail::StorageBudget budget(lamina::fuzz::kStorageBudget);
-    const lamina::Shape input = *model.input_shape();  // load_bytes refuses a model without one
-    std::vector<int64_t> dims{1};
-    for (int64_t d : input) dims.push_back(d);
-    model.predict(lamina::Tensor::zeros(lamina::Shape(dims)));
+    lamina::fuzz::predict_zero_sample(model, *model.input_shape());  // load_bytes refuses a model without one
   });
   return 0;
 }

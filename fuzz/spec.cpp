@@ -4,19 +4,13 @@
 // under a storage budget. A model that builds must survive the round trip a saved model goes through.
 #include <cstdint>
 #include <string_view>
-#include <vector>
 
 #include "allocator.hpp"
 #include "fuzz.hpp"
-#include "lamina/runtime.hpp"
 #include "spec.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const bool once = [] {
-    lamina::set_num_threads(1);
-    return true;
-  }();
-  (void)once;
+  lamina::fuzz::use_one_thread();
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   lamina::fuzz::accepts([&] {
     const lamina::cli::Spec spec = lamina::cli::parse_spec(text, "fuzz/spec.json");
@@ -29,12 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     model.compile(lamina::optimizer_from_config(spec.optimizer), lamina::Loss::from_config(spec.loss), spec.metrics);
     // Outside the budget: building the same config again takes what the first build took.
     lamina::fuzz::check_round_trip(model);
-    lamina::detail::StorageBudget budget(lamina::fuzz::kStorageBudget);
-    if (const auto input = model.input_shape(); input && input->numel() <= (1 << 16)) {
-      std::vector<int64_t> dims{1};  // one zero sample through every layer's forward pass
-      for (int64_t d : *input) dims.push_back(d);
-      model.predict(lamina::Tensor::zeros(lamina::Shape(dims)));
-    }
+    if (const auto input = model.input_shape(); input && input->numel() <= (1 << 16))
+      lamina::fuzz::predict_zero_sample(model, *input);
   });
   return 0;
 }
