@@ -18,11 +18,13 @@
 
 #include "lamina/io.hpp"
 #include "lamina/lamina.hpp"
+#include "test_util.hpp"
 
 namespace lamina {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::error_of;
 
 // A fresh directory under the system temp dir, removed with everything in it at scope exit.
 class ScratchDir {
@@ -527,6 +529,46 @@ TEST(AtomicWrite, ReadFileErrorsNamePath) {
   }
   // A directory opens but cannot be read.
   EXPECT_THROW(io::read_file(dir.path().string()), IoError);
+}
+
+
+// --- JSON nesting: every reader holds JSON to kMaxJsonDepth levels ---------------------------------
+
+// nlohmann copies, compares and dumps recursively: 100,000 levels overflowed the stack (SIGSEGV).
+TEST(Json, DeepTextIsRefusedWithPosition) {
+  const int n = 100000;
+  const std::string deep = "{\"model\": " + std::string(n, '[') + std::string(n, ']') + "}";
+  const std::string message = error_of<Error>([&] { parse_json(deep, "spec.json: invalid JSON"); });
+  EXPECT_CONTAINS(message, "spec.json: invalid JSON: nested deeper than 256 levels at line 1, column 266");
+  // Brackets inside strings are text, not nesting; exactly the limit is fine.
+  EXPECT_NO_THROW(parse_json("{\"a\": \"" + std::string(n, '[') + "\"}", "x"));
+  const std::string at_limit = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_NO_THROW(parse_json(at_limit, "x"));
+  EXPECT_THROW(parse_json("[" + at_limit + "]", "x"), ValueError);
+  EXPECT_THROW(parse_json<IoError>("[" + at_limit + "]", "x"), IoError);
+  EXPECT_CONTAINS(error_of<Error>([] { parse_json("{\"a\": [1, 2}", "f.json"); }), "f.json: parse error at line 1, column 12");
+}
+
+TEST(Json, DeepSafetensorsHeaderIsRefused) {
+  const std::string header = "{\"w\": " + std::string(50000, '[') + std::string(50000, ']') + "}";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+  bytes += header;
+  EXPECT_CONTAINS(error_of<Error>([&] { io::load_safetensors_bytes(bytes, "m.safetensors"); }),
+                  "m.safetensors: header JSON is nested deeper than 256 levels at line 1, column 262");
+}
+
+// The C++ API: a config built in memory is walked without recursion before anything copies it.
+TEST(Json, DeepConfigFromTheApiIsRefused) {
+  Json deep = 1;
+  for (int i = 0; i < 100000; ++i) {
+    Json wrapper = Json::array();
+    wrapper.push_back(std::move(deep));
+    deep = std::move(wrapper);
+  }
+  Json model = {{"class_name", "Sequential"}, {"config", {{"layers", Json::array()}}}};
+  model["config"]["layers"].push_back(std::move(deep));
+  EXPECT_CONTAINS(error_of<Error>([&] { Sequential::from_json(model); }), "model JSON: nested deeper than 256 levels");
 }
 
 }  // namespace

@@ -229,13 +229,8 @@ Sequential open_model(const std::string& model_path, Preprocessing* pre = nullpt
               << "; inputs are used unscaled\n";
     return model;
   }
-  Json j;
-  try {
-    j = Json::parse(it->second);
-  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number past double (1e309)
-    throw IoError(model_path + ": " + (onnx ? "metadata_props." : "__metadata__.") + kPreprocessingKey +
-                  " is not valid JSON: " + json_error_text(e));
-  }
+  const Json j = parse_json<IoError>(it->second, model_path + ": " + (onnx ? "metadata_props." : "__metadata__.") +
+                                                     kPreprocessingKey + " is not valid JSON");
   *pre = Preprocessing::from_json(j, model_path);
   return model;
 }
@@ -272,6 +267,7 @@ std::optional<double> recorded_value(const std::string& path, const std::string&
   const io::SafetensorsFile file = io::load_safetensors(path);
   const auto it = file.metadata.find("logs");
   if (it == file.metadata.end()) return std::nullopt;
+  if (!json_too_deep_at(it->second).empty()) return std::nullopt;
   const Json logs = Json::parse(it->second, nullptr, /*allow_exceptions=*/false);
   if (!logs.is_object() || !logs.contains(monitor) || !logs[monitor].is_number()) return std::nullopt;
   return logs[monitor].get<double>();

@@ -337,15 +337,7 @@ Preprocessing Preprocessing::from_json(const Json& j, const std::string& where) 
 Json read_json_file(const std::string& path) { return parse_json_text(io::read_file(path), path); }
 
 Json parse_json_text(std::string_view text, const std::string& path) {
-  try {
-    return Json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number past double (1e309)
-    // "[json.exception.parse_error.101] parse error at line 3, column 5: ..." -> from "parse error".
-    std::string what = e.what();
-    if (const auto at = what.find("] "); what.starts_with("[json.exception.") && at != std::string::npos)
-      what = what.substr(at + 2);
-    throw ValueError(path + ": invalid JSON: " + what);
-  }
+  return parse_json(text, path + ": invalid JSON", /*comments=*/true);
 }
 
 bool looks_like_spec(const Json& j) { return j.is_object() && j.contains("model") && !j.contains("class_name"); }

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -207,6 +208,10 @@ class Sequential {
 
   std::string name_;
   std::vector<std::shared_ptr<Layer>> layers_;
+  // add()'s bookkeeping, so that adding n layers costs O(n), not O(n^3) (a 40,000-layer spec):
+  // the names in use, and the next suffix to try per automatic base name ("dense" -> 3).
+  std::set<std::string> layer_names_;
+  std::map<std::string, int> next_suffix_;
   std::optional<Shape> input_shape_;  // set by build
   std::shared_ptr<Optimizer> optimizer_;
   std::optional<Loss> loss_;

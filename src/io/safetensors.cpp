@@ -332,6 +332,9 @@ SafetensorsFile load_safetensors_bytes(std::string_view bytes, const std::string
       duplicate = parsed.get<std::string>();
     return true;
   };
+  const std::string_view header_text = bytes.substr(8, n);
+  if (const std::string at = json_too_deep_at(header_text); !at.empty())
+    throw IoError(path + ": header JSON is " + json_depth_message(at));
   OrderedJson header;
   try {
     header = OrderedJson::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n), on_key);

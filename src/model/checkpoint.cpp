@@ -129,12 +129,7 @@ Sequential Sequential::load_checkpoint(const std::string& path) {
     if (entry == file.metadata.end())
       throw IoError(path + ": not a checkpoint (__metadata__ has no 'checkpoint'): a model saved without the "
                     "training state it would take to resume");
-    Json ck;
-    try {
-      ck = Json::parse(entry->second);
-    } catch (const Json::parse_error& e) {
-      throw IoError(path + ": __metadata__.checkpoint is not valid JSON: " + e.what());
-    }
+    const Json ck = parse_json<IoError>(entry->second, path + ": __metadata__.checkpoint is not valid JSON");
     const Reader r{path};
     const int64_t version = r.count(ck, "version");
     if (version < 1) r.bad("version", "is 0; expected 1 or more");

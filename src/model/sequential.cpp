@@ -46,19 +46,14 @@ Sequential& Sequential::add(AnyLayer layer) {
   if (layer.ptr->name().empty()) {
     const std::string base = snake_case(layer.ptr->class_name());
     std::string name = base;
-    for (int i = 1;; ++i) {
-      bool taken = false;
-      for (const auto& l : layers_) taken = taken || l->name() == name;
-      if (!taken) break;
-      name = base + "_" + std::to_string(i);
-    }
+    for (int& i = next_suffix_[base]; layer_names_.contains(name);) name = base + "_" + std::to_string(++i);
     layer.ptr->set_name(name);
   }
-  for (const auto& l : layers_)
-    if (l->name() == layer.ptr->name())
-      throw ValueError("Sequential.add: a layer named '" + l->name() + "' is already in the model");
+  if (layer_names_.contains(layer.ptr->name()))
+    throw ValueError("Sequential.add: a layer named '" + layer.ptr->name() + "' is already in the model");
   if (!layers_.empty() && layer.ptr->class_name() == "InputLayer")
     throw ValueError("Sequential.add: an InputLayer can only be the first layer");
+  layer_names_.insert(layer.ptr->name());
   layers_.push_back(std::move(layer.ptr));
   return *this;
 }

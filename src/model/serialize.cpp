@@ -37,6 +37,7 @@ Sequential Sequential::from_json(const Json& j) {
   // Errors name the JSON path from the model's root ("config.layers[1] (Dense)"); callers prefix
   // the file and where the model sits in it. nlohmann's own exceptions (a value of the wrong JSON
   // type: "name": 5) become ValueErrors.
+  check_json_depth(j, "model JSON");
   try {
     return from_json_unchecked(j);
   } catch (const Json::exception& e) {
@@ -134,12 +135,7 @@ Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::str
   if (v > kFormatVersion)
     throw IoError(path + ": written in model format version " + version + " by a newer Lamina; this build reads up to " +
                   std::to_string(kFormatVersion));
-  Json config;
-  try {
-    config = Json::parse(meta("model_config"));
-  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number past double (1e309)
-    throw IoError(path + ": __metadata__.model_config is not valid JSON: " + json_error_text(e));
-  }
+  const Json config = parse_json<IoError>(meta("model_config"), path + ": __metadata__.model_config is not valid JSON");
   // The config is built under a budget: weights, the packed parameters and their gradients
   // (3x), plus slack. A config claiming far more weights than the file holds (a corrupt or
   // hostile one: Dense units 1e12) then fails here, before allocating them.
@@ -185,7 +181,7 @@ Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::str
   }
   if (auto it = file.metadata.find("compile_config"); it != file.metadata.end()) {
     try {
-      const Json c = Json::parse(it->second);
+      const Json c = parse_json<IoError>(it->second, "not valid JSON");
       std::vector<std::string> metrics;
       for (const auto& m : c.value("metrics", Json::array())) metrics.push_back(m.get<std::string>());
       model.compile(optimizer_from_config(c.at("optimizer")), Loss::from_config(c.at("loss")), metrics);

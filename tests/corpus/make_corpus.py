@@ -429,4 +429,37 @@ assert TINY_ONNX.count(b"\x22\x04Relu") == 1 and TINY_ONNX.count(b"\x0a\x082.wei
 write_bytes("onnx/unsupported_op.onnx", TINY_ONNX.replace(b"\x22\x04Relu", b"\x22\x04Selu"))
 write_bytes("onnx/missing_initializer.onnx", TINY_ONNX.replace(b"\x0a\x082.weight", b"\x0a\x08X.weight"))
 
+# --- hostile: JSON nested 100,000 deep (nlohmann copies and dumps recurse once per level, so it
+# overflowed the stack: SIGSEGV) and a 20,000-layer model (adding layers was O(n^3)). Each place
+# that reads JSON: a spec, a Keras model file, a safetensors header, its model_config, its
+# preprocessing, and an ONNX file's metadata_props.
+DEEP = 100000
+write_text("hostile/deep_spec.json", '{"model": ' + "[" * DEEP + "]" * DEEP + "}\n")
+write_text("hostile/deep_keras.json", '{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", '
+           '"config": {"units": ' + "{\"a\": " * DEEP + "1" + "}" * DEEP + "}}]}}\n")
+write_text("hostile/deep_string_ok.json", json.dumps(dict(MLP_SPEC, description="[" * DEEP)) + "\n")
+_deep_header = '{"__metadata__": {"format": "lamina"}, "w": ' + "[" * DEEP + "]" * DEEP + "}"
+write_bytes("hostile/deep_header.safetensors", struct.pack("<Q", len(_deep_header)) + _deep_header.encode())
+model_file("../hostile/deep_config", tensors=MLP_WEIGHTS, meta=metadata(KERAS_MLP, 0.1, model_config="[" * DEEP + "]" * DEEP))
+model_file("../hostile/deep_preprocessing", tensors=MLP_WEIGHTS,
+           meta=metadata(KERAS_MLP, 0.1, lamina_preprocessing="[" * DEEP + "]" * DEEP))
+
+
+def proto_len(field, payload):  # a length-delimited protobuf field
+    key, n, size = bytes([field << 3 | 2]), len(payload), b""
+    while True:
+        size += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+        n >>= 7
+        if not n:
+            return key + size + payload
+
+
+# ModelProto.metadata_props (field 14): {key: "lamina_preprocessing", value: deep JSON}, appended.
+_prop = proto_len(1, b"lamina_preprocessing") + proto_len(2, ("[" * DEEP + "]" * DEEP).encode())
+write_bytes("hostile/deep_metadata.onnx", TINY_ONNX + proto_len(14, _prop))
+_many = copy.deepcopy(MLP_SPEC)
+_many["model"]["config"]["layers"][1:1] = [{"class_name": "Activation", "config": {"activation": "relu"}}] * 20000
+_many["fit"]["epochs"] = 1
+write_text("hostile/many_layers.json", json.dumps(_many) + "\n")
+
 print("corpus written under", HERE)
