@@ -7,6 +7,8 @@
 #   fuzz/run.sh build-fuzz 60
 # Reproduce a finding: BUILD/fuzz/fuzz_<target> BUILD/crashes/<target>-crash-...
 # $FUZZ_ARGS goes to every target (e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to keep going).
+# Inputs may grow to $FUZZ_MAX_LEN bytes (4 MiB): libFuzzer's default of 4 KB hid a whole class of
+# crash (JSON nested 100,000 deep, issue 12); the dictionaries hold 32-level tokens to reach it.
 set -uo pipefail
 build=${1:?usage: fuzz/run.sh BUILD_DIR SECONDS}
 seconds=${2:-60}
@@ -27,7 +29,7 @@ for t in $targets; do
   dict=()
   [[ -f fuzz/dict/$t.dict ]] && dict=(-dict="fuzz/dict/$t.dict")
   "$build/fuzz/fuzz_$t" "$build/fuzz-corpus/$t" "fuzz/corpus/$t" "${dict[@]}" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$seconds" -max_len="${FUZZ_MAX_LEN:-4194304}" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$build/crashes/$t-" -print_final_stats=1 ${FUZZ_ARGS:-} >"$build/fuzz-$t.log" 2>&1 &
   pids+=($!)
 done
