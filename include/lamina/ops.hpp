@@ -129,4 +129,15 @@ Tensor dropout(const Tensor& x, float rate, Generator& gen, bool training);
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& moving_mean,
                   const Tensor& moving_var, bool training, float momentum = 0.99f, float epsilon = 1e-3f);
 
+// Layer normalization over the last axis: x (..., C); gamma, beta (C) (either may be an
+// undefined Tensor = no scale / no centering). y = (x - mean) * rstd * gamma + beta, with mean and
+// biased variance over the last axis of each row, rstd = 1/sqrt(var + epsilon). No moving
+// statistics: training and inference are the same. Gradients reach x, gamma and beta. Keras'
+// LayerNormalization (epsilon 1e-3, the default here); PyTorch's F.layer_norm over the last axis
+// uses 1e-5: https://pytorch.org/docs/stable/generated/torch.nn.functional.layer_norm.html
+//   Tensor h = layer_norm(x, gamma, beta);          // (N, T, C), gamma, beta (C) -> (N, T, C)
+//   Tensor z = layer_norm(x, Tensor(), Tensor());   // normalization only
+//   Tensor t = layer_norm(x, gamma, beta, 1e-5f);   // PyTorch's default epsilon
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon = 1e-3f);
+
 }  // namespace lamina

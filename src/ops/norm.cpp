@@ -7,8 +7,14 @@
 // backward (saves mean and rstd (C)): dbeta = sum dy; dgamma = sum dy xhat; dx =
 //   gamma rstd (dy - mean(dy) - xhat mean(dy xhat)) when training (the batch moments depend on
 //   x), gamma rstd dy at inference.
+// layer_norm over the last axis, Keras' LayerNormalization: x (..., C) seen as (M, C) rows;
+//   gamma, beta (C). mean, var = moments of each row (biased variance), in double; rstd =
+//   1 / sqrt(var + epsilon); y = (x - mean) rstd gamma + beta. No moving statistics.
+// backward (saves mean and rstd (M)): xhat = (x - mean) rstd, g = dy gamma; dbeta = sum dy and
+//   dgamma = sum dy xhat over the rows; dx = rstd (g - mean(g) - xhat mean(g xhat)), the means
+//   along the row (each row's moments depend on all of its C values).
 // dropout: y = x mask, mask = 0 with probability rate, else 1 / (1 - rate); saves the mask.
-// M = rows (N, or N H W), C = channels.
+// M = rows (every axis but the last folded: N, N T or N H W), C = channels / features.
 //
 // Plain loops (kernels/bnorm.cpp), not oneDNN's batch_normalization: training forward /
 // backward, us, one Zen 5 core, oneDNN 2.6 with NHWC memory:
@@ -31,10 +37,31 @@ namespace lamina {
 
 namespace {
 
-void check_channel_vector(const char* what, const Tensor& t, int64_t c, const Shape& x) {
+// t must be a vector (C) for the last axis of x: "<op>: gamma (4) does not match the 3 channels ...".
+void check_last_axis_vector(const char* op, const char* what, const Tensor& t, int64_t c, const char* unit,
+                            const Shape& x) {
   if (t.shape() != Shape{c})
-    throw ShapeError(std::string("batch_norm: ") + what + " " + t.shape().str() + " does not match the " +
-                     std::to_string(c) + " channels (last axis) of x " + x.str());
+    throw ShapeError(std::string(op) + ": " + what + " " + t.shape().str() + " does not match the " +
+                     std::to_string(c) + " " + unit + " (last axis) of x " + x.str());
+}
+
+void check_channel_vector(const char* what, const Tensor& t, int64_t c, const Shape& x) {
+  check_last_axis_vector("batch_norm", what, t, c, "channels", x);
+}
+
+// sum of f(j) for j in [0, n), in double. Eight independent partial sums, so the loop
+// vectorizes without -ffast-math (one running sum would fix the order of the additions).
+template <class F>
+double row_sum(int64_t n, F f) {
+  constexpr int64_t kLanes = 8;
+  double acc[kLanes] = {};
+  const int64_t full = n / kLanes * kLanes;
+  for (int64_t j = 0; j < full; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += f(j + l);
+  double s = 0.0;
+  for (int64_t j = full; j < n; ++j) s += f(j);
+  for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
 }
 
 }  // namespace
@@ -103,6 +130,73 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
     }
     const auto dx = ctx.dx_out(0);
     kernels::channel_combine(dy, px, m, c, a.data(), bb.data(), mu, d.data(), dx.data, dx.accumulate);
+  });
+  return y;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon) {
+  if (x.rank() < 1) throw ShapeError("layer_norm: x must have a feature axis, got a scalar");
+  const int64_t c = x.dim(-1), m = c ? x.numel() / c : 0;
+  const Tensor g = gamma.defined() ? gamma : Tensor::ones({c});
+  const Tensor b = beta.defined() ? beta : Tensor::zeros({c});
+  check_last_axis_vector("layer_norm", "gamma", g, c, "features", x.shape());
+  check_last_axis_vector("layer_norm", "beta", b, c, "features", x.shape());
+  if (!(epsilon > 0.f)) throw ValueError("layer_norm: epsilon must be positive, got " + std::to_string(epsilon));
+
+  Tensor mean = Tensor::empty({m}), rstd = Tensor::empty({m}), y = Tensor::empty(x.shape());
+  const float *px = x.data(), *pg = g.data(), *pb = b.data();
+  float *pm = mean.data(), *pr = rstd.data(), *py = y.data();
+  const double inv_c = c ? 1.0 / static_cast<double>(c) : 0.0;
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xi = px + i * c;
+    float* yi = py + i * c;
+    // Two passes (mean, then squares around it): no cancellation when |mean| >> std.
+    const double mu = row_sum(c, [xi](int64_t j) { return static_cast<double>(xi[j]); }) * inv_c;
+    const double var = row_sum(c, [xi, mu](int64_t j) {
+                         const double d = xi[j] - mu;
+                         return d * d;
+                       }) * inv_c;
+    pm[i] = static_cast<float>(mu);
+    pr[i] = static_cast<float>(1.0 / std::sqrt(var + epsilon));
+    const float mf = pm[i], rf = pr[i];
+    for (int64_t j = 0; j < c; ++j) yi[j] = (xi[j] - mf) * rf * pg[j] + pb[j];
+  }
+
+  record("layer_norm", y, {x, g, b}, [m, c, inv_c, mean, rstd](BackwardContext& ctx) {
+    const float *px = ctx.input(0).data(), *pg = ctx.input(1).data(), *dy = ctx.dy().data();
+    const float *pm = mean.data(), *pr = rstd.data();
+    const bool need_dx = ctx.needs(0), need_dgamma = ctx.needs(1), need_dbeta = ctx.needs(2);
+    const auto n = static_cast<size_t>(c);
+    std::vector<double> dgamma(need_dgamma ? n : 0), dbeta(need_dbeta ? n : 0);
+    std::vector<float> xhat(n), gy(n);  // one row of (x - mean) rstd and of dy gamma
+    float *xh = xhat.data(), *gr = gy.data();
+    const auto dx = need_dx ? ctx.dx_out(0) : BackwardContext::GradOut{nullptr, false};
+    for (int64_t i = 0; i < m; ++i) {
+      const float *xi = px + i * c, *dyi = dy + i * c;
+      const float mu = pm[i], r = pr[i];
+      for (int64_t j = 0; j < c; ++j) xh[j] = (xi[j] - mu) * r;
+      if (need_dgamma)
+        for (int64_t j = 0; j < c; ++j) dgamma[static_cast<size_t>(j)] += static_cast<double>(dyi[j]) * xh[j];
+      if (need_dbeta)
+        for (int64_t j = 0; j < c; ++j) dbeta[static_cast<size_t>(j)] += dyi[j];
+      if (!need_dx) continue;
+      for (int64_t j = 0; j < c; ++j) gr[j] = dyi[j] * pg[j];
+      const auto mean_g =
+          static_cast<float>(row_sum(c, [gr](int64_t j) { return static_cast<double>(gr[j]); }) * inv_c);
+      const auto mean_gx = static_cast<float>(
+          row_sum(c, [gr, xh](int64_t j) { return static_cast<double>(gr[j]) * xh[j]; }) * inv_c);
+      float* dxi = dx.data + i * c;
+      if (dx.accumulate)
+        for (int64_t j = 0; j < c; ++j) dxi[j] += r * (gr[j] - mean_g - xh[j] * mean_gx);
+      else
+        for (int64_t j = 0; j < c; ++j) dxi[j] = r * (gr[j] - mean_g - xh[j] * mean_gx);
+    }
+    auto write = [c](BackwardContext::GradOut out, const std::vector<double>& value) {
+      for (int64_t j = 0; j < c; ++j)
+        out.data[j] = (out.accumulate ? out.data[j] : 0.f) + static_cast<float>(value[static_cast<size_t>(j)]);
+    };
+    if (need_dgamma) write(ctx.dx_out(1), dgamma);
+    if (need_dbeta) write(ctx.dx_out(2), dbeta);
   });
   return y;
 }
