@@ -107,6 +107,9 @@ const std::vector<OpCase>& cases() {
        true, 1e-2, 1e-5},
       {"batch_norm_infer_2d", [](auto& x) { return batch_norm(in(x, 0), in(x, 1), in(x, 2), in(x, 3), in(x, 4), false); }},
       {"batch_norm_infer_4d", [](auto& x) { return batch_norm(in(x, 0), in(x, 1), in(x, 2), in(x, 3), in(x, 4), false); }},
+      // x, gamma, beta; epsilon as in make_fixtures.py: Keras' default (1e-3), then PyTorch's (1e-5)
+      {"layer_norm_2d", [](auto& x) { return layer_norm(in(x, 0), in(x, 1), in(x, 2)); }},
+      {"layer_norm_3d", [](auto& x) { return layer_norm(in(x, 0), in(x, 1), in(x, 2), 1e-5f); }},
   };
   return all;
 }
@@ -232,6 +235,44 @@ TEST(MatmulKernel, OneDnnMatchesNaive) {
         }
 }
 
+// layer_norm beyond its fixtures: gamma / beta left out, gradients added into existing ones,
+// and row statistics that stay precise when |mean| >> std.
+TEST(LayerNorm, WithoutGammaOrBetaIsOneAndZero) {
+  Generator gen(31);
+  const Tensor x = Tensor::randn({4, 7}, gen) * 3.f + 1.f, g = Tensor::rand({7}, gen, 0.5f, 1.5f);
+  EXPECT_EQ(layer_norm(x, Tensor(), Tensor()).to_vector(),
+            layer_norm(x, Tensor::ones({7}), Tensor::zeros({7})).to_vector());
+  Fn scale_only = [](auto& in) { return layer_norm(in[0], in[1], Tensor()); };
+  Fn center_only = [](auto& in) { return layer_norm(in[0], Tensor(), in[1]); };
+  EXPECT_TRUE(testing::gradcheck(scale_only, {x, g})) << "layer_norm(x, gamma, none)";
+  EXPECT_TRUE(testing::gradcheck(center_only, {x, g})) << "layer_norm(x, none, beta)";
+}
+
+TEST(LayerNorm, GradientsAddIntoExistingOnes) {
+  Generator gen(32);
+  const Tensor x = Tensor::randn({3, 5}, gen), g = Tensor::rand({5}, gen, 0.5f, 1.5f), b = Tensor::randn({5}, gen);
+  std::vector<Tensor> once = {x.clone().requires_grad_(), g.clone().requires_grad_(), b.clone().requires_grad_()};
+  std::vector<Tensor> twice = {x.clone().requires_grad_(), g.clone().requires_grad_(), b.clone().requires_grad_()};
+  Tensor y1 = layer_norm(once[0], once[1], once[2]) * 2.f;
+  Tensor y2 = layer_norm(twice[0], twice[1], twice[2]) + layer_norm(twice[0], twice[1], twice[2]);
+  const Tensor dy = Tensor::randn(y1.shape(), gen);
+  y1.backward(dy);
+  y2.backward(dy);
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_TRUE(testing::all_close(twice[i].grad(), once[i].grad(), 1e-5, 1e-6)) << "layer_norm input " << i;
+}
+
+TEST(LayerNorm, RowMomentsPreciseForLargeMeans) {
+  Generator gen(33);
+  const Tensor x = Tensor::randn({8, 300}, gen) + 1000.f;  // E[x^2] - E[x]^2 in float would lose it all
+  const Tensor y = layer_norm(x, Tensor(), Tensor(), 1e-5f);
+  const Tensor m = mean(y, -1), v = mean(square(y), -1);
+  for (int64_t i = 0; i < 8; ++i) {
+    EXPECT_NEAR(m.at({i}), 0.f, 1e-4) << "row " << i;
+    EXPECT_NEAR(v.at({i}), 1.f, 1e-3) << "row " << i;
+  }
+}
+
 // --- shape errors name the op and both shapes ----------------------------------------------
 
 template <class E, class F>
@@ -273,6 +314,18 @@ TEST(ShapeErrors, Losses) {
   // (N) against (N, 1) is accepted, as Keras squeezes it.
   EXPECT_NO_THROW(mean_squared_error(Tensor::zeros({4}), Tensor::zeros({4, 1})));
   EXPECT_NO_THROW(sparse_categorical_crossentropy(Tensor::zeros({4, 1}), p));
+}
+
+TEST(ShapeErrors, LayerNorm) {
+  const Tensor x = Tensor::zeros({2, 3});
+  expect_error<ShapeError>([&] { layer_norm(x, Tensor::ones({4}), Tensor()); },
+                           "layer_norm: gamma (4) does not match the 3 features (last axis) of x (2, 3)");
+  expect_error<ShapeError>([&] { layer_norm(x, Tensor(), Tensor::zeros({2, 3})); },
+                           "layer_norm: beta (2, 3) does not match the 3 features (last axis) of x (2, 3)");
+  expect_error<ShapeError>([&] { layer_norm(Tensor::scalar(1.f), Tensor(), Tensor()); },
+                           "layer_norm: x must have a feature axis, got a scalar");
+  expect_error<ValueError>([&] { layer_norm(x, Tensor(), Tensor(), 0.f); },
+                           "layer_norm: epsilon must be positive, got 0.000000");
 }
 
 TEST(ValueErrors, LabelsOutOfRange) {
