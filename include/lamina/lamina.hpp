@@ -33,6 +33,7 @@
 #include "lamina/initializers.hpp"
 #include "lamina/io.hpp"
 #include "lamina/layers.hpp"
+#include "lamina/layers/layer_normalization.hpp"
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/model.hpp"

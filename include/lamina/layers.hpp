@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,10 @@
 #include "lamina/tensor.hpp"
 
 namespace lamina {
+
+namespace onnx {
+class GraphWriter;  // src/onnx/graph_writer.hpp: what a layer's export_onnx writes into
+}
 
 // An activation function by Keras name: relu, sigmoid, tanh, softmax, ... Converts from the
 // enum or from a name, so `.activation = Activation::relu` and `.activation = "relu"` both work.
@@ -44,6 +49,11 @@ class Activation {
 
 // The base of every layer. A Sequential model names its layers, builds them once the input
 // shape is known, and calls them on batches.
+//
+// A layer is one unit: everything Lamina knows about a layer class lives in the class, in its
+// own file, and is found through the registry below by Keras class name: its config both ways
+// (config() and a static from_config(const Json&)), its weight specs (which also drive the
+// memory estimate), its output shape, and its ONNX export. Nothing elsewhere switches on it.
 class Layer {
  public:
   struct Weight {
@@ -83,6 +93,12 @@ class Layer {
   // The generator the layer draws from while training (Dropout's masks), so that a checkpoint
   // can save and restore it; null for layers that draw nothing.
   virtual Generator* generator() { return nullptr; }
+  // Whether the output is a view of the input (Flatten, Reshape): the memory estimate then
+  // counts no storage for it.
+  virtual bool output_is_view() const { return false; }
+  // Appends this layer's ONNX nodes to `graph`, reading its current value and leaving its
+  // output there (src/onnx/graph_writer.hpp). The default refuses: "no ONNX export".
+  virtual void export_onnx(onnx::GraphWriter& graph) const;
 
  protected:
   Tensor& add_weight(const std::string& name, const Shape& shape, const Initializer& init, Generator& gen,
@@ -115,6 +131,8 @@ class Dense : public Layer {
   Dense(int64_t units, lamina::Activation activation = lamina::Activation::linear);
 
   std::string class_name() const override { return "Dense"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
@@ -136,6 +154,9 @@ class Flatten : public Layer {
   };
   explicit Flatten(Options options = {});
   std::string class_name() const override { return "Flatten"; }
+  bool output_is_view() const override { return true; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
 };
@@ -151,6 +172,8 @@ class Activation : public Layer {
   explicit Activation(Options options);
   explicit Activation(lamina::Activation activation) : Activation(Options{.activation = activation}) {}
   std::string class_name() const override { return "Activation"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   Json config() const override;
@@ -170,6 +193,8 @@ class LeakyReLU : public Layer {
   };
   explicit LeakyReLU(Options options);
   std::string class_name() const override { return "LeakyReLU"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   Json config() const override;
@@ -184,6 +209,9 @@ class InputLayer : public Layer {
  public:
   explicit InputLayer(Shape shape, std::string name = "");
   std::string class_name() const override { return "InputLayer"; }
+  bool output_is_view() const override { return true; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   Json config() const override;
@@ -201,6 +229,9 @@ class Reshape : public Layer {
   explicit Reshape(Options options);
   explicit Reshape(Shape target_shape) : Reshape(Options{.target_shape = std::move(target_shape)}) {}
   std::string class_name() const override { return "Reshape"; }
+  bool output_is_view() const override { return true; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   void build(const Shape& input_shape, Generator& gen) override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
@@ -232,6 +263,8 @@ class Conv2D : public Layer {
   Conv2D(int64_t filters, Size2 kernel_size, lamina::Activation activation = lamina::Activation::linear);
 
   std::string class_name() const override { return "Conv2D"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
@@ -260,10 +293,12 @@ class Pooling2D : public Layer {
   using Options = Pooling2DOptions;
   Shape output_shape(const Shape& input_shape) const override;
   Json config() const override;
+  void export_onnx(onnx::GraphWriter& graph) const override;  // onnx_op() over the window
   const Options& options() const { return options_; }
 
  protected:
   Pooling2D(const char* class_name, Options options);
+  virtual const char* onnx_op() const = 0;  // "MaxPool", "AveragePool"
   Options options_;
 };
 
@@ -271,6 +306,8 @@ class MaxPooling2D : public Pooling2D {
  public:
   explicit MaxPooling2D(Options options = {}) : Pooling2D("MaxPooling2D", std::move(options)) {}
   std::string class_name() const override { return "MaxPooling2D"; }
+  const char* onnx_op() const override { return "MaxPool"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
   Tensor call(const Tensor& x, bool training) override;
 };
 
@@ -279,6 +316,8 @@ class AveragePooling2D : public Pooling2D {
  public:
   explicit AveragePooling2D(Options options = {}) : Pooling2D("AveragePooling2D", std::move(options)) {}
   std::string class_name() const override { return "AveragePooling2D"; }
+  const char* onnx_op() const override { return "AveragePool"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
   Tensor call(const Tensor& x, bool training) override;
 };
 
@@ -293,6 +332,8 @@ class GlobalAveragePooling2D : public Layer {
   GlobalAveragePooling2D() : GlobalAveragePooling2D(Options{}) {}
   explicit GlobalAveragePooling2D(Options options);
   std::string class_name() const override { return "GlobalAveragePooling2D"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
   Json config() const override;
@@ -315,6 +356,8 @@ class Dropout : public Layer {
   explicit Dropout(Options options);
   explicit Dropout(float rate) : Dropout(Options{.rate = rate}) {}
   std::string class_name() const override { return "Dropout"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   void build(const Shape& input_shape, Generator& gen) override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
@@ -348,6 +391,8 @@ class BatchNormalization : public Layer {
   BatchNormalization() : BatchNormalization(Options{}) {}
   explicit BatchNormalization(Options options);
   std::string class_name() const override { return "BatchNormalization"; }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
@@ -361,8 +406,29 @@ class BatchNormalization : public Layer {
 
 }  // namespace layers
 
-// A layer from its Keras class name and config (Keras 2 or 3 JSON). Unknown class names throw
-// ValueError listing the known ones.
+// --- the layer registry: Keras class name -> from_config ---------------------------------------------
+
+using LayerFactory = std::function<std::shared_ptr<Layer>(const Json& config)>;
+
+// Registers a layer class under its Keras class name, so that Keras JSON, saved models,
+// checkpoints and specs that name it load. The built-in layers are registered in
+// src/layers/registry.cpp, one line each. A user's own class registers the same way:
+//
+//   class Scale : public lamina::Layer { ... static std::shared_ptr<Layer> from_config(const Json&); };
+//   lamina::register_layer<Scale>("Scale");   // once, before loading a model that uses it
+//   auto model = lamina::Sequential::load("scaled.safetensors");
+//
+// ValueError when the name is empty or already registered (pass replace = true to override).
+void register_layer(const std::string& class_name, LayerFactory from_config, bool replace = false);
+template <class L>
+void register_layer(const std::string& class_name, bool replace = false) {
+  register_layer(class_name, LayerFactory(&L::from_config), replace);
+}
+// Every registered class name, sorted.
+std::vector<std::string> registered_layers();
+
+// A layer from its Keras class name and config (Keras 2 or 3 JSON), through the registry.
+// Unknown class names throw ValueError listing the known ones.
 std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Json& config);
 
 // Keras' per-sample input shape in a layer config: "batch_input_shape" / "batch_shape" (with

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kernels/window.hpp"
+#include "onnx/graph_writer.hpp"
 #include "lamina/layers.hpp"
 #include "layers/keras_config.hpp"
 
@@ -83,6 +84,50 @@ Json Conv2D::config() const {
                         "bias_constraint"})
     j[k] = nullptr;
   return j;
+}
+
+std::shared_ptr<Layer> Conv2D::from_config(const Json& c) {
+  const std::string at = detail::where("Conv2D", c);
+  Options o;
+  o.filters = detail::positive_int_of(c, "filters", at);
+  if (!c.contains("kernel_size")) throw ValueError(at + ": 'kernel_size' is required");
+  detail::require_channels_last(c, at);
+  detail::require_default(c, "dilation_rate", 1, at);
+  detail::require_default(c, "groups", 1, at);
+  o.kernel_size = detail::size2_from(c, "kernel_size", at, 0);
+  o.strides = detail::size2_from(c, "strides", at, 1);
+  o.padding = detail::padding_from(c, at);
+  o.activation = detail::activation_of(c);
+  o.use_bias = c.value("use_bias", true);
+  o.kernel_initializer = detail::initializer_of(c, "kernel_initializer", o.kernel_initializer);
+  o.bias_initializer = detail::initializer_of(c, "bias_initializer", o.bias_initializer);
+  o.input_shape = input_shape_from_config(c);
+  o.name = detail::name_of(c);
+  return std::make_shared<Conv2D>(o);
+}
+
+// Conv on the channels-first image: kernel (KH, KW, C, F) -> ONNX's (F, C, KH, KW).
+void Conv2D::export_onnx(onnx::GraphWriter& g) const {
+  using W = onnx::GraphWriter;
+  g.to_channels_first(name());
+  const auto& o = options_;
+  const Tensor& k = W::weight(*this, "kernel");
+  const int64_t kh = k.dim(0), kw = k.dim(1), ci = k.dim(2), f = k.dim(3);
+  std::vector<float> oihw(static_cast<size_t>(k.numel()));
+  const float* src = k.data();
+  for (int64_t y = 0; y < kh; ++y)
+    for (int64_t x = 0; x < kw; ++x)
+      for (int64_t i = 0; i < ci; ++i)
+        for (int64_t j = 0; j < f; ++j)
+          oihw[static_cast<size_t>(((j * ci + i) * kh + y) * kw + x)] = src[((y * kw + x) * ci + i) * f + j];
+  onnx::Value& v = g.value();
+  std::vector<std::string> inputs{v.name, g.initializer(name() + "/kernel", {f, ci, kh, kw}, oihw.data())};
+  if (o.use_bias) inputs.push_back(g.initializer(name() + "/bias", W::weight(*this, "bias")));
+  v.name = g.node("Conv", name(), inputs,
+                  {W::attr_ints("kernel_shape", {kh, kw}), W::attr_ints("strides", {o.strides.h, o.strides.w}),
+                   W::attr_ints("pads", W::window_pads(v.shape, o.kernel_size, o.strides, o.padding)),
+                   W::attr_ints("dilations", {1, 1}), W::attr_int("group", 1)});
+  g.activation(o.activation, name());
 }
 
 }  // namespace lamina::layers

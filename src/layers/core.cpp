@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "onnx/graph_writer.hpp"
 #include "lamina/layers.hpp"
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
@@ -106,5 +107,67 @@ Json InputLayer::config() const {
   for (int64_t d : *input_shape_) batch.push_back(d);
   return {{"name", name_}, {"batch_shape", batch}, {"dtype", "float32"}, {"sparse", false}};
 }
+
+// --- configs and ONNX export ---------------------------------------------------------------------------
+
+std::shared_ptr<Layer> Flatten::from_config(const Json& c) {
+  return std::make_shared<Flatten>(Options{.input_shape = input_shape_from_config(c), .name = detail::name_of(c)});
+}
+
+// Lamina's element order (channels-last), the one the next Dense kernel expects.
+void Flatten::export_onnx(onnx::GraphWriter& g) const {
+  g.to_channels_last(name());
+  onnx::Value& v = g.value();
+  if (v.shape.rank() != 1) v.name = g.node("Flatten", name(), {v.name}, {onnx::GraphWriter::attr_int("axis", 1)});
+}
+
+std::shared_ptr<Layer> Reshape::from_config(const Json& c) {
+  const std::string at = detail::where("Reshape", c);
+  if (!c.contains("target_shape") || !c["target_shape"].is_array())
+    throw ValueError(at + ": 'target_shape' must be a list of dimensions");
+  std::vector<int64_t> dims;
+  for (const Json& d : c["target_shape"]) {
+    if (!d.is_number_integer()) throw ValueError(at + ": target_shape " + c["target_shape"].dump() + " has a non-integer");
+    dims.push_back(d.get<int64_t>());
+  }
+  return std::make_shared<Reshape>(
+      Options{.target_shape = Shape(dims), .input_shape = input_shape_from_config(c), .name = detail::name_of(c)});
+}
+
+void Reshape::export_onnx(onnx::GraphWriter& g) const {
+  g.to_channels_last(name());
+  std::vector<int64_t> dims{-1};  // the batch: whatever the element count leaves
+  for (int64_t d : output_shape(g.value().shape)) dims.push_back(d);
+  onnx::Value& v = g.value();
+  v.name = g.node("Reshape", name(), {v.name, g.int64_initializer(name() + "/shape", dims)});
+}
+
+std::shared_ptr<Layer> Activation::from_config(const Json& c) {
+  return std::make_shared<Activation>(Options{
+      .activation = detail::activation_of(c), .input_shape = input_shape_from_config(c), .name = detail::name_of(c)});
+}
+
+void Activation::export_onnx(onnx::GraphWriter& g) const { g.activation(activation_, name()); }
+
+// Keras 3: negative_slope (default 0.3); Keras 2: alpha.
+std::shared_ptr<Layer> LeakyReLU::from_config(const Json& c) {
+  const std::string at = detail::where("LeakyReLU", c);
+  const float slope = detail::float_of(c, "negative_slope", detail::float_of(c, "alpha", 0.3f, at), at);
+  return std::make_shared<LeakyReLU>(
+      Options{.negative_slope = slope, .input_shape = input_shape_from_config(c), .name = detail::name_of(c)});
+}
+
+void LeakyReLU::export_onnx(onnx::GraphWriter& g) const {
+  onnx::Value& v = g.value();
+  v.name = g.node("LeakyRelu", name(), {v.name}, {onnx::GraphWriter::attr_float("alpha", slope_)});
+}
+
+std::shared_ptr<Layer> InputLayer::from_config(const Json& c) {
+  auto shape = input_shape_from_config(c);
+  if (!shape) throw ValueError("InputLayer '" + detail::name_of(c) + "' has no batch_shape / batch_input_shape");
+  return std::make_shared<InputLayer>(*shape, detail::name_of(c));
+}
+
+void InputLayer::export_onnx(onnx::GraphWriter&) const {}  // the graph's input itself
 
 }  // namespace lamina::layers

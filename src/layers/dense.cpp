@@ -1,6 +1,8 @@
 // Dense: y = activation(x @ kernel + bias). N = batch, I = input features, U = units.
 // The affine part and relu/sigmoid/tanh are one oneDNN primitive (ops::linear); rank > 2 inputs
 // are folded to 2-D.
+#include "layers/keras_config.hpp"
+#include "onnx/graph_writer.hpp"
 #include "lamina/layers.hpp"
 #include "lamina/ops.hpp"
 
@@ -58,6 +60,43 @@ Json Dense::config() const {
   j["kernel_initializer"] = options_.kernel_initializer.config();
   j["bias_initializer"] = options_.bias_initializer.config();
   return j;
+}
+
+std::shared_ptr<Layer> Dense::from_config(const Json& c) {
+  Options o;
+  o.units = detail::positive_int_of(c, "units", detail::where("Dense", c));
+  o.activation = detail::activation_of(c);
+  o.use_bias = c.value("use_bias", true);
+  o.kernel_initializer = detail::initializer_of(c, "kernel_initializer", o.kernel_initializer);
+  o.bias_initializer = detail::initializer_of(c, "bias_initializer", o.bias_initializer);
+  o.input_shape = input_shape_from_config(c);
+  o.name = detail::name_of(c);
+  return std::make_shared<Dense>(o);
+}
+
+// Gemm on (N, K) inputs; MatMul + Add over the last axis of higher-rank inputs, as Keras maps
+// Dense over it. kernel (K, U), bias (U). Gemm gets the kernel transposed, (U, K) with transB=1:
+// OpenCV 4.6 reads a Gemm without transB as if B were (U, K) already.
+void Dense::export_onnx(onnx::GraphWriter& g) const {
+  using W = onnx::GraphWriter;
+  g.to_channels_last(name());
+  const Tensor& kernel = W::weight(*this, "kernel");
+  const bool use_bias = options_.use_bias;
+  const std::string b = use_bias ? g.initializer(name() + "/bias", W::weight(*this, "bias")) : "";
+  onnx::Value& v = g.value();
+  if (v.shape.rank() == 1) {
+    const int64_t k = kernel.dim(0), u = kernel.dim(1);
+    std::vector<float> transposed(static_cast<size_t>(kernel.numel()));
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < u; ++j) transposed[static_cast<size_t>(j * k + i)] = kernel.data()[i * u + j];
+    std::vector<std::string> inputs{v.name, g.initializer(name() + "/kernel", {u, k}, transposed.data())};
+    if (use_bias) inputs.push_back(b);
+    v.name = g.node("Gemm", name(), inputs, {W::attr_int("transB", 1)});
+  } else {
+    v.name = g.node("MatMul", name(), {v.name, g.initializer(name() + "/kernel", kernel)});
+    if (use_bias) v.name = g.node("Add", name(), {v.name, b});
+  }
+  g.activation(options_.activation, name());
 }
 
 }  // namespace lamina::layers

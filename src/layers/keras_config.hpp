@@ -1,16 +1,63 @@
-// Reading and writing the Keras config fields the image layers share: sizes given as an int
-// or a list (kernel_size, strides, pool_size), padding names, data_format. Internal.
+// Reading and writing the Keras config fields layers share: names, activations, initializers,
+// numbers, sizes given as an int or a list (kernel_size, strides, pool_size), padding names,
+// data_format. Each layer's from_config (in its own file) is written with these. Internal.
 #pragma once
 
 #include <charconv>
 #include <cstdlib>
 #include <string>
 
+#include <algorithm>
+
 #include "lamina/error.hpp"
 #include "lamina/json.hpp"
+#include "lamina/layers.hpp"
 #include "lamina/ops.hpp"
 
 namespace lamina::detail {
+
+inline std::string name_of(const Json& c) {
+  return c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : "";
+}
+
+// "Conv2D 'conv2d'": where a config error happened.
+inline std::string where(const char* cls, const Json& c) { return std::string(cls) + " '" + name_of(c) + "'"; }
+
+// Keras 3 may write an activation as a string or as a serialized function {"class_name": ...}.
+inline Activation activation_of(const Json& c) {
+  if (!c.contains("activation") || c["activation"].is_null()) return Activation::linear;
+  const Json& a = c["activation"];
+  if (a.is_string()) return Activation(a.get<std::string>());
+  if (a.is_object() && a.contains("config") && a["config"].is_string()) return Activation(a["config"].get<std::string>());
+  throw ValueError("activation " + a.dump() + " is not a name");
+}
+
+inline Initializer initializer_of(const Json& c, const char* key, Initializer fallback) {
+  return c.contains(key) && !c[key].is_null() ? Initializer::from_config(c[key]) : fallback;
+}
+
+inline float float_of(const Json& c, const char* key, float fallback, const std::string& where) {
+  if (!c.contains(key) || c[key].is_null()) return fallback;
+  if (!c[key].is_number()) throw ValueError(where + ": '" + key + "' must be a number, got " + c[key].dump());
+  return c[key].get<float>();
+}
+
+// c[key] as a positive integer (Dense units, Conv2D filters); ValueError naming the layer otherwise.
+inline int64_t positive_int_of(const Json& c, const char* key, const std::string& where) {
+  if (!c.contains(key) || !c[key].is_number_integer() || c[key].get<int64_t>() <= 0)
+    throw ValueError(where + ": '" + key + "' must be a positive integer, got " +
+                     (c.contains(key) ? c[key].dump() : std::string("nothing (the key is missing)")));
+  return c[key].get<int64_t>();
+}
+
+// Keras options that change the math and that Lamina does not implement yet must be off.
+inline void require_default(const Json& c, const char* key, const Json& value, const std::string& at) {
+  if (!c.contains(key) || c[key].is_null()) return;
+  const Json& v = c[key];
+  const bool same = v == value || (v.is_array() && value.is_number() &&
+                                   std::all_of(v.begin(), v.end(), [&](const Json& e) { return e == value; }));
+  if (!same) throw ValueError(at + ": " + key + " = " + v.dump() + " is not supported (only " + value.dump() + ")");
+}
 
 // A float option as the decimal a user wrote (0.99, not 0.9900000095367432): the shortest
 // text that reads back as the same float, read as a double.

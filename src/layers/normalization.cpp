@@ -3,6 +3,7 @@
 // weights that training calls update in place (see batch_norm in src/ops/norm.cpp).
 #include <cmath>
 
+#include "onnx/graph_writer.hpp"
 #include "lamina/layers.hpp"
 #include "layers/keras_config.hpp"
 
@@ -93,5 +94,78 @@ Json Dropout::config() const {
   j["noise_shape"] = nullptr;
   return j;
 }
+
+// --- configs and ONNX export ---------------------------------------------------------------------------
+
+std::shared_ptr<Layer> BatchNormalization::from_config(const Json& c) {
+  const std::string at = detail::where("BatchNormalization", c);
+  Options o;
+  if (c.contains("axis") && !c["axis"].is_null()) {  // Keras 2 writes [3] once built
+    const Json& a = c["axis"];
+    const Json& v = a.is_array() && a.size() == 1 ? a[0] : a;
+    if (!v.is_number_integer()) throw ValueError(at + ": axis must be one integer (the channel axis), got " + a.dump());
+    o.axis = v.get<int64_t>();
+  }
+  o.momentum = detail::float_of(c, "momentum", o.momentum, at);
+  o.epsilon = detail::float_of(c, "epsilon", o.epsilon, at);
+  o.center = c.value("center", true);
+  o.scale = c.value("scale", true);
+  o.beta_initializer = detail::initializer_of(c, "beta_initializer", o.beta_initializer);
+  o.gamma_initializer = detail::initializer_of(c, "gamma_initializer", o.gamma_initializer);
+  o.moving_mean_initializer = detail::initializer_of(c, "moving_mean_initializer", o.moving_mean_initializer);
+  o.moving_variance_initializer =
+      detail::initializer_of(c, "moving_variance_initializer", o.moving_variance_initializer);
+  o.input_shape = input_shape_from_config(c);
+  o.name = detail::name_of(c);
+  return std::make_shared<BatchNormalization>(o);
+}
+
+// Inference form: (x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta over the
+// channels, which ONNX wants on axis 1: images go channels-first, other ranks through a Transpose
+// each way.
+void BatchNormalization::export_onnx(onnx::GraphWriter& g) const {
+  using W = onnx::GraphWriter;
+  const Tensor& mean = W::weight(*this, "moving_mean");
+  const int64_t c = mean.dim(0);
+  const int64_t rank = g.value().shape.rank() + 1;  // with the batch axis
+  std::vector<int64_t> to_first, to_last;
+  if (rank == 4) {
+    g.to_channels_first(name());
+  } else if (rank > 2) {
+    to_first = {0, rank - 1};
+    for (int64_t i = 1; i < rank - 1; ++i) to_first.push_back(i);
+    to_last = {0};
+    for (int64_t i = 2; i < rank; ++i) to_last.push_back(i);
+    to_last.push_back(1);
+    g.value().name = g.node("Transpose", name() + "/to_channels_first", {g.value().name}, {W::attr_ints("perm", to_first)});
+  }
+  const std::vector<float> ones(static_cast<size_t>(c), 1.f), zeros(static_cast<size_t>(c), 0.f);
+  const std::string gamma = W::has_weight(*this, "gamma") ? g.initializer(name() + "/gamma", W::weight(*this, "gamma"))
+                                                          : g.initializer(name() + "/gamma", {c}, ones.data());
+  const std::string beta = W::has_weight(*this, "beta") ? g.initializer(name() + "/beta", W::weight(*this, "beta"))
+                                                        : g.initializer(name() + "/beta", {c}, zeros.data());
+  onnx::Value& v = g.value();
+  v.name = g.node("BatchNormalization", name(),
+                  {v.name, gamma, beta, g.initializer(name() + "/moving_mean", mean),
+                   g.initializer(name() + "/moving_variance", W::weight(*this, "moving_variance"))},
+                  {W::attr_float("epsilon", options_.epsilon)});
+  if (!to_last.empty())
+    v.name = g.node("Transpose", name() + "/to_channels_last", {v.name}, {W::attr_ints("perm", to_last)});
+}
+
+std::shared_ptr<Layer> Dropout::from_config(const Json& c) {
+  const std::string at = detail::where("Dropout", c);
+  if (!c.contains("rate")) throw ValueError(at + ": 'rate' is required");
+  if (c.contains("noise_shape") && !c["noise_shape"].is_null())
+    throw ValueError(at + ": noise_shape " + c["noise_shape"].dump() + " is not supported (one mask per element)");
+  Options o;
+  o.rate = detail::float_of(c, "rate", 0.f, at);
+  if (c.contains("seed") && c["seed"].is_number_integer()) o.seed = c["seed"].get<uint64_t>();
+  o.input_shape = input_shape_from_config(c);
+  o.name = detail::name_of(c);
+  return std::make_shared<Dropout>(o);
+}
+
+void Dropout::export_onnx(onnx::GraphWriter&) const {}  // the identity at inference
 
 }  // namespace lamina::layers

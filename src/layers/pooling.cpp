@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "kernels/window.hpp"
+#include "onnx/graph_writer.hpp"
 #include "lamina/layers.hpp"
 #include "layers/keras_config.hpp"
 
@@ -92,6 +93,62 @@ Json GlobalAveragePooling2D::config() const {
   j["data_format"] = "channels_last";
   j["keepdims"] = options_.keepdims;
   return j;
+}
+
+namespace {
+
+template <class L>
+std::shared_ptr<Layer> pooling_from(const Json& c, const char* cls) {
+  const std::string at = detail::where(cls, c);
+  detail::require_channels_last(c, at);
+  Pooling2DOptions o;
+  o.pool_size = detail::size2_from(c, "pool_size", at, 2);
+  if (c.contains("strides") && !c["strides"].is_null()) o.strides = detail::size2_from(c, "strides", at, 1);
+  o.padding = detail::padding_from(c, at);
+  o.input_shape = input_shape_from_config(c);
+  o.name = detail::name_of(c);
+  return std::make_shared<L>(o);
+}
+
+}  // namespace
+
+std::shared_ptr<Layer> MaxPooling2D::from_config(const Json& c) { return pooling_from<MaxPooling2D>(c, "MaxPooling2D"); }
+
+std::shared_ptr<Layer> AveragePooling2D::from_config(const Json& c) {
+  return pooling_from<AveragePooling2D>(c, "AveragePooling2D");
+}
+
+// MaxPool / AveragePool on the channels-first image; the average counts only cells inside the
+// image (count_include_pad=0), as Keras' AveragePooling2D with padding='same'.
+void Pooling2D::export_onnx(onnx::GraphWriter& g) const {
+  using W = onnx::GraphWriter;
+  const bool max = std::string_view(onnx_op()) == "MaxPool";
+  g.to_channels_first(name());
+  const auto& o = options_;
+  const Size2 strides = strides_of(o);
+  onnx::Value& v = g.value();
+  std::vector<onnx::ProtoWriter> attrs{W::attr_ints("kernel_shape", {o.pool_size.h, o.pool_size.w}),
+                                       W::attr_ints("strides", {strides.h, strides.w}),
+                                       W::attr_ints("pads", W::window_pads(v.shape, o.pool_size, strides, o.padding))};
+  if (!max) attrs.push_back(W::attr_int("count_include_pad", 0));
+  v.name = g.node(onnx_op(), name(), {v.name}, std::move(attrs));
+}
+
+std::shared_ptr<Layer> GlobalAveragePooling2D::from_config(const Json& c) {
+  detail::require_channels_last(c, detail::where("GlobalAveragePooling2D", c));
+  return std::make_shared<GlobalAveragePooling2D>(Options{
+      .keepdims = c.value("keepdims", false), .input_shape = input_shape_from_config(c), .name = detail::name_of(c)});
+}
+
+// GlobalAveragePool gives (N, C, 1, 1); keepdims=false flattens it to (N, C).
+void GlobalAveragePooling2D::export_onnx(onnx::GraphWriter& g) const {
+  g.to_channels_first(name());
+  onnx::Value& v = g.value();
+  v.name = g.node("GlobalAveragePool", name(), {v.name});
+  if (!options_.keepdims) {
+    v.name = g.node("Flatten", name(), {v.name}, {onnx::GraphWriter::attr_int("axis", 1)});
+    v.channels_first = false;
+  }
 }
 
 }  // namespace lamina::layers

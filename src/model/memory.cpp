@@ -31,12 +31,6 @@ int64_t add_sat(int64_t a, int64_t b) {
   return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
-// Layers whose output is a view of their input: no storage of their own.
-bool is_view(const Layer& l) {
-  const std::string c = l.class_name();
-  return c == "InputLayer" || c == "Flatten" || c == "Reshape";
-}
-
 }  // namespace
 
 int64_t MemoryEstimate::total() const {
@@ -97,7 +91,7 @@ MemoryEstimate Sequential::estimate_for(const Shape& input_shape, int64_t batch_
       }
     }
     shape = l->output_shape(shape);
-    if (is_view(*l)) continue;
+    if (l->output_is_view()) continue;  // no storage of its own
     const int64_t n = shape.numel();
     per_sample = add_sat(per_sample, training ? mul_sat(n, kTrainingCopies) : n);
     if (n > largest_output) {

@@ -180,8 +180,8 @@ Sequential Sequential::from_file(const io::SafetensorsFile& file, const std::str
       if (name == weights[i].first) std::copy(t.data(), t.data() + t.numel(), weights[i].second.data());
   }
   if (auto it = file.metadata.find("compile_config"); it != file.metadata.end()) {
+    const Json c = parse_json<IoError>(it->second, path + ": __metadata__.compile_config");
     try {
-      const Json c = parse_json<IoError>(it->second, "not valid JSON");
       std::vector<std::string> metrics;
       for (const auto& m : c.value("metrics", Json::array())) metrics.push_back(m.get<std::string>());
       model.compile(optimizer_from_config(c.at("optimizer")), Loss::from_config(c.at("loss")), metrics);

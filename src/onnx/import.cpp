@@ -116,9 +116,9 @@ std::vector<int64_t> Importer::attr_ints(const char* name) const {
   return a ? a->ints : std::vector<int64_t>{};
 }
 
-Planned& Importer::plan(Planned::Kind kind) {
+Planned& Importer::plan(const char* keras_class) {
   Planned p;
-  p.kind = kind;
+  p.cls = keras_class;
   p.origin = "node " + std::to_string(index_) + " '" + node_->name + "' (" + node_->op_type + ")";
   p.name = module_name(node_->name);
   p.output = node_->outputs[0];
@@ -129,7 +129,7 @@ Planned& Importer::plan(Planned::Kind kind) {
 Planned* Importer::foldable() {
   if (plan_.empty()) return nullptr;
   Planned& p = plan_.back();
-  const bool affine = p.kind == Planned::Kind::dense || p.kind == Planned::Kind::conv;
+  const bool affine = p.cls == "Dense" || p.cls == "Conv2D";
   return affine && p.output == flow_.name && p.activation == Activation::linear ? &p : nullptr;
 }
 
@@ -318,7 +318,7 @@ void Importer::gemm(const Node& n) {
     for (int64_t u = 0; u < units; ++u)
       kw[j * units + u] = alpha * b.f[static_cast<size_t>(trans_b ? u * k + src : src * units + u)];
   }
-  Planned& p = plan(Planned::Kind::dense);
+  Planned& p = plan("Dense");
   p.units = units;
   p.weights["kernel"] = kernel;
   if (const Const* c = optional_constant(2, "C (the bias)")) {
@@ -357,7 +357,7 @@ void Importer::matmul(const Node& n) {
     const int64_t src = rows.empty() ? j : rows[static_cast<size_t>(j)];
     std::copy_n(w.f.begin() + src * units, units, kernel.data() + j * units);
   }
-  Planned& p = plan(Planned::Kind::dense);
+  Planned& p = plan("Dense");
   p.units = units;
   p.weights["kernel"] = kernel;
   flow_.shape.back() = units;
@@ -377,7 +377,7 @@ void Importer::add_bias(const Node& n) {
   if (!c.is_float) fail("the bias must hold floats");
   const int64_t units = p->units;
   bool ok = c.numel() == units;
-  if (p->kind == Planned::Kind::dense) {
+  if (p->cls == "Dense") {
     ok = ok && !c.dims.empty() && c.dims.back() == units;
   } else {  // (C, 1, 1) or (1, C, 1, 1): along ONNX's channel axis
     const size_t d = c.dims.size();
@@ -385,7 +385,7 @@ void Importer::add_bias(const Node& n) {
   }
   if (!ok)
     fail("the bias has shape " + dims_text(c.dims) + "; expected " +
-         (p->kind == Planned::Kind::dense ? "(" + std::to_string(units) + ",)"
+         (p->cls == "Dense" ? "(" + std::to_string(units) + ",)"
                                           : "(" + std::to_string(units) + ", 1, 1)") +
          " to fold into " + p->origin);
   p->use_bias = true;
@@ -441,7 +441,7 @@ void Importer::activation(const Node& n) {
       return;
     }
   }
-  Planned& p = plan(leaky_layer ? Planned::Kind::leaky_relu : Planned::Kind::activation);
+  Planned& p = plan(leaky_layer ? "LeakyReLU" : "Activation");
   p.activation = act;
   p.value = slope;
   advance(n);
@@ -460,7 +460,7 @@ void Importer::batch_norm(const Node& n) {
          "copy; only (N, C) features and (N, C, H, W) images are supported");
   const int64_t c = flow_.shape[0];
   std::vector<int64_t> rows;
-  Planned& p = plan(Planned::Kind::batch_norm);
+  Planned& p = plan("BatchNormalization");
   const char* names[4] = {"gamma", "beta", "moving_mean", "moving_variance"};
   const char* roles[4] = {"scale", "B (the shift)", "mean", "var"};
   for (size_t i = 0; i < 4; ++i) {
@@ -492,16 +492,36 @@ void Importer::dropout(const Node& n) {
     rate = c->f[0];
   }
   if (!(rate >= 0.f && rate < 1.f)) fail("ratio " + std::to_string(rate) + " is outside [0, 1)");
-  if (rate > 0.f) plan(Planned::Kind::dropout).value = rate;  // the identity in predict; regularizes fine-tuning
+  if (rate > 0.f) plan("Dropout").value = rate;  // the identity in predict; regularizes fine-tuning
   advance(n);
 }
 
 // --- the model ----------------------------------------------------------------------------------------
 
+// The Keras config of a planned layer: what its class's from_config reads.
+Json keras_config(const Planned& p) {
+  auto size2 = [](Size2 v) { return Json::array({v.h, v.w}); };
+  const char* padding = p.padding == Padding::same ? "same" : "valid";
+  const std::string& c = p.cls;
+  if (c == "Dense") return {{"units", p.units}, {"activation", p.activation.name()}, {"use_bias", p.use_bias}};
+  if (c == "Conv2D")
+    return {{"filters", p.units}, {"kernel_size", size2(p.window)}, {"strides", size2(p.strides)}, {"padding", padding},
+            {"activation", p.activation.name()}, {"use_bias", p.use_bias}};
+  if (c == "MaxPooling2D" || c == "AveragePooling2D")
+    return {{"pool_size", size2(p.window)}, {"strides", size2(p.strides)}, {"padding", padding}};
+  if (c == "GlobalAveragePooling2D") return {{"keepdims", p.keepdims}};
+  if (c == "BatchNormalization") return {{"momentum", p.momentum}, {"epsilon", p.epsilon}};
+  if (c == "Reshape") return {{"target_shape", p.target.dims()}};
+  if (c == "Activation") return {{"activation", p.activation.name()}};
+  if (c == "LeakyReLU") return {{"negative_slope", p.value}};
+  if (c == "Dropout") return {{"rate", p.value}};
+  return Json::object();  // Flatten
+}
+
 Sequential Importer::materialize() {
   // GlobalAveragePool's (C, 1, 1) then Flatten: one GlobalAveragePooling2D, as Keras writes it.
   for (size_t i = 0; i + 1 < plan_.size(); ++i)
-    if (plan_[i].kind == Planned::Kind::global_avg_pool && plan_[i].keepdims && plan_[i + 1].kind == Planned::Kind::flatten) {
+    if (plan_[i].cls == "GlobalAveragePooling2D" && plan_[i].keepdims && plan_[i + 1].cls == "Flatten") {
       plan_[i].keepdims = false;
       plan_.erase(plan_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
     }
@@ -512,38 +532,9 @@ Sequential Importer::materialize() {
   model.add(layers::InputLayer(Shape(input_shape_)));
   std::vector<std::shared_ptr<Layer>> made;
   std::set<std::string> taken = {model.layers().front()->name()};
-  using K = Planned::Kind;
   for (const Planned& p : plan_) {
-    std::shared_ptr<Layer> l;
-    switch (p.kind) {
-      case K::dense:
-        l = std::make_shared<layers::Dense>(layers::Dense::Options{.units = p.units, .activation = p.activation,
-                                                                   .use_bias = p.use_bias});
-        break;
-      case K::conv:
-        l = std::make_shared<layers::Conv2D>(layers::Conv2D::Options{.filters = p.units, .kernel_size = p.window,
-                                                                     .strides = p.strides, .padding = p.padding,
-                                                                     .activation = p.activation, .use_bias = p.use_bias});
-        break;
-      case K::max_pool:
-        l = std::make_shared<layers::MaxPooling2D>(layers::Pooling2DOptions{.pool_size = p.window, .strides = p.strides, .padding = p.padding});
-        break;
-      case K::avg_pool:
-        l = std::make_shared<layers::AveragePooling2D>(layers::Pooling2DOptions{.pool_size = p.window, .strides = p.strides, .padding = p.padding});
-        break;
-      case K::global_avg_pool:
-        l = std::make_shared<layers::GlobalAveragePooling2D>(layers::GlobalAveragePooling2D::Options{.keepdims = p.keepdims});
-        break;
-      case K::batch_norm:
-        l = std::make_shared<layers::BatchNormalization>(
-            layers::BatchNormalization::Options{.momentum = p.momentum, .epsilon = p.epsilon});
-        break;
-      case K::flatten: l = std::make_shared<layers::Flatten>(); break;
-      case K::reshape: l = std::make_shared<layers::Reshape>(p.target); break;
-      case K::activation: l = std::make_shared<layers::Activation>(p.activation); break;
-      case K::leaky_relu: l = std::make_shared<layers::LeakyReLU>(layers::LeakyReLU::Options{.negative_slope = p.value}); break;
-      case K::dropout: l = std::make_shared<layers::Dropout>(p.value); break;
-    }
+    // The layer is built from its Keras config through the registry, as from any JSON.
+    std::shared_ptr<Layer> l = layer_from_config(p.cls, keras_config(p));
     if (!p.name.empty() && !taken.count(p.name)) l->set_name(p.name);
     model.add(l);
     taken.insert(l->name());

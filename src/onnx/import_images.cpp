@@ -98,7 +98,7 @@ void Importer::conv(const Node& n) {
       for (int64_t y = 0; y < kh; ++y)
         for (int64_t x = 0; x < kw; ++x)
           kd[((y * kw + x) * in_ch + i) * filters + o] = w.f[static_cast<size_t>(((o * in_ch + i) * kh + y) * kw + x)];
-  Planned& p = plan(Planned::Kind::conv);
+  Planned& p = plan("Conv2D");
   p.units = filters;
   p.window = Size2(kh, kw);
   p.strides = Size2(st[0], st[1]);
@@ -133,7 +133,7 @@ void Importer::pool(const Node& n) {
       fail("count_include_pad = 1 divides border windows by the whole window; Lamina's AveragePooling2D divides by "
            "the cells inside the image (count_include_pad = 0)");
   }
-  Planned& p = plan(is_max ? Planned::Kind::max_pool : Planned::Kind::avg_pool);
+  Planned& p = plan(is_max ? "MaxPooling2D" : "AveragePooling2D");
   p.window = Size2(ks[0], ks[1]);
   p.strides = Size2(st[0], st[1]);
   p.padding = padding;
@@ -144,9 +144,9 @@ void Importer::pool(const Node& n) {
 void Importer::global_pool(const Node& n) {
   require_image(n.op_type.c_str());
   if (n.op_type == "GlobalAveragePool") {
-    plan(Planned::Kind::global_avg_pool).keepdims = true;  // ONNX keeps (C, 1, 1)
+    plan("GlobalAveragePooling2D").keepdims = true;  // ONNX keeps (C, 1, 1)
   } else {  // the max over the whole image: one window as big as the image
-    Planned& p = plan(Planned::Kind::max_pool);
+    Planned& p = plan("MaxPooling2D");
     p.window = p.strides = Size2(flow_.shape[1], flow_.shape[2]);
   }
   flow_.shape = {flow_.shape[0], 1, 1};
@@ -163,7 +163,7 @@ void Importer::reduce_mean(const Node& n) {
   if (axes != std::vector<int64_t>{2, 3})
     fail("averages over axes " + dims_text(axes) + "; only the mean over H and W (axes 2, 3) is supported");
   const bool keepdims = attr_int("keepdims", 1) != 0;
-  plan(Planned::Kind::global_avg_pool).keepdims = keepdims;
+  plan("GlobalAveragePooling2D").keepdims = keepdims;
   if (keepdims) {
     flow_.shape = {flow_.shape[0], 1, 1};
   } else {

@@ -155,7 +155,7 @@ void Importer::reshape_to(const std::vector<int64_t>& target) {
   if (target == flow_.shape) return;  // nothing to do (GlobalAveragePool's (C, 1, 1) -> Squeeze ...)
   if (target.size() == 1) {           // flatten: Lamina's order may differ; the next Dense takes care
     if (!same_order(flow_)) flow_.flat_from_shape = flow_.shape, flow_.flat_from_axes = flow_.axes;
-    plan(Planned::Kind::flatten);
+    plan("Flatten");
     flow_.shape = target;
     flow_.axes = {0, 1};
     return;
@@ -163,7 +163,7 @@ void Importer::reshape_to(const std::vector<int64_t>& target) {
   if (!same_order(flow_))
     fail("reshapes " + act_text(flow_.shape) + ", which Lamina holds channels-last, to " + act_text(target) +
          "; only a flatten to (N, features) can be followed");
-  Planned& p = plan(Planned::Kind::reshape);
+  Planned& p = plan("Reshape");
   if (target.size() == 3 && target[0] == 1 && !transposed_next(node_->outputs[0])) {
     // an (N, 1, H, W) image: the same values as Lamina's (N, H, W, 1). With more channels,
     // ONNX's order is not Lamina's: a Conv after it says so (require_image).

@@ -85,11 +85,10 @@ inline std::vector<int64_t> lamina_shape(const Flow& f) {
   return lam;
 }
 
-// One Lamina layer to create, with its weights in Lamina's layout.
+// One Lamina layer to create, with its weights in Lamina's layout: the importer's notes, which
+// become the layer's Keras config (keras_config in import.cpp) and go through the layer registry.
 struct Planned {
-  enum class Kind { dense, conv, max_pool, avg_pool, global_avg_pool, batch_norm, flatten, reshape, activation,
-                    leaky_relu, dropout };
-  Kind kind = Kind::activation;
+  std::string cls = "Activation";  // the Keras class name
   std::string origin;  // "node 3 '/fc/Gemm' (Gemm)", for messages
   std::string name;    // a layer name from the node's module path ("fc"), or "" for Lamina's default
   std::string output;  // the ONNX tensor it produces: a following bias or activation may fold into it
@@ -135,7 +134,7 @@ class Importer {
   // tensor is in a channels-last exporter's order, which that Transpose turns into NCHW.
   bool transposed_next(const std::string& tensor) const;
   Padding resolve_padding(const Node& n, Size2 kernel, Size2 strides, bool ceil_mode, Size2& out) const;
-  Planned& plan(Planned::Kind kind);
+  Planned& plan(const char* keras_class);
   Planned* foldable();
   std::vector<int64_t> feature_rows() const;  // Lamina feature j is ONNX feature rows[j]; empty = the same  // the last layer, if it made the current activation and may take a bias/activation
   void advance(const Node& n);  // the current activation is now n's first output

@@ -60,11 +60,24 @@ def check_with_onnx(directory):
         print(f"ok {name}: {len(graph.node)} nodes ({', '.join(ops)}), {len(graph.initializer)} initializers")
 
 
+# Valid ONNX that OpenCV 4.6's importer refuses; onnx's checker still judges these files.
+OPENCV_CANNOT = {
+    # LayerNormalization as opset-13 ReduceMean / Sub / Mul / Sqrt / Div: OpenCV 4.6 refuses the
+    # (N, K) / (N, 1) Div ("axis != outShape.size()" in parseMul) and fails in forward on the
+    # (N, T, C) / (N, T, 1) one (shape_utils total()). ONNX Runtime is the runtime to check it on.
+    "layer_norm": "fails in forward on (N, T, C) / (N, T, 1) broadcasting (shape_utils 'total')",
+    "layer_norm_flat": "cannot parse the (N, K) / (N, 1) Div ('axis != outShape.size()')",
+}
+
+
 def check_with_opencv(directory):
     import cv2
 
     worst = 0.0
     for name, path in cases(directory):
+        if name in OPENCV_CANNOT:
+            print(f"skip {name}: OpenCV 4.6 {OPENCV_CANNOT[name]}")
+            continue
         x = np.load(os.path.join(directory, name + ".input.npy"))
         want = np.load(os.path.join(directory, name + ".expected.npy"))
         if not np.isfinite(want).all():

@@ -10,6 +10,7 @@
 
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
+#include "lamina/layers/layer_normalization.hpp"
 #include "lamina/onnx.hpp"
 
 namespace lamina {
@@ -140,6 +141,24 @@ Sequential dense_rank3() {
 }
 
 // The LeakyReLU layer, with PyTorch's default slope rather than the activation's fixed 0.2.
+// LayerNormalization written out in opset-13 nodes, on (N, T, C) after a Dense (with gamma and
+// beta) and on (N, K) without beta; non-trivial gamma and beta so that a dropped scale or shift
+// shows. OpenCV 4.6 runs only the first (check_onnx.py says why).
+Sequential layer_norm() {
+  const Initializer around_one = Initializer::random_uniform(0.5f, 1.5f);
+  return Sequential({layers::Dense({.units = 5, .bias_initializer = bias_init(), .input_shape = Shape{3, 6}}),
+                     layers::LayerNormalization({.beta_initializer = bias_init(), .gamma_initializer = around_one}),
+                     layers::Flatten(),
+                     layers::Dense({.units = 2, .bias_initializer = bias_init()})});
+}
+
+Sequential layer_norm_flat() {
+  const Initializer around_one = Initializer::random_uniform(0.5f, 1.5f);
+  return Sequential({layers::Dense({.units = 5, .bias_initializer = bias_init(), .input_shape = Shape{6}}),
+                     layers::LayerNormalization({.epsilon = 1e-5f, .center = false, .gamma_initializer = around_one}),
+                     layers::Dense({.units = 2, .bias_initializer = bias_init()})});
+}
+
 Sequential leaky_relu_layer() {
   return Sequential({layers::Dense({.units = 6, .bias_initializer = bias_init(), .input_shape = Shape{5}}),
                      layers::LeakyReLU({.negative_slope = 0.01f}), layers::Dense(2)});
@@ -158,6 +177,8 @@ int run(const fs::path& dir) {
   cases.push_back({"reshape", reshape(), Shape{36}});
   cases.push_back({"dense_rank3", dense_rank3(), Shape{3, 4}});
   cases.push_back({"leaky_relu_layer", leaky_relu_layer(), Shape{5}});
+  cases.push_back({"layer_norm", layer_norm(), Shape{3, 6}});
+  cases.push_back({"layer_norm_flat", layer_norm_flat(), Shape{6}});
   uint64_t seed = 100;
   for (Case& c : cases) write_case(dir, c, seed++);
   return 0;

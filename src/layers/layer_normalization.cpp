@@ -1,0 +1,98 @@
+// LayerNormalization (include/lamina/layers/layer_normalization.hpp): its options, weights,
+// call, Keras config both ways and ONNX export, all here. The math is the layer_norm op
+// (src/ops/norm.cpp). N = batch, C = the normalized (last) axis.
+#include "lamina/layers/layer_normalization.hpp"
+
+#include <cmath>
+
+#include "layers/keras_config.hpp"
+#include "onnx/graph_writer.hpp"
+
+namespace lamina::layers {
+
+LayerNormalization::LayerNormalization(Options options) : options_(std::move(options)) {
+  if (!(options_.epsilon > 0.f) || !std::isfinite(options_.epsilon))
+    throw ValueError("LayerNormalization: epsilon must be positive, got " + std::to_string(options_.epsilon));
+  name_ = options_.name;
+  input_shape_ = options_.input_shape;
+}
+
+std::vector<Layer::WeightSpec> LayerNormalization::weight_specs(const Shape& input_shape) const {
+  if (input_shape.rank() < 1) shape_error("(batch, ..., C)", input_shape);
+  const int64_t rank = input_shape.rank() + 1;  // with the batch axis, as Keras counts
+  const int64_t axis = options_.axis < 0 ? options_.axis + rank : options_.axis;
+  if (axis != rank - 1)
+    throw ValueError(class_name() + " '" + name_ + "': only the last axis can be normalized; axis " +
+                     std::to_string(options_.axis) + " of input (batch, " + input_shape.str().substr(1) +
+                     " is not the last");
+  const int64_t c = input_shape[-1];
+  std::vector<WeightSpec> specs;
+  if (options_.scale) specs.push_back({"gamma", {c}, options_.gamma_initializer});
+  if (options_.center) specs.push_back({"beta", {c}, options_.beta_initializer});
+  return specs;
+}
+
+const Tensor* LayerNormalization::weight(const char* name) const {
+  for (const Weight& w : weights_)
+    if (w.name == name) return &w.value;
+  return nullptr;
+}
+
+Tensor LayerNormalization::call(const Tensor& x, bool) {
+  const Tensor* gamma = weight("gamma");
+  const Tensor* beta = weight("beta");
+  return layer_norm(x, gamma ? *gamma : Tensor(), beta ? *beta : Tensor(), options_.epsilon);
+}
+
+Json LayerNormalization::config() const {
+  Json j = Layer::config();
+  j["axis"] = options_.axis;
+  j["epsilon"] = detail::float_json(options_.epsilon);
+  j["center"] = options_.center;
+  j["scale"] = options_.scale;
+  j["rms_scaling"] = false;
+  j["beta_initializer"] = options_.beta_initializer.config();
+  j["gamma_initializer"] = options_.gamma_initializer.config();
+  return j;
+}
+
+std::shared_ptr<Layer> LayerNormalization::from_config(const Json& c) {
+  const std::string at = detail::where("LayerNormalization", c);
+  Options o;
+  if (c.contains("axis") && !c["axis"].is_null()) {  // Keras 2 writes [-1] or [2]
+    const Json& a = c["axis"];
+    const Json& v = a.is_array() && a.size() == 1 ? a[0] : a;
+    if (!v.is_number_integer()) throw ValueError(at + ": axis must be one integer (the last axis), got " + a.dump());
+    o.axis = v.get<int64_t>();
+  }
+  detail::require_default(c, "rms_scaling", false, at);
+  o.epsilon = detail::float_of(c, "epsilon", o.epsilon, at);
+  o.center = c.value("center", true);
+  o.scale = c.value("scale", true);
+  o.beta_initializer = detail::initializer_of(c, "beta_initializer", o.beta_initializer);
+  o.gamma_initializer = detail::initializer_of(c, "gamma_initializer", o.gamma_initializer);
+  o.input_shape = input_shape_from_config(c);
+  o.name = detail::name_of(c);
+  return std::make_shared<LayerNormalization>(o);
+}
+
+// Opset 13 has no LayerNormalization node (it came in 17): written out as
+// d = x - ReduceMean(x), y = d / Sqrt(ReduceMean(d * d) + epsilon) * gamma + beta, on the last
+// axis in Lamina's (channels-last) order.
+void LayerNormalization::export_onnx(onnx::GraphWriter& g) const {
+  using W = onnx::GraphWriter;
+  g.to_channels_last(name());
+  onnx::Value& v = g.value();
+  const std::vector<onnx::ProtoWriter> last_axis = {W::attr_ints("axes", {-1}), W::attr_int("keepdims", 1)};
+  const std::string mean = g.node("ReduceMean", name() + "/mean", {v.name}, last_axis);
+  const std::string d = g.node("Sub", name() + "/centered", {v.name, mean});
+  const std::string var = g.node("ReduceMean", name() + "/variance", {g.node("Mul", name() + "/square", {d, d})}, last_axis);
+  const float eps = options_.epsilon;
+  const std::string std = g.node("Sqrt", name() + "/std", {g.node("Add", name() + "/plus_epsilon",
+                                                                      {var, g.initializer(name() + "/epsilon", {}, &eps)})});
+  v.name = g.node("Div", name() + "/normalized", {d, std});
+  if (const Tensor* gamma = weight("gamma")) v.name = g.node("Mul", name() + "/scale", {v.name, g.initializer(name() + "/gamma", *gamma)});
+  if (const Tensor* beta = weight("beta")) v.name = g.node("Add", name() + "/center", {v.name, g.initializer(name() + "/beta", *beta)});
+}
+
+}  // namespace lamina::layers

@@ -1,0 +1,198 @@
+// GraphWriter (graph_writer.hpp): nodes, initializers, layout changes and activations of an
+// ONNX graph being written.
+#include "onnx/graph_writer.hpp"
+
+#include <algorithm>
+
+#include "kernels/window.hpp"
+#include "lamina/error.hpp"
+
+namespace lamina {
+
+namespace onnx {
+
+namespace {
+
+namespace node_field {
+constexpr uint32_t input = 1, output = 2, name = 3, op_type = 4, attribute = 5;
+}
+namespace attr_field {
+constexpr uint32_t name = 1, f = 2, i = 3, ints = 8, type = 20;
+enum Type : int64_t { FLOAT = 1, INT = 2, INTS = 7 };
+}
+namespace tensor_field {
+constexpr uint32_t dims = 1, data_type = 2, name = 8, raw_data = 9;
+enum DataType : int64_t { FLOAT = 1, INT64 = 7 };
+}
+namespace value_info_field {
+constexpr uint32_t name = 1, type = 2;
+}
+namespace type_field {  // TypeProto.tensor_type, then TypeProto.Tensor's elem_type and shape
+constexpr uint32_t tensor_type = 1, elem_type = 1, shape = 2;
+}
+namespace shape_field {  // TensorShapeProto.dim, then Dimension's dim_value and dim_param
+constexpr uint32_t dim = 1, dim_value = 1, dim_param = 2;
+}
+
+}  // namespace
+
+ProtoWriter value_info(const std::string& name, const Shape& sample) {
+  ProtoWriter shape;
+  ProtoWriter batch;
+  batch.string(shape_field::dim_param, "N");
+  shape.message(shape_field::dim, batch);
+  for (int64_t d : sample) {
+    ProtoWriter dim;
+    dim.int64(shape_field::dim_value, d);
+    shape.message(shape_field::dim, dim);
+  }
+  ProtoWriter tensor;
+  tensor.int64(type_field::elem_type, tensor_field::FLOAT).message(type_field::shape, shape);
+  ProtoWriter type;
+  type.message(type_field::tensor_type, tensor);
+  ProtoWriter v;
+  v.string(value_info_field::name, name).message(value_info_field::type, type);
+  return v;
+}
+
+GraphWriter::GraphWriter(const Shape& input_shape) : value_{"input", input_shape, false} { names_.insert("input"); }
+
+ProtoWriter GraphWriter::attr_int(const std::string& name, int64_t v) {
+  ProtoWriter a;
+  a.string(attr_field::name, name).int64(attr_field::i, v).int64(attr_field::type, attr_field::INT);
+  return a;
+}
+
+ProtoWriter GraphWriter::attr_float(const std::string& name, float v) {
+  ProtoWriter a;
+  a.string(attr_field::name, name).float32(attr_field::f, v).int64(attr_field::type, attr_field::FLOAT);
+  return a;
+}
+
+ProtoWriter GraphWriter::attr_ints(const std::string& name, const std::vector<int64_t>& v) {
+  ProtoWriter a;
+  a.string(attr_field::name, name);
+  for (int64_t x : v) a.int64(attr_field::ints, x);  // proto2 repeated: one field per value
+  a.int64(attr_field::type, attr_field::INTS);
+  return a;
+}
+
+std::vector<int64_t> GraphWriter::window_pads(const Shape& in, Size2 window, Size2 strides, Padding padding) {
+  const bool same = padding == Padding::same;
+  const auto h = kernels::window_axis(in[0], window.h, strides.h, same);
+  const auto w = kernels::window_axis(in[1], window.w, strides.w, same);
+  return {h.pad_lo, w.pad_lo, h.pad_hi, w.pad_hi};
+}
+
+void GraphWriter::unsupported(const Layer& layer, const std::string& what) {
+  throw ValueError("save_onnx: layer '" + layer.name() + "' (" + layer.class_name() + "): " + what);
+}
+
+const Tensor& GraphWriter::weight(const Layer& layer, const std::string& name) {
+  for (const Layer::Weight& w : layer.weights())
+    if (w.name == name) return w.value;
+  unsupported(layer, "has no weight '" + name + "'");
+}
+
+bool GraphWriter::has_weight(const Layer& layer, const std::string& name) {
+  return std::any_of(layer.weights().begin(), layer.weights().end(),
+                     [&](const Layer::Weight& w) { return w.name == name; });
+}
+
+std::string GraphWriter::unique(const std::string& name) {
+  std::string n = name;
+  for (int i = 1; names_.count(n); ++i) n = name + "_" + std::to_string(i);
+  names_.insert(n);
+  return n;
+}
+
+std::string GraphWriter::node(const std::string& op_type, const std::string& layer, std::vector<std::string> inputs,
+                              std::vector<ProtoWriter> attributes) {
+  const std::string name = unique(layer + "/" + op_type);
+  names_.insert(name + ":0");
+  nodes_.push_back({op_type, name, std::move(inputs), {name + ":0"}, std::move(attributes)});
+  return name + ":0";
+}
+
+std::string GraphWriter::initializer(const std::string& name, const std::vector<int64_t>& dims, const float* data) {
+  const std::string n = unique(name);
+  int64_t count = 1;
+  for (int64_t d : dims) count *= d;
+  ProtoWriter t;
+  for (int64_t d : dims) t.int64(tensor_field::dims, d);
+  t.int64(tensor_field::data_type, tensor_field::FLOAT).string(tensor_field::name, n);
+  t.bytes(tensor_field::raw_data, detail::little_endian_bytes(data, static_cast<size_t>(count)));
+  initializers_.push_back(std::move(t));
+  return n;
+}
+
+std::string GraphWriter::int64_initializer(const std::string& name, const std::vector<int64_t>& values) {
+  const std::string n = unique(name);
+  std::string raw;
+  for (int64_t v : values)
+    for (int b = 0; b < 8; ++b) raw.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * b)) & 0xff));
+  ProtoWriter t;
+  t.int64(tensor_field::dims, static_cast<int64_t>(values.size()));
+  t.int64(tensor_field::data_type, tensor_field::INT64).string(tensor_field::name, n);
+  t.bytes(tensor_field::raw_data, raw);
+  initializers_.push_back(std::move(t));
+  return n;
+}
+
+void GraphWriter::to_channels_first(const std::string& layer) {
+  if (value_.channels_first) return;
+  value_.name = node("Transpose", layer + "/to_nchw", {value_.name}, {attr_ints("perm", {0, 3, 1, 2})});
+  value_.channels_first = true;
+}
+
+void GraphWriter::to_channels_last(const std::string& layer) {
+  if (!value_.channels_first) return;
+  value_.name = node("Transpose", layer + "/to_nhwc", {value_.name}, {attr_ints("perm", {0, 2, 3, 1})});
+  value_.channels_first = false;
+}
+
+void GraphWriter::activation(const Activation& a, const std::string& layer) {
+  // Softmax over Lamina's last axis, the channels: axis 1 while the graph is channels-first.
+  const int64_t axis = value_.channels_first ? 1 : -1;
+  switch (a.kind()) {
+    case Activation::linear: return;
+    case Activation::relu: value_.name = node("Relu", layer, {value_.name}); return;
+    case Activation::sigmoid: value_.name = node("Sigmoid", layer, {value_.name}); return;
+    case Activation::tanh: value_.name = node("Tanh", layer, {value_.name}); return;
+    case Activation::exponential: value_.name = node("Exp", layer, {value_.name}); return;
+    case Activation::leaky_relu:  // lamina::leaky_relu's slope, Keras' default (ONNX's is 0.01)
+      value_.name = node("LeakyRelu", layer, {value_.name}, {attr_float("alpha", 0.2f)});
+      return;
+    case Activation::elu: value_.name = node("Elu", layer, {value_.name}, {attr_float("alpha", 1.f)}); return;
+    case Activation::softmax: value_.name = node("Softmax", layer, {value_.name}, {attr_int("axis", axis)}); return;
+    case Activation::log_softmax:
+      value_.name = node("LogSoftmax", layer, {value_.name}, {attr_int("axis", axis)});
+      return;
+  }
+  throw ValueError("save_onnx: layer '" + layer + "': activation '" + a.name() + "' has no ONNX export");
+}
+
+ProtoWriter GraphWriter::finish(const std::string& graph_name) {
+  to_channels_last("output");
+  if (value_.name == "input") value_.name = node("Identity", "output", {value_.name});  // a model of no-ops
+  // The last node's output becomes the graph's "output"; nothing reads it inside the graph.
+  for (Node& n : nodes_)
+    for (std::string& o : n.outputs)
+      if (o == value_.name) o = "output";
+  ProtoWriter g;
+  for (const Node& n : nodes_) {
+    ProtoWriter w;
+    for (const std::string& i : n.inputs) w.string(node_field::input, i);
+    for (const std::string& o : n.outputs) w.string(node_field::output, o);
+    w.string(node_field::name, n.name).string(node_field::op_type, n.op_type);
+    for (const ProtoWriter& a : n.attributes) w.message(node_field::attribute, a);
+    g.message(graph_field::node, w);
+  }
+  g.string(graph_field::name, graph_name);
+  for (const ProtoWriter& t : initializers_) g.message(graph_field::initializer, t);
+  g.string(graph_field::doc_string, "Exported by Lamina; input and output are channels-last, as Lamina's predict");
+  return g;
+}
+
+}  // namespace onnx
+}  // namespace lamina
