@@ -170,6 +170,13 @@ TEST(Conv2D, HugeWindowsAndStridesAreRefused) {
   EXPECT_EQ(b.out, 3);
   EXPECT_EQ(b.pad_lo + b.pad_hi, max - 1);
   EXPECT_EQ(kernels::window_axis(max, 2, 2, true).out, max / 2 + 1);
+  // One check (kernels::check_window) words the refusal for every op and layer.
+  EXPECT_EQ(error_of([&] { layers::MaxPooling2D({.pool_size = Size2(big)}); }),
+            "MaxPooling2D: pool_size 2097152x2097152 and strides 2097152x2097152 must be at most 1048576");
+  EXPECT_EQ(error_of([&] { layers::Conv2D(4, Size2(3, 0)); }),
+            "Conv2D: kernel_size 3x0 and strides 1x1 must be positive");
+  EXPECT_EQ(error_of([&] { conv2d(x, Tensor::zeros({1, 1, 1, 1}), Tensor(), {.strides = Size2(1, big)}); }),
+            "conv2d: window 1x1 and strides 1x2097152 must be at most 1048576");
 }
 
 TEST(Pooling, ShapesDefaultsAndConfig) {
