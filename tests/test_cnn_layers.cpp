@@ -179,6 +179,24 @@ TEST(Conv2D, HugeWindowsAndStridesAreRefused) {
             "conv2d: window 1x1 and strides 1x2097152 must be at most 1048576");
 }
 
+// ONNX's explicit pads (kernels::explicit_pads_axis) give Keras' output size when they are
+// Keras' 'valid' or 'same' pads; with ceil_mode, a window that would start in the trailing
+// padding is dropped.
+TEST(WindowGeometry, ExplicitPadsAgreeWithKerasPaddings) {
+  for (int64_t in : {1, 2, 5, 7, 33})
+    for (int64_t k : {1, 2, 3, 5})
+      for (int64_t s : {1, 2, 3, 7}) {
+        const kernels::Axis valid = kernels::window_axis(in, k, s, false), same = kernels::window_axis(in, k, s, true);
+        EXPECT_EQ(kernels::explicit_pads_axis(in, k, s, 0, 0, false), valid.out) << in << " " << k << " " << s;
+        EXPECT_EQ(kernels::explicit_pads_axis(in, k, s, same.pad_lo, same.pad_hi, false), same.out)
+            << in << " " << k << " " << s;
+      }
+  EXPECT_EQ(kernels::explicit_pads_axis(5, 2, 2, 0, 0, false), 2);
+  EXPECT_EQ(kernels::explicit_pads_axis(5, 2, 2, 0, 0, true), 3);  // the last window covers row 4 alone
+  EXPECT_EQ(kernels::explicit_pads_axis(4, 2, 2, 0, 1, true), 2);  // a third would start in the padding
+  EXPECT_EQ(kernels::explicit_pads_axis(2, 5, 1, 1, 1, true), 0);  // does not fit
+}
+
 TEST(Pooling, ShapesDefaultsAndConfig) {
   layers::MaxPooling2D m;
   EXPECT_EQ(m.output_shape({28, 28, 6}), (Shape{14, 14, 6}));

@@ -1,7 +1,7 @@
 // The geometry of a 2-D sliding window over NHWC images, shared by convolution and pooling:
 // sizes, strides, the padding on each side and the output size, with Keras' (TensorFlow's)
-// rules for 'valid' and 'same', and the size limit every op and layer checks. The only place
-// these rules are written; internal to the library (no oneDNN).
+// rules for 'valid' and 'same', ONNX's rule for explicit pads, and the size limit every op and
+// layer checks. The only place these rules are written; internal to the library (no oneDNN).
 #pragma once
 
 #include <algorithm>
@@ -71,6 +71,19 @@ inline Geometry2d window_geometry(int64_t n, int64_t h, int64_t w, int64_t c, in
   const Axis y = window_axis(h, window.h, strides.h, same), x = window_axis(w, window.w, strides.w, same);
   return {n, h, w, c, f, window.h, window.w, strides.h, strides.w,
           y.pad_lo, y.pad_hi, x.pad_lo, x.pad_hi, y.out, x.out};
+}
+
+// ONNX's rule for one axis with explicit pads (Conv, MaxPool, AveragePool; see
+// https://onnx.ai/onnx/operators/onnx__MaxPool.html): out = floor((in + pad_lo + pad_hi - k) / s)
+// + 1, or ceil with ceil_mode, where a window that would start in the trailing padding is
+// dropped (the last must start inside the image or its leading padding); 0 when none fits.
+// in, k, s >= 1; in + pad_lo + pad_hi must not overflow (the importer caps each at 2^31).
+inline int64_t explicit_pads_axis(int64_t in, int64_t k, int64_t s, int64_t pad_lo, int64_t pad_hi, bool ceil_mode) {
+  const int64_t span = in + pad_lo + pad_hi - k;
+  if (span < 0) return 0;
+  if (!ceil_mode) return span / s + 1;
+  const int64_t out = span / s + (span % s != 0) + 1;
+  return (out - 1) * s >= in + pad_lo ? out - 1 : out;
 }
 
 }  // namespace lamina::kernels
