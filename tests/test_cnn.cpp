@@ -39,7 +39,8 @@ const std::vector<Window> kWindows = {
 };
 
 kernels::Geometry2d geometry(const Window& s) {
-  return kernels::window_geometry(s.n, s.h, s.w, s.c, s.f, s.kh, s.kw, s.sh, s.sw, s.same);
+  return kernels::window_geometry(s.n, s.h, s.w, s.c, s.f, Size2(s.kh, s.kw), Size2(s.sh, s.sw),
+                                  s.same ? Padding::same : Padding::valid);
 }
 
 TEST(ConvKernel, OneDnnMatchesNaive) {

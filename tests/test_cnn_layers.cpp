@@ -170,6 +170,31 @@ TEST(Conv2D, HugeWindowsAndStridesAreRefused) {
   EXPECT_EQ(b.out, 3);
   EXPECT_EQ(b.pad_lo + b.pad_hi, max - 1);
   EXPECT_EQ(kernels::window_axis(max, 2, 2, true).out, max / 2 + 1);
+  // One check (kernels::check_window) words the refusal for every op and layer.
+  EXPECT_EQ(error_of([&] { layers::MaxPooling2D({.pool_size = Size2(big)}); }),
+            "MaxPooling2D: pool_size 2097152x2097152 and strides 2097152x2097152 must be at most 1048576");
+  EXPECT_EQ(error_of([&] { layers::Conv2D(4, Size2(3, 0)); }),
+            "Conv2D: kernel_size 3x0 and strides 1x1 must be positive");
+  EXPECT_EQ(error_of([&] { conv2d(x, Tensor::zeros({1, 1, 1, 1}), Tensor(), {.strides = Size2(1, big)}); }),
+            "conv2d: window 1x1 and strides 1x2097152 must be at most 1048576");
+}
+
+// ONNX's explicit pads (kernels::explicit_pads_axis) give Keras' output size when they are
+// Keras' 'valid' or 'same' pads; with ceil_mode, a window that would start in the trailing
+// padding is dropped.
+TEST(WindowGeometry, ExplicitPadsAgreeWithKerasPaddings) {
+  for (int64_t in : {1, 2, 5, 7, 33})
+    for (int64_t k : {1, 2, 3, 5})
+      for (int64_t s : {1, 2, 3, 7}) {
+        const kernels::Axis valid = kernels::window_axis(in, k, s, false), same = kernels::window_axis(in, k, s, true);
+        EXPECT_EQ(kernels::explicit_pads_axis(in, k, s, 0, 0, false), valid.out) << in << " " << k << " " << s;
+        EXPECT_EQ(kernels::explicit_pads_axis(in, k, s, same.pad_lo, same.pad_hi, false), same.out)
+            << in << " " << k << " " << s;
+      }
+  EXPECT_EQ(kernels::explicit_pads_axis(5, 2, 2, 0, 0, false), 2);
+  EXPECT_EQ(kernels::explicit_pads_axis(5, 2, 2, 0, 0, true), 3);  // the last window covers row 4 alone
+  EXPECT_EQ(kernels::explicit_pads_axis(4, 2, 2, 0, 1, true), 2);  // a third would start in the padding
+  EXPECT_EQ(kernels::explicit_pads_axis(2, 5, 1, 1, 1, true), 0);  // does not fit
 }
 
 TEST(Pooling, ShapesDefaultsAndConfig) {

@@ -1,4 +1,4 @@
-// What the convolution, pooling and batch-norm glue share: a per-thread oneDNN engine and
+// What the matmul, convolution and pooling glue share: a per-thread oneDNN engine and
 // stream, NHWC memory descriptors, and running a primitive under a chosen thread count.
 // Internal to src/kernels/ (oneDNN stays there).
 #pragma once
@@ -37,8 +37,8 @@ inline memory::dims pad_hi(const Geometry2d& g) { return {g.pad_bottom, g.pad_ri
 
 // Work below `parallel_from` (FLOPs, or touched elements for memory-bound primitives) runs on
 // the calling thread: waking the second core and moving buffers between caches costs more
-// than it saves on small work (measurements beside each threshold in conv.cpp, pool.cpp; the
-// same policy as matmul's in matmul.cpp).
+// than it saves on small work (measurements beside each threshold in matmul.cpp, conv.cpp,
+// pool.cpp).
 inline int threads_for(double work, double parallel_from) {
   return work >= parallel_from ? omp_get_max_threads() : 1;
 }

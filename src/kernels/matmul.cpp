@@ -2,29 +2,17 @@
 // use and cached per thread; memory objects are re-pointed, not rebuilt, on each call.
 #include "kernels/matmul.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <map>
 #include <tuple>
 
-#include <dnnl.hpp>
-#include <omp.h>
+#include "kernels/dnnl_common.hpp"
 
 namespace lamina::kernels {
 
 namespace {
 
-using dnnl::memory;
-
-struct Engine {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
-};
-
-Engine& cpu() {
-  static thread_local Engine e;
-  return e;
-}
+using namespace dnnl_glue;
 
 struct MatmulPrimitive {
   dnnl::matmul prim;
@@ -59,7 +47,7 @@ MatmulPrimitive make(const Key& key) {
 }
 
 void run_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
-                bool trans_b, bool accumulate, const float* bias, Eltwise act);
+                bool trans_b, bool accumulate, const float* bias, Eltwise act, int threads);
 
 // The threading policy, measured on this 2-core machine (oneDNN 2.6, min of repeated runs):
 //   in isolation, 32x784x128 (6.4 MFLOP) takes 31 us on 1 thread, 21 us on 2; 32x128x10 takes
@@ -67,19 +55,8 @@ void run_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, 
 //   In a training step, though, a second thread also moves every buffer it touches between the
 //   two cores' caches: the MNIST-MLP step (two 6.4 MFLOP products) takes 110 us on 1 thread and
 //   150 us on 2, while the wide MLP's 103 MFLOP products gain (509 -> 297 us forward).
-// So products under 20 MFLOP stay on the calling thread.
+// So products under 20 MFLOP stay on the calling thread (threads_for, as conv.cpp and pool.cpp).
 constexpr double kParallelFlops = 20e6;
-
-// Runs `f` with the thread count this product deserves, then restores the caller's.
-template <class F>
-void with_threads(double flops, F f) {
-  const int max_threads = omp_get_max_threads();
-  const int threads = flops >= kParallelFlops ? max_threads : 1;
-  if (threads == max_threads) return f();
-  omp_set_num_threads(threads);
-  f();
-  omp_set_num_threads(max_threads);
-}
 
 }  // namespace
 
@@ -87,17 +64,17 @@ void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int6
             bool trans_b, bool accumulate, const float* bias, Eltwise act) {
   if (m == 0 || n == 0) return;
   if (k == 0) return ref::matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);  // oneDNN refuses K = 0
-  with_threads(2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n), [&] {
-    run_matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);
-  });
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
+  const int threads = threads_for(flops, kParallelFlops);
+  with_threads(threads, [&] { run_matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act, threads); });
 }
 
 namespace {
 
 void run_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
-                bool trans_b, bool accumulate, const float* bias, Eltwise act) {
+                bool trans_b, bool accumulate, const float* bias, Eltwise act, int threads) {
   static thread_local std::map<Key, MatmulPrimitive> cache;
-  const Key key{m, k, n, trans_a, trans_b, accumulate, bias != nullptr, act, omp_get_max_threads()};
+  const Key key{m, k, n, trans_a, trans_b, accumulate, bias != nullptr, act, threads};
   auto it = cache.find(key);
   if (it == cache.end()) it = cache.emplace(key, make(key)).first;
   MatmulPrimitive& p = it->second;

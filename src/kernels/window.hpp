@@ -1,11 +1,16 @@
 // The geometry of a 2-D sliding window over NHWC images, shared by convolution and pooling:
 // sizes, strides, the padding on each side and the output size, with Keras' (TensorFlow's)
-// rules for 'valid' and 'same'. Internal to the library.
+// rules for 'valid' and 'same', ONNX's rule for explicit pads, and the size limit every op and
+// layer checks. The only place these rules are written; internal to the library (no oneDNN).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <tuple>
+
+#include "lamina/error.hpp"
+#include "lamina/ops.hpp"  // Size2, Padding
 
 namespace lamina::kernels {
 
@@ -29,6 +34,18 @@ struct Geometry2d {
 // a 10^9 window already takes seconds per sample. No real model comes near 2^20.
 constexpr int64_t kMaxWindow = int64_t{1} << 20;
 
+inline std::string size2_str(Size2 s) { return std::to_string(s.h) + "x" + std::to_string(s.w); }
+
+// Throws ValueError unless every size of `window` and `strides` is in [1, kMaxWindow], e.g.
+// "max_pool2d: window 2x2 and strides 0x0 must be positive". who: the op or layer class;
+// window_name: what its caller calls the window ("window", "kernel_size", "pool_size").
+inline void check_window(const std::string& who, const char* window_name, Size2 window, Size2 strides) {
+  const auto [lo, hi] = std::minmax({window.h, window.w, strides.h, strides.w});
+  if (lo >= 1 && hi <= kMaxWindow) return;
+  throw ValueError(who + ": " + window_name + " " + size2_str(window) + " and strides " + size2_str(strides) +
+                   (lo < 1 ? " must be positive" : " must be at most " + std::to_string(kMaxWindow)));
+}
+
 // One spatial axis. valid: out = floor((in - k) / s) + 1, no padding (out <= 0 when the window
 // does not fit). same: out = ceil(in / s), total padding max((out - 1) s + k - in, 0), the
 // smaller half first (TensorFlow puts the odd cell at the bottom / right).
@@ -45,10 +62,28 @@ inline Axis window_axis(int64_t in, int64_t k, int64_t s, bool same) {
   return {out, total / 2, total - total / 2};
 }
 
-inline Geometry2d window_geometry(int64_t n, int64_t h, int64_t w, int64_t c, int64_t f, int64_t kh, int64_t kw,
-                                  int64_t sh, int64_t sw, bool same) {
-  const Axis y = window_axis(h, kh, sh, same), x = window_axis(w, kw, sw, same);
-  return {n, h, w, c, f, kh, kw, sh, sw, y.pad_lo, y.pad_hi, x.pad_lo, x.pad_hi, y.out, x.out};
+// `window` sliding with `strides` and Keras' `padding` over images (N, H, W, C), giving F
+// channels: both axes by window_axis. Layers, which see one sample (H, W, C), pass n = 1 and
+// read oh, ow. Sizes as window_axis; callers check them first (check_window).
+inline Geometry2d window_geometry(int64_t n, int64_t h, int64_t w, int64_t c, int64_t f, Size2 window, Size2 strides,
+                                  Padding padding) {
+  const bool same = padding == Padding::same;
+  const Axis y = window_axis(h, window.h, strides.h, same), x = window_axis(w, window.w, strides.w, same);
+  return {n, h, w, c, f, window.h, window.w, strides.h, strides.w,
+          y.pad_lo, y.pad_hi, x.pad_lo, x.pad_hi, y.out, x.out};
+}
+
+// ONNX's rule for one axis with explicit pads (Conv, MaxPool, AveragePool; see
+// https://onnx.ai/onnx/operators/onnx__MaxPool.html): out = floor((in + pad_lo + pad_hi - k) / s)
+// + 1, or ceil with ceil_mode, where a window that would start in the trailing padding is
+// dropped (the last must start inside the image or its leading padding); 0 when none fits.
+// in, k, s >= 1; in + pad_lo + pad_hi must not overflow (the importer caps each at 2^31).
+inline int64_t explicit_pads_axis(int64_t in, int64_t k, int64_t s, int64_t pad_lo, int64_t pad_hi, bool ceil_mode) {
+  const int64_t span = in + pad_lo + pad_hi - k;
+  if (span < 0) return 0;
+  if (!ceil_mode) return span / s + 1;
+  const int64_t out = span / s + (span % s != 0) + 1;
+  return (out - 1) * s >= in + pad_lo ? out - 1 : out;
 }
 
 }  // namespace lamina::kernels

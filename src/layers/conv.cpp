@@ -2,8 +2,6 @@
 // N = batch, H, W = spatial, C = input channels, F = filters.
 // relu, sigmoid and tanh go to conv2d as its fused activation (see src/ops/conv.cpp); others
 // follow it.
-#include <algorithm>
-
 #include "kernels/window.hpp"
 #include "onnx/graph_writer.hpp"
 #include "lamina/layers.hpp"
@@ -14,15 +12,7 @@ namespace lamina::layers {
 Conv2D::Conv2D(Options options) : options_(std::move(options)) {
   if (options_.filters <= 0)
     throw ValueError("Conv2D: filters must be positive, got " + std::to_string(options_.filters));
-  if (options_.kernel_size.h < 1 || options_.kernel_size.w < 1)
-    throw ValueError("Conv2D: kernel_size must be positive, got " + detail::size2_json(options_.kernel_size).dump());
-  if (options_.strides.h < 1 || options_.strides.w < 1)
-    throw ValueError("Conv2D: strides must be positive, got " + detail::size2_json(options_.strides).dump());
-  if (std::max({options_.kernel_size.h, options_.kernel_size.w, options_.strides.h, options_.strides.w}) >
-      kernels::kMaxWindow)
-    throw ValueError("Conv2D: kernel_size " + detail::size2_json(options_.kernel_size).dump() + " and strides " +
-                     detail::size2_json(options_.strides).dump() + " must be at most " +
-                     std::to_string(kernels::kMaxWindow));
+  kernels::check_window("Conv2D", "kernel_size", options_.kernel_size, options_.strides);
   name_ = options_.name;
   input_shape_ = options_.input_shape;
 }
@@ -37,14 +27,13 @@ Shape Conv2D::output_shape(const Shape& in) const {
                                      ", 1)) before it, or input_shape=(" + std::to_string(in[0]) + ", " +
                                      std::to_string(in[1]) + ", 1)"
                                : "");
-  const bool same = options_.padding == Padding::same;
-  const auto h = kernels::window_axis(in[0], options_.kernel_size.h, options_.strides.h, same);
-  const auto w = kernels::window_axis(in[1], options_.kernel_size.w, options_.strides.w, same);
-  if (h.out < 1 || w.out < 1)
+  const kernels::Geometry2d g = kernels::window_geometry(1, in[0], in[1], in[2], options_.filters,
+                                                         options_.kernel_size, options_.strides, options_.padding);
+  if (g.oh < 1 || g.ow < 1)
     shape_error("images of at least " + std::to_string(options_.kernel_size.h) + "x" +
                     std::to_string(options_.kernel_size.w) + " with padding 'valid'",
                 in, "use padding='same' or a smaller kernel_size");
-  return Shape{h.out, w.out, options_.filters};
+  return Shape{g.oh, g.ow, options_.filters};
 }
 
 std::vector<Layer::WeightSpec> Conv2D::weight_specs(const Shape& input_shape) const {

@@ -1,8 +1,6 @@
 // Pooling layers on channels-last images: MaxPooling2D, AveragePooling2D (windows of
 // pool_size, strides defaulting to pool_size, as Keras' strides=None) and
 // GlobalAveragePooling2D. N = batch, H, W = spatial, C = channels.
-#include <algorithm>
-
 #include "kernels/window.hpp"
 #include "onnx/graph_writer.hpp"
 #include "lamina/layers.hpp"
@@ -14,25 +12,13 @@ namespace {
 
 Size2 strides_of(const Pooling2DOptions& o) { return o.strides.value_or(o.pool_size); }
 
-void check_options(const char* layer, const Pooling2DOptions& o) {
-  const Size2 s = strides_of(o);
-  if (o.pool_size.h < 1 || o.pool_size.w < 1 || s.h < 1 || s.w < 1)
-    throw ValueError(std::string(layer) + ": pool_size " + detail::size2_json(o.pool_size).dump() + " and strides " +
-                     detail::size2_json(s).dump() + " must be positive");
-  if (std::max({o.pool_size.h, o.pool_size.w, s.h, s.w}) > kernels::kMaxWindow)
-    throw ValueError(std::string(layer) + ": pool_size " + detail::size2_json(o.pool_size).dump() + " and strides " +
-                     detail::size2_json(s).dump() + " must be at most " + std::to_string(kernels::kMaxWindow));
-}
-
 // (H, W, C) -> (OH, OW, C); nullopt when the input is not an image or the window does not fit.
 std::optional<Shape> pooled(const Pooling2DOptions& o, const Shape& in) {
   if (in.rank() != 3) return std::nullopt;
-  const bool same = o.padding == Padding::same;
-  const Size2 s = strides_of(o);
-  const auto h = kernels::window_axis(in[0], o.pool_size.h, s.h, same);
-  const auto w = kernels::window_axis(in[1], o.pool_size.w, s.w, same);
-  if (h.out < 1 || w.out < 1) return std::nullopt;
-  return Shape{h.out, w.out, in[2]};
+  const kernels::Geometry2d g =
+      kernels::window_geometry(1, in[0], in[1], in[2], in[2], o.pool_size, strides_of(o), o.padding);
+  if (g.oh < 1 || g.ow < 1) return std::nullopt;
+  return Shape{g.oh, g.ow, in[2]};
 }
 
 Json pooling_config(Json j, const Pooling2DOptions& o) {
@@ -50,7 +36,7 @@ std::string expected(const Pooling2DOptions& o) {
 }  // namespace
 
 Pooling2D::Pooling2D(const char* class_name, Options options) : options_(std::move(options)) {
-  check_options(class_name, options_);
+  kernels::check_window(class_name, "pool_size", options_.pool_size, strides_of(options_));
   name_ = options_.name;
   input_shape_ = options_.input_shape;
 }

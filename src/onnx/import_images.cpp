@@ -3,67 +3,55 @@
 // ONNX pads explicitly; Lamina knows 'valid' and 'same', so resolve_padding checks that one of
 // them places the windows exactly where the ONNX node does.
 #include <algorithm>
+#include <utility>
 
+#include "kernels/window.hpp"
 #include "onnx/import_state.hpp"
 
 namespace lamina::onnx::detail {
 
 // The Lamina padding whose windows are ONNX's: 'valid' (no padding before) or 'same'
-// (TensorFlow's split, the odd row/column after), with the same output size. out: (OH, OW);
-// padded: whether any window reaches outside the image.
+// (TensorFlow's split, the odd row/column after), with the same output size. Windows start at
+// i * stride - pad_before for i < out, so the same padding before and the same output size mean
+// the same windows. out: (OH, OW). The arithmetic is kernels/window.hpp's.
 Padding Importer::resolve_padding(const Node&, Size2 kernel, Size2 strides, bool ceil_mode, Size2& out) const {
-  const int64_t in[2] = {flow_.shape[1], flow_.shape[2]}, k[2] = {kernel.h, kernel.w}, s[2] = {strides.h, strides.w};
-  int64_t valid_out[2], same_out[2], same_begin[2], same_total[2];
-  for (int d = 0; d < 2; ++d) {
-    if (k[d] <= 0 || s[d] <= 0 || k[d] > kMaxDim || s[d] > kMaxDim)
-      fail("kernel " + std::to_string(k[d]) + " and stride " + std::to_string(s[d]) + " must be positive and sensible");
-    valid_out[d] = in[d] >= k[d] ? (in[d] - k[d]) / s[d] + 1 : 0;
-    same_out[d] = ceil_div(in[d], s[d]);
-    same_total[d] = std::max<int64_t>((same_out[d] - 1) * s[d] + k[d] - in[d], 0);
-    same_begin[d] = same_total[d] / 2;
-  }
+  const int64_t in_h = flow_.shape[1], in_w = flow_.shape[2];
+  for (const auto& [k, s] : {std::pair{kernel.h, strides.h}, std::pair{kernel.w, strides.w}})
+    if (k <= 0 || s <= 0 || k > kMaxDim || s > kMaxDim)
+      fail("kernel " + std::to_string(k) + " and stride " + std::to_string(s) + " must be positive and sensible");
+  const kernels::Geometry2d valid = kernels::window_geometry(1, in_h, in_w, 1, 1, kernel, strides, Padding::valid);
+  const kernels::Geometry2d same = kernels::window_geometry(1, in_h, in_w, 1, 1, kernel, strides, Padding::same);
   const std::string auto_pad = attr_string("auto_pad", "NOTSET");
-  auto use = [&](const int64_t* o, Padding p) {
-    if (o[0] < 1 || o[1] < 1)
-      fail("its " + std::to_string(k[0]) + "x" + std::to_string(k[1]) + " window does not fit the " +
-           std::to_string(in[0]) + "x" + std::to_string(in[1]) + " input");
-    out = Size2(o[0], o[1]);
+  auto use = [&](const kernels::Geometry2d& g, Padding p) {
+    if (g.oh < 1 || g.ow < 1)
+      fail("its " + kernels::size2_str(kernel) + " window does not fit the " + kernels::size2_str({in_h, in_w}) +
+           " input");
+    out = Size2(g.oh, g.ow);
     return p;
   };
-  if (auto_pad == "VALID") return use(valid_out, Padding::valid);
-  if (auto_pad == "SAME_UPPER") return use(same_out, Padding::same);
+  if (auto_pad == "VALID") return use(valid, Padding::valid);
+  if (auto_pad == "SAME_UPPER") return use(same, Padding::same);
   if (auto_pad == "SAME_LOWER") {
-    if (same_total[0] % 2 || same_total[1] % 2)
+    if (same.pad_top != same.pad_bottom || same.pad_left != same.pad_right)
       fail("auto_pad SAME_LOWER puts the odd padding row/column first here; Lamina's 'same' puts it last");
-    return use(same_out, Padding::same);
+    return use(same, Padding::same);
   }
   if (auto_pad != "NOTSET" && !auto_pad.empty()) fail("auto_pad '" + auto_pad + "' is not known");
   std::vector<int64_t> pads = attr_ints("pads");
   if (pads.empty()) pads.assign(4, 0);
   if (pads.size() != 4 || std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0 || p > kMaxDim; }))
     fail("pads " + dims_text(pads) + " must be 4 non-negative numbers (top, left, bottom, right)");
-  int64_t onnx_out[2];
-  for (int d = 0; d < 2; ++d) {
-    const int64_t span = in[d] + pads[static_cast<size_t>(d)] + pads[static_cast<size_t>(d + 2)] - k[d];
-    if (span < 0) onnx_out[d] = 0;
-    else if (!ceil_mode) onnx_out[d] = span / s[d] + 1;
-    else {  // the last window must start inside the image or its leading padding
-      onnx_out[d] = ceil_div(span, s[d]) + 1;
-      if ((onnx_out[d] - 1) * s[d] >= in[d] + pads[static_cast<size_t>(d)]) --onnx_out[d];
-    }
-  }
-  if (pads[0] == 0 && pads[1] == 0 && onnx_out[0] == valid_out[0] && onnx_out[1] == valid_out[1])
-    return use(valid_out, Padding::valid);
-  if (pads[0] == same_begin[0] && pads[1] == same_begin[1] && onnx_out[0] == same_out[0] && onnx_out[1] == same_out[1])
-    return use(same_out, Padding::same);
-  fail("pads " + dims_text(pads) + " with a " + std::to_string(k[0]) + "x" + std::to_string(k[1]) +
-       " window, strides " + std::to_string(s[0]) + "x" + std::to_string(s[1]) + (ceil_mode ? ", ceil_mode" : "") +
-       " on a " + std::to_string(in[0]) + "x" + std::to_string(in[1]) + " input give " + std::to_string(onnx_out[0]) +
-       "x" + std::to_string(onnx_out[1]) + " windows that neither Lamina padding places alike: 'valid' is pads (0, 0, "
-       "*, *) for " + std::to_string(valid_out[0]) + "x" + std::to_string(valid_out[1]) + ", 'same' is pads (" +
-       std::to_string(same_begin[0]) + ", " + std::to_string(same_begin[1]) + ", " +
-       std::to_string(same_total[0] - same_begin[0]) + ", " + std::to_string(same_total[1] - same_begin[1]) + ") for " +
-       std::to_string(same_out[0]) + "x" + std::to_string(same_out[1]));
+  const Size2 onnx_out(kernels::explicit_pads_axis(in_h, kernel.h, strides.h, pads[0], pads[2], ceil_mode),
+                       kernels::explicit_pads_axis(in_w, kernel.w, strides.w, pads[1], pads[3], ceil_mode));
+  if (pads[0] == 0 && pads[1] == 0 && onnx_out == Size2(valid.oh, valid.ow)) return use(valid, Padding::valid);
+  if (pads[0] == same.pad_top && pads[1] == same.pad_left && onnx_out == Size2(same.oh, same.ow))
+    return use(same, Padding::same);
+  fail("pads " + dims_text(pads) + " with a " + kernels::size2_str(kernel) + " window, strides " +
+       kernels::size2_str(strides) + (ceil_mode ? ", ceil_mode" : "") + " on a " + kernels::size2_str({in_h, in_w}) +
+       " input give " + kernels::size2_str(onnx_out) + " windows that neither Lamina padding places alike: 'valid' is "
+       "pads (0, 0, *, *) for " + kernels::size2_str({valid.oh, valid.ow}) + ", 'same' is pads (" +
+       std::to_string(same.pad_top) + ", " + std::to_string(same.pad_left) + ", " + std::to_string(same.pad_bottom) +
+       ", " + std::to_string(same.pad_right) + ") for " + kernels::size2_str({same.oh, same.ow}));
 }
 
 void Importer::conv(const Node& n) {
@@ -128,8 +116,9 @@ void Importer::pool(const Node& n) {
   Size2 out;
   const Padding padding = resolve_padding(n, Size2(ks[0], ks[1]), Size2(st[0], st[1]), attr_int("ceil_mode", 0) != 0, out);
   if (!is_max && padding == Padding::same && attr_int("count_include_pad", 0) != 0) {
-    const int64_t pad_h = (out.h - 1) * st[0] + ks[0] - flow_.shape[1], pad_w = (out.w - 1) * st[1] + ks[1] - flow_.shape[2];
-    if (pad_h > 0 || pad_w > 0)
+    const kernels::Geometry2d g = kernels::window_geometry(1, flow_.shape[1], flow_.shape[2], 1, 1, Size2(ks[0], ks[1]),
+                                                           Size2(st[0], st[1]), Padding::same);
+    if (g.pad_bottom > 0 || g.pad_right > 0)  // 'same' puts the larger half after
       fail("count_include_pad = 1 divides border windows by the whole window; Lamina's AveragePooling2D divides by "
            "the cells inside the image (count_include_pad = 0)");
   }
