@@ -103,6 +103,14 @@ class Layer {
  protected:
   Tensor& add_weight(const std::string& name, const Shape& shape, const Initializer& init, Generator& gen,
                      bool trainable = true);
+  // Takes what every layer's Options hold: the name and the declared input shape. (They stay
+  // plain members of each Options, not a shared base: C++20 designated initializers cannot name
+  // a base's members, and `Dense({.units = 64, .name = "hidden"})` must keep working.)
+  template <class Options>
+  void take_common(const Options& o) {
+    name_ = o.name;
+    input_shape_ = o.input_shape;
+  }
   // ShapeError "Dense 'dense_1' expects input (*, 784), got (32, 28, 28).\n  hint: ..."
   [[noreturn]] void shape_error(const std::string& expected, const Shape& got, const std::string& hint = "") const;
 

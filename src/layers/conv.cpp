@@ -13,8 +13,7 @@ Conv2D::Conv2D(Options options) : options_(std::move(options)) {
   if (options_.filters <= 0)
     throw ValueError("Conv2D: filters must be positive, got " + std::to_string(options_.filters));
   kernels::check_window("Conv2D", "kernel_size", options_.kernel_size, options_.strides);
-  name_ = options_.name;
-  input_shape_ = options_.input_shape;
+  take_common(options_);
 }
 
 Conv2D::Conv2D(int64_t filters, Size2 kernel_size, lamina::Activation activation)
@@ -86,12 +85,8 @@ std::shared_ptr<Layer> Conv2D::from_config(const Json& c) {
   o.kernel_size = detail::size2_from(c, "kernel_size", at, 0);
   o.strides = detail::size2_from(c, "strides", at, 1);
   o.padding = detail::padding_from(c, at);
-  o.activation = detail::activation_of(c);
-  o.use_bias = c.value("use_bias", true);
-  o.kernel_initializer = detail::initializer_of(c, "kernel_initializer", o.kernel_initializer);
-  o.bias_initializer = detail::initializer_of(c, "bias_initializer", o.bias_initializer);
-  o.input_shape = input_shape_from_config(c);
-  o.name = detail::name_of(c);
+  detail::read_affine(o, c);
+  detail::read_common(o, c);
   return std::make_shared<Conv2D>(o);
 }
 

@@ -10,8 +10,7 @@
 namespace lamina::layers {
 
 Flatten::Flatten(Options options) {
-  name_ = std::move(options.name);
-  input_shape_ = std::move(options.input_shape);
+  take_common(options);
 }
 
 Tensor Flatten::call(const Tensor& x, bool) {
@@ -22,8 +21,7 @@ Tensor Flatten::call(const Tensor& x, bool) {
 Shape Flatten::output_shape(const Shape& input_shape) const { return Shape{input_shape.numel()}; }
 
 Reshape::Reshape(Options options) : target_(std::move(options.target_shape)) {
-  name_ = std::move(options.name);
-  input_shape_ = std::move(options.input_shape);
+  take_common(options);
   int unknown = 0;
   for (int64_t d : target_) {
     unknown += d == -1;
@@ -65,8 +63,7 @@ Json Reshape::config() const {
 }
 
 Activation::Activation(Options options) : activation_(options.activation) {
-  name_ = std::move(options.name);
-  input_shape_ = std::move(options.input_shape);
+  take_common(options);
 }
 
 Tensor Activation::call(const Tensor& x, bool) { return activation_(x); }
@@ -78,8 +75,7 @@ Json Activation::config() const {
 }
 
 LeakyReLU::LeakyReLU(Options options) : slope_(options.negative_slope) {
-  name_ = std::move(options.name);
-  input_shape_ = std::move(options.input_shape);
+  take_common(options);
   if (!std::isfinite(slope_)) throw ValueError("LeakyReLU: negative_slope must be finite, got " + std::to_string(slope_));
 }
 

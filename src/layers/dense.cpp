@@ -11,8 +11,7 @@ namespace lamina::layers {
 Dense::Dense(Options options) : options_(std::move(options)) {
   if (options_.units <= 0)
     throw ValueError("Dense: units must be positive, got " + std::to_string(options_.units));
-  name_ = options_.name;
-  input_shape_ = options_.input_shape;
+  take_common(options_);
 }
 
 Dense::Dense(int64_t units, lamina::Activation activation) : Dense(Options{.units = units, .activation = activation}) {}
@@ -65,12 +64,8 @@ Json Dense::config() const {
 std::shared_ptr<Layer> Dense::from_config(const Json& c) {
   Options o;
   o.units = detail::positive_int_of(c, "units", detail::where("Dense", c));
-  o.activation = detail::activation_of(c);
-  o.use_bias = c.value("use_bias", true);
-  o.kernel_initializer = detail::initializer_of(c, "kernel_initializer", o.kernel_initializer);
-  o.bias_initializer = detail::initializer_of(c, "bias_initializer", o.bias_initializer);
-  o.input_shape = input_shape_from_config(c);
-  o.name = detail::name_of(c);
+  detail::read_affine(o, c);
+  detail::read_common(o, c);
   return std::make_shared<Dense>(o);
 }
 

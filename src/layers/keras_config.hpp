@@ -50,6 +50,22 @@ inline int64_t positive_int_of(const Json& c, const char* key, const std::string
   return c[key].get<int64_t>();
 }
 
+// What every layer's options hold, read from its config: the name and the declared input shape.
+template <class Options>
+void read_common(Options& o, const Json& c) {
+  o.input_shape = input_shape_from_config(c);
+  o.name = name_of(c);
+}
+
+// What Dense and Conv2D share: activation, use_bias and the two initializers.
+template <class Options>
+void read_affine(Options& o, const Json& c) {
+  o.activation = activation_of(c);
+  o.use_bias = c.value("use_bias", true);
+  o.kernel_initializer = initializer_of(c, "kernel_initializer", o.kernel_initializer);
+  o.bias_initializer = initializer_of(c, "bias_initializer", o.bias_initializer);
+}
+
 // Keras options that change the math and that Lamina does not implement yet must be off.
 inline void require_default(const Json& c, const char* key, const Json& value, const std::string& at) {
   if (!c.contains(key) || c[key].is_null()) return;

@@ -13,8 +13,7 @@ namespace lamina::layers {
 LayerNormalization::LayerNormalization(Options options) : options_(std::move(options)) {
   if (!(options_.epsilon > 0.f) || !std::isfinite(options_.epsilon))
     throw ValueError("LayerNormalization: epsilon must be positive, got " + std::to_string(options_.epsilon));
-  name_ = options_.name;
-  input_shape_ = options_.input_shape;
+  take_common(options_);
 }
 
 std::vector<Layer::WeightSpec> LayerNormalization::weight_specs(const Shape& input_shape) const {
@@ -71,8 +70,7 @@ std::shared_ptr<Layer> LayerNormalization::from_config(const Json& c) {
   o.scale = c.value("scale", true);
   o.beta_initializer = detail::initializer_of(c, "beta_initializer", o.beta_initializer);
   o.gamma_initializer = detail::initializer_of(c, "gamma_initializer", o.gamma_initializer);
-  o.input_shape = input_shape_from_config(c);
-  o.name = detail::name_of(c);
+  detail::read_common(o, c);
   return std::make_shared<LayerNormalization>(o);
 }
 

@@ -16,8 +16,7 @@ BatchNormalization::BatchNormalization(Options options) : options_(std::move(opt
     throw ValueError("BatchNormalization: epsilon must be positive, got " + std::to_string(options_.epsilon));
   if (!std::isfinite(options_.momentum))
     throw ValueError("BatchNormalization: momentum must be finite, got " + std::to_string(options_.momentum));
-  name_ = options_.name;
-  input_shape_ = options_.input_shape;
+  take_common(options_);
 }
 
 std::vector<Layer::WeightSpec> BatchNormalization::weight_specs(const Shape& input_shape) const {
@@ -72,8 +71,7 @@ Json BatchNormalization::config() const {
 Dropout::Dropout(Options options) : options_(std::move(options)) {
   if (!(options_.rate >= 0.f && options_.rate < 1.f))
     throw ValueError("Dropout: rate must be in [0, 1), got " + std::to_string(options_.rate));
-  name_ = options_.name;
-  input_shape_ = options_.input_shape;
+  take_common(options_);
 }
 
 void Dropout::build(const Shape&, Generator& gen) {
@@ -115,8 +113,7 @@ std::shared_ptr<Layer> BatchNormalization::from_config(const Json& c) {
   o.moving_mean_initializer = detail::initializer_of(c, "moving_mean_initializer", o.moving_mean_initializer);
   o.moving_variance_initializer =
       detail::initializer_of(c, "moving_variance_initializer", o.moving_variance_initializer);
-  o.input_shape = input_shape_from_config(c);
-  o.name = detail::name_of(c);
+  detail::read_common(o, c);
   return std::make_shared<BatchNormalization>(o);
 }
 
@@ -161,8 +158,7 @@ std::shared_ptr<Layer> Dropout::from_config(const Json& c) {
   Options o;
   o.rate = detail::float_of(c, "rate", 0.f, at);
   if (c.contains("seed") && c["seed"].is_number_integer()) o.seed = c["seed"].get<uint64_t>();
-  o.input_shape = input_shape_from_config(c);
-  o.name = detail::name_of(c);
+  detail::read_common(o, c);
   return std::make_shared<Dropout>(o);
 }
 

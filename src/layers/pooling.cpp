@@ -37,8 +37,7 @@ std::string expected(const Pooling2DOptions& o) {
 
 Pooling2D::Pooling2D(const char* class_name, Options options) : options_(std::move(options)) {
   kernels::check_window(class_name, "pool_size", options_.pool_size, strides_of(options_));
-  name_ = options_.name;
-  input_shape_ = options_.input_shape;
+  take_common(options_);
 }
 
 Shape Pooling2D::output_shape(const Shape& in) const {
@@ -59,8 +58,7 @@ Tensor AveragePooling2D::call(const Tensor& x, bool) {
 }
 
 GlobalAveragePooling2D::GlobalAveragePooling2D(Options options) : options_(std::move(options)) {
-  name_ = options_.name;
-  input_shape_ = options_.input_shape;
+  take_common(options_);
 }
 
 Shape GlobalAveragePooling2D::output_shape(const Shape& in) const {
@@ -91,8 +89,7 @@ std::shared_ptr<Layer> pooling_from(const Json& c, const char* cls) {
   o.pool_size = detail::size2_from(c, "pool_size", at, 2);
   if (c.contains("strides") && !c["strides"].is_null()) o.strides = detail::size2_from(c, "strides", at, 1);
   o.padding = detail::padding_from(c, at);
-  o.input_shape = input_shape_from_config(c);
-  o.name = detail::name_of(c);
+  detail::read_common(o, c);
   return std::make_shared<L>(o);
 }
 
