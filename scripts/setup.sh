@@ -13,8 +13,10 @@ bench=0
 
 packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev nlohmann-json3-dev
           zlib1g-dev libcli11-dev)
-# The ONNX export's tests: onnx's checker and OpenCV's dnn run the exported files.
+# The ONNX export's tests: onnx's checker, OpenCV's dnn and ONNX Runtime (npm onnxruntime-node,
+# driven by node) run the exported files.
 packages+=(python3-numpy python3-onnx python3-opencv)
+command -v npm >/dev/null || packages+=(npm)
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch python3-numpy) ;;
@@ -44,6 +46,19 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ONNX Runtime for the tests, from npm into .deps/ (ignored by git), pinned. --ignore-scripts:
+# the package's install script would download GPU builds; its CPU libonnxruntime.so is in the
+# package itself.
+ort_version=1.30.0
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ort_pkg="$root/.deps/node_modules/onnxruntime-node/package.json"
+if ! grep -q "\"version\": \"$ort_version\"" "$ort_pkg" 2>/dev/null; then
+  echo "setup.sh: installing onnxruntime-node@$ort_version (npm) into .deps/"
+  mkdir -p "$root/.deps"
+  npm install --prefix "$root/.deps" --ignore-scripts --no-audit --no-fund --loglevel=error \
+    "onnxruntime-node@$ort_version" >/dev/null
 fi
 
 # --bench: libtorch links libblas.so.3 / liblapack.so.3, which Debian resolves through

@@ -64,7 +64,7 @@ def check_with_onnx(directory):
 OPENCV_CANNOT = {
     # LayerNormalization as opset-13 ReduceMean / Sub / Mul / Sqrt / Div: OpenCV 4.6 refuses the
     # (N, K) / (N, 1) Div ("axis != outShape.size()" in parseMul) and fails in forward on the
-    # (N, T, C) / (N, T, 1) one (shape_utils total()). ONNX Runtime is the runtime to check it on.
+    # (N, T, C) / (N, T, 1) one (shape_utils total()). ONNX Runtime runs both (check_ort.js).
     "layer_norm": "fails in forward on (N, T, C) / (N, T, 1) broadcasting (shape_utils 'total')",
     "layer_norm_flat": "cannot parse the (N, K) / (N, 1) Div ('axis != outShape.size()')",
 }

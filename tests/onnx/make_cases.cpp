@@ -143,7 +143,7 @@ Sequential dense_rank3() {
 // The LeakyReLU layer, with PyTorch's default slope rather than the activation's fixed 0.2.
 // LayerNormalization written out in opset-13 nodes, on (N, T, C) after a Dense (with gamma and
 // beta) and on (N, K) without beta; non-trivial gamma and beta so that a dropped scale or shift
-// shows. OpenCV 4.6 runs only the first (check_onnx.py says why).
+// shows. OpenCV 4.6 runs neither (check_onnx.py says why); ONNX Runtime runs both (check_ort.js).
 Sequential layer_norm() {
   const Initializer around_one = Initializer::random_uniform(0.5f, 1.5f);
   return Sequential({layers::Dense({.units = 5, .bias_initializer = bias_init(), .input_shape = Shape{3, 6}}),
