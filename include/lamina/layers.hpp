@@ -90,6 +90,8 @@ class Layer {
   std::vector<Weight>& weights() { return weights_; }
   const std::vector<Weight>& weights() const { return weights_; }
   int64_t count_params() const;
+  // The weight of that name ("kernel", "gamma"), or nullptr when the layer has none.
+  const Tensor* find_weight(const std::string& name) const;
   // The generator the layer draws from while training (Dropout's masks), so that a checkpoint
   // can save and restore it; null for layers that draw nothing.
   virtual Generator* generator() { return nullptr; }
@@ -113,6 +115,11 @@ class Layer {
   }
   // ShapeError "Dense 'dense_1' expects input (*, 784), got (32, 28, 28).\n  hint: ..."
   [[noreturn]] void shape_error(const std::string& expected, const Shape& got, const std::string& hint = "") const;
+  // For layers that normalize only the last axis: ValueError unless `axis` (Keras' count, with the
+  // batch axis; negative from the end) is the last axis of a per-sample `input_shape`. `which`
+  // and `hint` are set into the message ("(channels)", ". Use axis=-1 ...").
+  void require_last_axis(int64_t axis, const Shape& input_shape, const std::string& which = "",
+                         const std::string& hint = "") const;
 
   std::string name_;
   std::optional<Shape> input_shape_;

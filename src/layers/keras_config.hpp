@@ -66,6 +66,16 @@ void read_affine(Options& o, const Json& c) {
   o.bias_initializer = initializer_of(c, "bias_initializer", o.bias_initializer);
 }
 
+// Keras' `axis` of a normalization layer: an integer, or a list of one (Keras 2 writes [3] once
+// built); `fallback` when absent. `what` says which axis it must be ("the channel axis").
+inline int64_t single_axis_of(const Json& c, int64_t fallback, const char* what, const std::string& at) {
+  if (!c.contains("axis") || c["axis"].is_null()) return fallback;
+  const Json& a = c["axis"];
+  const Json& v = a.is_array() && a.size() == 1 ? a[0] : a;
+  if (!v.is_number_integer()) throw ValueError(at + ": axis must be one integer (" + what + "), got " + a.dump());
+  return v.get<int64_t>();
+}
+
 // Keras options that change the math and that Lamina does not implement yet must be off.
 inline void require_default(const Json& c, const char* key, const Json& value, const std::string& at) {
   if (!c.contains(key) || c[key].is_null()) return;

@@ -89,6 +89,12 @@ Json Layer::config() const {
   return j;
 }
 
+const Tensor* Layer::find_weight(const std::string& name) const {
+  for (const Weight& w : weights_)
+    if (w.name == name) return &w.value;
+  return nullptr;
+}
+
 int64_t Layer::count_params() const {
   int64_t n = 0;
   for (const Weight& w : weights_) n += w.value.numel();
@@ -107,6 +113,15 @@ Tensor& Layer::add_weight(const std::string& name, const Shape& shape, const Ini
 void Layer::export_onnx(onnx::GraphWriter&) const {
   onnx::GraphWriter::unsupported(*this, "no ONNX export for the layer class '" + class_name() +
                                             "' (override Layer::export_onnx to give it one)");
+}
+
+void Layer::require_last_axis(int64_t axis, const Shape& input_shape, const std::string& which,
+                              const std::string& hint) const {
+  const int64_t rank = input_shape.rank() + 1;  // with the batch axis, as Keras counts
+  if ((axis < 0 ? axis + rank : axis) == rank - 1) return;
+  throw ValueError(class_name() + " '" + name_ + "': only the last axis" + (which.empty() ? "" : " " + which) +
+                   " can be normalized; axis " + std::to_string(axis) + " of input (batch, " +
+                   input_shape.str().substr(1) + " is not the last" + hint);
 }
 
 void Layer::shape_error(const std::string& expected, const Shape& got, const std::string& hint) const {

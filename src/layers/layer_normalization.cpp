@@ -18,12 +18,7 @@ LayerNormalization::LayerNormalization(Options options) : options_(std::move(opt
 
 std::vector<Layer::WeightSpec> LayerNormalization::weight_specs(const Shape& input_shape) const {
   if (input_shape.rank() < 1) shape_error("(batch, ..., C)", input_shape);
-  const int64_t rank = input_shape.rank() + 1;  // with the batch axis, as Keras counts
-  const int64_t axis = options_.axis < 0 ? options_.axis + rank : options_.axis;
-  if (axis != rank - 1)
-    throw ValueError(class_name() + " '" + name_ + "': only the last axis can be normalized; axis " +
-                     std::to_string(options_.axis) + " of input (batch, " + input_shape.str().substr(1) +
-                     " is not the last");
+  require_last_axis(options_.axis, input_shape);
   const int64_t c = input_shape[-1];
   std::vector<WeightSpec> specs;
   if (options_.scale) specs.push_back({"gamma", {c}, options_.gamma_initializer});
@@ -31,15 +26,9 @@ std::vector<Layer::WeightSpec> LayerNormalization::weight_specs(const Shape& inp
   return specs;
 }
 
-const Tensor* LayerNormalization::weight(const char* name) const {
-  for (const Weight& w : weights_)
-    if (w.name == name) return &w.value;
-  return nullptr;
-}
-
 Tensor LayerNormalization::call(const Tensor& x, bool) {
-  const Tensor* gamma = weight("gamma");
-  const Tensor* beta = weight("beta");
+  const Tensor* gamma = find_weight("gamma");
+  const Tensor* beta = find_weight("beta");
   return layer_norm(x, gamma ? *gamma : Tensor(), beta ? *beta : Tensor(), options_.epsilon);
 }
 
@@ -58,12 +47,7 @@ Json LayerNormalization::config() const {
 std::shared_ptr<Layer> LayerNormalization::from_config(const Json& c) {
   const std::string at = detail::where("LayerNormalization", c);
   Options o;
-  if (c.contains("axis") && !c["axis"].is_null()) {  // Keras 2 writes [-1] or [2]
-    const Json& a = c["axis"];
-    const Json& v = a.is_array() && a.size() == 1 ? a[0] : a;
-    if (!v.is_number_integer()) throw ValueError(at + ": axis must be one integer (the last axis), got " + a.dump());
-    o.axis = v.get<int64_t>();
-  }
+  o.axis = detail::single_axis_of(c, o.axis, "the last axis", at);
   detail::require_default(c, "rms_scaling", false, at);
   o.epsilon = detail::float_of(c, "epsilon", o.epsilon, at);
   o.center = c.value("center", true);
@@ -89,8 +73,8 @@ void LayerNormalization::export_onnx(onnx::GraphWriter& g) const {
   const std::string std = g.node("Sqrt", name() + "/std", {g.node("Add", name() + "/plus_epsilon",
                                                                       {var, g.initializer(name() + "/epsilon", {}, &eps)})});
   v.name = g.node("Div", name() + "/normalized", {d, std});
-  if (const Tensor* gamma = weight("gamma")) v.name = g.node("Mul", name() + "/scale", {v.name, g.initializer(name() + "/gamma", *gamma)});
-  if (const Tensor* beta = weight("beta")) v.name = g.node("Add", name() + "/center", {v.name, g.initializer(name() + "/beta", *beta)});
+  if (const Tensor* gamma = find_weight("gamma")) v.name = g.node("Mul", name() + "/scale", {v.name, g.initializer(name() + "/gamma", *gamma)});
+  if (const Tensor* beta = find_weight("beta")) v.name = g.node("Add", name() + "/center", {v.name, g.initializer(name() + "/beta", *beta)});
 }
 
 }  // namespace lamina::layers

@@ -20,13 +20,8 @@ BatchNormalization::BatchNormalization(Options options) : options_(std::move(opt
 }
 
 std::vector<Layer::WeightSpec> BatchNormalization::weight_specs(const Shape& input_shape) const {
-  const int64_t rank = input_shape.rank() + 1;  // with the batch axis, as Keras counts
   if (input_shape.rank() < 1) shape_error("(batch, ..., C)", input_shape);
-  const int64_t axis = options_.axis < 0 ? options_.axis + rank : options_.axis;
-  if (axis != rank - 1)
-    throw ValueError(class_name() + " '" + name_ + "': only the last axis (channels) can be normalized; axis " +
-                     std::to_string(options_.axis) + " of input (batch, " + input_shape.str().substr(1) +
-                     " is not the last. Use axis=-1 with channels-last data");
+  require_last_axis(options_.axis, input_shape, "(channels)", ". Use axis=-1 with channels-last data");
   const int64_t c = input_shape[-1];
   std::vector<WeightSpec> specs;
   if (options_.scale) specs.push_back({"gamma", {c}, options_.gamma_initializer});
@@ -98,12 +93,7 @@ Json Dropout::config() const {
 std::shared_ptr<Layer> BatchNormalization::from_config(const Json& c) {
   const std::string at = detail::where("BatchNormalization", c);
   Options o;
-  if (c.contains("axis") && !c["axis"].is_null()) {  // Keras 2 writes [3] once built
-    const Json& a = c["axis"];
-    const Json& v = a.is_array() && a.size() == 1 ? a[0] : a;
-    if (!v.is_number_integer()) throw ValueError(at + ": axis must be one integer (the channel axis), got " + a.dump());
-    o.axis = v.get<int64_t>();
-  }
+  o.axis = detail::single_axis_of(c, o.axis, "the channel axis", at);
   o.momentum = detail::float_of(c, "momentum", o.momentum, at);
   o.epsilon = detail::float_of(c, "epsilon", o.epsilon, at);
   o.center = c.value("center", true);
@@ -137,10 +127,10 @@ void BatchNormalization::export_onnx(onnx::GraphWriter& g) const {
     g.value().name = g.node("Transpose", name() + "/to_channels_first", {g.value().name}, {W::attr_ints("perm", to_first)});
   }
   const std::vector<float> ones(static_cast<size_t>(c), 1.f), zeros(static_cast<size_t>(c), 0.f);
-  const std::string gamma = W::has_weight(*this, "gamma") ? g.initializer(name() + "/gamma", W::weight(*this, "gamma"))
-                                                          : g.initializer(name() + "/gamma", {c}, ones.data());
-  const std::string beta = W::has_weight(*this, "beta") ? g.initializer(name() + "/beta", W::weight(*this, "beta"))
-                                                        : g.initializer(name() + "/beta", {c}, zeros.data());
+  const Tensor* gamma_w = find_weight("gamma");
+  const Tensor* beta_w = find_weight("beta");
+  const std::string gamma = gamma_w ? g.initializer(name() + "/gamma", *gamma_w) : g.initializer(name() + "/gamma", {c}, ones.data());
+  const std::string beta = beta_w ? g.initializer(name() + "/beta", *beta_w) : g.initializer(name() + "/beta", {c}, zeros.data());
   onnx::Value& v = g.value();
   v.name = g.node("BatchNormalization", name(),
                   {v.name, gamma, beta, g.initializer(name() + "/moving_mean", mean),

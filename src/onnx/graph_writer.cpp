@@ -89,14 +89,8 @@ void GraphWriter::unsupported(const Layer& layer, const std::string& what) {
 }
 
 const Tensor& GraphWriter::weight(const Layer& layer, const std::string& name) {
-  for (const Layer::Weight& w : layer.weights())
-    if (w.name == name) return w.value;
+  if (const Tensor* w = layer.find_weight(name)) return *w;
   unsupported(layer, "has no weight '" + name + "'");
-}
-
-bool GraphWriter::has_weight(const Layer& layer, const std::string& name) {
-  return std::any_of(layer.weights().begin(), layer.weights().end(),
-                     [&](const Layer::Weight& w) { return w.name == name; });
 }
 
 std::string GraphWriter::unique(const std::string& name) {

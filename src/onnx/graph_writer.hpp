@@ -66,7 +66,6 @@ class GraphWriter {
   // ValueError "save_onnx: layer 'dense' (Dense): ...".
   [[noreturn]] static void unsupported(const Layer& layer, const std::string& what);
   static const Tensor& weight(const Layer& layer, const std::string& name);  // unsupported() if absent
-  static bool has_weight(const Layer& layer, const std::string& name);
 
  private:
   struct Node {

@@ -38,7 +38,6 @@ class LayerNormalization : public Layer {
   const Options& options() const { return options_; }
 
  private:
-  const Tensor* weight(const char* name) const;  // nullptr when absent
   Options options_;
 };
 
