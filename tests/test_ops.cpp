@@ -42,6 +42,9 @@ const std::vector<OpCase>& cases() {
       {"sub_col", [](auto& x) { return in(x, 0) - in(x, 1); }},
       {"mul_row", [](auto& x) { return in(x, 0) * in(x, 1); }},
       {"div_row", [](auto& x) { return in(x, 0) / in(x, 1); }},
+      // every third element an exact tie: dy split half/half, as torch (and central differences)
+      {"maximum", [](auto& x) { return maximum(in(x, 0), in(x, 1)); }},
+      {"minimum", [](auto& x) { return minimum(in(x, 0), in(x, 1)); }},
       {"add_scalar", [](auto& x) { return in(x, 0) + 2.5f; }},
       {"mul_scalar", [](auto& x) { return in(x, 0) * -1.5f; }},
       {"rsub_scalar", [](auto& x) { return 2.5f - in(x, 0); }},
@@ -56,6 +59,8 @@ const std::vector<OpCase>& cases() {
       {"mean_axis_last", [](auto& x) { return mean(in(x, 0), -1); }},
       {"reshape", [](auto& x) { return reshape(in(x, 0), {6, -1}); }},
       {"flatten", [](auto& x) { return flatten(in(x, 0)); }},
+      {"concat_axis_last", [](auto& x) { return concat(x); }},
+      {"concat_axis1", [](auto& x) { return concat(x, 1); }},  // input 1 without grad
       {"relu", [](auto& x) { return relu(in(x, 0)); }},
       {"leaky_relu", [](auto& x) { return leaky_relu(in(x, 0), 0.2f); }},
       {"elu", [](auto& x) { return elu(in(x, 0), 1.f); }},
@@ -273,6 +278,55 @@ TEST(LayerNorm, RowMomentsPreciseForLargeMeans) {
   }
 }
 
+// concat beyond its fixtures: one tensor twice (both blocks add into one gradient), a single
+// input, and an input with a zero-length axis.
+TEST(Concat, SameInputTwiceAddsBothBlocks) {
+  Generator gen(41);
+  Tensor x = Tensor::randn({2, 3}, gen).requires_grad_();
+  Tensor y = concat({x, x}, 1);
+  ASSERT_EQ(y.shape(), Shape({2, 6}));
+  const Tensor dy = Tensor::randn({2, 6}, gen);
+  y.backward(dy);
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 3; ++j) {
+      EXPECT_EQ(y.at({i, j}), x.at({i, j}));
+      EXPECT_EQ(y.at({i, j + 3}), x.at({i, j}));
+      EXPECT_FLOAT_EQ(x.grad().at({i, j}), dy.at({i, j}) + dy.at({i, j + 3}));
+    }
+  Fn twice = [](auto& in) { return concat({in[0], in[1], in[0]}, 0); };
+  EXPECT_TRUE(testing::gradcheck(twice, {Tensor::randn({2, 3}, gen), Tensor::randn({1, 3}, gen)}));
+}
+
+TEST(Concat, SingleInputAndEmptyAxis) {
+  Generator gen(42);
+  const Tensor x = Tensor::randn({2, 3}, gen);
+  EXPECT_EQ(concat({x}).to_vector(), x.to_vector());
+  EXPECT_EQ(concat({Tensor::zeros({2, 0}), x, Tensor::zeros({2, 0})}).to_vector(), x.to_vector());
+  Fn f = [](auto& in) { return concat(in, -1); };
+  EXPECT_TRUE(testing::gradcheck(f, {Tensor::zeros({2, 0}), x}));
+}
+
+// NaN wins in both, and both sides then get all of dy (torch.maximum / torch.minimum do the same).
+TEST(MaximumMinimum, NaNPropagatesAndGradientsSplit) {
+  for (auto op : {&maximum, &minimum}) {
+    Tensor a = Tensor::from({NAN, 1.f, 2.f}).requires_grad_(), b = Tensor::from({1.f, NAN, 2.f}).requires_grad_();
+    Tensor y = op(a, b);
+    EXPECT_TRUE(std::isnan(y.at({0})) && std::isnan(y.at({1})));
+    EXPECT_EQ(y.at({2}), 2.f);
+    y.backward(Tensor::ones({3}));
+    EXPECT_EQ(a.grad().to_vector(), std::vector<float>({1.f, 1.f, 0.5f}));
+    EXPECT_EQ(b.grad().to_vector(), std::vector<float>({1.f, 1.f, 0.5f}));
+  }
+  // max + min = a + b: with both adding into the same gradients, each side gets dy exactly.
+  Generator gen(43);
+  Tensor a = Tensor::randn({4, 5}, gen).requires_grad_(), b = Tensor::randn({4, 5}, gen).requires_grad_();
+  b.values()[3] = a.values()[3];
+  const Tensor dy = Tensor::randn({4, 5}, gen);
+  (maximum(a, b) + minimum(a, b)).backward(dy);
+  EXPECT_EQ(a.grad().to_vector(), dy.to_vector());
+  EXPECT_EQ(b.grad().to_vector(), dy.to_vector());
+}
+
 // --- shape errors name the op and both shapes ----------------------------------------------
 
 template <class E, class F>
@@ -299,6 +353,22 @@ TEST(ShapeErrors, NameOpAndShapes) {
   expect_error<ShapeError>([&] { sum(a, 2); }, "sum: axis 2 is out of range for shape (2, 3)");
   expect_error<ShapeError>([&] { softmax(a, -3); }, "softmax: axis -3 is out of range for shape (2, 3)");
   expect_error<ShapeError>([&] { transpose(v); }, "transpose: expects a 2-D tensor, got (3)");
+}
+
+TEST(ShapeErrors, ConcatMaximumMinimum) {
+  const Tensor a = Tensor::zeros({2, 4, 3}), b = Tensor::zeros({2, 5, 3});
+  expect_error<ShapeError>([&] { concat({a, b}, -1); }, "concat: input 1 has shape (2, 5, 3), input 0 has (2, 4, 3); "
+                                                        "all axes but axis 2 must match");
+  expect_error<ShapeError>([&] { concat({a, a, Tensor::zeros({2, 4})}, 1); },
+                           "concat: input 2 has shape (2, 4), input 0 has (2, 4, 3); all axes but axis 1 must match");
+  expect_error<ShapeError>([&] { concat({a, b}, 3); }, "concat: axis 3 is out of range for shape (2, 4, 3)");
+  expect_error<ValueError>([&] { concat({}); }, "concat: needs at least one input, got none");
+  expect_error<ValueError>([&] { concat({a, Tensor()}); }, "concat: input 1 is undefined");
+  EXPECT_EQ(concat({a, b}, 1).shape(), Shape({2, 9, 3}));
+  EXPECT_EQ(concat({a, b}, -2).shape(), Shape({2, 9, 3}));
+  expect_error<ShapeError>([&] { maximum(a, b); }, "maximum: a (2, 4, 3) and b (2, 5, 3) must have the same shape");
+  expect_error<ShapeError>([&] { minimum(a, Tensor::zeros({3})); },
+                           "minimum: a (2, 4, 3) and b (3) must have the same shape");
 }
 
 TEST(ShapeErrors, Losses) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "lamina/tensor.hpp"
 
@@ -31,6 +32,10 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
+// The larger / smaller of a and b, elementwise; a and b of one shape (no broadcasting). NaN wins.
+// dy goes to the winner; on a tie (a == b) half to each, as torch.maximum / torch.minimum.
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor neg(const Tensor& x);
 Tensor square(const Tensor& x);
 // With a scalar: x + s, x * s, s - x, s / x.
@@ -64,6 +69,8 @@ Tensor mean(const Tensor& x, int64_t axis, bool keepdim = false);
 Tensor reshape(const Tensor& x, const Shape& shape);
 // Keeps dimensions before start_axis, folds the rest: (N, 28, 28) -> (N, 784).
 Tensor flatten(const Tensor& x, int64_t start_axis = 1);
+// Joins the inputs (at least one) along `axis`; all other dimensions must match: (2, 3) ++ (2, 4) -> (2, 7).
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis = -1);
 
 // --- activations and elementwise functions ---------------------------------------------------
 Tensor relu(const Tensor& x);

@@ -1,6 +1,10 @@
 // add, sub, mul, div with broadcasting; neg, square and the scalar forms; the operators.
 // A, B: any shapes that broadcast to Y. backward: dA += sum_to(dY * dY/dA, A.shape), likewise B;
 // the broadcast axes are summed by the one shared kernels::sum_to_into.
+// maximum, minimum: A and B of one shape, no broadcasting (Keras' Maximum / Minimum layers).
+#include <cmath>
+#include <string>
+
 #include "kernels/broadcast.hpp"
 #include "lamina/ops.hpp"
 #include "ops/op_helpers.hpp"
@@ -47,6 +51,39 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b, F f, HA ha, HB h
   return y;
 }
 
+// y = f(a, b) elementwise for a and b of the same shape; da (+)= dy * ha(a, b), db (+)= dy * hb(a, b).
+template <class F, class HA, class HB>
+Tensor same_shape_binary(const char* op, const Tensor& a, const Tensor& b, F f, HA ha, HB hb) {
+  if (a.shape() != b.shape())
+    throw ShapeError(std::string(op) + ": a " + a.shape().str() + " and b " + b.shape().str() +
+                     " must have the same shape");
+  Tensor y = Tensor::empty(a.shape());
+  const float *pa = a.data(), *pb = b.data();
+  float* py = y.data();
+  const int64_t count = y.numel();
+  for (int64_t i = 0; i < count; ++i) py[i] = f(pa[i], pb[i]);
+  record(op, y, {a, b}, [ha, hb](BackwardContext& g) {
+    const float *pa = g.input(0).data(), *pb = g.input(1).data(), *dy = g.dy().data();
+    const int64_t count = g.dy().numel();
+    auto grad = [&](size_t which, auto h) {
+      const auto dx = g.dx_out(which);
+      if (dx.accumulate) {
+        for (int64_t i = 0; i < count; ++i) dx.data[i] += dy[i] * h(pa[i], pb[i]);
+      } else {
+        for (int64_t i = 0; i < count; ++i) dx.data[i] = dy[i] * h(pa[i], pb[i]);
+      }
+    };
+    if (g.needs(0)) grad(0, ha);
+    if (g.needs(1)) grad(1, hb);
+  });
+  return y;
+}
+
+// The share of dy that one side of maximum / minimum gets, as torch.maximum / torch.minimum's
+// backward: none when it loses, half on a tie (a == b), all of it otherwise: when it wins, and
+// to both sides when either is NaN (y is NaN then, and no comparison holds).
+inline float share(bool loses, bool tie) { return loses ? 0.f : tie ? 0.5f : 1.f; }
+
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
@@ -67,6 +104,20 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   return binary("div", a, b, [](float x, float y) { return x / y; },
                 [](float, float y) { return 1.f / y; }, [](float x, float y) { return -x / (y * y); });
+}
+
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return same_shape_binary(
+      "maximum", a, b, [](float x, float y) { return (std::isnan(x) || x > y) ? x : y; },
+      [](float x, float y) { return share(x < y, x == y); },
+      [](float x, float y) { return share(y < x, x == y); });
+}
+
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return same_shape_binary(
+      "minimum", a, b, [](float x, float y) { return (std::isnan(x) || x < y) ? x : y; },
+      [](float x, float y) { return share(x > y, x == y); },
+      [](float x, float y) { return share(y > x, x == y); });
 }
 
 Tensor neg(const Tensor& x) {
