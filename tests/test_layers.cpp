@@ -97,7 +97,7 @@ TEST(Layers, FlattenActivationInput) {
   EXPECT_EQ(f.output_shape({3, 4}), (Shape{12}));
   layers::Activation a(Activation::relu);
   EXPECT_EQ(a.call(Tensor::from({-1.f, 2.f}), false).to_vector(), (std::vector<float>{0.f, 2.f}));
-  layers::InputLayer in = layers::Input({3});
+  layers::InputLayer in(Shape{3});
   EXPECT_NO_THROW(in.call(Tensor::zeros({5, 3}), false));
   EXPECT_THROW(in.call(Tensor::zeros({5, 4}), false), ShapeError);
 }

@@ -98,9 +98,9 @@ void write_report(const std::string& path, const Json& report) { io::write_file_
 
 // The model part of a spec, built; errors name the spec file and the JSON path in it
 // ("spec.json: model.config.layers[1] (Dense): ...").
-Sequential model_from_spec_json(const Json& model, const std::string& path) {
+Model model_from_spec_json(const Json& model, const std::string& path) {
   try {
-    return Sequential::from_json(model);
+    return Model::from_json(model);
   } catch (const Error& e) {
     const std::string what = e.what();
     const bool json_path = what.rfind("config", 0) == 0 || what.rfind("class_name", 0) == 0;
@@ -164,7 +164,7 @@ void apply_memory_limit(const MemoryArg& m) {
                    "the default --max-memory, 80% of the " + format_bytes(machine) + " this process may use");
 }
 
-void compile_from_spec(Sequential& model, const Spec& spec) {
+void compile_from_spec(Model& model, const Spec& spec) {
   std::shared_ptr<Optimizer> optimizer;
   try {
     optimizer = optimizer_from_config(spec.optimizer);
@@ -187,7 +187,7 @@ void compile_from_spec(Sequential& model, const Spec& spec) {
 // ONNX files carry no loss. For evaluate and predict, one is assumed from the output layer: a
 // softmax gives class probabilities; one sigmoid unit, a binary probability; other outputs wider
 // than one are logits (as PyTorch's CrossEntropyLoss takes); a single linear output, a regression.
-void compile_imported(Sequential& model, const std::string& path) {
+void compile_imported(Model& model, const std::string& path) {
   const std::string act = model.layers().back()->config().value("activation", "linear");
   const int64_t width = model.output_shape().numel();
   std::string what;
@@ -209,18 +209,13 @@ void compile_imported(Sequential& model, const std::string& path) {
 
 // A model file: safetensors (Lamina's) or ONNX. pre: the scaling recorded at training time (scale
 // 1 when it has none).
-Sequential open_model(const std::string& model_path, Preprocessing* pre = nullptr) {
+Model open_model(const std::string& model_path, Preprocessing* pre = nullptr) {
   std::map<std::string, std::string> metadata;
-  Sequential model;
   const bool onnx = is_onnx_file(model_path);
-  if (onnx) {
-    OnnxInfo info;
-    model = load_onnx(model_path, &info);
-    metadata = info.metadata;
-  } else {
-    model = Sequential::load(model_path);
-    if (pre) metadata = io::load_safetensors(model_path).metadata;
-  }
+  OnnxInfo info;
+  Model model = onnx ? Model(load_onnx(model_path, &info)) : Model::load(model_path);
+  if (onnx) metadata = info.metadata;
+  else if (pre) metadata = io::load_safetensors(model_path).metadata;
   if (!pre) return model;
   *pre = {};
   const auto it = metadata.find(kPreprocessingKey);
@@ -236,7 +231,7 @@ Sequential open_model(const std::string& model_path, Preprocessing* pre = nullpt
 }
 
 // The model a spec describes: its Keras JSON, or the model file it names (fine-tuning).
-Sequential model_of_spec(const Spec& spec) {
+Model model_of_spec(const Spec& spec) {
   if (spec.model_file.empty()) return model_from_spec_json(spec.model, spec.path);
   try {
     return open_model(spec.model_file);
@@ -245,7 +240,7 @@ Sequential model_of_spec(const Spec& spec) {
   }
 }
 
-bool is_classifier(const Sequential& model) {
+bool is_classifier(const Model& model) {
   if (!model.compiled()) return false;
   const Loss::Kind k = model.loss().kind();
   return k == Loss::binary_crossentropy || k == Loss::categorical_crossentropy ||
@@ -253,8 +248,8 @@ bool is_classifier(const Sequential& model) {
 }
 
 // The checkpoint to resume from, checked against the spec's model.
-Sequential resume_from(const std::string& path, const Sequential& spec_model, const Spec& spec) {
-  Sequential model = Sequential::load_checkpoint(path);
+Model resume_from(const std::string& path, const Model& spec_model, const Spec& spec) {
+  Model model = Model::load_checkpoint(path);
   if (model.to_json()["config"]["layers"] != spec_model.to_json()["config"]["layers"])
     throw ValueError(path + ": the checkpoint holds another model than " + spec.path +
                      "; resume with the spec it was trained from");
@@ -281,7 +276,7 @@ int train(const TrainArgs& a) {
   if (a.threads) set_num_threads(*a.threads);
   apply_memory_limit(a.memory);
   manual_seed(seed);  // before the model draws its initial weights
-  Sequential model = model_of_spec(spec);
+  Model model = model_of_spec(spec);
   compile_from_spec(model, spec);
   if (!a.resume.empty()) model = resume_from(a.resume, model, spec);
   const Prepared data = load_training_data(spec, model.input_shape());
@@ -356,7 +351,7 @@ int train(const TrainArgs& a) {
 int evaluate(const EvaluateArgs& a) {
   apply_memory_limit(a.memory);
   Preprocessing pre;
-  Sequential model = open_model(a.model, &pre);
+  Model model = open_model(a.model, &pre);
   if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
   if (!model.compiled())
     throw ValueError(a.model + ": the model has no compile config (loss, metrics), so it cannot be evaluated");
@@ -400,7 +395,7 @@ int evaluate(const EvaluateArgs& a) {
 int predict(const PredictArgs& a) {
   apply_memory_limit(a.memory);
   Preprocessing pre;
-  Sequential model = open_model(a.model, &pre);
+  Model model = open_model(a.model, &pre);
   if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
   const auto shape = model.input_shape();
   if (!shape) throw ValueError(a.model + ": the model declares no input shape");
@@ -453,7 +448,7 @@ int predict(const PredictArgs& a) {
 // The model as ONNX, for other runtimes. The CLI's input scaling is not part of the graph: it
 // goes into the ONNX metadata (lamina_preprocessing) and is printed, so callers can apply it.
 int export_model(const ExportArgs& a) {
-  Sequential model = Sequential::load(a.model);
+  Model model = Model::load(a.model);
   std::map<std::string, std::string> metadata;
   const io::SafetensorsFile file = io::load_safetensors(a.model);
   if (const auto it = file.metadata.find(kPreprocessingKey); it != file.metadata.end())
@@ -488,7 +483,7 @@ int summary(const std::string& path) {
   }
   const Json j = read_json_file(path);
   manual_seed(0);
-  Sequential model = looks_like_spec(j) ? model_of_spec(read_spec(path)) : model_from_spec_json(j, path);
+  Model model = looks_like_spec(j) ? model_of_spec(read_spec(path)) : model_from_spec_json(j, path);
   model.summary(std::cout);
   return 0;
 }

@@ -21,7 +21,7 @@
 
 namespace lamina {
 
-class Sequential;
+class Model;
 
 // Named values in insertion order: "loss" first, then the metrics, then "val_*".
 struct Logs {
@@ -48,7 +48,7 @@ class Callback {
   virtual void on_epoch_end(int /*epoch*/, const Logs&) {}
   virtual void on_train_end(const Logs&) {}
 
-  Sequential* model = nullptr;  // set by fit before on_train_begin
+  Model* model = nullptr;  // set by fit before on_train_begin
 };
 
 // Keras' progress bar. On a terminal: one bar per epoch that redraws in place with steps,

@@ -63,6 +63,17 @@ class Dataset {
                             std::shared_ptr<const std::vector<float>> y, Shape target_shape, float scale = 1.f);
   // Float features and targets from tensors: x (N, ...), y (N, ...) or labels (N).
   static Dataset from_tensors(const Tensor& x, const Tensor& y);
+  // Several inputs and targets, for a model with several inputs or outputs: one tensor per
+  // input and per target, each (N, ...) with the same N. They are the dataset's parts.
+  static Dataset from_tensors(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
+  // The same samples with each sample's features split, in order, into inputs of these shapes,
+  // and its targets into these (their sizes must add up to the sample's and target's): named
+  // CSV column groups become a multi-input dataset this way. ShapeError when they do not.
+  Dataset with_parts(std::vector<Shape> input_shapes, std::vector<Shape> target_shapes) const;
+  // The parts: one shape per input and per target ({sample_shape()} and {target_shape()} for a
+  // dataset of one each).
+  const std::vector<Shape>& input_shapes() const { return input_shapes_; }
+  const std::vector<Shape>& target_shapes() const { return target_shapes_; }
 
   int64_t size() const { return size_; }
   const Shape& sample_shape() const { return sample_shape_; }
@@ -72,6 +83,9 @@ class Dataset {
   // Writes samples `indices` (in order) as floats into x (B * sample numel) and y
   // (B * target numel). The training loop reuses its buffers through this.
   void gather(std::span<const int64_t> indices, float* x, float* y) const;
+  // The same, part by part: xs[i] receives B samples of input_shapes()[i], ys[j] of
+  // target_shapes()[j] (either list may be empty to skip it).
+  void gather_parts(std::span<const int64_t> indices, std::span<float* const> xs, std::span<float* const> ys) const;
   // Convenience: the same as new (B, ...) tensors.
   Tensor x(std::span<const int64_t> indices) const;
   Tensor y(std::span<const int64_t> indices) const;
@@ -79,6 +93,7 @@ class Dataset {
   Tensor y(std::initializer_list<int64_t> indices) const { return y(std::span(indices.begin(), indices.size())); }
   Tensor all_x() const;  // every sample (a float copy: for small sets and tests)
   Tensor all_y() const;
+  Tensor all_y(size_t target) const;  // every sample's target part `target` (N, target_shapes()[target]...)
 
   // Samples [begin, end), sharing storage.
   Dataset slice(int64_t begin, int64_t end) const;
@@ -92,12 +107,16 @@ class Dataset {
   int64_t storage_bytes() const;
 
  private:
+  void gather_rows(std::span<const int64_t> indices, std::span<float* const> xs, const std::vector<Shape>& x_parts,
+                   std::span<float* const> ys, const std::vector<Shape>& y_parts) const;
+
   std::shared_ptr<const std::vector<uint8_t>> bytes_;
   std::shared_ptr<const std::vector<float>> floats_;
   std::shared_ptr<const std::vector<float>> targets_;
   std::shared_ptr<const std::vector<int64_t>> order_;  // index map after split; null = identity
   int64_t begin_ = 0, size_ = 0;
   Shape sample_shape_, target_shape_;
+  std::vector<Shape> input_shapes_, target_shapes_;  // the parts (one each unless split)
   float scale_ = 1.f;
   int64_t num_classes_ = 0;  // of all targets in storage, found once when the storage is made
 };

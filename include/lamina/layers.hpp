@@ -13,7 +13,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "lamina/initializers.hpp"
@@ -27,6 +29,33 @@ namespace lamina {
 namespace onnx {
 class GraphWriter;  // src/onnx/graph_writer.hpp: what a layer's export_onnx writes into
 }
+
+class Layer;
+
+// A symbolic tensor (Keras' KerasTensor): a value in a graph being recorded, with its per-sample
+// shape. Input() makes one; calling a layer on symbolic tensors records a call and returns its
+// output; Model(inputs, outputs) turns the recorded calls into a model (model.hpp).
+//
+//   KerasTensor x = Input({28, 28, 1});
+//   KerasTensor h = layers::Conv2D({.filters = 8, .kernel_size = 3})(x);
+class KerasTensor {
+ public:
+  // One recorded call: the layer, the symbolic tensors it was called on, and its output's shape.
+  struct Call {
+    std::shared_ptr<Layer> layer;
+    std::vector<KerasTensor> inputs;  // empty for an Input
+    Shape shape;
+  };
+  KerasTensor() = default;
+  explicit KerasTensor(std::shared_ptr<const Call> call) : call_(std::move(call)) {}
+  bool defined() const { return call_ != nullptr; }
+  const Shape& shape() const;  // per sample
+  const Layer& layer() const;  // the layer whose call made it (an InputLayer for an Input)
+  const std::shared_ptr<const Call>& call() const { return call_; }
+
+ private:
+  std::shared_ptr<const Call> call_;
+};
 
 // An activation function by Keras name: relu, sigmoid, tanh, softmax, ... Converts from the
 // enum or from a name, so `.activation = Activation::relu` and `.activation = "relu"` both work.
@@ -54,7 +83,7 @@ class Activation {
 // own file, and is found through the registry below by Keras class name: its config both ways
 // (config() and a static from_config(const Json&)), its weight specs (which also drive the
 // memory estimate), its output shape, and its ONNX export. Nothing elsewhere switches on it.
-class Layer {
+class Layer : public std::enable_shared_from_this<Layer> {
  public:
   struct Weight {
     std::string name;  // "kernel", "bias"
@@ -102,6 +131,21 @@ class Layer {
   // output there (src/onnx/graph_writer.hpp). The default refuses: "no ONNX export".
   virtual void export_onnx(onnx::GraphWriter& graph) const;
 
+  // --- graphs (the Functional API) ---
+  // Records a call of this layer on symbolic tensors and returns its output, checking the
+  // shapes now: `Dense(10)(x)`, `Add()({a, b})`. A layer held in a shared_ptr (or already in a
+  // graph) is the same layer at each call, so its weights are shared; a layer held by value is
+  // copied into the graph (its class must be registered, as every built-in one is).
+  KerasTensor operator()(const KerasTensor& input);
+  KerasTensor operator()(const std::vector<KerasTensor>& inputs);
+  // How a graph calls a layer on its inputs. Every layer takes one input by default, through the
+  // single-input build / weight_specs / output_shape / call above; layers that take several
+  // (the merge layers, a nested model) override these. ShapeError names the layer and shapes.
+  virtual void build_for(std::span<const Shape> input_shapes, Generator& gen);
+  virtual std::vector<WeightSpec> weight_specs_for(std::span<const Shape> input_shapes) const;
+  virtual Shape infer_shape(std::span<const Shape> input_shapes) const;
+  virtual Tensor forward(std::span<const Tensor> inputs, bool training);
+
  protected:
   Tensor& add_weight(const std::string& name, const Shape& shape, const Initializer& init, Generator& gen,
                      bool trainable = true);
@@ -115,6 +159,8 @@ class Layer {
   }
   // ShapeError "Dense 'dense_1' expects input (*, 784), got (32, 28, 28).\n  hint: ..."
   [[noreturn]] void shape_error(const std::string& expected, const Shape& got, const std::string& hint = "") const;
+  // ValueError unless there is exactly one input: "Dense 'dense' takes one input, got 2".
+  void require_one_input(size_t count) const;
   // For layers that normalize only the last axis: ValueError unless `axis` (Keras' count, with the
   // batch axis; negative from the end) is the last axis of a per-sample `input_shape`. `which`
   // and `hint` are set into the message ("(channels)", ". Use axis=-1 ...").
@@ -231,7 +277,9 @@ class InputLayer : public Layer {
   Shape output_shape(const Shape& input_shape) const override { return input_shape; }
   Json config() const override;
 };
-inline InputLayer Input(Shape shape) { return InputLayer(std::move(shape)); }
+// A graph's input (keras.Input): a symbolic tensor made by a new InputLayer. In a Sequential's
+// list it declares the input shape, as in Keras.
+KerasTensor Input(Shape shape, std::string name = "");
 
 // (batch, ...) -> (batch, target_shape...), per sample as Keras; one entry may be -1.
 class Reshape : public Layer {
@@ -421,23 +469,31 @@ class BatchNormalization : public Layer {
 
 }  // namespace layers
 
+using layers::Input;  // keras.Input
+
 // --- the layer registry: Keras class name -> from_config ---------------------------------------------
 
 using LayerFactory = std::function<std::shared_ptr<Layer>(const Json& config)>;
+// A copy of a layer of the registered class (what calling a layer held by value records).
+using LayerCloner = std::function<std::shared_ptr<Layer>(const Layer& layer)>;
 
 // Registers a layer class under its Keras class name, so that Keras JSON, saved models,
 // checkpoints and specs that name it load. The built-in layers are registered in
-// src/layers/registry.cpp, one line each. A user's own class registers the same way:
+// src/layers/layer.cpp, one line each. A user's own class registers the same way:
 //
 //   class Scale : public lamina::Layer { ... static std::shared_ptr<Layer> from_config(const Json&); };
 //   lamina::register_layer<Scale>("Scale");   // once, before loading a model that uses it
 //   auto model = lamina::Sequential::load("scaled.safetensors");
 //
 // ValueError when the name is empty or already registered (pass replace = true to override).
-void register_layer(const std::string& class_name, LayerFactory from_config, bool replace = false);
+void register_layer(const std::string& class_name, LayerFactory from_config, bool replace = false,
+                    LayerCloner clone = {});
 template <class L>
 void register_layer(const std::string& class_name, bool replace = false) {
-  register_layer(class_name, LayerFactory(&L::from_config), replace);
+  register_layer(class_name, LayerFactory(&L::from_config), replace, [](const Layer& l) -> std::shared_ptr<Layer> {
+    if (typeid(l) != typeid(L)) return nullptr;  // a subclass registered under another name: no slicing
+    return std::make_shared<L>(static_cast<const L&>(l));
+  });
 }
 // Every registered class name, sorted.
 std::vector<std::string> registered_layers();
@@ -445,6 +501,9 @@ std::vector<std::string> registered_layers();
 // A layer from its Keras class name and config (Keras 2 or 3 JSON), through the registry.
 // Unknown class names throw ValueError listing the known ones.
 std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Json& config);
+
+// A copy of `layer` through its class's registered cloner; ValueError when the class has none.
+std::shared_ptr<Layer> clone_layer(const Layer& layer);
 
 // Keras' per-sample input shape in a layer config: "batch_input_shape" / "batch_shape" (with
 // the batch entry first) or "input_shape"; nullopt when none.

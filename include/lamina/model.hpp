@@ -1,5 +1,6 @@
-// Sequential: a stack of layers with Keras' model API — compile, fit, evaluate, predict,
-// summary, to_json / from_json, save / load (safetensors with the JSON config inside).
+// Models: Model, a graph of layer calls (Keras' Functional API), and Sequential, a chain, with
+// Keras' model API — compile, fit, evaluate, predict, summary, to_json / from_json, save / load
+// (safetensors with the JSON config inside), checkpoints.
 //
 //   Sequential model({layers::Flatten({.input_shape = Shape{28, 28}}),
 //                     layers::Dense(128, "relu"), layers::Dense(10)});
@@ -25,6 +26,7 @@
 #include "lamina/data.hpp"
 #include "lamina/json.hpp"
 #include "lamina/layers.hpp"
+#include "lamina/layers/merge.hpp"
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/optimizers.hpp"
@@ -64,7 +66,7 @@ struct EvaluateOptions {
 };
 
 // The memory a model would use, estimated from its layers' shapes before anything is allocated
-// (Sequential::estimate_memory). Bytes, float32 throughout. A planning figure, not a measurement:
+// (Model::estimate_memory). Bytes, float32 throughout. A planning figure, not a measurement:
 // it leaves out the allocator's and oneDNN's own overheads (hence the CLI's safety margin).
 struct MemoryEstimate {
   int64_t batch_size = 0;
@@ -85,101 +87,164 @@ struct MemoryEstimate {
   std::string str() const;
 };
 
-// Wraps any layer value for Sequential's initializer list.
+// Wraps any layer value for Sequential's initializer list; an Input() stands for its InputLayer.
 struct AnyLayer {
   template <class L>
     requires std::derived_from<L, Layer>
   AnyLayer(L layer) : ptr(std::make_shared<L>(std::move(layer))) {}  // NOLINT: implicit by design
   AnyLayer(std::shared_ptr<Layer> layer) : ptr(std::move(layer)) {}  // NOLINT
+  AnyLayer(const KerasTensor& input);                                 // NOLINT: Sequential({Input({28, 28}), ...})
   std::shared_ptr<Layer> ptr;
 };
 
-class Sequential {
- public:
-  explicit Sequential(std::string name = "sequential") : name_(std::move(name)) {}
-  Sequential(std::initializer_list<AnyLayer> layers, std::string name = "sequential");
+// How compile weighs and names several outputs (Keras' loss_weights); see Model::compile.
+struct CompileOptions {
+  std::vector<std::string> metrics;   // computed on every output ("accuracy", ...)
+  std::vector<double> loss_weights;   // one per output (default: all 1); the loss is their weighted sum
+};
 
-  // Appends a layer; a name is given if it has none ("dense", "dense_1", ...).
-  Sequential& add(AnyLayer layer);
+// A model: a graph of layer calls from one or more inputs to one or more outputs, with Keras'
+// model API: compile, fit, evaluate, predict, summary, to_json / from_json, save / load
+// (safetensors with the JSON config inside), checkpoints. Sequential is the special case of a
+// chain; both train through the same code. A model is itself a layer, so it nests.
+//
+//   KerasTensor x = Input({28, 28, 1});
+//   KerasTensor h = layers::Conv2D({.filters = 16, .kernel_size = 3, .padding = Padding::same})(x);
+//   KerasTensor r = layers::Conv2D({.filters = 16, .kernel_size = 3, .padding = Padding::same})(h);
+//   KerasTensor y = layers::Dense(10)(layers::Flatten()(layers::Add()({h, r})));
+//   Model model({x}, {y}, "resnet");
+//   model.compile(Adam(), losses::SparseCategoricalCrossentropy({.from_logits = true}), {"accuracy"});
+//   model.fit(train, {.epochs = 5});
+class Model : public Layer {
+ public:
+  // The graph from `inputs` (made by Input) to `outputs`. Names unnamed layers ("dense_2"), builds
+  // every layer, and checks the graph: ValueError naming the layers when an output does not
+  // depend on the inputs only, a layer name is used twice, or an input is not an Input.
+  Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTensor>& outputs, std::string name = "functional");
+  Model(const KerasTensor& input, const KerasTensor& output, std::string name = "functional")
+      : Model(std::vector<KerasTensor>{input}, std::vector<KerasTensor>{output}, std::move(name)) {}
+  Model(Model&&) noexcept = default;
+  Model& operator=(Model&&) noexcept = default;
+  Model(const Model&) = default;  // shares the layers (and so the weights), as Keras' models do
+  Model& operator=(const Model&) = default;
+  ~Model() override = default;
+
+  std::string class_name() const override { return sequential_ ? "Sequential" : "Functional"; }
+  bool is_sequential() const { return sequential_; }
+  // The layers, each once, in the order the graph first calls them (InputLayers first).
   const std::vector<std::shared_ptr<Layer>>& layers() const { return layers_; }
   Layer& layer(const std::string& name) const;  // ValueError if there is none
+  size_t num_inputs() const { return input_ids_.size(); }
+  size_t num_outputs() const { return output_ids_.size(); }
+  // Names of the input and output layers, as Keras' input_names / output_names.
+  std::vector<std::string> input_names() const;
+  std::vector<std::string> output_names() const;
 
   // Creates every layer's weights for a per-sample input shape, drawing from manual_seed's
   // generator. fit, predict and summary build on first use when the input shape is known.
+  // (A Functional model is built when it is made; this checks the shape.)
   void build(const Shape& input_shape);
-  bool built() const { return input_shape_.has_value(); }
-  std::optional<Shape> input_shape() const;   // declared or built
-  Shape output_shape() const;                 // per sample; needs a known input shape
+  using Layer::build;
+  std::optional<Shape> input_shape() const;  // the first input's, declared or built
+  std::vector<Shape> input_shapes() const;   // every input's; empty while unknown
+  Shape output_shape() const;                // the first output's, per sample
+  std::vector<Shape> output_shapes() const;  // every output's
+  using Layer::output_shape;
 
   // The forward pass on a batch (batch, input_shape...). Differentiable.
-  Tensor call(const Tensor& x, bool training = false);
+  Tensor call(const Tensor& x, bool training = false) override;
   Tensor operator()(const Tensor& x, bool training = false) { return call(x, training); }
+  using Layer::operator();
+  // Every input in, every output out: one tensor per model input / output, in order.
+  std::vector<Tensor> call(const std::vector<Tensor>& inputs, bool training = false);
 
   void compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<std::string> metrics = {});
+  // One loss per output, in output order, weighted by options.loss_weights.
+  void compile(std::shared_ptr<Optimizer> optimizer, std::vector<Loss> losses, CompileOptions options = {});
   template <class O>
     requires std::derived_from<O, Optimizer>
   void compile(O optimizer, Loss loss, std::vector<std::string> metrics = {}) {
     compile(std::make_shared<O>(std::move(optimizer)), std::move(loss), std::move(metrics));
   }
+  template <class O>
+    requires std::derived_from<O, Optimizer>
+  void compile(O optimizer, std::vector<Loss> losses, CompileOptions options = {}) {
+    compile(std::make_shared<O>(std::move(optimizer)), std::move(losses), std::move(options));
+  }
   void compile(const std::string& optimizer, Loss loss, std::vector<std::string> metrics = {});
   bool compiled() const { return optimizer_ != nullptr; }
   Optimizer& optimizer() const;
-  const Loss& loss() const;
+  const Loss& loss() const;  // the first output's
+  const std::vector<Loss>& losses() const;
+  const std::vector<double>& loss_weights() const { return loss_weights_; }
   const std::vector<std::string>& metric_names() const { return metric_names_; }
 
+  // A dataset's inputs and targets are its parts (data::Dataset::from_tensors with several
+  // tensors, or with_parts): one per model input and one per output.
   History fit(const data::Dataset& train, const FitOptions& options = {});
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
-  // Loss and metrics over a dataset, in the same names fit logs.
+  History fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const FitOptions& options = {});
+  // Loss and metrics over a dataset, in the same names fit logs. With several outputs: "loss"
+  // (the weighted total), "<output>_loss" and "<output>_<metric>" per output, as Keras names them.
   Logs evaluate(const data::Dataset& data, const EvaluateOptions& options = {});
   Logs evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
-  // Outputs (N, output_shape...) in inference mode, batch by batch, without a graph.
+  Logs evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const EvaluateOptions& options = {});
+  // Outputs (N, output_shape...) in inference mode, batch by batch, without a graph: the first
+  // output, or every output with predict_all.
   Tensor predict(const data::Dataset& data, int64_t batch_size = 32);
   Tensor predict(const Tensor& x, int64_t batch_size = 32);
+  std::vector<Tensor> predict_all(const data::Dataset& data, int64_t batch_size = 32);
+  std::vector<Tensor> predict_all(const std::vector<Tensor>& x, int64_t batch_size = 32);
 
-  // Keras' summary table: layer (type), output shape, parameter count, totals. Builds the
-  // model first when its input shape is declared.
+  // Keras' summary table: layer (type), output shape, parameter count, and for a Functional
+  // model the layers each is connected to; then the totals. Builds the model first when its
+  // input shape is declared.
   void summary(std::ostream& os);
   void summary();
-  int64_t count_params() const;
   // Every trainable weight, layer by layer (the optimizer's parameters).
   std::vector<Tensor> trainable_weights() const;
-  // Every weight as "layer/weight" (e.g. "dense/kernel"), the names used in saved files.
+  // Every weight as "layer/weight" (e.g. "dense/kernel"; "encoder/dense/kernel" inside a nested
+  // model), the names used in saved files.
   std::vector<std::pair<std::string, Tensor>> named_weights() const;
 
-  // Keras' model JSON: {"class_name": "Sequential", "config": {"name": ..., "layers": [...]}}.
+  // Keras' model JSON: {"class_name": "Functional" | "Sequential", "config": {...}}.
   Json to_json() const;
-  // From Keras 2 or Keras 3 JSON (model.to_json()). Unknown layers are a ValueError.
-  static Sequential from_json(const Json& j);
+  Json config() const override;
+  // From Keras 2 or Keras 3 JSON (model.to_json()), Sequential or Functional. Unknown layers are
+  // a ValueError naming where they are.
+  static Model from_json(const Json& j);
+  // A nested model's layer config (the registry's factory for "Functional" and "Model").
+  static std::shared_ptr<Layer> from_config(const Json& config);
   // Weights + config (+ compile config) in one safetensors file, written atomically.
   // extra_metadata: more string entries for __metadata__ (e.g. the CLI's preprocessing).
   void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
   // A saved model, built, its weights checked against the config, compiled if it was. Reads
   // checkpoints too (their optimizer state is ignored).
-  static Sequential load(const std::string& path);
+  static Model load(const std::string& path);
   // The same from the file's bytes in memory; `name` stands for the path in errors.
-  static Sequential load_bytes(std::string_view bytes, const std::string& name = "<memory>");
+  static Model load_bytes(std::string_view bytes, const std::string& name = "<memory>");
 
   // A checkpoint: what save writes, plus the optimizer state ("optimizer/<slot>/<weight>"
   // tensors), the generators training draws from (default_generator's, Dropout's) and
   // fit_state(), so that load_checkpoint + fit({.initial_epoch = fit_state().epoch}) continues
   // bit for bit as if training had not stopped. Written atomically; needs a compiled model.
   //   model.save_checkpoint("ckpt.safetensors");
-  //   Sequential m = Sequential::load_checkpoint("ckpt.safetensors");   // another process
+  //   Model m = Model::load_checkpoint("ckpt.safetensors");   // another process
   //   m.fit(train, {.epochs = 10, .initial_epoch = m.fit_state().epoch});
   void save_checkpoint(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
   // Checks everything (format and checkpoint versions, checksum, every tensor's name and shape)
   // before it commits anything: on an IoError no state, default_generator's included, changes.
-  static Sequential load_checkpoint(const std::string& path);
+  static Model load_checkpoint(const std::string& path);
   const FitState& fit_state() const { return fit_state_; }
   // The memory one step of fit (training) or of evaluate / predict (inference) with this batch
-  // size would need, from shapes alone; see MemoryEstimate. Needs a known input shape. build,
+  // size would need, from shapes alone; see MemoryEstimate. Needs known input shapes. build,
   // fit, evaluate and predict check it against set_memory_limit (runtime.hpp) first.
   MemoryEstimate estimate_memory(int64_t batch_size, bool training = true) const;
 
-  // Checks that the targets of `data` suit the compiled loss and the model's output before any
-  // step runs: their shape, finite values, and for sparse_categorical_crossentropy integer class
-  // indices in [0, classes). Errors start with `source` and name the sample through `position`
-  // (default "sample 12"; the CLI passes "line 14, column 5 (sample 12)"). fit and evaluate call it.
+  // Checks that the targets of `data` suit the compiled losses and the model's outputs before
+  // any step runs: their shape, finite values, and for sparse_categorical_crossentropy integer
+  // class indices in [0, classes). Errors start with `source` and name the sample through
+  // `position` (default "sample 12"; the CLI passes "line 14, column 5 (sample 12)").
   void check_targets(const data::Dataset& data, const std::string& source,
                      const std::function<std::string(int64_t)>& position = {}) const;
 
@@ -188,36 +253,109 @@ class Sequential {
   // infinity: "layer 'boom' (Dense) output: 24 of 32 values are not finite (first: inf at
   // (0, 3))". Empty when everything is finite. fit runs it once, on the first batch whose loss
   // is not finite (before that batch's update); see divergence().
-  std::string diagnose_non_finite(const Tensor& x, const Tensor& y);
+  std::string diagnose_non_finite(const std::vector<Tensor>& x, const std::vector<Tensor>& y);
+  std::string diagnose_non_finite(const Tensor& x, const Tensor& y) {
+    return diagnose_non_finite(std::vector<Tensor>{x}, std::vector<Tensor>{y});
+  }
   // What diagnose_non_finite found for the last fit's first non-finite loss; empty if none.
   const std::string& divergence() const { return divergence_; }
 
   bool stop_training = false;  // set by callbacks to end fit after the current epoch
 
- private:
-  std::map<std::string, std::string> file_metadata(const std::map<std::string, std::string>& extra) const;
-  static Sequential from_file(const io::SafetensorsFile& file, const std::string& path);
-  static Sequential from_json_unchecked(const Json& j);  // from_json without its nlohmann translation
-  void ensure_built(const Shape& sample_shape, const char* where);
-  void pack_parameters();
-  std::vector<std::unique_ptr<Metric>> make_metrics() const;
-  Logs run_evaluation(const data::Dataset& data, int64_t batch_size);
-  MemoryEstimate estimate_for(const Shape& input_shape, int64_t batch_size, bool training) const;
-  // ValueError when e.total() exceeds memory_limit(); `what` starts the message ("fit").
-  void check_memory(const MemoryEstimate& e, const std::string& what) const;
+  // --- as a layer inside another model ---
+  void build_for(std::span<const Shape> input_shapes, Generator& gen) override;
+  std::vector<WeightSpec> weight_specs_for(std::span<const Shape> input_shapes) const override;
+  Shape infer_shape(std::span<const Shape> input_shapes) const override;
+  Tensor forward(std::span<const Tensor> inputs, bool training) override;
+  Shape output_shape(const Shape& input_shape) const override;
+  void build(const Shape& input_shape, Generator& gen) override;
+  void export_onnx(onnx::GraphWriter& graph) const override;
+  Generator* generator() override { return nullptr; }
 
-  std::string name_;
+  // One call of a layer in the graph, by index into the model's tensors (inputs first).
+  struct Node {
+    std::shared_ptr<Layer> layer;
+    std::vector<int> inputs;  // tensor ids
+    int output = -1;          // tensor id
+  };
+  // The calls in an order that runs each after its inputs (InputLayers are not calls).
+  const std::vector<Node>& nodes() const { return nodes_; }
+  const std::vector<int>& input_ids() const { return input_ids_; }
+  const std::vector<int>& output_ids() const { return output_ids_; }
+  // A leaf layer (not a model) with its path from this model ("encoder/dropout"), depth first.
+  std::vector<std::pair<std::string, Layer*>> leaf_layers() const;
+
+ protected:
+  explicit Model(std::string name);  // an empty graph, for Sequential
+  // Names a layer that has none after its class ("dense", "dense_1", ...), unique in this model.
+  void name_layer(Layer& layer);
+  // Builds every node for the input shapes, in order, then packs the parameters (top level).
+  void build_graph(const std::vector<Shape>& input_shapes, Generator& gen, bool top_level);
+  // A Sequential's chain: its nodes from its layers, for a known input shape.
+  void make_chain();
+
+  bool sequential_ = false;  // a chain of layers_, made into nodes_ at build (Sequential)
   std::vector<std::shared_ptr<Layer>> layers_;
-  // add()'s bookkeeping, so that adding n layers costs O(n), not O(n^3) (a 40,000-layer spec):
-  // the names in use, and the next suffix to try per automatic base name ("dense" -> 3).
+  std::vector<Node> nodes_;
+  std::vector<int> input_ids_, output_ids_;
+  std::vector<std::shared_ptr<Layer>> input_layers_;  // one per input (Functional); empty for Sequential
+  std::vector<Shape> shapes_;                         // per tensor id, once known
   std::set<std::string> layer_names_;
   std::map<std::string, int> next_suffix_;
-  std::optional<Shape> input_shape_;  // set by build
+
+ private:
+  std::map<std::string, std::string> file_metadata(const std::map<std::string, std::string>& extra) const;
+  static Model from_file(const io::SafetensorsFile& file, const std::string& path);
+  static Model from_json_unchecked(const Json& j);
+  void ensure_built(const std::vector<Shape>& sample_shapes, const char* where);
+  void pack_parameters();
+  std::vector<Tensor> run(std::span<const Tensor> inputs, bool training);
+  // The metrics per output, in Keras' log names ("accuracy" or "dense_1_accuracy").
+  struct NamedMetric {
+    size_t output;
+    std::string name;
+    std::unique_ptr<Metric> metric;
+  };
+  std::vector<NamedMetric> make_metrics() const;
+  std::string output_log_name(size_t output, const std::string& what) const;
+  Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& pred, std::vector<float>* parts) const;
+  Logs run_evaluation(const data::Dataset& data, int64_t batch_size);
+  MemoryEstimate estimate_for(const std::vector<Shape>& input_shapes, int64_t batch_size, bool training) const;
+  // ValueError when e.total() exceeds memory_limit(); `what` starts the message ("fit").
+  void check_memory(const MemoryEstimate& e, const std::string& what) const;
+  void check_dataset(const data::Dataset& data, const char* where) const;
+  void check_output_targets(size_t output, const Tensor& y, const Shape& target, const std::string& source,
+                            const std::function<std::string(int64_t)>& position) const;
+
   std::shared_ptr<Optimizer> optimizer_;
-  std::optional<Loss> loss_;
+  std::vector<Loss> losses_;
+  std::vector<double> loss_weights_;
   std::vector<std::string> metric_names_;
   FitState fit_state_;
   std::string divergence_;
+};
+
+// A stack of layers, each feeding the next: the special case of Model that Keras' Sequential is.
+//
+//   Sequential model({layers::Flatten({.input_shape = Shape{28, 28}}),
+//                     layers::Dense(128, "relu"), layers::Dense(10)});
+class Sequential : public Model {
+ public:
+  explicit Sequential(std::string name = "sequential") : Model(std::move(name)) { sequential_ = true; }
+  Sequential(std::initializer_list<AnyLayer> layers, std::string name = "sequential");
+  // A Model read back from Sequential JSON or a file (ValueError when it is not Sequential).
+  explicit Sequential(Model model);
+
+  // Appends a layer; a name is given if it has none ("dense", "dense_1", ...). layers() lists
+  // them as added (an InputLayer given first stays in the list).
+  Sequential& add(AnyLayer layer);
+
+  static Sequential from_json(const Json& j) { return Sequential(Model::from_json(j)); }
+  static std::shared_ptr<Layer> from_config(const Json& config);
+  // Model's loaders, for a file that holds a Sequential (IoError naming the path otherwise).
+  static Sequential load(const std::string& path);
+  static Sequential load_bytes(std::string_view bytes, const std::string& name = "<memory>");
+  static Sequential load_checkpoint(const std::string& path);
 };
 
 }  // namespace lamina

@@ -27,7 +27,7 @@ namespace lamina {
 // behaviour only: Dropout is the identity, BatchNormalization uses its moving statistics.
 // metadata: string entries for the model's metadata_props. Throws ValueError naming the layer
 // for a layer or option ONNX export does not cover, and for a model that is not built.
-void save_onnx(const Sequential& model, const std::string& path, const std::map<std::string, std::string>& metadata = {});
+void save_onnx(const Model& model, const std::string& path, const std::map<std::string, std::string>& metadata = {});
 
 // What load_onnx read besides the layers.
 struct OnnxInfo {

@@ -72,6 +72,8 @@ Dataset Dataset::from_bytes(std::shared_ptr<const std::vector<uint8_t>> x, Shape
   d.target_shape_ = std::move(target_shape);
   d.scale_ = scale;
   d.num_classes_ = count_classes(*d.targets_);
+  d.input_shapes_ = {d.sample_shape_};
+  d.target_shapes_ = {d.target_shape_};
   return d;
 }
 
@@ -87,11 +89,99 @@ Dataset Dataset::from_tensors(const Tensor& x, const Tensor& y) {
   d.sample_shape_ = without_batch(x.shape());
   d.target_shape_ = without_batch(y.shape());
   d.num_classes_ = count_classes(*d.targets_);
+  d.input_shapes_ = {d.sample_shape_};
+  d.target_shapes_ = {d.target_shape_};
+  return d;
+}
+
+Dataset Dataset::from_tensors(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
+  if (xs.empty() || ys.empty()) throw ValueError("Dataset::from_tensors: needs at least one input and one target");
+  if (xs.size() == 1 && ys.size() == 1) return from_tensors(xs[0], ys[0]);
+  std::vector<const Tensor*> all;
+  for (const Tensor& t : xs) all.push_back(&t);
+  for (const Tensor& t : ys) all.push_back(&t);
+  for (size_t i = 0; i < all.size(); ++i) {
+    const std::string what = i < xs.size() ? "input " + std::to_string(i) : "target " + std::to_string(i - xs.size());
+    if (!all[i]->defined()) throw ValueError("Dataset::from_tensors: " + what + " is not a defined tensor");
+    if (all[i]->rank() < 1 || all[i]->dim(0) != xs[0].dim(0))
+      throw ShapeError("Dataset::from_tensors: " + what + " has shape " + all[i]->shape().str() +
+                       "; every input and target needs the " + std::to_string(xs[0].dim(0)) +
+                       " samples of input 0 first (N, ...)");
+  }
+  const int64_t n = xs[0].dim(0);
+  // Row-major samples, each the parts one after another.
+  auto pack = [n](const std::vector<Tensor>& parts, std::vector<Shape>& shapes) {
+    int64_t row = 0;
+    for (const Tensor& t : parts) {
+      shapes.push_back(without_batch(t.shape()));
+      row += shapes.back().numel();
+    }
+    auto out = std::make_shared<std::vector<float>>(static_cast<size_t>(n * row));
+    int64_t offset = 0;
+    for (const Tensor& t : parts) {
+      const int64_t k = n > 0 ? t.numel() / n : 0;
+      for (int64_t i = 0; i < n; ++i) std::copy(t.data() + i * k, t.data() + (i + 1) * k, out->data() + i * row + offset);
+      offset += k;
+    }
+    return std::pair{std::shared_ptr<const std::vector<float>>(std::move(out)), row};
+  };
+  Dataset d;
+  auto [x, s] = pack(xs, d.input_shapes_);
+  auto [y, t] = pack(ys, d.target_shapes_);
+  d.floats_ = std::move(x);
+  d.targets_ = std::move(y);
+  d.size_ = n;
+  d.sample_shape_ = xs.size() == 1 ? d.input_shapes_[0] : Shape{s};
+  d.target_shape_ = ys.size() == 1 ? d.target_shapes_[0] : Shape{t};
+  d.num_classes_ = ys.size() == 1 ? count_classes(*d.targets_) : 0;
+  return d;
+}
+
+Dataset Dataset::with_parts(std::vector<Shape> input_shapes, std::vector<Shape> target_shapes) const {
+  auto total = [](const std::vector<Shape>& parts) {
+    int64_t n = 0;
+    for (const Shape& p : parts) n += p.numel();
+    return n;
+  };
+  auto text = [](const std::vector<Shape>& parts) {
+    std::string out;
+    for (const Shape& p : parts) out += (out.empty() ? "" : " + ") + p.str();
+    return out;
+  };
+  if (input_shapes.empty() || target_shapes.empty())
+    throw ValueError("Dataset::with_parts: needs at least one input and one target shape");
+  if (total(input_shapes) != sample_shape_.numel())
+    throw ShapeError("Dataset::with_parts: inputs " + text(input_shapes) + " hold " + std::to_string(total(input_shapes)) +
+                     " values per sample, the data has " + std::to_string(sample_shape_.numel()) + " " +
+                     sample_shape_.str());
+  if (total(target_shapes) != target_shape_.numel())
+    throw ShapeError("Dataset::with_parts: targets " + text(target_shapes) + " hold " +
+                     std::to_string(total(target_shapes)) + " values per sample, the data has " +
+                     std::to_string(target_shape_.numel()) + " " + target_shape_.str());
+  Dataset d = *this;
+  d.input_shapes_ = std::move(input_shapes);
+  d.target_shapes_ = std::move(target_shapes);
   return d;
 }
 
 void Dataset::gather(std::span<const int64_t> indices, float* x, float* y) const {
-  // x or y may be null to skip it (x(...) and y(...) use that).
+  // x or y may be null to skip it (x(...) and y(...) use that): the whole sample as one part.
+  const std::vector<float*> xs = x ? std::vector<float*>{x} : std::vector<float*>{};
+  const std::vector<float*> ys = y ? std::vector<float*>{y} : std::vector<float*>{};
+  gather_rows(indices, xs, {sample_shape_}, ys, {target_shape_});
+}
+
+void Dataset::gather_parts(std::span<const int64_t> indices, std::span<float* const> xs,
+                           std::span<float* const> ys) const {
+  if ((!xs.empty() && xs.size() != input_shapes_.size()) || (!ys.empty() && ys.size() != target_shapes_.size()))
+    throw ValueError("Dataset::gather_parts: " + std::to_string(xs.size()) + " input and " + std::to_string(ys.size()) +
+                     " target buffers for a dataset of " + std::to_string(input_shapes_.size()) + " inputs and " +
+                     std::to_string(target_shapes_.size()) + " targets");
+  gather_rows(indices, xs, input_shapes_, ys, target_shapes_);
+}
+
+void Dataset::gather_rows(std::span<const int64_t> indices, std::span<float* const> xs, const std::vector<Shape>& x_parts,
+                          std::span<float* const> ys, const std::vector<Shape>& y_parts) const {
   const int64_t s = sample_shape_.numel(), t = target_shape_.numel();
   const int64_t* order = order_ ? order_->data() : nullptr;
   const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
@@ -109,22 +199,30 @@ void Dataset::gather(std::span<const int64_t> indices, float* x, float* y) const
                        std::to_string(size_) + " samples)");
     const int64_t row = order ? order[begin_ + i] : begin_ + i;
     rows[b] = row;
-    if (x != nullptr && bytes != nullptr)
+    if (!xs.empty() && bytes != nullptr)
       for (int64_t off = 0; off < s; off += 64) __builtin_prefetch(bytes + row * s + off);
   }
-  for (size_t b = 0; b < indices.size(); ++b) {
-    const int64_t row = rows[b];
-    if (x != nullptr) {
-      float* dst = x + static_cast<int64_t>(b) * s;
+  int64_t offset = 0;
+  for (size_t p = 0; p < xs.size(); ++p) {
+    const int64_t k = x_parts[p].numel();
+    for (size_t b = 0; b < indices.size(); ++b) {
+      const int64_t src = rows[b] * s + offset;
+      float* dst = xs[p] + static_cast<int64_t>(b) * k;
       if (bytes != nullptr)
-        bytes_to_floats(bytes + row * s, dst, s, scale_);
+        bytes_to_floats(bytes + src, dst, k, scale_);
       else if (scale_ == 1.f)
-        std::memcpy(dst, floats + row * s, static_cast<size_t>(s) * sizeof(float));
+        std::memcpy(dst, floats + src, static_cast<size_t>(k) * sizeof(float));
       else
-        floats_scaled(floats + row * s, dst, s, scale_);
+        floats_scaled(floats + src, dst, k, scale_);
     }
-    if (y != nullptr)
-      std::memcpy(y + static_cast<int64_t>(b) * t, targets + row * t, static_cast<size_t>(t) * sizeof(float));
+    offset += k;
+  }
+  offset = 0;
+  for (size_t p = 0; p < ys.size(); ++p) {
+    const int64_t k = y_parts[p].numel();
+    for (size_t b = 0; b < indices.size(); ++b)
+      std::memcpy(ys[p] + static_cast<int64_t>(b) * k, targets + rows[b] * t + offset, static_cast<size_t>(k) * sizeof(float));
+    offset += k;
   }
 }
 
@@ -150,6 +248,22 @@ Tensor Dataset::all_y() const {
   std::vector<int64_t> all(static_cast<size_t>(size_));
   std::iota(all.begin(), all.end(), int64_t{0});
   return y(std::span<const int64_t>(all));
+}
+
+Tensor Dataset::all_y(size_t target) const {
+  if (target >= target_shapes_.size())
+    throw ValueError("Dataset::all_y: target " + std::to_string(target) + " of " +
+                     std::to_string(target_shapes_.size()));
+  std::vector<int64_t> all(static_cast<size_t>(size_));
+  std::iota(all.begin(), all.end(), int64_t{0});
+  std::vector<Tensor> parts;
+  std::vector<float*> ptrs;
+  for (const Shape& p : target_shapes_) {
+    parts.push_back(Tensor::empty(with_batch(size_, p)));
+    ptrs.push_back(parts.back().data());
+  }
+  gather_parts(all, {}, ptrs);
+  return parts[target];
 }
 
 Dataset Dataset::slice(int64_t begin, int64_t end) const {

@@ -7,6 +7,8 @@
 
 #include "lamina/layers.hpp"
 #include "lamina/layers/layer_normalization.hpp"
+#include "lamina/layers/merge.hpp"
+#include "lamina/model.hpp"
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
 #include "onnx/graph_writer.hpp"
@@ -115,6 +117,65 @@ void Layer::export_onnx(onnx::GraphWriter&) const {
                                             "' (override Layer::export_onnx to give it one)");
 }
 
+void Layer::require_one_input(size_t count) const {
+  if (count != 1)
+    throw ValueError(class_name() + " '" + name_ + "' takes one input, got " + std::to_string(count));
+}
+
+void Layer::build_for(std::span<const Shape> input_shapes, Generator& gen) {
+  require_one_input(input_shapes.size());
+  build(input_shapes[0], gen);
+}
+
+std::vector<Layer::WeightSpec> Layer::weight_specs_for(std::span<const Shape> input_shapes) const {
+  require_one_input(input_shapes.size());
+  return weight_specs(input_shapes[0]);
+}
+
+Shape Layer::infer_shape(std::span<const Shape> input_shapes) const {
+  require_one_input(input_shapes.size());
+  return output_shape(input_shapes[0]);
+}
+
+Tensor Layer::forward(std::span<const Tensor> inputs, bool training) {
+  require_one_input(inputs.size());
+  return call(inputs[0], training);
+}
+
+// --- symbolic calls (the Functional API) -------------------------------------------------------------
+
+const Shape& KerasTensor::shape() const {
+  if (!call_) throw ValueError("KerasTensor: an empty symbolic tensor has no shape");
+  return call_->shape;
+}
+
+const Layer& KerasTensor::layer() const {
+  if (!call_) throw ValueError("KerasTensor: an empty symbolic tensor has no layer");
+  return *call_->layer;
+}
+
+KerasTensor Layer::operator()(const KerasTensor& input) { return (*this)(std::vector<KerasTensor>{input}); }
+
+KerasTensor Layer::operator()(const std::vector<KerasTensor>& inputs) {
+  const std::string self_text = class_name() + (name_.empty() ? "" : " '" + name_ + "'");
+  if (inputs.empty()) throw ValueError(self_text + ": called on no inputs");
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined())
+      throw ValueError(self_text + ": input " + std::to_string(i) + " is an empty KerasTensor (use Input(shape))");
+    shapes.push_back(inputs[i].shape());
+  }
+  std::shared_ptr<Layer> self = weak_from_this().lock();
+  if (!self) self = clone_layer(*this);
+  Shape out = self->infer_shape(shapes);  // ShapeError / ValueError name the layer and shapes
+  return KerasTensor(std::make_shared<const KerasTensor::Call>(KerasTensor::Call{self, inputs, std::move(out)}));
+}
+
+KerasTensor layers::Input(Shape shape, std::string name) {
+  auto layer = std::make_shared<InputLayer>(shape, std::move(name));
+  return KerasTensor(std::make_shared<const KerasTensor::Call>(KerasTensor::Call{layer, {}, std::move(shape)}));
+}
+
 void Layer::require_last_axis(int64_t axis, const Shape& input_shape, const std::string& which,
                               const std::string& hint) const {
   const int64_t rank = input_shape.rank() + 1;  // with the batch axis, as Keras counts
@@ -153,22 +214,54 @@ std::optional<Shape> input_shape_from_config(const Json& config) {
 // The built-in layer classes, one line each; user classes join through register_layer.
 namespace {
 
+struct Entry {
+  LayerFactory from_config;
+  LayerCloner clone;
+};
+
+template <class L>
+Entry builtin() {
+  return {&L::from_config, [](const Layer& l) -> std::shared_ptr<Layer> {
+            if (typeid(l) != typeid(L)) return nullptr;
+            return std::make_shared<L>(static_cast<const L&>(l));
+          }};
+}
+
+// Models nest as layers; any Model copies (a Sequential read back as a Model included).
+template <class M>
+Entry model_entry() {
+  return {&M::from_config, [](const Layer& l) -> std::shared_ptr<Layer> {
+            const auto* m = dynamic_cast<const Model*>(&l);
+            return m ? std::make_shared<M>(M(*m)) : nullptr;
+          }};
+}
+
 struct Registry {
   std::mutex mutex;
-  std::map<std::string, LayerFactory> factories = {
-      {"InputLayer", &layers::InputLayer::from_config},
-      {"Dense", &layers::Dense::from_config},
-      {"Flatten", &layers::Flatten::from_config},
-      {"Activation", &layers::Activation::from_config},
-      {"LeakyReLU", &layers::LeakyReLU::from_config},
-      {"Reshape", &layers::Reshape::from_config},
-      {"Conv2D", &layers::Conv2D::from_config},
-      {"MaxPooling2D", &layers::MaxPooling2D::from_config},
-      {"AveragePooling2D", &layers::AveragePooling2D::from_config},
-      {"GlobalAveragePooling2D", &layers::GlobalAveragePooling2D::from_config},
-      {"BatchNormalization", &layers::BatchNormalization::from_config},
-      {"Dropout", &layers::Dropout::from_config},
-      {"LayerNormalization", &layers::LayerNormalization::from_config},
+  std::map<std::string, Entry> entries = {
+      {"InputLayer", builtin<layers::InputLayer>()},
+      {"Dense", builtin<layers::Dense>()},
+      {"Flatten", builtin<layers::Flatten>()},
+      {"Activation", builtin<layers::Activation>()},
+      {"LeakyReLU", builtin<layers::LeakyReLU>()},
+      {"Reshape", builtin<layers::Reshape>()},
+      {"Conv2D", builtin<layers::Conv2D>()},
+      {"MaxPooling2D", builtin<layers::MaxPooling2D>()},
+      {"AveragePooling2D", builtin<layers::AveragePooling2D>()},
+      {"GlobalAveragePooling2D", builtin<layers::GlobalAveragePooling2D>()},
+      {"BatchNormalization", builtin<layers::BatchNormalization>()},
+      {"Dropout", builtin<layers::Dropout>()},
+      {"LayerNormalization", builtin<layers::LayerNormalization>()},
+      {"Add", builtin<layers::Add>()},
+      {"Subtract", builtin<layers::Subtract>()},
+      {"Multiply", builtin<layers::Multiply>()},
+      {"Average", builtin<layers::Average>()},
+      {"Maximum", builtin<layers::Maximum>()},
+      {"Minimum", builtin<layers::Minimum>()},
+      {"Concatenate", builtin<layers::Concatenate>()},
+      {"Sequential", model_entry<Sequential>()},
+      {"Functional", model_entry<Model>()},
+      {"Model", model_entry<Model>()},
   };
 };
 
@@ -179,23 +272,39 @@ Registry& registry() {
 
 }  // namespace
 
-void register_layer(const std::string& class_name, LayerFactory from_config, bool replace) {
+void register_layer(const std::string& class_name, LayerFactory from_config, bool replace, LayerCloner clone) {
   if (class_name.empty()) throw ValueError("register_layer: the class name is empty");
   if (!from_config) throw ValueError("register_layer: '" + class_name + "' has no from_config function");
   Registry& r = registry();
   const std::lock_guard<std::mutex> lock(r.mutex);
-  if (!replace && r.factories.count(class_name))
+  if (!replace && r.entries.count(class_name))
     throw ValueError("register_layer: a layer class '" + class_name +
                      "' is already registered; pass replace = true to override it");
-  r.factories[class_name] = std::move(from_config);
+  r.entries[class_name] = {std::move(from_config), std::move(clone)};
 }
 
 std::vector<std::string> registered_layers() {
   Registry& r = registry();
   const std::lock_guard<std::mutex> lock(r.mutex);
   std::vector<std::string> names;
-  for (const auto& [name, _] : r.factories) names.push_back(name);
+  for (const auto& [name, _] : r.entries) names.push_back(name);
   return names;
+}
+
+std::shared_ptr<Layer> clone_layer(const Layer& layer) {
+  LayerCloner clone;
+  {
+    Registry& r = registry();
+    const std::lock_guard<std::mutex> lock(r.mutex);
+    if (auto it = r.entries.find(layer.class_name()); it != r.entries.end()) clone = it->second.clone;
+  }
+  std::shared_ptr<Layer> copy = clone ? clone(layer) : nullptr;
+  if (!copy)
+    throw ValueError(layer.class_name() + " '" + layer.name() +
+                     "' is held by value and its class has no registered copy, so a graph cannot keep it: hold it in "
+                     "a std::shared_ptr (auto layer = std::make_shared<" +
+                     layer.class_name() + ">(...); (*layer)(x)), or register the class with register_layer<L>");
+  return copy;
 }
 
 std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Json& config) {
@@ -203,7 +312,7 @@ std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Js
   {
     Registry& r = registry();
     const std::lock_guard<std::mutex> lock(r.mutex);
-    if (auto it = r.factories.find(class_name); it != r.factories.end()) factory = it->second;
+    if (auto it = r.entries.find(class_name); it != r.entries.end()) factory = it->second.from_config;
   }
   if (!factory) {
     std::string known;

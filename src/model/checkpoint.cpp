@@ -76,7 +76,7 @@ struct Reader {
 
 }  // namespace
 
-void Sequential::save_checkpoint(const std::string& path,
+void Model::save_checkpoint(const std::string& path,
                                  const std::map<std::string, std::string>& extra_metadata) const {
   if (!built())
     throw ValueError("save_checkpoint: model '" + name_ + "' is not built yet (fit it, or call build(input_shape))");
@@ -100,8 +100,8 @@ void Sequential::save_checkpoint(const std::string& path,
                            slots[i][static_cast<size_t>(k)]);
   }
   Json layer_rng = Json::object();
-  for (const auto& l : layers_)
-    if (const Generator* g = l->generator()) layer_rng[l->name()] = state_json(g->state());
+  for (const auto& [path_name, l] : leaf_layers())
+    if (const Generator* g = l->generator()) layer_rng[path_name] = state_json(g->state());
   const FitState& f = fit_state_;
   const Json checkpoint = {
       {"version", kCheckpointVersion},
@@ -119,7 +119,7 @@ void Sequential::save_checkpoint(const std::string& path,
   io::save_safetensors(path, tensors, meta);
 }
 
-Sequential Sequential::load_checkpoint(const std::string& path) {
+Model Model::load_checkpoint(const std::string& path) {
   // Building the model draws from default_generator; on any error it is put back as it was.
   Generator& global = default_generator();
   const Generator::State global_before = global.state();
@@ -142,7 +142,7 @@ Sequential Sequential::load_checkpoint(const std::string& path) {
       throw IoError(path + ": the tensor data's CRC-32 is " + actual + ", the checkpoint recorded " +
                     crc.get<std::string>() + "; the file is corrupted");
 
-    Sequential model = from_file(file, path);
+    Model model = from_file(file, path);
     if (!model.compiled()) throw IoError(path + ": a checkpoint without compile_config; the optimizer is unknown");
     Optimizer& opt = *model.optimizer_;
 
@@ -182,10 +182,9 @@ Sequential Sequential::load_checkpoint(const std::string& path) {
     const Json& layer_rng = r.at(rng, "layers", "rng.layers");
     if (!layer_rng.is_object()) r.bad("rng.layers", "is " + layer_rng.dump() + "; expected an object");
     std::vector<std::pair<Generator*, Generator::State>> layer_states;
-    for (const auto& l : model.layers_)
+    for (const auto& [name, l] : model.leaf_layers())
       if (Generator* g = l->generator())
-        layer_states.emplace_back(g, r.state(r.at(layer_rng, l->name(), "rng.layers." + l->name()),
-                                             "rng.layers." + l->name()));
+        layer_states.emplace_back(g, r.state(r.at(layer_rng, name, "rng.layers." + name), "rng.layers." + name));
     if (layer_states.size() != layer_rng.size())
       r.bad("rng.layers", "names " + std::to_string(layer_rng.size()) + " layers; the model has " +
                               std::to_string(layer_states.size()) + " that draw random numbers");

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "lamina/autograd.hpp"
 #include "lamina/model.hpp"
 
 namespace lamina {
@@ -52,12 +53,20 @@ std::string layer_text(const Layer& l) { return "layer '" + l.name() + "' (" + l
 
 }  // namespace
 
-void Sequential::check_targets(const data::Dataset& data, const std::string& source,
-                               const std::function<std::string(int64_t)>& position) const {
-  const Loss& l = loss();
-  const Shape out = output_shape();
-  const Shape& target = data.target_shape();
-  const std::string last = layers_.back()->name();
+void Model::check_targets(const data::Dataset& data, const std::string& source,
+                          const std::function<std::string(int64_t)>& position) const {
+  losses();  // throws if not compiled
+  check_dataset(data, source.c_str());
+  for (size_t o = 0; o < losses_.size(); ++o)
+    check_output_targets(o, data.target_shapes().size() == 1 ? data.all_y() : data.all_y(o), data.target_shapes()[o],
+                         source, position);
+}
+
+void Model::check_output_targets(size_t output, const Tensor& y, const Shape& target, const std::string& source,
+                                 const std::function<std::string(int64_t)>& position) const {
+  const Loss& l = losses_[output];
+  const Shape out = output_shapes()[output];
+  const std::string last = output_names()[output];
   const std::string loss_name = l.name();
   auto at = [&](int64_t i) { return source + ": " + (position ? position(i) : "sample " + std::to_string(i)); };
 
@@ -83,7 +92,6 @@ void Sequential::check_targets(const data::Dataset& data, const std::string& sou
 
   const int64_t per_sample = std::max<int64_t>(target.numel(), 1);
   const int64_t classes = sparse ? out[-1] : 0;
-  const Tensor y = data.all_y();
   const float* v = y.data();
   for (int64_t k = 0; k < y.numel(); ++k) {
     const float t = v[k];
@@ -102,40 +110,71 @@ void Sequential::check_targets(const data::Dataset& data, const std::string& sou
   }
 }
 
-std::string Sequential::diagnose_non_finite(const Tensor& x, const Tensor& y) {
-  const Loss& loss_fn = loss();  // throws if not compiled
-  if (auto bad = non_finite(x); !bad.empty()) return "the input batch: " + bad;
-  // Forward, one layer at a time; each layer's input is a fresh leaf so that its gradient can be
-  // read on the way back.
-  std::vector<Tensor> inputs, outputs;
-  Tensor h = x;
-  for (const auto& l : layers_) {
-    for (const auto& w : l->weights())
+std::string Model::diagnose_non_finite(const std::vector<Tensor>& x, const std::vector<Tensor>& y) {
+  losses();  // throws if not compiled
+  for (const Tensor& t : x)
+    if (auto bad = non_finite(t); !bad.empty()) return "the input batch: " + bad;
+  // Forward, one call at a time; each call's inputs are fresh leaves so that their gradients
+  // can be read on the way back.
+  std::vector<Tensor> values(shapes_.size());
+  for (size_t i = 0; i < input_ids_.size(); ++i) values[static_cast<size_t>(input_ids_[i])] = x[i];
+  std::vector<std::vector<Tensor>> leaves(nodes_.size());
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    const Node& n = nodes_[k];
+    const Layer& l = *n.layer;
+    for (const auto& w : l.weights())
       if (auto bad = non_finite(w.value); !bad.empty())
-        return layer_text(*l) + " weight '" + w.name + "': " + bad + " (from an earlier update)";
-    Tensor in = h.detach();
-    in.requires_grad_();
-    Tensor out = l->call(in, /*training=*/true);
-    if (auto bad = non_finite(out); !bad.empty()) return layer_text(*l) + " output: " + bad;
-    inputs.push_back(in);
-    outputs.push_back(out);
-    h = out;
+        return layer_text(l) + " weight '" + w.name + "': " + bad + " (from an earlier update)";
+    for (int t : n.inputs) {
+      Tensor in = values[static_cast<size_t>(t)].detach();
+      in.requires_grad_();
+      leaves[k].push_back(in);
+    }
+    Tensor out = n.layer->forward(leaves[k], /*training=*/true);
+    if (auto bad = non_finite(out); !bad.empty()) return layer_text(l) + " output: " + bad;
+    values[static_cast<size_t>(n.output)] = out;
   }
-  Tensor value = loss_fn(y, h);
-  if (auto bad = non_finite(value); !bad.empty())
-    return "the loss " + loss_fn.name() + " on the finite output of " + layer_text(*layers_.back()) + ": " + bad;
-  // Backward, from the last layer to the first.
+  // The loss on detached copies of the outputs, so that every call's output gets its whole
+  // gradient (from the loss and from the calls that read it) in one backward pass.
+  std::vector<Tensor> pred;
+  for (int t : output_ids_) {
+    Tensor p = values[static_cast<size_t>(t)].detach();
+    p.requires_grad_();
+    pred.push_back(p);
+  }
+  Tensor value = total_loss(y, pred, nullptr);
+  if (auto bad = non_finite(value); !bad.empty()) {
+    std::string outs;
+    for (int t : output_ids_)
+      for (const Node& n : nodes_)
+        if (n.output == t) outs += (outs.empty() ? "" : ", ") + layer_text(*n.layer);
+    return "the loss " + loss().name() + " on the finite output of " + outs + ": " + bad;
+  }
   for (Tensor p : trainable_weights()) p.zero_grad(/*set_to_none=*/false);
   value.backward();
-  for (size_t i = layers_.size(); i-- > 0;) {
-    const Layer& l = *layers_[i];
+  std::vector<Tensor> grad_of(values.size());
+  auto accumulate = [&](int t, const Tensor& g) {
+    if (!g.defined()) return;
+    NoGradGuard no_grad;
+    Tensor& slot = grad_of[static_cast<size_t>(t)];
+    slot = slot.defined() ? add(slot, g) : g.clone();
+  };
+  for (size_t o = 0; o < output_ids_.size(); ++o) accumulate(output_ids_[o], pred[o].grad());
+  // Backward, one call at a time from the last.
+  for (size_t k = nodes_.size(); k-- > 0;) {
+    const Node& n = nodes_[k];
+    const Layer& l = *n.layer;
+    const Tensor& out = values[static_cast<size_t>(n.output)];
+    if (const Tensor& g = grad_of[static_cast<size_t>(n.output)]; g.defined() && out.requires_grad()) out.backward(g);
     for (const auto& w : l.weights())
       if (w.trainable)
         if (auto bad = non_finite(w.value.grad()); !bad.empty())
           return layer_text(l) + " gradient of weight '" + w.name + "': " + bad;
-    const Tensor g = inputs[i].grad();
-    if (auto bad = non_finite(g); !bad.empty()) return layer_text(l) + " gradient of its input: " + bad;
-    if (i > 0 && g.defined()) outputs[i - 1].backward(g);
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      const Tensor g = leaves[k][i].grad();
+      if (auto bad = non_finite(g); !bad.empty()) return layer_text(l) + " gradient of its input: " + bad;
+      accumulate(n.inputs[i], g);
+    }
   }
   return "";
 }

@@ -28,22 +28,28 @@ Tensor rows(const Tensor& x, int64_t begin, int64_t count) {
   return x.view(begin * row, Shape(dims));
 }
 
-// Batch buffers reused across steps; re-made only when the batch size changes (the last batch).
+// Batch buffers reused across steps, one per input and target; re-made only when the batch size
+// changes (the last batch).
 struct Batch {
-  Tensor x, y;
+  std::vector<Tensor> xs, ys;
   void fill(const data::Dataset& d, std::span<const int64_t> idx) {
     const auto n = static_cast<int64_t>(idx.size());
-    if (!x.defined() || x.dim(0) != n) {
-      x = Tensor::empty(with_batch(n, d.sample_shape()));
-      y = Tensor::empty(with_batch(n, d.target_shape()));
+    if (xs.empty() || xs[0].dim(0) != n) {
+      xs.clear();
+      ys.clear();
+      for (const Shape& s : d.input_shapes()) xs.push_back(Tensor::empty(with_batch(n, s)));
+      for (const Shape& s : d.target_shapes()) ys.push_back(Tensor::empty(with_batch(n, s)));
     }
-    d.gather(idx, x.data(), y.data());
+    std::vector<float*> x, y;
+    for (Tensor& t : xs) x.push_back(t.data());
+    for (Tensor& t : ys) y.push_back(t.data());
+    d.gather_parts(idx, x, y);
   }
 };
 
 // The memory for a pass over n samples in batches of bs: the storage cache keeps the buffers of
 // a smaller last batch beside the full ones, so its activations count too.
-MemoryEstimate pass_estimate(const Sequential& model, int64_t n, int64_t bs, bool training) {
+MemoryEstimate pass_estimate(const Model& model, int64_t n, int64_t bs, bool training) {
   MemoryEstimate e = model.estimate_memory(std::min(bs, n), training);
   if (n > bs && n % bs != 0) {
     e.last_batch_size = n % bs;
@@ -54,36 +60,85 @@ MemoryEstimate pass_estimate(const Sequential& model, int64_t n, int64_t bs, boo
 
 }  // namespace
 
-void Sequential::compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<std::string> metrics) {
-  if (!optimizer) throw ValueError("compile: optimizer is null");
-  std::vector<std::string> names;
-  for (const std::string& m : metrics) names.push_back(metric_from_name(m, loss)->name());  // validates names now
-  optimizer_ = std::move(optimizer);
-  loss_ = std::move(loss);
-  metric_names_ = std::move(metrics);
+void Model::compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<std::string> metrics) {
+  // One loss for every output, as Keras does with a single loss.
+  const size_t outputs = std::max<size_t>(output_ids_.size(), 1);
+  compile(std::move(optimizer), std::vector<Loss>(outputs, loss), CompileOptions{.metrics = std::move(metrics)});
 }
 
-void Sequential::compile(const std::string& optimizer, Loss loss, std::vector<std::string> metrics) {
+void Model::compile(std::shared_ptr<Optimizer> optimizer, std::vector<Loss> losses, CompileOptions o) {
+  if (!optimizer) throw ValueError("compile: optimizer is null");
+  const size_t outputs = std::max<size_t>(output_ids_.size(), 1);
+  if (losses.size() != outputs)
+    throw ValueError("compile: model '" + name_ + "' has " + std::to_string(outputs) + " output" +
+                     (outputs == 1 ? "" : "s") + ", given " + std::to_string(losses.size()) + " losses");
+  if (o.loss_weights.empty()) o.loss_weights.assign(outputs, 1.0);
+  if (o.loss_weights.size() != outputs)
+    throw ValueError("compile: " + std::to_string(o.loss_weights.size()) + " loss_weights for " +
+                     std::to_string(outputs) + " outputs");
+  for (double w : o.loss_weights)
+    if (!std::isfinite(w) || w < 0) throw ValueError("compile: loss weight " + std::to_string(w) + " must be finite and >= 0");
+  for (const std::string& m : o.metrics)
+    for (const Loss& l : losses) metric_from_name(m, l);  // validates names now
+  optimizer_ = std::move(optimizer);
+  losses_ = std::move(losses);
+  loss_weights_ = std::move(o.loss_weights);
+  metric_names_ = std::move(o.metrics);
+}
+
+void Model::compile(const std::string& optimizer, Loss loss, std::vector<std::string> metrics) {
   compile(optimizer_from_config(Json(optimizer)), std::move(loss), std::move(metrics));
 }
 
-Optimizer& Sequential::optimizer() const {
+Optimizer& Model::optimizer() const {
   if (!optimizer_) throw ValueError("model '" + name_ + "' is not compiled: call compile(optimizer, loss, metrics)");
   return *optimizer_;
 }
 
-const Loss& Sequential::loss() const {
-  if (!loss_) throw ValueError("model '" + name_ + "' is not compiled: call compile(optimizer, loss, metrics)");
-  return *loss_;
+const std::vector<Loss>& Model::losses() const {
+  if (losses_.empty()) throw ValueError("model '" + name_ + "' is not compiled: call compile(optimizer, loss, metrics)");
+  return losses_;
 }
 
-std::vector<std::unique_ptr<Metric>> Sequential::make_metrics() const {
-  std::vector<std::unique_ptr<Metric>> out;
-  for (const std::string& m : metric_names_) out.push_back(metric_from_name(m, *loss_));
+const Loss& Model::loss() const { return losses().front(); }
+
+std::string Model::output_log_name(size_t output, const std::string& what) const {
+  if (losses_.size() <= 1) return what;
+  return output_names()[output] + "_" + what;  // Keras: "dense_1_loss", "dense_1_accuracy"
+}
+
+std::vector<Model::NamedMetric> Model::make_metrics() const {
+  std::vector<NamedMetric> out;
+  for (size_t o = 0; o < losses_.size(); ++o)
+    for (const std::string& m : metric_names_) {
+      auto metric = metric_from_name(m, losses_[o]);
+      std::string name = output_log_name(o, metric->name());
+      out.push_back({o, std::move(name), std::move(metric)});
+    }
   return out;
 }
 
-History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
+Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& pred, std::vector<float>* parts) const {
+  Tensor total;
+  for (size_t o = 0; o < losses_.size(); ++o) {
+    Tensor l = losses_[o](y[o], pred[o]);
+    if (parts) parts->push_back(l.item());
+    if (losses_.size() == 1 && loss_weights_[0] == 1.0) return l;
+    Tensor weighted = mul(l, static_cast<float>(loss_weights_[o]));
+    total = total.defined() ? add(total, weighted) : weighted;
+  }
+  return total;
+}
+
+void Model::check_dataset(const data::Dataset& data, const char* where) const {
+  const size_t outputs = std::max<size_t>(output_ids_.size(), 1);
+  if (data.target_shapes().size() != outputs)
+    throw ValueError(std::string(where) + ": the data has " + std::to_string(data.target_shapes().size()) + " target" +
+                     (data.target_shapes().size() == 1 ? "" : "s") + ", model '" + name_ + "' has " +
+                     std::to_string(outputs) + " output" + (outputs == 1 ? "" : "s"));
+}
+
+History Model::fit(const data::Dataset& data, const FitOptions& o) {
   optimizer();  // throws if not compiled
   if (o.epochs < 0) throw ValueError("fit: epochs must be >= 0, got " + std::to_string(o.epochs));
   if (o.initial_epoch < 0) throw ValueError("fit: initial_epoch must be >= 0, got " + std::to_string(o.initial_epoch));
@@ -103,10 +158,12 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
     val = data.slice(data.size() - n_val, data.size());
     train = data.slice(0, data.size() - n_val);
   }
-  ensure_built(train.sample_shape(), "fit");
-  if (!val.empty() && val.sample_shape() != train.sample_shape())
+  ensure_built(train.input_shapes(), "fit");
+  check_dataset(train, "fit");
+  if (!val.empty() && val.input_shapes() != train.input_shapes())
     throw ShapeError("fit: validation samples have shape " + val.sample_shape().str() + ", training samples " +
                      train.sample_shape().str());
+  if (!val.empty()) check_dataset(val, "fit: validation data");
   check_targets(train, "fit");
   if (!val.empty()) check_targets(val, "fit: validation data");
   if (memory_limit() > 0) {  // see set_memory_limit
@@ -151,6 +208,7 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
 
   const std::vector<Tensor> params = trainable_weights();
   auto metrics = make_metrics();
+  const bool multi = losses_.size() > 1;
   History history;
   ProgressBar bar(o.verbose);
   std::vector<Callback*> callbacks{&history};
@@ -171,30 +229,35 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
       shuffle();
       ++state.shuffled;
     }
-    for (auto& m : metrics) m->reset();
+    for (auto& m : metrics) m.metric->reset();
     double loss_sum = 0.0;
+    std::vector<double> part_sums(losses_.size(), 0.0);
+    std::vector<float> parts;
     int64_t seen = 0;
     for (int64_t step = first_step; step < steps; ++step) {
       const int64_t begin = step * bs, count = std::min(bs, n - begin);
       batch.fill(train, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
       for (Tensor p : params) p.zero_grad(/*set_to_none=*/false);  // lazily: backward overwrites
-      Tensor pred = call(batch.x, true);
-      Tensor loss = (*loss_)(batch.y, pred);
+      const std::vector<Tensor> pred = run(batch.xs, true);
+      parts.clear();
+      Tensor loss = total_loss(batch.ys, pred, multi ? &parts : nullptr);
       loss.backward();
       const float batch_loss = loss.item();
       // The first non-finite loss: find where it came from while the weights are still the ones
       // that produced it (once per fit, so the steady state pays one isfinite per step).
       if (!std::isfinite(batch_loss) && divergence_.empty()) {
-        divergence_ = diagnose_non_finite(batch.x, batch.y);
+        divergence_ = diagnose_non_finite(batch.xs, batch.ys);
         if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
       }
       optimizer_->step(params);
       loss_sum += static_cast<double>(batch_loss) * static_cast<double>(count);
+      for (size_t o = 0; o < parts.size(); ++o) part_sums[o] += static_cast<double>(parts[o]) * static_cast<double>(count);
       seen += count;
-      for (auto& m : metrics) m->update(batch.y, pred);
+      for (auto& m : metrics) m.metric->update(batch.ys[m.output], pred[m.output]);
       logs = Logs{};
       logs.set("loss", loss_sum / static_cast<double>(seen));
-      for (auto& m : metrics) logs.set(m->name(), m->result());
+      for (size_t o = 0; o < parts.size(); ++o) logs.set(output_log_name(o, "loss"), part_sums[o] / static_cast<double>(seen));
+      for (auto& m : metrics) logs.set(m.name, m.metric->result());
       state.step = step + 1;
       for (Callback* c : callbacks) c->on_batch_end(step + 1, logs);
       if (stop_training) break;  // a callback asked for it mid-epoch (TerminateOnNaN)
@@ -212,35 +275,48 @@ History Sequential::fit(const data::Dataset& data, const FitOptions& o) {
   return history;
 }
 
-History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
   return fit(data::Dataset::from_tensors(x, y), options);
 }
 
-Logs Sequential::run_evaluation(const data::Dataset& data, int64_t batch_size) {
+History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const FitOptions& options) {
+  return fit(data::Dataset::from_tensors(x, y), options);
+}
+
+Logs Model::run_evaluation(const data::Dataset& data, int64_t batch_size) {
   NoGradGuard no_grad;
   auto metrics = make_metrics();
+  const bool multi = losses_.size() > 1;
   std::vector<int64_t> order(static_cast<size_t>(data.size()));
   std::iota(order.begin(), order.end(), 0);
   Batch batch;
   double loss_sum = 0.0;
+  std::vector<double> part_sums(losses_.size(), 0.0);
+  std::vector<float> parts;
   for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
     const int64_t count = std::min(batch_size, data.size() - begin);
     batch.fill(data, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
-    Tensor pred = call(batch.x, false);
-    loss_sum += static_cast<double>((*loss_)(batch.y, pred).item()) * static_cast<double>(count);
-    for (auto& m : metrics) m->update(batch.y, pred);
+    const std::vector<Tensor> pred = run(batch.xs, false);
+    parts.clear();
+    loss_sum += static_cast<double>(total_loss(batch.ys, pred, multi ? &parts : nullptr).item()) * static_cast<double>(count);
+    for (size_t o = 0; o < parts.size(); ++o) part_sums[o] += static_cast<double>(parts[o]) * static_cast<double>(count);
+    for (auto& m : metrics) m.metric->update(batch.ys[m.output], pred[m.output]);
   }
   Logs logs;
-  logs.set("loss", data.size() ? loss_sum / static_cast<double>(data.size()) : 0.0);
-  for (auto& m : metrics) logs.set(m->name(), m->result());
+  const double n = std::max<double>(static_cast<double>(data.size()), 1.0);
+  logs.set("loss", data.size() ? loss_sum / n : 0.0);
+  if (multi)
+    for (size_t o = 0; o < part_sums.size(); ++o) logs.set(output_log_name(o, "loss"), part_sums[o] / n);
+  for (auto& m : metrics) logs.set(m.name, m.metric->result());
   return logs;
 }
 
-Logs Sequential::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
+Logs Model::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
   loss();  // throws if not compiled
   if (o.batch_size <= 0) throw ValueError("evaluate: batch_size must be positive, got " + std::to_string(o.batch_size));
   if (data.empty()) throw ValueError("evaluate: the data is empty");
-  ensure_built(data.sample_shape(), "evaluate");
+  ensure_built(data.input_shapes(), "evaluate");
+  check_dataset(data, "evaluate");
   check_targets(data, "evaluate");
   if (memory_limit() > 0) {  // see set_memory_limit
     MemoryEstimate need = pass_estimate(*this, data.size(), o.batch_size, /*training=*/false);
@@ -266,52 +342,82 @@ Logs Sequential::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
   return logs;
 }
 
-Logs Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
+Logs Model::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
   return evaluate(data::Dataset::from_tensors(x, y), options);
 }
 
-Tensor Sequential::predict(const data::Dataset& data, int64_t batch_size) {
+Logs Model::evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const EvaluateOptions& options) {
+  return evaluate(data::Dataset::from_tensors(x, y), options);
+}
+
+std::vector<Tensor> Model::predict_all(const data::Dataset& data, int64_t batch_size) {
   if (batch_size <= 0) throw ValueError("predict: batch_size must be positive, got " + std::to_string(batch_size));
-  ensure_built(data.sample_shape(), "predict");
+  ensure_built(data.input_shapes(), "predict");
+  const std::vector<Shape> outs = output_shapes();
   if (memory_limit() > 0) {  // see set_memory_limit
     MemoryEstimate need = pass_estimate(*this, data.size(), batch_size, /*training=*/false);
-    need.data = data.storage_bytes() + data.size() * output_shape().numel() * 4;
+    need.data = data.storage_bytes();
+    for (const Shape& s : outs) need.data += data.size() * s.numel() * 4;
     check_memory(need, "predict");
   }
   NoGradGuard no_grad;
-  Tensor out = Tensor::empty(with_batch(data.size(), output_shape()));
-  const int64_t row = out.numel() / std::max<int64_t>(data.size(), 1);
+  std::vector<Tensor> out;
+  for (const Shape& s : outs) out.push_back(Tensor::empty(with_batch(data.size(), s)));
   std::vector<int64_t> order(static_cast<size_t>(data.size()));
   std::iota(order.begin(), order.end(), 0);
   Batch batch;
   for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
     const int64_t count = std::min(batch_size, data.size() - begin);
     batch.fill(data, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
-    const Tensor pred = call(batch.x, false);
-    std::copy(pred.data(), pred.data() + count * row, out.data() + begin * row);
+    const std::vector<Tensor> pred = run(batch.xs, false);
+    for (size_t o = 0; o < out.size(); ++o) {
+      const int64_t row = outs[o].numel();
+      std::copy(pred[o].data(), pred[o].data() + count * row, out[o].data() + begin * row);
+    }
   }
   return out;
 }
 
-Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
+Tensor Model::predict(const data::Dataset& data, int64_t batch_size) { return predict_all(data, batch_size).at(0); }
+
+std::vector<Tensor> Model::predict_all(const std::vector<Tensor>& x, int64_t batch_size) {
   if (batch_size <= 0) throw ValueError("predict: batch_size must be positive, got " + std::to_string(batch_size));
-  if (x.rank() < 1) throw ShapeError("predict: input must have a batch axis, got " + x.shape().str());
-  const int64_t n = x.dim(0);
-  ensure_built(Shape(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end())), "predict");
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i].rank() < 1 || x[i].dim(0) != x[0].dim(0))
+      throw ShapeError("predict: input " + std::to_string(i) + " has shape " + x[i].shape().str() +
+                       "; every input needs a batch axis of the same length");
+    shapes.emplace_back(std::vector<int64_t>(x[i].shape().begin() + 1, x[i].shape().end()));
+  }
+  if (x.empty()) throw ValueError("predict: no inputs");
+  const int64_t n = x[0].dim(0);
+  ensure_built(shapes, "predict");
+  const std::vector<Shape> outs = output_shapes();
   if (memory_limit() > 0) {  // see set_memory_limit
     MemoryEstimate need = pass_estimate(*this, n, batch_size, /*training=*/false);
-    need.data = (x.numel() + n * output_shape().numel()) * 4;
+    for (const Tensor& t : x) need.data += t.numel() * 4;
+    for (const Shape& s : outs) need.data += n * s.numel() * 4;
     check_memory(need, "predict");
   }
   NoGradGuard no_grad;
-  Tensor out = Tensor::empty(with_batch(n, output_shape()));
-  const int64_t row = out.numel() / std::max<int64_t>(n, 1);
+  std::vector<Tensor> out;
+  for (const Shape& s : outs) out.push_back(Tensor::empty(with_batch(n, s)));
+  std::vector<Tensor> in(x.size());
   for (int64_t begin = 0; begin < n; begin += batch_size) {
     const int64_t count = std::min(batch_size, n - begin);
-    const Tensor pred = call(rows(x, begin, count), false);
-    std::copy(pred.data(), pred.data() + count * row, out.data() + begin * row);
+    for (size_t i = 0; i < x.size(); ++i) in[i] = rows(x[i], begin, count);
+    const std::vector<Tensor> pred = run(in, false);
+    for (size_t o = 0; o < out.size(); ++o) {
+      const int64_t row = outs[o].numel();
+      std::copy(pred[o].data(), pred[o].data() + count * row, out[o].data() + begin * row);
+    }
   }
   return out;
+}
+
+Tensor Model::predict(const Tensor& x, int64_t batch_size) {
+  if (x.rank() < 1) throw ShapeError("predict: input must have a batch axis, got " + x.shape().str());
+  return predict_all(std::vector<Tensor>{x}, batch_size).at(0);
 }
 
 }  // namespace lamina

@@ -9,6 +9,7 @@
 // out); a 2x4096 MLP with Adam at 320 MB, peaking at 340 MB.
 #include <algorithm>
 #include <climits>
+#include <set>
 
 #include "lamina/model.hpp"
 #include "lamina/runtime.hpp"
@@ -62,24 +63,37 @@ std::string MemoryEstimate::str() const {
   return out;
 }
 
-MemoryEstimate Sequential::estimate_memory(int64_t batch_size, bool training) const {
+MemoryEstimate Model::estimate_memory(int64_t batch_size, bool training) const {
   if (batch_size < 0) throw ValueError("estimate_memory: batch_size must be >= 0, got " + std::to_string(batch_size));
-  const auto shape = input_shape();
-  if (!shape)
+  const std::vector<Shape> shapes = input_shapes();
+  if (shapes.empty())
     throw ValueError("estimate_memory: model '" + name_ + "' has no known input shape (build it or declare input_shape)");
-  return estimate_for(*shape, batch_size, training);
+  return estimate_for(shapes, batch_size, training);
 }
 
-MemoryEstimate Sequential::estimate_for(const Shape& input_shape, int64_t batch_size, bool training) const {
+MemoryEstimate Model::estimate_for(const std::vector<Shape>& input_shapes, int64_t batch_size, bool training) const {
   MemoryEstimate e;
   e.batch_size = batch_size;
   e.training = training;
   int64_t trainable = 0, largest_weight = -1, largest_output = -1;
-  int64_t per_sample = input_shape.numel();  // the batch's input buffer
-  Shape shape = input_shape;
-  for (const auto& l : layers_) {
-    std::vector<Layer::WeightSpec> specs = l->weight_specs(shape);  // checks shapes as build does
-    if (specs.empty() && l->built())  // a layer that does not describe its weights: count what it has
+  int64_t per_sample = 0;  // the batch's input buffers, then every call's output
+  for (const Shape& s : input_shapes) per_sample = add_sat(per_sample, s.numel());
+  // A Sequential not built yet has no nodes: its chain, over tensors 0..n.
+  std::vector<Node> chain;
+  if (sequential_)
+    for (size_t i = 0; i < layers_.size(); ++i) chain.push_back({layers_[i], {static_cast<int>(i)}, static_cast<int>(i + 1)});
+  const std::vector<Node>& nodes = sequential_ ? chain : nodes_;
+  const std::vector<int> inputs = sequential_ ? std::vector<int>{0} : input_ids_;
+  std::vector<Shape> shapes(sequential_ ? layers_.size() + 1 : shapes_.size());
+  for (size_t i = 0; i < inputs.size() && i < input_shapes.size(); ++i) shapes[static_cast<size_t>(inputs[i])] = input_shapes[i];
+  std::set<const Layer*> counted;  // a shared layer's weights count once
+  for (const Node& node : nodes) {
+    const auto& l = node.layer;
+    std::vector<Shape> in;
+    for (int t : node.inputs) in.push_back(shapes[static_cast<size_t>(t)]);
+    std::vector<Layer::WeightSpec> specs = l->weight_specs_for(in);  // checks shapes as build does
+    if (!counted.insert(l.get()).second) specs.clear();
+    else if (specs.empty() && l->built())  // a layer that does not describe its weights: count what it has
       for (const auto& w : l->weights()) specs.push_back({w.name, w.value.shape(), Initializer::zeros(), w.trainable});
     for (const auto& w : specs) {
       const int64_t n = w.shape.numel();
@@ -90,7 +104,8 @@ MemoryEstimate Sequential::estimate_for(const Shape& input_shape, int64_t batch_
         e.largest_weight = "'" + l->name() + "/" + w.name + "' " + w.shape.str();
       }
     }
-    shape = l->output_shape(shape);
+    const Shape shape = l->infer_shape(in);
+    shapes[static_cast<size_t>(node.output)] = shape;
     if (l->output_is_view()) continue;  // no storage of its own
     const int64_t n = shape.numel();
     per_sample = add_sat(per_sample, training ? mul_sat(n, kTrainingCopies) : n);
@@ -111,7 +126,7 @@ MemoryEstimate Sequential::estimate_for(const Shape& input_shape, int64_t batch_
   return e;
 }
 
-void Sequential::check_memory(const MemoryEstimate& e, const std::string& what) const {
+void Model::check_memory(const MemoryEstimate& e, const std::string& what) const {
   const int64_t limit = memory_limit();
   if (limit <= 0 || e.total() <= limit) return;
   const bool batch_bound = e.activations >= std::max({e.parameters, e.gradients, e.optimizer, e.data});

@@ -1,9 +1,13 @@
-// save_onnx: a Sequential model as an ONNX graph (IR 8, opset 13), written with the small
+// save_onnx: a model (Sequential or a graph) as an ONNX graph (IR 8, opset 13), written with the small
 // protobuf writer beside this file; no libprotobuf. Each layer writes its own nodes
 // (Layer::export_onnx, in the layer's file) into a GraphWriter (graph_writer.hpp, which also
 // explains the channels-last / channels-first layout); this file walks the model and wraps the
 // graph in a ModelProto. Export only; reading is import.cpp.
 #include "lamina/onnx.hpp"
+
+#include <algorithm>
+
+#include "lamina/model.hpp"
 
 #include "lamina/error.hpp"
 #include "lamina/io.hpp"
@@ -20,21 +24,59 @@ constexpr int64_t kOpsetVersion = 13;
 
 }  // namespace
 
-void save_onnx(const Sequential& model, const std::string& path, const std::map<std::string, std::string>& metadata) {
-  const std::optional<Shape> input_shape = model.input_shape();
-  if (!model.built() || !input_shape)
+namespace {
+
+// Writes a model's calls into `writer` on the given input values; returns its output values.
+std::vector<onnx::Value> write_calls(const Model& model, GraphWriter& writer, const std::vector<onnx::Value>& inputs) {
+  int top = 0;
+  for (int t : model.input_ids()) top = std::max(top, t);
+  for (const auto& n : model.nodes()) top = std::max(top, n.output);
+  std::vector<onnx::Value> values(static_cast<size_t>(top) + 1);
+  for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(model.input_ids()[i])] = inputs[i];
+  for (const auto& n : model.nodes()) {
+    std::vector<onnx::Value> in;
+    std::vector<Shape> shapes;
+    for (int t : n.inputs) {
+      in.push_back(values[static_cast<size_t>(t)]);
+      shapes.push_back(in.back().shape);
+    }
+    const Shape out = n.layer->infer_shape(shapes);
+    writer.set_inputs(std::move(in));
+    n.layer->export_onnx(writer);
+    writer.value().shape = out;
+    values[static_cast<size_t>(n.output)] = writer.value();
+  }
+  std::vector<onnx::Value> outs;
+  for (int t : model.output_ids()) outs.push_back(values[static_cast<size_t>(t)]);
+  return outs;
+}
+
+}  // namespace
+
+// A model nested in another: its calls written inline on the outer call's inputs.
+void Model::export_onnx(onnx::GraphWriter& graph) const {
+  if (output_ids_.size() != 1)
+    GraphWriter::unsupported(*this, "a nested model with " + std::to_string(output_ids_.size()) + " outputs");
+  graph.value() = write_calls(*this, graph, graph.inputs()).at(0);
+}
+
+void save_onnx(const Model& model, const std::string& path, const std::map<std::string, std::string>& metadata) {
+  if (!model.built() || model.input_shapes().empty())
     throw ValueError("save_onnx: the model is not built, so its weights do not exist yet; call model.build(input_shape) "
                      "or fit / predict first");
-  GraphWriter writer(*input_shape);
-  for (const auto& layer : model.layers()) {
-    const Shape out = layer->output_shape(writer.value().shape);
-    layer->export_onnx(writer);
-    writer.value().shape = out;
-  }
+  // One input and one output keep the names "input" and "output"; several take their layers' names.
+  const std::vector<Shape> in_shapes = model.input_shapes(), out_shapes = model.output_shapes();
+  std::vector<std::string> in_names{"input"}, out_names{"output"};
+  if (in_shapes.size() > 1) in_names = model.input_names();
+  if (out_shapes.size() > 1) out_names = model.output_names();
+  std::vector<onnx::Value> inputs;
+  for (size_t i = 0; i < in_shapes.size(); ++i) inputs.push_back({in_names[i], in_shapes[i], false});
+  GraphWriter writer(inputs);
+  std::vector<onnx::Value> outputs = write_calls(model, writer, inputs);
   using namespace onnx;
-  ProtoWriter graph = writer.finish(model.to_json()["config"].value("name", "sequential"));
-  graph.message(graph_field::input, value_info("input", *input_shape));
-  graph.message(graph_field::output, value_info("output", writer.value().shape));
+  ProtoWriter graph = writer.finish(model.name(), outputs, out_names);
+  for (size_t i = 0; i < in_shapes.size(); ++i) graph.message(graph_field::input, value_info(in_names[i], in_shapes[i]));
+  for (size_t o = 0; o < out_shapes.size(); ++o) graph.message(graph_field::output, value_info(out_names[o], out_shapes[o]));
 
   ProtoWriter opset;
   opset.string(opset_field::domain, "").int64(opset_field::version, kOpsetVersion);

@@ -55,7 +55,33 @@ ProtoWriter value_info(const std::string& name, const Shape& sample) {
   return v;
 }
 
-GraphWriter::GraphWriter(const Shape& input_shape) : value_{"input", input_shape, false} { names_.insert("input"); }
+GraphWriter::GraphWriter(const Shape& input_shape) : GraphWriter(std::vector<Value>{{"input", input_shape, false}}) {}
+
+GraphWriter::GraphWriter(const std::vector<Value>& inputs) : value_(inputs.at(0)), inputs_(inputs) {
+  for (const Value& v : inputs) names_.insert(v.name);
+}
+
+void GraphWriter::set_inputs(std::vector<Value> inputs) {
+  value_ = inputs.at(0);
+  inputs_ = std::move(inputs);
+}
+
+std::vector<std::string> GraphWriter::same_layout_inputs(const std::string& layer) {
+  const bool first = std::any_of(inputs_.begin(), inputs_.end(), [](const Value& v) { return v.channels_first; });
+  std::vector<std::string> names;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    value_ = inputs_[i];
+    if (first) to_channels_first(layer + "/" + std::to_string(i));
+    names.push_back(value_.name);
+  }
+  value_ = {names.at(0), inputs_.at(0).shape, first};
+  return names;
+}
+
+int64_t GraphWriter::onnx_axis(int64_t sample_axis) const {
+  if (value_.channels_first && value_.shape.rank() == 3) return sample_axis == 2 ? 1 : sample_axis + 2;
+  return sample_axis + 1;
+}
 
 ProtoWriter GraphWriter::attr_int(const std::string& name, int64_t v) {
   ProtoWriter a;
@@ -166,13 +192,26 @@ void GraphWriter::activation(const Activation& a, const std::string& layer) {
   throw ValueError("save_onnx: layer '" + layer + "': activation '" + a.name() + "' has no ONNX export");
 }
 
-ProtoWriter GraphWriter::finish(const std::string& graph_name) {
-  to_channels_last("output");
-  if (value_.name == "input") value_.name = node("Identity", "output", {value_.name});  // a model of no-ops
-  // The last node's output becomes the graph's "output"; nothing reads it inside the graph.
-  for (Node& n : nodes_)
-    for (std::string& o : n.outputs)
-      if (o == value_.name) o = "output";
+ProtoWriter GraphWriter::finish(const std::string& graph_name) { return finish(graph_name, {value_}, {"output"}); }
+
+ProtoWriter GraphWriter::finish(const std::string& graph_name, std::vector<Value> outputs,
+                                const std::vector<std::string>& names) {
+  std::set<std::string> graph_inputs;
+  for (const Value& v : inputs_) graph_inputs.insert(v.name);
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    value_ = outputs[o];
+    to_channels_last(names[o]);
+    // An output that is a graph input, or that another output already renamed: a copy of it.
+    if (graph_inputs.count(value_.name) || value_.name.starts_with("output"))
+      value_.name = node("Identity", names[o], {value_.name});
+    // Renamed everywhere: another call may read the same value inside the graph.
+    for (Node& n : nodes_) {
+      for (std::string& i : n.inputs)
+        if (i == value_.name) i = names[o];
+      for (std::string& out : n.outputs)
+        if (out == value_.name) out = names[o];
+    }
+  }
   ProtoWriter g;
   for (const Node& n : nodes_) {
     ProtoWriter w;
@@ -184,7 +223,7 @@ ProtoWriter GraphWriter::finish(const std::string& graph_name) {
   }
   g.string(graph_field::name, graph_name);
   for (const ProtoWriter& t : initializers_) g.message(graph_field::initializer, t);
-  g.string(graph_field::doc_string, "Exported by Lamina; input and output are channels-last, as Lamina's predict");
+  g.string(graph_field::doc_string, "Exported by Lamina; inputs and outputs are channels-last, as Lamina's predict");
   return g;
 }
 

@@ -34,10 +34,22 @@ struct Value {
 
 class GraphWriter {
  public:
-  explicit GraphWriter(const Shape& input_shape);
+  explicit GraphWriter(const Shape& input_shape);  // one input, "input"
+  explicit GraphWriter(const std::vector<Value>& inputs);
 
+  // The current value: a layer's input when its export_onnx starts, its output when it returns.
   Value& value() { return value_; }
   const Value& value() const { return value_; }
+  // Every input of the current call (a merge layer has several); value() is the first.
+  void set_inputs(std::vector<Value> inputs);
+  const std::vector<Value>& inputs() const { return inputs_; }
+  // The names of the current call's inputs in one layout: channels-first when any image input is
+  // (a Transpose for those that are not), so a residual Add costs no Transpose; value() takes
+  // that layout and the first input's shape.
+  std::vector<std::string> same_layout_inputs(const std::string& layer);
+  // The ONNX axis of a per-sample Lamina axis of the current value (channels-first images: H, W,
+  // C go to 2, 3, 1), with the batch axis counted.
+  int64_t onnx_axis(int64_t sample_axis) const;
 
   // One node with one output, named after the layer; returns the output's name.
   std::string node(const std::string& op_type, const std::string& layer, std::vector<std::string> inputs,
@@ -55,6 +67,8 @@ class GraphWriter {
 
   // Channels-last again, the last tensor renamed "output"; then the serialized GraphProto.
   ProtoWriter finish(const std::string& graph_name);
+  // The same for several outputs: each channels-last and renamed to its name in `names`.
+  ProtoWriter finish(const std::string& graph_name, std::vector<Value> outputs, const std::vector<std::string>& names);
 
   // --- helpers for the layers' export_onnx ---
   static ProtoWriter attr_int(const std::string& name, int64_t v);
@@ -76,6 +90,7 @@ class GraphWriter {
   std::string unique(const std::string& name);
 
   Value value_;
+  std::vector<Value> inputs_;
   std::set<std::string> names_;
   std::vector<Node> nodes_;
   std::vector<ProtoWriter> initializers_;
