@@ -279,7 +279,18 @@ int train(const TrainArgs& a) {
   Model model = model_of_spec(spec);
   compile_from_spec(model, spec);
   if (!a.resume.empty()) model = resume_from(a.resume, model, spec);
-  const Prepared data = load_training_data(spec, model.input_shape());
+  // Several inputs come from named CSV column groups (data.inputs), matched to the model's inputs.
+  const bool grouped = !spec.data.inputs.empty();
+  Prepared data = load_training_data(spec, grouped ? std::nullopt : model.input_shape());
+  if (grouped) {
+    data.train = split_columns(data.train, spec.data.inputs, model.input_names(), model.input_shapes(), spec.path);
+    data.test = split_columns(data.test, spec.data.inputs, model.input_names(), model.input_shapes(), spec.path);
+    data.preprocessing.inputs = spec.data.inputs;
+  } else if (model.num_inputs() > 1) {
+    throw ValueError(spec.path + ": data: model '" + model.name() + "' has " + std::to_string(model.num_inputs()) +
+                     " inputs; name a CSV column group for each in data.inputs ({\"" + model.input_names()[0] +
+                     "\": [0, N], ...})");
+  }
   const std::map<std::string, std::string> metadata = {{kPreprocessingKey, data.preprocessing.to_json().dump()}};
   // Before any step: the labels must suit the loss and the output ("train.csv: line 14, ...").
   if (!model.built()) model.build(data.train.sample_shape());
@@ -356,7 +367,8 @@ int evaluate(const EvaluateArgs& a) {
   if (!model.compiled())
     throw ValueError(a.model + ": the model has no compile config (loss, metrics), so it cannot be evaluated");
   Provenance from;
-  const data::Dataset test = load_evaluation_data(a.data, pre, model.input_shape(), &from);
+  data::Dataset test = load_evaluation_data(a.data, pre, pre.inputs.empty() ? model.input_shape() : std::nullopt, &from);
+  if (!pre.inputs.empty()) test = split_columns(test, pre.inputs, model.input_names(), model.input_shapes(), a.model);
   model.check_targets(test, from.file, from.position);
   const Logs logs = model.evaluate(test, {.verbose = 1});
 
@@ -399,8 +411,17 @@ int predict(const PredictArgs& a) {
   if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
   const auto shape = model.input_shape();
   if (!shape) throw ValueError(a.model + ": the model declares no input shape");
-  const Tensor x = load_prediction_input(a.input, pre, *shape);
-  const Tensor out = model.predict(x);
+  Tensor out;
+  Tensor x;
+  if (pre.inputs.empty()) {
+    x = load_prediction_input(a.input, pre, *shape);
+    out = model.predict(x);
+  } else {  // several inputs: each sample's features, split by the recorded column groups
+    int64_t columns = 0;
+    for (const InputColumns& c : pre.inputs) columns = std::max(columns, c.end);
+    x = load_prediction_input(a.input, pre, Shape{columns});
+    out = model.predict_all(split_columns(x, pre.inputs, model.input_names(), model.input_shapes(), a.model)).at(0);
+  }
   const int64_t n = x.dim(0), width = out.numel() / std::max<int64_t>(n, 1);
   const bool compiled = model.compiled();
   const bool classifier = is_classifier(model) || (!compiled && width > 1);

@@ -101,10 +101,23 @@ bool is_named_set(const std::string& s) {
 
 std::string canonical_name(const std::string& s) { return s == "fashion-mnist" ? "fashion_mnist" : s; }
 
+std::vector<InputColumns> read_input_columns(const Json& j, const std::string& file, const std::string& key) {
+  std::vector<InputColumns> out;
+  for (const auto& [name, range] : j.items()) {
+    const std::string at = key + "." + name;
+    if (!range.is_array() || range.size() != 2 || !range[0].is_number_integer() || !range[1].is_number_integer())
+      bad(file, at, "expected [FIRST COLUMN, END COLUMN] (end exclusive), got " + got(range));
+    const int64_t first = range[0].get<int64_t>(), end = range[1].get<int64_t>();
+    if (first < 0 || end <= first) bad(file, at, "columns [" + std::to_string(first) + ", " + std::to_string(end) + ") are empty or negative");
+    out.push_back({name, first, end});
+  }
+  return out;
+}
+
 DataSpec read_data(const Json& d, const std::string& file) {
   DataSpec out;
-  check_keys(d, {"name", "dir", "path", "files", "train", "test", "scale", "test_split", "split_seed", "header"}, file,
-             "data");
+  check_keys(d, {"name", "dir", "path", "files", "train", "test", "scale", "test_split", "split_seed", "header", "inputs"},
+             file, "data");
   Json files = Json::object();
   if (d.contains("files")) {
     files = d["files"];
@@ -150,6 +163,12 @@ DataSpec read_data(const Json& d, const std::string& file) {
   }
   if (d.contains("split_seed")) out.split_seed = static_cast<uint64_t>(integer(d["split_seed"], file, "data.split_seed", 0));
   if (d.contains("header")) out.header = boolean(d["header"], file, "data.header");
+  if (d.contains("inputs")) {
+    if (!d["inputs"].is_object() || d["inputs"].empty())
+      bad(file, "data.inputs", "expected {\"INPUT NAME\": [FIRST COLUMN, END COLUMN], ...}, got " + got(d["inputs"]));
+    if (!out.name.empty()) bad(file, "data.inputs", "column groups go with CSV files (\"train\"/\"test\"), not a named set");
+    out.inputs = read_input_columns(d["inputs"], file, "data.inputs");
+  }
   return out;
 }
 
@@ -320,6 +339,10 @@ Json Preprocessing::to_json() const {
     j["test_split"] = test_split;
     j["split_seed"] = split_seed;
   }
+  if (!inputs.empty()) {
+    j["inputs"] = Json::object();
+    for (const InputColumns& c : inputs) j["inputs"][c.name] = {c.first, c.end};
+  }
   return j;
 }
 
@@ -331,7 +354,52 @@ Preprocessing Preprocessing::from_json(const Json& j, const std::string& where) 
   if (j.contains("test_split")) p.test_split = number(j["test_split"], where, "lamina_preprocessing.test_split");
   if (j.contains("split_seed"))
     p.split_seed = static_cast<uint64_t>(integer(j["split_seed"], where, "lamina_preprocessing.split_seed", 0));
+  if (j.contains("inputs")) p.inputs = read_input_columns(j["inputs"], where, "lamina_preprocessing.inputs");
   return p;
+}
+
+std::vector<Tensor> split_columns(const Tensor& x, const std::vector<InputColumns>& groups,
+                                  const std::vector<std::string>& names, const std::vector<Shape>& shapes,
+                                  const std::string& where) {
+  const int64_t n = x.dim(0), f = n > 0 ? x.numel() / n : 0;
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto g = std::find_if(groups.begin(), groups.end(), [&](const InputColumns& c) { return c.name == names[i]; });
+    if (g == groups.end()) {
+      std::string known;
+      for (const InputColumns& c : groups) known += (known.empty() ? "" : ", ") + c.name;
+      throw ValueError(where + ": data.inputs has no column group for the model's input '" + names[i] +
+                       "' (groups: " + known + ")");
+    }
+    if (g->end > f)
+      throw ValueError(where + ": data.inputs." + g->name + ": columns [" + std::to_string(g->first) + ", " +
+                       std::to_string(g->end) + ") go past the " + std::to_string(f) + " feature columns");
+    const int64_t width = g->end - g->first;
+    if (width != shapes[i].numel())
+      throw ValueError(where + ": data.inputs." + g->name + ": " + std::to_string(width) + " columns for the input '" +
+                       names[i] + "' of shape " + shapes[i].str() + " (" + std::to_string(shapes[i].numel()) +
+                       " values)");
+    std::vector<int64_t> dims{n};
+    dims.insert(dims.end(), shapes[i].begin(), shapes[i].end());
+    Tensor t = Tensor::empty(Shape(dims));
+    for (int64_t r = 0; r < n; ++r) std::copy(x.data() + r * f + g->first, x.data() + r * f + g->end, t.data() + r * width);
+    out.push_back(std::move(t));
+  }
+  for (const InputColumns& c : groups)
+    if (std::find(names.begin(), names.end(), c.name) == names.end())
+      throw ValueError(where + ": data.inputs." + c.name + " names no input of the model (its inputs: " +
+                       [&] {
+                         std::string s;
+                         for (const std::string& nm : names) s += (s.empty() ? "" : ", ") + nm;
+                         return s;
+                       }() + ")");
+  return out;
+}
+
+data::Dataset split_columns(const data::Dataset& d, const std::vector<InputColumns>& groups,
+                            const std::vector<std::string>& names, const std::vector<Shape>& shapes,
+                            const std::string& where) {
+  return data::Dataset::from_tensors(split_columns(d.all_x(), groups, names, shapes, where), {d.all_y()});
 }
 
 Json read_json_file(const std::string& path) { return parse_json_text(io::read_file(path), path); }

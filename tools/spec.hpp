@@ -19,10 +19,20 @@
 
 namespace lamina::cli {
 
-// How raw inputs (IDX bytes, CSV numbers) become model inputs: x = raw * scale. Saved in the
-// model file as "lamina_preprocessing" so evaluate and predict repeat it.
+// A model input fed by a group of CSV feature columns, [first, end) counted from 0 without the
+// label column: "data": {"inputs": {"numbers": [0, 4], "flags": [4, 6]}} feeds the model's
+// inputs named "numbers" and "flags" (a Functional model with several inputs).
+struct InputColumns {
+  std::string name;
+  int64_t first = 0, end = 0;
+};
+
+// How raw inputs (IDX bytes, CSV numbers) become model inputs: x = raw * scale, then split into
+// the model's inputs by column groups when there are several. Saved in the model file as
+// "lamina_preprocessing" so evaluate and predict repeat it.
 struct Preprocessing {
   double scale = 1.0;
+  std::vector<InputColumns> inputs;  // empty: the whole sample is the model's one input
   std::string data;           // "mnist", "fashion_mnist", "digits" or "files"
   double test_split = 0.2;    // digits only: the fraction held out for testing
   uint64_t split_seed = 1;    // digits only: the seed of that split
@@ -40,6 +50,7 @@ struct DataSpec {
   double test_split = 0.2;
   uint64_t split_seed = 1;
   bool header = false;               // CSV files start with a header line
+  std::vector<InputColumns> inputs;  // "inputs": named column groups, one per model input
 };
 
 struct FitSpec {
@@ -98,5 +109,17 @@ data::Dataset load_evaluation_data(const std::string& name_or_path, const Prepro
 // Inputs for `predict`: an IDX file (raw or gz) of samples, or a CSV file of features (an extra
 // last column, the label, is dropped). Returns (N, input_shape...) scaled floats.
 Tensor load_prediction_input(const std::string& path, const Preprocessing& pre, const Shape& input_shape);
+
+// The model's inputs from each sample's features (x: (N, F) or (N, ...) flattened per sample), by
+// the named column groups: one tensor per name in `names`, shaped as `shapes`. ValueError naming
+// `where` when a name has no group, a group lies outside the F columns, or its width does not
+// match the input's size.
+std::vector<Tensor> split_columns(const Tensor& x, const std::vector<InputColumns>& groups,
+                                  const std::vector<std::string>& names, const std::vector<Shape>& shapes,
+                                  const std::string& where);
+// The same for a dataset, keeping its targets: a multi-input dataset (its inputs are its parts).
+data::Dataset split_columns(const data::Dataset& d, const std::vector<InputColumns>& groups,
+                            const std::vector<std::string>& names, const std::vector<Shape>& shapes,
+                            const std::string& where);
 
 }  // namespace lamina::cli

@@ -119,5 +119,23 @@ expect_error "export a spec (not a model file)" 1 'spec\.json' "$LAMINA" export 
 expect_error "export without --onnx" 2 'onnx' "$LAMINA" export "$MODEL"
 expect_error "evaluate a non-model file" 1 'spec\.json' "$LAMINA" evaluate "$SPEC" --data "$DIR/test.csv"
 
+# --- a Functional model with two inputs, fed by named CSV column groups (data.inputs) -----------
+TWO=$DIR/spec_two_inputs.json
+TWO_MODEL=$WORK/two.safetensors
+expect_ok "summary of a two-input spec" "$LAMINA" summary "$TWO"
+grep -q 'Connected to' "$WORK/out" || fail "two-input summary: no 'Connected to' column"
+grep -q 'da\[0\]\[0\]' "$WORK/out" || fail "two-input summary: concatenate not connected to da[0][0]"
+expect_ok "train a two-input model" "$LAMINA" train "$TWO" --quiet --save "$TWO_MODEL" --report "$WORK/two.json" --threads 1
+TACC=$(json_number "$WORK/two.json" test accuracy)
+if awk -v a="${TACC:-0}" 'BEGIN { exit !(a > 0.85) }'; then pass "two-input test accuracy $TACC > 0.85"; else fail "two-input test accuracy '$TACC' <= 0.85"; fi
+expect_ok "evaluate a two-input model" "$LAMINA" evaluate "$TWO_MODEL" --data "$DIR/test.csv" --report "$WORK/two_eval.json"
+[[ "$(json_number "$WORK/two_eval.json" test accuracy)" == "$TACC" ]] || fail "two-input evaluate differs from train's test accuracy"
+expect_ok "predict with a two-input model" "$LAMINA" predict "$TWO_MODEL" "$DIR/test.csv" --top 1
+[[ $(wc -l <"$WORK/out") -eq 60 ]] || fail "two-input predict: expected 60 lines"
+sed 's/"a": \[0, 2\]/"c": [0, 2]/' "$TWO" >"$WORK/two_bad.json"
+sed -i "s|\"train.csv\"|\"$DIR/train.csv\"|; s|\"test.csv\"|\"$DIR/test.csv\"|" "$WORK/two_bad.json"
+expect_error "a model input without a column group" 1 "no column group for the model's input 'a'" \
+    "$LAMINA" train "$WORK/two_bad.json" --quiet
+
 if [[ $FAILS -ne 0 ]]; then echo "$FAILS check(s) failed"; exit 1; fi
 echo "all CLI checks passed"
