@@ -1,5 +1,5 @@
 // Fuzz target: model files (safetensors). io::load_safetensors_bytes must account for every
-// data byte of a file it accepts; Sequential::load_bytes then builds the config and places the
+// data byte of a file it accepts; Model::load_bytes then builds the config and places the
 // weights. A model that loads must survive the save round trip and predict one zero sample
 // (under a storage budget: the file chooses the input size).
 #include <cstdint>
@@ -20,9 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (8 + header + tensor_bytes != size) lamina::fuzz::fail("the tensors do not account for the data section");
   });
   lamina::fuzz::accepts([&] {
-    lamina::Sequential model = lamina::Sequential::load_bytes(bytes, "fuzz.safetensors");
+    lamina::Model model = lamina::Model::load_bytes(bytes, "fuzz.safetensors");
     lamina::fuzz::check_round_trip(model);
-    lamina::fuzz::predict_zero_sample(model, *model.input_shape());  // load_bytes refuses a model without one
+    lamina::fuzz::predict_zero_sample(model);  // load_bytes refuses a model without input shapes
   });
   return 0;
 }

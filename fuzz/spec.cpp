@@ -15,16 +15,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lamina::fuzz::accepts([&] {
     const lamina::cli::Spec spec = lamina::cli::parse_spec(text, "fuzz/spec.json");
     lamina::manual_seed(0);
-    lamina::Sequential model;
-    {
+    lamina::Model model = [&] {  // Sequential or Functional
       lamina::detail::StorageBudget budget(lamina::fuzz::kStorageBudget);
-      model = lamina::Sequential::from_json(spec.model);
-    }
+      return lamina::Model::from_json(spec.model);
+    }();
     model.compile(lamina::optimizer_from_config(spec.optimizer), lamina::Loss::from_config(spec.loss), spec.metrics);
     // Outside the budget: building the same config again takes what the first build took.
     lamina::fuzz::check_round_trip(model);
-    if (const auto input = model.input_shape(); input && input->numel() <= (1 << 16))
-      lamina::fuzz::predict_zero_sample(model, *input);
+    int64_t values = 0;
+    for (const lamina::Shape& input : model.input_shapes()) values += input.numel();
+    if (!model.input_shapes().empty() && values <= (1 << 16)) lamina::fuzz::predict_zero_sample(model);
   });
   return 0;
 }

@@ -12,7 +12,8 @@
 //   metrics.hpp   accuracy, precision, recall, F1, confusion matrix
 //   callbacks.hpp progress bar, History, EarlyStopping, ModelCheckpoint, TerminateOnNaN,
 //                 LambdaCallback
-//   model.hpp     Sequential: compile, fit, evaluate, predict, summary, save, load,
+//   model.hpp     Model (Input, Model(inputs, outputs): graphs) and Sequential: compile,
+//                 fit, evaluate, predict, summary, save, load,
 //                 save_checkpoint / load_checkpoint (exact resume)
 //   data.hpp      IDX / CSV readers, Dataset, MNIST / Fashion-MNIST / digits loaders
 //   io.hpp        safetensors files, atomic writes
@@ -34,6 +35,7 @@
 #include "lamina/io.hpp"
 #include "lamina/layers.hpp"
 #include "lamina/layers/layer_normalization.hpp"
+#include "lamina/layers/merge.hpp"
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/model.hpp"
