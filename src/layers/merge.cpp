@@ -1,5 +1,5 @@
 // The merge layers (include/lamina/layers/merge.hpp): shape checks, the math (add, sub, mul,
-// maximum, minimum and concat ops), Keras config both ways and ONNX export (one node over the
+// maximum, minimum and concat ops), Keras config both ways and ONNX export (a node over the
 // inputs, in one layout).
 #include "lamina/layers/merge.hpp"
 
@@ -156,9 +156,24 @@ std::shared_ptr<Layer> Concatenate::from_config(const Json& c) {
 
 // --- ONNX ------------------------------------------------------------------------------------------
 
+// Sum, Max and Min take any number of inputs; Mul and Sub take two, so Multiply's third and later
+// inputs are further Muls, as merge() computes them. Average (onnx_op() "Mean") is written as Sum
+// times 1/n, as merge() computes it: OpenCV 4.6 has no Mean layer ("Can't create layer ... of type
+// Mean"), and the result is the same up to rounding.
 void Merge::export_onnx(onnx::GraphWriter& graph) const {
   std::vector<std::string> names = graph.same_layout_inputs(name_);
-  graph.value().name = graph.node(onnx_op(), name_, std::move(names));
+  const std::string op = onnx_op();
+  std::string& out = graph.value().name;
+  if (op == "Mean") {
+    const float inverse = 1.f / static_cast<float>(names.size());
+    out = graph.node("Sum", name_, std::move(names));
+    out = graph.node("Mul", name_, {out, graph.initializer(name_ + "/inverse_count", {}, &inverse)});
+  } else if (op == "Mul" || op == "Sub") {
+    out = graph.node(op, name_, {names[0], names[1]});
+    for (size_t i = 2; i < names.size(); ++i) out = graph.node(op, name_, {out, names[i]});
+  } else {
+    out = graph.node(op, name_, std::move(names));
+  }
 }
 
 void Concatenate::export_onnx(onnx::GraphWriter& graph) const {

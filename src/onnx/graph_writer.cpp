@@ -58,7 +58,10 @@ ProtoWriter value_info(const std::string& name, const Shape& sample) {
 GraphWriter::GraphWriter(const Shape& input_shape) : GraphWriter(std::vector<Value>{{"input", input_shape, false}}) {}
 
 GraphWriter::GraphWriter(const std::vector<Value>& inputs) : value_(inputs.at(0)), inputs_(inputs) {
-  for (const Value& v : inputs) names_.insert(v.name);
+  for (const Value& v : inputs) {
+    names_.insert(v.name);
+    graph_inputs_.insert(v.name);
+  }
 }
 
 void GraphWriter::set_inputs(std::vector<Value> inputs) {
@@ -134,40 +137,43 @@ std::string GraphWriter::node(const std::string& op_type, const std::string& lay
   return name + ":0";
 }
 
-std::string GraphWriter::initializer(const std::string& name, const std::vector<int64_t>& dims, const float* data) {
+std::string GraphWriter::add_initializer(const std::string& name, std::vector<int64_t> dims, int64_t data_type,
+                                         std::string raw) {
+  for (const Init& t : initializers_)
+    if (t.asked == name && t.data_type == data_type && t.dims == dims && t.raw == raw) return t.name;
   const std::string n = unique(name);
-  int64_t count = 1;
-  for (int64_t d : dims) count *= d;
-  ProtoWriter t;
-  for (int64_t d : dims) t.int64(tensor_field::dims, d);
-  t.int64(tensor_field::data_type, tensor_field::FLOAT).string(tensor_field::name, n);
-  t.bytes(tensor_field::raw_data, detail::little_endian_bytes(data, static_cast<size_t>(count)));
-  initializers_.push_back(std::move(t));
+  initializers_.push_back({name, n, std::move(dims), data_type, std::move(raw)});
   return n;
 }
 
+std::string GraphWriter::initializer(const std::string& name, const std::vector<int64_t>& dims, const float* data) {
+  int64_t count = 1;
+  for (int64_t d : dims) count *= d;
+  return add_initializer(name, dims, tensor_field::FLOAT, detail::little_endian_bytes(data, static_cast<size_t>(count)));
+}
+
 std::string GraphWriter::int64_initializer(const std::string& name, const std::vector<int64_t>& values) {
-  const std::string n = unique(name);
   std::string raw;
   for (int64_t v : values)
     for (int b = 0; b < 8; ++b) raw.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * b)) & 0xff));
-  ProtoWriter t;
-  t.int64(tensor_field::dims, static_cast<int64_t>(values.size()));
-  t.int64(tensor_field::data_type, tensor_field::INT64).string(tensor_field::name, n);
-  t.bytes(tensor_field::raw_data, raw);
-  initializers_.push_back(std::move(t));
-  return n;
+  return add_initializer(name, {static_cast<int64_t>(values.size())}, tensor_field::INT64, std::move(raw));
+}
+
+std::string GraphWriter::transpose(const std::string& layer, const char* suffix, const std::vector<int64_t>& perm) {
+  auto [it, added] = transposed_.try_emplace({value_.name, perm});
+  if (added) it->second = node("Transpose", layer + suffix, {value_.name}, {attr_ints("perm", perm)});
+  return it->second;
 }
 
 void GraphWriter::to_channels_first(const std::string& layer) {
   if (value_.channels_first) return;
-  value_.name = node("Transpose", layer + "/to_nchw", {value_.name}, {attr_ints("perm", {0, 3, 1, 2})});
+  value_.name = transpose(layer, "/to_nchw", {0, 3, 1, 2});
   value_.channels_first = true;
 }
 
 void GraphWriter::to_channels_last(const std::string& layer) {
   if (!value_.channels_first) return;
-  value_.name = node("Transpose", layer + "/to_nhwc", {value_.name}, {attr_ints("perm", {0, 2, 3, 1})});
+  value_.name = transpose(layer, "/to_nhwc", {0, 2, 3, 1});
   value_.channels_first = false;
 }
 
@@ -196,20 +202,23 @@ ProtoWriter GraphWriter::finish(const std::string& graph_name) { return finish(g
 
 ProtoWriter GraphWriter::finish(const std::string& graph_name, std::vector<Value> outputs,
                                 const std::vector<std::string>& names) {
-  std::set<std::string> graph_inputs;
-  for (const Value& v : inputs_) graph_inputs.insert(v.name);
+  std::map<std::string, std::string> renamed;  // a value's name -> the output name it took
   for (size_t o = 0; o < outputs.size(); ++o) {
     value_ = outputs[o];
     to_channels_last(names[o]);
-    // An output that is a graph input, or that another output already renamed: a copy of it.
-    if (graph_inputs.count(value_.name) || value_.name.starts_with("output"))
-      value_.name = node("Identity", names[o], {value_.name});
+    std::string from = value_.name;
+    // An output that is a graph input, or a value another output already took: a copy of it.
+    if (graph_inputs_.count(from) || renamed.count(from)) {
+      const std::string source = renamed.count(from) ? renamed.at(from) : from;
+      from = node("Identity", names[o], {source});
+    }
+    renamed[from] = names[o];
     // Renamed everywhere: another call may read the same value inside the graph.
     for (Node& n : nodes_) {
       for (std::string& i : n.inputs)
-        if (i == value_.name) i = names[o];
+        if (i == from) i = names[o];
       for (std::string& out : n.outputs)
-        if (out == value_.name) out = names[o];
+        if (out == from) out = names[o];
     }
   }
   ProtoWriter g;
@@ -222,7 +231,13 @@ ProtoWriter GraphWriter::finish(const std::string& graph_name, std::vector<Value
     g.message(graph_field::node, w);
   }
   g.string(graph_field::name, graph_name);
-  for (const ProtoWriter& t : initializers_) g.message(graph_field::initializer, t);
+  for (const Init& i : initializers_) {
+    ProtoWriter t;
+    for (int64_t d : i.dims) t.int64(tensor_field::dims, d);
+    t.int64(tensor_field::data_type, i.data_type).string(tensor_field::name, i.name);
+    t.bytes(tensor_field::raw_data, i.raw);
+    g.message(graph_field::initializer, t);
+  }
   g.string(graph_field::doc_string, "Exported by Lamina; inputs and outputs are channels-last, as Lamina's predict");
   return g;
 }

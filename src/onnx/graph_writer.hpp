@@ -12,7 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -59,7 +61,8 @@ class GraphWriter {
   std::string initializer(const std::string& name, const Tensor& w) { return initializer(name, w.shape().dims(), w.data()); }
   std::string int64_initializer(const std::string& name, const std::vector<int64_t>& values);
 
-  // Puts the current value in channels-first (NCHW) or channels-last order, if it is not already.
+  // Puts the current value in channels-first (NCHW) or channels-last order, if it is not already;
+  // a value that another call has already transposed the same way reuses that Transpose.
   void to_channels_first(const std::string& layer);
   void to_channels_last(const std::string& layer);
   // Applies a Lamina activation to the current value (nothing for linear).
@@ -87,13 +90,26 @@ class GraphWriter {
     std::vector<std::string> inputs, outputs;
     std::vector<ProtoWriter> attributes;
   };
+  // An initializer, serialized in finish(). `asked` is the name the layer asked for: a shared
+  // layer called twice asks twice for the same name and bytes and gets the first one back.
+  struct Init {
+    std::string asked, name;
+    std::vector<int64_t> dims;
+    int64_t data_type;
+    std::string raw;
+  };
   std::string unique(const std::string& name);
+  std::string add_initializer(const std::string& name, std::vector<int64_t> dims, int64_t data_type, std::string raw);
+  std::string transpose(const std::string& layer, const char* suffix, const std::vector<int64_t>& perm);
 
   Value value_;
   std::vector<Value> inputs_;
+  std::set<std::string> graph_inputs_;
   std::set<std::string> names_;
   std::vector<Node> nodes_;
-  std::vector<ProtoWriter> initializers_;
+  std::vector<Init> initializers_;
+  // Values already transposed, by (value name, perm): several readers of one value share one Transpose.
+  std::map<std::pair<std::string, std::vector<int64_t>>, std::string> transposed_;
 };
 
 // onnx.proto field numbers, by message (those export.cpp and the writer use).

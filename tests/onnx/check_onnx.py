@@ -2,15 +2,20 @@
 """Judges Lamina's ONNX export with runtimes Lamina did not write.
 
   check_onnx.py checker DIR   onnx.checker.check_model(full_check=True) accepts every DIR/*.onnx,
-                              with the opset, the input "input" and output "output" Lamina promises
-                              and average pooling that leaves padding out (count_include_pad=0)
+                              with the opset, the inputs and outputs Lamina promises ("input" and
+                              "output" when there is one of each, the layers' names otherwise),
+                              average pooling that leaves padding out (count_include_pad=0), and
+                              for the graph cases the Transposes and initializers of EXPECTED_GRAPH
   check_onnx.py opencv DIR    OpenCV's dnn module loads each model and its outputs on
                               NAME.input.npy match Lamina's (NAME.expected.npy) within
                               |opencv - lamina| <= ATOL + RTOL * |lamina|, on the whole batch
                               and on its first sample alone (the batch dimension is dynamic)
 
-DIR comes from tests/onnx/make_cases.cpp. Run with Debian's /usr/bin/python3 (python3-onnx,
-python3-opencv, python3-numpy; scripts/setup.sh installs them).
+DIR comes from tests/onnx/make_cases.cpp. A model with several inputs has NAME.input0.npy,
+NAME.input1.npy, ... in the order of its graph inputs (and its metadata entry lamina_inputs lists
+their names); several outputs likewise NAME.expected0.npy, ... and lamina_outputs. Run with
+Debian's /usr/bin/python3 (python3-onnx, python3-opencv, python3-numpy; scripts/setup.sh installs
+them).
 """
 import glob
 import os
@@ -29,6 +34,35 @@ def cases(directory):
     return [(os.path.basename(p)[: -len(".onnx")], p) for p in paths]
 
 
+def arrays(directory, name, what):
+    """NAME.what.npy, or NAME.what0.npy, NAME.what1.npy, ... in order."""
+    single = os.path.join(directory, f"{name}.{what}.npy")
+    if os.path.exists(single):
+        return [np.load(single)]
+    found = []
+    while os.path.exists(os.path.join(directory, f"{name}.{what}{len(found)}.npy")):
+        found.append(np.load(os.path.join(directory, f"{name}.{what}{len(found)}.npy")))
+    if not found:
+        sys.exit(f"check_onnx: {name} has neither {name}.{what}.npy nor {name}.{what}0.npy")
+    return found
+
+
+# What the graph cases' files must hold beyond running right. Transposes: the graph converts
+# Lamina's channels-last layout to ONNX's channels-first once at the input and back only where a
+# layer needs channels-last (Flatten, Dense on an image) or at an image output; merges of
+# convolution outputs (Add, Maximum, Concatenate over the channels) stay channels-first. A
+# GlobalAveragePooling2D leaves (N, C), which needs none. Initializers: a shared layer's weights
+# are written once.
+EXPECTED_GRAPH = {
+    "graph_resnet": {"Transpose": 1},      # the input; GlobalAveragePool + Flatten give (N, C)
+    "graph_concat_max": {"Transpose": 2},  # the input (read by three Convs), before Flatten
+    "graph_two_inputs": {"Transpose": 0},
+    "graph_two_outputs": {"Transpose": 2},  # the input, the 'mask' image output
+    "graph_nested": {"Transpose": 2},      # the input, before the nested head's Flatten
+    "graph_shared": {"Transpose": 1, "initializers": 4},  # shared_conv's and shared_dense's kernel and bias
+}
+
+
 def check_with_onnx(directory):
     import onnx
     import onnx.checker
@@ -40,15 +74,17 @@ def check_with_onnx(directory):
         assert model.ir_version == 8, f"{name}: ir_version {model.ir_version}"
         assert [(o.domain, o.version) for o in model.opset_import] == [("", 13)], f"{name}: {model.opset_import}"
         graph = model.graph
-        assert [i.name for i in graph.input] == ["input"], f"{name}: inputs {[i.name for i in graph.input]}"
-        assert [o.name for o in graph.output] == ["output"], f"{name}: outputs {[o.name for o in graph.output]}"
-        expected_in = np.load(os.path.join(directory, name + ".input.npy")).shape
-        expected_out = np.load(os.path.join(directory, name + ".expected.npy")).shape
-        for value, shape in ((graph.input[0], expected_in), (graph.output[0], expected_out)):
+        metadata = {p.key: p.value for p in model.metadata_props}
+        xs, ys = arrays(directory, name, "input"), arrays(directory, name, "expected")
+        want_in = metadata["lamina_inputs"].split(",") if len(xs) > 1 else ["input"]
+        want_out = metadata["lamina_outputs"].split(",") if len(ys) > 1 else ["output"]
+        assert [i.name for i in graph.input] == want_in, f"{name}: inputs {[i.name for i in graph.input]}, want {want_in}"
+        assert [o.name for o in graph.output] == want_out, f"{name}: outputs {[o.name for o in graph.output]}, want {want_out}"
+        for value, array in list(zip(graph.input, xs)) + list(zip(graph.output, ys)):
             dims = value.type.tensor_type.shape.dim
             assert dims[0].dim_param == "N", f"{name}: {value.name}'s batch dimension is not the dynamic 'N'"
             got = tuple(d.dim_value for d in dims[1:])
-            assert got == shape[1:], f"{name}: {value.name} declares {got} per sample, Lamina has {shape[1:]}"
+            assert got == array.shape[1:], f"{name}: {value.name} declares {got} per sample, Lamina has {array.shape[1:]}"
         # OpenCV 4.6 ignores count_include_pad (it always leaves padding out of the average),
         # so the runtime comparison cannot see it: check the attribute that carries Keras'
         # meaning here, by the ONNX spec's definition (0: padded cells are not counted).
@@ -56,8 +92,17 @@ def check_with_onnx(directory):
             if n.op_type == "AveragePool":
                 attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
                 assert attrs.get("count_include_pad", 0) == 0, f"{name}: {n.name} counts padded cells"
+        counts = {}
+        for n in graph.node:
+            counts[n.op_type] = counts.get(n.op_type, 0) + 1
+        counts["initializers"] = len(graph.initializer)
+        for what, want in EXPECTED_GRAPH.get(name, {}).items():
+            assert counts.get(what, 0) == want, f"{name}: {counts.get(what, 0)} {what}, expected {want}"
         ops = sorted({n.op_type for n in graph.node})
-        print(f"ok {name}: {len(graph.node)} nodes ({', '.join(ops)}), {len(graph.initializer)} initializers")
+        print(f"ok {name}: {len(graph.node)} nodes ({', '.join(ops)}), {len(graph.initializer)} initializers"
+              + (f", {counts.get('Transpose', 0)} Transpose" if name in EXPECTED_GRAPH else ""))
+    missing = set(EXPECTED_GRAPH) - {name for name, _ in cases(directory)}
+    assert not missing, f"graph cases missing from {directory}: {sorted(missing)}"
 
 
 # Valid ONNX that OpenCV 4.6's importer refuses; onnx's checker still judges these files.
@@ -72,44 +117,51 @@ OPENCV_CANNOT = {
 
 def check_with_opencv(directory):
     import cv2
+    import onnx
 
     worst = 0.0
     for name, path in cases(directory):
         if name in OPENCV_CANNOT:
             print(f"skip {name}: OpenCV 4.6 {OPENCV_CANNOT[name]}")
             continue
-        x = np.load(os.path.join(directory, name + ".input.npy"))
-        want = np.load(os.path.join(directory, name + ".expected.npy"))
-        if not np.isfinite(want).all():
-            sys.exit(f"FAIL {name}: Lamina's own outputs are not all finite; the case is broken")
+        graph = onnx.load(path).graph
+        in_names, out_names = [i.name for i in graph.input], [o.name for o in graph.output]
+        xs, wants = arrays(directory, name, "input"), arrays(directory, name, "expected")
+        for want in wants:
+            if not np.isfinite(want).all():
+                sys.exit(f"FAIL {name}: Lamina's own outputs are not all finite; the case is broken")
         max_abs = 0.0
-        for batch in (x, x[:1]):
+        for n in (xs[0].shape[0], 1):  # the batch, and its first sample alone
             # A fresh net per batch size: OpenCV 4.6 loads a dynamic batch, but a net that has
             # run once can fail on another batch size (its MatMul on rank-3 inputs keeps the old one).
             net = cv2.dnn.readNetFromONNX(path)
             net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
             net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-            blob = np.ascontiguousarray(batch)
-            if blob.ndim == 3:
-                # cv2's Python binding reads a 3-D array as a 2-D image with channels; the same
-                # bytes as (N, H, W, 1) go in as a 4-D blob (C++ callers pass a 3-D cv::Mat).
-                blob = blob[..., np.newaxis]
-            net.setInput(blob, "input")
-            got = net.forward()
-            ref = want[: batch.shape[0]]
-            if got.size != ref.size:
-                sys.exit(f"FAIL {name}: OpenCV gives shape {got.shape}, Lamina {ref.shape} (batch {batch.shape[0]})")
-            got = got.reshape(ref.shape)
-            diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
-            bad = diff > ATOL + RTOL * np.abs(ref)
-            if bad.any() or not np.isfinite(got).all():
-                i = np.unravel_index(np.argmax(diff - RTOL * np.abs(ref)), ref.shape)
-                sys.exit(f"FAIL {name} (batch {batch.shape[0]}): {int(bad.sum())} of {ref.size} values off; "
-                         f"max |diff| {diff.max():.3g} at {i}: opencv {got[i]!r}, lamina {ref[i]!r}")
-            max_abs = max(max_abs, float(diff.max()))
+            for input_name, x in zip(in_names, xs):
+                blob = np.ascontiguousarray(x[:n])
+                if blob.ndim == 3:
+                    # cv2's Python binding reads a 3-D array as a 2-D image with channels; the same
+                    # bytes as (N, H, W, 1) go in as a 4-D blob (C++ callers pass a 3-D cv::Mat).
+                    blob = blob[..., np.newaxis]
+                net.setInput(blob, input_name)
+            gots = [net.forward()] if len(out_names) == 1 else list(net.forward(out_names))
+            for out_name, got, want in zip(out_names, gots, wants):
+                ref = want[:n]
+                what = f"{name}" + (f" output '{out_name}'" if len(out_names) > 1 else "") + f" (batch {n})"
+                if got.size != ref.size:
+                    sys.exit(f"FAIL {what}: OpenCV gives shape {got.shape}, Lamina {ref.shape}")
+                got = got.reshape(ref.shape)
+                diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+                bad = diff > ATOL + RTOL * np.abs(ref)
+                if bad.any() or not np.isfinite(got).all():
+                    i = np.unravel_index(np.argmax(diff - RTOL * np.abs(ref)), ref.shape)
+                    sys.exit(f"FAIL {what}: {int(bad.sum())} of {ref.size} values off; "
+                             f"max |diff| {diff.max():.3g} at {i}: opencv {got[i]!r}, lamina {ref[i]!r}")
+                max_abs = max(max_abs, float(diff.max()))
         worst = max(worst, max_abs)
-        print(f"ok {name}: output {want.shape}, max |opencv - lamina| = {max_abs:.3g} "
-              f"(max |lamina| = {float(np.abs(want).max()):.3g})")
+        shapes = ", ".join(str(w.shape) for w in wants)
+        print(f"ok {name}: output{'s' if len(wants) > 1 else ''} {shapes}, max |opencv - lamina| = {max_abs:.3g} "
+              f"(max |lamina| = {max(float(np.abs(w).max()) for w in wants):.3g})")
     print(f"all match within {ATOL} + {RTOL} * |lamina|; worst max |diff| {worst:.3g}")
 
 

@@ -3,6 +3,8 @@
 // check_onnx.py then has runtimes we did not write (onnx's checker, OpenCV's dnn) judge them.
 // Usage: onnx_make_cases OUT_DIR
 #include <cstdio>
+#include <map>
+#include <memory>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -11,6 +13,7 @@
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
 #include "lamina/layers/layer_normalization.hpp"
+#include "lamina/layers/merge.hpp"
 #include "lamina/onnx.hpp"
 
 namespace lamina {
@@ -42,21 +45,48 @@ Initializer bias_init() { return Initializer::random_uniform(-0.5f, 0.5f); }
 
 struct Case {
   std::string name;
-  Sequential model;
-  Shape input;  // per sample
+  Model model;
+  std::vector<Shape> inputs;  // per sample, one per model input
 };
+
+// One input and one output: NAME.input.npy and NAME.expected.npy. Several: NAME.input0.npy,
+// NAME.input1.npy, ... in the order of the graph's inputs, and NAME.expected0.npy, ... in the
+// order of its outputs; the metadata entries lamina_inputs / lamina_outputs list the graph's
+// names for them (comma-separated), which check_onnx.py holds the file to.
+std::string npy_name(const std::string& name, const char* what, size_t i, size_t count) {
+  return name + "." + what + (count == 1 ? "" : std::to_string(i)) + ".npy";
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
 
 void write_case(const fs::path& dir, Case& c, uint64_t seed) {
   Generator gen(seed);
-  std::vector<int64_t> dims{4};  // a batch of 4; the check also runs the first sample alone
-  for (int64_t d : c.input) dims.push_back(d);
-  const Tensor x = Tensor::randn(Shape(dims), gen);
-  if (!c.model.built()) c.model.build(c.input);
-  const Tensor y = c.model.predict(x);
-  save_onnx(c.model, (dir / (c.name + ".onnx")).string(), {{"lamina_case", c.name}});
-  write_npy(dir / (c.name + ".input.npy"), x);
-  write_npy(dir / (c.name + ".expected.npy"), y);
-  std::cout << c.name << ": input " << x.shape().str() << " -> output " << y.shape().str() << "\n";
+  std::vector<Tensor> xs;
+  for (const Shape& s : c.inputs) {
+    std::vector<int64_t> dims{4};  // a batch of 4; the check also runs the first sample alone
+    for (int64_t d : s) dims.push_back(d);
+    xs.push_back(Tensor::randn(Shape(dims), gen));
+  }
+  if (!c.model.built()) c.model.build(c.inputs.at(0));
+  const std::vector<Tensor> ys = c.model.predict_all(xs);
+  std::map<std::string, std::string> metadata{{"lamina_case", c.name}};
+  if (xs.size() > 1) metadata["lamina_inputs"] = joined(c.model.input_names());
+  if (ys.size() > 1) metadata["lamina_outputs"] = joined(c.model.output_names());
+  save_onnx(c.model, (dir / (c.name + ".onnx")).string(), metadata);
+  std::cout << c.name << ":";
+  for (size_t i = 0; i < xs.size(); ++i) {
+    write_npy(dir / npy_name(c.name, "input", i, xs.size()), xs[i]);
+    std::cout << (i ? ", " : " input ") << xs[i].shape().str();
+  }
+  for (size_t o = 0; o < ys.size(); ++o) {
+    write_npy(dir / npy_name(c.name, "expected", o, ys.size()), ys[o]);
+    std::cout << (o ? ", " : " -> output ") << ys[o].shape().str();
+  }
+  std::cout << "\n";
 }
 
 Sequential mlp() {
@@ -164,23 +194,145 @@ Sequential leaky_relu_layer() {
                      layers::LeakyReLU({.negative_slope = 0.01f}), layers::Dense(2)});
 }
 
+// --- graphs (Functional models): branches, merges, several inputs and outputs, nesting ---
+
+// BatchNormalization with statistics away from 0 and 1, so a dropped or misplaced one shows.
+layers::BatchNormalization bn() {
+  return layers::BatchNormalization({.beta_initializer = bias_init(),
+                                     .gamma_initializer = Initializer::random_uniform(0.5f, 1.5f),
+                                     .moving_mean_initializer = bias_init(),
+                                     .moving_variance_initializer = Initializer::random_uniform(0.5f, 1.5f)});
+}
+
+layers::Conv2D conv(int64_t filters, int64_t kernel, int64_t strides = 1) {
+  return layers::Conv2D({.filters = filters, .kernel_size = kernel, .strides = strides, .padding = Padding::same,
+                         .bias_initializer = bias_init()});
+}
+
+// A small ResNet: a Conv2D 'same' + BN + relu stem, a residual block with an identity shortcut,
+// one with a strided 1x1 Conv2D projection shortcut, global average pooling, Dense. The Adds
+// meet channels-first tensors: the graph transposes once, at the input (GlobalAveragePool's
+// (N, C) output needs none).
+Model graph_resnet() {
+  KerasTensor x = Input({12, 12, 3}, "image");
+  KerasTensor h = layers::Activation("relu")(bn()(conv(8, 3)(x)));
+  KerasTensor r = layers::Activation("relu")(bn()(conv(8, 3)(h)));
+  r = bn()(conv(8, 3)(r));
+  h = layers::Activation("relu")(layers::Add()({h, r}));
+  KerasTensor p = layers::Activation("relu")(bn()(conv(16, 3, 2)(h)));
+  p = bn()(conv(16, 3)(p));
+  KerasTensor shortcut = conv(16, 1, 2)(h);
+  h = layers::Activation("relu")(layers::Add()({shortcut, p}));
+  KerasTensor y = layers::Dense({.units = 5, .activation = "softmax", .bias_initializer = bias_init()})(
+      layers::GlobalAveragePooling2D()(h));
+  return Model(x, y, "resnet");
+}
+
+// Two convolution branches on the input concatenated over the channels, a third one merged with
+// them by Maximum, then max and average pooling concatenated along the width (ONNX axis 3 of the
+// channels-first tensor), Flatten, Dense. Transposes: the input once (three convolutions read
+// it), the image once before Flatten.
+Model graph_concat_max() {
+  KerasTensor x = Input({10, 10, 2}, "image");
+  KerasTensor a = layers::Conv2D({.filters = 4, .kernel_size = 3, .padding = Padding::same, .activation = "relu",
+                                  .bias_initializer = bias_init()})(x);
+  KerasTensor b = layers::Conv2D({.filters = 2, .kernel_size = 1, .activation = "tanh", .bias_initializer = bias_init()})(x);
+  KerasTensor cat = layers::Concatenate()({a, b});
+  KerasTensor c = conv(6, 3)(x);
+  KerasTensor m = layers::Maximum()({cat, c});
+  KerasTensor w = layers::Concatenate({.axis = 2})(
+      {layers::MaxPooling2D()(m), layers::AveragePooling2D({.pool_size = 2})(m)});
+  KerasTensor y = layers::Dense({.units = 4, .bias_initializer = bias_init()})(layers::Flatten()(w));
+  return Model(x, y, "concat_max");
+}
+
+// Two inputs of different sizes, a Dense on each, Concatenate, then Average and Multiply of three
+// (ONNX's Mul takes two) and Subtract, and a softmax Dense.
+Model graph_two_inputs() {
+  KerasTensor a = Input({6}, "numbers"), b = Input({3}, "flags");
+  KerasTensor ha = layers::Dense({.units = 8, .activation = "relu", .bias_initializer = bias_init()})(a);
+  KerasTensor hb = layers::Dense({.units = 8, .activation = "tanh", .bias_initializer = bias_init()})(b);
+  KerasTensor d = layers::Dense({.units = 8, .bias_initializer = bias_init()})(layers::Concatenate()({ha, hb}));
+  KerasTensor avg = layers::Average()({ha, d, hb});
+  KerasTensor mul = layers::Multiply()({avg, hb, d});
+  KerasTensor sub = layers::Subtract()({mul, ha});
+  KerasTensor y = layers::Dense({.units = 4, .activation = "softmax", .bias_initializer = bias_init()})(sub);
+  return Model({a, b}, {y}, "two_inputs");
+}
+
+// Two outputs: class probabilities after global pooling, and a per-pixel map (a convolution's
+// output, so the graph transposes it back to channels-last), named after their layers.
+Model graph_two_outputs() {
+  KerasTensor x = Input({8, 8, 1}, "image");
+  KerasTensor h = layers::Conv2D({.filters = 4, .kernel_size = 3, .padding = Padding::same, .activation = "relu",
+                                  .bias_initializer = bias_init()})(x);
+  KerasTensor cls = layers::Dense({.units = 3, .activation = "softmax", .bias_initializer = bias_init(), .name = "cls"})(
+      layers::GlobalAveragePooling2D()(h));
+  KerasTensor mask = layers::Conv2D({.filters = 2, .kernel_size = 1, .activation = "sigmoid",
+                                     .bias_initializer = bias_init(), .name = "mask"})(h);
+  return Model({x}, {cls, mask}, "two_outputs");
+}
+
+// Sequentials nested in a Model: a convolutional feature extractor whose output also feeds a
+// residual Add, and a head that starts with Flatten on the channels-first image.
+Model graph_nested() {
+  auto features = std::make_shared<Sequential>(
+      std::initializer_list<AnyLayer>{layers::Conv2D({.filters = 4, .kernel_size = 3, .padding = Padding::same,
+                                                      .activation = "relu", .bias_initializer = bias_init()}),
+                                      bn(), layers::MaxPooling2D()},
+      "features");
+  auto head = std::make_shared<Sequential>(
+      std::initializer_list<AnyLayer>{layers::Flatten(),
+                                      layers::Dense({.units = 6, .activation = "relu", .bias_initializer = bias_init()}),
+                                      layers::Dense({.units = 3, .bias_initializer = bias_init()})},
+      "head");
+  KerasTensor x = Input({8, 8, 2}, "image");
+  KerasTensor f = (*features)(x);
+  KerasTensor s = layers::Add()({f, conv(4, 1)(f)});
+  return Model(x, (*head)(s), "nested");
+}
+
+// One Conv2D called twice (on the input and on its own relu'd output) and one Dense called twice
+// in a row: each layer's weights are one set of initializers that both calls read.
+Model graph_shared() {
+  auto c = std::make_shared<layers::Conv2D>(layers::Conv2D::Options{
+      .filters = 3, .kernel_size = 3, .padding = Padding::same, .bias_initializer = bias_init(), .name = "shared_conv"});
+  auto d = std::make_shared<layers::Dense>(
+      layers::Dense::Options{.units = 3, .activation = "tanh", .bias_initializer = bias_init(), .name = "shared_dense"});
+  KerasTensor x = Input({6, 6, 3}, "image");
+  KerasTensor a = (*c)(x);
+  KerasTensor b = (*c)(layers::Activation("relu")(a));
+  KerasTensor g = layers::GlobalAveragePooling2D()(layers::Add()({a, b}));
+  return Model(x, (*d)((*d)(g)), "shared");
+}
+
 int run(const fs::path& dir) {
   fs::create_directories(dir);
   manual_seed(2024);
   std::vector<Case> cases;
-  cases.push_back({"mlp", mlp(), Shape{4, 5}});
+  cases.push_back({"mlp", mlp(), {Shape{4, 5}}});
   for (const char* act : {"linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "leaky_relu", "elu",
                           "exponential"})
-    cases.push_back({std::string("act_") + act, activations(act), Shape{5, 5, 2}});
-  cases.push_back({"lenet", lenet(), Shape{13, 12, 1}});
-  cases.push_back({"bn_cnn", bn_cnn(), Shape{10, 10, 3}});
-  cases.push_back({"reshape", reshape(), Shape{36}});
-  cases.push_back({"dense_rank3", dense_rank3(), Shape{3, 4}});
-  cases.push_back({"leaky_relu_layer", leaky_relu_layer(), Shape{5}});
-  cases.push_back({"layer_norm", layer_norm(), Shape{3, 6}});
-  cases.push_back({"layer_norm_flat", layer_norm_flat(), Shape{6}});
+    cases.push_back({std::string("act_") + act, activations(act), {Shape{5, 5, 2}}});
+  cases.push_back({"lenet", lenet(), {Shape{13, 12, 1}}});
+  cases.push_back({"bn_cnn", bn_cnn(), {Shape{10, 10, 3}}});
+  cases.push_back({"reshape", reshape(), {Shape{36}}});
+  cases.push_back({"dense_rank3", dense_rank3(), {Shape{3, 4}}});
+  cases.push_back({"leaky_relu_layer", leaky_relu_layer(), {Shape{5}}});
+  cases.push_back({"layer_norm", layer_norm(), {Shape{3, 6}}});
+  cases.push_back({"layer_norm_flat", layer_norm_flat(), {Shape{6}}});
   uint64_t seed = 100;
   for (Case& c : cases) write_case(dir, c, seed++);
+  // Functional models build (draw their weights) when they are made, so they come after the
+  // Sequentials above have built theirs: those keep the weights they always had.
+  std::vector<Case> graphs;
+  graphs.push_back({"graph_resnet", graph_resnet(), {Shape{12, 12, 3}}});
+  graphs.push_back({"graph_concat_max", graph_concat_max(), {Shape{10, 10, 2}}});
+  graphs.push_back({"graph_two_inputs", graph_two_inputs(), {Shape{6}, Shape{3}}});
+  graphs.push_back({"graph_two_outputs", graph_two_outputs(), {Shape{8, 8, 1}}});
+  graphs.push_back({"graph_nested", graph_nested(), {Shape{8, 8, 2}}});
+  graphs.push_back({"graph_shared", graph_shared(), {Shape{6, 6, 3}}});
+  for (Case& c : graphs) write_case(dir, c, seed++);
   return 0;
 }
 
