@@ -77,11 +77,11 @@ inline std::string gzip(std::string_view bytes) {
 
 // What a model file stores must load back as the same model: its config (to_json / from_json)
 // and its compile config (optimizer and loss configs, as Sequential::save writes them).
-inline void check_round_trip(Sequential& model) {
+inline void check_round_trip(Model& model) {
   const Json config = model.to_json();
   Json again;
   try {
-    again = Sequential::from_json(config).to_json();
+    again = Model::from_json(config).to_json();
   } catch (const std::exception& e) {
     fail("to_json wrote a config that from_json refuses: " + std::string(e.what()) + "\n" + config.dump());
   }
@@ -101,11 +101,23 @@ inline void check_round_trip(Sequential& model) {
 
 // One zero sample of `input` shape through every layer's forward pass, under the storage budget
 // (the input chose the layer sizes).
-inline void predict_zero_sample(Sequential& model, const Shape& input) {
+inline void predict_zero_sample(Model& model, const Shape& input) {
   detail::StorageBudget budget(kStorageBudget);
   std::vector<int64_t> dims{1};
   for (int64_t d : input) dims.push_back(d);
   model.predict(Tensor::zeros(Shape(dims)));
+}
+
+// The same for a model with several inputs: one zero sample of each.
+inline void predict_zero_sample(Model& model, const std::vector<Shape>& inputs) {
+  detail::StorageBudget budget(kStorageBudget);
+  std::vector<Tensor> xs;
+  for (const Shape& input : inputs) {
+    std::vector<int64_t> dims{1};
+    for (int64_t d : input) dims.push_back(d);
+    xs.push_back(Tensor::zeros(Shape(dims)));
+  }
+  model.predict_all(xs);
 }
 
 }  // namespace lamina::fuzz

@@ -12,13 +12,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lamina::fuzz::use_one_thread();
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   lamina::fuzz::accepts([&] {
-    lamina::Sequential model = [&] {
+    lamina::Model model = [&] {
       lamina::detail::StorageBudget budget(lamina::fuzz::kStorageBudget);
       return lamina::load_onnx_from_bytes(bytes, "fuzz.onnx");
     }();
     lamina::fuzz::check_round_trip(model);
-    if (!model.input_shape()) lamina::fuzz::fail("load_onnx returned a model without an input shape");
-    lamina::fuzz::predict_zero_sample(model, *model.input_shape());
+    if (model.input_shapes().size() != model.num_inputs())
+      lamina::fuzz::fail("load_onnx returned a model without its input shapes");
+    lamina::fuzz::predict_zero_sample(model, model.input_shapes());
   });
   return 0;
 }
