@@ -1,13 +1,13 @@
 // ONNX interchange (https://onnx.ai). save_onnx writes a Sequential model as an ONNX file that
 // other runtimes (OpenCV's dnn, onnxruntime, ...) run with the same inputs and outputs as
 // Lamina's predict; load_onnx reads a model exported with torch.onnx.export (or any ONNX file
-// whose graph is a chain of the layers Lamina has) into a built Sequential that can predict,
-// evaluate and be fine-tuned.
+// whose graph is made of the layers Lamina has: chains, branches, residual connections, several
+// inputs and outputs) into a built Model that can predict, evaluate and be fine-tuned.
 //
 //   Sequential model = Sequential::load("lenet.safetensors");
 //   save_onnx(model, "lenet.onnx");   // input (N, 28, 28, 1) channels-last, output (N, 10)
 //
-//   Sequential m = load_onnx("mlp.onnx");      // built, not compiled: ONNX has no loss
+//   Model m = load_onnx("mlp.onnx");           // built, not compiled: ONNX has no loss
 //   m.compile(Adam(), losses::SparseCategoricalCrossentropy({.from_logits = true}));
 //   m.fit(train, {.epochs = 2});
 #pragma once
@@ -37,10 +37,19 @@ struct OnnxInfo {
   std::map<std::string, std::string> metadata;   // the model's metadata_props
 };
 
-// Reads an ONNX model whose graph is a linear chain: Gemm, MatMul(+Add), Conv, MaxPool,
-// AveragePool, GlobalAveragePool, BatchNormalization, Flatten, Reshape, Relu, Sigmoid, Tanh,
-// Softmax, LogSoftmax, LeakyRelu, Elu, Dropout, Identity (and the Constant / Shape / Gather /
-// Unsqueeze / Concat nodes an exporter writes to compute a Reshape's shape).
+// Reads an ONNX model whose graph is made of Gemm, MatMul(+Add), Conv, MaxPool, AveragePool,
+// GlobalAveragePool, BatchNormalization, Flatten, Reshape, Relu, Sigmoid, Tanh, Softmax,
+// LogSoftmax, LeakyRelu, Elu, Dropout, Identity (and the Constant / Shape / Gather / Unsqueeze /
+// Concat nodes an exporter writes to compute a Reshape's shape), with Add, Sub, Mul, Max, Min,
+// Sum, Mean of several activations (of one shape) and Concat of activations as Lamina's merge
+// layers (Add, Subtract, Multiply, Maximum, Minimum, Average, Concatenate; Concat's axis mapped to
+// the channels-last layout: NCHW's channel axis 1 is Lamina's last).
+//
+// The result is a Model: Sequential-shaped (is_sequential(); Sequential(load_onnx(...)) takes it
+// as one) when the graph is a chain from one input to one output, a Functional model otherwise.
+// Graph inputs become Input layers named after the ONNX inputs, in the graph's order (predict_all
+// and fit take one tensor per input); graph outputs are the model's outputs, in order. Nodes no
+// output depends on are left out.
 //
 // Layout: ONNX images are NCHW, Lamina's are NHWC. An image model's input becomes channels-last
 // (N, H, W, C); conv kernels are transposed (OIHW -> HWIO) and the Dense after a Flatten gets its
@@ -50,10 +59,10 @@ struct OnnxInfo {
 // All-or-nothing: throws lamina::Error naming the file and, for a graph Lamina cannot express,
 // the node (index, name, op type) and what was expected; truncated or corrupt bytes name the
 // byte offset. The model is returned built, its weights the file's, and not compiled.
-Sequential load_onnx(const std::string& path, OnnxInfo* info = nullptr);
+Model load_onnx(const std::string& path, OnnxInfo* info = nullptr);
 
 // The same from the bytes of an ONNX file; `name` stands for the file in messages.
-Sequential load_onnx_from_bytes(std::string_view bytes, const std::string& name = "<memory>", OnnxInfo* info = nullptr);
+Model load_onnx_from_bytes(std::string_view bytes, const std::string& name = "<memory>", OnnxInfo* info = nullptr);
 
 // Whether the file looks like an ONNX model: a .onnx name, or protobuf bytes that start with
 // ModelProto's ir_version field. Cheap: reads a few bytes.

@@ -1,7 +1,12 @@
-// ONNX -> Sequential: walks the graph's nodes in order with one activation flowing down a linear
-// chain, turns each layer node into a planned Lamina layer with its weights in Lamina's layout,
-// and creates the model only once every node has been read (all or nothing). The values the
-// graph computes from constants (Constant, Shape, Gather, ...) are in import_constants.cpp.
+// ONNX -> Model: walks the graph's nodes in order, keeping every activation (each ONNX value
+// computed at run time) by name with its shape, layout and the Lamina tensor that holds it, so that
+// any node can read any earlier value. Each layer node becomes a planned Lamina layer with its
+// weights in Lamina's layout, called on the Lamina tensors of its inputs; elementwise ops and
+// Concat of several activations become merge layers (Add, Subtract, Multiply, Maximum, Minimum,
+// Average, Concatenate). The model is created only once every node has been read (all or
+// nothing): a Sequential-shaped Model when the layers form a chain from one input to one output,
+// a Functional Model otherwise. The values the graph computes from constants (Constant, Shape,
+// Gather, ...) are in import_constants.cpp.
 //
 // Layout: ONNX images are (N, C, H, W), Lamina's (N, H, W, C). Flow::axes records where each ONNX
 // axis lives in Lamina's copy; image layers require the NCHW <-> NHWC map, Transpose nodes only
@@ -122,20 +127,24 @@ Planned& Importer::plan(const char* keras_class) {
   p.origin = "node " + std::to_string(index_) + " '" + node_->name + "' (" + node_->op_type + ")";
   p.name = module_name(node_->name);
   p.output = node_->outputs[0];
+  p.inputs = {flow_.source};
+  flow_.source = static_cast<int>(plan_.size());  // the activation is now the new layer's output
   plan_.push_back(std::move(p));
   return plan_.back();
 }
 
 Planned* Importer::foldable() {
-  if (plan_.empty()) return nullptr;
-  Planned& p = plan_.back();
+  if (flow_.source < 0) return nullptr;
+  Planned& p = plan_[static_cast<size_t>(flow_.source)];
   const bool affine = p.cls == "Dense" || p.cls == "Conv2D";
-  return affine && p.output == flow_.name && p.activation == Activation::linear ? &p : nullptr;
+  const auto uses = uses_.find(flow_.name);
+  const bool only_reader = uses != uses_.end() && uses->second == 1;  // this node
+  return affine && p.output == flow_.name && p.activation == Activation::linear && only_reader ? &p : nullptr;
 }
 
 void Importer::advance(const Node& n) {
   flow_.name = n.outputs[0];
-  activations_[flow_.name] = flow_.shape;
+  activations_[flow_.name] = flow_;
 }
 
 bool Importer::transposed_next(const std::string& tensor) const {
@@ -159,49 +168,50 @@ void Importer::require_image(const char* what) const {
 
 // --- the graph ----------------------------------------------------------------------------------------
 
-void Importer::read_input() {
+void Importer::read_inputs() {
   const Graph& g = model_.graph;
   std::vector<const ValueInfo*> inputs;
   for (const ValueInfo& v : g.inputs)
     if (!consts_.count(v.name)) inputs.push_back(&v);
-  if (inputs.size() != 1) {
-    std::string names;
-    for (const ValueInfo* v : inputs) names += (names.empty() ? "'" : ", '") + v->name + "'";
-    fail("the graph has " + std::to_string(inputs.size()) + " inputs besides its initializers" +
-         (names.empty() ? "" : " (" + names + ")") + "; a Lamina model takes exactly one");
+  if (inputs.empty()) fail("the graph has no inputs besides its initializers; a Lamina model takes at least one");
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const ValueInfo& in = *inputs[k];
+    const std::string label = "the graph input '" + in.name + "'";
+    if (in.name.empty()) fail("graph input " + std::to_string(k) + " has no name");
+    if (activations_.count(in.name)) fail("two graph inputs are named '" + in.name + "'");
+    if (!in.is_tensor) fail(label + " is not a tensor");
+    if (in.elem_type != kFloat) fail(label + " has element type " + data_type_name(in.elem_type) + "; Lamina takes float32");
+    if (!in.has_shape || in.dims.size() < 2)
+      fail(label + " has " + (in.has_shape ? "rank " + std::to_string(in.dims.size()) : std::string("no shape")) +
+           "; expected (batch, features...) with a known shape after the batch axis");
+    if (in.dims[0] > 0) fixed_batch_ = in.dims[0];
+    Flow f;
+    f.name = in.name;
+    f.source = -static_cast<int>(k) - 1;
+    for (size_t i = 1; i < in.dims.size(); ++i) {
+      if (in.dims[i] <= 0)
+        fail(label + ": dimension " + std::to_string(i) + " is " +
+             (in.dim_params[i].empty() ? std::string("unknown") : "symbolic ('" + in.dim_params[i] + "')") +
+             "; only the batch (first) dimension may vary");
+      f.shape.push_back(in.dims[i]);
+    }
+    int64_t values = 1;
+    for (int64_t d : f.shape) {
+      if (d > kMaxDim || values > kMaxSample / d) fail(label + " has shape " + dims_text(in.dims) + ", too large a sample");
+      values *= d;
+    }
+    f.axes.resize(in.dims.size());
+    for (size_t a = 0; a < f.axes.size(); ++a) f.axes[a] = static_cast<int>(a);
+    // An image input becomes channels-last, unless the graph starts by transposing it (an exporter
+    // from a channels-last framework): then Lamina takes the input exactly as the graph does.
+    if (f.rank() == 4 && !transposed_next(in.name)) f.axes = kNchw;
+    inputs_.push_back({in.name, lamina_shape(f)});
+    activations_[in.name] = f;
+    produced_.insert(in.name);
   }
-  const ValueInfo& in = *inputs[0];
-  const std::string label = "the graph input '" + in.name + "'";
-  if (!in.is_tensor) fail(label + " is not a tensor");
-  if (in.elem_type != kFloat) fail(label + " has element type " + data_type_name(in.elem_type) + "; Lamina takes float32");
-  if (!in.has_shape || in.dims.size() < 2)
-    fail(label + " has " + (in.has_shape ? "rank " + std::to_string(in.dims.size()) : std::string("no shape")) +
-         "; expected (batch, features...) with a known shape after the batch axis");
-  if (in.dims[0] > 0) fixed_batch_ = in.dims[0];
-  flow_.name = in.name;
-  for (size_t i = 1; i < in.dims.size(); ++i) {
-    if (in.dims[i] <= 0)
-      fail(label + ": dimension " + std::to_string(i) + " is " +
-           (in.dim_params[i].empty() ? std::string("unknown") : "symbolic ('" + in.dim_params[i] + "')") +
-           "; only the batch (first) dimension may vary");
-    flow_.shape.push_back(in.dims[i]);
-  }
-  int64_t values = 1;
-  for (int64_t d : flow_.shape) {
-    if (d > kMaxDim || values > kMaxSample / d) fail(label + " has shape " + dims_text(in.dims) + ", too large a sample");
-    values *= d;
-  }
-  flow_.axes.resize(in.dims.size());
-  for (size_t a = 0; a < flow_.axes.size(); ++a) flow_.axes[a] = static_cast<int>(a);
-  // An image input becomes channels-last, unless the graph starts by transposing it (an exporter
-  // from a channels-last framework): then Lamina takes the input exactly as the graph does.
-  if (flow_.rank() == 4 && !transposed_next(in.name)) flow_.axes = kNchw;
-  input_shape_ = lamina_shape(flow_);
-  activations_[in.name] = flow_.shape;
-  produced_.insert(in.name);
 }
 
-Sequential Importer::run() {
+lamina::Model Importer::run() {
   const Graph& g = model_.graph;
   for (const TensorData& t : g.initializers) {
     if (t.name.empty()) fail("an initializer (at byte " + std::to_string(t.offset) + ") has no name");
@@ -211,7 +221,13 @@ Sequential Importer::run() {
   }
   if (g.sparse_initializers > 0 && g.initializers.empty())
     fail("the graph's weights are sparse initializers, which Lamina does not read");
-  read_input();
+  read_inputs();
+  for (const Node& n : g.nodes) {  // who reads what, for folding (Shape reads only the shape)
+    if (n.op_type == "Shape") continue;
+    std::set<std::string> read(n.inputs.begin(), n.inputs.end());
+    for (const std::string& in : read) ++uses_[in];
+  }
+  for (const ValueInfo& out : g.outputs) ++uses_[out.name];
   for (index_ = 0; index_ < g.nodes.size(); ++index_) {
     const Node& n = g.nodes[index_];
     node_ = &n;
@@ -237,24 +253,26 @@ Sequential Importer::run() {
   }
   node_ = nullptr;
 
-  if (g.outputs.size() != 1)
-    fail("the graph has " + std::to_string(g.outputs.size()) + " outputs; a Lamina model has exactly one");
-  const ValueInfo& out = g.outputs[0];
-  if (consts_.count(out.name)) fail("the graph output '" + out.name + "' is a constant, not computed from the input");
-  if (out.name != flow_.name)
-    fail("the graph output '" + out.name + "' " +
-         (activations_.count(out.name) ? "is not the end of the chain of layers (which ends at '" + flow_.name +
-                                             "'); Lamina imports linear chains only"
-                                       : std::string("is not produced by any node")));
-  if (flow_.permuted())
-    fail("the graph output is an image flattened channels-first " + act_text(flow_.shape) +
-         "; Lamina flattens channels-last, so its values would come out in another order. Import up to a Dense "
-         "after the flatten, or flatten a (C, 1, 1) tensor");
-  if (out.has_shape && out.dims.size() == flow_.shape.size() + 1)
-    for (size_t i = 1; i < out.dims.size(); ++i)
-      if (out.dims[i] > 0 && out.dims[i] != flow_.shape[i - 1])
-        fail("the graph output '" + out.name + "' is declared with shape " + dims_text(out.dims) +
-             " but its layers compute " + act_text(flow_.shape));
+  if (g.outputs.empty()) fail("the graph has no outputs");
+  for (const ValueInfo& out : g.outputs) {
+    if (consts_.count(out.name)) fail("the graph output '" + out.name + "' is a constant, not computed from the input");
+    const auto it = activations_.find(out.name);
+    if (it == activations_.end()) fail("the graph output '" + out.name + "' is not produced by any node");
+    const Flow& f = it->second;
+    if (f.source < 0)
+      fail("the graph output '" + out.name + "' is the graph input '" + inputs_[static_cast<size_t>(-f.source - 1)].name +
+           "' itself, passed through without a layer; a Lamina model's outputs come from layers");
+    if (f.permuted())
+      fail("the graph output '" + out.name + "' is an image flattened channels-first " + act_text(f.shape) +
+           "; Lamina flattens channels-last, so its values would come out in another order. Import up to a Dense "
+           "after the flatten, or flatten a (C, 1, 1) tensor");
+    if (out.has_shape && out.dims.size() == f.shape.size() + 1)
+      for (size_t i = 1; i < out.dims.size(); ++i)
+        if (out.dims[i] > 0 && out.dims[i] != f.shape[i - 1])
+          fail("the graph output '" + out.name + "' is declared with shape " + dims_text(out.dims) +
+               " but its layers compute " + act_text(f.shape));
+    outputs_.push_back(f.source);
+  }
   if (plan_.empty()) fail("the graph has no layers (it passes its input straight through)");
   return materialize();
 }
@@ -262,11 +280,21 @@ Sequential Importer::run() {
 // --- layer nodes --------------------------------------------------------------------------------------
 
 void Importer::layer_node(const Node& n) {
-  for (const std::string& in : n.inputs)
-    if (activations_.count(in) && in != flow_.name)
-      fail("it takes '" + in + "', an earlier activation, rather than the output of the layer before it ('" +
-           flow_.name + "'); Lamina imports a linear chain of layers (no branches, skip or residual connections)");
   const std::string& op = n.op_type;
+  std::vector<std::string> dynamic;  // the inputs computed at run time, in order
+  for (const std::string& in : n.inputs)
+    if (!in.empty() && activations_.count(in)) dynamic.push_back(in);
+  if (dynamic.size() > 1) {
+    if (op == "Add" || op == "Sub" || op == "Mul" || op == "Max" || op == "Min" || op == "Sum" || op == "Mean" ||
+        op == "Concat")
+      return merge(n);
+    std::string names;
+    for (const std::string& d : dynamic) names += (names.empty() ? "'" : ", '") + d + "'";
+    fail("takes " + std::to_string(dynamic.size()) + " activations (" + names + "); Lamina combines activations "
+         "only with its merge layers: Add, Sub, Mul, Max, Min, Sum, Mean (inputs of one shape) and Concat");
+  }
+  flow_ = activations_.at(dynamic[0]);
+  if ((op == "Sum" || op == "Mean") && n.inputs.size() == 1) return advance(n);  // of one input: the identity
   if (op == "Gemm") gemm(n);
   else if (op == "MatMul") matmul(n);
   else if (op == "Add") add_bias(n);
@@ -287,10 +315,15 @@ void Importer::layer_node(const Node& n) {
     if (attr_int("to", kFloat) != kFloat) fail("casts the activation to " + data_type_name(static_cast<int32_t>(attr_int("to", 0))) + "; Lamina computes in float32");
     advance(n);
   } else {
-    fail("operator '" + op + "' is not supported. Lamina imports chains of Gemm, MatMul (+ Add), Conv, MaxPool, "
+    const bool merge_op = op == "Sub" || op == "Mul" || op == "Max" || op == "Min" || op == "Sum" || op == "Mean" ||
+                          op == "Concat";
+    if (merge_op)
+      fail("takes the activation '" + flow_.name + "' and a constant; Lamina imports " + op + " only between two or "
+           "more activations (as a merge layer), and a constant only as the bias Add after a Gemm, MatMul or Conv");
+    fail("operator '" + op + "' is not supported. Lamina imports graphs of Gemm, MatMul (+ Add), Conv, MaxPool, "
          "AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over H and W, BatchNormalization, Relu, "
          "LeakyRelu, Elu, Sigmoid, Tanh, Exp, Softmax, LogSoftmax, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, "
-         "Dropout, Identity, Cast and zero Pad");
+         "Dropout, Identity, Cast and zero Pad, and Add, Sub, Mul, Max, Min, Sum, Mean and Concat of activations");
   }
 }
 
@@ -368,11 +401,14 @@ void Importer::matmul(const Node& n) {
 void Importer::add_bias(const Node& n) {
   if (n.inputs.size() != 2) fail("expects 2 inputs, got " + std::to_string(n.inputs.size()));
   const size_t ci = n.inputs[0] == flow_.name ? 1 : 0;
-  if (n.inputs[ci] == flow_.name) fail("adds the activation to itself; Lamina has no layer for that");
   Planned* p = foldable();
-  if (!p || p->use_bias)
-    fail("adds a constant that is not the bias of a MatMul or Conv right before it; Lamina has no layer that adds a "
-         "constant");
+  if (!p || p->use_bias) {
+    const auto uses = uses_.find(flow_.name);
+    const bool shared = uses != uses_.end() && uses->second > 1;
+    fail("adds a constant that is not the bias of a MatMul or Conv right before it" +
+         std::string(shared ? " ('" + flow_.name + "' is also read by other nodes or is a graph output)" : "") +
+         "; Lamina has no layer that adds a constant");
+  }
   const Const& c = constant(ci, "the bias");
   if (!c.is_float) fail("the bias must hold floats");
   const int64_t units = p->units;
@@ -482,6 +518,92 @@ void Importer::batch_norm(const Node& n) {
   advance(n);
 }
 
+// How Lamina holds an activation, for messages about two that differ.
+std::string layout_text(const Flow& f) {
+  if (f.permuted()) return "features flattened from a channels-first " + act_text(f.flat_from_shape);
+  if (f.rank() == 4 && f.axes == kNchw) return "an NCHW image held channels-last (NHWC)";
+  bool same = true;
+  for (size_t a = 0; a < f.axes.size(); ++a) same = same && f.axes[a] == static_cast<int>(a);
+  if (same) return "in the graph's axis order";
+  std::string s = "with ONNX axes (";
+  for (size_t a = 0; a < f.axes.size(); ++a) s += (a ? ", " : "") + std::to_string(f.axes[a]);
+  return s + ") as Lamina's";
+}
+
+// Several activations combined: a merge layer called on their Lamina tensors. Every operand must
+// be an activation of the same ONNX shape (Concat: the same but along its axis), held by Lamina in
+// the same layout, so that Lamina's elementwise or concatenated values are ONNX's.
+void Importer::merge(const Node& n) {
+  const std::string& op = n.op_type;
+  std::vector<const Flow*> ins;
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    const std::string& in = n.inputs[i];
+    if (in.empty()) fail("input " + std::to_string(i) + " is empty");
+    const auto it = activations_.find(in);
+    if (it == activations_.end())
+      fail("input " + std::to_string(i) + " '" + in + "' is a constant, beside activations; Lamina's merge layers "
+           "combine activations only");
+    ins.push_back(&it->second);
+  }
+  const Flow& a = *ins[0];
+  Flow out = a;
+  const char* cls = op == "Add" || op == "Sum" ? "Add"
+                    : op == "Sub"              ? "Subtract"
+                    : op == "Mul"              ? "Multiply"
+                    : op == "Max"              ? "Maximum"
+                    : op == "Min"              ? "Minimum"
+                    : op == "Mean"             ? "Average"
+                                               : "Concatenate";
+  if (op == "Sub" && ins.size() != 2) fail("expects 2 inputs, got " + std::to_string(ins.size()));
+  auto same_layout = [&](size_t k) {
+    const Flow& b = *ins[k];
+    if (b.axes != a.axes || b.flat_from_shape != a.flat_from_shape || b.flat_from_axes != a.flat_from_axes)
+      fail("its inputs '" + a.name + "' " + act_text(a.shape) + " and '" + b.name + "' " + act_text(b.shape) +
+           " are held by Lamina in different layouts (" + layout_text(a) + ", and " + layout_text(b) +
+           "), so a merge layer would combine values that do not correspond");
+  };
+  int64_t keras_axis = -1;
+  if (op == "Concat") {
+    const int r = a.rank();
+    if (!node_->attribute("axis")) fail("has no axis attribute");
+    int64_t axis = attr_int("axis", 1);
+    if (axis < -r || axis >= r) fail("axis " + std::to_string(axis) + " is out of range for " + act_text(a.shape));
+    if (axis < 0) axis += r;
+    if (axis == 0) fail("concatenates along the batch axis; Lamina concatenates the features of each sample");
+    const auto at = static_cast<size_t>(axis - 1);
+    for (size_t k = 0; k < ins.size(); ++k) {
+      const Flow& b = *ins[k];
+      if (b.permuted())
+        fail("concatenates '" + b.name + "', " + layout_text(b) + "; Lamina flattens channels-last, so the "
+             "features would not line up with the next layer's weights. Concatenate before the flatten");
+      bool fits = b.rank() == r;
+      for (size_t d = 0; fits && d < b.shape.size(); ++d) fits = d == at || b.shape[d] == a.shape[d];
+      if (!fits)
+        fail("concatenates " + act_text(a.shape) + " ('" + a.name + "') and " + act_text(b.shape) + " ('" + b.name +
+             "') along axis " + std::to_string(axis) + "; every other axis must match");
+      same_layout(k);
+      if (k > 0) out.shape[at] += b.shape[at];
+    }
+    const int lamina_axis = a.axes[static_cast<size_t>(axis)];
+    keras_axis = lamina_axis == r - 1 ? -1 : lamina_axis;  // NCHW's channels (1) are Lamina's last axis
+  } else {
+    for (size_t k = 1; k < ins.size(); ++k) {
+      const Flow& b = *ins[k];
+      if (b.shape != a.shape)
+        fail("combines " + act_text(a.shape) + " ('" + a.name + "') and " + act_text(b.shape) + " ('" + b.name +
+             "'); Lamina's " + cls + " layer takes inputs of one shape (no broadcasting between activations)");
+      same_layout(k);
+    }
+  }
+  flow_ = out;
+  Planned& p = plan(cls);
+  p.name = "";  // the module's name belongs to its own layers; a merge gets Lamina's ("add", "concatenate_1")
+  p.axis = keras_axis;
+  p.inputs.clear();
+  for (const Flow* f : ins) p.inputs.push_back(f->source);
+  advance(n);
+}
+
 void Importer::dropout(const Node& n) {
   if (n.outputs.size() > 1 && !n.outputs[1].empty()) fail("its mask output is not supported; export in eval mode");
   float rate = 0.5f;  // ONNX's default
@@ -515,64 +637,151 @@ Json keras_config(const Planned& p) {
   if (c == "Activation") return {{"activation", p.activation.name()}};
   if (c == "LeakyReLU") return {{"negative_slope", p.value}};
   if (c == "Dropout") return {{"rate", p.value}};
-  return Json::object();  // Flatten
+  if (c == "Concatenate") return {{"axis", p.axis}};
+  return Json::object();  // Flatten, Add, Subtract, Multiply, Average, Maximum, Minimum
 }
 
-Sequential Importer::materialize() {
+lamina::Model Importer::materialize() {
+  // The layers the outputs depend on (nodes no output reads are left out, as ONNX runtimes do).
+  // plan_ is in the graph's order, so each layer's inputs come before it.
+  const size_t count = plan_.size();
+  std::vector<bool> live(count, false);
+  for (int s : outputs_) live[static_cast<size_t>(s)] = true;
+  for (size_t i = count; i-- > 0;)
+    if (live[i])
+      for (int s : plan_[i].inputs)
+        if (s >= 0) live[static_cast<size_t>(s)] = true;
+  auto readers = [&](int t) {  // live layers and outputs that take tensor t
+    int k = static_cast<int>(std::count(outputs_.begin(), outputs_.end(), t));
+    for (size_t j = 0; j < count; ++j)
+      if (live[j]) k += static_cast<int>(std::count(plan_[j].inputs.begin(), plan_[j].inputs.end(), t));
+    return k;
+  };
   // GlobalAveragePool's (C, 1, 1) then Flatten: one GlobalAveragePooling2D, as Keras writes it.
-  for (size_t i = 0; i + 1 < plan_.size(); ++i)
-    if (plan_[i].cls == "GlobalAveragePooling2D" && plan_[i].keepdims && plan_[i + 1].cls == "Flatten") {
-      plan_[i].keepdims = false;
-      plan_.erase(plan_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+  for (size_t i = 0; i < count; ++i) {
+    if (!live[i] || plan_[i].cls != "GlobalAveragePooling2D" || !plan_[i].keepdims) continue;
+    const int gap = static_cast<int>(i);
+    if (readers(gap) != 1) continue;
+    for (size_t j = i + 1; j < count; ++j) {
+      if (!live[j] || plan_[j].inputs != std::vector<int>{gap}) continue;
+      if (plan_[j].cls == "Flatten") {
+        plan_[i].keepdims = false;
+        live[j] = false;
+        const int flat = static_cast<int>(j);
+        for (size_t k = 0; k < count; ++k) std::replace(plan_[k].inputs.begin(), plan_[k].inputs.end(), flat, gap);
+        std::replace(outputs_.begin(), outputs_.end(), flat, gap);
+      }
+      break;
     }
+  }
+  std::vector<int> order;
+  for (size_t i = 0; i < count; ++i)
+    if (live[i]) order.push_back(static_cast<int>(i));
+  if (order.empty()) throw ValueError(path_ + ": the graph has no layers (it passes its input straight through)");
+  for (size_t k = 0; k < inputs_.size(); ++k) {  // every input must reach an output, as Keras' graphs
+    const int t = -static_cast<int>(k) - 1;
+    bool used = false;
+    for (int i : order) used = used || std::count(plan_[static_cast<size_t>(i)].inputs.begin(),
+                                                   plan_[static_cast<size_t>(i)].inputs.end(), t) > 0;
+    if (!used)
+      throw ValueError(path_ + ": the graph input '" + inputs_[k].name + "' does not reach any graph output; a Lamina "
+                       "model uses every one of its inputs");
+  }
+  // A chain from one input to one output: a Sequential, as before graphs were read.
+  bool chain = inputs_.size() == 1 && outputs_.size() == 1 && outputs_[0] == order.back();
+  for (size_t k = 0; chain && k < order.size(); ++k)
+    chain = plan_[static_cast<size_t>(order[k])].inputs == std::vector<int>{k == 0 ? -1 : order[k - 1]};
+
   std::string name = std::filesystem::path(path_).stem().string();
   for (char& ch : name)
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_')) ch = '_';
-  Sequential model(name.empty() ? "sequential" : name);
-  model.add(layers::InputLayer(Shape(input_shape_)));
-  std::vector<std::shared_ptr<Layer>> made;
-  std::set<std::string> taken = {model.layers().front()->name()};
-  for (const Planned& p : plan_) {
-    // The layer is built from its Keras config through the registry, as from any JSON.
+  std::set<std::string> taken;
+  std::vector<std::shared_ptr<Layer>> made(count);
+  // A Conv2D run at stride 1 then subsampled: the pixels kept, a 1x1 MaxPooling2D after it.
+  auto subsample = [&](int i) -> std::shared_ptr<Layer> {
+    const Planned& p = plan_[static_cast<size_t>(i)];
+    if (p.subsample == Size2(1, 1)) return nullptr;
+    return layer_from_config("MaxPooling2D", {{"pool_size", Json::array({1, 1})},
+                                              {"strides", Json::array({p.subsample.h, p.subsample.w})},
+                                              {"padding", "valid"}});
+  };
+  // The layer is built from its Keras config through the registry, as from any JSON.
+  auto make = [&](int i) {
+    const Planned& p = plan_[static_cast<size_t>(i)];
     std::shared_ptr<Layer> l = layer_from_config(p.cls, keras_config(p));
-    if (!p.name.empty() && !taken.count(p.name)) l->set_name(p.name);
-    model.add(l);
-    taken.insert(l->name());
-    made.push_back(l);
-  }
+    if (!p.name.empty() && !taken.count(p.name)) {
+      l->set_name(p.name);
+      taken.insert(p.name);
+    }
+    made[static_cast<size_t>(i)] = l;
+    return l;
+  };
+  std::optional<lamina::Model> built;
   try {
-    model.build(Shape(input_shape_));
+    if (chain) {
+      Sequential model(name.empty() ? "sequential" : name);
+      model.add(layers::InputLayer(Shape(inputs_[0].shape)));
+      taken.insert(model.layers().front()->name());
+      for (int i : order) {
+        model.add(make(i));
+        taken.insert(model.layers().back()->name());
+        if (std::shared_ptr<Layer> pick = subsample(i)) {
+          model.add(pick);
+          taken.insert(pick->name());
+        }
+      }
+      model.build(Shape(inputs_[0].shape));
+      built.emplace(std::move(model));
+    } else {
+      std::vector<KerasTensor> inputs, tensors(count), outputs;
+      for (const GraphInput& in : inputs_) {
+        inputs.push_back(Input(Shape(in.shape), in.name));
+        taken.insert(in.name);
+      }
+      auto tensor = [&](int s) { return s < 0 ? inputs[static_cast<size_t>(-s - 1)] : tensors[static_cast<size_t>(s)]; };
+      for (int i : order) {
+        std::vector<KerasTensor> args;
+        for (int s : plan_[static_cast<size_t>(i)].inputs) args.push_back(tensor(s));
+        const std::shared_ptr<Layer> l = make(i);
+        KerasTensor t = args.size() == 1 ? (*l)(args[0]) : (*l)(args);
+        if (std::shared_ptr<Layer> pick = subsample(i)) t = (*pick)(t);
+        tensors[static_cast<size_t>(i)] = t;
+      }
+      for (int s : outputs_) outputs.push_back(tensor(s));
+      built.emplace(inputs, outputs, name.empty() ? "functional" : name);
+    }
   } catch (const Error& e) {
     throw ValueError(path_ + ": the imported layers do not fit together (an importer bug): " + e.what());
   }
   // The file's weights, now that every layer has its own.
-  for (size_t i = 0; i < made.size(); ++i) {
-    const Planned& p = plan_[i];
-    auto& weights = made[i]->weights();
+  for (int i : order) {
+    const Planned& p = plan_[static_cast<size_t>(i)];
+    Layer& layer = *made[static_cast<size_t>(i)];
+    auto& weights = layer.weights();
     if (weights.size() != p.weights.size())
-      throw ValueError(path_ + ": " + p.origin + ": " + made[i]->class_name() + " has " + std::to_string(weights.size()) +
+      throw ValueError(path_ + ": " + p.origin + ": " + layer.class_name() + " has " + std::to_string(weights.size()) +
                        " weights, the import made " + std::to_string(p.weights.size()) + " (an importer bug)");
     for (auto& w : weights) {
       auto it = p.weights.find(w.name);
       if (it == p.weights.end() || it->second.shape() != w.value.shape())
-        throw ValueError(path_ + ": " + p.origin + ": weight '" + w.name + "' of " + made[i]->name() + " has shape " +
+        throw ValueError(path_ + ": " + p.origin + ": weight '" + w.name + "' of " + layer.name() + " has shape " +
                          w.value.shape().str() + ", the import made " +
                          (it == p.weights.end() ? std::string("none") : it->second.shape().str()) + " (an importer bug)");
       std::copy_n(it->second.data(), it->second.numel(), w.value.data());
     }
   }
-  return model;
+  return std::move(*built);
 }
 
 }  // namespace onnx::detail
 
 // --- public -------------------------------------------------------------------------------------------
 
-Sequential load_onnx(const std::string& path, OnnxInfo* info) {
+Model load_onnx(const std::string& path, OnnxInfo* info) {
   return load_onnx_from_bytes(io::read_file(path), path, info);
 }
 
-Sequential load_onnx_from_bytes(std::string_view bytes, const std::string& path, OnnxInfo* info) {
+Model load_onnx_from_bytes(std::string_view bytes, const std::string& path, OnnxInfo* info) {
   if (bytes.empty()) throw IoError(path + ": the file is empty; not an ONNX model");
   onnx::detail::Model m;
   try {
@@ -585,7 +794,7 @@ Sequential load_onnx_from_bytes(std::string_view bytes, const std::string& path,
   if (opset == m.opsets.end() || opset->second <= 0)
     throw IoError(path + ": no opset_import for the default ONNX domain; the file is truncated or not an ONNX model");
   if (m.ir_version <= 0) throw IoError(path + ": ModelProto.ir_version is missing; not an ONNX model, or truncated");
-  Sequential model = onnx::detail::Importer(path, m).run();
+  Model model = onnx::detail::Importer(path, m).run();
   if (info) {
     info->producer = m.producer_name + (m.producer_version.empty() ? "" : " " + m.producer_version);
     info->ir_version = m.ir_version;

@@ -44,7 +44,7 @@ void Importer::constant_node(const Node& n) {
     auto act = activations_.find(n.inputs[0]);
     if (act != activations_.end()) {
       std::vector<int64_t> dims{kBatchDim};
-      dims.insert(dims.end(), act->second.begin(), act->second.end());
+      dims.insert(dims.end(), act->second.shape.begin(), act->second.shape.end());
       out = shape_of(n, dims);
     } else {
       out = shape_of(n, constant(0, "input").dims);

@@ -14,7 +14,9 @@ namespace lamina::onnx::detail {
 // (TensorFlow's split, the odd row/column after), with the same output size. Windows start at
 // i * stride - pad_before for i < out, so the same padding before and the same output size mean
 // the same windows. out: (OH, OW). The arithmetic is kernels/window.hpp's.
-Padding Importer::resolve_padding(const Node&, Size2 kernel, Size2 strides, bool ceil_mode, Size2& out) const {
+Padding Importer::resolve_padding(const Node&, Size2 kernel, Size2 strides, bool ceil_mode, Size2& out,
+                                  Size2* subsample) const {
+  if (subsample) *subsample = Size2(1, 1);
   const int64_t in_h = flow_.shape[1], in_w = flow_.shape[2];
   for (const auto& [k, s] : {std::pair{kernel.h, strides.h}, std::pair{kernel.w, strides.w}})
     if (k <= 0 || s <= 0 || k > kMaxDim || s > kMaxDim)
@@ -46,6 +48,15 @@ Padding Importer::resolve_padding(const Node&, Size2 kernel, Size2 strides, bool
   if (pads[0] == 0 && pads[1] == 0 && onnx_out == Size2(valid.oh, valid.ow)) return use(valid, Padding::valid);
   if (pads[0] == same.pad_top && pads[1] == same.pad_left && onnx_out == Size2(same.oh, same.ow))
     return use(same, Padding::same);
+  // PyTorch's padding=1 with stride 2 on an even size: its windows start at i * s - pad, which are
+  // the stride-1 'same' windows (starting at j - pad) at j = i * s, when 'same' pads as much before.
+  const kernels::Geometry2d same1 = kernels::window_geometry(1, in_h, in_w, 1, 1, kernel, Size2(1, 1), Padding::same);
+  const Size2 kept((in_h - 1) / strides.h + 1, (in_w - 1) / strides.w + 1);  // j = 0, s, 2s, ... < in
+  if (subsample && pads[0] == same1.pad_top && pads[1] == same1.pad_left && onnx_out == kept) {
+    *subsample = strides;
+    out = onnx_out;
+    return Padding::same;
+  }
   fail("pads " + dims_text(pads) + " with a " + kernels::size2_str(kernel) + " window, strides " +
        kernels::size2_str(strides) + (ceil_mode ? ", ceil_mode" : "") + " on a " + kernels::size2_str({in_h, in_w}) +
        " input give " + kernels::size2_str(onnx_out) + " windows that neither Lamina padding places alike: 'valid' is "
@@ -76,8 +87,8 @@ void Importer::conv(const Node& n) {
   std::vector<int64_t> st = attr_ints("strides");
   if (st.empty()) st = {1, 1};
   if (st.size() != 2) fail("strides " + dims_text(st) + " must have 2 entries");
-  Size2 out;
-  const Padding padding = resolve_padding(n, Size2(kh, kw), Size2(st[0], st[1]), false, out);
+  Size2 out, subsample;
+  const Padding padding = resolve_padding(n, Size2(kh, kw), Size2(st[0], st[1]), false, out, &subsample);
   // OIHW -> HWIO
   Tensor kernel = Tensor::empty({kh, kw, in_ch, filters});
   float* kd = kernel.data();
@@ -89,7 +100,8 @@ void Importer::conv(const Node& n) {
   Planned& p = plan("Conv2D");
   p.units = filters;
   p.window = Size2(kh, kw);
-  p.strides = Size2(st[0], st[1]);
+  p.strides = subsample == Size2(1, 1) ? Size2(st[0], st[1]) : Size2(1, 1);
+  p.subsample = subsample;
   p.padding = padding;
   p.weights["kernel"] = kernel;
   if (const Const* b = optional_constant(2, "B (the bias)")) {

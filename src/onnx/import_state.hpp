@@ -1,4 +1,4 @@
-// The importer's working state, shared by import.cpp (the chain of layers), import_images.cpp
+// The importer's working state, shared by import.cpp (the graph of layers), import_images.cpp
 // (Conv and pooling), import_shapes.cpp (Flatten, Reshape, Transpose...) and
 // import_constants.cpp (the nodes evaluated at import time: Constant, Shape, Gather, Concat...).
 // Internal.
@@ -63,9 +63,13 @@ struct Const {
   }
 };
 
-// The one activation flowing down the chain.
+// A value the graph computes at run time (an activation): a graph input, or a node's output.
+// Each ONNX name maps to one (Importer::activations_), so any node can read any earlier value.
 struct Flow {
   std::string name;            // the ONNX tensor that holds it now
+  // The Lamina tensor that holds it: plan_[source]'s output, or graph input -source - 1. Nodes
+  // that add no layer (Transpose, Identity, a folded bias or activation) keep their input's.
+  int source = -1;
   std::vector<int64_t> shape;  // its ONNX shape (no batch)
   std::vector<int> axes;       // ONNX axis a (0 = batch) is Lamina axis axes[a]
   // 1-D features flattened from a tensor Lamina holds in another order: that tensor's ONNX shape
@@ -97,24 +101,32 @@ struct Planned {
   Activation activation = Activation::linear;
   Size2 window = 1, strides = 1;
   Padding padding = Padding::valid;
+  // Conv2D: pixels kept after it (a MaxPooling2D with a 1x1 window and these strides), for
+  // PyTorch's symmetric padding with a stride, which Lamina runs as a stride-1 'same' convolution
+  // subsampled. 1 when none.
+  Size2 subsample = 1;
   bool keepdims = false;
   Shape target;        // Reshape
   float value = 0;     // LeakyReLU slope, Dropout rate
   float momentum = 0.9f, epsilon = 1e-5f;
   std::map<std::string, Tensor> weights;  // by Lamina weight name: kernel, bias, gamma, ...
+  std::vector<int> inputs;  // the Lamina tensors it is called on (Flow::source), in order
+  int64_t axis = -1;        // Concatenate: the Keras axis (with the batch axis; -1 = last)
 };
 
-// Turns a parsed ONNX model into a Sequential, node by node. Every failure throws through
-// fail(), which names the file and the node being read.
+// Turns a parsed ONNX model into a lamina::Model, node by node: a Sequential-shaped one when the
+// graph is a chain, a Functional one otherwise. Every failure throws through fail(), which names
+// the file and the node being read.
 class Importer {
  public:
   Importer(std::string path, const Model& model);
-  Sequential run();
+  lamina::Model run();
 
  private:
-  // --- import.cpp, import_images.cpp, import_shapes.cpp: the chain of layers ---
-  void read_input();
+  // --- import.cpp, import_images.cpp, import_shapes.cpp: the graph of layers ---
+  void read_inputs();
   void layer_node(const Node& n);
+  void merge(const Node& n);  // Add, Sub, Mul, Max, Min, Sum, Mean, Concat of several activations
   void gemm(const Node& n);
   void matmul(const Node& n);
   void add_bias(const Node& n);
@@ -133,12 +145,17 @@ class Importer {
   // Whether the first node that takes `tensor` (Shape aside) is a Transpose: then an image-shaped
   // tensor is in a channels-last exporter's order, which that Transpose turns into NCHW.
   bool transposed_next(const std::string& tensor) const;
-  Padding resolve_padding(const Node& n, Size2 kernel, Size2 strides, bool ceil_mode, Size2& out) const;
+  // subsample: where given, also accepts pads that a stride-1 'same' window then keeping every
+  // strides-th output reproduces (sets it to the strides; Conv); 1 otherwise.
+  Padding resolve_padding(const Node& n, Size2 kernel, Size2 strides, bool ceil_mode, Size2& out,
+                          Size2* subsample = nullptr) const;
   Planned& plan(const char* keras_class);
+  // The layer that made the current activation, if it is a Dense / Conv2D that may take a bias or
+  // an activation: the activation is its output and no other node (nor a graph output) reads it.
   Planned* foldable();
-  std::vector<int64_t> feature_rows() const;  // Lamina feature j is ONNX feature rows[j]; empty = the same  // the last layer, if it made the current activation and may take a bias/activation
+  std::vector<int64_t> feature_rows() const;  // Lamina feature j is ONNX feature rows[j]; empty = the same
   void advance(const Node& n);  // the current activation is now n's first output
-  Sequential materialize();
+  lamina::Model materialize();
 
   // --- import_constants.cpp: values known at import time ---
   void constant_node(const Node& n);
@@ -164,11 +181,17 @@ class Importer {
   const Node* node_ = nullptr;  // the node being imported, for messages
   size_t index_ = 0;
   std::map<std::string, Const> consts_;
-  std::map<std::string, std::vector<int64_t>> activations_;  // every activation so far: its ONNX shape
+  std::map<std::string, Flow> activations_;  // every activation so far, by ONNX name
+  std::map<std::string, int> uses_;  // how many nodes (Shape aside) and graph outputs read each tensor
   std::set<std::string> produced_;
-  Flow flow_;
-  int64_t fixed_batch_ = -1;  // the input's batch size when the graph fixes it
-  std::vector<int64_t> input_shape_;  // Lamina's per-sample input shape
+  Flow flow_;  // the activation the node being imported works on
+  int64_t fixed_batch_ = -1;  // the inputs' batch size when the graph fixes it
+  struct GraphInput {
+    std::string name;          // the ONNX input's
+    std::vector<int64_t> shape;  // Lamina's per-sample shape
+  };
+  std::vector<GraphInput> inputs_;  // in the graph's order
+  std::vector<int> outputs_;        // the graph outputs' Lamina tensors (Flow::source), in order
   std::vector<Planned> plan_;
 };
 

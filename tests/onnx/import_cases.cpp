@@ -66,7 +66,7 @@ int run(const fs::path& dir) {
     }
     ++cases;
     try {
-      Sequential model = load_onnx(entry.path().string());
+      Model model = load_onnx(entry.path().string());
       const Tensor x = read_npy(dir / (name + ".input.npy")), want = read_npy(dir / (name + ".expected.npy"));
       const Tensor y = model.predict(x);
       double worst = y.shape() == want.shape() ? 0.0 : INFINITY;
