@@ -50,7 +50,7 @@ fuzz:
 # side-by-side comparison, which writes $(BUILD)/bench/compare.json and prints a table.
 bench:
 	@scripts/setup.sh --bench --data
-	@scripts/fetch-data.sh mnist digits
+	@scripts/fetch-data.sh mnist fashion_mnist digits
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DLAMINA_BUILD_BENCH=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 	@$(BUILD)/bench/bench_micro --benchmark_min_time=0.05

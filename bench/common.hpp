@@ -16,22 +16,34 @@
 namespace bench {
 
 enum class Optimizer { sgd_momentum, adam };
-enum class Architecture { mlp, lenet };
+enum class Architecture { mlp, lenet, resnet };
 
 // One training workload. mlp: units are the layer widths, input first ({784, 128, 10}); every
 // hidden layer is relu. lenet: LeNet-5 on 28x28x1 images -- Conv 6@5x5 'same' relu, max-pool
 // 2, Conv 16@5x5 'valid' relu, max-pool 2, Dense 120 relu, 84 relu, 10 (logits); units unused.
-// Kernels glorot_uniform, biases zero, in both frameworks.
+// resnet: the residual network of examples/resnet_fashion.cpp on 28x28x1 images; units unused.
+// Every conv is 3x3 'same' without bias, then BatchNormalization (Keras' momentum 0.99, eps
+// 1e-3; torch's momentum 0.01) -- "conv-BN":
+//   conv-BN 32, relu                                     28x28x32
+//   max-pool 2                                           14x14x32
+//   block 32: relu(conv-BN(relu(conv-BN(x))) + x)        14x14x32
+//   max-pool 2                                             7x7x32
+//   block 64: the same, shortcut a 1x1 conv 32->64 (with bias)   7x7x64
+//   Flatten (3136), Dense 128 relu, Dropout 0.5, Dense 10 (logits)
+// Lamina runs it channels-last (N, H, W, C), libtorch NCHW (its Flatten order differs; the
+// sizes do not). Kernels glorot_uniform, biases zero, BN gamma 1 / beta 0, in both frameworks.
 struct Workload {
   const char* name;
   uint64_t seed;
-  bool mnist;              // MNIST (uint8 images / 255), else the 8x8 digits (X / 16)
+  bool mnist;              // 28x28 uint8 IDX images / 255 (MNIST or Fashion-MNIST), else the 8x8 digits (X / 16)
   std::vector<int64_t> units;
   int64_t batch_size;
   Optimizer optimizer;     // sgd_momentum: lr 0.01, momentum 0.9; adam: lr 1e-3, eps 1e-7
   bool softmax_output;     // digits: Dense(10, softmax) + sparse CE; else logits + CE from logits
   int default_epochs;      // digits: the course's 10 (whole training is the metric); MNIST: per run
+                           // (bench_compare's, unless --epochs says otherwise)
   Architecture architecture = Architecture::mlp;
+  const char* images = "mnist";  // mnist: the IDX files' directory under --data ("mnist", "fashion-mnist")
 };
 
 inline const std::vector<Workload>& workloads() {
@@ -40,6 +52,7 @@ inline const std::vector<Workload>& workloads() {
       {"mnist-mlp", 2, true, {784, 128, 10}, 32, Optimizer::adam, false, 2},
       {"mnist-mlp-wide", 2, true, {784, 512, 512, 10}, 128, Optimizer::adam, false, 2},
       {"lenet-mnist", 3, true, {}, 64, Optimizer::adam, false, 1, Architecture::lenet},
+      {"resnet-fashion", 4, true, {}, 128, Optimizer::adam, false, 1, Architecture::resnet, "fashion-mnist"},
   };
   return all;
 }
@@ -68,8 +81,28 @@ inline double lenet_epoch_flops(int64_t samples) {
   return (4.0 * all + 2.0 * (conv2 + dense)) * static_cast<double>(samples);
 }
 
+// The resnet, per sample, in multiply-adds (outputs x kernel size x input channels):
+//   stem conv     28*28*32 of 3*3*1       225,792
+//   block 32      2 x 14*14*32 of 3*3*32  3,612,672
+//   block 64      7*7*64 of 3*3*32 + 7*7*64 of 3*3*64 + 1x1 shortcut 7*7*64 of 32
+//                                         2,809,856
+//   dense         3136*128 + 128*10       402,688
+// all = 7,051,008 MACs. Forward 2 FLOPs per MAC, backward dW the same, dx the same except for
+// the stem conv (its input needs no grad): (4 all + 2 (all - stem)) = 41.85 MFLOP per sample,
+// 2.51 TFLOP per 60,000-image epoch. BatchNorm, relu, the adds, pooling, dropout, the loss and
+// the optimizer are O(activations), not O(activations x kernel), and left out.
+inline double resnet_epoch_flops(int64_t samples) {
+  const double stem = 28.0 * 28 * 32 * 9;
+  const double block32 = 2.0 * (14.0 * 14 * 32 * 9 * 32);
+  const double block64 = 7.0 * 7 * 64 * 9 * 32 + 7.0 * 7 * 64 * 9 * 64 + 7.0 * 7 * 64 * 32;
+  const double dense = 3136.0 * 128 + 128 * 10;
+  const double all = stem + block32 + block64 + dense;
+  return (4.0 * all + 2.0 * (all - stem)) * static_cast<double>(samples);
+}
+
 inline double epoch_flops(const Workload& w, int64_t samples) {
   if (w.architecture == Architecture::lenet) return lenet_epoch_flops(samples);
+  if (w.architecture == Architecture::resnet) return resnet_epoch_flops(samples);
   double all = 0, after_first = 0;
   for (size_t l = 0; l + 1 < w.units.size(); ++l) {
     const double mk = static_cast<double>(w.units[l]) * static_cast<double>(w.units[l + 1]);
@@ -79,7 +112,7 @@ inline double epoch_flops(const Workload& w, int64_t samples) {
   return (4.0 * all + 2.0 * after_first) * static_cast<double>(samples);
 }
 
-// Training samples per epoch: MNIST's 60,000; the digits' 80 % (1,438 of 1,797).
+// Training samples per epoch: MNIST's (and Fashion-MNIST's) 60,000; the digits' 80 % (1,438 of 1,797).
 inline int64_t digits_train_size(int64_t n) { return (n * 4 + 2) / 5; }  // round(0.8 n)
 inline int64_t train_samples(const Workload& w) { return w.mnist ? 60000 : digits_train_size(1797); }
 

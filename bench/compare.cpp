@@ -4,7 +4,7 @@
 // build/bench/compare.json (shared/DESIGN.md's format, plus per-thread-count detail) and prints
 // the same as a table. It times nothing itself but the matmul peak.
 //   bench_compare [--data data] [--out build/bench/compare.json] [--reps 5] [--digits-reps 5]
-//                 [--epochs 2] [--threads 1,2] [--workloads digits-mlp,mnist-mlp,...] [--no-accuracy-run]
+//                 [--epochs E] [--threads 1,2] [--workloads digits-mlp,mnist-mlp,...] [--no-accuracy-run]
 //                 [--max-wait 120]
 // Other processes on the machine (a build, a test run) skew timings. Before each run it waits,
 // up to --max-wait seconds in all, for them to leave the CPU, and it records with every run the
@@ -45,7 +45,7 @@ struct Options {
   fs::path bin_dir;            // where bench_lamina and bench_torch are: beside this program
   int reps = 5;                // runs per framework and thread count (MNIST workloads)
   int digits_reps = 5;         // digits-mlp (runs of a few ms: startup dominates the process)
-  int epochs = 2;              // per MNIST run
+  int epochs = 0;              // per MNIST run; 0: each workload's default_epochs (common.hpp)
   int accuracy_epochs = 5;     // the extra mnist-mlp run that compares accuracy
   bool accuracy_run = true;
   double max_wait = 120;       // seconds, in all, to wait for other processes to leave the CPU
@@ -88,7 +88,7 @@ Options parse(int argc, char** argv) {
       throw std::invalid_argument("unknown option '" + k + "' (see the comment at the top of bench/compare.cpp)");
     }
   }
-  if (o.reps < 1 || o.digits_reps < 1 || o.epochs < 1 || o.threads.empty())
+  if (o.reps < 1 || o.digits_reps < 1 || o.epochs < 0 || o.threads.empty())
     throw std::invalid_argument("--reps, --digits-reps, --epochs and --threads need positive values");
   o.bin_dir = fs::read_symlink("/proc/self/exe").parent_path();
   return o;
@@ -277,10 +277,15 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
               "1.13 (OpenBLAS pthread, OPENBLAS_CORETYPE=SkylakeX, OPENBLAS_NUM_THREADS = torch threads)", o.reps,
               o.digits_reps);
   std::printf("Single-core matmul peak (Lamina matmul 1024^3, 1 thread): %.1f GFLOP/s.\n", peak / 1e9);
-  std::printf("s/epoch: min and median over every epoch of every run (%d epochs per MNIST run; epoch 1 includes "
+  std::string per_run;  // epochs per run of each MNIST-sized workload: --epochs, else its default
+  for (const OJson& r : results)
+    if (bench::find_workload(r.at("workload").get<std::string>()).mnist)
+      per_run += (per_run.empty() ? "" : ", ") + r.at("workload").get<std::string>() + " " +
+                 std::to_string(r.at("epochs_per_run").get<int>());
+  std::printf("s/epoch: min and median over every epoch of every run (epochs per run: %s; epoch 1 includes "
               "warm-up; nothing dropped).\ndigits-mlp: whole %d-epoch training time / %d. Each framework at its "
               "best thread count (T) by median.\n\n",
-              o.epochs, 10, 10);
+              per_run.empty() ? "-" : per_run.c_str(), 10, 10);
   std::printf("%-15s %-9s %2s %12s %12s %9s %9s %11s %9s %10s\n", "workload", "framework", "T", "s/epoch min",
               "s/ep median", "test acc", "RSS MB", "predict/s", "speedup", "bound s/ep");
   for (const OJson& r : results) {
@@ -338,7 +343,7 @@ int main(int argc, char** argv) try {
   for (const std::string& name : o.workloads) {
     const bench::Workload& w = bench::find_workload(name);
     const bool whole = !w.mnist;
-    const int epochs = w.mnist ? o.epochs : w.default_epochs, reps = w.mnist ? o.reps : o.digits_reps;
+    const int epochs = w.mnist && o.epochs > 0 ? o.epochs : w.default_epochs, reps = w.mnist ? o.reps : o.digits_reps;
     const std::string load_before = first_line("/proc/loadavg");
     // runs[T][framework]; rep outermost so drift over time spreads over everything, and the
     // framework that goes first alternates.

@@ -1,6 +1,6 @@
-// bench_lamina: trains one bench workload with Lamina's public API (Sequential, compile, fit,
-// predict) and prints one JSON line with the epoch times, test accuracy, peak RSS and predict
-// throughput. bench_compare runs it beside bench_torch (bench/peers/torch_train.cpp).
+// bench_lamina: trains one bench workload with Lamina's public API (Sequential or a Functional
+// Model, compile, fit, predict) and prints one JSON line with the epoch times, test accuracy,
+// peak RSS and predict throughput. bench_compare runs it beside bench_torch (bench/peers/torch_train.cpp).
 //   bench_lamina --workload mnist-mlp --threads 1 [--epochs 2] [--data data]
 #include <algorithm>
 #include <chrono>
@@ -39,7 +39,31 @@ void add_lenet(Sequential& model) {
   model.add(layers::Dense(10));
 }
 
-Sequential make_model(const bench::Workload& w) {
+// The resnet as bench::Architecture::resnet describes, built with the Functional API: the same
+// lines as examples/resnet_fashion.cpp (kept here so the bench does not depend on the example).
+KerasTensor conv_bn(const KerasTensor& x, int64_t filters) {
+  KerasTensor h = layers::Conv2D({.filters = filters, .kernel_size = 3, .padding = Padding::same, .use_bias = false})(x);
+  return layers::BatchNormalization()(h);
+}
+
+KerasTensor residual_block(const KerasTensor& x, int64_t filters, bool project) {
+  KerasTensor shortcut = project ? layers::Conv2D({.filters = filters, .kernel_size = 1})(x) : x;
+  KerasTensor h = layers::Activation(Activation::relu)(conv_bn(x, filters));
+  h = conv_bn(h, filters);
+  return layers::Activation(Activation::relu)(layers::Add()({h, shortcut}));
+}
+
+Model make_resnet() {
+  KerasTensor inputs = Input({28, 28}, "image");
+  KerasTensor x = layers::Reshape(Shape{28, 28, 1})(inputs);
+  x = layers::Activation(Activation::relu)(conv_bn(x, 32));
+  x = residual_block(layers::MaxPooling2D()(x), 32, /*project=*/false);
+  x = residual_block(layers::MaxPooling2D()(x), 64, /*project=*/true);
+  x = layers::Dropout(0.5f)(layers::Dense(128, "relu")(layers::Flatten()(x)));
+  return Model(inputs, layers::Dense(10)(x), "resnet_fashion");
+}
+
+Sequential make_sequential(const bench::Workload& w) {
   Sequential model;
   if (w.architecture == bench::Architecture::lenet) add_lenet(model);
   else if (w.mnist) model.add(layers::Flatten({.input_shape = Shape{28, 28}}));
@@ -48,6 +72,11 @@ Sequential make_model(const bench::Workload& w) {
     const Activation act = !last ? Activation::relu : w.softmax_output ? Activation::softmax : Activation::linear;
     model.add(layers::Dense({.units = w.units[l], .activation = act}));
   }
+  return model;
+}
+
+Model make_model(const bench::Workload& w) {
+  Model model = w.architecture == bench::Architecture::resnet ? make_resnet() : make_sequential(w);
   if (w.optimizer == bench::Optimizer::sgd_momentum)
     model.compile(SGD({.learning_rate = 0.01f, .momentum = 0.9f}), "sparse_categorical_crossentropy");
   else
@@ -76,8 +105,11 @@ int main(int argc, char** argv) try {
   set_num_threads(args.threads);
   manual_seed(w.seed);
 
-  const data::TrainTest d = w.mnist ? data::load_mnist(args.data + "/mnist") : load_digits_split(args.data, w.seed);
-  Sequential model = make_model(w);
+  const std::string images = args.data + "/" + w.images;
+  const data::TrainTest d = !w.mnist                                 ? load_digits_split(args.data, w.seed)
+                            : std::string(w.images) == "fashion-mnist" ? data::load_fashion_mnist(images)
+                                                                     : data::load_mnist(images);
+  Model model = make_model(w);
   model.build(w.mnist ? Shape{28, 28} : Shape{w.units[0]});  // weights drawn before the clock starts
 
   const auto t0 = std::chrono::steady_clock::now();

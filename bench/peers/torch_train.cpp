@@ -60,12 +60,21 @@ struct Data {
   torch::Tensor train_x, train_y, test_x, test_y;  // x: uint8 (MNIST) or float (digits); y: int64
 };
 
+// dir/name, else dir/name.gz when only that exists (Lamina's data::find_data_file rule).
+std::string idx_path(const std::string& dir, const std::string& name) {
+  const std::string plain = dir + "/" + name;
+  if (std::ifstream(plain).good()) return plain;
+  if (std::ifstream(plain + ".gz").good()) return plain + ".gz";
+  return plain;  // read_file says it cannot be opened
+}
+
+// MNIST or Fashion-MNIST (the same four IDX files, raw or gzipped, as Lamina reads them).
 Data load_mnist(const std::string& dir) {
   Data d;
-  d.train_x = read_idx(dir + "/train-images-idx3-ubyte").reshape({-1, 784});  // stays uint8
-  d.train_y = read_idx(dir + "/train-labels-idx1-ubyte").to(torch::kLong);
-  d.test_x = read_idx(dir + "/t10k-images-idx3-ubyte").reshape({-1, 784});
-  d.test_y = read_idx(dir + "/t10k-labels-idx1-ubyte").to(torch::kLong);
+  d.train_x = read_idx(idx_path(dir, "train-images-idx3-ubyte")).reshape({-1, 784});  // stays uint8
+  d.train_y = read_idx(idx_path(dir, "train-labels-idx1-ubyte")).to(torch::kLong);
+  d.test_x = read_idx(idx_path(dir, "t10k-images-idx3-ubyte")).reshape({-1, 784});
+  d.test_y = read_idx(idx_path(dir, "t10k-labels-idx1-ubyte")).to(torch::kLong);
   return d;
 }
 
@@ -99,12 +108,14 @@ Data load_digits(const std::string& path, uint64_t seed) {
 // (out, in) weight (the fans are symmetric); zero biases. The digits model's softmax output
 // with Keras' sparse CE is, to torch, logits with CrossEntropyLoss: the same function (but
 // for Keras' 1e-7 clip), written the way torch users write it, with fewer ops.
-// Glorot-uniform weights and zero biases on every conv / linear module of `model`.
-void keras_init(torch::nn::Sequential& model) {
+// Glorot-uniform weights and zero biases on every conv / linear module of `model`; a
+// BatchNorm's weight (gamma, 1-D) 1, as Keras' and torch's defaults.
+void keras_init(torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
-  for (auto& p : model->named_parameters()) {
-    if (p.key().find("weight") != std::string::npos) torch::nn::init::xavier_uniform_(p.value());
-    else torch::nn::init::zeros_(p.value());
+  for (auto& p : model.named_parameters()) {
+    if (p.key().find("weight") == std::string::npos) torch::nn::init::zeros_(p.value());
+    else if (p.value().dim() >= 2) torch::nn::init::xavier_uniform_(p.value());
+    else torch::nn::init::ones_(p.value());
   }
 }
 
@@ -117,12 +128,51 @@ torch::nn::Sequential make_lenet() {
                        nn::Conv2d(nn::Conv2dOptions(1, 6, 5).padding(2)), nn::ReLU(), nn::MaxPool2d(2),
                        nn::Conv2d(nn::Conv2dOptions(6, 16, 5)), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
                        nn::Linear(400, 120), nn::ReLU(), nn::Linear(120, 84), nn::ReLU(), nn::Linear(84, 10));
-  keras_init(model);
+  keras_init(*model);
+  return model;
+}
+
+// Conv 3x3 'same' without bias, then BatchNorm2d with Keras' defaults (momentum 0.99 of the
+// running average is torch's momentum 0.01; eps 1e-3).
+struct ConvBNImpl : torch::nn::Module {
+  ConvBNImpl(int64_t in, int64_t out)
+      : conv(register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1).bias(false)))),
+        bn(register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(out).momentum(0.01).eps(1e-3)))) {}
+  torch::Tensor forward(const torch::Tensor& x) { return bn->forward(conv->forward(x)); }
+  torch::nn::Conv2d conv;
+  torch::nn::BatchNorm2d bn;
+};
+TORCH_MODULE(ConvBN);
+
+// relu(conv-BN(relu(conv-BN(x))) + shortcut(x)); the shortcut is x, or a 1x1 conv (with bias)
+// when the width changes.
+struct ResidualBlockImpl : torch::nn::Module {
+  ResidualBlockImpl(int64_t in, int64_t out)
+      : a(register_module("a", ConvBN(in, out))), b(register_module("b", ConvBN(out, out))) {
+    if (in != out) shortcut = register_module("shortcut", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1)));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    const torch::Tensor h = b->forward(torch::relu(a->forward(x)));
+    return torch::relu(h + (shortcut ? shortcut->forward(x) : x));
+  }
+  ConvBN a, b;
+  torch::nn::Conv2d shortcut{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+// The resnet as bench::Architecture::resnet describes, NCHW; x arrives as (N, 784).
+torch::nn::Sequential make_resnet() {
+  namespace nn = torch::nn;
+  nn::Sequential model(nn::Unflatten(nn::UnflattenOptions(1, {1, 28, 28})), ConvBN(1, 32), nn::ReLU(),
+                       nn::MaxPool2d(2), ResidualBlock(32, 32), nn::MaxPool2d(2), ResidualBlock(32, 64),
+                       nn::Flatten(), nn::Linear(3136, 128), nn::ReLU(), nn::Dropout(0.5), nn::Linear(128, 10));
+  keras_init(*model);
   return model;
 }
 
 torch::nn::Sequential make_model(const bench::Workload& w) {
   if (w.architecture == bench::Architecture::lenet) return make_lenet();
+  if (w.architecture == bench::Architecture::resnet) return make_resnet();
   torch::nn::Sequential model;
   for (size_t l = 1; l < w.units.size(); ++l) {
     torch::nn::Linear linear(w.units[l - 1], w.units[l]);
@@ -188,7 +238,7 @@ int main(int argc, char** argv) try {
               << " differs from --threads " << args.threads << "; OpenBLAS keeps its own pool\n";
   torch::manual_seed(static_cast<uint64_t>(w.seed));
 
-  Data d = w.mnist ? load_mnist(args.data + "/mnist") : load_digits(args.data + "/digits/digits.csv.gz", w.seed);
+  Data d = w.mnist ? load_mnist(args.data + "/" + w.images) : load_digits(args.data + "/digits/digits.csv.gz", w.seed);
   torch::nn::Sequential model = make_model(w);
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (w.optimizer == bench::Optimizer::sgd_momentum)
