@@ -52,7 +52,7 @@ inline const std::vector<Workload>& workloads() {
       {"mnist-mlp", 2, true, {784, 128, 10}, 32, Optimizer::adam, false, 2},
       {"mnist-mlp-wide", 2, true, {784, 512, 512, 10}, 128, Optimizer::adam, false, 2},
       {"lenet-mnist", 3, true, {}, 64, Optimizer::adam, false, 1, Architecture::lenet},
-      {"resnet-fashion", 4, true, {}, 128, Optimizer::adam, false, 1, Architecture::resnet, "fashion-mnist"},
+      {"resnet-fashion", 4, true, {}, 64, Optimizer::adam, false, 1, Architecture::resnet, "fashion-mnist"},
   };
   return all;
 }
@@ -83,18 +83,18 @@ inline double lenet_epoch_flops(int64_t samples) {
 
 // The resnet, per sample, in multiply-adds (outputs x kernel size x input channels):
 //   stem conv     28*28*32 of 3*3*1       225,792
-//   block 32      2 x 14*14*32 of 3*3*32  3,612,672
-//   block 64      7*7*64 of 3*3*32 + 7*7*64 of 3*3*64 + 1x1 shortcut 7*7*64 of 32
-//                                         2,809,856
+//   block 32      2 x 28*28*32 of 3*3*32  14,450,688   (full resolution)
+//   block 64      14*14*64 of 3*3*32 + 14*14*64 of 3*3*64 + 1x1 shortcut 14*14*64 of 32
+//                                         11,239,424
 //   dense         3136*128 + 128*10       402,688
-// all = 7,051,008 MACs. Forward 2 FLOPs per MAC, backward dW the same, dx the same except for
-// the stem conv (its input needs no grad): (4 all + 2 (all - stem)) = 41.85 MFLOP per sample,
-// 2.51 TFLOP per 60,000-image epoch. BatchNorm, relu, the adds, pooling, dropout, the loss and
+// all = 26,318,592 MACs. Forward 2 FLOPs per MAC, backward dW the same, dx the same except for
+// the stem conv (its input needs no grad): (4 all + 2 (all - stem)) = 157.5 MFLOP per sample,
+// 9.45 TFLOP per 60,000-image epoch. BatchNorm, relu, the adds, pooling, dropout, the loss and
 // the optimizer are O(activations), not O(activations x kernel), and left out.
 inline double resnet_epoch_flops(int64_t samples) {
   const double stem = 28.0 * 28 * 32 * 9;
-  const double block32 = 2.0 * (14.0 * 14 * 32 * 9 * 32);
-  const double block64 = 7.0 * 7 * 64 * 9 * 32 + 7.0 * 7 * 64 * 9 * 64 + 7.0 * 7 * 64 * 32;
+  const double block32 = 2.0 * (28.0 * 28 * 32 * 9 * 32);
+  const double block64 = 14.0 * 14 * 64 * 9 * 32 + 14.0 * 14 * 64 * 9 * 64 + 14.0 * 14 * 64 * 32;
   const double dense = 3136.0 * 128 + 128 * 10;
   const double all = stem + block32 + block64 + dense;
   return (4.0 * all + 2.0 * (all - stem)) * static_cast<double>(samples);

@@ -11,6 +11,8 @@
 
 #include <lamina/lamina.hpp>
 
+#include "resnet_fashion_model.hpp"  // examples/: the same model as the example
+
 #include "common.hpp"
 
 using namespace lamina;
@@ -39,30 +41,6 @@ void add_lenet(Sequential& model) {
   model.add(layers::Dense(10));
 }
 
-// The resnet as bench::Architecture::resnet describes, built with the Functional API: the same
-// lines as examples/resnet_fashion.cpp (kept here so the bench does not depend on the example).
-KerasTensor conv_bn(const KerasTensor& x, int64_t filters) {
-  KerasTensor h = layers::Conv2D({.filters = filters, .kernel_size = 3, .padding = Padding::same, .use_bias = false})(x);
-  return layers::BatchNormalization()(h);
-}
-
-KerasTensor residual_block(const KerasTensor& x, int64_t filters, bool project) {
-  KerasTensor shortcut = project ? layers::Conv2D({.filters = filters, .kernel_size = 1})(x) : x;
-  KerasTensor h = layers::Activation(Activation::relu)(conv_bn(x, filters));
-  h = conv_bn(h, filters);
-  return layers::Activation(Activation::relu)(layers::Add()({h, shortcut}));
-}
-
-Model make_resnet() {
-  KerasTensor inputs = Input({28, 28}, "image");
-  KerasTensor x = layers::Reshape(Shape{28, 28, 1})(inputs);
-  x = layers::Activation(Activation::relu)(conv_bn(x, 32));
-  x = residual_block(layers::MaxPooling2D()(x), 32, /*project=*/false);
-  x = residual_block(layers::MaxPooling2D()(x), 64, /*project=*/true);
-  x = layers::Dropout(0.5f)(layers::Dense(128, "relu")(layers::Flatten()(x)));
-  return Model(inputs, layers::Dense(10)(x), "resnet_fashion");
-}
-
 Sequential make_sequential(const bench::Workload& w) {
   Sequential model;
   if (w.architecture == bench::Architecture::lenet) add_lenet(model);
@@ -76,7 +54,7 @@ Sequential make_sequential(const bench::Workload& w) {
 }
 
 Model make_model(const bench::Workload& w) {
-  Model model = w.architecture == bench::Architecture::resnet ? make_resnet() : make_sequential(w);
+  Model model = w.architecture == bench::Architecture::resnet ? resnet_fashion::model() : make_sequential(w);
   if (w.optimizer == bench::Optimizer::sgd_momentum)
     model.compile(SGD({.learning_rate = 0.01f, .momentum = 0.9f}), "sparse_categorical_crossentropy");
   else

@@ -132,12 +132,12 @@ torch::nn::Sequential make_lenet() {
   return model;
 }
 
-// Conv 3x3 'same' without bias, then BatchNorm2d with Keras' defaults (momentum 0.99 of the
-// running average is torch's momentum 0.01; eps 1e-3).
+// Conv 3x3 'same' without bias, then BatchNorm2d as the Keras model's (momentum 0.9 of the
+// running average is torch's momentum 0.1; eps 1e-3).
 struct ConvBNImpl : torch::nn::Module {
   ConvBNImpl(int64_t in, int64_t out)
       : conv(register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).padding(1).bias(false)))),
-        bn(register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(out).momentum(0.01).eps(1e-3)))) {}
+        bn(register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(out).momentum(0.1).eps(1e-3)))) {}
   torch::Tensor forward(const torch::Tensor& x) { return bn->forward(conv->forward(x)); }
   torch::nn::Conv2d conv;
   torch::nn::BatchNorm2d bn;
@@ -164,7 +164,7 @@ TORCH_MODULE(ResidualBlock);
 torch::nn::Sequential make_resnet() {
   namespace nn = torch::nn;
   nn::Sequential model(nn::Unflatten(nn::UnflattenOptions(1, {1, 28, 28})), ConvBN(1, 32), nn::ReLU(),
-                       nn::MaxPool2d(2), ResidualBlock(32, 32), nn::MaxPool2d(2), ResidualBlock(32, 64),
+                       ResidualBlock(32, 32), nn::MaxPool2d(2), ResidualBlock(32, 64), nn::MaxPool2d(2),
                        nn::Flatten(), nn::Linear(3136, 128), nn::ReLU(), nn::Dropout(0.5), nn::Linear(128, 10));
   keras_init(*model);
   return model;

@@ -66,37 +66,25 @@ Shape Merge::output_shape(const Shape&) const {
   throw ValueError(where() + " merges a list of inputs; it has no single-input output shape");
 }
 
-Tensor Add::merge(std::span<const Tensor> in) const {
-  Tensor y = add(in[0], in[1]);
-  for (size_t i = 2; i < in.size(); ++i) y = add(y, in[i]);
+namespace {
+
+// op(op(in[0], in[1]), in[2]) ...: an element-wise op folded over two or more inputs.
+Tensor fold(std::span<const Tensor> in, Tensor (*op)(const Tensor&, const Tensor&)) {
+  Tensor y = op(in[0], in[1]);
+  for (size_t i = 2; i < in.size(); ++i) y = op(y, in[i]);
   return y;
 }
 
+}  // namespace
+
+Tensor Add::merge(std::span<const Tensor> in) const { return fold(in, &add); }
 Tensor Subtract::merge(std::span<const Tensor> in) const { return sub(in[0], in[1]); }
-
-Tensor Multiply::merge(std::span<const Tensor> in) const {
-  Tensor y = mul(in[0], in[1]);
-  for (size_t i = 2; i < in.size(); ++i) y = mul(y, in[i]);
-  return y;
-}
-
+Tensor Multiply::merge(std::span<const Tensor> in) const { return fold(in, &mul); }
 Tensor Average::merge(std::span<const Tensor> in) const {
-  Tensor y = add(in[0], in[1]);
-  for (size_t i = 2; i < in.size(); ++i) y = add(y, in[i]);
-  return mul(y, 1.f / static_cast<float>(in.size()));
+  return mul(fold(in, &add), 1.f / static_cast<float>(in.size()));
 }
-
-Tensor Maximum::merge(std::span<const Tensor> in) const {
-  Tensor y = maximum(in[0], in[1]);
-  for (size_t i = 2; i < in.size(); ++i) y = maximum(y, in[i]);
-  return y;
-}
-
-Tensor Minimum::merge(std::span<const Tensor> in) const {
-  Tensor y = minimum(in[0], in[1]);
-  for (size_t i = 2; i < in.size(); ++i) y = minimum(y, in[i]);
-  return y;
-}
+Tensor Maximum::merge(std::span<const Tensor> in) const { return fold(in, &maximum); }
+Tensor Minimum::merge(std::span<const Tensor> in) const { return fold(in, &minimum); }
 
 std::shared_ptr<Layer> Add::from_config(const Json& c) { return merge_from_config<Add>(c); }
 std::shared_ptr<Layer> Subtract::from_config(const Json& c) { return merge_from_config<Subtract>(c); }
