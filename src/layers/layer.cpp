@@ -8,7 +8,6 @@
 #include "lamina/layers.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
-#include "lamina/model.hpp"
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
 #include "onnx/graph_writer.hpp"
@@ -227,15 +226,6 @@ Entry builtin() {
           }};
 }
 
-// Models nest as layers; any Model copies (a Sequential read back as a Model included).
-template <class M>
-Entry model_entry() {
-  return {&M::from_config, [](const Layer& l) -> std::shared_ptr<Layer> {
-            const auto* m = dynamic_cast<const Model*>(&l);
-            return m ? std::make_shared<M>(M(*m)) : nullptr;
-          }};
-}
-
 struct Registry {
   std::mutex mutex;
   std::map<std::string, Entry> entries = {
@@ -259,9 +249,8 @@ struct Registry {
       {"Maximum", builtin<layers::Maximum>()},
       {"Minimum", builtin<layers::Minimum>()},
       {"Concatenate", builtin<layers::Concatenate>()},
-      {"Sequential", model_entry<Sequential>()},
-      {"Functional", model_entry<Model>()},
-      {"Model", model_entry<Model>()},
+      // Sequential, Functional and Model (models nest as layers) register beside them, in
+      // src/model/graph.cpp, so that this file stays below src/model/.
   };
 };
 

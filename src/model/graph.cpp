@@ -33,6 +33,24 @@ std::string layer_text(const Layer& l) { return "'" + l.name() + "' (" + l.class
 
 Shape sample_shape_of(const Tensor& x) { return Shape(std::vector<int64_t>(x.shape().begin() + 1, x.shape().end())); }
 
+// Models nest as layers: the registry learns their Keras class names here. Any Model copies
+// into a graph (a Sequential read back as a Model included).
+template <class M>
+void register_model(const std::string& class_name) {
+  register_layer(class_name, LayerFactory(&M::from_config), /*replace=*/false,
+                 [](const Layer& l) -> std::shared_ptr<Layer> {
+                   const auto* m = dynamic_cast<const Model*>(&l);
+                   return m ? std::make_shared<M>(M(*m)) : nullptr;
+                 });
+}
+
+const bool kModelsRegistered = [] {
+  register_model<Sequential>("Sequential");
+  register_model<Model>("Functional");
+  register_model<Model>("Model");
+  return true;
+}();
+
 }  // namespace
 
 AnyLayer::AnyLayer(const KerasTensor& input) {
