@@ -1,4 +1,4 @@
-// ONNX interchange (https://onnx.ai). save_onnx writes a Sequential model as an ONNX file that
+// ONNX interchange (https://onnx.ai). save_onnx writes a model (Sequential or a graph) as an ONNX file that
 // other runtimes (OpenCV's dnn, onnxruntime, ...) run with the same inputs and outputs as
 // Lamina's predict; load_onnx reads a model exported with torch.onnx.export (or any ONNX file
 // whose graph is made of the layers Lamina has: chains, branches, residual connections, several
@@ -23,7 +23,8 @@ namespace lamina {
 
 // Writes a built model as ONNX (IR version 8, opset 13), atomically. The graph takes and
 // returns Lamina's channels-last layout: input "input" (N, input_shape...) with a dynamic batch
-// N, output "output" (N, output_shape...); convolutions run in NCHW inside it. Inference
+// N, output "output" (N, output_shape...); a model with several inputs or outputs names each
+// after its layer. Convolutions (and merges of their outputs) run in NCHW inside it. Inference
 // behaviour only: Dropout is the identity, BatchNormalization uses its moving statistics.
 // metadata: string entries for the model's metadata_props. Throws ValueError naming the layer
 // for a layer or option ONNX export does not cover, and for a model that is not built.
