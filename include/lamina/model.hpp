@@ -134,8 +134,8 @@ class Model : public Layer {
   // The layers, each once, in the order the graph first calls them (InputLayers first).
   const std::vector<std::shared_ptr<Layer>>& layers() const { return layers_; }
   Layer& layer(const std::string& name) const;  // ValueError if there is none
-  size_t num_inputs() const { return input_ids_.size(); }
-  size_t num_outputs() const { return output_ids_.size(); }
+  size_t num_inputs() const { return sequential_ ? 1 : input_ids_.size(); }  // a Sequential: 1 even before build
+  size_t num_outputs() const { return sequential_ ? 1 : output_ids_.size(); }
   // Names of the input and output layers, as Keras' input_names / output_names.
   std::vector<std::string> input_names() const;
   std::vector<std::string> output_names() const;
@@ -291,8 +291,11 @@ class Model : public Layer {
   void name_layer(Layer& layer);
   // Builds every node for the input shapes, in order, then packs the parameters (top level).
   void build_graph(const std::vector<Shape>& input_shapes, Generator& gen, bool top_level);
-  // A Sequential's chain: its nodes from its layers, for a known input shape.
+  // A Sequential's chain: its layers as nodes over tensors 0..n (chain_nodes), made the model's
+  // graph by make_chain; chain_output_shape runs a shape through the layers.
+  std::vector<Node> chain_nodes() const;
   void make_chain();
+  Shape chain_output_shape(Shape shape) const;
 
   bool sequential_ = false;  // a chain of layers_, made into nodes_ at build (Sequential)
   std::vector<std::shared_ptr<Layer>> layers_;

@@ -62,13 +62,13 @@ MemoryEstimate pass_estimate(const Model& model, int64_t n, int64_t bs, bool tra
 
 void Model::compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<std::string> metrics) {
   // One loss for every output, as Keras does with a single loss.
-  const size_t outputs = std::max<size_t>(output_ids_.size(), 1);
+  const size_t outputs = num_outputs();
   compile(std::move(optimizer), std::vector<Loss>(outputs, loss), CompileOptions{.metrics = std::move(metrics)});
 }
 
 void Model::compile(std::shared_ptr<Optimizer> optimizer, std::vector<Loss> losses, CompileOptions o) {
   if (!optimizer) throw ValueError("compile: optimizer is null");
-  const size_t outputs = std::max<size_t>(output_ids_.size(), 1);
+  const size_t outputs = num_outputs();
   if (losses.size() != outputs)
     throw ValueError("compile: model '" + name_ + "' has " + std::to_string(outputs) + " output" +
                      (outputs == 1 ? "" : "s") + ", given " + std::to_string(losses.size()) + " losses");
@@ -131,7 +131,7 @@ Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>
 }
 
 void Model::check_dataset(const data::Dataset& data, const char* where) const {
-  const size_t outputs = std::max<size_t>(output_ids_.size(), 1);
+  const size_t outputs = num_outputs();
   if (data.target_shapes().size() != outputs)
     throw ValueError(std::string(where) + ": the data has " + std::to_string(data.target_shapes().size()) + " target" +
                      (data.target_shapes().size() == 1 ? "" : "s") + ", model '" + name_ + "' has " +
@@ -209,6 +209,8 @@ History Model::fit(const data::Dataset& data, const FitOptions& o) {
   const std::vector<Tensor> params = trainable_weights();
   auto metrics = make_metrics();
   const bool multi = losses_.size() > 1;
+  std::vector<std::string> loss_names;  // "cls_loss", ... (named once, not per batch)
+  for (size_t o = 0; multi && o < losses_.size(); ++o) loss_names.push_back(output_log_name(o, "loss"));
   History history;
   ProgressBar bar(o.verbose);
   std::vector<Callback*> callbacks{&history};
@@ -256,7 +258,7 @@ History Model::fit(const data::Dataset& data, const FitOptions& o) {
       for (auto& m : metrics) m.metric->update(batch.ys[m.output], pred[m.output]);
       logs = Logs{};
       logs.set("loss", loss_sum / static_cast<double>(seen));
-      for (size_t o = 0; o < parts.size(); ++o) logs.set(output_log_name(o, "loss"), part_sums[o] / static_cast<double>(seen));
+      for (size_t o = 0; o < parts.size(); ++o) logs.set(loss_names[o], part_sums[o] / static_cast<double>(seen));
       for (auto& m : metrics) logs.set(m.name, m.metric->result());
       state.step = step + 1;
       for (Callback* c : callbacks) c->on_batch_end(step + 1, logs);
@@ -287,6 +289,8 @@ Logs Model::run_evaluation(const data::Dataset& data, int64_t batch_size) {
   NoGradGuard no_grad;
   auto metrics = make_metrics();
   const bool multi = losses_.size() > 1;
+  std::vector<std::string> loss_names;  // "cls_loss", ... (named once, not per batch)
+  for (size_t o = 0; multi && o < losses_.size(); ++o) loss_names.push_back(output_log_name(o, "loss"));
   std::vector<int64_t> order(static_cast<size_t>(data.size()));
   std::iota(order.begin(), order.end(), 0);
   Batch batch;
@@ -306,7 +310,7 @@ Logs Model::run_evaluation(const data::Dataset& data, int64_t batch_size) {
   const double n = std::max<double>(static_cast<double>(data.size()), 1.0);
   logs.set("loss", data.size() ? loss_sum / n : 0.0);
   if (multi)
-    for (size_t o = 0; o < part_sums.size(); ++o) logs.set(output_log_name(o, "loss"), part_sums[o] / n);
+    for (size_t o = 0; o < part_sums.size(); ++o) logs.set(loss_names[o], part_sums[o] / n);
   for (auto& m : metrics) logs.set(m.name, m.metric->result());
   return logs;
 }

@@ -163,13 +163,22 @@ Model::Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTens
   build_graph(in_shapes, default_generator(), /*top_level=*/true);
 }
 
+std::vector<Model::Node> Model::chain_nodes() const {
+  std::vector<Node> nodes;
+  for (size_t i = 0; i < layers_.size(); ++i) nodes.push_back({layers_[i], {static_cast<int>(i)}, static_cast<int>(i + 1)});
+  return nodes;
+}
+
 void Model::make_chain() {
-  nodes_.clear();
+  nodes_ = chain_nodes();
   input_ids_ = {0};
-  for (size_t i = 0; i < layers_.size(); ++i)
-    nodes_.push_back({layers_[i], {static_cast<int>(i)}, static_cast<int>(i + 1)});
   output_ids_ = {static_cast<int>(layers_.size())};
   shapes_.assign(layers_.size() + 1, Shape());
+}
+
+Shape Model::chain_output_shape(Shape shape) const {
+  for (const auto& l : layers_) shape = l->output_shape(shape);
+  return shape;
 }
 
 Sequential::Sequential(std::initializer_list<AnyLayer> layers, std::string name) : Model(std::move(name)) {
@@ -242,9 +251,7 @@ std::vector<Shape> Model::output_shapes() const {
     auto shape = input_shape();
     if (!shape)
       throw ValueError("model '" + name_ + "': the input shape is not known yet (build it or declare input_shape)");
-    Shape s = *shape;
-    for (const auto& l : layers_) s = l->output_shape(s);
-    return {s};
+    return {chain_output_shape(*shape)};
   }
   std::vector<Shape> out;
   for (int i : output_ids_) out.push_back(shapes_[static_cast<size_t>(i)]);
@@ -435,9 +442,7 @@ Shape Model::infer_shape(std::span<const Shape> input_shapes) const {
   if (sequential_) {
     if (input_shapes.size() != 1)
       throw ValueError("Sequential '" + name_ + "' takes one input, got " + std::to_string(input_shapes.size()));
-    Shape s = input_shapes[0];
-    for (const auto& l : layers_) s = l->output_shape(s);
-    return s;
+    return chain_output_shape(input_shapes[0]);
   }
   const std::vector<Shape> want = this->input_shapes();
   if (std::vector<Shape>(input_shapes.begin(), input_shapes.end()) != want) {

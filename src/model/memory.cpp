@@ -79,9 +79,7 @@ MemoryEstimate Model::estimate_for(const std::vector<Shape>& input_shapes, int64
   int64_t per_sample = 0;  // the batch's input buffers, then every call's output
   for (const Shape& s : input_shapes) per_sample = add_sat(per_sample, s.numel());
   // A Sequential not built yet has no nodes: its chain, over tensors 0..n.
-  std::vector<Node> chain;
-  if (sequential_)
-    for (size_t i = 0; i < layers_.size(); ++i) chain.push_back({layers_[i], {static_cast<int>(i)}, static_cast<int>(i + 1)});
+  const std::vector<Node> chain = sequential_ ? chain_nodes() : std::vector<Node>{};
   const std::vector<Node>& nodes = sequential_ ? chain : nodes_;
   const std::vector<int> inputs = sequential_ ? std::vector<int>{0} : input_ids_;
   std::vector<Shape> shapes(sequential_ ? layers_.size() + 1 : shapes_.size());

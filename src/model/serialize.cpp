@@ -443,7 +443,7 @@ Model Model::from_file(const io::SafetensorsFile& file, const std::string& path)
       if (c.at("loss").is_array())
         for (const Json& l : c.at("loss")) losses.push_back(Loss::from_config(l));
       else
-        losses.assign(std::max<size_t>(model.num_outputs(), 1), Loss::from_config(c.at("loss")));
+        losses.assign(model.num_outputs(), Loss::from_config(c.at("loss")));
       for (const Json& w : c.value("loss_weights", Json::array())) options.loss_weights.push_back(w.get<double>());
       model.compile(optimizer_from_config(c.at("optimizer")), std::move(losses), std::move(options));
     } catch (const std::exception& e) {
