@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -119,6 +120,35 @@ class Dataset {
   std::vector<Shape> input_shapes_, target_shapes_;  // the parts (one each unless split)
   float scale_ = 1.f;
   int64_t num_classes_ = 0;  // of all targets in storage, found once when the storage is made
+};
+
+// --- streams of batches --------------------------------------------------------------------------
+
+// One batch: a tensor per model input and per target, each (B, ...), and optional per-sample
+// weights (B) that scale each sample's loss (Keras' sample_weight).
+struct Batch {
+  std::vector<Tensor> x, y;
+  Tensor sample_weight;  // undefined: every sample weighs 1
+  int64_t size() const { return x.empty() ? 0 : x[0].dim(0); }
+};
+
+// What Model::fit, evaluate and predict read batches from, an epoch at a time: a Dataset (fit
+// wraps it, shuffling by its seed), or a Pipeline (generators, map transforms, shuffle buffers,
+// prefetching; pipeline.hpp). An implementation must be deterministic for a given epoch, so that
+// a checkpoint resumes exactly: start_epoch(e, k) then next() yields what the k+1-th next() after
+// start_epoch(e, 0) would have.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // The parts of every batch, per sample (as Dataset::input_shapes / target_shapes).
+  virtual std::vector<Shape> input_shapes() const = 0;
+  virtual std::vector<Shape> target_shapes() const = 0;
+  // Batches per epoch, when known beforehand (fit's progress bar and checkpoints use it).
+  virtual std::optional<int64_t> steps_per_epoch() const = 0;
+  // Begins epoch `epoch` (0-based), skipping its first `skip` batches (a resume mid-epoch).
+  virtual void start_epoch(int epoch, int64_t skip = 0) = 0;
+  // The next batch of the epoch into `batch` (its buffers may be reused); false at the end.
+  virtual bool next(Batch& batch) = 0;
 };
 
 // dir/name if it exists, else dir/name.gz if that does; an empty string when neither does.
