@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       lamina::detail::StorageBudget budget(lamina::fuzz::kStorageBudget);
       return lamina::Model::from_json(spec.model);
     }();
-    model.compile(lamina::optimizer_from_config(spec.optimizer), lamina::Loss::from_config(spec.loss), spec.metrics);
+    model.compile(lamina::optimizer_from_config(spec.optimizer), lamina::Loss::from_config(spec.loss),
+                  std::vector<lamina::MetricSpec>(spec.metrics.begin(), spec.metrics.end()));
     // Outside the budget: building the same config again takes what the first build took.
     lamina::fuzz::check_round_trip(model);
     int64_t values = 0;

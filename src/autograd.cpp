@@ -3,6 +3,7 @@
 #include "lamina/autograd.hpp"
 
 #include <algorithm>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
@@ -103,25 +104,31 @@ void Tensor::backward() const {
   backward(Tensor::ones(shape()));
 }
 
-void Tensor::backward(const Tensor& dy) const {
-  if (!requires_grad())
+namespace {
+
+// The backward walk from y seeded with dy. Gradients reaching a tensor in `capture` (by impl) are
+// kept in `captured` even when the tensor is an intermediate one.
+void run_backward(const Tensor& y, const Tensor& dy, const std::unordered_set<const TensorImpl*>* capture,
+                  std::unordered_map<const TensorImpl*, Tensor>* captured) {
+  if (!y.requires_grad())
     throw ValueError("backward: this tensor does not require grad (no input of its graph "
                      "requires grad, or it was computed under NoGradGuard)");
-  if (dy.shape() != shape())
+  if (dy.shape() != y.shape())
     throw ShapeError("backward: gradient shape " + dy.shape().str() + " does not match output shape " +
-                     shape().str());
-  if (is_leaf()) {  // a leaf's gradient with respect to itself
-    accumulate(*impl(), dy);
+                     y.shape().str());
+  if (y.is_leaf()) {  // a leaf's gradient with respect to itself
+    accumulate(*y.impl(), dy);
     return;
   }
-  auto order = topological_order(impl_ptr());
-  accumulate(*impl(), dy);
+  auto order = topological_order(y.impl_ptr());
+  accumulate(*y.impl(), dy);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     TensorImpl& impl = **it;
     Node& node = *impl.grad_fn;
     if (impl.grad.defined()) {
       Tensor output(*it);
       Tensor grad = std::move(impl.grad);  // intermediate gradients are not retained
+      if (capture && capture->count(&impl)) (*captured)[&impl] = grad;
       BackwardContext ctx(node, output, grad);
       node.backward(ctx);
     }
@@ -129,6 +136,73 @@ void Tensor::backward(const Tensor& dy) const {
     node.backward = nullptr;
     node.released = true;
   }
+}
+
+// Every leaf that requires grad and that y's graph reaches.
+std::vector<std::shared_ptr<TensorImpl>> reachable_leaves(const Tensor& y) {
+  std::vector<std::shared_ptr<TensorImpl>> leaves;
+  if (!y.impl()->grad_fn) {
+    if (y.requires_grad()) leaves.push_back(y.impl_ptr());
+    return leaves;
+  }
+  std::unordered_set<const TensorImpl*> seen;
+  for (const auto& impl : topological_order(y.impl_ptr()))
+    for (const Tensor& in : impl->grad_fn->inputs)
+      if (!in.impl()->grad_fn && in.requires_grad() && seen.insert(in.impl()).second) leaves.push_back(in.impl_ptr());
+  return leaves;
+}
+
+}  // namespace
+
+void Tensor::backward(const Tensor& dy) const { run_backward(*this, dy, nullptr, nullptr); }
+
+std::vector<Tensor> grad(const Tensor& y, const std::vector<Tensor>& xs, const Tensor& dy) {
+  if (!y.defined()) throw ValueError("grad: y is undefined");
+  for (size_t i = 0; i < xs.size(); ++i)
+    if (!xs[i].defined()) throw ValueError("grad: x " + std::to_string(i) + " is undefined");
+  Tensor seed = dy;
+  if (!seed.defined()) {
+    if (y.numel() != 1)
+      throw ShapeError("grad: without dy, y must have one element, got shape " + y.shape().str());
+    seed = Tensor::ones(y.shape());
+  }
+  // Leaves keep their grad(): set each aside, walk, read the new ones, put the old ones back.
+  struct Saved {
+    std::shared_ptr<TensorImpl> impl;
+    Tensor grad;
+    bool stale;
+  };
+  std::vector<Saved> saved;
+  if (y.requires_grad())
+    for (auto& leaf : reachable_leaves(y)) {
+      saved.push_back({leaf, std::move(leaf->grad), leaf->grad_stale});
+      leaf->grad = Tensor();
+      leaf->grad_stale = false;
+    }
+  std::unordered_set<const TensorImpl*> capture;
+  for (const Tensor& x : xs) capture.insert(x.impl());
+  std::unordered_map<const TensorImpl*, Tensor> captured;
+  auto restore = [&] {
+    for (Saved& s : saved) {
+      s.impl->grad = std::move(s.grad);
+      s.impl->grad_stale = s.stale;
+    }
+  };
+  try {
+    if (y.requires_grad()) run_backward(y, seed, &capture, &captured);
+  } catch (...) {
+    restore();
+    throw;
+  }
+  std::vector<Tensor> out;
+  for (const Tensor& x : xs) {
+    Tensor g;
+    if (auto it = captured.find(x.impl()); it != captured.end()) g = it->second;
+    else if (x.impl()->grad_fn == nullptr && x.impl()->grad.defined() && !x.impl()->grad_stale) g = x.impl()->grad;
+    out.push_back(g.defined() ? g : Tensor::zeros(x.shape()));
+  }
+  restore();
+  return out;
 }
 
 }  // namespace lamina

@@ -216,6 +216,97 @@ void EarlyStopping::on_train_end(const Logs&) {
   }
 }
 
+Json EarlyStopping::state() const {
+  return {{"best", best_}, {"best_epoch", best_epoch_}, {"wait", wait_}};
+}
+
+void EarlyStopping::load_state(const Json& j) {
+  best_ = j.at("best").get<double>();
+  best_epoch_ = j.at("best_epoch").get<int>();
+  wait_ = j.at("wait").get<int>();
+}
+
+// --- learning-rate callbacks --------------------------------------------------------------------------
+
+LearningRateScheduler::LearningRateScheduler(std::function<double(int, double)> schedule, int verbose)
+    : schedule_(std::move(schedule)), verbose_(verbose) {
+  if (!schedule_) throw ValueError("LearningRateScheduler: the schedule function is empty");
+}
+
+namespace {
+Optimizer& settable_optimizer(Model* model, const char* who) {
+  if (!model) throw ValueError(std::string(who) + ": not attached to a model (pass it to fit's callbacks)");
+  Optimizer& opt = model->optimizer();
+  if (opt.schedule)
+    throw ValueError(std::string(who) + ": the optimizer's learning rate is a schedule (" + opt.schedule->class_name() +
+                     "), which sets it at every step; use a number as its learning_rate");
+  return opt;
+}
+}  // namespace
+
+void LearningRateScheduler::on_train_begin(const TrainInfo&) { settable_optimizer(model, "LearningRateScheduler"); }
+
+void LearningRateScheduler::on_epoch_begin(int epoch) {
+  Optimizer& opt = settable_optimizer(model, "LearningRateScheduler");
+  const double lr = schedule_(epoch, static_cast<double>(opt.learning_rate));
+  if (!std::isfinite(lr) || lr < 0)
+    throw ValueError("LearningRateScheduler: the schedule gave learning rate " + std::to_string(lr) + " for epoch " +
+                     std::to_string(epoch + 1) + "; it must be finite and >= 0");
+  opt.learning_rate = static_cast<float>(lr);
+  if (verbose_ > 0)
+    std::cout << "\nEpoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to " << lr << ".\n";
+}
+
+ReduceLROnPlateau::ReduceLROnPlateau(Options o) : o_(std::move(o)) {
+  if (!(o_.factor >= 0.0 && o_.factor < 1.0))
+    throw ValueError("ReduceLROnPlateau: factor must be in [0, 1) (it multiplies the rate down), got " +
+                     std::to_string(o_.factor));
+  maximize_ = maximizes(o_.monitor, o_.mode, "ReduceLROnPlateau");
+}
+
+void ReduceLROnPlateau::on_train_begin(const TrainInfo&) {
+  settable_optimizer(model, "ReduceLROnPlateau");
+  best_ = maximize_ ? -INFINITY : INFINITY;
+  wait_ = cooldown_counter_ = 0;
+}
+
+void ReduceLROnPlateau::on_epoch_end(int epoch, const Logs& logs) {
+  // keras/src/callbacks/reduce_lr_on_plateau.py, step by step.
+  const std::optional<double> current = logs.get(o_.monitor);
+  if (!current) logs.at(o_.monitor);  // throws, naming the keys there are
+  const bool in_cooldown = cooldown_counter_ > 0;
+  if (in_cooldown) {
+    --cooldown_counter_;
+    wait_ = 0;
+  }
+  const bool improved = maximize_ ? *current > best_ + o_.min_delta : *current < best_ - o_.min_delta;
+  if (improved) {
+    best_ = *current;
+    wait_ = 0;
+  } else if (!in_cooldown && ++wait_ >= o_.patience) {
+    Optimizer& opt = settable_optimizer(model, "ReduceLROnPlateau");
+    const double old_lr = opt.learning_rate;
+    if (old_lr > static_cast<double>(static_cast<float>(o_.min_lr))) {
+      const double new_lr = std::max(old_lr * o_.factor, o_.min_lr);
+      opt.learning_rate = static_cast<float>(new_lr);
+      if (o_.verbose > 0)
+        std::cout << "\nEpoch " << epoch + 1 << ": ReduceLROnPlateau reducing learning rate to " << new_lr << ".\n";
+      cooldown_counter_ = o_.cooldown;
+      wait_ = 0;
+    }
+  }
+}
+
+Json ReduceLROnPlateau::state() const {
+  return {{"best", best_}, {"wait", wait_}, {"cooldown_counter", cooldown_counter_}};
+}
+
+void ReduceLROnPlateau::load_state(const Json& j) {
+  best_ = j.at("best").get<double>();
+  wait_ = j.at("wait").get<int>();
+  cooldown_counter_ = j.at("cooldown_counter").get<int>();
+}
+
 // --- ModelCheckpoint ---------------------------------------------------------------------------------
 
 namespace {

@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "lamina/autograd.hpp"
+#include "lamina/ops.hpp"
 
 namespace lamina {
 
@@ -58,6 +61,26 @@ RowStats row_stats(const float* x, int64_t c) {
   return {mx, total, std::log(total)};
 }
 
+// Keras' sample_weight: one weight per sample (the first axis of y_pred), scaling each of the
+// sample's rows (elements for MSE/MAE/BCE, class rows for the cross-entropies). The mean stays over
+// all rows ("sum_over_batch_size"), so weights of 1 give the unweighted loss.
+struct RowWeights {
+  Tensor w;          // (N) or undefined
+  int64_t per = 1;   // rows per sample
+  float operator()(const float* w_data, int64_t row) const { return w_data ? w_data[row / per] : 1.f; }
+  const float* data() const { return w.defined() ? w.data() : nullptr; }
+};
+
+RowWeights row_weights(const char* op, const Tensor& sample_weight, const Tensor& y_pred, int64_t rows) {
+  if (!sample_weight.defined()) return {};
+  const int64_t n = y_pred.rank() > 0 ? y_pred.dim(0) : 1;
+  if (sample_weight.numel() != n || sample_weight.rank() > 2 || (sample_weight.rank() == 2 && sample_weight.dim(1) != 1))
+    throw ShapeError(std::string(op) + ": sample_weight " + sample_weight.shape().str() + " must hold one weight per sample (" +
+                     std::to_string(n) + ") of y_pred " + y_pred.shape().str());
+  if (rows % n != 0) throw ShapeError(std::string(op) + ": y_pred " + y_pred.shape().str() + " does not split into samples");
+  return {sample_weight.detach(), rows / n};
+}
+
 inline float clip(float p) { return std::clamp(p, kEpsilon, 1.f - kEpsilon); }
 inline bool inside(float p) { return p >= kEpsilon && p <= 1.f - kEpsilon; }  // clip passes gradient
 
@@ -74,76 +97,82 @@ Tensor finish(const char* op, double total, int64_t count, const Tensor& y_true,
 
 }  // namespace
 
-Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred) {
+Tensor mean_squared_error(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
   check_pair("mean_squared_error", y_true, y_pred);
   const float *t = y_true.data(), *p = y_pred.data();
   const int64_t n = y_pred.numel();
+  const RowWeights rw = row_weights("mean_squared_error", sample_weight, y_pred, n);
+  const float* w = rw.data();
   double total = 0.0;
-  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(p[i] - t[i]) * (p[i] - t[i]);
-  return finish("mean_squared_error", total, n, y_true, y_pred, [n](float s, BackwardContext& g) {
-    const float *t = g.input(0).data(), *p = g.input(1).data();
+  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(rw(w, i)) * (p[i] - t[i]) * (p[i] - t[i]);
+  return finish("mean_squared_error", total, n, y_true, y_pred, [n, rw](float s, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data(), *w = rw.data();
     for (size_t which : {size_t{0}, size_t{1}}) {
       if (!g.needs(which)) continue;
       const float sign = which == 1 ? 2.f * s : -2.f * s;
       float* dx = g.dx(which).data();
-      for (int64_t i = 0; i < n; ++i) dx[i] += sign * (p[i] - t[i]);
+      for (int64_t i = 0; i < n; ++i) dx[i] += sign * rw(w, i) * (p[i] - t[i]);
     }
   });
 }
 
-Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred) {
+Tensor mean_absolute_error(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
   check_pair("mean_absolute_error", y_true, y_pred);
   const float *t = y_true.data(), *p = y_pred.data();
   const int64_t n = y_pred.numel();
+  const RowWeights rw = row_weights("mean_absolute_error", sample_weight, y_pred, n);
+  const float* w = rw.data();
   double total = 0.0;
-  for (int64_t i = 0; i < n; ++i) total += std::fabs(p[i] - t[i]);
-  return finish("mean_absolute_error", total, n, y_true, y_pred, [n](float s, BackwardContext& g) {
-    const float *t = g.input(0).data(), *p = g.input(1).data();
+  for (int64_t i = 0; i < n; ++i) total += rw(w, i) * std::fabs(p[i] - t[i]);
+  return finish("mean_absolute_error", total, n, y_true, y_pred, [n, rw](float s, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data(), *w = rw.data();
     for (size_t which : {size_t{0}, size_t{1}}) {
       if (!g.needs(which)) continue;
       const float sign = which == 1 ? s : -s;
       float* dx = g.dx(which).data();
       for (int64_t i = 0; i < n; ++i) {
         const float diff = p[i] - t[i];
-        dx[i] += diff > 0.f ? sign : (diff < 0.f ? -sign : 0.f);
+        dx[i] += rw(w, i) * (diff > 0.f ? sign : (diff < 0.f ? -sign : 0.f));
       }
     }
   });
 }
 
-Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
+Tensor binary_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits, const Tensor& sample_weight) {
   const char* op = "binary_crossentropy";
   check_pair(op, y_true, y_pred);
   check_constant_targets(op, y_true);
   const float *t = y_true.data(), *p = y_pred.data();
   const int64_t n = y_pred.numel();
+  const RowWeights rw = row_weights(op, sample_weight, y_pred, n);
+  const float* w = rw.data();
   double total = 0.0;
   if (from_logits) {
     // max(x, 0) - x t + log(1 + e^-|x|): no overflow for any x.
     for (int64_t i = 0; i < n; ++i)
-      total += std::max(p[i], 0.f) - p[i] * t[i] + std::log1p(std::exp(-std::fabs(p[i])));
+      total += rw(w, i) * (std::max(p[i], 0.f) - p[i] * t[i] + std::log1p(std::exp(-std::fabs(p[i]))));
   } else {
     for (int64_t i = 0; i < n; ++i) {
       const float q = clip(p[i]);
-      total -= t[i] * std::log(q) + (1.f - t[i]) * std::log(1.f - q);
+      total -= rw(w, i) * (t[i] * std::log(q) + (1.f - t[i]) * std::log(1.f - q));
     }
   }
-  return finish(op, total, n, y_true, y_pred, [n, from_logits](float s, BackwardContext& g) {
-    const float *t = g.input(0).data(), *p = g.input(1).data();
+  return finish(op, total, n, y_true, y_pred, [n, from_logits, rw](float s, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data(), *w = rw.data();
     float* dx = g.dx(1).data();
     for (int64_t i = 0; i < n; ++i) {
       if (from_logits) {
         const float e = std::exp(-std::fabs(p[i]));  // sigmoid from e^-|x|, stable
         const float sig = p[i] >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
-        dx[i] += s * (sig - t[i]);
+        dx[i] += s * rw(w, i) * (sig - t[i]);
       } else if (inside(p[i])) {
-        dx[i] += s * ((1.f - t[i]) / (1.f - p[i]) - t[i] / p[i]);
+        dx[i] += s * rw(w, i) * ((1.f - t[i]) / (1.f - p[i]) - t[i] / p[i]);
       }
     }
   });
 }
 
-Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
+Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits, const Tensor& sample_weight) {
   const char* op = "categorical_crossentropy";
   if (y_true.shape() != y_pred.shape())
     throw ShapeError(std::string(op) + ": y_true " + y_true.shape().str() + " and y_pred " +
@@ -151,23 +180,28 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
                      "labels use sparse_categorical_crossentropy)");
   check_constant_targets(op, y_true);
   const int64_t c = classes_of(op, y_pred), rows = y_pred.numel() / c;
+  const RowWeights rw = row_weights(op, sample_weight, y_pred, rows);
+  const float* w = rw.data();
   const float *t = y_true.data(), *p = y_pred.data();
   double total = 0.0;
   for (int64_t r = 0; r < rows; ++r) {
     const float *tr = t + r * c, *pr = p + r * c;
+    double row = 0.0;
     if (from_logits) {
       const RowStats st = row_stats(pr, c);
-      for (int64_t j = 0; j < c; ++j) total -= tr[j] * st.log_softmax(pr[j]);
+      for (int64_t j = 0; j < c; ++j) row -= tr[j] * st.log_softmax(pr[j]);
     } else {
       float sum = 0.f;
       for (int64_t j = 0; j < c; ++j) sum += pr[j];
-      for (int64_t j = 0; j < c; ++j) total -= tr[j] * std::log(clip(pr[j] / sum));
+      for (int64_t j = 0; j < c; ++j) row -= tr[j] * std::log(clip(pr[j] / sum));
     }
+    total += rw(w, r) * row;
   }
-  return finish(op, total, rows, y_true, y_pred, [c, rows, from_logits](float s, BackwardContext& g) {
-    const float *t = g.input(0).data(), *p = g.input(1).data();
+  return finish(op, total, rows, y_true, y_pred, [c, rows, from_logits, rw](float s0, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data(), *w = rw.data();
     float* dx = g.dx(1).data();
     for (int64_t r = 0; r < rows; ++r) {
+      const float s = s0 * rw(w, r);
       const float *tr = t + r * c, *pr = p + r * c;
       float* dr = dx + r * c;
       if (from_logits) {  // dx_k = softmax_k * sum(t) - t_k
@@ -193,7 +227,8 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
   });
 }
 
-Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
+Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits,
+                                       const Tensor& sample_weight) {
   const char* op = "sparse_categorical_crossentropy";
   check_constant_targets(op, y_true);
   const int64_t c = classes_of(op, y_pred), rows = y_pred.numel() / c;
@@ -210,22 +245,25 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
                        " is not a class index in [0, " + std::to_string(c) + ") for y_pred " +
                        y_pred.shape().str());
   }
+  const RowWeights rw = row_weights(op, sample_weight, y_pred, rows);
+  const float* w = rw.data();
   double total = 0.0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* pr = p + r * c;
     const auto label = static_cast<int64_t>(t[r]);
     if (from_logits) {
-      total -= row_stats(pr, c).log_softmax(pr[label]);
+      total -= rw(w, r) * row_stats(pr, c).log_softmax(pr[label]);
     } else {
       float sum = 0.f;
       for (int64_t j = 0; j < c; ++j) sum += pr[j];
-      total -= std::log(clip(pr[label] / sum));
+      total -= rw(w, r) * std::log(clip(pr[label] / sum));
     }
   }
-  return finish(op, total, rows, y_true, y_pred, [c, rows, from_logits](float s, BackwardContext& g) {
-    const float *t = g.input(0).data(), *p = g.input(1).data();
+  return finish(op, total, rows, y_true, y_pred, [c, rows, from_logits, rw](float s0, BackwardContext& g) {
+    const float *t = g.input(0).data(), *p = g.input(1).data(), *w = rw.data();
     float* dx = g.dx(1).data();
     for (int64_t r = 0; r < rows; ++r) {
+      const float s = s0 * rw(w, r);
       const float* pr = p + r * c;
       float* dr = dx + r * c;
       const auto label = static_cast<int64_t>(t[r]);
@@ -263,6 +301,48 @@ constexpr LossName kLossNames[] = {
 
 }  // namespace
 
+namespace {
+
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, std::shared_ptr<const Loss::Function>>& loss_registry() {
+  static std::map<std::string, std::shared_ptr<const Loss::Function>> r;
+  return r;
+}
+
+// A custom loss's result reduced to the scalar compile trains on: per-sample losses (N, ...)
+// to their mean, each sample weighted; a scalar as it is.
+Tensor reduce_custom(const std::string& name, Tensor l, const Tensor& y_pred, const Tensor& sample_weight) {
+  if (!l.defined()) throw ValueError("loss '" + name + "' returned an undefined tensor");
+  if (l.numel() == 1 && (l.rank() == 0 || y_pred.rank() == 0 || y_pred.dim(0) != 1)) {
+    if (sample_weight.defined())
+      throw ValueError("loss '" + name + "' returned a scalar, so sample or class weights cannot weigh its samples; return "
+                       "per-sample losses (N) instead");
+    return l.rank() == 0 ? l : reshape(l, Shape{});
+  }
+  if (y_pred.rank() == 0 || l.rank() == 0 || l.dim(0) != y_pred.dim(0))
+    throw ShapeError("loss '" + name + "' returned " + l.shape().str() + " for y_pred " + y_pred.shape().str() +
+                     "; return a scalar or per-sample losses (N, ...) with N = " +
+                     std::to_string(y_pred.rank() ? y_pred.dim(0) : 0));
+  if (!sample_weight.defined()) return mean(l);
+  if (sample_weight.numel() != l.dim(0))
+    throw ShapeError("loss '" + name + "': sample_weight " + sample_weight.shape().str() + " must hold one weight per sample (" +
+                     std::to_string(l.dim(0)) + ")");
+  std::vector<int64_t> dims(static_cast<size_t>(l.rank()), 1);
+  dims[0] = l.dim(0);
+  return mean(mul(l, reshape(sample_weight.detach(), Shape(dims))));
+}
+
+}  // namespace
+
+Loss::Loss(Function fn, std::string name)
+    : kind_(custom), from_logits_(false), fn_(std::make_shared<const Function>(std::move(fn))), name_(std::move(name)) {
+  if (!*fn_) throw ValueError("Loss: the function of custom loss '" + name_ + "' is empty");
+  if (name_.empty()) throw ValueError("Loss: a custom loss needs a name");
+}
+
 Loss::Loss(const char* name) : kind_(mean_squared_error), from_logits_(false) {
   std::string key = name ? name : "";
   if (key == "mse") key = "mean_squared_error";
@@ -273,26 +353,47 @@ Loss::Loss(const char* name) : kind_(mean_squared_error), from_logits_(false) {
       return;
     }
   }
+  {
+    const std::lock_guard<std::mutex> lock(registry_mutex());
+    if (auto it = loss_registry().find(key); it != loss_registry().end()) {
+      kind_ = custom;
+      fn_ = it->second;
+      name_ = key;
+      return;
+    }
+  }
   std::string known;
   for (const LossName& n : kLossNames) known += (known.empty() ? "" : ", ") + std::string(n.name);
-  throw ValueError("loss '" + key + "' is not known (known: mse, mae, " + known + ")");
+  throw ValueError("loss '" + key + "' is not known (known: mse, mae, " + known +
+                   "; a loss of your own is known once given to lamina::register_loss)");
 }
 
-std::string Loss::name() const { return kLossNames[kind_].name; }
-std::string Loss::class_name() const { return kLossNames[kind_].class_name; }
+void register_loss(const std::string& name, Loss::Function fn) {
+  if (name.empty() || !fn) throw ValueError("register_loss: needs a name and a function");
+  for (const LossName& n : kLossNames)
+    if (name == n.name || name == n.class_name || name == "mse" || name == "mae")
+      throw ValueError("register_loss: '" + name + "' is a built-in loss");
+  const std::lock_guard<std::mutex> lock(registry_mutex());
+  loss_registry()[name] = std::make_shared<const Loss::Function>(std::move(fn));
+}
 
-Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred) const {
+std::string Loss::name() const { return kind_ == custom ? name_ : kLossNames[kind_].name; }
+std::string Loss::class_name() const { return kind_ == custom ? name_ : kLossNames[kind_].class_name; }
+
+Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& w) const {
   switch (kind_) {
-    case mean_squared_error: return lamina::mean_squared_error(y_true, y_pred);
-    case mean_absolute_error: return lamina::mean_absolute_error(y_true, y_pred);
-    case binary_crossentropy: return lamina::binary_crossentropy(y_true, y_pred, from_logits_);
-    case categorical_crossentropy: return lamina::categorical_crossentropy(y_true, y_pred, from_logits_);
-    case sparse_categorical_crossentropy: return lamina::sparse_categorical_crossentropy(y_true, y_pred, from_logits_);
+    case mean_squared_error: return lamina::mean_squared_error(y_true, y_pred, w);
+    case mean_absolute_error: return lamina::mean_absolute_error(y_true, y_pred, w);
+    case binary_crossentropy: return lamina::binary_crossentropy(y_true, y_pred, from_logits_, w);
+    case categorical_crossentropy: return lamina::categorical_crossentropy(y_true, y_pred, from_logits_, w);
+    case sparse_categorical_crossentropy: return lamina::sparse_categorical_crossentropy(y_true, y_pred, from_logits_, w);
+    case custom: return reduce_custom(name_, (*fn_)(y_true, y_pred), y_pred, w);
   }
   throw ValueError("loss: unknown kind");
 }
 
 Json Loss::config() const {
+  if (kind_ == custom) return {{"class_name", name_}, {"config", {{"name", name_}, {"lamina_custom", true}}}};
   Json c = {{"name", name()}, {"reduction", "sum_over_batch_size"}};
   if (kind_ >= binary_crossentropy) c["from_logits"] = from_logits_;
   return {{"class_name", class_name()}, {"config", c}};

@@ -134,19 +134,49 @@ void ConfusionMatrix::print(std::ostream& os) const {
 
 // --- streaming metrics ------------------------------------------------------------------------------
 
-void Accuracy::update(const Tensor& y_true, const Tensor& y_pred) {
+void Mean::update_state(const Tensor& values) {
+  for (float v : values.values()) update_state(static_cast<double>(v));
+}
+
+void Mean::update_state(const Tensor&, const Tensor& y_pred, const Tensor& sample_weight) {
+  const int64_t n = y_pred.rank() ? y_pred.dim(0) : 1, per = n ? y_pred.numel() / n : 0;
+  const float* p = y_pred.data();
+  for (int64_t i = 0; i < n; ++i) {
+    const double w = sample_weight.defined() ? sample_weight.data()[i] : 1.0;
+    for (int64_t k = 0; k < per; ++k) update_state(p[i * per + k], w);
+  }
+}
+
+namespace {
+void check_weights(const std::string& metric, const Tensor& sample_weight, size_t n) {
+  if (sample_weight.defined() && static_cast<size_t>(sample_weight.numel()) != n)
+    throw ShapeError("metric '" + metric + "': sample_weight " + sample_weight.shape().str() + " for " +
+                     std::to_string(n) + " predictions");
+}
+}  // namespace
+
+void Accuracy::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
   const auto truth = true_classes(y_true, y_pred), pred = predicted_classes(y_pred, d_);
-  for (size_t i = 0; i < truth.size(); ++i) correct_ += truth[i] == pred[i];
-  total_ += static_cast<int64_t>(truth.size());
+  // Rows per sample (a sequence output has several): each row takes its sample's weight.
+  const size_t per = sample_weight.defined() && sample_weight.numel() ? truth.size() / static_cast<size_t>(sample_weight.numel()) : 1;
+  if (sample_weight.defined()) check_weights(name_, sample_weight, truth.size() / std::max<size_t>(per, 1));
+  const float* w = sample_weight.defined() ? sample_weight.data() : nullptr;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    const double wi = w ? w[i / per] : 1.0;
+    correct_ += truth[i] == pred[i] ? wi : 0.0;
+    total_ += wi;
+  }
 }
 
 std::string ClassificationMetric::name() const {
   return kind_ == precision ? "precision" : kind_ == recall ? "recall" : "f1_score";
 }
 
-void ClassificationMetric::reset() { matrix_.reset(); }
+void ClassificationMetric::reset_state() { matrix_.reset(); }
 
-void ClassificationMetric::update(const Tensor& y_true, const Tensor& y_pred) {
+void ClassificationMetric::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
+  if (sample_weight.defined())
+    throw ValueError("metric '" + name() + "' does not weigh samples; list it in metrics, not weighted_metrics");
   binary_ = !(y_pred.rank() >= 2 && y_pred.dim(-1) > 1);
   matrix_.update(true_classes(y_true, y_pred), predicted_classes(y_pred, d_));
 }
@@ -170,6 +200,12 @@ std::unique_ptr<Metric> metric_from_name(const std::string& name, const Loss& lo
   throw ValueError("metric '" + name +
                    "' is not known (known: accuracy, sparse_categorical_accuracy, categorical_accuracy, "
                    "binary_accuracy, precision, recall, f1_score)");
+}
+
+std::unique_ptr<Metric> MetricSpec::make(const Loss& loss) const {
+  if (!name_.empty()) return metric_from_name(name_, loss);
+  if (make_) return make_();
+  return nullptr;  // shared: the caller uses shared()
 }
 
 }  // namespace lamina

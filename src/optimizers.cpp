@@ -76,6 +76,7 @@ void Optimizer::step(const std::vector<Tensor>& params) {
   if (slots_.size() != params.size())
     throw ValueError(name() + ".step: called with " + std::to_string(params.size()) + " parameters, earlier with " +
                      std::to_string(slots_.size()) + " (an optimizer serves one set of parameters)");
+  if (schedule) learning_rate = static_cast<float>((*schedule)(iterations_));
   ++iterations_;
   clip_gradients(params);
   if (flat_gradients(params)) {
@@ -92,6 +93,39 @@ void Optimizer::step(const std::vector<Tensor>& params) {
                        ", its optimizer state " + slots_[i][0].shape().str());
     update_chunked(p.data(), g.data(), p.numel(), slots_[i]);
   }
+}
+
+void Optimizer::apply_gradients(const std::vector<std::pair<Tensor, Tensor>>& grads_and_vars) {
+  std::vector<Tensor> vars;
+  vars.reserve(grads_and_vars.size());
+  for (size_t i = 0; i < grads_and_vars.size(); ++i) {
+    const auto& [g, v] = grads_and_vars[i];
+    if (!v.defined()) throw ValueError(name() + ".apply_gradients: variable " + std::to_string(i) + " is undefined");
+    if (!v.is_leaf() || !v.requires_grad())
+      throw ValueError(name() + ".apply_gradients: variable " + std::to_string(i) + " " + v.shape().str() +
+                       " is not a trainable leaf (a weight that requires grad)");
+    TensorImpl& impl = *v.impl();
+    if (g.defined()) {
+      if (g.shape() != v.shape())
+        throw ShapeError(name() + ".apply_gradients: gradient " + std::to_string(i) + " has shape " + g.shape().str() +
+                         ", its variable " + v.shape().str());
+      impl.grad = g.detach();
+      impl.grad_stale = false;
+    } else {
+      impl.grad_stale = true;  // no gradient: skipped by step
+    }
+    vars.push_back(v);
+  }
+  step(vars);
+}
+
+void Optimizer::apply_gradients(const std::vector<Tensor>& grads, const std::vector<Tensor>& vars) {
+  if (grads.size() != vars.size())
+    throw ValueError(name() + ".apply_gradients: " + std::to_string(grads.size()) + " gradients for " +
+                     std::to_string(vars.size()) + " variables");
+  std::vector<std::pair<Tensor, Tensor>> pairs;
+  for (size_t i = 0; i < vars.size(); ++i) pairs.emplace_back(grads[i], vars[i]);
+  apply_gradients(pairs);
 }
 
 void Optimizer::clip_gradients(const std::vector<Tensor>& params) {
@@ -154,7 +188,7 @@ void Optimizer::update_chunked(float* p, const float* g, int64_t n, std::vector<
 Json Optimizer::config() const {
   std::string n = name();
   std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
-  Json j = {{"name", n}, {"learning_rate", learning_rate}};
+  Json j = {{"name", n}, {"learning_rate", schedule ? schedule->to_json() : Json(learning_rate)}};
   j["clipnorm"] = clipnorm > 0.f ? Json(clipnorm) : Json();
   j["global_clipnorm"] = global_clipnorm > 0.f ? Json(global_clipnorm) : Json();
   j["clipvalue"] = clipvalue > 0.f ? Json(clipvalue) : Json();
@@ -306,32 +340,36 @@ std::shared_ptr<Optimizer> make_optimizer(const Json& j) {
   const Json& c = object.second;
   std::string key = name;
   std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  auto num = [&](const char* k, float fallback) {
+  auto num = [&](const char* k, double fallback) {
     if (!c.contains(k) || c[k].is_null()) return fallback;
     if (!c[k].is_number()) throw ValueError("optimizer " + name + ": '" + k + "' must be a number, got " + c[k].dump());
-    return c[k].get<float>();
+    return c[k].get<double>();
   };
-  auto lr = [&](float fallback) { return num("learning_rate", num("lr", fallback)); };
+  auto lr = [&](double fallback) -> LearningRate {
+    for (const char* k : {"learning_rate", "lr"})
+      if (c.contains(k) && c[k].is_object()) return schedule_from_config(c[k]);
+    return num("learning_rate", num("lr", fallback));
+  };
   std::shared_ptr<Optimizer> opt;
   if (key == "sgd")
-    opt = std::make_shared<SGD>(SGD::Options{lr(0.01f), num("momentum", 0.f), c.value("nesterov", false)});
+    opt = std::make_shared<SGD>(SGD::Options{lr(0.01), num("momentum", 0.), c.value("nesterov", false)});
   else if (key == "adam")
-    opt = std::make_shared<Adam>(Adam::Options{lr(0.001f), num("beta_1", 0.9f), num("beta_2", 0.999f),
-                                                num("epsilon", 1e-7f), c.value("amsgrad", false)});
+    opt = std::make_shared<Adam>(Adam::Options{lr(0.001), num("beta_1", 0.9), num("beta_2", 0.999),
+                                                num("epsilon", 1e-7), c.value("amsgrad", false)});
   else if (key == "adamw")
-    opt = std::make_shared<AdamW>(AdamW::Options{lr(0.001f), num("weight_decay", 0.004f), num("beta_1", 0.9f),
-                                                  num("beta_2", 0.999f), num("epsilon", 1e-7f),
+    opt = std::make_shared<AdamW>(AdamW::Options{lr(0.001), num("weight_decay", 0.004), num("beta_1", 0.9),
+                                                  num("beta_2", 0.999), num("epsilon", 1e-7),
                                                   c.value("amsgrad", false)});
   else if (key == "rmsprop")
-    opt = std::make_shared<RMSprop>(RMSprop::Options{lr(0.001f), num("rho", 0.9f), num("momentum", 0.f),
-                                                      num("epsilon", 1e-7f), c.value("centered", false)});
+    opt = std::make_shared<RMSprop>(RMSprop::Options{lr(0.001), num("rho", 0.9), num("momentum", 0.),
+                                                      num("epsilon", 1e-7), c.value("centered", false)});
   else if (key == "adagrad")
     opt = std::make_shared<Adagrad>(
-        Adagrad::Options{lr(0.001f), num("initial_accumulator_value", 0.1f), num("epsilon", 1e-7f)});
+        Adagrad::Options{lr(0.001), num("initial_accumulator_value", 0.1), num("epsilon", 1e-7)});
   if (opt) {
-    opt->clipnorm = num("clipnorm", 0.f);
-    opt->global_clipnorm = num("global_clipnorm", 0.f);
-    opt->clipvalue = num("clipvalue", 0.f);
+    opt->clipnorm = static_cast<float>(num("clipnorm", 0.));
+    opt->global_clipnorm = static_cast<float>(num("global_clipnorm", 0.));
+    opt->clipvalue = static_cast<float>(num("clipvalue", 0.));
     return opt;
   }
   throw ValueError("optimizer '" + name + "' is not known (known: SGD, Adam, AdamW, RMSprop, Adagrad)");

@@ -11,17 +11,17 @@ namespace {
 TEST(Accuracy, SparseCategoricalBinary) {
   Accuracy acc;
   const Tensor probs = Tensor::from({{0.1f, 0.9f}, {0.8f, 0.2f}, {0.3f, 0.7f}});
-  acc.update(Tensor::from({1.f, 0.f, 0.f}), probs);  // sparse labels: 2 of 3
+  acc.update_state(Tensor::from({1.f, 0.f, 0.f}), probs);  // sparse labels: 2 of 3
   EXPECT_DOUBLE_EQ(acc.result(), 2.0 / 3.0);
-  acc.update(Tensor::from({{0.f, 1.f}}), Tensor::from({{0.4f, 0.6f}}));  // one-hot: right
+  acc.update_state(Tensor::from({{0.f, 1.f}}), Tensor::from({{0.4f, 0.6f}}));  // one-hot: right
   EXPECT_DOUBLE_EQ(acc.result(), 3.0 / 4.0);
-  acc.reset();
+  acc.reset_state();
   EXPECT_DOUBLE_EQ(acc.result(), 0.0);
   Accuracy binary;
-  binary.update(Tensor::from({1.f, 0.f, 1.f, 0.f}), Tensor::from({0.7f, 0.4f, 0.2f, 0.6f}, {4, 1}));
+  binary.update_state(Tensor::from({1.f, 0.f, 1.f, 0.f}), Tensor::from({0.7f, 0.4f, 0.2f, 0.6f}, {4, 1}));
   EXPECT_DOUBLE_EQ(binary.result(), 0.5);
   Accuracy logits(ClassDecoding{0.f});  // threshold 0 for logits
-  logits.update(Tensor::from({1.f, 0.f}), Tensor::from({0.3f, -0.2f}, {2, 1}));
+  logits.update_state(Tensor::from({1.f, 0.f}), Tensor::from({0.3f, -0.2f}, {2, 1}));
   EXPECT_DOUBLE_EQ(logits.result(), 1.0);
 }
 
@@ -54,13 +54,13 @@ TEST(ClassificationMetric, MacroAndBinary) {
   const Tensor labels = Tensor::from({0.f, 0.f, 0.f, 1.f, 1.f, 2.f});
   const Tensor pred = Tensor::from({{1.f, 0.f, 0.f}, {1.f, 0.f, 0.f}, {0.f, 1.f, 0.f},
                                     {0.f, 1.f, 0.f}, {0.f, 0.f, 1.f}, {0.f, 0.f, 1.f}});
-  for (Metric* m : std::initializer_list<Metric*>{&p, &r, &f}) m->update(labels, pred);
+  for (Metric* m : std::initializer_list<Metric*>{&p, &r, &f}) m->update_state(labels, pred);
   EXPECT_DOUBLE_EQ(p.result(), 2.0 / 3.0);
   EXPECT_NEAR(r.result(), (2.0 / 3.0 + 0.5 + 1.0) / 3.0, 1e-12);
   EXPECT_EQ(f.name(), "f1_score");
   // binary output: the positive class. truth 1 1 0 0, predicted 1 0 1 0 -> precision 0.5, recall 0.5
   ClassificationMetric bp(ClassificationMetric::precision);
-  bp.update(Tensor::from({1.f, 1.f, 0.f, 0.f}), Tensor::from({0.9f, 0.1f, 0.8f, 0.2f}, {4, 1}));
+  bp.update_state(Tensor::from({1.f, 1.f, 0.f, 0.f}), Tensor::from({0.9f, 0.1f, 0.8f, 0.2f}, {4, 1}));
   EXPECT_DOUBLE_EQ(bp.result(), 0.5);
 }
 

@@ -85,6 +85,13 @@ const std::vector<OpCase>& cases() {
       {"scce", [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1)); }, true, 1e-3},
       {"scce_logits", [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1), true); }},
       {"scce_logits_3d", [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1), true); }},
+      // Keras' sample_weight: x2 weighs each sample (no gradient)
+      {"mse_weighted", [](auto& x) { return mean_squared_error(in(x, 0), in(x, 1), in(x, 2)); }},
+      {"mae_weighted", [](auto& x) { return mean_absolute_error(in(x, 0), in(x, 1), in(x, 2)); }},
+      {"bce_logits_weighted", [](auto& x) { return binary_crossentropy(in(x, 0), in(x, 1), true, in(x, 2)); }},
+      {"cce_weighted", [](auto& x) { return categorical_crossentropy(in(x, 0), in(x, 1), false, in(x, 2)); }, true, 1e-3},
+      {"scce_logits_3d_weighted",
+       [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1), true, in(x, 2)); }},
       {"scce_logits_extreme",
        [](auto& x) { return sparse_categorical_crossentropy(in(x, 0), in(x, 1), true); }, false},
       // convolutional networks: channels last; the fixtures permute to torch's NCHW

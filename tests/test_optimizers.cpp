@@ -125,18 +125,18 @@ TEST(Optimizers, GradientClipping) {
 
 TEST(Optimizers, KerasDefaults) {
   EXPECT_EQ(SGD().learning_rate, 0.01f);
-  EXPECT_EQ(Adam().options.epsilon, 1e-7f);
+  EXPECT_EQ(Adam().options.epsilon, 1e-7);  // options are doubles: a runtime double initializes them
   EXPECT_EQ(Adam().learning_rate, 0.001f);
-  EXPECT_EQ(RMSprop().options.rho, 0.9f);
-  EXPECT_EQ(Adagrad().options.initial_accumulator_value, 0.1f);
-  EXPECT_EQ(AdamW().options.weight_decay, 0.004f);
+  EXPECT_EQ(RMSprop().options.rho, 0.9);
+  EXPECT_EQ(Adagrad().options.initial_accumulator_value, 0.1);
+  EXPECT_EQ(AdamW().options.weight_decay, 0.004);
 }
 
 TEST(Optimizers, FromKerasJson) {
   auto sgd = optimizer_from_config(Json::parse(R"({"class_name": "SGD", "config": {"lr": 0.05, "momentum": 0.9}})"));
   EXPECT_EQ(sgd->name(), "SGD");
   EXPECT_EQ(sgd->learning_rate, 0.05f);
-  EXPECT_EQ(dynamic_cast<SGD&>(*sgd).options.momentum, 0.9f);
+  EXPECT_EQ(dynamic_cast<SGD&>(*sgd).options.momentum, 0.9);
   EXPECT_EQ(optimizer_from_config("adam")->name(), "Adam");
   EXPECT_EQ(optimizer_from_config(Json::parse(R"({"module": "keras.optimizers", "class_name": "RMSprop", "config": {"learning_rate": 0.002}, "registered_name": null})"))->learning_rate, 0.002f);
   auto round = optimizer_from_config({{"class_name", "Adam"}, {"config", Adam(Adam::Options{.beta_1 = 0.8f}).config()}});

@@ -178,7 +178,10 @@ void compile_from_spec(Model& model, const Spec& spec) {
     throw ValueError(spec.path + ": compile.loss: " + e.what());
   }
   try {
-    model.compile(optimizer, *loss, spec.metrics);
+    model.compile(optimizer, *loss,
+                  CompileOptions{.metrics = std::vector<MetricSpec>(spec.metrics.begin(), spec.metrics.end()),
+                                 .weighted_metrics = std::vector<MetricSpec>(spec.weighted_metrics.begin(),
+                                                                             spec.weighted_metrics.end())});
   } catch (const Error& e) {
     throw ValueError(spec.path + ": compile.metrics: " + e.what());
   }
@@ -268,6 +271,42 @@ std::optional<double> recorded_value(const std::string& path, const std::string&
   return logs[monitor].get<double>();
 }
 
+// fit.callbacks of the spec (their keys were checked by read_spec), with Keras' defaults.
+std::vector<std::unique_ptr<Callback>> callbacks_of_spec(const Spec& spec) {
+  std::vector<std::unique_ptr<Callback>> out;
+  for (size_t i = 0; i < spec.fit.callbacks.size(); ++i) {
+    const CallbackSpec& cb = spec.fit.callbacks[i];
+    const Json& c = cb.config;
+    try {
+      if (cb.class_name == "ReduceLROnPlateau") {
+        ReduceLROnPlateau::Options o;
+        o.monitor = c.value("monitor", o.monitor);
+        o.factor = c.value("factor", o.factor);
+        o.patience = c.value("patience", o.patience);
+        o.verbose = c.value("verbose", o.verbose);
+        o.mode = c.value("mode", o.mode);
+        o.min_delta = c.value("min_delta", o.min_delta);
+        o.cooldown = c.value("cooldown", o.cooldown);
+        o.min_lr = c.value("min_lr", o.min_lr);
+        out.push_back(std::make_unique<ReduceLROnPlateau>(o));
+      } else {
+        EarlyStopping::Options o;
+        o.monitor = c.value("monitor", o.monitor);
+        o.min_delta = c.value("min_delta", o.min_delta);
+        o.patience = c.value("patience", o.patience);
+        o.mode = c.value("mode", o.mode);
+        o.restore_best_weights = c.value("restore_best_weights", o.restore_best_weights);
+        o.start_from_epoch = c.value("start_from_epoch", o.start_from_epoch);
+        out.push_back(std::make_unique<EarlyStopping>(o));
+      }
+    } catch (const std::exception& e) {
+      throw ValueError(spec.path + ": fit.callbacks[" + std::to_string(i) + "] (" + cb.class_name + "): " +
+                       json_error_text(e));
+    }
+  }
+  return out;
+}
+
 // --- commands --------------------------------------------------------------------------------------
 
 int train(const TrainArgs& a) {
@@ -304,8 +343,11 @@ int train(const TrainArgs& a) {
   fit.validation_split = spec.fit.validation_split;
   fit.shuffle = spec.fit.shuffle;
   fit.verbose = a.quiet ? 0 : spec.fit.verbose;
+  fit.class_weight = spec.fit.class_weight;
   TerminateOnNaN nan_guard;  // on by default: a diverged run stops at once and says where
   fit.callbacks = {&nan_guard};
+  std::vector<std::unique_ptr<Callback>> spec_callbacks = callbacks_of_spec(spec);
+  for (auto& c : spec_callbacks) fit.callbacks.push_back(c.get());
   std::vector<ModelCheckpoint> checkpoints;  // DIR/last every epoch (and every N batches), DIR/best
   if (!a.checkpoint.empty()) {
     const std::string last = a.checkpoint + "/last.safetensors", best = a.checkpoint + "/best.safetensors";

@@ -5,6 +5,7 @@
 #include "spec.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -174,7 +175,45 @@ DataSpec read_data(const Json& d, const std::string& file) {
 
 FitSpec read_fit(const Json& f, const std::string& file) {
   FitSpec out;
-  check_keys(f, {"epochs", "batch_size", "validation_split", "shuffle", "seed", "verbose"}, file, "fit");
+  check_keys(f, {"epochs", "batch_size", "validation_split", "shuffle", "seed", "verbose", "class_weight", "callbacks"},
+             file, "fit");
+  if (f.contains("class_weight") && !f["class_weight"].is_null()) {
+    const Json& cw = f["class_weight"];
+    if (!cw.is_object()) bad(file, "fit.class_weight", "expected {\"class index\": weight, ...}, got " + got(cw));
+    for (const auto& [k, v] : cw.items()) {
+      const std::string at = "fit.class_weight." + k;
+      int64_t c = -1;
+      const auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), c);
+      if (ec != std::errc() || end != k.data() + k.size() || c < 0) bad(file, at, "the key must be a class index >= 0");
+      const double w = number(v, file, at);
+      if (!(w >= 0)) bad(file, at, "a weight must be >= 0, got " + got(v));
+      out.class_weight[c] = w;
+    }
+  }
+  if (f.contains("callbacks") && !f["callbacks"].is_null()) {
+    const Json& cbs = f["callbacks"];
+    if (!cbs.is_array()) bad(file, "fit.callbacks", "expected a list of {\"class_name\": ..., \"config\": {...}}, got " + got(cbs));
+    for (size_t i = 0; i < cbs.size(); ++i) {
+      const std::string at = "fit.callbacks[" + std::to_string(i) + "]";
+      if (!cbs[i].is_object()) bad(file, at, "expected {\"class_name\": ..., \"config\": {...}}, got " + got(cbs[i]));
+      check_keys(cbs[i], {"class_name", "config", "module", "registered_name"}, file, at);
+      CallbackSpec cb{string(cbs[i].value("class_name", Json()), file, at + ".class_name"),
+                      cbs[i].value("config", Json::object())};
+      if (!cb.config.is_object()) bad(file, at + ".config", "expected an object, got " + got(cb.config));
+      if (cb.class_name == "ReduceLROnPlateau")
+        check_keys(cb.config, {"monitor", "factor", "patience", "verbose", "mode", "min_delta", "cooldown", "min_lr"}, file,
+                   at + ".config");
+      else if (cb.class_name == "EarlyStopping")
+        check_keys(cb.config, {"monitor", "min_delta", "patience", "verbose", "mode", "baseline", "restore_best_weights",
+                               "start_from_epoch"},
+                   file, at + ".config");
+      else
+        bad(file, at + ".class_name", "'" + cb.class_name + "' is not supported (ReduceLROnPlateau, EarlyStopping)");
+      if (cb.config.contains("baseline") && !cb.config["baseline"].is_null())
+        bad(file, at + ".config.baseline", "not supported (use null)");
+      out.callbacks.push_back(std::move(cb));
+    }
+  }
   if (f.contains("epochs")) out.epochs = static_cast<int>(std::min<int64_t>(integer(f["epochs"], file, "fit.epochs", 0), INT32_MAX));
   if (f.contains("batch_size")) out.batch_size = integer(f["batch_size"], file, "fit.batch_size", 1);
   if (f.contains("validation_split")) {
@@ -433,8 +472,13 @@ Spec parse_spec(std::string_view text, const std::string& path) {
   check_keys(c, {"optimizer", "loss", "metrics", "loss_weights", "weighted_metrics", "run_eagerly",
                  "steps_per_execution", "jit_compile", "auto_scale_loss"},
              path, "compile");
-  for (const char* k : {"loss_weights", "weighted_metrics"})
-    if (c.contains(k) && !c[k].is_null()) bad(path, std::string("compile.") + k, "not supported (use null)");
+  if (c.contains("loss_weights") && !c["loss_weights"].is_null()) bad(path, "compile.loss_weights", "not supported (use null)");
+  if (c.contains("weighted_metrics") && !c["weighted_metrics"].is_null()) {
+    const Json& m = c["weighted_metrics"];
+    if (!m.is_array()) bad(path, "compile.weighted_metrics", "expected a list of names, got " + got(m));
+    for (size_t i = 0; i < m.size(); ++i)
+      spec.weighted_metrics.push_back(string(m[i], path, "compile.weighted_metrics[" + std::to_string(i) + "]"));
+  }
   if (c.contains("optimizer")) spec.optimizer = c["optimizer"];
   if (!c.contains("loss") || c["loss"].is_null()) bad(path, "compile.loss", "missing");
   spec.loss = c["loss"];

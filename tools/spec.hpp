@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +54,14 @@ struct DataSpec {
   std::vector<InputColumns> inputs;  // "inputs": named column groups, one per model input
 };
 
+// A callback named in fit.callbacks, Keras' class name and arguments:
+// {"class_name": "ReduceLROnPlateau", "config": {"monitor": "val_loss", "factor": 0.5, "patience": 2}}.
+// ReduceLROnPlateau and EarlyStopping (their keys checked when the spec is read).
+struct CallbackSpec {
+  std::string class_name;
+  Json config;
+};
+
 struct FitSpec {
   int epochs = 1;
   int64_t batch_size = 32;
@@ -60,6 +69,8 @@ struct FitSpec {
   bool shuffle = true;
   std::optional<uint64_t> seed;
   int verbose = 1;
+  std::map<int64_t, double> class_weight;  // "class_weight": {"0": 1.0, "3": 5.0}, as Keras' dict
+  std::vector<CallbackSpec> callbacks;
 };
 
 struct Spec {
@@ -70,6 +81,7 @@ struct Spec {
   Json optimizer = "rmsprop";  // Keras' default
   Json loss;
   std::vector<std::string> metrics;
+  std::vector<std::string> weighted_metrics;  // compile.weighted_metrics: with the class weights
   FitSpec fit;
 };
 

@@ -57,6 +57,13 @@ struct Node {
 // nothing. Called by every differentiable op right after its forward.
 void record(const char* op, Tensor& y, std::vector<Tensor> inputs, BackwardFn backward);
 
+// The gradients of y with respect to each of xs, as torch.autograd.grad(y, xs): returned, not
+// added to anyone's grad() (every tensor's grad() is as it was before the call). y must have one
+// element unless dy (y's shape) is given. xs may be leaves or intermediate results of y's
+// graph; one that y does not depend on gets zeros. The graph is freed afterwards, as backward does.
+//   auto [dw, db] = grad(loss, {w, b});   // then optimizer.apply_gradients({{dw, w}, {db, b}})
+std::vector<Tensor> grad(const Tensor& y, const std::vector<Tensor>& xs, const Tensor& dy = Tensor());
+
 // Whether ops record graphs (thread-local; on by default).
 bool grad_enabled();
 

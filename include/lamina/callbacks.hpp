@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "lamina/json.hpp"
 #include "lamina/tensor.hpp"
 
 namespace lamina {
@@ -47,6 +48,17 @@ class Callback {
   virtual void on_batch_end(int64_t /*step*/, const Logs&) {}
   virtual void on_epoch_end(int /*epoch*/, const Logs&) {}
   virtual void on_train_end(const Logs&) {}
+
+  // What an exact resume needs of this callback (ReduceLROnPlateau's patience count, EarlyStopping's
+  // best value): checkpoints written during fit save it, and the next fit from that checkpoint
+  // gives it back, after on_train_begin, to the callback of the same class_name at the same place
+  // among those that have state. Null: nothing to save.
+  virtual std::string class_name() const { return ""; }
+  virtual Json state() const { return nullptr; }
+  virtual void load_state(const Json& /*state*/) {}
+  // Whether fit logs the learning rate ("learning_rate", each epoch's) for this callback, as
+  // Keras' learning-rate callbacks add it to the logs.
+  virtual bool logs_learning_rate() const { return false; }
 
   Model* model = nullptr;  // set by fit before on_train_begin
 };
@@ -101,6 +113,10 @@ class EarlyStopping : public Callback {
   void on_train_begin(const TrainInfo&) override;
   void on_epoch_end(int epoch, const Logs& logs) override;
   void on_train_end(const Logs&) override;
+
+  std::string class_name() const override { return "EarlyStopping"; }
+  Json state() const override;
+  void load_state(const Json& state) override;
 
   int stopped_epoch() const { return stopped_epoch_; }  // -1 if it never stopped training
   int best_epoch() const { return best_epoch_; }
@@ -188,6 +204,53 @@ class TerminateOnNaN : public Callback {
   std::ostream* out_;
   int epoch_ = 0;
   std::string message_;
+};
+
+// Sets the learning rate at the start of each epoch to schedule(epoch, current rate), as
+// keras.callbacks.LearningRateScheduler; the rate is logged as "learning_rate".
+//   LearningRateScheduler lrs([](int epoch, double lr) { return epoch < 10 ? lr : lr * 0.9; });
+class LearningRateScheduler : public Callback {
+ public:
+  explicit LearningRateScheduler(std::function<double(int epoch, double lr)> schedule, int verbose = 0);
+  void on_train_begin(const TrainInfo&) override;
+  void on_epoch_begin(int epoch) override;
+  bool logs_learning_rate() const override { return true; }
+
+ private:
+  std::function<double(int, double)> schedule_;
+  int verbose_;
+};
+
+// Multiplies the learning rate by `factor` when `monitor` has not improved for `patience`
+// epochs, then waits `cooldown` epochs, never going below min_lr: keras.callbacks.ReduceLROnPlateau
+// with its defaults. The rate is logged as "learning_rate". Its state is saved in checkpoints.
+class ReduceLROnPlateau : public Callback {
+ public:
+  struct Options {
+    std::string monitor = "val_loss";
+    double factor = 0.1;
+    int patience = 10;
+    int verbose = 0;
+    std::string mode = "auto";  // "min", "max", or "auto": max for accuracy-like names
+    double min_delta = 1e-4;
+    int cooldown = 0;
+    double min_lr = 0.0;
+  };
+  ReduceLROnPlateau() : ReduceLROnPlateau(Options{}) {}
+  explicit ReduceLROnPlateau(Options o);
+  void on_train_begin(const TrainInfo&) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  bool logs_learning_rate() const override { return true; }
+  std::string class_name() const override { return "ReduceLROnPlateau"; }
+  Json state() const override;
+  void load_state(const Json& state) override;
+  double best() const { return best_; }
+
+ private:
+  Options o_;
+  bool maximize_ = false;
+  double best_ = 0.0;
+  int wait_ = 0, cooldown_counter_ = 0;
 };
 
 // A callback from lambdas, as keras.callbacks.LambdaCallback.

@@ -3,10 +3,12 @@
 // confusion matrix behind them. Predictions may be probabilities or logits.
 //
 //   auto acc = metric_from_name("accuracy", Loss("sparse_categorical_crossentropy"));
-//   acc->update(labels, probs);  acc->result();
+//   acc->update_state(labels, probs);  acc->result();
 #pragma once
 
+#include <concepts>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -53,39 +55,81 @@ class ConfusionMatrix {
   std::vector<int64_t> counts_;
 };
 
+// A streaming metric, as keras.metrics.Metric: update_state per batch, result() at any time,
+// reset_state() at each epoch's start. A metric of your own derives from it and is given to
+// compile (see MetricSpec):
+//
+//   struct MeanAbsError : Metric {                       // a custom metric
+//     double sum = 0, n = 0;
+//     std::string name() const override { return "mae"; }
+//     void reset_state() override { sum = n = 0; }
+//     void update_state(const Tensor& y, const Tensor& p, const Tensor& = Tensor()) override {
+//       for (int64_t i = 0; i < p.numel(); ++i) sum += std::fabs(p.data()[i] - y.data()[i]);
+//       n += static_cast<double>(p.numel());
+//     }
+//     double result() const override { return n ? sum / n : 0.0; }
+//   };
+//   model.compile(Adam(), "mse", CompileOptions{.metrics = {MeanAbsError()}});
 class Metric {
  public:
   virtual ~Metric() = default;
   virtual std::string name() const = 0;  // the key in logs and History: "accuracy"
-  virtual void reset() = 0;
-  virtual void update(const Tensor& y_true, const Tensor& y_pred) = 0;
+  virtual void reset_state() = 0;
+  // sample_weight (N), when defined, weighs each sample (compile's weighted_metrics); a metric
+  // that cannot weigh samples says so in supports_sample_weight.
+  virtual void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) = 0;
   virtual double result() const = 0;
+  virtual bool supports_sample_weight() const { return false; }
 };
 
-// Fraction of samples whose predicted class equals the true class.
+// The running (weighted) mean of values, as keras.metrics.Mean: the loss trackers fit logs, and
+// what a custom train_step tracks its own losses with.
+class Mean : public Metric {
+ public:
+  explicit Mean(std::string name = "mean") : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
+  void reset_state() override { sum_ = weight_ = 0.0; }
+  // Adds `value` with `weight` (a batch's mean loss with the batch size as its weight).
+  void update_state(double value, double weight = 1.0) {
+    sum_ += value * weight;
+    weight_ += weight;
+  }
+  void update_state(const Tensor& values);  // every element, weight 1 each
+  // As a compiled metric: the mean of y_pred's elements (y_true unused), weighted per sample.
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) override;
+  double result() const override { return weight_ > 0 ? sum_ / weight_ : 0.0; }
+  bool supports_sample_weight() const override { return true; }
+
+ private:
+  std::string name_;
+  double sum_ = 0.0, weight_ = 0.0;
+};
+
+// Fraction of samples whose predicted class equals the true class (weighted: the weighted share).
 class Accuracy : public Metric {
  public:
   explicit Accuracy(ClassDecoding d = {}, std::string name = "accuracy") : d_(d), name_(std::move(name)) {}
   std::string name() const override { return name_; }
-  void reset() override { correct_ = total_ = 0; }
-  void update(const Tensor& y_true, const Tensor& y_pred) override;
-  double result() const override { return total_ ? static_cast<double>(correct_) / static_cast<double>(total_) : 0.0; }
+  void reset_state() override { correct_ = total_ = 0; }
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) override;
+  double result() const override { return total_ > 0 ? correct_ / total_ : 0.0; }
+  bool supports_sample_weight() const override { return true; }
 
  private:
   ClassDecoding d_;
   std::string name_;
-  int64_t correct_ = 0, total_ = 0;
+  double correct_ = 0, total_ = 0;
 };
 
 // precision, recall or F1 from a running confusion matrix: macro average over classes, or the
-// positive class (1) when the output is binary.
+// positive class (1) when the output is binary. Unweighted.
 class ClassificationMetric : public Metric {
  public:
   enum Kind { precision, recall, f1_score };
   explicit ClassificationMetric(Kind kind, ClassDecoding d = {}) : kind_(kind), d_(d) {}
   std::string name() const override;
-  void reset() override;
-  void update(const Tensor& y_true, const Tensor& y_pred) override;
+  void reset_state() override;
+  void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) override;
   double result() const override;
   const ConfusionMatrix& matrix() const { return matrix_; }
 
@@ -100,5 +144,35 @@ class ClassificationMetric : public Metric {
 // "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy", "precision",
 // "recall", "f1_score". ValueError for unknown names.
 std::unique_ptr<Metric> metric_from_name(const std::string& name, const Loss& loss);
+
+// A metric for compile: a Keras name ("accuracy"), a metric value of your own (copied afresh for
+// each output and each fit / evaluate, from the state it has when compiled), or a shared one
+// (the same object is updated and reset, so it can be read after fit; one output only).
+//   CompileOptions{.metrics = {"accuracy", MeanAbsError(), std::make_shared<MeanAbsError>()}}
+class MetricSpec {
+ public:
+  MetricSpec(const char* name) : name_(name) {}            // NOLINT: implicit by design
+  MetricSpec(std::string name) : name_(std::move(name)) {}  // NOLINT
+  template <class M>
+    requires std::derived_from<M, Metric>
+  MetricSpec(M metric)  // NOLINT
+      : make_([proto = std::make_shared<const M>(std::move(metric))]() -> std::unique_ptr<Metric> {
+          return std::make_unique<M>(*proto);
+        }) {}
+  template <class M>
+    requires std::derived_from<M, Metric>
+  MetricSpec(std::shared_ptr<M> metric) : shared_(std::move(metric)) {}  // NOLINT
+
+  // A metric for one output under this loss. `shared` is set when it is the shared object.
+  std::unique_ptr<Metric> make(const Loss& loss) const;
+  Metric* shared() const { return shared_.get(); }
+  bool is_name() const { return !name_.empty(); }
+  const std::string& name() const { return name_; }  // empty unless given by name
+
+ private:
+  std::string name_;
+  std::function<std::unique_ptr<Metric>()> make_;
+  std::shared_ptr<Metric> shared_;
+};
 
 }  // namespace lamina

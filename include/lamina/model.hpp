@@ -48,6 +48,16 @@ struct FitOptions {
   std::optional<uint64_t> seed;                  // for shuffling; default: drawn from manual_seed's generator
   std::vector<Callback*> callbacks;
   int verbose = 1;                               // 0 silent, 1 progress bar, 2 one line per epoch
+  // Keras' sample_weight: one weight per training sample (N), scaling its loss (and the
+  // weighted_metrics); validation_split splits it with the data.
+  Tensor sample_weight{};
+  // Keras' class_weight: a weight per class index (absent classes weigh 1), multiplied into each
+  // sample's weight by its target's class (an integer label, a one-hot row's argmax, or a binary
+  // target rounded). Training only, one output only, as Keras.
+  std::map<int64_t, double> class_weight{};
+  // Batches per epoch for a BatchSource that does not know its length (an endless generator);
+  // otherwise an epoch ends when the source does.
+  std::optional<int64_t> steps_per_epoch{};
 };
 
 // Where training stands, as fit leaves it and a checkpoint records it. fit replays the shuffles
@@ -99,8 +109,9 @@ struct AnyLayer {
 
 // How compile weighs and names several outputs (Keras' loss_weights); see Model::compile.
 struct CompileOptions {
-  std::vector<std::string> metrics;   // computed on every output ("accuracy", ...)
-  std::vector<double> loss_weights;   // one per output (default: all 1); the loss is their weighted sum
+  std::vector<MetricSpec> metrics{};           // computed on every output ("accuracy", your own Metric, ...)
+  std::vector<double> loss_weights{};          // one per output (default: all 1); the loss is their weighted sum
+  std::vector<MetricSpec> weighted_metrics{};  // computed with the sample / class weights (Keras' weighted_metrics)
 };
 
 // A model: a graph of layer calls from one or more inputs to one or more outputs, with Keras'
@@ -125,7 +136,7 @@ class Model : public Layer {
       : Model(std::vector<KerasTensor>{input}, std::vector<KerasTensor>{output}, std::move(name)) {}
   Model(Model&&) noexcept = default;
   Model& operator=(Model&&) noexcept = default;
-  Model(const Model&) = default;  // shares the layers (and so the weights), as Keras' models do
+  Model(const Model&) = default;  // shares the layers (and so the weights), as a handle; see clone()
   Model& operator=(const Model&) = default;
   ~Model() override = default;
 
@@ -158,12 +169,12 @@ class Model : public Layer {
   // Every input in, every output out: one tensor per model input / output, in order.
   std::vector<Tensor> call(const std::vector<Tensor>& inputs, bool training = false);
 
-  void compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<std::string> metrics = {});
+  void compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<MetricSpec> metrics = {});
   // One loss per output, in output order, weighted by options.loss_weights.
   void compile(std::shared_ptr<Optimizer> optimizer, std::vector<Loss> losses, CompileOptions options = {});
   template <class O>
     requires std::derived_from<O, Optimizer>
-  void compile(O optimizer, Loss loss, std::vector<std::string> metrics = {}) {
+  void compile(O optimizer, Loss loss, std::vector<MetricSpec> metrics = {}) {
     compile(std::make_shared<O>(std::move(optimizer)), std::move(loss), std::move(metrics));
   }
   template <class O>
@@ -171,12 +182,20 @@ class Model : public Layer {
   void compile(O optimizer, std::vector<Loss> losses, CompileOptions options = {}) {
     compile(std::make_shared<O>(std::move(optimizer)), std::move(losses), std::move(options));
   }
-  void compile(const std::string& optimizer, Loss loss, std::vector<std::string> metrics = {});
+  void compile(const std::string& optimizer, Loss loss, std::vector<MetricSpec> metrics = {});
+  // One loss for every output, with options (weighted_metrics, custom metrics).
+  void compile(std::shared_ptr<Optimizer> optimizer, Loss loss, CompileOptions options);
+  template <class O>
+    requires std::derived_from<O, Optimizer>
+  void compile(O optimizer, Loss loss, CompileOptions options) {
+    compile(std::make_shared<O>(std::move(optimizer)), std::move(loss), std::move(options));
+  }
   bool compiled() const { return optimizer_ != nullptr; }
   Optimizer& optimizer() const;
   const Loss& loss() const;  // the first output's
   const std::vector<Loss>& losses() const;
   const std::vector<double>& loss_weights() const { return loss_weights_; }
+  // The metrics compiled by name (what a saved compile config records; custom ones are not).
   const std::vector<std::string>& metric_names() const { return metric_names_; }
 
   // A dataset's inputs and targets are its parts (data::Dataset::from_tensors with several
@@ -184,17 +203,48 @@ class Model : public Layer {
   History fit(const data::Dataset& train, const FitOptions& options = {});
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
   History fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const FitOptions& options = {});
+  // From a stream of batches (a data::Pipeline, or your own BatchSource): the source batches, so
+  // options.batch_size, shuffle and validation_split do not apply; validation_data does.
+  History fit(data::BatchSource& train, const FitOptions& options = {});
   // Loss and metrics over a dataset, in the same names fit logs. With several outputs: "loss"
   // (the weighted total), "<output>_loss" and "<output>_<metric>" per output, as Keras names them.
   Logs evaluate(const data::Dataset& data, const EvaluateOptions& options = {});
   Logs evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
   Logs evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const EvaluateOptions& options = {});
+  Logs evaluate(data::BatchSource& data, const EvaluateOptions& options = {});
   // Outputs (N, output_shape...) in inference mode, batch by batch, without a graph: the first
   // output, or every output with predict_all.
   Tensor predict(const data::Dataset& data, int64_t batch_size = 32);
   Tensor predict(const Tensor& x, int64_t batch_size = 32);
   std::vector<Tensor> predict_all(const data::Dataset& data, int64_t batch_size = 32);
   std::vector<Tensor> predict_all(const std::vector<Tensor>& x, int64_t batch_size = 32);
+  std::vector<Tensor> predict_all(data::BatchSource& data);  // every batch of epoch 0, concatenated
+
+  // --- custom training, as Keras 3's Model.train_step / test_step --------------------------------
+  // fit calls train_step once per batch and evaluate (and fit's validation) test_step, then the
+  // callbacks with the logs they return. Override them in a subclass for GANs, VAEs and other
+  // steps of your own; progress bar, callbacks, History and checkpoints keep working. A subclass
+  // made with Model(name) (no graph of its own, e.g. holding a generator and a discriminator)
+  // fits too: fit then checks nothing about its inputs. The defaults:
+  //   train_step: zero_grad, forward (training), compute_loss, backward, optimizer step, apply
+  //               constraints, update_metrics; returns metrics_result().
+  //   test_step:  forward (inference), compute_loss, update_metrics; returns metrics_result().
+  virtual Logs train_step(const data::Batch& batch);
+  virtual Logs test_step(const data::Batch& batch);
+  // The compiled losses on y_pred, each output's weighted by batch.sample_weight and by its
+  // loss weight, summed, plus the layers' regularization losses: what train_step minimizes.
+  Tensor compute_loss(const data::Batch& batch, const std::vector<Tensor>& y_pred);
+  // Adds a batch to the loss trackers ("loss", and "<output>_loss" with several outputs) and to
+  // the compiled metrics; metrics_result() gives their running values since the last reset.
+  void update_metrics(const data::Batch& batch, const std::vector<Tensor>& y_pred, const Tensor& loss);
+  Logs metrics_result() const;
+  // Every metric fit resets at each epoch's start and evaluate at its start: the loss trackers,
+  // the compiled metrics, and, in a subclass that overrides this, its own (Keras' `metrics`).
+  virtual std::vector<Metric*> metrics();
+  void reset_metrics();
+  // Resets the gradients of every trainable weight, as torch's zero_grad (set_to_none: drop
+  // the buffers; otherwise keep them, logically zero, for the next backward to overwrite).
+  void zero_grad(bool set_to_none = true);
 
   // Keras' summary table: layer (type), output shape, parameter count, and for a Functional
   // model the layers each is connected to; then the totals. Builds the model first when its
@@ -206,6 +256,15 @@ class Model : public Layer {
   // Every weight as "layer/weight" (e.g. "dense/kernel"; "encoder/dense/kernel" inside a nested
   // model), the names used in saved files.
   std::vector<std::pair<std::string, Tensor>> named_weights() const;
+  // Every weight's values as copies, in Keras' order (layer by layer, as named_weights), and
+  // back: set_weights checks the count and every shape before it copies anything.
+  std::vector<Tensor> get_weights() const;
+  void set_weights(const std::vector<Tensor>& values);
+  // An independent copy: the same architecture (from to_json) with its own copy of every weight,
+  // compiled like this one with a fresh optimizer of the same config (no optimizer state), and
+  // no fit state. Copying a Model (`Model b = a;`) instead shares the layers and so the weights,
+  // as a handle does (Python names, libtorch's module holders); use clone() for a second model.
+  Model clone() const;
 
   // Keras' model JSON: {"class_name": "Functional" | "Sequential", "config": {...}}.
   Json to_json() const;
@@ -317,11 +376,17 @@ class Model : public Layer {
   struct NamedMetric {
     size_t output;
     std::string name;
-    std::unique_ptr<Metric> metric;
+    std::shared_ptr<Metric> metric;
+    bool weighted;
   };
-  std::vector<NamedMetric> make_metrics() const;
+  void prepare_metrics();  // makes compiled_metrics_ and the trackers for a fit or evaluate
+  bool has_graph() const { return sequential_ ? !layers_.empty() : !nodes_.empty() || !input_ids_.empty(); }
+  History fit_loop(data::BatchSource& train, const data::Dataset& val, int64_t val_batch, const FitOptions& o,
+                   int64_t samples, bool resume);
+  Logs run_evaluation(data::BatchSource& data);
+  bool metrics_ready() const;  // prepare_metrics has run for the current compile
+  std::vector<Tensor> predict_from(data::BatchSource& source, const std::vector<Shape>& outs, int64_t rows);
   std::string output_log_name(size_t output, const std::string& what) const;
-  Tensor total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& pred, std::vector<float>* parts) const;
   Logs run_evaluation(const data::Dataset& data, int64_t batch_size);
   MemoryEstimate estimate_for(const std::vector<Shape>& input_shapes, int64_t batch_size, bool training) const;
   // ValueError when e.total() exceeds memory_limit(); `what` starts the message ("fit").
@@ -334,6 +399,14 @@ class Model : public Layer {
   std::vector<Loss> losses_;
   std::vector<double> loss_weights_;
   std::vector<std::string> metric_names_;
+  std::vector<MetricSpec> metric_specs_, weighted_metric_specs_;
+  std::vector<NamedMetric> compiled_metrics_;
+  std::shared_ptr<Mean> loss_tracker_ = std::make_shared<Mean>("loss");
+  std::vector<std::shared_ptr<Mean>> loss_part_trackers_;  // per output, with several outputs
+  std::vector<float> last_loss_parts_;                     // compute_loss's per-output losses
+  std::vector<Tensor> train_params_;                       // trainable_weights() for the fit running
+  std::vector<Callback*> active_callbacks_;                // the running fit's (checkpoints save their state)
+  Json callback_states_;                                   // from a checkpoint, for the next fit's callbacks
   FitState fit_state_;
   std::string divergence_;
 };
@@ -354,6 +427,7 @@ class Sequential : public Model {
   Sequential& add(AnyLayer layer);
 
   static Sequential from_json(const Json& j) { return Sequential(Model::from_json(j)); }
+  Sequential clone() const { return Sequential(Model::clone()); }
   static std::shared_ptr<Layer> from_config(const Json& config);
   // Model's loaders, for a file that holds a Sequential (IoError naming the path otherwise).
   static Sequential load(const std::string& path);

@@ -5,12 +5,16 @@
 // v is tiny (a gradient element ~1e-3 at the first steps). Each optimizer keeps per-parameter
 // state ("slots") by position.
 //
-//   SGD opt({.learning_rate = 0.01f, .momentum = 0.9f});
+//   SGD opt({.learning_rate = 0.01, .momentum = 0.9});
 //   opt.step(model.trainable_weights());     // uses each parameter's grad()
 #pragma once
 
+#include <concepts>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lamina/json.hpp"
@@ -18,9 +22,109 @@
 
 namespace lamina {
 
+// A learning rate that changes with the step, as keras.optimizers.schedules: the optimizer asks it
+// for the rate before each update, with the number of updates done so far (0 for the first).
+class LearningRateSchedule {
+ public:
+  virtual ~LearningRateSchedule() = default;
+  virtual double operator()(int64_t step) const = 0;
+  virtual std::string class_name() const = 0;  // Keras' class name: "ExponentialDecay"
+  virtual Json config() const = 0;             // Keras' config of the schedule
+  // {"module": "keras.optimizers.schedules", "class_name": ..., "config": ...}, as Keras writes it.
+  Json to_json() const;
+};
+
+namespace schedules {
+
+// initial_learning_rate * decay_rate ^ (step / decay_steps); the exponent floored with staircase.
+class ExponentialDecay : public LearningRateSchedule {
+ public:
+  struct Options {
+    double initial_learning_rate = 0.01;
+    int64_t decay_steps = 1;
+    double decay_rate = 0.96;
+    bool staircase = false;
+  };
+  explicit ExponentialDecay(Options o);
+  double operator()(int64_t step) const override;
+  std::string class_name() const override { return "ExponentialDecay"; }
+  Json config() const override;
+  Options options;
+};
+
+// values[0] up to and including boundaries[0], values[1] up to boundaries[1], ..., values.back()
+// after the last boundary (values has one more entry than boundaries).
+class PiecewiseConstantDecay : public LearningRateSchedule {
+ public:
+  struct Options {
+    std::vector<int64_t> boundaries{};
+    std::vector<double> values{};
+  };
+  explicit PiecewiseConstantDecay(Options o);
+  double operator()(int64_t step) const override;
+  std::string class_name() const override { return "PiecewiseConstantDecay"; }
+  Json config() const override;
+  Options options;
+};
+
+// Cosine decay (Loshchilov & Hutter) from initial_learning_rate to alpha * it over decay_steps,
+// after an optional linear warm-up over warmup_steps from initial_learning_rate to warmup_target
+// (then the decay starts from warmup_target), as Keras 3's CosineDecay.
+class CosineDecay : public LearningRateSchedule {
+ public:
+  struct Options {
+    double initial_learning_rate = 0.01;
+    int64_t decay_steps = 1;
+    double alpha = 0.0;
+    std::optional<double> warmup_target{};
+    int64_t warmup_steps = 0;
+  };
+  explicit CosineDecay(Options o);
+  double operator()(int64_t step) const override;
+  std::string class_name() const override { return "CosineDecay"; }
+  Json config() const override;
+  Options options;
+};
+
+// initial_learning_rate / (1 + decay_rate * step / decay_steps); the ratio floored with staircase.
+class InverseTimeDecay : public LearningRateSchedule {
+ public:
+  struct Options {
+    double initial_learning_rate = 0.01;
+    int64_t decay_steps = 1;
+    double decay_rate = 0.5;
+    bool staircase = false;
+  };
+  explicit InverseTimeDecay(Options o);
+  double operator()(int64_t step) const override;
+  std::string class_name() const override { return "InverseTimeDecay"; }
+  Json config() const override;
+  Options options;
+};
+
+}  // namespace schedules
+
+// A schedule from Keras JSON: {"class_name": "ExponentialDecay", "config": {...}} (Keras 2 or 3).
+// ValueError naming the schedule and the key for unknown names or keys.
+std::shared_ptr<const LearningRateSchedule> schedule_from_config(const Json& j);
+
+// An optimizer's learning rate: a number or a schedule, as Keras' learning_rate argument.
+//   Adam({.learning_rate = 1e-3});
+//   SGD({.learning_rate = schedules::CosineDecay({.initial_learning_rate = 0.1, .decay_steps = 1000})});
+struct LearningRate {
+  LearningRate(double v) : value(v) {}  // NOLINT: implicit by design (a runtime double is fine)
+  template <class S>
+    requires std::derived_from<S, LearningRateSchedule>
+  LearningRate(S s) : value(s(0)), schedule(std::make_shared<const S>(std::move(s))) {}  // NOLINT
+  LearningRate(std::shared_ptr<const LearningRateSchedule> s) : value(s ? (*s)(0) : 0.0), schedule(std::move(s)) {}  // NOLINT
+  double value;
+  std::shared_ptr<const LearningRateSchedule> schedule{};
+};
+
 class Optimizer {
  public:
-  explicit Optimizer(float learning_rate) : learning_rate(learning_rate) {}
+  explicit Optimizer(const LearningRate& lr)
+      : learning_rate(static_cast<float>(lr.value)), schedule(lr.schedule) {}
   virtual ~Optimizer() = default;
   virtual std::string name() const = 0;  // Keras' class name: "Adam"
   // One update of every parameter from its gradient; parameters without one are skipped.
@@ -32,7 +136,16 @@ class Optimizer {
   // Keras' optimizer config: {"name": "adam", "learning_rate": 0.001, ...}.
   virtual Json config() const;
 
+  // The rate of the next update: set it (a callback may), or leave it to `schedule`, which then
+  // sets it before every update from iterations().
   float learning_rate;
+  std::shared_ptr<const LearningRateSchedule> schedule;
+  // Applies each gradient to its variable, as Keras' optimizer.apply_gradients(zip(grads, vars)):
+  // the gradients are stored as the variables' grad() and step() runs. Hand loops and custom
+  // train steps use it with grads from grad() (autograd.hpp) or after backward().
+  void apply_gradients(const std::vector<std::pair<Tensor, Tensor>>& grads_and_vars);
+  // The same from two lists of one length: apply_gradients(grad(loss, weights), weights).
+  void apply_gradients(const std::vector<Tensor>& grads, const std::vector<Tensor>& vars);
   // Gradient clipping before each update, as Keras' optimizer arguments (0 = off; at most one
   // may be set): clipnorm scales each gradient to L2 norm <= clipnorm, global_clipnorm scales
   // all of them together to a joint norm <= global_clipnorm, clipvalue clamps each element to
@@ -74,8 +187,8 @@ class Optimizer {
 class SGD : public Optimizer {
  public:
   struct Options {
-    float learning_rate = 0.01f;
-    float momentum = 0.f;
+    LearningRate learning_rate = 0.01;
+    double momentum = 0.;
     bool nesterov = false;
   };
   SGD() : SGD(Options{}) {}
@@ -94,12 +207,12 @@ class SGD : public Optimizer {
 class Adam : public Optimizer {
  public:
   struct Options {
-    float learning_rate = 0.001f;
-    float beta_1 = 0.9f;
-    float beta_2 = 0.999f;
-    float epsilon = 1e-7f;
+    LearningRate learning_rate = 0.001;
+    double beta_1 = 0.9;
+    double beta_2 = 0.999;
+    double epsilon = 1e-7;
     bool amsgrad = false;
-    float weight_decay = 0.f;  // decoupled (AdamW) when set through AdamW
+    double weight_decay = 0.;  // decoupled (AdamW) when set through AdamW
   };
   Adam() : Adam(Options{}) {}
   explicit Adam(Options o);
@@ -117,11 +230,11 @@ class Adam : public Optimizer {
 class AdamW : public Adam {
  public:
   struct Options {
-    float learning_rate = 0.001f;
-    float weight_decay = 0.004f;
-    float beta_1 = 0.9f;
-    float beta_2 = 0.999f;
-    float epsilon = 1e-7f;
+    LearningRate learning_rate = 0.001;
+    double weight_decay = 0.004;
+    double beta_1 = 0.9;
+    double beta_2 = 0.999;
+    double epsilon = 1e-7;
     bool amsgrad = false;
   };
   AdamW() : AdamW(Options{}) {}
@@ -133,10 +246,10 @@ class AdamW : public Adam {
 class RMSprop : public Optimizer {
  public:
   struct Options {
-    float learning_rate = 0.001f;
-    float rho = 0.9f;
-    float momentum = 0.f;
-    float epsilon = 1e-7f;
+    LearningRate learning_rate = 0.001;
+    double rho = 0.9;
+    double momentum = 0.;
+    double epsilon = 1e-7;
     bool centered = false;
   };
   RMSprop() : RMSprop(Options{}) {}
@@ -155,9 +268,9 @@ class RMSprop : public Optimizer {
 class Adagrad : public Optimizer {
  public:
   struct Options {
-    float learning_rate = 0.001f;
-    float initial_accumulator_value = 0.1f;
-    float epsilon = 1e-7f;
+    LearningRate learning_rate = 0.001;
+    double initial_accumulator_value = 0.1;
+    double epsilon = 1e-7;
   };
   Adagrad() : Adagrad(Options{}) {}
   explicit Adagrad(Options o);

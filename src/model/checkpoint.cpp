@@ -102,6 +102,10 @@ void Model::save_checkpoint(const std::string& path,
   Json layer_rng = Json::object();
   for (const auto& [path_name, l] : leaf_layers())
     if (const Generator* g = l->generator()) layer_rng[path_name] = state_json(g->state());
+  // The running fit's callbacks that keep state (ReduceLROnPlateau, EarlyStopping), in order.
+  Json callback_states = Json::array();
+  for (const Callback* c : active_callbacks_)
+    if (Json st = c->state(); !st.is_null()) callback_states.push_back({{"class", c->class_name()}, {"state", st}});
   const FitState& f = fit_state_;
   const Json checkpoint = {
       {"version", kCheckpointVersion},
@@ -113,6 +117,7 @@ void Model::save_checkpoint(const std::string& path,
       {"batch_size", f.batch_size},
       {"optimizer", {{"iterations", optimizer_->iterations()}, {"slots", slot_names}}},
       {"rng", {{"default", state_json(default_generator().state())}, {"layers", layer_rng}}},
+      {"callbacks", callback_states},
       {"crc32", checksum(tensors)}};
   std::map<std::string, std::string> meta = file_metadata(extra_metadata);
   meta[kKey] = checkpoint.dump();
@@ -204,6 +209,7 @@ Model Model::load_checkpoint(const std::string& path) {
     opt.load_state(params, slots, iterations);
     for (auto& [g, s] : layer_states) g->set_state(s);
     model.fit_state_ = fit;
+    if (ck.contains("callbacks") && ck["callbacks"].is_array()) model.callback_states_ = ck["callbacks"];
     global.set_state(default_state);
     return model;
   } catch (...) {

@@ -73,7 +73,8 @@ void Model::check_output_targets(size_t output, const Tensor& y, const Shape& ta
   // Shapes first: one message for the whole set.
   const bool sparse = l.kind() == Loss::sparse_categorical_crossentropy;
   Shape want = out;
-  bool fits = squeezed(target) == squeezed(out);
+  // A custom loss decides for itself what its targets look like (labels for a probability output).
+  bool fits = l.kind() == Loss::custom || squeezed(target) == squeezed(out);
   if (sparse) {
     want = Shape(std::vector<int64_t>(out.begin(), out.end() - (out.rank() > 0 ? 1 : 0)));
     fits = out.rank() > 0 && target == want;
@@ -142,7 +143,7 @@ std::string Model::diagnose_non_finite(const std::vector<Tensor>& x, const std::
     p.requires_grad_();
     pred.push_back(p);
   }
-  Tensor value = total_loss(y, pred, nullptr);
+  Tensor value = compute_loss(data::Batch{.x = x, .y = y}, pred);
   if (auto bad = non_finite(value); !bad.empty()) {
     std::string outs;
     for (int t : output_ids_)

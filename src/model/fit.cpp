@@ -28,25 +28,6 @@ Tensor rows(const Tensor& x, int64_t begin, int64_t count) {
   return x.view(begin * row, Shape(dims));
 }
 
-// Batch buffers reused across steps, one per input and target; re-made only when the batch size
-// changes (the last batch).
-struct Batch {
-  std::vector<Tensor> xs, ys;
-  void fill(const data::Dataset& d, std::span<const int64_t> idx) {
-    const auto n = static_cast<int64_t>(idx.size());
-    if (xs.empty() || xs[0].dim(0) != n) {
-      xs.clear();
-      ys.clear();
-      for (const Shape& s : d.input_shapes()) xs.push_back(Tensor::empty(with_batch(n, s)));
-      for (const Shape& s : d.target_shapes()) ys.push_back(Tensor::empty(with_batch(n, s)));
-    }
-    std::vector<float*> x, y;
-    for (Tensor& t : xs) x.push_back(t.data());
-    for (Tensor& t : ys) y.push_back(t.data());
-    d.gather_parts(idx, x, y);
-  }
-};
-
 // The memory for a pass over n samples in batches of bs: the storage cache keeps the buffers of
 // a smaller last batch beside the full ones, so its activations count too.
 MemoryEstimate pass_estimate(const Model& model, int64_t n, int64_t bs, bool training) {
@@ -60,10 +41,14 @@ MemoryEstimate pass_estimate(const Model& model, int64_t n, int64_t bs, bool tra
 
 }  // namespace
 
-void Model::compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<std::string> metrics) {
+void Model::compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<MetricSpec> metrics) {
+  compile(std::move(optimizer), std::move(loss), CompileOptions{.metrics = std::move(metrics)});
+}
+
+void Model::compile(std::shared_ptr<Optimizer> optimizer, Loss loss, CompileOptions options) {
   // One loss for every output, as Keras does with a single loss.
   const size_t outputs = num_outputs();
-  compile(std::move(optimizer), std::vector<Loss>(outputs, loss), CompileOptions{.metrics = std::move(metrics)});
+  compile(std::move(optimizer), std::vector<Loss>(outputs, loss), std::move(options));
 }
 
 void Model::compile(std::shared_ptr<Optimizer> optimizer, std::vector<Loss> losses, CompileOptions o) {
@@ -78,15 +63,30 @@ void Model::compile(std::shared_ptr<Optimizer> optimizer, std::vector<Loss> loss
                      std::to_string(outputs) + " outputs");
   for (double w : o.loss_weights)
     if (!std::isfinite(w) || w < 0) throw ValueError("compile: loss weight " + std::to_string(w) + " must be finite and >= 0");
-  for (const std::string& m : o.metrics)
-    for (const Loss& l : losses) metric_from_name(m, l);  // validates names now
+  std::vector<std::string> names;
+  for (const auto* list : {&o.metrics, &o.weighted_metrics})
+    for (const MetricSpec& m : *list) {
+      for (const Loss& l : losses) {
+        std::unique_ptr<Metric> made = m.make(l);  // validates names now
+        Metric* metric = made ? made.get() : m.shared();
+        if (list == &o.weighted_metrics && !metric->supports_sample_weight())
+          throw ValueError("compile: metric '" + metric->name() + "' cannot weigh samples; list it in metrics, not weighted_metrics");
+      }
+      if (m.shared() && outputs > 1)
+        throw ValueError("compile: a shared metric object ('" + m.shared()->name() + "') serves one output; model '" +
+                         name_ + "' has " + std::to_string(outputs) + ": pass the metric by value");
+      if (m.is_name() && list == &o.metrics) names.push_back(m.name());
+    }
   optimizer_ = std::move(optimizer);
   losses_ = std::move(losses);
   loss_weights_ = std::move(o.loss_weights);
-  metric_names_ = std::move(o.metrics);
+  metric_names_ = std::move(names);
+  metric_specs_ = std::move(o.metrics);
+  weighted_metric_specs_ = std::move(o.weighted_metrics);
+  compiled_metrics_.clear();
 }
 
-void Model::compile(const std::string& optimizer, Loss loss, std::vector<std::string> metrics) {
+void Model::compile(const std::string& optimizer, Loss loss, std::vector<MetricSpec> metrics) {
   compile(optimizer_from_config(Json(optimizer)), std::move(loss), std::move(metrics));
 }
 
@@ -107,27 +107,105 @@ std::string Model::output_log_name(size_t output, const std::string& what) const
   return output_names()[output] + "_" + what;  // Keras: "dense_1_loss", "dense_1_accuracy"
 }
 
-std::vector<Model::NamedMetric> Model::make_metrics() const {
-  std::vector<NamedMetric> out;
-  for (size_t o = 0; o < losses_.size(); ++o)
-    for (const std::string& m : metric_names_) {
-      auto metric = metric_from_name(m, losses_[o]);
-      std::string name = output_log_name(o, metric->name());
-      out.push_back({o, std::move(name), std::move(metric)});
-    }
+// --- the compiled state a step uses: losses, trackers, metrics ----------------------------------------
+
+void Model::prepare_metrics() {
+  compiled_metrics_.clear();
+  loss_part_trackers_.clear();
+  if (losses_.size() > 1)
+    for (size_t o = 0; o < losses_.size(); ++o)
+      loss_part_trackers_.push_back(std::make_shared<Mean>(output_log_name(o, "loss")));
+  std::set<std::string> taken;
+  for (const auto* list : {&metric_specs_, &weighted_metric_specs_})
+    for (size_t o = 0; o < losses_.size(); ++o)
+      for (const MetricSpec& m : *list) {
+        std::shared_ptr<Metric> metric = m.make(losses_[o]);
+        if (!metric) metric = std::shared_ptr<Metric>(std::shared_ptr<Metric>{}, m.shared());  // shared, not owned
+        std::string name = output_log_name(o, metric->name());
+        // Keras names a weighted metric that clashes with an unweighted one "weighted_<name>".
+        if (list == &weighted_metric_specs_ && taken.count(name)) name = output_log_name(o, "weighted_" + metric->name());
+        taken.insert(name);
+        compiled_metrics_.push_back({o, std::move(name), std::move(metric), list == &weighted_metric_specs_});
+      }
+}
+
+bool Model::metrics_ready() const {
+  return loss_part_trackers_.size() == (losses_.size() > 1 ? losses_.size() : 0) &&
+         compiled_metrics_.size() == (metric_specs_.size() + weighted_metric_specs_.size()) * losses_.size();
+}
+
+std::vector<Metric*> Model::metrics() {
+  std::vector<Metric*> out{loss_tracker_.get()};
+  for (auto& t : loss_part_trackers_) out.push_back(t.get());
+  for (auto& m : compiled_metrics_) out.push_back(m.metric.get());
   return out;
 }
 
-Tensor Model::total_loss(const std::vector<Tensor>& y, const std::vector<Tensor>& pred, std::vector<float>* parts) const {
+void Model::reset_metrics() {
+  for (Metric* m : metrics()) m->reset_state();
+}
+
+void Model::zero_grad(bool set_to_none) {
+  for (Tensor p : trainable_weights()) p.zero_grad(set_to_none);
+}
+
+Tensor Model::compute_loss(const data::Batch& batch, const std::vector<Tensor>& pred) {
+  const std::vector<Loss>& ls = losses();
+  if (batch.y.size() != ls.size() || pred.size() != ls.size())
+    throw ValueError("compute_loss: model '" + name_ + "' has " + std::to_string(ls.size()) + " losses, given " +
+                     std::to_string(batch.y.size()) + " targets and " + std::to_string(pred.size()) + " predictions");
+  last_loss_parts_.clear();
   Tensor total;
-  for (size_t o = 0; o < losses_.size(); ++o) {
-    Tensor l = losses_[o](y[o], pred[o]);
-    if (parts) parts->push_back(l.item());
-    if (losses_.size() == 1 && loss_weights_[0] == 1.0) return l;
-    Tensor weighted = mul(l, static_cast<float>(loss_weights_[o]));
-    total = total.defined() ? add(total, weighted) : weighted;
+  for (size_t o = 0; o < ls.size(); ++o) {
+    Tensor l = ls[o](batch.y[o], pred[o], batch.sample_weight);
+    if (ls.size() > 1) last_loss_parts_.push_back(l.item());
+    if (!(ls.size() == 1 && loss_weights_[0] == 1.0)) l = mul(l, static_cast<float>(loss_weights_[o]));
+    total = total.defined() ? add(total, l) : l;
   }
   return total;
+}
+
+void Model::update_metrics(const data::Batch& batch, const std::vector<Tensor>& pred, const Tensor& loss) {
+  if (!metrics_ready()) prepare_metrics();
+  const auto n = static_cast<double>(batch.size());
+  loss_tracker_->update_state(static_cast<double>(loss.item()), n);
+  for (size_t o = 0; o < last_loss_parts_.size() && o < loss_part_trackers_.size(); ++o)
+    loss_part_trackers_[o]->update_state(static_cast<double>(last_loss_parts_[o]), n);
+  for (auto& m : compiled_metrics_)
+    m.metric->update_state(batch.y[m.output], pred[m.output], m.weighted ? batch.sample_weight : Tensor());
+}
+
+Logs Model::metrics_result() const {
+  Logs logs;
+  logs.set("loss", loss_tracker_->result());
+  for (const auto& t : loss_part_trackers_) logs.set(t->name(), t->result());
+  for (const auto& m : compiled_metrics_) logs.set(m.name, m.metric->result());
+  return logs;
+}
+
+Logs Model::train_step(const data::Batch& batch) {
+  Optimizer& opt = optimizer();
+  const std::vector<Tensor> fresh = train_params_.empty() ? trainable_weights() : std::vector<Tensor>{};
+  const std::vector<Tensor>& params = train_params_.empty() ? fresh : train_params_;
+  for (Tensor p : params) p.zero_grad(/*set_to_none=*/false);  // lazily: backward overwrites
+  const std::vector<Tensor> pred = run(batch.x, true);
+  Tensor loss = compute_loss(batch, pred);
+  loss.backward();
+  // The first non-finite loss: find where it came from while the weights are still the ones
+  // that produced it (once per fit, so the steady state pays one isfinite per step).
+  if (!std::isfinite(loss.item()) && divergence_.empty()) {
+    divergence_ = diagnose_non_finite(batch.x, batch.y);
+    if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
+  }
+  opt.step(params);
+  update_metrics(batch, pred, loss);
+  return metrics_result();
+}
+
+Logs Model::test_step(const data::Batch& batch) {
+  const std::vector<Tensor> pred = run(batch.x, false);
+  update_metrics(batch, pred, compute_loss(batch, pred));
+  return metrics_result();
 }
 
 void Model::check_dataset(const data::Dataset& data, const char* where) const {
@@ -138,16 +216,123 @@ void Model::check_dataset(const data::Dataset& data, const char* where) const {
                      std::to_string(outputs) + " output" + (outputs == 1 ? "" : "s"));
 }
 
-History Model::fit(const data::Dataset& data, const FitOptions& o) {
-  optimizer();  // throws if not compiled
+namespace {
+
+// A Dataset as a stream of batches: rows of `order` (shuffled by fit between epochs, or the
+// identity), batch by batch, with their sample weights when there are some.
+class DatasetSource : public data::BatchSource {
+ public:
+  DatasetSource(const data::Dataset& d, int64_t batch_size, Tensor weights = Tensor())
+      : d_(d), bs_(std::min(batch_size, std::max<int64_t>(d.size(), 1))), weights_(std::move(weights)),
+        order(static_cast<size_t>(d.size())) {
+    std::iota(order.begin(), order.end(), 0);
+  }
+  std::vector<Shape> input_shapes() const override { return d_.input_shapes(); }
+  std::vector<Shape> target_shapes() const override { return d_.target_shapes(); }
+  std::optional<int64_t> steps_per_epoch() const override { return (d_.size() + bs_ - 1) / bs_; }
+  void start_epoch(int epoch, int64_t skip) override {
+    if (on_epoch && skip == 0) on_epoch(epoch);
+    pos_ = std::min(skip * bs_, d_.size());
+  }
+  bool next(data::Batch& b) override {
+    if (pos_ >= d_.size()) return false;
+    const int64_t n = std::min(bs_, d_.size() - pos_);
+    const std::span<const int64_t> idx(order.data() + pos_, static_cast<size_t>(n));
+    pos_ += n;
+    if (b.x.size() != d_.input_shapes().size() || b.size() != n) {  // re-made only for a smaller last batch
+      b.x.clear();
+      b.y.clear();
+      for (const Shape& s : d_.input_shapes()) b.x.push_back(Tensor::empty(with_batch(n, s)));
+      for (const Shape& s : d_.target_shapes()) b.y.push_back(Tensor::empty(with_batch(n, s)));
+      b.sample_weight = weights_.defined() ? Tensor::empty({n}) : Tensor();
+    }
+    std::vector<float*> x, y;
+    for (Tensor& t : b.x) x.push_back(t.data());
+    for (Tensor& t : b.y) y.push_back(t.data());
+    d_.gather_parts(idx, x, y);
+    if (weights_.defined())
+      for (int64_t i = 0; i < n; ++i) b.sample_weight.data()[i] = weights_.data()[idx[static_cast<size_t>(i)]];
+    return true;
+  }
+
+  std::function<void(int)> on_epoch;  // called at the start of a fresh epoch (fit shuffles `order`)
+  const data::Dataset& d_;
+  int64_t bs_;
+  Tensor weights_;
+  std::vector<int64_t> order;
+
+ private:
+  int64_t pos_ = 0;
+};
+
+// The class of each sample's target, as Keras' class_weight reads it: an integer label, the
+// argmax of a one-hot row, or a binary target rounded.
+int64_t target_class(const float* y, int64_t per) {
+  if (per == 1) return static_cast<int64_t>(std::lround(y[0]));
+  return std::max_element(y, y + per) - y;
+}
+
+// Multiplies class weights into the batch's sample weights (made if absent).
+void apply_class_weight(data::Batch& b, const std::map<int64_t, double>& class_weight) {
+  if (class_weight.empty()) return;
+  const int64_t n = b.size(), per = n ? b.y[0].numel() / n : 1;
+  Tensor w = Tensor::empty({n});
+  for (int64_t i = 0; i < n; ++i) {
+    const auto it = class_weight.find(target_class(b.y[0].data() + i * per, per));
+    const double cw = it == class_weight.end() ? 1.0 : it->second;
+    w.data()[i] = static_cast<float>(cw * (b.sample_weight.defined() ? b.sample_weight.data()[i] : 1.f));
+  }
+  b.sample_weight = w;
+}
+
+// evaluate's summary line: "313/313 - 0.4s 1278us/step - loss: 0.0812 - accuracy: 0.9751".
+void print_evaluation(const Logs& logs, int64_t steps, double seconds) {
+  char head[96];
+  if (steps > 0)
+    std::snprintf(head, sizeof head, "%lld/%lld - %.1fs %.0fus/step", static_cast<long long>(steps),
+                  static_cast<long long>(steps), seconds, seconds / static_cast<double>(steps) * 1e6);
+  else
+    std::snprintf(head, sizeof head, "evaluated");
+  std::cout << head;
+  for (const auto& [k, v] : logs.values) {
+    char item[64];
+    std::snprintf(item, sizeof item, " - %s: %.4f", k.c_str(), v);
+    std::cout << item;
+  }
+  std::cout << "\n" << std::flush;
+}
+
+void check_fit_options(const FitOptions& o) {
   if (o.epochs < 0) throw ValueError("fit: epochs must be >= 0, got " + std::to_string(o.epochs));
   if (o.initial_epoch < 0) throw ValueError("fit: initial_epoch must be >= 0, got " + std::to_string(o.initial_epoch));
   if (o.batch_size <= 0) throw ValueError("fit: batch_size must be positive, got " + std::to_string(o.batch_size));
   if (!(o.validation_split >= 0.0 && o.validation_split < 1.0))
     throw ValueError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+  if (o.steps_per_epoch && *o.steps_per_epoch <= 0)
+    throw ValueError("fit: steps_per_epoch must be positive, got " + std::to_string(*o.steps_per_epoch));
+  for (const auto& [c, w] : o.class_weight)
+    if (c < 0 || !std::isfinite(w) || w < 0)
+      throw ValueError("fit: class_weight {" + std::to_string(c) + ": " + std::to_string(w) +
+                       "}: classes are indices >= 0 and weights finite and >= 0");
+}
+
+}  // namespace
+
+History Model::fit(const data::Dataset& data, const FitOptions& o) {
+  if (has_graph()) optimizer();  // throws if not compiled (a subclass without a graph steps its own way)
+  check_fit_options(o);
   if (data.empty()) throw ValueError("fit: the training data is empty");
+  if (o.sample_weight.defined() && (o.sample_weight.numel() != data.size() || o.sample_weight.rank() > 2))
+    throw ShapeError("fit: sample_weight " + o.sample_weight.shape().str() + " must hold one weight per sample (" +
+                     std::to_string(data.size()) + ")");
+  if (o.sample_weight.defined())
+    for (int64_t i = 0; i < data.size(); ++i)
+      if (const float w = o.sample_weight.data()[i]; !std::isfinite(w) || w < 0)
+        throw ValueError("fit: sample_weight of sample " + std::to_string(i) + " is " + std::to_string(w) +
+                         "; weights must be finite and >= 0");
 
   data::Dataset train = data, val;
+  Tensor train_w = o.sample_weight.defined() ? reshape(o.sample_weight.detach(), Shape{data.size()}) : Tensor();
   if (o.validation_data) {
     val = *o.validation_data;
   } else if (o.validation_split > 0.0) {  // Keras: the last samples, before any shuffling
@@ -157,21 +342,25 @@ History Model::fit(const data::Dataset& data, const FitOptions& o) {
                        std::to_string(data.size()) + " samples leaves an empty training or validation set");
     val = data.slice(data.size() - n_val, data.size());
     train = data.slice(0, data.size() - n_val);
+    if (train_w.defined()) train_w = train_w.view(0, Shape{train.size()});  // (validation is unweighted)
   }
-  ensure_built(train.input_shapes(), "fit");
-  check_dataset(train, "fit");
-  if (!val.empty() && val.input_shapes() != train.input_shapes())
-    throw ShapeError("fit: validation samples have shape " + val.sample_shape().str() + ", training samples " +
-                     train.sample_shape().str());
-  if (!val.empty()) check_dataset(val, "fit: validation data");
-  check_targets(train, "fit");
-  if (!val.empty()) check_targets(val, "fit: validation data");
-  if (memory_limit() > 0) {  // see set_memory_limit
-    MemoryEstimate need = pass_estimate(*this, train.size(), o.batch_size, /*training=*/true);
-    need.data = train.storage_bytes() + (o.validation_data ? val.storage_bytes() : 0);
-    check_memory(need, "fit");
+  if (has_graph()) {
+    ensure_built(train.input_shapes(), "fit");
+    check_dataset(train, "fit");
+    if (!val.empty() && val.input_shapes() != train.input_shapes())
+      throw ShapeError("fit: validation samples have shape " + val.sample_shape().str() + ", training samples " +
+                       train.sample_shape().str());
+    if (!val.empty()) check_dataset(val, "fit: validation data");
+    if (compiled()) {
+      check_targets(train, "fit");
+      if (!val.empty()) check_targets(val, "fit: validation data");
+    }
+    if (memory_limit() > 0) {  // see set_memory_limit
+      MemoryEstimate need = pass_estimate(*this, train.size(), o.batch_size, /*training=*/true);
+      need.data = train.storage_bytes() + (o.validation_data ? val.storage_bytes() : 0);
+      check_memory(need, "fit");
+    }
   }
-  divergence_.clear();
 
   const int64_t n = train.size(), bs = std::min(o.batch_size, n), steps = (n + bs - 1) / bs;
   // Resume when the model stands at initial_epoch (a checkpoint's state, or an earlier fit's):
@@ -197,83 +386,125 @@ History Model::fit(const data::Dataset& data, const FitOptions& o) {
                      .samples = n,
                      .batch_size = o.batch_size};
   }
+  DatasetSource source(train, bs, train_w);
   Generator shuffle_gen(*state.shuffle_seed);
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
+  std::vector<int64_t>& order = source.order;
   auto shuffle = [&] {
     for (int64_t i = n - 1; i > 0; --i)
       std::swap(order[static_cast<size_t>(i)], order[shuffle_gen.below(static_cast<uint64_t>(i + 1))]);
   };
   for (int64_t i = 0; i < state.shuffled; ++i) shuffle();  // replays the order up to here
+  if (o.shuffle)
+    source.on_epoch = [&](int) {  // the order carries over from epoch to epoch
+      shuffle();
+      ++state.shuffled;
+    };
+  return fit_loop(source, val, bs, o, n, resume);
+}
 
-  const std::vector<Tensor> params = trainable_weights();
-  auto metrics = make_metrics();
-  const bool multi = losses_.size() > 1;
-  std::vector<std::string> loss_names;  // "cls_loss", ... (named once, not per batch)
-  for (size_t o = 0; multi && o < losses_.size(); ++o) loss_names.push_back(output_log_name(o, "loss"));
+History Model::fit(data::BatchSource& train, const FitOptions& o) {
+  if (has_graph()) optimizer();  // throws if not compiled
+  check_fit_options(o);
+  if (o.validation_split > 0.0)
+    throw ValueError("fit: validation_split does not apply to a stream of batches; pass validation_data");
+  if (o.sample_weight.defined())
+    throw ValueError("fit: sample_weight does not apply to a stream of batches; set each Batch's sample_weight");
+  const data::Dataset val = o.validation_data ? *o.validation_data : data::Dataset();
+  if (has_graph()) {
+    ensure_built(train.input_shapes(), "fit");
+    if (train.target_shapes().size() != num_outputs())
+      throw ValueError("fit: the batches have " + std::to_string(train.target_shapes().size()) + " targets, model '" +
+                       name_ + "' has " + std::to_string(num_outputs()) + " outputs");
+    if (!val.empty()) check_dataset(val, "fit: validation data");
+  }
+  FitState& state = fit_state_;
+  const bool resume = state.shuffle_seed && state.epoch == o.initial_epoch;
+  if (!resume) state = FitState{.epoch = o.initial_epoch, .shuffle_seed = o.seed ? *o.seed : 0, .samples = 0, .batch_size = 0};
+  return fit_loop(train, val, o.batch_size, o, 0, resume);
+}
+
+History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int64_t val_batch, const FitOptions& o,
+                        int64_t samples, bool resume) {
+  divergence_.clear();
+  if (!o.class_weight.empty() && source.target_shapes().size() != 1)
+    throw ValueError("fit: class_weight needs a model with one output (as Keras); weigh the samples instead");
+  FitState& state = fit_state_;
+  const std::optional<int64_t> steps = o.steps_per_epoch ? o.steps_per_epoch : source.steps_per_epoch();
+  train_params_ = trainable_weights();
+  prepare_metrics();
   History history;
   ProgressBar bar(o.verbose);
   std::vector<Callback*> callbacks{&history};
   if (o.verbose > 0) callbacks.push_back(&bar);
   callbacks.insert(callbacks.end(), o.callbacks.begin(), o.callbacks.end());
+  // Checkpoints are written after every other callback has run, so that they hold the state those
+  // callbacks leave at the end of an epoch (ReduceLROnPlateau's rate) and a resume is exact.
+  std::stable_partition(callbacks.begin(), callbacks.end(),
+                        [](Callback* c) { return dynamic_cast<ModelCheckpoint*>(c) == nullptr; });
   for (Callback* c : callbacks) c->model = this;
 
-  const TrainInfo info{o.epochs, steps, n, !val.empty()};
+  const TrainInfo info{o.epochs, steps.value_or(0), samples, !val.empty()};
   stop_training = false;
+  struct Cleanup {  // the cached parameters and the callbacks' model pointers, also on an exception
+    Model& m;
+    std::vector<Callback*>& cbs;
+    ~Cleanup() {
+      m.train_params_.clear();
+      m.active_callbacks_.clear();
+      for (Callback* c : cbs) c->model = nullptr;
+    }
+  } cleanup{*this, callbacks};
+  active_callbacks_ = callbacks;
   for (Callback* c : callbacks) c->on_train_begin(info);
+  // A resume from a checkpoint gives the callbacks their saved state back, class by class in order.
+  if (resume && callback_states_.is_array()) {
+    size_t next = 0;
+    for (Callback* c : callbacks) {
+      if (c->state().is_null()) continue;
+      if (next < callback_states_.size() && callback_states_[next].value("class", "") == c->class_name())
+        c->load_state(callback_states_[next].at("state"));
+      ++next;
+    }
+  }
+  callback_states_ = Json();
+  bool log_lr = optimizer_ && optimizer_->schedule;
+  for (Callback* c : callbacks) log_lr = log_lr || c->logs_learning_rate();
 
-  Batch batch;
+  data::Batch batch;
   Logs logs;
   for (int epoch = o.initial_epoch; epoch < o.epochs && !stop_training; ++epoch) {
     for (Callback* c : callbacks) c->on_epoch_begin(epoch);
-    const int64_t first_step = state.step;  // > 0 only when resuming mid-epoch, already shuffled
-    if (o.shuffle && first_step == 0) {
-      shuffle();
-      ++state.shuffled;
-    }
-    for (auto& m : metrics) m.metric->reset();
-    double loss_sum = 0.0;
-    std::vector<double> part_sums(losses_.size(), 0.0);
-    std::vector<float> parts;
-    int64_t seen = 0;
-    for (int64_t step = first_step; step < steps; ++step) {
-      const int64_t begin = step * bs, count = std::min(bs, n - begin);
-      batch.fill(train, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
-      for (Tensor p : params) p.zero_grad(/*set_to_none=*/false);  // lazily: backward overwrites
-      const std::vector<Tensor> pred = run(batch.xs, true);
-      parts.clear();
-      Tensor loss = total_loss(batch.ys, pred, multi ? &parts : nullptr);
-      loss.backward();
-      const float batch_loss = loss.item();
-      // The first non-finite loss: find where it came from while the weights are still the ones
-      // that produced it (once per fit, so the steady state pays one isfinite per step).
-      if (!std::isfinite(batch_loss) && divergence_.empty()) {
-        divergence_ = diagnose_non_finite(batch.xs, batch.ys);
-        if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
+    reset_metrics();
+    int64_t step = state.step;  // > 0 only when resuming mid-epoch
+    source.start_epoch(epoch, step);
+    bool finished = true;
+    logs = Logs{};
+    while (!steps || step < *steps) {
+      if (!source.next(batch)) {
+        if (steps)
+          throw ValueError("fit: the training data ran out after " + std::to_string(step) + " of " +
+                           std::to_string(*steps) + " steps in epoch " + std::to_string(epoch + 1));
+        break;
       }
-      optimizer_->step(params);
-      loss_sum += static_cast<double>(batch_loss) * static_cast<double>(count);
-      for (size_t o = 0; o < parts.size(); ++o) part_sums[o] += static_cast<double>(parts[o]) * static_cast<double>(count);
-      seen += count;
-      for (auto& m : metrics) m.metric->update(batch.ys[m.output], pred[m.output]);
-      logs = Logs{};
-      logs.set("loss", loss_sum / static_cast<double>(seen));
-      for (size_t o = 0; o < parts.size(); ++o) logs.set(loss_names[o], part_sums[o] / static_cast<double>(seen));
-      for (auto& m : metrics) logs.set(m.name, m.metric->result());
-      state.step = step + 1;
-      for (Callback* c : callbacks) c->on_batch_end(step + 1, logs);
-      if (stop_training) break;  // a callback asked for it mid-epoch (TerminateOnNaN)
+      apply_class_weight(batch, o.class_weight);
+      logs = train_step(batch);
+      state.step = ++step;
+      for (Callback* c : callbacks) c->on_batch_end(step, logs);
+      if (stop_training) {  // a callback asked for it mid-epoch (TerminateOnNaN)
+        finished = !steps || step == *steps;
+        break;
+      }
     }
     if (!val.empty())
-      for (const auto& [k, v] : run_evaluation(val, bs).values) logs.set("val_" + k, v);
-    if (state.step == steps) {
+      for (const auto& [k, v] : run_evaluation(val, val_batch).values) logs.set("val_" + k, v);
+    if (finished) {
       state.epoch = epoch + 1;
       state.step = 0;
     }
+    if (log_lr) logs.set("learning_rate", optimizer_->learning_rate);  // the rate this epoch trained with
     for (Callback* c : callbacks) c->on_epoch_end(epoch, logs);
   }
   for (Callback* c : callbacks) c->on_train_end(logs);
-  for (Callback* c : callbacks) c->model = nullptr;
   return history;
 }
 
@@ -285,34 +516,20 @@ History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y, c
   return fit(data::Dataset::from_tensors(x, y), options);
 }
 
-Logs Model::run_evaluation(const data::Dataset& data, int64_t batch_size) {
+Logs Model::run_evaluation(data::BatchSource& data) {
   NoGradGuard no_grad;
-  auto metrics = make_metrics();
-  const bool multi = losses_.size() > 1;
-  std::vector<std::string> loss_names;  // "cls_loss", ... (named once, not per batch)
-  for (size_t o = 0; multi && o < losses_.size(); ++o) loss_names.push_back(output_log_name(o, "loss"));
-  std::vector<int64_t> order(static_cast<size_t>(data.size()));
-  std::iota(order.begin(), order.end(), 0);
-  Batch batch;
-  double loss_sum = 0.0;
-  std::vector<double> part_sums(losses_.size(), 0.0);
-  std::vector<float> parts;
-  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
-    const int64_t count = std::min(batch_size, data.size() - begin);
-    batch.fill(data, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
-    const std::vector<Tensor> pred = run(batch.xs, false);
-    parts.clear();
-    loss_sum += static_cast<double>(total_loss(batch.ys, pred, multi ? &parts : nullptr).item()) * static_cast<double>(count);
-    for (size_t o = 0; o < parts.size(); ++o) part_sums[o] += static_cast<double>(parts[o]) * static_cast<double>(count);
-    for (auto& m : metrics) m.metric->update(batch.ys[m.output], pred[m.output]);
-  }
-  Logs logs;
-  const double n = std::max<double>(static_cast<double>(data.size()), 1.0);
-  logs.set("loss", data.size() ? loss_sum / n : 0.0);
-  if (multi)
-    for (size_t o = 0; o < part_sums.size(); ++o) logs.set(loss_names[o], part_sums[o] / n);
-  for (auto& m : metrics) logs.set(m.name, m.metric->result());
+  if (!metrics_ready()) prepare_metrics();
+  reset_metrics();
+  data.start_epoch(0, 0);
+  data::Batch batch;
+  Logs logs = metrics_result();
+  while (data.next(batch)) logs = test_step(batch);
   return logs;
+}
+
+Logs Model::run_evaluation(const data::Dataset& data, int64_t batch_size) {
+  DatasetSource source(data, batch_size);
+  return run_evaluation(source);
 }
 
 Logs Model::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
@@ -328,21 +545,11 @@ Logs Model::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
     check_memory(need, "evaluate");
   }
   const auto start = std::chrono::steady_clock::now();
+  prepare_metrics();
   Logs logs = run_evaluation(data, o.batch_size);
-  if (o.verbose > 0) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const int64_t steps = (data.size() + o.batch_size - 1) / o.batch_size;
-    char head[96];
-    std::snprintf(head, sizeof head, "%lld/%lld - %.1fs %.0fus/step", static_cast<long long>(steps),
-                  static_cast<long long>(steps), s, s / static_cast<double>(steps) * 1e6);
-    std::cout << head;
-    for (const auto& [k, v] : logs.values) {
-      char item[64];
-      std::snprintf(item, sizeof item, " - %s: %.4f", k.c_str(), v);
-      std::cout << item;
-    }
-    std::cout << "\n" << std::flush;
-  }
+  if (o.verbose > 0)
+    print_evaluation(logs, (data.size() + o.batch_size - 1) / o.batch_size,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return logs;
 }
 
@@ -364,25 +571,65 @@ std::vector<Tensor> Model::predict_all(const data::Dataset& data, int64_t batch_
     for (const Shape& s : outs) need.data += data.size() * s.numel() * 4;
     check_memory(need, "predict");
   }
+  DatasetSource source(data, batch_size);
+  return predict_from(source, outs, data.size());
+}
+
+Tensor Model::predict(const data::Dataset& data, int64_t batch_size) { return predict_all(data, batch_size).at(0); }
+
+// Every batch of the source's epoch 0 through the model in inference mode, the outputs
+// concatenated: into (rows, ...) buffers when the row count is known, else batch by batch.
+std::vector<Tensor> Model::predict_from(data::BatchSource& source, const std::vector<Shape>& outs, int64_t rows) {
   NoGradGuard no_grad;
+  std::vector<std::vector<Tensor>> parts(outs.size());
   std::vector<Tensor> out;
-  for (const Shape& s : outs) out.push_back(Tensor::empty(with_batch(data.size(), s)));
-  std::vector<int64_t> order(static_cast<size_t>(data.size()));
-  std::iota(order.begin(), order.end(), 0);
-  Batch batch;
-  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
-    const int64_t count = std::min(batch_size, data.size() - begin);
-    batch.fill(data, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
-    const std::vector<Tensor> pred = run(batch.xs, false);
-    for (size_t o = 0; o < out.size(); ++o) {
+  if (rows >= 0)
+    for (const Shape& s : outs) out.push_back(Tensor::empty(with_batch(rows, s)));
+  source.start_epoch(0, 0);
+  data::Batch batch;
+  int64_t begin = 0;
+  while (source.next(batch)) {
+    const int64_t count = batch.size();
+    const std::vector<Tensor> pred = run(batch.x, false);
+    for (size_t o = 0; o < outs.size(); ++o) {
+      if (rows < 0) {
+        parts[o].push_back(pred[o].clone());
+        continue;
+      }
+      if (begin + count > rows) throw ValueError("predict: the data yielded more than " + std::to_string(rows) + " samples");
       const int64_t row = outs[o].numel();
       std::copy(pred[o].data(), pred[o].data() + count * row, out[o].data() + begin * row);
     }
+    begin += count;
+  }
+  if (rows >= 0) return out;
+  for (size_t o = 0; o < outs.size(); ++o) {
+    if (parts[o].empty()) {
+      out.push_back(Tensor::empty(with_batch(0, outs[o])));
+      continue;
+    }
+    NoGradGuard inner;
+    out.push_back(concat(parts[o], 0));
   }
   return out;
 }
 
-Tensor Model::predict(const data::Dataset& data, int64_t batch_size) { return predict_all(data, batch_size).at(0); }
+std::vector<Tensor> Model::predict_all(data::BatchSource& data) {
+  ensure_built(data.input_shapes(), "predict");
+  return predict_from(data, output_shapes(), -1);
+}
+
+Logs Model::evaluate(data::BatchSource& data, const EvaluateOptions& o) {
+  loss();  // throws if not compiled
+  ensure_built(data.input_shapes(), "evaluate");
+  if (data.target_shapes().size() != num_outputs())
+    throw ValueError("evaluate: the batches have " + std::to_string(data.target_shapes().size()) + " targets, model '" +
+                     name_ + "' has " + std::to_string(num_outputs()) + " outputs");
+  prepare_metrics();
+  Logs logs = run_evaluation(data);
+  if (o.verbose > 0) print_evaluation(logs, 0, 0.0);
+  return logs;
+}
 
 std::vector<Tensor> Model::predict_all(const std::vector<Tensor>& x, int64_t batch_size) {
   if (batch_size <= 0) throw ValueError("predict: batch_size must be positive, got " + std::to_string(batch_size));
@@ -395,6 +642,14 @@ std::vector<Tensor> Model::predict_all(const std::vector<Tensor>& x, int64_t bat
   }
   if (x.empty()) throw ValueError("predict: no inputs");
   const int64_t n = x[0].dim(0);
+  // One sample without its batch axis: the most common slip, so say so.
+  if (const std::vector<Shape> want = input_shapes(); want.size() == x.size())
+    for (size_t i = 0; i < x.size(); ++i)
+      if (x[i].shape() == want[i] && shapes[i] != want[i])
+        throw ShapeError("predict: input " + (x.size() > 1 ? "'" + input_names()[i] + "' " : std::string()) + "has shape " +
+                         x[i].shape().str() + ", one sample of model '" + name_ + "' without a batch axis.\n  hint: predict(" +
+                         "reshape(x, " + with_batch(1, want[i]).str() + ")) for one sample, or stack samples into (N, " +
+                         want[i].str().substr(1) + ")");
   ensure_built(shapes, "predict");
   const std::vector<Shape> outs = output_shapes();
   if (memory_limit() > 0) {  // see set_memory_limit

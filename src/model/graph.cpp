@@ -488,4 +488,26 @@ std::vector<std::pair<std::string, Tensor>> Model::named_weights() const {
   return out;
 }
 
+std::vector<Tensor> Model::get_weights() const {
+  std::vector<Tensor> out;
+  for (const auto& [name, w] : named_weights()) out.push_back(w.clone());
+  return out;
+}
+
+void Model::set_weights(const std::vector<Tensor>& values) {
+  const auto weights = named_weights();
+  if (values.size() != weights.size())
+    throw ValueError("set_weights: model '" + name_ + "' has " + std::to_string(weights.size()) + " weights, given " +
+                     std::to_string(values.size()) + " (get_weights() lists them in order)");
+  for (size_t i = 0; i < values.size(); ++i)  // every shape first: a mismatch changes nothing
+    if (!values[i].defined() || values[i].shape() != weights[i].second.shape())
+      throw ShapeError("set_weights: weight " + std::to_string(i) + " ('" + weights[i].first + "') has shape " +
+                       weights[i].second.shape().str() + ", given " +
+                       (values[i].defined() ? values[i].shape().str() : std::string("an undefined tensor")));
+  for (size_t i = 0; i < values.size(); ++i) {
+    Tensor w = weights[i].second;
+    std::copy(values[i].data(), values[i].data() + values[i].numel(), w.data());
+  }
+}
+
 }  // namespace lamina

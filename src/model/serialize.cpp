@@ -1,9 +1,11 @@
 // Model JSON (Keras' to_json form, read in both its Keras 2 and Keras 3 shapes) and model
 // files: safetensors with the config in __metadata__, loaded all-or-nothing. Checkpoints, which
 // add training state to a model file, are in checkpoint.cpp.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <iostream>
 #include <tuple>
 
 #include "allocator.hpp"
@@ -440,10 +442,27 @@ Model Model::from_file(const io::SafetensorsFile& file, const std::string& path)
       CompileOptions options;
       for (const auto& m : c.value("metrics", Json::array())) options.metrics.push_back(m.get<std::string>());
       std::vector<Loss> losses;
-      if (c.at("loss").is_array())
-        for (const Json& l : c.at("loss")) losses.push_back(Loss::from_config(l));
+      // A loss of the user's own that this process has not registered: the model loads
+      // uncompiled, as Keras loads one whose custom objects it does not know.
+      auto unregistered = [](const Json& l) {
+        if (!l.is_object() || !l.value("config", Json::object()).value("lamina_custom", false)) return false;
+        try {
+          Loss::from_config(l);
+          return false;
+        } catch (const ValueError&) {
+          return true;
+        }
+      };
+      const Json& lj = c.at("loss");
+      if (lj.is_array() ? std::any_of(lj.begin(), lj.end(), unregistered) : unregistered(lj)) {
+        std::cerr << "lamina: " << path << ": the model was compiled with a custom loss that is not registered here "
+                  << "(lamina::register_loss); it is loaded uncompiled\n";
+        return model;
+      }
+      if (lj.is_array())
+        for (const Json& l : lj) losses.push_back(Loss::from_config(l));
       else
-        losses.assign(model.num_outputs(), Loss::from_config(c.at("loss")));
+        losses.assign(model.num_outputs(), Loss::from_config(lj));
       for (const Json& w : c.value("loss_weights", Json::array())) options.loss_weights.push_back(w.get<double>());
       model.compile(optimizer_from_config(c.at("optimizer")), std::move(losses), std::move(options));
     } catch (const std::exception& e) {
@@ -451,6 +470,17 @@ Model Model::from_file(const io::SafetensorsFile& file, const std::string& path)
     }
   }
   return model;
+}
+
+Model Model::clone() const {
+  Model copy = from_json(to_json());
+  copy.set_weights(get_weights());
+  if (compiled()) {
+    Json opt = {{"class_name", optimizer_->name()}, {"config", optimizer_->config()}};
+    copy.compile(optimizer_from_config(opt), losses_,
+                 CompileOptions{.metrics = metric_specs_, .loss_weights = loss_weights_, .weighted_metrics = weighted_metric_specs_});
+  }
+  return copy;
 }
 
 }  // namespace lamina

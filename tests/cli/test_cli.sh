@@ -137,5 +137,23 @@ sed -i "s|\"train.csv\"|\"$DIR/train.csv\"|; s|\"test.csv\"|\"$DIR/test.csv\"|" 
 expect_error "a model input without a column group" 1 "no column group for the model's input 'a'" \
     "$LAMINA" train "$WORK/two_bad.json" --quiet
 
+# --- schedules, callbacks and class weights from the spec ------------------------------------------
+expect_ok "train with an ExponentialDecay learning rate" "$LAMINA" train "$DIR/spec_schedule.json" --quiet --report "$WORK/sched.json" --threads 1
+grep -q '"learning_rate": \[' "$WORK/sched.json" || fail "schedule: the report's history lacks learning_rate"
+# 216 training rows in batches of 16: 14 steps per epoch, so epoch 10 ends at step 139: 0.02 * 0.5^1.39.
+LR_LAST=$(awk '/"learning_rate": \[/ { inside = 1; next } inside && /\]/ { print last; exit } inside { v = $1; sub(/,$/, "", v); last = v }' "$WORK/sched.json")
+awk -v v="${LR_LAST:-0}" 'BEGIN { exit !(v > 0.007631 && v < 0.007632) }' && pass "schedule: last learning rate $LR_LAST" ||
+  fail "schedule: last learning rate '$LR_LAST' is not 0.02 * 0.5^1.39"
+expect_ok "train with ReduceLROnPlateau, EarlyStopping and class weights" "$LAMINA" train "$DIR/spec_plateau.json" --quiet --report "$WORK/plateau.json" --threads 1
+grep -q '"weighted_accuracy": \[' "$WORK/plateau.json" || fail "plateau: no weighted_accuracy in the history"
+LRS=$(awk '/"learning_rate": \[/ { inside = 1; next } inside && /\]/ { exit } inside { v = $1; sub(/,$/, "", v); print v }' "$WORK/plateau.json" | sort -u | wc -l)
+[[ $LRS -ge 2 ]] && pass "plateau: the learning rate took $LRS values" || fail "plateau: the learning rate never dropped"
+sed 's/"ReduceLROnPlateau"/"ReduceLROnPlateaux"/' "$DIR/spec_plateau.json" >"$WORK/cb_bad.json"
+sed -i "s|\"train.csv\"|\"$DIR/train.csv\"|; s|\"test.csv\"|\"$DIR/test.csv\"|" "$WORK/cb_bad.json"
+expect_error "an unknown callback" 1 "fit\.callbacks\[0\]\.class_name.*ReduceLROnPlateaux" "$LAMINA" train "$WORK/cb_bad.json" --quiet
+sed 's/"patience": 1,/"patience": 1, "patiense": 2,/' "$DIR/spec_plateau.json" >"$WORK/cb_key.json"
+sed -i "s|\"train.csv\"|\"$DIR/train.csv\"|; s|\"test.csv\"|\"$DIR/test.csv\"|" "$WORK/cb_key.json"
+expect_error "an unknown callback key" 1 "patiense" "$LAMINA" train "$WORK/cb_key.json" --quiet
+
 if [[ $FAILS -ne 0 ]]; then echo "$FAILS check(s) failed"; exit 1; fi
 echo "all CLI checks passed"
