@@ -17,7 +17,7 @@
 namespace lamina {
 
 // --- linear algebra ------------------------------------------------------------------------
-// (M, K) @ (K, N) -> (M, N), on oneDNN.
+// (M, K) @ (K, N) -> (M, N), on oneDNN. Batched and 1-D operands: see the N-d section below.
 Tensor matmul(const Tensor& a, const Tensor& b);
 // An activation that linear() can fuse into its GEMM (a oneDNN post-op).
 enum class FusedActivation { none, relu, sigmoid, tanh };
@@ -146,5 +146,26 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 //   Tensor z = layer_norm(x, Tensor(), Tensor());   // normalization only
 //   Tensor t = layer_norm(x, gamma, beta, 1e-5f);   // PyTorch's default epsilon
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon = 1e-3f);
+
+// --- tensor ops for custom losses and layers (N-d, indexing, selection) ----------------------
+// PyTorch's semantics and names (https://pytorch.org/docs/stable/torch.html) unless a comment
+// says otherwise. Axes may be negative everywhere. Index tensors hold integer-valued floats
+// (Lamina tensors are float32); a non-integer or out-of-range index is a ValueError naming the
+// op, the value and its position. Indices themselves are never negative (as torch.gather).
+//   Tensor s = matmul(q, transpose(k, -2, -1));   // (B, H, T, D) @ (B, H, D, T) -> (B, H, T, T)
+//   Tensor p = gather(log_softmax(z), -1, labels.reshape({-1, 1}));  // (N, C), (N, 1) -> (N, 1)
+//   Tensor r6 = clamp(x, 0.f, 6.f);                // relu6
+
+// Batched matmul, as torch.matmul: (..., M, K) @ (..., K, N) -> (..., M, N), the batch
+// dimensions broadcast. A 1-D a (K) is taken as (1, K) and a 1-D b (K) as (K, 1), and the added
+// dimension is removed from the result: (K) @ (K) -> (), (M, K) @ (K) -> (M). Two 2-D operands
+// take the plain (M, K) @ (K, N) path declared above (same function).
+//   Tensor y = matmul(x, w);   // (N, T, C) @ (C, U) -> (N, T, U): one GEMM over N*T rows
+// Swaps two axes: (..., A, ..., B, ...) -> (..., B, ..., A, ...), a copy. transpose(x, -2, -1)
+// transposes the last two (batched matrices).
+Tensor transpose(const Tensor& x, int64_t axis0, int64_t axis1);
+// Reorders all axes: y.dim(i) == x.dim(dims[i]); dims is a permutation of [0, rank) (negative
+// entries count from the end). A copy. (N, H, W, C) with {0, 3, 1, 2} -> (N, C, H, W).
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
 
 }  // namespace lamina
