@@ -168,4 +168,21 @@ Tensor transpose(const Tensor& x, int64_t axis0, int64_t axis1);
 // entries count from the end). A copy. (N, H, W, C) with {0, 3, 1, 2} -> (N, C, H, W).
 Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
 
+// Elements begin, begin + step, ... (< end) along `axis`, as Python's x[begin:end:step]: negative
+// begin / end count from the end, both are clamped to [0, n] (so INT64_MAX means "to the end"),
+// step >= 1. (A, n, B) -> (A, ceil((end - begin) / step), B); a copy. Also x.slice(...).
+Tensor slice(const Tensor& x, int64_t axis, int64_t begin, int64_t end, int64_t step = 1);
+// The entries indices[0], indices[1], ... along `axis`: (A, n, B) -> (A, len(indices), B).
+// Repeats are allowed (their gradients add). indices in [0, n). The tensor form takes a 1-D
+// (or scalar) tensor of integer-valued floats.
+Tensor index_select(const Tensor& x, int64_t axis, const std::vector<int64_t>& indices);
+Tensor index_select(const Tensor& x, int64_t axis, const Tensor& indices);
+// torch.gather: y[i][j][k] = x[i][index[i][j][k]][k] for axis 1, likewise for any axis and rank.
+// index has x's rank, index.dim(d) <= x.dim(d) for d != axis; y has index's shape. The
+// gradient scatters back (adds where an index repeats). No gradient reaches index.
+Tensor gather(const Tensor& x, int64_t axis, const Tensor& index);
+// labels (...) of integer-valued floats in [0, num_classes) -> (..., num_classes) of 0 / 1
+// (F.one_hot with float output). No gradient. num_classes >= 1.
+Tensor one_hot(const Tensor& labels, int64_t num_classes);
+
 }  // namespace lamina
