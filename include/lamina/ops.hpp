@@ -185,4 +185,14 @@ Tensor gather(const Tensor& x, int64_t axis, const Tensor& index);
 // (F.one_hot with float output). No gradient. num_classes >= 1.
 Tensor one_hot(const Tensor& labels, int64_t num_classes);
 
+// Joins same-shaped inputs (at least one) along a new axis: k of (A, B) with axis 1 -> (A, k, B).
+// axis in [-(rank + 1), rank].
+Tensor stack(const std::vector<Tensor>& xs, int64_t axis = 0);
+// Cuts x along `axis` into pieces of the given sizes, which must add up to x.dim(axis)
+// (torch.split with a list of sections). Each piece is a differentiable copy (slice).
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis = 0);
+// Cuts x into `chunks` pieces of ceil(n / chunks) along `axis`, the last one smaller; fewer
+// pieces when n is small (torch.chunk). For "pieces of size s", use split with the sizes.
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t axis = 0);
+
 }  // namespace lamina
