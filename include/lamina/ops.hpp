@@ -195,4 +195,19 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 // pieces when n is small (torch.chunk). For "pieces of size s", use split with the sizes.
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t axis = 0);
 
+// a where cond != 0, else b; cond, a and b broadcast together (as add). No gradient reaches
+// cond; da and db get dy where they were chosen (summed over broadcast axes). NaN in cond is true.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// min(max(x, lo), hi), as torch.clamp (lo > hi gives hi everywhere; NaN stays NaN). dx = dy where
+// lo <= x <= hi (bounds included, as torch), else 0. Use -INFINITY / INFINITY for one side.
+Tensor clamp(const Tensor& x, float lo, float hi);
+// |x|; dx = dy * sign(x), 0 at x == 0 (as torch).
+Tensor abs(const Tensor& x);
+// x^p elementwise; dx = dy * p * x^(p - 1) (0 for p == 0, as torch).
+Tensor pow(const Tensor& x, float p);
+// x^e elementwise, x and e broadcasting (as add). dx = dy * e * x^(e - 1); de = dy * x^e * log(x),
+// taken as 0 where x == 0 and e >= 0 (as torch; log 0 would make it NaN or infinite). A negative
+// x with a non-integer e gives NaN, as std::pow.
+Tensor pow(const Tensor& x, const Tensor& e);
+
 }  // namespace lamina
