@@ -210,4 +210,18 @@ Tensor pow(const Tensor& x, float p);
 // x with a non-integer e gives NaN, as std::pow.
 Tensor pow(const Tensor& x, const Tensor& e);
 
+// The largest / smallest value along `axis`: (A, n, B) -> (A, B) ((A, 1, B) with keepdim).
+// dy goes to one element per slice: the first maximum (minimum), as torch.max(x, dim)'s
+// values; a NaN counts as the extreme (the first NaN wins, and the value is NaN).
+Tensor max(const Tensor& x, int64_t axis, bool keepdim = false);
+Tensor min(const Tensor& x, int64_t axis, bool keepdim = false);
+// The position of that element, as a float: (A, n, B) -> (A, B) ((A, 1, B) with keepdim). No
+// gradient (an index is piecewise constant).
+Tensor argmax(const Tensor& x, int64_t axis, bool keepdim = false);
+Tensor argmin(const Tensor& x, int64_t axis, bool keepdim = false);
+
+// Running sum along `axis`: y[.., j, ..] = sum_{i <= j} x[.., i, ..]; same shape.
+// dx = the reverse running sum of dy. Accumulates in double.
+Tensor cumsum(const Tensor& x, int64_t axis);
+
 }  // namespace lamina
