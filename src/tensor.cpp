@@ -183,6 +183,9 @@ Tensor Tensor::detach() const {
 }
 
 Tensor Tensor::reshape(const Shape& new_shape) const { return lamina::reshape(*this, new_shape); }
+Tensor Tensor::slice(int64_t axis, int64_t begin, int64_t end, int64_t step) const {
+  return lamina::slice(*this, axis, begin, end, step);
+}
 
 Tensor Tensor::view(int64_t offset, const Shape& new_shape) const {
   if (offset < 0 || offset + new_shape.numel() > numel())

@@ -350,7 +350,9 @@ TEST(ShapeErrors, NameOpAndShapes) {
   const Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4, 5}), v = Tensor::zeros({3});
   expect_error<ShapeError>([&] { matmul(a, b); },
                            "matmul: inner dimensions differ: a (2, 3) @ b (4, 5) (a has K = 3, b has K = 4)");
-  expect_error<ShapeError>([&] { matmul(a, v); }, "matmul: expects 2-D tensors (M, K) @ (K, N), got a (2, 3) and b (3)");
+  // (2, 3) @ (3) is a matrix-vector product now (batched matmul, test_ops_nd.cpp)
+  expect_error<ShapeError>([&] { matmul(a, Tensor::zeros({4})); },
+                           "matmul: inner dimensions differ: a (2, 3) @ b (4) (a has K = 3, b has K = 4)");
   expect_error<ShapeError>([&] { add(a, b); }, "add: shapes (2, 3) and (4, 5) do not broadcast (axis -1: 3 vs 5)");
   expect_error<ShapeError>([&] { a * Tensor::zeros({2}); },
                            "mul: shapes (2, 3) and (2) do not broadcast (axis -1: 3 vs 2)");

@@ -17,7 +17,7 @@
 namespace lamina {
 
 // --- linear algebra ------------------------------------------------------------------------
-// (M, K) @ (K, N) -> (M, N), on oneDNN.
+// (M, K) @ (K, N) -> (M, N), on oneDNN. Batched and 1-D operands: see the N-d section below.
 Tensor matmul(const Tensor& a, const Tensor& b);
 // An activation that linear() can fuse into its GEMM (a oneDNN post-op).
 enum class FusedActivation { none, relu, sigmoid, tanh };
@@ -146,5 +146,82 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 //   Tensor z = layer_norm(x, Tensor(), Tensor());   // normalization only
 //   Tensor t = layer_norm(x, gamma, beta, 1e-5f);   // PyTorch's default epsilon
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon = 1e-3f);
+
+// --- tensor ops for custom losses and layers (N-d, indexing, selection) ----------------------
+// PyTorch's semantics and names (https://pytorch.org/docs/stable/torch.html) unless a comment
+// says otherwise. Axes may be negative everywhere. Index tensors hold integer-valued floats
+// (Lamina tensors are float32); a non-integer or out-of-range index is a ValueError naming the
+// op, the value and its position. Indices themselves are never negative (as torch.gather).
+//   Tensor s = matmul(q, transpose(k, -2, -1));   // (B, H, T, D) @ (B, H, D, T) -> (B, H, T, T)
+//   Tensor p = gather(log_softmax(z), -1, labels.reshape({-1, 1}));  // (N, C), (N, 1) -> (N, 1)
+//   Tensor r6 = clamp(x, 0.f, 6.f);                // relu6
+
+// Batched matmul, as torch.matmul: (..., M, K) @ (..., K, N) -> (..., M, N), the batch
+// dimensions broadcast. A 1-D a (K) is taken as (1, K) and a 1-D b (K) as (K, 1), and the added
+// dimension is removed from the result: (K) @ (K) -> (), (M, K) @ (K) -> (M). Two 2-D operands
+// take the plain (M, K) @ (K, N) path declared above (same function).
+//   Tensor y = matmul(x, w);   // (N, T, C) @ (C, U) -> (N, T, U): one GEMM over N*T rows
+// Swaps two axes: (..., A, ..., B, ...) -> (..., B, ..., A, ...), a copy. transpose(x, -2, -1)
+// transposes the last two (batched matrices).
+Tensor transpose(const Tensor& x, int64_t axis0, int64_t axis1);
+// Reorders all axes: y.dim(i) == x.dim(dims[i]); dims is a permutation of [0, rank) (negative
+// entries count from the end). A copy. (N, H, W, C) with {0, 3, 1, 2} -> (N, C, H, W).
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
+
+// Elements begin, begin + step, ... (< end) along `axis`, as Python's x[begin:end:step]: negative
+// begin / end count from the end, both are clamped to [0, n] (so INT64_MAX means "to the end"),
+// step >= 1. (A, n, B) -> (A, ceil((end - begin) / step), B); a copy. Also x.slice(...).
+Tensor slice(const Tensor& x, int64_t axis, int64_t begin, int64_t end, int64_t step = 1);
+// The entries indices[0], indices[1], ... along `axis`: (A, n, B) -> (A, len(indices), B).
+// Repeats are allowed (their gradients add). indices in [0, n). The tensor form takes a 1-D
+// (or scalar) tensor of integer-valued floats.
+Tensor index_select(const Tensor& x, int64_t axis, const std::vector<int64_t>& indices);
+Tensor index_select(const Tensor& x, int64_t axis, const Tensor& indices);
+// torch.gather: y[i][j][k] = x[i][index[i][j][k]][k] for axis 1, likewise for any axis and rank.
+// index has x's rank, index.dim(d) <= x.dim(d) for d != axis; y has index's shape. The
+// gradient scatters back (adds where an index repeats). No gradient reaches index.
+Tensor gather(const Tensor& x, int64_t axis, const Tensor& index);
+// labels (...) of integer-valued floats in [0, num_classes) -> (..., num_classes) of 0 / 1
+// (F.one_hot with float output). No gradient. num_classes >= 1.
+Tensor one_hot(const Tensor& labels, int64_t num_classes);
+
+// Joins same-shaped inputs (at least one) along a new axis: k of (A, B) with axis 1 -> (A, k, B).
+// axis in [-(rank + 1), rank].
+Tensor stack(const std::vector<Tensor>& xs, int64_t axis = 0);
+// Cuts x along `axis` into pieces of the given sizes, which must add up to x.dim(axis)
+// (torch.split with a list of sections). Each piece is a differentiable copy (slice).
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis = 0);
+// Cuts x into `chunks` pieces of ceil(n / chunks) along `axis`, the last one smaller; fewer
+// pieces when n is small (torch.chunk). For "pieces of size s", use split with the sizes.
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t axis = 0);
+
+// a where cond != 0, else b; cond, a and b broadcast together (as add). No gradient reaches
+// cond; da and db get dy where they were chosen (summed over broadcast axes). NaN in cond is true.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// min(max(x, lo), hi), as torch.clamp (lo > hi gives hi everywhere; NaN stays NaN). dx = dy where
+// lo <= x <= hi (bounds included, as torch), else 0. Use -INFINITY / INFINITY for one side.
+Tensor clamp(const Tensor& x, float lo, float hi);
+// |x|; dx = dy * sign(x), 0 at x == 0 (as torch).
+Tensor abs(const Tensor& x);
+// x^p elementwise; dx = dy * p * x^(p - 1) (0 for p == 0, as torch).
+Tensor pow(const Tensor& x, float p);
+// x^e elementwise, x and e broadcasting (as add). dx = dy * e * x^(e - 1); de = dy * x^e * log(x),
+// taken as 0 where x == 0 and e >= 0 (as torch; log 0 would make it NaN or infinite). A negative
+// x with a non-integer e gives NaN, as std::pow.
+Tensor pow(const Tensor& x, const Tensor& e);
+
+// The largest / smallest value along `axis`: (A, n, B) -> (A, B) ((A, 1, B) with keepdim).
+// dy goes to one element per slice: the first maximum (minimum), as torch.max(x, dim)'s
+// values; a NaN counts as the extreme (the first NaN wins, and the value is NaN).
+Tensor max(const Tensor& x, int64_t axis, bool keepdim = false);
+Tensor min(const Tensor& x, int64_t axis, bool keepdim = false);
+// The position of that element, as a float: (A, n, B) -> (A, B) ((A, 1, B) with keepdim). No
+// gradient (an index is piecewise constant).
+Tensor argmax(const Tensor& x, int64_t axis, bool keepdim = false);
+Tensor argmin(const Tensor& x, int64_t axis, bool keepdim = false);
+
+// Running sum along `axis`: y[.., j, ..] = sum_{i <= j} x[.., i, ..]; same shape.
+// dx = the reverse running sum of dy. Accumulates in double.
+Tensor cumsum(const Tensor& x, int64_t axis);
 
 }  // namespace lamina

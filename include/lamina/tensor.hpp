@@ -89,6 +89,8 @@ class Tensor {
   Tensor detach() const;  // the same storage, outside any autograd graph
   // A view with another shape (one dimension may be -1); differentiable. See ops.hpp.
   Tensor reshape(const Shape& shape) const;
+  // x[begin:end:step] along `axis`, a differentiable copy: lamina::slice in ops.hpp.
+  Tensor slice(int64_t axis, int64_t begin, int64_t end, int64_t step = 1) const;
   // shape.numel() elements of this tensor's storage from flat `offset` on, without a copy and
   // outside autograd: rows of a batch, a parameter inside a flat buffer.
   Tensor view(int64_t offset, const Shape& shape) const;
