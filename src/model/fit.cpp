@@ -243,6 +243,7 @@ History Model::fit(const data::Dataset& data, const FitOptions& o) {
       const std::vector<Tensor> pred = run(batch.xs, true);
       parts.clear();
       Tensor loss = total_loss(batch.ys, pred, multi ? &parts : nullptr);
+      if (Tensor penalty = regularization_loss(); penalty.defined()) loss = add(loss, penalty);  // Keras: + model.losses
       loss.backward();
       const float batch_loss = loss.item();
       // The first non-finite loss: find where it came from while the weights are still the ones
@@ -252,6 +253,7 @@ History Model::fit(const data::Dataset& data, const FitOptions& o) {
         if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
       }
       optimizer_->step(params);
+      apply_constraints();  // Keras: kernel_constraint etc. after each update
       loss_sum += static_cast<double>(batch_loss) * static_cast<double>(count);
       for (size_t o = 0; o < parts.size(); ++o) part_sums[o] += static_cast<double>(parts[o]) * static_cast<double>(count);
       seen += count;
@@ -302,7 +304,9 @@ Logs Model::run_evaluation(const data::Dataset& data, int64_t batch_size) {
     batch.fill(data, std::span<const int64_t>(order.data() + begin, static_cast<size_t>(count)));
     const std::vector<Tensor> pred = run(batch.xs, false);
     parts.clear();
-    loss_sum += static_cast<double>(total_loss(batch.ys, pred, multi ? &parts : nullptr).item()) * static_cast<double>(count);
+    Tensor loss = total_loss(batch.ys, pred, multi ? &parts : nullptr);
+    if (Tensor penalty = regularization_loss(); penalty.defined()) loss = add(loss, penalty);  // Keras: + model.losses
+    loss_sum += static_cast<double>(loss.item()) * static_cast<double>(count);
     for (size_t o = 0; o < parts.size(); ++o) part_sums[o] += static_cast<double>(parts[o]) * static_cast<double>(count);
     for (auto& m : metrics) m.metric->update(batch.ys[m.output], pred[m.output]);
   }
