@@ -93,6 +93,14 @@ TEST(KerasStrict, AnUnknownKeyIsRefusedNamingLayerAndKey) {
     const std::string msg = error_of<ValueError>([&] { layer_from_config(cls, c); });
     EXPECT_CONTAINS(msg, (cls == "Model" ? std::string("Functional") : cls) + " '" + c["name"].get<std::string>() + "': config key 'foo' is not supported by Lamina");
   }
+  // Keys newer Keras writes only to say "off" load when null, and are refused otherwise.
+  Json quantized = fx["Dense"]["config"];
+  quantized["quantization_config"] = nullptr;
+  quantized["lora_rank"] = nullptr;
+  EXPECT_NO_THROW(layer_from_config("Dense", quantized));
+  quantized["lora_rank"] = 4;
+  EXPECT_CONTAINS(error_of<ValueError>([&] { layer_from_config("Dense", quantized); }),
+                  "Dense 'dense': config key 'lora_rank' is not supported by Lamina");
   // Inside a model file, the message also says where.
   Json dense = fx["Dense"]["config"];
   dense["kernel_quantizer"] = nullptr;

@@ -86,7 +86,7 @@ std::shared_ptr<Layer> Conv2D::from_config(const Json& c) {
   o.kernel_size = detail::size2_from(c, "kernel_size", at, 0);
   o.strides = detail::size2_from(c, "strides", at, 1);
   o.padding = detail::padding_from(c, at);
-  detail::read_affine(o, c);
+  detail::read_affine(o, c, at);
   detail::read_common(o, c);
   return std::make_shared<Conv2D>(o);
 }

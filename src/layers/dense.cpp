@@ -67,8 +67,9 @@ Json Dense::config() const {
 
 std::shared_ptr<Layer> Dense::from_config(const Json& c) {
   Options o;
-  o.units = detail::positive_int_of(c, "units", detail::where("Dense", c));
-  detail::read_affine(o, c);
+  const std::string at = detail::where("Dense", c);
+  o.units = detail::positive_int_of(c, "units", at);
+  detail::read_affine(o, c, at);
   detail::read_common(o, c);
   return std::make_shared<Dense>(o);
 }

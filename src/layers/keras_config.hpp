@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <type_traits>
 
 #include "lamina/error.hpp"
 #include "lamina/json.hpp"
@@ -85,8 +84,7 @@ Json penalty_json(const std::optional<T>& p) {
 // What Dense and Conv2D share: activation, use_bias, the two initializers, regularizers and
 // constraints (activity_regularizer is read for every layer by layer_from_config).
 template <class Options>
-void read_affine(Options& o, const Json& c) {
-  const std::string at = where(std::is_same_v<Options, layers::Dense::Options> ? "Dense" : "Conv2D", c);
+void read_affine(Options& o, const Json& c, const std::string& at) {
   o.activation = activation_of(c);
   o.use_bias = c.value("use_bias", true);
   o.kernel_initializer = initializer_of(c, "kernel_initializer", o.kernel_initializer);

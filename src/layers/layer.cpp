@@ -408,9 +408,11 @@ void check_config_keys(const Layer& layer, const Json& config, const std::string
   }
   const Json written = layer.config();
   const std::vector<std::string> aliases = layer.config_aliases();
+  // Newer Keras writes these only to say "off" (Dense's quantization, LoRA): accepted when null.
+  static const std::set<std::string> off_when_null = {"quantization_config", "lora_rank", "lora_alpha"};
   for (const auto& [key, value] : config.items()) {
     if (written.contains(key) || harmless_config_keys().count(key) ||
-        std::find(aliases.begin(), aliases.end(), key) != aliases.end())
+        std::find(aliases.begin(), aliases.end(), key) != aliases.end() || (off_when_null.count(key) && value.is_null()))
       continue;
     throw ValueError(at + ": config key '" + key + "' is not supported by Lamina (a Keras option Lamina does not "
                      "implement would change what the model computes; remove it or set it to Keras' default)");
