@@ -93,7 +93,9 @@ void Model::save_checkpoint(const std::string& path,
   const auto& slots = optimizer_->state();
   if (!slots.empty() && slots.size() != trainable.size())
     throw ValueError("save_checkpoint: the optimizer holds state for " + std::to_string(slots.size()) +
-                     " parameters, model '" + name_ + "' has " + std::to_string(trainable.size()));
+                     " parameters, model '" + name_ + "' has " + std::to_string(trainable.size()) +
+                     " trainable weights (a layer's trainable flag changed since the last fit: fit again, or call "
+                     "compile to start a fresh optimizer, before saving a checkpoint)");
   Json slot_names = Json::array();
   for (int k = 0; !slots.empty() && k < optimizer_->num_slots(); ++k) {
     slot_names.push_back(optimizer_->slot_name(k));
