@@ -56,6 +56,24 @@ void Optimizer::load_state(const std::vector<Tensor>& params, const std::vector<
       std::copy(slots[i][k].data(), slots[i][k].data() + slots[i][k].numel(), slots_[i][k].data());
 }
 
+void Optimizer::carry_state(const std::vector<Tensor>& before, const std::vector<Tensor>& after) {
+  if (slots_.empty()) return;
+  if (before.size() != slots_.size())
+    throw ValueError(name() + ".carry_state: state for " + std::to_string(slots_.size()) + " parameters, given " +
+                     std::to_string(before.size()));
+  const std::vector<std::vector<Tensor>> old = std::move(slots_);
+  const std::vector<Tensor> old_flat = std::move(flat_slots_);  // keeps the views' storage
+  slots_.clear();
+  flat_slots_.clear();
+  if (after.empty()) return;
+  init_state(after);
+  for (size_t j = 0; j < after.size(); ++j)
+    for (size_t i = 0; i < before.size(); ++i)
+      if (before[i].impl() == after[j].impl())
+        for (size_t k = 0; k < old[i].size(); ++k)
+          std::copy(old[i][k].data(), old[i][k].data() + old[i][k].numel(), slots_[j][k].data());
+}
+
 // Whether one pass can update everything: every gradient present this step and laid out
 // like its parameter in one shared buffer.
 bool Optimizer::flat_gradients(const std::vector<Tensor>& params) const {

@@ -43,5 +43,6 @@
 #include "lamina/ops.hpp"
 #include "lamina/optimizers.hpp"
 #include "lamina/random.hpp"
+#include "lamina/regularizers.hpp"
 #include "lamina/runtime.hpp"
 #include "lamina/tensor.hpp"

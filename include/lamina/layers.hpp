@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -22,6 +23,7 @@
 #include "lamina/json.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/random.hpp"
+#include "lamina/regularizers.hpp"
 #include "lamina/tensor.hpp"
 
 namespace lamina {
@@ -131,6 +133,37 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // output there (src/onnx/graph_writer.hpp). The default refuses: "no ONNX export".
   virtual void export_onnx(onnx::GraphWriter& graph) const;
 
+  // --- training: freezing, regularizers, constraints (Keras' trainable, *_regularizer, *_constraint) ---
+  // A frozen layer (set_trainable(false), or "trainable": false in its Keras config) keeps its
+  // weights: Model::trainable_weights leaves them out, so they get no gradient and no update, and
+  // summary counts them as non-trainable. A frozen BatchNormalization runs in inference mode (its
+  // moving statistics, not updated), as Keras 2.1+ and 3 do. On a model it sets every layer in it,
+  // as Keras does. Takes effect for trainable_weights and summary at once, for training at the
+  // next fit / evaluate / predict (the optimizer keeps its state for weights still trained).
+  //   model.layer("dense").set_trainable(false);
+  bool trainable() const { return trainable_; }
+  virtual void set_trainable(bool on) { trainable_ = on; }
+  // Per weight, in weights() order: whether training updates it (the weight's own flag, false for
+  // BatchNormalization's moving statistics, and the layer's).
+  virtual std::vector<bool> trainable_mask() const;
+  // The sum of this layer's weight penalties (kernel_regularizer, ...), undefined when there are
+  // none. As Keras 3, only trainable weights count.
+  virtual Tensor regularization_loss() const;
+  // Projects every trainable weight that has a constraint (kernel_constraint, ...); Model calls it
+  // after each optimizer step.
+  virtual void apply_constraints();
+  // Keras' activity_regularizer, which any layer takes: a penalty on the layer's output, divided
+  // by the batch size, recorded by each forward pass of a model (Model::regularization_loss).
+  const std::optional<Regularizer>& activity_regularizer() const { return activity_regularizer_; }
+  void set_activity_regularizer(std::optional<Regularizer> r) { activity_regularizer_ = std::move(r); }
+  // The regularizer / constraint of a weight by name ("kernel", "gamma"); null when it has none.
+  const Regularizer* weight_regularizer(const std::string& weight) const;
+  const Constraint* weight_constraint(const std::string& weight) const;
+  // Keras config keys that this class reads but config() does not write back (Keras 2's names,
+  // options that must stay at their default): layer_from_config accepts them. Every other key
+  // not written by config() is an error naming the layer and the key (see layer_from_config).
+  virtual std::vector<std::string> config_aliases() const { return {}; }
+
   // --- graphs (the Functional API) ---
   // Records a call of this layer on symbolic tensors and returns its output, checking the
   // shapes now: `Dense(10)(x)`, `Add()({a, b})`. A layer held in a shared_ptr (or already in a
@@ -167,10 +200,18 @@ class Layer : public std::enable_shared_from_this<Layer> {
   void require_last_axis(int64_t axis, const Shape& input_shape, const std::string& which = "",
                          const std::string& hint = "") const;
 
+  // Sets the regularizer and constraint of a weight (by name) from a layer's options.
+  void set_weight_penalty(const std::string& weight, const std::optional<Regularizer>& regularizer,
+                          const std::optional<Constraint>& constraint);
+
   std::string name_;
   std::optional<Shape> input_shape_;
   bool built_ = false;
+  bool trainable_ = true;
   std::vector<Weight> weights_;
+  std::map<std::string, Regularizer> regularizers_;  // by weight name
+  std::map<std::string, Constraint> constraints_;    // by weight name
+  std::optional<Regularizer> activity_regularizer_;
 };
 
 namespace layers {
@@ -185,6 +226,8 @@ class Dense : public Layer {
     bool use_bias = true;
     Initializer kernel_initializer = Initializer::glorot_uniform();
     Initializer bias_initializer = Initializer::zeros();
+    std::optional<Regularizer> kernel_regularizer, bias_regularizer, activity_regularizer;
+    std::optional<Constraint> kernel_constraint, bias_constraint;
     std::optional<Shape> input_shape;  // on a first layer: the per-sample shape
     std::string name;
   };
@@ -220,6 +263,7 @@ class Flatten : public Layer {
   void export_onnx(onnx::GraphWriter& graph) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
+  Json config() const override;
 };
 
 // Applies an activation function: layers::Activation("relu").
@@ -254,6 +298,7 @@ class LeakyReLU : public Layer {
   };
   explicit LeakyReLU(Options options);
   std::string class_name() const override { return "LeakyReLU"; }
+  std::vector<std::string> config_aliases() const override { return {"alpha"}; }  // Keras 2's negative_slope
   static std::shared_ptr<Layer> from_config(const Json& config);
   void export_onnx(onnx::GraphWriter& graph) const override;
   Tensor call(const Tensor& x, bool training) override;
@@ -270,6 +315,7 @@ class InputLayer : public Layer {
  public:
   explicit InputLayer(Shape shape, std::string name = "");
   std::string class_name() const override { return "InputLayer"; }
+  std::vector<std::string> config_aliases() const override { return {"optional"}; }  // Keras 3.6+, false only
   bool output_is_view() const override { return true; }
   static std::shared_ptr<Layer> from_config(const Json& config);
   void export_onnx(onnx::GraphWriter& graph) const override;
@@ -319,6 +365,8 @@ class Conv2D : public Layer {
     bool use_bias = true;
     Initializer kernel_initializer = Initializer::glorot_uniform();
     Initializer bias_initializer = Initializer::zeros();
+    std::optional<Regularizer> kernel_regularizer, bias_regularizer, activity_regularizer;
+    std::optional<Constraint> kernel_constraint, bias_constraint;
     std::optional<Shape> input_shape;  // on a first layer: (H, W, C)
     std::string name;
   };
@@ -446,8 +494,11 @@ class BatchNormalization : public Layer {
     bool scale = true;
     Initializer beta_initializer = Initializer::zeros();
     Initializer gamma_initializer = Initializer::ones();
+    std::optional<Regularizer> beta_regularizer, gamma_regularizer;
+    std::optional<Constraint> beta_constraint, gamma_constraint;
     Initializer moving_mean_initializer = Initializer::zeros();
     Initializer moving_variance_initializer = Initializer::ones();
+    bool synchronized = false;  // Keras' statistics across devices: the same math on Lamina's one device
     std::optional<Shape> input_shape;
     std::string name;
   };

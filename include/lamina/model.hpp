@@ -251,8 +251,20 @@ class Model : public Layer {
   // input shape is declared.
   void summary(std::ostream& os);
   void summary();
-  // Every trainable weight, layer by layer (the optimizer's parameters).
+  // Every trainable weight, layer by layer (the optimizer's parameters): a frozen layer's
+  // (set_trainable(false)) and BatchNormalization's moving statistics are left out.
   std::vector<Tensor> trainable_weights() const;
+  // The sum of every layer's weight penalties (kernel_regularizer, ...; trainable weights only,
+  // as Keras 3) and of the activity penalties recorded by the last forward pass (training or
+  // not): what fit and evaluate add to the loss, as Keras' model.losses. Differentiable;
+  // undefined when the model has no regularizer.
+  Tensor regularization_loss() const override;
+  // Projects every trainable weight that has a constraint (kernel_constraint, ...) by Keras'
+  // formula; fit calls it after each optimizer step.
+  void apply_constraints() override;
+  // Sets every layer's flag too, as Keras' model.trainable = False.
+  void set_trainable(bool on) override;
+  std::vector<bool> trainable_mask() const override;
   // Every weight as "layer/weight" (e.g. "dense/kernel"; "encoder/dense/kernel" inside a nested
   // model), the names used in saved files.
   std::vector<std::pair<std::string, Tensor>> named_weights() const;
@@ -371,6 +383,9 @@ class Model : public Layer {
   static Model from_json_unchecked(const Json& j);
   void ensure_built(const std::vector<Shape>& sample_shapes, const char* where);
   void pack_parameters();
+  // Makes the weights' requires_grad, the packed buffer and the optimizer's state follow the
+  // trainable flags (ensure_built calls it, so a flag set since the last fit applies at the next).
+  void sync_trainable();
   std::vector<Tensor> run(std::span<const Tensor> inputs, bool training);
   // The metrics per output, in Keras' log names ("accuracy" or "dense_1_accuracy").
   struct NamedMetric {
@@ -409,6 +424,8 @@ class Model : public Layer {
   Json callback_states_;                                   // from a checkpoint, for the next fit's callbacks
   FitState fit_state_;
   std::string divergence_;
+  std::vector<Tensor> packed_;                // the weights pack_parameters packed, in order
+  std::vector<Tensor> activity_losses_;  // recorded by the last run()
 };
 
 // A stack of layers, each feeding the next: the special case of Model that Keras' Sequential is.

@@ -164,6 +164,10 @@ class Optimizer {
   // shape first (ValueError), so a mismatch changes nothing.
   void load_state(const std::vector<Tensor>& params, const std::vector<std::vector<Tensor>>& slots,
                   int64_t iterations);
+  // Lays the state out for `after` instead of `before` (the parameters it was kept for): a
+  // parameter in both keeps its slots, a new one starts as at the first step. For a model whose
+  // trainable weights changed between fits (Layer::set_trainable). Nothing to do before a step.
+  void carry_state(const std::vector<Tensor>& before, const std::vector<Tensor>& after);
 
  protected:
   // Updates n values of one parameter from its gradient g and its slots (one pointer per slot,

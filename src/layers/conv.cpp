@@ -14,6 +14,9 @@ Conv2D::Conv2D(Options options) : options_(std::move(options)) {
     throw ValueError("Conv2D: filters must be positive, got " + std::to_string(options_.filters));
   kernels::check_window("Conv2D", "kernel_size", options_.kernel_size, options_.strides);
   take_common(options_);
+  set_weight_penalty("kernel", options_.kernel_regularizer, options_.kernel_constraint);
+  set_weight_penalty("bias", options_.bias_regularizer, options_.bias_constraint);
+  activity_regularizer_ = options_.activity_regularizer;
 }
 
 Conv2D::Conv2D(int64_t filters, Size2 kernel_size, lamina::Activation activation)
@@ -68,9 +71,7 @@ Json Conv2D::config() const {
   j["use_bias"] = options_.use_bias;
   j["kernel_initializer"] = options_.kernel_initializer.config();
   j["bias_initializer"] = options_.bias_initializer.config();
-  for (const char* k : {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                        "bias_constraint"})
-    j[k] = nullptr;
+  detail::write_affine(j, options_);
   return j;
 }
 
@@ -85,7 +86,7 @@ std::shared_ptr<Layer> Conv2D::from_config(const Json& c) {
   o.kernel_size = detail::size2_from(c, "kernel_size", at, 0);
   o.strides = detail::size2_from(c, "strides", at, 1);
   o.padding = detail::padding_from(c, at);
-  detail::read_affine(o, c);
+  detail::read_affine(o, c, at);
   detail::read_common(o, c);
   return std::make_shared<Conv2D>(o);
 }

@@ -101,12 +101,19 @@ Tensor InputLayer::call(const Tensor& x, bool) {
 Json InputLayer::config() const {
   Json batch = Json::array({nullptr});
   for (int64_t d : *input_shape_) batch.push_back(d);
-  return {{"name", name_}, {"batch_shape", batch}, {"dtype", "float32"}, {"sparse", false}};
+  return {{"name", name_}, {"batch_shape", batch}, {"dtype", "float32"}, {"sparse", false}, {"ragged", false}};
 }
 
 // --- configs and ONNX export ---------------------------------------------------------------------------
 
+Json Flatten::config() const {
+  Json j = Layer::config();
+  j["data_format"] = "channels_last";
+  return j;
+}
+
 std::shared_ptr<Layer> Flatten::from_config(const Json& c) {
+  detail::require_channels_last(c, detail::where("Flatten", c));  // channels_first flattens in another order
   return std::make_shared<Flatten>(Options{.input_shape = input_shape_from_config(c), .name = detail::name_of(c)});
 }
 
@@ -160,7 +167,9 @@ void LeakyReLU::export_onnx(onnx::GraphWriter& g) const {
 
 std::shared_ptr<Layer> InputLayer::from_config(const Json& c) {
   auto shape = input_shape_from_config(c);
-  if (!shape) throw ValueError("InputLayer '" + detail::name_of(c) + "' has no batch_shape / batch_input_shape");
+  const std::string at = detail::where("InputLayer", c);
+  if (!shape) throw ValueError(at + " has no batch_shape / batch_input_shape");
+  for (const char* key : {"sparse", "ragged", "optional"}) detail::require_default(c, key, false, at);
   return std::make_shared<InputLayer>(*shape, detail::name_of(c));
 }
 

@@ -12,6 +12,9 @@ Dense::Dense(Options options) : options_(std::move(options)) {
   if (options_.units <= 0)
     throw ValueError("Dense: units must be positive, got " + std::to_string(options_.units));
   take_common(options_);
+  set_weight_penalty("kernel", options_.kernel_regularizer, options_.kernel_constraint);
+  set_weight_penalty("bias", options_.bias_regularizer, options_.bias_constraint);
+  activity_regularizer_ = options_.activity_regularizer;
 }
 
 Dense::Dense(int64_t units, lamina::Activation activation) : Dense(Options{.units = units, .activation = activation}) {}
@@ -58,13 +61,15 @@ Json Dense::config() const {
   j["use_bias"] = options_.use_bias;
   j["kernel_initializer"] = options_.kernel_initializer.config();
   j["bias_initializer"] = options_.bias_initializer.config();
+  detail::write_affine(j, options_);
   return j;
 }
 
 std::shared_ptr<Layer> Dense::from_config(const Json& c) {
   Options o;
-  o.units = detail::positive_int_of(c, "units", detail::where("Dense", c));
-  detail::read_affine(o, c);
+  const std::string at = detail::where("Dense", c);
+  o.units = detail::positive_int_of(c, "units", at);
+  detail::read_affine(o, c, at);
   detail::read_common(o, c);
   return std::make_shared<Dense>(o);
 }

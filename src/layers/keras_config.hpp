@@ -8,6 +8,7 @@
 #include <string>
 
 #include <algorithm>
+#include <optional>
 
 #include "lamina/error.hpp"
 #include "lamina/json.hpp"
@@ -57,14 +58,70 @@ void read_common(Options& o, const Json& c) {
   o.name = name_of(c);
 }
 
-// What Dense and Conv2D share: activation, use_bias and the two initializers.
+
+// A regularizer / constraint option (null or absent: none); errors name the layer and the key.
+inline std::optional<Regularizer> regularizer_of(const Json& c, const char* key, const std::string& at) {
+  if (!c.contains(key)) return std::nullopt;
+  try {
+    return Regularizer::from_config(c[key]);
+  } catch (const ValueError& e) {
+    throw ValueError(at + ": " + key + ": " + e.what());
+  }
+}
+inline std::optional<Constraint> constraint_of(const Json& c, const char* key, const std::string& at) {
+  if (!c.contains(key)) return std::nullopt;
+  try {
+    return Constraint::from_config(c[key]);
+  } catch (const ValueError& e) {
+    throw ValueError(at + ": " + key + ": " + e.what());
+  }
+}
+template <class T>
+Json penalty_json(const std::optional<T>& p) {
+  return p ? p->config() : Json(nullptr);
+}
+
+// What Dense and Conv2D share: activation, use_bias, the two initializers, regularizers and
+// constraints (activity_regularizer is read for every layer by layer_from_config).
 template <class Options>
-void read_affine(Options& o, const Json& c) {
+void read_affine(Options& o, const Json& c, const std::string& at) {
   o.activation = activation_of(c);
   o.use_bias = c.value("use_bias", true);
   o.kernel_initializer = initializer_of(c, "kernel_initializer", o.kernel_initializer);
   o.bias_initializer = initializer_of(c, "bias_initializer", o.bias_initializer);
+  o.kernel_regularizer = regularizer_of(c, "kernel_regularizer", at);
+  o.bias_regularizer = regularizer_of(c, "bias_regularizer", at);
+  o.kernel_constraint = constraint_of(c, "kernel_constraint", at);
+  o.bias_constraint = constraint_of(c, "bias_constraint", at);
 }
+template <class Options>
+void write_affine(Json& j, const Options& o) {
+  j["kernel_regularizer"] = penalty_json(o.kernel_regularizer);
+  j["bias_regularizer"] = penalty_json(o.bias_regularizer);
+  if (!j.contains("activity_regularizer")) j["activity_regularizer"] = nullptr;  // Layer::config writes one that is set
+  j["kernel_constraint"] = penalty_json(o.kernel_constraint);
+  j["bias_constraint"] = penalty_json(o.bias_constraint);
+}
+// The same for the normalization layers' gamma and beta.
+template <class Options>
+void read_gamma_beta_penalties(Options& o, const Json& c, const std::string& at) {
+  o.beta_regularizer = regularizer_of(c, "beta_regularizer", at);
+  o.gamma_regularizer = regularizer_of(c, "gamma_regularizer", at);
+  o.beta_constraint = constraint_of(c, "beta_constraint", at);
+  o.gamma_constraint = constraint_of(c, "gamma_constraint", at);
+}
+template <class Options>
+void write_gamma_beta_penalties(Json& j, const Options& o) {
+  j["beta_regularizer"] = penalty_json(o.beta_regularizer);
+  j["gamma_regularizer"] = penalty_json(o.gamma_regularizer);
+  j["beta_constraint"] = penalty_json(o.beta_constraint);
+  j["gamma_constraint"] = penalty_json(o.gamma_constraint);
+}
+
+// ValueError naming the layer and the first config key that Lamina neither reads (config()
+// writes it, or the class lists it in config_aliases()) nor knows to be harmless (names, dtypes,
+// input shapes, Keras' serialization wrapper). layer_from_config runs it on every layer.
+void check_config_keys(const Layer& layer, const Json& config, const std::string& at);
 
 // Keras' `axis` of a normalization layer: an integer, or a list of one (Keras 2 writes [3] once
 // built); `fallback` when absent. `what` says which axis it must be ("the channel axis").

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "lamina/layers.hpp"
 #include "lamina/layers/layer_normalization.hpp"
@@ -81,13 +82,64 @@ void Layer::build(const Shape& input_shape, Generator& gen) {
 }
 
 Json Layer::config() const {
-  Json j = {{"name", name_}, {"trainable", true}, {"dtype", "float32"}};
+  Json j = {{"name", name_}, {"trainable", trainable_}, {"dtype", "float32"}};
   if (input_shape_) {
     Json batch = Json::array({nullptr});
     for (int64_t d : *input_shape_) batch.push_back(d);
     j["batch_input_shape"] = batch;
   }
+  if (activity_regularizer_) j["activity_regularizer"] = activity_regularizer_->config();
   return j;
+}
+
+// --- freezing, regularizers, constraints -----------------------------------------------------------
+
+std::vector<bool> Layer::trainable_mask() const {
+  std::vector<bool> mask;
+  for (const Weight& w : weights_) mask.push_back(trainable_ && w.trainable);
+  return mask;
+}
+
+void Layer::set_weight_penalty(const std::string& weight, const std::optional<Regularizer>& regularizer,
+                               const std::optional<Constraint>& constraint) {
+  if (regularizer) regularizers_[weight] = *regularizer; else regularizers_.erase(weight);
+  if (constraint) constraints_[weight] = *constraint; else constraints_.erase(weight);
+}
+
+const Regularizer* Layer::weight_regularizer(const std::string& weight) const {
+  const auto it = regularizers_.find(weight);
+  return it == regularizers_.end() ? nullptr : &it->second;
+}
+
+const Constraint* Layer::weight_constraint(const std::string& weight) const {
+  const auto it = constraints_.find(weight);
+  return it == constraints_.end() ? nullptr : &it->second;
+}
+
+Tensor Layer::regularization_loss() const {
+  Tensor total;
+  if (regularizers_.empty()) return total;
+  const std::vector<bool> mask = trainable_mask();
+  for (size_t i = 0; i < weights_.size(); ++i) {
+    const Regularizer* r = mask[i] ? weight_regularizer(weights_[i].name) : nullptr;
+    if (!r) continue;
+    Tensor p = (*r)(weights_[i].value);
+    total = total.defined() ? add(total, p) : p;
+  }
+  return total;
+}
+
+void Layer::apply_constraints() {
+  if (constraints_.empty()) return;
+  const std::vector<bool> mask = trainable_mask();
+  for (size_t i = 0; i < weights_.size(); ++i)
+    if (const Constraint* c = mask[i] ? weight_constraint(weights_[i].name) : nullptr) {
+      try {
+        c->apply(weights_[i].value);
+      } catch (const ValueError& e) {
+        throw ValueError(class_name() + " '" + name_ + "': " + weights_[i].name + " constraint: " + e.what());
+      }
+    }
 }
 
 const Tensor* Layer::find_weight(const std::string& name) const {
@@ -309,11 +361,64 @@ std::shared_ptr<Layer> layer_from_config(const std::string& class_name, const Js
     throw ValueError("layer class '" + class_name + "' is not supported (supported: " + known +
                      "; a class of your own loads once registered with lamina::register_layer)");
   }
+  const std::string at = class_name + " '" + detail::name_of(config) + "'";
   try {
-    return factory(config);
+    std::shared_ptr<Layer> layer = factory(config);
+    if (!layer || !config.is_object()) return layer;
+    // What every layer takes, read here once: trainable and activity_regularizer.
+    if (config.contains("trainable") && !config["trainable"].is_null()) {
+      if (!config["trainable"].is_boolean())
+        throw ValueError(at + ": 'trainable' must be true or false, got " + config["trainable"].dump());
+      if (!config["trainable"].get<bool>()) layer->set_trainable(false);
+    }
+    if (config.contains("activity_regularizer"))
+      layer->set_activity_regularizer(detail::regularizer_of(config, "activity_regularizer", at));
+    detail::check_config_keys(*layer, config, at);
+    return layer;
   } catch (const Json::exception& e) {  // a value of the wrong JSON type ("use_bias": 5)
-    throw ValueError(class_name + " '" + detail::name_of(config) + "': " + json_error_text(e));
+    throw ValueError(at + ": " + json_error_text(e));
   }
 }
+
+namespace detail {
+
+// Keys that never change the math: names, dtypes (Lamina computes in float32), Keras'
+// serialization wrapper, the input shape (read by input_shape_from_config), a Keras 2 model's
+// build_input_shape; and the two every layer takes, read by layer_from_config.
+const std::set<std::string>& harmless_config_keys() {
+  static const std::set<std::string> keys = {
+      "name",        "dtype",          "module",      "registered_name", "build_config", "batch_input_shape",
+      "batch_shape", "input_shape",    "input_dim",   "build_input_shape", "trainable",  "activity_regularizer"};
+  return keys;
+}
+
+void check_config_keys(const Layer& layer, const Json& config, const std::string& at) {
+  if (!config.is_object()) return;
+  // dtype: Lamina computes in float32. A mixed policy keeps float32 weights (Keras computes in
+  // half precision), so float32 is the same model, more exactly; other dtypes are refused.
+  if (config.contains("dtype") && !config["dtype"].is_null()) {
+    const Json& d = config["dtype"];
+    const Json& n = d.is_object() && d.contains("config") && d["config"].is_object() ? d["config"].value("name", Json())
+                                                                                       : d;
+    const std::string name = n.is_string() ? n.get<std::string>() : d.dump();
+    if (name != "float32" && name != "mixed_float16" && name != "mixed_bfloat16")
+      throw ValueError(at + ": config key 'dtype' = '" + name +
+                       "' is not supported by Lamina (it computes in float32; float32 and the mixed_float16 / "
+                       "mixed_bfloat16 policies load)");
+  }
+  const Json written = layer.config();
+  const std::vector<std::string> aliases = layer.config_aliases();
+  // Newer Keras writes these only to say "off" (Dense's quantization, LoRA): accepted when null.
+  static const std::set<std::string> off_when_null = {"quantization_config", "lora_rank", "lora_alpha"};
+  for (const auto& [key, value] : config.items()) {
+    if (written.contains(key) || harmless_config_keys().count(key) ||
+        std::find(aliases.begin(), aliases.end(), key) != aliases.end() || (off_when_null.count(key) && value.is_null()))
+      continue;
+    throw ValueError(at + ": config key '" + key + "' is not supported by Lamina (a Keras option Lamina does not "
+                     "implement would change what the model computes; remove it or set it to Keras' default)");
+  }
+}
+
+}  // namespace detail
 
 }  // namespace lamina

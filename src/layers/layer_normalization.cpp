@@ -14,6 +14,8 @@ LayerNormalization::LayerNormalization(Options options) : options_(std::move(opt
   if (!(options_.epsilon > 0.f) || !std::isfinite(options_.epsilon))
     throw ValueError("LayerNormalization: epsilon must be positive, got " + std::to_string(options_.epsilon));
   take_common(options_);
+  set_weight_penalty("gamma", options_.gamma_regularizer, options_.gamma_constraint);
+  set_weight_penalty("beta", options_.beta_regularizer, options_.beta_constraint);
 }
 
 std::vector<Layer::WeightSpec> LayerNormalization::weight_specs(const Shape& input_shape) const {
@@ -41,6 +43,7 @@ Json LayerNormalization::config() const {
   j["rms_scaling"] = false;
   j["beta_initializer"] = options_.beta_initializer.config();
   j["gamma_initializer"] = options_.gamma_initializer.config();
+  detail::write_gamma_beta_penalties(j, options_);
   return j;
 }
 
@@ -54,6 +57,7 @@ std::shared_ptr<Layer> LayerNormalization::from_config(const Json& c) {
   o.scale = c.value("scale", true);
   o.beta_initializer = detail::initializer_of(c, "beta_initializer", o.beta_initializer);
   o.gamma_initializer = detail::initializer_of(c, "gamma_initializer", o.gamma_initializer);
+  detail::read_gamma_beta_penalties(o, c, at);
   detail::read_common(o, c);
   return std::make_shared<LayerNormalization>(o);
 }

@@ -17,6 +17,8 @@ BatchNormalization::BatchNormalization(Options options) : options_(std::move(opt
   if (!std::isfinite(options_.momentum))
     throw ValueError("BatchNormalization: momentum must be finite, got " + std::to_string(options_.momentum));
   take_common(options_);
+  set_weight_penalty("gamma", options_.gamma_regularizer, options_.gamma_constraint);
+  set_weight_penalty("beta", options_.beta_regularizer, options_.beta_constraint);
 }
 
 std::vector<Layer::WeightSpec> BatchNormalization::weight_specs(const Shape& input_shape) const {
@@ -42,7 +44,7 @@ Tensor BatchNormalization::call(const Tensor& x, bool training) {
   Tensor& mean = weight("moving_mean");
   if (x.rank() < 2 || x.dim(-1) != mean.dim(0)) shape_error("(batch, ..., " + std::to_string(mean.dim(0)) + ")", x.shape());
   return batch_norm(x, options_.scale ? weight("gamma") : Tensor(), options_.center ? weight("beta") : Tensor(), mean,
-                    weight("moving_variance"), training, options_.momentum, options_.epsilon);
+                    weight("moving_variance"), training && trainable_, options_.momentum, options_.epsilon);
 }
 
 Json BatchNormalization::config() const {
@@ -56,8 +58,8 @@ Json BatchNormalization::config() const {
   j["gamma_initializer"] = options_.gamma_initializer.config();
   j["moving_mean_initializer"] = options_.moving_mean_initializer.config();
   j["moving_variance_initializer"] = options_.moving_variance_initializer.config();
-  for (const char* k : {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"}) j[k] = nullptr;
-  j["synchronized"] = false;
+  detail::write_gamma_beta_penalties(j, options_);
+  j["synchronized"] = options_.synchronized;
   return j;
 }
 
@@ -103,6 +105,8 @@ std::shared_ptr<Layer> BatchNormalization::from_config(const Json& c) {
   o.moving_mean_initializer = detail::initializer_of(c, "moving_mean_initializer", o.moving_mean_initializer);
   o.moving_variance_initializer =
       detail::initializer_of(c, "moving_variance_initializer", o.moving_variance_initializer);
+  detail::read_gamma_beta_penalties(o, c, at);
+  o.synchronized = c.value("synchronized", false);
   detail::read_common(o, c);
   return std::make_shared<BatchNormalization>(o);
 }

@@ -84,14 +84,18 @@ void Model::save_checkpoint(const std::string& path,
     throw ValueError("save_checkpoint: model '" + name_ +
                      "' is not compiled; a checkpoint holds the optimizer's state (save() writes the model alone)");
   io::NamedTensors tensors = named_weights();
-  std::vector<std::string> trainable;
-  for (const auto& l : layers_)
-    for (const auto& w : l->weights())
-      if (w.trainable) trainable.push_back(l->name() + "/" + w.name);
+  std::vector<std::string> trainable;  // as trainable_weights() lists them (frozen layers left out)
+  for (const auto& l : layers_) {
+    const std::vector<bool> mask = l->trainable_mask();
+    for (size_t i = 0; i < mask.size(); ++i)
+      if (mask[i] && trainable_) trainable.push_back(l->name() + "/" + l->weights()[i].name);
+  }
   const auto& slots = optimizer_->state();
   if (!slots.empty() && slots.size() != trainable.size())
     throw ValueError("save_checkpoint: the optimizer holds state for " + std::to_string(slots.size()) +
-                     " parameters, model '" + name_ + "' has " + std::to_string(trainable.size()));
+                     " parameters, model '" + name_ + "' has " + std::to_string(trainable.size()) +
+                     " trainable weights (a layer's trainable flag changed since the last fit: fit again, or call "
+                     "compile to start a fresh optimizer, before saving a checkpoint)");
   Json slot_names = Json::array();
   for (int k = 0; !slots.empty() && k < optimizer_->num_slots(); ++k) {
     slot_names.push_back(optimizer_->slot_name(k));
@@ -166,9 +170,11 @@ Model Model::load_checkpoint(const std::string& path) {
     const std::vector<Tensor> params = model.trainable_weights();
     if (iterations > 0) slots.resize(params.size());
     size_t i = 0;
-    for (const auto& l : model.layers_)
-      for (const auto& w : l->weights()) {
-        if (!w.trainable || iterations == 0) continue;
+    for (const auto& l : model.layers_) {
+      const std::vector<bool> mask = l->trainable_mask();
+      for (size_t wi = 0; wi < mask.size(); ++wi) {
+        const Weight& w = l->weights()[wi];
+        if (!mask[wi] || !model.trainable_ || iterations == 0) continue;
         for (const std::string& slot : expected) {
           const std::string name = "optimizer/" + slot + "/" + l->name() + "/" + w.name;
           const auto it = in_file.find(name);
@@ -180,6 +186,7 @@ Model Model::load_checkpoint(const std::string& path) {
         }
         ++i;
       }
+    }
 
     // The generators: the default one and one per layer that draws (no more, no fewer).
     const Json& rng = r.at(ck, "rng", "rng");

@@ -167,10 +167,11 @@ std::string Model::diagnose_non_finite(const std::vector<Tensor>& x, const std::
     const Layer& l = *n.layer;
     const Tensor& out = values[static_cast<size_t>(n.output)];
     if (const Tensor& g = grad_of[static_cast<size_t>(n.output)]; g.defined() && out.requires_grad()) out.backward(g);
-    for (const auto& w : l.weights())
-      if (w.trainable)
-        if (auto bad = non_finite(w.value.grad()); !bad.empty())
-          return layer_text(l) + " gradient of weight '" + w.name + "': " + bad;
+    const std::vector<bool> mask = l.trainable_mask();
+    for (size_t i = 0; i < mask.size(); ++i)
+      if (mask[i])
+        if (auto bad = non_finite(l.weights()[i].value.grad()); !bad.empty())
+          return layer_text(l) + " gradient of weight '" + l.weights()[i].name + "': " + bad;
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       const Tensor g = leaves[k][i].grad();
       if (auto bad = non_finite(g); !bad.empty()) return layer_text(l) + " gradient of its input: " + bad;

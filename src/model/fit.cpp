@@ -162,6 +162,8 @@ Tensor Model::compute_loss(const data::Batch& batch, const std::vector<Tensor>& 
     if (!(ls.size() == 1 && loss_weights_[0] == 1.0)) l = mul(l, static_cast<float>(loss_weights_[o]));
     total = total.defined() ? add(total, l) : l;
   }
+  // Keras adds the layers' regularization losses (model.losses) to the loss it minimizes and logs.
+  if (Tensor penalty = regularization_loss(); penalty.defined()) total = add(total, penalty);
   return total;
 }
 
@@ -198,6 +200,7 @@ Logs Model::train_step(const data::Batch& batch) {
     if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
   }
   opt.step(params);
+  apply_constraints();  // Keras: kernel_constraint etc. after each update
   update_metrics(batch, pred, loss);
   return metrics_result();
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "lamina/model.hpp"
@@ -324,6 +325,7 @@ void Model::pack_parameters() {
   constexpr int64_t kAlign = 16;
   auto padded = [](int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   const std::vector<Tensor> params = trainable_weights();
+  packed_ = params;
   int64_t total = 0;
   for (const Tensor& p : params) total += padded(p.numel());
   if (total == 0) return;
@@ -340,14 +342,38 @@ void Model::pack_parameters() {
   }
 }
 
+// A frozen weight does not require grad, so backward leaves it alone; the packed buffer holds the
+// trainable ones only. When the set changed since the last pack (set_trainable between fits),
+// they are packed again and the optimizer carries its state over for the weights still trained.
+void Model::sync_trainable() {
+  const std::vector<Tensor> params = trainable_weights();
+  std::set<const TensorImpl*> on;
+  for (const Tensor& p : params) on.insert(p.impl());
+  for (const auto& named : named_weights()) {
+    Tensor w = named.second;
+    const bool train = on.count(w.impl()) > 0;
+    if (w.requires_grad() == train) continue;
+    if (!train) w.zero_grad(/*set_to_none=*/true);
+    w.requires_grad_(train);
+  }
+  bool same = params.size() == packed_.size();
+  for (size_t i = 0; same && i < params.size(); ++i) same = params[i].impl() == packed_[i].impl();
+  if (same) return;
+  const std::vector<Tensor> before = packed_;
+  pack_parameters();
+  if (optimizer_) optimizer_->carry_state(before, params);
+}
+
 void Model::ensure_built(const std::vector<Shape>& sample_shapes, const char* where) {
   if (!built_) {
     if (sample_shapes.size() != 1)
       throw ValueError(std::string(where) + ": the data has " + std::to_string(sample_shapes.size()) +
                        " inputs, model '" + name_ + "' takes 1");
     build(sample_shapes[0]);
+    sync_trainable();
     return;
   }
+  sync_trainable();
   const std::vector<Shape> want = input_shapes();
   if (sample_shapes.size() != want.size())
     throw ValueError(std::string(where) + ": the data has " + std::to_string(sample_shapes.size()) + " input" +
@@ -372,10 +398,14 @@ std::vector<Tensor> Model::run(std::span<const Tensor> inputs, bool training) {
   for (int t : output_ids_) ++readers[static_cast<size_t>(t)];
   for (size_t i = 0; i < input_ids_.size(); ++i) values[static_cast<size_t>(input_ids_[i])] = inputs[i];
   std::vector<Tensor> in;
+  activity_losses_.clear();
   for (const Node& n : nodes_) {
     in.clear();
     for (int t : n.inputs) in.push_back(values[static_cast<size_t>(t)]);
-    values[static_cast<size_t>(n.output)] = n.layer->forward(in, training);
+    const Tensor& y = values[static_cast<size_t>(n.output)] = n.layer->forward(in, training);
+    // Keras: activity_regularizer(output) / batch size, on every call, training or not.
+    if (const auto& r = n.layer->activity_regularizer(); r && y.rank() > 0 && y.dim(0) > 0)
+      activity_losses_.push_back((*r)(y) / static_cast<float>(y.dim(0)));
     for (int t : n.inputs)
       if (--readers[static_cast<size_t>(t)] == 0) values[static_cast<size_t>(t)] = Tensor();
   }
@@ -475,10 +505,44 @@ std::vector<std::pair<std::string, Layer*>> Model::leaf_layers() const {
 
 std::vector<Tensor> Model::trainable_weights() const {
   std::vector<Tensor> out;
-  for (const auto& l : layers_)
-    for (const auto& w : l->weights())
-      if (w.trainable) out.push_back(w.value);
+  if (!trainable_) return out;
+  for (const auto& l : layers_) {
+    const std::vector<bool> mask = l->trainable_mask();
+    for (size_t i = 0; i < mask.size(); ++i)
+      if (mask[i]) out.push_back(l->weights()[i].value);
+  }
   return out;
+}
+
+std::vector<bool> Model::trainable_mask() const {
+  std::vector<bool> mask;
+  for (const auto& l : layers_) {
+    const std::vector<bool> m = l->trainable_mask();
+    mask.insert(mask.end(), m.begin(), m.end());
+  }
+  if (!trainable_) mask.assign(mask.size(), false);
+  return mask;
+}
+
+void Model::set_trainable(bool on) {
+  trainable_ = on;
+  for (const auto& l : layers_) l->set_trainable(on);
+}
+
+Tensor Model::regularization_loss() const {
+  Tensor total;
+  auto plus = [&](const Tensor& t) {
+    if (t.defined()) total = total.defined() ? add(total, t) : t;
+  };
+  for (const auto& l : layers_)  // a nested model adds its own activity penalties, frozen or not
+    if (trainable_ || dynamic_cast<const Model*>(l.get())) plus(l->regularization_loss());
+  for (const Tensor& t : activity_losses_) plus(t);
+  return total;
+}
+
+void Model::apply_constraints() {
+  if (!trainable_) return;
+  for (const auto& l : layers_) l->apply_constraints();
 }
 
 std::vector<std::pair<std::string, Tensor>> Model::named_weights() const {

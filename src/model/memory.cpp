@@ -93,6 +93,8 @@ MemoryEstimate Model::estimate_for(const std::vector<Shape>& input_shapes, int64
     if (!counted.insert(l.get()).second) specs.clear();
     else if (specs.empty() && l->built())  // a layer that does not describe its weights: count what it has
       for (const auto& w : l->weights()) specs.push_back({w.name, w.value.shape(), Initializer::zeros(), w.trainable});
+    if (!l->trainable() || !trainable_)  // a frozen layer: no gradient, no optimizer state
+      for (auto& w : specs) w.trainable = false;
     for (const auto& w : specs) {
       const int64_t n = w.shape.numel();
       e.parameters = add_sat(e.parameters, mul_sat(n, w.trainable ? 2 * kFloatBytes : kFloatBytes));

@@ -11,6 +11,7 @@
 #include "allocator.hpp"
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
+#include "layers/keras_config.hpp"
 
 namespace lamina {
 
@@ -94,7 +95,7 @@ std::string where_layer(size_t i, const std::string& cls) {
 }  // namespace
 
 Json Model::config() const {
-  Json config = {{"name", name_}, {"trainable", true}, {"dtype", "float32"}};
+  Json config = {{"name", name_}, {"trainable", trainable_}, {"dtype", "float32"}};
   Json layers = Json::array();
   if (sequential_) {
     for (const auto& l : layers_) layers.push_back(layer_entry(*l));
@@ -183,6 +184,18 @@ std::shared_ptr<Layer> Sequential::from_config(const Json& config) {
 
 namespace {
 
+// What a model's own config holds beside its layers: "trainable" (false freezes every layer, as
+// Keras), and no key that Lamina does not read (the same check as every layer's).
+void model_config_done(Model& model, const Json& config, const char* cls) {
+  const std::string at = std::string(cls) + " '" + model.name() + "'";
+  if (config.contains("trainable") && !config["trainable"].is_null()) {
+    if (!config["trainable"].is_boolean())
+      throw ValueError(at + ": 'trainable' must be true or false, got " + config["trainable"].dump());
+    if (!config["trainable"].get<bool>()) model.set_trainable(false);
+  }
+  detail::check_config_keys(model, config, at);
+}
+
 Model sequential_from_config(const Json& config) {
   // Keras 2.0-2.2 wrote the layer list as the config itself.
   const Json& layers = config.is_array() ? config : config.value("layers", Json());
@@ -219,6 +232,7 @@ Model sequential_from_config(const Json& config) {
       throw;
     }
   }
+  if (config.is_object()) model_config_done(model, config, "Sequential");
   return model;
 }
 
@@ -319,7 +333,9 @@ Model functional_from_config(const Json& config) {
     return out;
   };
   const std::vector<KerasTensor> inputs = tensors_of("input_layers"), outputs = tensors_of("output_layers");
-  return Model(inputs, outputs, config.value("name", "functional"));
+  Model model(inputs, outputs, config.value("name", "functional"));
+  model_config_done(model, config, "Functional");
+  return model;
 }
 
 }  // namespace

@@ -102,8 +102,10 @@ void Model::summary(std::ostream& os) {
   row(wrapped(head), "\u2503");
   rule("\u2521", "\u2501", "\u2547", "\u2529");
   int64_t trainable = 0, frozen = 0;
-  for (const auto& l : layers_)
-    for (const auto& wt : l->weights()) (wt.trainable ? trainable : frozen) += wt.value.numel();
+  for (const auto& l : layers_) {  // a frozen layer's weights count as non-trainable, as Keras
+    const std::vector<bool> mask = l->trainable_mask();
+    for (size_t i = 0; i < mask.size(); ++i) (mask[i] && trainable_ ? trainable : frozen) += l->weights()[i].value.numel();
+  }
   bool first = true;
   auto separator = [&] {
     if (!first) rule("\u251c", "\u2500", "\u253c", "\u2524");

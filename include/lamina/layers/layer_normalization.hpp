@@ -22,6 +22,8 @@ class LayerNormalization : public Layer {
     bool scale = true;
     Initializer beta_initializer = Initializer::zeros();
     Initializer gamma_initializer = Initializer::ones();
+    std::optional<Regularizer> beta_regularizer, gamma_regularizer;
+    std::optional<Constraint> beta_constraint, gamma_constraint;
     std::optional<Shape> input_shape;
     std::string name;
   };
