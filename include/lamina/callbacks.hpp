@@ -152,15 +152,15 @@ class ModelCheckpoint : public Callback {
     int64_t batches = 0;                    // 0: at the end of each epoch
   };
   struct Options {
-    std::string filepath;
+    std::string filepath{};
     std::string monitor = "val_loss";
     int verbose = 0;  // 1: a line per save (and per skipped save with save_best_only)
     bool save_best_only = false;
     bool save_weights_only = false;
     std::string mode = "auto";  // "min", "max", or "auto": max for accuracy-like names
     SaveFreq save_freq = "epoch";
-    std::optional<double> initial_value_threshold;  // the best value to beat at the start
-    std::map<std::string, std::string> metadata;    // more __metadata__ entries for each file
+    std::optional<double> initial_value_threshold{};  // the best value to beat at the start
+    std::map<std::string, std::string> metadata{};    // more __metadata__ entries for each file
   };
   explicit ModelCheckpoint(Options o);
   void on_train_begin(const TrainInfo& info) override;

@@ -94,8 +94,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
   };
   // A weight before it exists: what build() will create for an input shape.
   struct WeightSpec {
-    std::string name;
-    Shape shape;
+    std::string name{};
+    Shape shape{};
     Initializer initializer = Initializer::zeros();
     bool trainable = true;
   };
@@ -226,10 +226,13 @@ class Dense : public Layer {
     bool use_bias = true;
     Initializer kernel_initializer = Initializer::glorot_uniform();
     Initializer bias_initializer = Initializer::zeros();
-    std::optional<Regularizer> kernel_regularizer, bias_regularizer, activity_regularizer;
-    std::optional<Constraint> kernel_constraint, bias_constraint;
-    std::optional<Shape> input_shape;  // on a first layer: the per-sample shape
-    std::string name;
+    std::optional<Regularizer> kernel_regularizer{};
+    std::optional<Regularizer> bias_regularizer{};
+    std::optional<Regularizer> activity_regularizer{};
+    std::optional<Constraint> kernel_constraint{};
+    std::optional<Constraint> bias_constraint{};
+    std::optional<Shape> input_shape{};  // on a first layer: the per-sample shape
+    std::string name{};
   };
   explicit Dense(Options options);
   Dense(int64_t units, lamina::Activation activation = lamina::Activation::linear);
@@ -253,10 +256,11 @@ class Dense : public Layer {
 class Flatten : public Layer {
  public:
   struct Options {
-    std::optional<Shape> input_shape;
-    std::string name;
+    std::optional<Shape> input_shape{};
+    std::string name{};
   };
-  explicit Flatten(Options options = {});
+  Flatten() : Flatten(Options{}) {}
+  explicit Flatten(Options options);
   std::string class_name() const override { return "Flatten"; }
   bool output_is_view() const override { return true; }
   static std::shared_ptr<Layer> from_config(const Json& config);
@@ -271,8 +275,8 @@ class Activation : public Layer {
  public:
   struct Options {
     lamina::Activation activation = lamina::Activation::linear;
-    std::optional<Shape> input_shape;
-    std::string name;
+    std::optional<Shape> input_shape{};
+    std::string name{};
   };
   explicit Activation(Options options);
   explicit Activation(lamina::Activation activation) : Activation(Options{.activation = activation}) {}
@@ -293,8 +297,8 @@ class LeakyReLU : public Layer {
  public:
   struct Options {
     float negative_slope = 0.3f;
-    std::optional<Shape> input_shape;
-    std::string name;
+    std::optional<Shape> input_shape{};
+    std::string name{};
   };
   explicit LeakyReLU(Options options);
   std::string class_name() const override { return "LeakyReLU"; }
@@ -331,9 +335,9 @@ KerasTensor Input(Shape shape, std::string name = "");
 class Reshape : public Layer {
  public:
   struct Options {
-    Shape target_shape;
-    std::optional<Shape> input_shape;
-    std::string name;
+    Shape target_shape{};
+    std::optional<Shape> input_shape{};
+    std::string name{};
   };
   explicit Reshape(Options options);
   explicit Reshape(Shape target_shape) : Reshape(Options{.target_shape = std::move(target_shape)}) {}
@@ -365,10 +369,13 @@ class Conv2D : public Layer {
     bool use_bias = true;
     Initializer kernel_initializer = Initializer::glorot_uniform();
     Initializer bias_initializer = Initializer::zeros();
-    std::optional<Regularizer> kernel_regularizer, bias_regularizer, activity_regularizer;
-    std::optional<Constraint> kernel_constraint, bias_constraint;
-    std::optional<Shape> input_shape;  // on a first layer: (H, W, C)
-    std::string name;
+    std::optional<Regularizer> kernel_regularizer{};
+    std::optional<Regularizer> bias_regularizer{};
+    std::optional<Regularizer> activity_regularizer{};
+    std::optional<Constraint> kernel_constraint{};
+    std::optional<Constraint> bias_constraint{};
+    std::optional<Shape> input_shape{};  // on a first layer: (H, W, C)
+    std::string name{};
   };
   explicit Conv2D(Options options);
   Conv2D(int64_t filters, Size2 kernel_size, lamina::Activation activation = lamina::Activation::linear);
@@ -391,10 +398,10 @@ class Conv2D : public Layer {
 // Max or average over pool_size windows; strides default to pool_size (Keras' strides=None).
 struct Pooling2DOptions {
   Size2 pool_size = 2;
-  std::optional<Size2> strides;
+  std::optional<Size2> strides{};
   Padding padding = Padding::valid;
-  std::optional<Shape> input_shape;
-  std::string name;
+  std::optional<Shape> input_shape{};
+  std::string name{};
 };
 
 // What MaxPooling2D and AveragePooling2D share: options, checks, output shape and config; each
@@ -437,8 +444,8 @@ class GlobalAveragePooling2D : public Layer {
  public:
   struct Options {
     bool keepdims = false;
-    std::optional<Shape> input_shape;
-    std::string name;
+    std::optional<Shape> input_shape{};
+    std::string name{};
   };
   GlobalAveragePooling2D() : GlobalAveragePooling2D(Options{}) {}
   explicit GlobalAveragePooling2D(Options options);
@@ -460,9 +467,9 @@ class Dropout : public Layer {
  public:
   struct Options {
     float rate = 0.f;
-    std::optional<uint64_t> seed;
-    std::optional<Shape> input_shape;
-    std::string name;
+    std::optional<uint64_t> seed{};
+    std::optional<Shape> input_shape{};
+    std::string name{};
   };
   explicit Dropout(Options options);
   explicit Dropout(float rate) : Dropout(Options{.rate = rate}) {}
@@ -494,13 +501,15 @@ class BatchNormalization : public Layer {
     bool scale = true;
     Initializer beta_initializer = Initializer::zeros();
     Initializer gamma_initializer = Initializer::ones();
-    std::optional<Regularizer> beta_regularizer, gamma_regularizer;
-    std::optional<Constraint> beta_constraint, gamma_constraint;
+    std::optional<Regularizer> beta_regularizer{};
+    std::optional<Regularizer> gamma_regularizer{};
+    std::optional<Constraint> beta_constraint{};
+    std::optional<Constraint> gamma_constraint{};
     Initializer moving_mean_initializer = Initializer::zeros();
     Initializer moving_variance_initializer = Initializer::ones();
     bool synchronized = false;  // Keras' statistics across devices: the same math on Lamina's one device
-    std::optional<Shape> input_shape;
-    std::string name;
+    std::optional<Shape> input_shape{};
+    std::string name{};
   };
   BatchNormalization() : BatchNormalization(Options{}) {}
   explicit BatchNormalization(Options options);

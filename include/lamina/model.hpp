@@ -43,10 +43,10 @@ struct FitOptions {
                                                  // stands there (after fit or load_checkpoint)
   int64_t batch_size = 32;
   double validation_split = 0.0;                 // the last fraction of the data, before shuffling
-  std::optional<data::Dataset> validation_data;  // takes precedence over validation_split
+  std::optional<data::Dataset> validation_data{};  // takes precedence over validation_split
   bool shuffle = true;
-  std::optional<uint64_t> seed;                  // for shuffling; default: drawn from manual_seed's generator
-  std::vector<Callback*> callbacks;
+  std::optional<uint64_t> seed{};                  // for shuffling; default: drawn from manual_seed's generator
+  std::vector<Callback*> callbacks{};
   int verbose = 1;                               // 0 silent, 1 progress bar, 2 one line per epoch
   // Keras' sample_weight: one weight per training sample (N), scaling its loss (and the
   // weighted_metrics); validation_split splits it with the data.

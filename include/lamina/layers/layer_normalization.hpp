@@ -22,10 +22,12 @@ class LayerNormalization : public Layer {
     bool scale = true;
     Initializer beta_initializer = Initializer::zeros();
     Initializer gamma_initializer = Initializer::ones();
-    std::optional<Regularizer> beta_regularizer, gamma_regularizer;
-    std::optional<Constraint> beta_constraint, gamma_constraint;
-    std::optional<Shape> input_shape;
-    std::string name;
+    std::optional<Regularizer> beta_regularizer{};
+    std::optional<Regularizer> gamma_regularizer{};
+    std::optional<Constraint> beta_constraint{};
+    std::optional<Constraint> gamma_constraint{};
+    std::optional<Shape> input_shape{};
+    std::string name{};
   };
   LayerNormalization() : LayerNormalization(Options{}) {}
   explicit LayerNormalization(Options options);

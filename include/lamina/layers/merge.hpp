@@ -16,7 +16,7 @@ namespace lamina::layers {
 class Merge : public Layer {
  public:
   struct Options {
-    std::string name;
+    std::string name{};
   };
   Shape infer_shape(std::span<const Shape> input_shapes) const override;
   std::vector<WeightSpec> weight_specs_for(std::span<const Shape> input_shapes) const override;
@@ -113,7 +113,7 @@ class Concatenate : public Merge {
  public:
   struct Options {
     int64_t axis = -1;
-    std::string name;
+    std::string name{};
   };
   Concatenate() : Concatenate(Options{}) {}
   explicit Concatenate(Options options);
