@@ -21,12 +21,6 @@ struct OpCase {
 
 void PrintTo(const OpCase& c, std::ostream* os) { *os << c.fixture; }
 
-// "x" + std::to_string(i) trips GCC 12's -Wrestrict false positive (GCC bug 105329).
-std::string key(const char* prefix, size_t i) {
-  std::string s = prefix;
-  s += std::to_string(i);
-  return s;
-}
 
 Tensor in(const std::vector<Tensor>& x, size_t i) { return x.at(i); }
 
@@ -126,49 +120,19 @@ const std::vector<OpCase>& cases() {
   return all;
 }
 
-struct Loaded {
-  std::vector<Tensor> inputs;
-  std::vector<bool> differentiable;  // a dx<i> is in the fixture
-  std::map<std::string, Tensor> f;
-};
-
-Loaded load(const OpCase& c) {
-  Loaded l;
-  l.f = testing::load_fixture(c.fixture);
-  for (size_t i = 0; l.f.count(key("x", i)); ++i) {
-    l.inputs.push_back(l.f.at(key("x", i)));
-    l.differentiable.push_back(l.f.count(key("dx", i)) > 0);
-  }
-  return l;
-}
-
 class OpTest : public ::testing::TestWithParam<OpCase> {};
 
 // Forward and backward against PyTorch (float64 reference, stored as float32).
 TEST_P(OpTest, MatchesPyTorch) {
   const OpCase& c = GetParam();
-  Loaded l = load(c);
-  std::vector<Tensor> inputs;
-  for (size_t i = 0; i < l.inputs.size(); ++i) {
-    inputs.push_back(l.inputs[i].clone());
-    if (l.differentiable[i]) inputs.back().requires_grad_();
-  }
-  Tensor y = c.fn(inputs);
-  EXPECT_TRUE(testing::all_close(y, l.f.at("y"), 1e-5, c.atol)) << c.fixture << " forward";
-  y.backward(l.f.at("dy"));
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!l.differentiable[i]) continue;
-    ASSERT_TRUE(inputs[i].grad().defined()) << c.fixture << ": no gradient reached input " << i;
-    EXPECT_TRUE(testing::all_close(inputs[i].grad(), l.f.at(key("dx", i)), 1e-5, c.atol))
-        << c.fixture << " backward, input " << i;
-  }
+  testing::expect_matches_pytorch(c.fixture, c.fn, c.atol);
 }
 
 // backward() against fourth-order central differences at the fixture's inputs.
 TEST_P(OpTest, Gradcheck) {
   const OpCase& c = GetParam();
   if (!c.gradcheck) GTEST_SKIP() << "logits of 1e4: finite differences are meaningless; see MatchesPyTorch";
-  Loaded l = load(c);
+  const testing::OpFixture l(c.fixture);
   testing::GradcheckOptions opt;
   opt.check = l.differentiable;
   opt.step = c.step;

@@ -24,11 +24,6 @@ struct NdCase {
 
 void PrintTo(const NdCase& c, std::ostream* os) { *os << c.fixture; }
 
-std::string key(const char* prefix, size_t i) {
-  std::string s = prefix;
-  s += std::to_string(i);
-  return s;
-}
 
 Tensor in(const std::vector<Tensor>& x, size_t i) { return x.at(i); }
 
@@ -86,54 +81,18 @@ const std::vector<NdCase>& cases() {
   return all;
 }
 
-struct Loaded {
-  std::vector<Tensor> inputs;
-  std::vector<bool> differentiable;  // a dx<i> is in the fixture
-  std::map<std::string, Tensor> f;
-  bool any_grad = false;
-};
-
-Loaded load(const NdCase& c) {
-  Loaded l;
-  l.f = testing::load_fixture(c.fixture);
-  for (size_t i = 0; l.f.count(key("x", i)); ++i) {
-    l.inputs.push_back(l.f.at(key("x", i)));
-    l.differentiable.push_back(l.f.count(key("dx", i)) > 0);
-    l.any_grad = l.any_grad || l.differentiable.back();
-  }
-  return l;
-}
-
 class OpsNd : public ::testing::TestWithParam<NdCase> {};
 
 // Forward and backward against PyTorch (float64 reference, stored as float32).
 TEST_P(OpsNd, MatchesPyTorch) {
   const NdCase& c = GetParam();
-  Loaded l = load(c);
-  std::vector<Tensor> inputs;
-  for (size_t i = 0; i < l.inputs.size(); ++i) {
-    inputs.push_back(l.inputs[i].clone());
-    if (l.differentiable[i]) inputs.back().requires_grad_();
-  }
-  Tensor y = c.fn(inputs);
-  EXPECT_TRUE(testing::all_close(y, l.f.at("y"), 1e-5, c.atol)) << c.fixture << " forward";
-  if (!l.any_grad) {
-    EXPECT_FALSE(y.requires_grad()) << c.fixture << ": no gradient expected";
-    return;
-  }
-  y.backward(l.f.at("dy"));
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!l.differentiable[i]) continue;
-    ASSERT_TRUE(inputs[i].grad().defined()) << c.fixture << ": no gradient reached input " << i;
-    EXPECT_TRUE(testing::all_close(inputs[i].grad(), l.f.at(key("dx", i)), 1e-5, c.atol))
-        << c.fixture << " backward, input " << i;
-  }
+  testing::expect_matches_pytorch(c.fixture, c.fn, c.atol);
 }
 
 // backward() against fourth-order central differences at the fixture's inputs.
 TEST_P(OpsNd, Gradcheck) {
   const NdCase& c = GetParam();
-  Loaded l = load(c);
+  const testing::OpFixture l(c.fixture);
   if (!l.any_grad) GTEST_SKIP() << "no gradient: indices and one-hot are piecewise constant";
   if (!c.gradcheck) GTEST_SKIP() << "inputs sit on a kink or a tie on purpose; see MatchesPyTorch";
   testing::GradcheckOptions opt;

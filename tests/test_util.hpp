@@ -145,4 +145,50 @@ inline ::testing::AssertionResult gradcheck(const Fn& fn, std::vector<Tensor> in
   return ::testing::AssertionSuccess();
 }
 
+// "x" + std::to_string(i) trips GCC 12's -Wrestrict false positive (GCC bug 105329).
+inline std::string fixture_key(const char* prefix, size_t i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
+// An op's PyTorch fixture (make_fixtures*.py): inputs x0, x1, ..., output y, the seed dy, and dx<i>
+// for each input that has a gradient.
+struct OpFixture {
+  std::map<std::string, Tensor> f;
+  std::vector<Tensor> inputs;
+  std::vector<bool> differentiable;  // a dx<i> is in the fixture
+  bool any_grad = false;
+  explicit OpFixture(const std::string& name) : f(load_fixture(name)) {
+    for (size_t i = 0; f.count(fixture_key("x", i)); ++i) {
+      inputs.push_back(f.at(fixture_key("x", i)));
+      differentiable.push_back(f.count(fixture_key("dx", i)) > 0);
+      any_grad = any_grad || differentiable.back();
+    }
+  }
+};
+
+// Forward and backward of fn against PyTorch (float64 reference, stored as float32): y, then each
+// dx<i> after backward(dy). An op without any dx<i> must not record a gradient.
+inline void expect_matches_pytorch(const std::string& name, const Fn& fn, double atol) {
+  const OpFixture l(name);
+  std::vector<Tensor> inputs;
+  for (size_t i = 0; i < l.inputs.size(); ++i) {
+    inputs.push_back(l.inputs[i].clone());
+    if (l.differentiable[i]) inputs.back().requires_grad_();
+  }
+  Tensor y = fn(inputs);
+  EXPECT_TRUE(all_close(y, l.f.at("y"), 1e-5, atol)) << name << " forward";
+  if (!l.any_grad) {
+    EXPECT_FALSE(y.requires_grad()) << name << ": no gradient expected";
+    return;
+  }
+  y.backward(l.f.at("dy"));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!l.differentiable[i]) continue;
+    ASSERT_TRUE(inputs[i].grad().defined()) << name << ": no gradient reached input " << i;
+    EXPECT_TRUE(all_close(inputs[i].grad(), l.f.at(fixture_key("dx", i)), 1e-5, atol)) << name << " backward, input " << i;
+  }
+}
+
 }  // namespace lamina::testing
