@@ -15,7 +15,10 @@
 //   model.hpp     Model (Input, Model(inputs, outputs): graphs) and Sequential: compile,
 //                 fit, evaluate, predict, summary, save, load,
 //                 save_checkpoint / load_checkpoint (exact resume)
-//   data.hpp      IDX / CSV readers, Dataset, MNIST / Fashion-MNIST / digits loaders
+//   data.hpp      IDX / CSV readers, Dataset, MNIST / Fashion-MNIST / digits loaders,
+//                 BatchSource (what fit reads)
+//   pipeline.hpp  Pipeline: tf.data-style map / shuffle / batch / prefetch over datasets,
+//                 generators and caller buffers; image augmentation (augment::)
 //   io.hpp        safetensors files, atomic writes
 //   onnx.hpp      save_onnx: a model as an ONNX file; load_onnx: models from torch.onnx.export
 //   runtime.hpp   set_num_threads
@@ -42,6 +45,7 @@
 #include "lamina/onnx.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/optimizers.hpp"
+#include "lamina/pipeline.hpp"
 #include "lamina/random.hpp"
 #include "lamina/regularizers.hpp"
 #include "lamina/runtime.hpp"
