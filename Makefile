@@ -55,6 +55,7 @@ bench:
 	@cmake --build $(BUILD) -j $(JOBS)
 	@$(BUILD)/bench/bench_micro --benchmark_min_time=0.05
 	@$(BUILD)/bench/bench_compare --data data --out $(BUILD)/bench/compare.json
+	@$(BUILD)/bench/bench_pipeline --data data
 
 install: build
 	@cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
