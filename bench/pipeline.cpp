@@ -63,7 +63,10 @@ int64_t write_records(const std::string& data_dir, int64_t n, const std::string&
 
 // A sequential generator over the records: reopens the file at sample 0 of each epoch.
 data::SampleGenerator gzip_reader(const std::string& path) {
-  auto file = std::make_shared<gzFile>(nullptr);
+  std::shared_ptr<gzFile> file(new gzFile(nullptr), [](gzFile* f) {
+    if (*f) gzclose(*f);
+    delete f;
+  });
   return [file, path](int64_t i, Generator&) -> std::optional<data::Sample> {
     if (i == 0) {
       if (*file) gzclose(*file);

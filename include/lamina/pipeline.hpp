@@ -58,6 +58,9 @@ struct GeneratorOptions {
   // without calling it); needs `size`.
   bool random_access = false;
 };
+// Callbacks (generators and maps) run on the prefetch thread when there is one; copies of a
+// pipeline share them, so two copies running at once call them concurrently. Lamina's ops are
+// safe there (kernel caches are per thread); a callback's own state is the caller's to guard.
 
 // Only needed when a map changes the shapes of a sample (a crop to a new size, a one-hot
 // target): its output is checked against these, or against its input's shapes when unset.
