@@ -1,10 +1,10 @@
-// bench_pipeline: what Pipeline::prefetch buys when loading is slow. A small MLP (784-128-10,
+// bench_pipeline: what Pipeline::prefetch buys when loading is slow. A small MLP (784-256-10,
 // Adam, batch 64, one compute thread) trains on MNIST read front to back from a gzip file
 // (records of label + 784 pixel bytes, gunzipped sample by sample) with a random shift of up to
 // 2 pixels and a random rotation of up to 10 degrees per sample, once inline and once with
 // prefetch(2) (the loader on the second core). Prints min and median seconds per epoch of each
 // and one JSON line. Timings belong here, never in unit tests.
-//   bench_pipeline [--data DIR] [--samples N] [--runs R]
+//   bench_pipeline [--data DIR] [--samples N] [--runs R] [--hidden UNITS]
 // DIR/mnist/train-images-idx3-ubyte[.gz] when present, else synthetic images.
 #include <zlib.h>
 
@@ -130,13 +130,15 @@ int main(int argc, char** argv) {
   std::string data_dir = "data";
   int64_t samples = 20000;
   int runs = 5;
+  int64_t hidden = 256;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--data") data_dir = argv[i + 1];
     else if (a == "--samples") samples = std::stoll(argv[i + 1]);
     else if (a == "--runs") runs = std::stoi(argv[i + 1]);
+    else if (a == "--hidden") hidden = std::stoll(argv[i + 1]);
     else {
-      std::cerr << "usage: bench_pipeline [--data DIR] [--samples N] [--runs R]\n";
+      std::cerr << "usage: bench_pipeline [--data DIR] [--samples N] [--runs R] [--hidden UNITS]\n";
       return 2;
     }
   }
@@ -148,7 +150,7 @@ int main(int argc, char** argv) {
     samples = write_records(data_dir, samples, path);
 
     manual_seed(2);
-    Sequential model({layers::Dense({.units = 128, .activation = "relu", .input_shape = Shape{kPixels}}), layers::Dense(10)});
+    Sequential model({layers::Dense({.units = hidden, .activation = "relu", .input_shape = Shape{kPixels}}), layers::Dense(10)});
     model.build(Shape{kPixels});
     Adam adam({.learning_rate = 1e-3f});
     data::Pipeline inline_p = make_pipeline(path, samples, false), prefetch_p = make_pipeline(path, samples, true);
@@ -170,8 +172,8 @@ int main(int argc, char** argv) {
     }
     std::filesystem::remove_all(dir);
     const Stats a = stats(plain), b = stats(ahead), l = stats(load);
-    std::printf("pipeline-gzip-augment-mlp: %lld samples, batch 64, %d runs, 1 compute thread, last loss %.4f\n",
-                static_cast<long long>(samples), runs, loss);
+    std::printf("pipeline-gzip-augment-mlp: 784-%lld-10, %lld samples, batch 64, %d runs, 1 compute thread, last loss %.4f\n",
+                static_cast<long long>(hidden), static_cast<long long>(samples), runs, loss);
     std::printf("  %-12s min %.3f s  median %.3f s per epoch\n", "inline", a.min, a.median);
     std::printf("  %-12s min %.3f s  median %.3f s per epoch\n", "prefetch(2)", b.min, b.median);
     std::printf("  %-12s min %.3f s  median %.3f s per epoch\n", "loading only", l.min, l.median);
