@@ -1,6 +1,6 @@
 // Pipelines: streams of batches built as tf.data's Dataset or torch's DataLoader builds them
 // (a source, then map / shuffle / batch / take / prefetch), read by Model::fit, evaluate and
-// predict through data::BatchSource. Not a container: a Pipeline holds a recipe and, while an
+// predict_all through data::BatchSource. Not a container: a Pipeline holds a recipe and, while an
 // epoch runs, its position in it; the samples themselves stay in the source.
 //
 //   auto train = data::Pipeline::from_dataset(ds)                  // or from_generator, from_blob
@@ -49,9 +49,9 @@ using SampleGenerator = std::function<std::optional<Sample>(int64_t index, Gener
 using BatchGenerator = std::function<std::optional<Batch>(int64_t index, Generator& rng)>;
 
 struct GeneratorOptions {
-  std::vector<Shape> input_shapes;   // per sample, required: e.g. {Shape{28, 28, 1}}
-  std::vector<Shape> target_shapes;  // e.g. {Shape{}} for class indices; empty for predict
-  std::optional<int64_t> size;       // samples (or batches, for batch generators) per epoch, if known
+  std::vector<Shape> input_shapes{};   // per sample, required: e.g. {Shape{28, 28, 1}}
+  std::vector<Shape> target_shapes{};  // e.g. {Shape{}} for class indices; empty for predict
+  std::optional<int64_t> size{};       // samples (or batches, for batch generators) per epoch, if known
   // false (the default): the callback is called with indices 0, 1, 2, ... in order, on one
   // thread at a time, each epoch starting again at 0 (a file read front to back); a resume
   // calls it for the skipped indices too. true: any index in any order (a resume skips
@@ -65,8 +65,8 @@ struct GeneratorOptions {
 // Only needed when a map changes the shapes of a sample (a crop to a new size, a one-hot
 // target): its output is checked against these, or against its input's shapes when unset.
 struct MapOptions {
-  std::optional<std::vector<Shape>> input_shapes, target_shapes;
-  std::string name;  // in error messages; default "map #k" (k counts the pipeline's stages)
+  std::optional<std::vector<Shape>> input_shapes{}, target_shapes{};
+  std::string name{};  // in error messages; default "map #k" (k counts the pipeline's stages)
 };
 
 class Pipeline final : public BatchSource {
@@ -86,7 +86,8 @@ class Pipeline final : public BatchSource {
   // or (N). Nothing is copied: batches of consecutive samples (no shuffle, no map) are views of
   // this memory, so it must outlive the pipeline and every batch it yields, and must not change
   // while they are in use. (Dataset owns its storage, so the view lives here, not in Dataset.)
-  //   Tensor probs = model.predict(Pipeline::from_blob(pixels, {n, 28, 28, 1}).batch(256));
+  //   Pipeline mine = Pipeline::from_blob(pixels, {n, 28, 28, 1}).batch(256);
+  //   Tensor probs = model.predict_all(mine)[0];
   static Pipeline from_blob(const float* x, Shape x_shape, const float* y = nullptr, Shape y_shape = {});
 
   // --- stages (each returns a new pipeline; this one is unchanged) --------------------------------

@@ -58,4 +58,24 @@ void freezing(const Tensor& x, const Tensor& y) {
   (void)penalty;
 }
 
+struct SampleReader {  // stands for the application's own reader
+  std::optional<data::Sample> next() { return std::nullopt; }
+};
+
+void pipelines(Sequential& model, const data::Dataset& train_set, SampleReader& reader, const float* pixels, int64_t n) {
+  auto augment = [](data::Sample s, Generator& rng) {
+    s.x[0] = data::augment::random_crop(data::augment::random_flip_left_right(s.x[0], rng), rng, 4);
+    return s;
+  };
+  auto train = data::Pipeline::from_dataset(train_set).map(augment).shuffle(10000, /*seed=*/1).batch(64).prefetch(2);
+  model.fit(train, {.epochs = 10});
+  auto stream = data::Pipeline::from_generator(
+      [&](int64_t, Generator&) -> std::optional<data::Sample> { return reader.next(); },
+      {.input_shapes = {Shape{28, 28, 1}}, .target_shapes = {Shape{}}, .size = 60000}).batch(32);
+  auto mine = data::Pipeline::from_blob(pixels, {n, 28, 28, 1}).batch(256);
+  Tensor probs = model.predict_all(mine)[0];
+  (void)stream;
+  (void)probs;
+}
+
 int main() { return 0; }
