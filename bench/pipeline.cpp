@@ -1,7 +1,7 @@
 // bench_pipeline: what Pipeline::prefetch buys when loading is slow. A small MLP (784-256-10,
-// Adam, batch 64, one compute thread) trains on MNIST read front to back from a gzip file
-// (records of label + 784 pixel bytes, gunzipped sample by sample) with a random shift of up to
-// 2 pixels and a random rotation of up to 10 degrees per sample, once inline and once with
+// Adam, batch 64, one compute thread) trains through Model::fit on MNIST read front to back from
+// a gzip file (records of label + 784 pixel bytes, gunzipped sample by sample), each sample
+// shifted by up to 2 pixels and rotated by up to 10 degrees, once inline and once with
 // prefetch(2) (the loader on the second core). Prints min and median seconds per epoch of each
 // and one JSON line. Timings belong here, never in unit tests.
 //   bench_pipeline [--data DIR] [--samples N] [--runs R] [--hidden UNITS]
@@ -95,23 +95,11 @@ data::Pipeline make_pipeline(const std::string& path, int64_t n, bool prefetch) 
   return prefetch ? p.prefetch(2) : p;
 }
 
-// One epoch of a hand-written training loop (forward, loss, backward, Adam) through `source`.
-double train_epoch(Sequential& model, Adam& adam, data::BatchSource& source, int epoch, double& loss_sum) {
-  std::vector<Tensor> weights = model.trainable_weights();
+// One epoch of Model::fit through `source`, in seconds.
+double train_epoch(Sequential& model, data::BatchSource& source, int epoch, double& loss) {
   const auto start = std::chrono::steady_clock::now();
-  source.start_epoch(epoch);
-  data::Batch b;
-  int64_t steps = 0;
-  loss_sum = 0.0;
-  while (source.next(b)) {
-    for (Tensor& w : weights) w.zero_grad();
-    Tensor loss = sparse_categorical_crossentropy(b.y[0], model(b.x[0], true), true);
-    loss.backward();
-    adam.step(weights);
-    loss_sum += loss.item();
-    ++steps;
-  }
-  loss_sum /= static_cast<double>(std::max<int64_t>(steps, 1));
+  const History h = model.fit(source, {.epochs = epoch + 1, .initial_epoch = epoch, .verbose = 0});
+  loss = h.history.at("loss").back();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
@@ -151,11 +139,10 @@ int main(int argc, char** argv) {
 
     manual_seed(2);
     Sequential model({layers::Dense({.units = hidden, .activation = "relu", .input_shape = Shape{kPixels}}), layers::Dense(10)});
-    model.build(Shape{kPixels});
-    Adam adam({.learning_rate = 1e-3f});
+    model.compile(Adam({.learning_rate = 1e-3f}), losses::SparseCategoricalCrossentropy({.from_logits = true}));
     data::Pipeline inline_p = make_pipeline(path, samples, false), prefetch_p = make_pipeline(path, samples, true);
     double loss = 0.0;
-    train_epoch(model, adam, prefetch_p, 0, loss);  // warm-up: primitives, caches, the file
+    train_epoch(model, prefetch_p, 0, loss);  // warm-up: primitives, caches, the file
     // Loading alone (the pipeline drained without training): what prefetch can hide at most.
     std::vector<double> load;
     for (int r = 0; r < std::min(runs, 3); ++r) {
@@ -167,8 +154,8 @@ int main(int argc, char** argv) {
     }
     std::vector<double> plain, ahead;
     for (int r = 0; r < runs; ++r) {  // interleaved, so drifts in machine load hit both alike
-      plain.push_back(train_epoch(model, adam, inline_p, 1 + r, loss));
-      ahead.push_back(train_epoch(model, adam, prefetch_p, 1 + r, loss));
+      plain.push_back(train_epoch(model, inline_p, 1 + r, loss));
+      ahead.push_back(train_epoch(model, prefetch_p, 1 + r, loss));
     }
     std::filesystem::remove_all(dir);
     const Stats a = stats(plain), b = stats(ahead), l = stats(load);
