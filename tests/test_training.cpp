@@ -272,6 +272,39 @@ TEST(TrainStep, AGanLearnsAGaussiansMean) {
   EXPECT_NEAR(m.data()[1], -1.f, 0.1f);
 }
 
+// The same GAN as a PyTorch-style loop without fit: zero_grad, backward, step, per model.
+TEST(HandLoop, AGanWrittenAsAPyTorchLoop) {
+  Generator data_gen(8), noise(5);
+  manual_seed(21);
+  Sequential g({layers::Dense({.units = 2, .input_shape = Shape{2}})}, "generator");
+  Sequential d({layers::Dense({.units = 16, .activation = "tanh", .input_shape = Shape{2}}), layers::Dense(1)},
+               "discriminator");
+  g.build(Shape{2});
+  d.build(Shape{2});
+  Adam g_opt({.learning_rate = 0.01, .beta_1 = 0.5}), d_opt({.learning_rate = 0.01, .beta_1 = 0.5});
+  const int64_t n = 64;
+  const Tensor ones = Tensor::ones({n, 1}), zeros = Tensor::zeros({n, 1});
+  for (int step = 0; step < 1200; ++step) {
+    Tensor real = Tensor::empty({n, 2});
+    for (int64_t i = 0; i < n; ++i) {
+      real.data()[i * 2] = 2.f + 0.3f * data_gen.normal();
+      real.data()[i * 2 + 1] = -1.f + 0.3f * data_gen.normal();
+    }
+    d.zero_grad();  // discriminator: real -> 1, fake -> 0
+    Tensor fake = g(Tensor::randn({n, 2}, noise), true).detach();
+    (binary_crossentropy(ones, d(real, true), true) + binary_crossentropy(zeros, d(fake, true), true)).backward();
+    d_opt.step(d.trainable_weights());
+    g.zero_grad();  // generator: fool the discriminator (its gradients also reach d, reset next step)
+    binary_crossentropy(ones, d(g(Tensor::randn({n, 2}, noise), true), true), true).backward();
+    g_opt.step(g.trainable_weights());
+  }
+  NoGradGuard no_grad;
+  Tensor m = mean(g(Tensor::randn({4096, 2}, noise), false), 0);
+  std::cout << "hand loop: generated mean (" << m.data()[0] << ", " << m.data()[1] << "), target (2, -1)\n";
+  EXPECT_NEAR(m.data()[0], 2.f, 0.1f);
+  EXPECT_NEAR(m.data()[1], -1.f, 0.1f);
+}
+
 TEST(HandLoop, GradAndApplyGradientsEqualFit) {
   Blobs b = blobs(16, 30);
   Sequential fitted = classifier(31), hand = classifier(31);
