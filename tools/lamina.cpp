@@ -271,6 +271,24 @@ std::optional<double> recorded_value(const std::string& path, const std::string&
   return logs[monitor].get<double>();
 }
 
+// fit.sample_weight of the spec: a CSV with one weight per training row (before validation_split,
+// as Keras' sample_weight), one per line; errors name the file and the line.
+Tensor sample_weights(const Spec& spec, int64_t rows) {
+  const std::string& path = spec.fit.sample_weight;
+  const data::Csv csv = data::read_csv(path);
+  if (csv.cols != 0)
+    throw ValueError(spec.path + ": fit.sample_weight: " + path + " has " + std::to_string(csv.cols + 1) +
+                     " columns per line; expected one weight per line");
+  if (csv.rows != rows)
+    throw ValueError(spec.path + ": fit.sample_weight: " + path + " holds " + std::to_string(csv.rows) +
+                     " weights for " + std::to_string(rows) + " training samples");
+  for (int64_t i = 0; i < rows; ++i)
+    if (!(csv.labels[static_cast<size_t>(i)] >= 0.f))
+      throw ValueError(path + ": line " + std::to_string(i + 1) + ": sample weight " +
+                       std::to_string(csv.labels[static_cast<size_t>(i)]) + " must be >= 0");
+  return Tensor::from(csv.labels, Shape{rows});
+}
+
 // fit.callbacks of the spec (their keys were checked by read_spec), with Keras' defaults.
 std::vector<std::unique_ptr<Callback>> callbacks_of_spec(const Spec& spec) {
   std::vector<std::unique_ptr<Callback>> out;
@@ -344,6 +362,7 @@ int train(const TrainArgs& a) {
   fit.shuffle = spec.fit.shuffle;
   fit.verbose = a.quiet ? 0 : spec.fit.verbose;
   fit.class_weight = spec.fit.class_weight;
+  if (!spec.fit.sample_weight.empty()) fit.sample_weight = sample_weights(spec, data.train.size());
   TerminateOnNaN nan_guard;  // on by default: a diverged run stops at once and says where
   fit.callbacks = {&nan_guard};
   std::vector<std::unique_ptr<Callback>> spec_callbacks = callbacks_of_spec(spec);

@@ -175,8 +175,11 @@ DataSpec read_data(const Json& d, const std::string& file) {
 
 FitSpec read_fit(const Json& f, const std::string& file) {
   FitSpec out;
-  check_keys(f, {"epochs", "batch_size", "validation_split", "shuffle", "seed", "verbose", "class_weight", "callbacks"},
+  check_keys(f, {"epochs", "batch_size", "validation_split", "shuffle", "seed", "verbose", "class_weight", "callbacks",
+                 "sample_weight"},
              file, "fit");
+  if (f.contains("sample_weight") && !f["sample_weight"].is_null())
+    out.sample_weight = resolve(file, string(f["sample_weight"], file, "fit.sample_weight"));
   if (f.contains("class_weight") && !f["class_weight"].is_null()) {
     const Json& cw = f["class_weight"];
     if (!cw.is_object()) bad(file, "fit.class_weight", "expected {\"class index\": weight, ...}, got " + got(cw));

@@ -70,6 +70,7 @@ struct FitSpec {
   std::optional<uint64_t> seed;
   int verbose = 1;
   std::map<int64_t, double> class_weight;  // "class_weight": {"0": 1.0, "3": 5.0}, as Keras' dict
+  std::string sample_weight;               // "sample_weight": a CSV of one weight per training row (resolved)
   std::vector<CallbackSpec> callbacks;
 };
 

@@ -155,5 +155,16 @@ sed 's/"patience": 1,/"patience": 1, "patiense": 2,/' "$DIR/spec_plateau.json" >
 sed -i "s|\"train.csv\"|\"$DIR/train.csv\"|; s|\"test.csv\"|\"$DIR/test.csv\"|" "$WORK/cb_key.json"
 expect_error "an unknown callback key" 1 "patiense" "$LAMINA" train "$WORK/cb_key.json" --quiet
 
+# --- per-sample weights from the spec: weight 0 on every class-2 row, so class 2 is never learned --
+expect_ok "train with fit.sample_weight" "$LAMINA" train "$DIR/spec_sample_weight.json" --quiet --report "$WORK/sw.json" --threads 1
+SWACC=$(json_number "$WORK/sw.json" test accuracy)
+awk -v a="${SWACC:-1}" 'BEGIN { exit !(a < 0.75) }' && pass "sample_weight: test accuracy $SWACC without class 2" ||
+  fail "sample_weight: test accuracy '$SWACC' (class 2 weighed 0 should cost about a third)"
+head -10 "$DIR/train_weights.csv" >"$WORK/w10.csv"
+sed "s|\"train_weights.csv\"|\"$WORK/w10.csv\"|; s|\"train.csv\"|\"$DIR/train.csv\"|; s|\"test.csv\"|\"$DIR/test.csv\"|" \
+    "$DIR/spec_sample_weight.json" >"$WORK/sw_bad.json"
+expect_error "too few sample weights" 1 "fit\.sample_weight: .*w10\.csv holds 10 weights for 240 training samples" \
+    "$LAMINA" train "$WORK/sw_bad.json" --quiet
+
 if [[ $FAILS -ne 0 ]]; then echo "$FAILS check(s) failed"; exit 1; fi
 echo "all CLI checks passed"
