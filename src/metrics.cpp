@@ -138,28 +138,30 @@ void Mean::update_state(const Tensor& values) {
   for (float v : values.values()) update_state(static_cast<double>(v));
 }
 
-void Mean::update_state(const Tensor&, const Tensor& y_pred, const Tensor& sample_weight) {
-  const int64_t n = y_pred.rank() ? y_pred.dim(0) : 1, per = n ? y_pred.numel() / n : 0;
-  const float* p = y_pred.data();
-  for (int64_t i = 0; i < n; ++i) {
-    const double w = sample_weight.defined() ? sample_weight.data()[i] : 1.0;
-    for (int64_t k = 0; k < per; ++k) update_state(p[i * per + k], w);
-  }
-}
 
 namespace {
-void check_weights(const std::string& metric, const Tensor& sample_weight, size_t n) {
-  if (sample_weight.defined() && static_cast<size_t>(sample_weight.numel()) != n)
+// Rows per sample for `rows` predictions (a sequence output has several per sample), each row
+// taking its sample's weight; ShapeError unless the weights split the rows evenly.
+size_t rows_per_weight(const std::string& metric, const Tensor& sample_weight, size_t rows) {
+  if (!sample_weight.defined()) return 1;
+  const auto n = static_cast<size_t>(sample_weight.numel());
+  if (n == 0 || rows % n != 0)
     throw ShapeError("metric '" + metric + "': sample_weight " + sample_weight.shape().str() + " for " +
-                     std::to_string(n) + " predictions");
+                     std::to_string(rows) + " predictions (expected one weight per sample)");
+  return rows / n;
 }
 }  // namespace
 
+void Mean::update_state(const Tensor&, const Tensor& y_pred, const Tensor& sample_weight) {
+  const auto rows = static_cast<size_t>(y_pred.numel());
+  const size_t per = rows_per_weight(name_, sample_weight, rows);
+  const float* p = y_pred.data();
+  for (size_t i = 0; i < rows; ++i) update_state(p[i], sample_weight.defined() ? sample_weight.data()[i / per] : 1.0);
+}
+
 void Accuracy::update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) {
   const auto truth = true_classes(y_true, y_pred), pred = predicted_classes(y_pred, d_);
-  // Rows per sample (a sequence output has several): each row takes its sample's weight.
-  const size_t per = sample_weight.defined() && sample_weight.numel() ? truth.size() / static_cast<size_t>(sample_weight.numel()) : 1;
-  if (sample_weight.defined()) check_weights(name_, sample_weight, truth.size() / std::max<size_t>(per, 1));
+  const size_t per = rows_per_weight(name_, sample_weight, truth.size());
   const float* w = sample_weight.defined() ? sample_weight.data() : nullptr;
   for (size_t i = 0; i < truth.size(); ++i) {
     const double wi = w ? w[i / per] : 1.0;

@@ -75,3 +75,23 @@ TEST(Metrics, FromNames) {
 
 }  // namespace
 }  // namespace lamina
+
+namespace lamina {
+namespace {
+
+// Weighted metrics need one weight per sample: weights that do not split the rows evenly (10 rows,
+// 3 weights) are refused rather than read past their end.
+TEST(WeightedMetrics, WeightsMustSplitTheRows) {
+  Tensor y = Tensor::zeros({10}), p = Tensor::zeros({10, 2});
+  Accuracy acc;
+  EXPECT_THROW(acc.update_state(y, p, Tensor::ones({3})), ShapeError);
+  Mean mean;
+  EXPECT_THROW(mean.update_state(y, p, Tensor::ones({3})), ShapeError);
+  acc.update_state(Tensor::zeros({2, 3}), Tensor::zeros({2, 3, 2}), Tensor::from({1.f, 3.f}));  // 3 rows per sample
+  EXPECT_DOUBLE_EQ(acc.result(), 1.0);
+  mean.update_state(y, Tensor::from({{1.f, 3.f}, {5.f, 7.f}}), Tensor::from({1.f, 3.f}));  // (1+3)*1 + (5+7)*3
+  EXPECT_DOUBLE_EQ(mean.result(), (4.0 + 36.0) / 8.0);
+}
+
+}  // namespace
+}  // namespace lamina

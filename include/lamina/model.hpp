@@ -49,7 +49,8 @@ struct FitOptions {
   std::vector<Callback*> callbacks{};
   int verbose = 1;                               // 0 silent, 1 progress bar, 2 one line per epoch
   // Keras' sample_weight: one weight per training sample (N), scaling its loss (and the
-  // weighted_metrics); validation_split splits it with the data.
+  // weighted_metrics). With validation_split the training part keeps its weights and the
+  // validation samples are evaluated unweighted.
   Tensor sample_weight{};
   // Keras' class_weight: a weight per class index (absent classes weigh 1), multiplied into each
   // sample's weight by its target's class (an integer label, a one-hot row's argmax, or a binary
@@ -196,7 +197,7 @@ class Model : public Layer {
   const std::vector<Loss>& losses() const;
   const std::vector<double>& loss_weights() const { return loss_weights_; }
   // The metrics compiled by name (what a saved compile config records; custom ones are not).
-  const std::vector<std::string>& metric_names() const { return metric_names_; }
+  std::vector<std::string> metric_names() const;
 
   // A dataset's inputs and targets are its parts (data::Dataset::from_tensors with several
   // tensors, or with_parts): one per model input and one per output.
@@ -394,7 +395,7 @@ class Model : public Layer {
     std::shared_ptr<Metric> metric;
     bool weighted;
   };
-  void prepare_metrics();  // makes compiled_metrics_ and the trackers for a fit or evaluate
+  void prepare_metrics();  // makes compiled_metrics_ and the trackers for the current compile
   bool has_graph() const { return sequential_ ? !layers_.empty() : !nodes_.empty() || !input_ids_.empty(); }
   History fit_loop(data::BatchSource& train, const data::Dataset& val, int64_t val_batch, const FitOptions& o,
                    int64_t samples, bool resume);
@@ -413,11 +414,10 @@ class Model : public Layer {
   std::shared_ptr<Optimizer> optimizer_;
   std::vector<Loss> losses_;
   std::vector<double> loss_weights_;
-  std::vector<std::string> metric_names_;
   std::vector<MetricSpec> metric_specs_, weighted_metric_specs_;
   std::vector<NamedMetric> compiled_metrics_;
-  std::shared_ptr<Mean> loss_tracker_ = std::make_shared<Mean>("loss");
-  std::vector<std::shared_ptr<Mean>> loss_part_trackers_;  // per output, with several outputs
+  Mean loss_tracker_{"loss"};
+  std::vector<Mean> loss_part_trackers_;                   // per output, with several outputs
   std::vector<float> last_loss_parts_;                     // compute_loss's per-output losses
   std::vector<Tensor> train_params_;                       // trainable_weights() for the fit running
   std::vector<Callback*> active_callbacks_;                // the running fit's (checkpoints save their state)

@@ -63,7 +63,6 @@ void Model::compile(std::shared_ptr<Optimizer> optimizer, std::vector<Loss> loss
                      std::to_string(outputs) + " outputs");
   for (double w : o.loss_weights)
     if (!std::isfinite(w) || w < 0) throw ValueError("compile: loss weight " + std::to_string(w) + " must be finite and >= 0");
-  std::vector<std::string> names;
   for (const auto* list : {&o.metrics, &o.weighted_metrics})
     for (const MetricSpec& m : *list) {
       for (const Loss& l : losses) {
@@ -75,12 +74,10 @@ void Model::compile(std::shared_ptr<Optimizer> optimizer, std::vector<Loss> loss
       if (m.shared() && outputs > 1)
         throw ValueError("compile: a shared metric object ('" + m.shared()->name() + "') serves one output; model '" +
                          name_ + "' has " + std::to_string(outputs) + ": pass the metric by value");
-      if (m.is_name() && list == &o.metrics) names.push_back(m.name());
     }
   optimizer_ = std::move(optimizer);
   losses_ = std::move(losses);
   loss_weights_ = std::move(o.loss_weights);
-  metric_names_ = std::move(names);
   metric_specs_ = std::move(o.metrics);
   weighted_metric_specs_ = std::move(o.weighted_metrics);
   compiled_metrics_.clear();
@@ -102,6 +99,13 @@ const std::vector<Loss>& Model::losses() const {
 
 const Loss& Model::loss() const { return losses().front(); }
 
+std::vector<std::string> Model::metric_names() const {
+  std::vector<std::string> names;
+  for (const MetricSpec& m : metric_specs_)
+    if (m.is_name()) names.push_back(m.name());
+  return names;
+}
+
 std::string Model::output_log_name(size_t output, const std::string& what) const {
   if (losses_.size() <= 1) return what;
   return output_names()[output] + "_" + what;  // Keras: "dense_1_loss", "dense_1_accuracy"
@@ -114,7 +118,7 @@ void Model::prepare_metrics() {
   loss_part_trackers_.clear();
   if (losses_.size() > 1)
     for (size_t o = 0; o < losses_.size(); ++o)
-      loss_part_trackers_.push_back(std::make_shared<Mean>(output_log_name(o, "loss")));
+      loss_part_trackers_.emplace_back(output_log_name(o, "loss"));
   std::set<std::string> taken;
   for (const auto* list : {&metric_specs_, &weighted_metric_specs_})
     for (size_t o = 0; o < losses_.size(); ++o)
@@ -127,6 +131,7 @@ void Model::prepare_metrics() {
         taken.insert(name);
         compiled_metrics_.push_back({o, std::move(name), std::move(metric), list == &weighted_metric_specs_});
       }
+  for (auto& m : compiled_metrics_) m.metric->reset_state();  // a shared object may hold an earlier run's state
 }
 
 bool Model::metrics_ready() const {
@@ -135,8 +140,8 @@ bool Model::metrics_ready() const {
 }
 
 std::vector<Metric*> Model::metrics() {
-  std::vector<Metric*> out{loss_tracker_.get()};
-  for (auto& t : loss_part_trackers_) out.push_back(t.get());
+  std::vector<Metric*> out{&loss_tracker_};
+  for (Mean& t : loss_part_trackers_) out.push_back(&t);
   for (auto& m : compiled_metrics_) out.push_back(m.metric.get());
   return out;
 }
@@ -170,17 +175,17 @@ Tensor Model::compute_loss(const data::Batch& batch, const std::vector<Tensor>& 
 void Model::update_metrics(const data::Batch& batch, const std::vector<Tensor>& pred, const Tensor& loss) {
   if (!metrics_ready()) prepare_metrics();
   const auto n = static_cast<double>(batch.size());
-  loss_tracker_->update_state(static_cast<double>(loss.item()), n);
+  loss_tracker_.update_state(static_cast<double>(loss.item()), n);
   for (size_t o = 0; o < last_loss_parts_.size() && o < loss_part_trackers_.size(); ++o)
-    loss_part_trackers_[o]->update_state(static_cast<double>(last_loss_parts_[o]), n);
+    loss_part_trackers_[o].update_state(static_cast<double>(last_loss_parts_[o]), n);
   for (auto& m : compiled_metrics_)
     m.metric->update_state(batch.y[m.output], pred[m.output], m.weighted ? batch.sample_weight : Tensor());
 }
 
 Logs Model::metrics_result() const {
   Logs logs;
-  logs.set("loss", loss_tracker_->result());
-  for (const auto& t : loss_part_trackers_) logs.set(t->name(), t->result());
+  logs.set("loss", loss_tracker_.result());
+  for (const Mean& t : loss_part_trackers_) logs.set(t.name(), t.result());
   for (const auto& m : compiled_metrics_) logs.set(m.name, m.metric->result());
   return logs;
 }
@@ -434,7 +439,6 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
   FitState& state = fit_state_;
   const std::optional<int64_t> steps = o.steps_per_epoch ? o.steps_per_epoch : source.steps_per_epoch();
   train_params_ = trainable_weights();
-  prepare_metrics();
   History history;
   ProgressBar bar(o.verbose);
   std::vector<Callback*> callbacks{&history};
@@ -548,7 +552,6 @@ Logs Model::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
     check_memory(need, "evaluate");
   }
   const auto start = std::chrono::steady_clock::now();
-  prepare_metrics();
   Logs logs = run_evaluation(data, o.batch_size);
   if (o.verbose > 0)
     print_evaluation(logs, (data.size() + o.batch_size - 1) / o.batch_size,
@@ -611,7 +614,6 @@ std::vector<Tensor> Model::predict_from(data::BatchSource& source, const std::ve
       out.push_back(Tensor::empty(with_batch(0, outs[o])));
       continue;
     }
-    NoGradGuard inner;
     out.push_back(concat(parts[o], 0));
   }
   return out;
@@ -628,7 +630,6 @@ Logs Model::evaluate(data::BatchSource& data, const EvaluateOptions& o) {
   if (data.target_shapes().size() != num_outputs())
     throw ValueError("evaluate: the batches have " + std::to_string(data.target_shapes().size()) + " targets, model '" +
                      name_ + "' has " + std::to_string(num_outputs()) + " outputs");
-  prepare_metrics();
   Logs logs = run_evaluation(data);
   if (o.verbose > 0) print_evaluation(logs, 0, 0.0);
   return logs;

@@ -347,7 +347,7 @@ std::map<std::string, std::string> Model::file_metadata(const std::map<std::stri
   meta["model_config"] = to_json().dump();
   if (compiled()) {
     Json metrics = Json::array();
-    for (const auto& m : metric_names_) metrics.push_back(m);
+    for (const std::string& m : metric_names()) metrics.push_back(m);
     Json compile = {{"optimizer", {{"class_name", optimizer_->name()}, {"config", optimizer_->config()}}},
                     {"loss", losses_[0].config()},
                     {"metrics", metrics}};
