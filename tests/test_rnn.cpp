@@ -2,6 +2,9 @@
 // (tests/fixtures/make_fixtures_rnn.py), against each other, and against finite differences.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -202,6 +205,202 @@ TEST(Rnn, Errors) {
   EXPECT_CONTAINS(testing::error_of<ShapeError>(
                       [&] { rnn(RnnCell::lstm, Tensor::zeros({2, 0, 4}), in[1], in[2], in[3]); }),
                   "has no time step");
+}
+
+// --- the layers ------------------------------------------------------------------------------------------
+
+using layers::GRU;
+using layers::LSTM;
+using layers::SimpleRNN;
+
+void copy_weights(const Layer& from, Layer& to) {
+  ASSERT_EQ(from.weights().size(), to.weights().size());
+  for (size_t k = 0; k < from.weights().size(); ++k) {
+    const Tensor& src = from.weights()[k].value;
+    std::copy(src.data(), src.data() + src.numel(), to.weights()[k].value.data());
+  }
+}
+
+TEST(RecurrentLayers, KerasWeightLayoutAndParamCounts) {
+  Generator gen(1);
+  LSTM lstm({.units = 64});
+  lstm.build(Shape{10, 128}, gen);
+  ASSERT_EQ(lstm.weights().size(), 3u);
+  EXPECT_EQ(lstm.weights()[0].name, "kernel");
+  EXPECT_EQ(lstm.weights()[1].name, "recurrent_kernel");
+  EXPECT_EQ(lstm.weights()[2].name, "bias");
+  EXPECT_EQ(lstm.weights()[0].value.shape(), (Shape{128, 256}));
+  EXPECT_EQ(lstm.weights()[1].value.shape(), (Shape{64, 256}));
+  EXPECT_EQ(lstm.weights()[2].value.shape(), (Shape{256}));
+  EXPECT_EQ(lstm.count_params(), 49408);  // 4 * 64 * (128 + 64 + 1), as Keras' summary
+  GRU gru({.units = 64});
+  gru.build(Shape{10, 128}, gen);
+  EXPECT_EQ(gru.weights()[2].value.shape(), (Shape{2, 192}));
+  EXPECT_EQ(gru.count_params(), 37248);  // 3 * 64 * (128 + 64) + 2 * 192
+  GRU gru_before({.units = 64, .reset_after = false});
+  gru_before.build(Shape{10, 128}, gen);
+  EXPECT_EQ(gru_before.count_params(), 37056);
+  SimpleRNN simple({.units = 64, .use_bias = false});
+  simple.build(Shape{10, 128}, gen);
+  EXPECT_EQ(simple.count_params(), 64 * (128 + 64));
+  // unit_forget_bias: the forget block of the bias starts at 1, the rest at 0.
+  const float* b = lstm.weights()[2].value.data();
+  for (int64_t k = 0; k < 256; ++k) EXPECT_EQ(b[k], k >= 64 && k < 128 ? 1.f : 0.f) << k;
+  // The recurrent kernel is orthogonal: R R^T = I (its U rows are orthonormal).
+  const Tensor& r = lstm.weights()[1].value;
+  const Tensor rrt = matmul(r, transpose(r));
+  EXPECT_TRUE(all_close(rrt, [] {
+    Tensor eye = Tensor::zeros({64, 64});
+    for (int64_t k = 0; k < 64; ++k) eye.data()[k * 65] = 1.f;
+    return eye;
+  }(), 0, 1e-5));
+}
+
+TEST(RecurrentLayers, OutputsMatchTheOp) {
+  Generator gen(2);
+  const Tensor x = Tensor::randn({3, 5, 4}, gen);
+  for (bool sequences : {false, true})
+    for (bool backwards : {false, true}) {
+      LSTM l({.units = 6, .return_sequences = sequences, .go_backwards = backwards});
+      l.build(Shape{5, 4}, gen);
+      NoGradGuard no_grad;
+      const Tensor y = l.call(x, false);
+      const RnnResult r = rnn(RnnCell::lstm, x, l.weights()[0].value, l.weights()[1].value, l.weights()[2].value,
+                              Tensor(), Tensor(), {.reverse = backwards});
+      EXPECT_EQ(y.shape(), sequences ? Shape({3, 5, 6}) : Shape({3, 6}));
+      EXPECT_EQ(l.output_shape(Shape{5, 4}), sequences ? Shape({5, 6}) : Shape({6}));
+      EXPECT_TRUE(all_close(y, sequences ? r.sequence : r.h, 0, 0));
+    }
+}
+
+// go_backwards: the sequence read right to left and returned in processing order, i.e. the same
+// as a forward layer on the time-reversed input.
+TEST(RecurrentLayers, GoBackwardsIsTheForwardLayerOnReversedTime) {
+  Generator gen(3);
+  const Tensor x = Tensor::randn({2, 4, 3}, gen);
+  GRU back({.units = 5, .return_sequences = true, .go_backwards = true});
+  back.build(Shape{4, 3}, gen);
+  GRU fwd({.units = 5, .return_sequences = true});
+  fwd.build(Shape{4, 3}, gen);
+  copy_weights(back, fwd);
+  NoGradGuard no_grad;
+  const Tensor reversed = index_select(x, 1, std::vector<int64_t>{3, 2, 1, 0});
+  EXPECT_TRUE(all_close(back.call(x, false), fwd.call(reversed, false), 0, 1e-6));
+}
+
+// dropout and recurrent_dropout act while training only; then one input mask per sample is used
+// at every step (Keras 3).
+TEST(RecurrentLayers, DropoutInTrainingOnly) {
+  Generator gen(4);
+  const Tensor x = Tensor::randn({4, 6, 5}, gen);
+  SimpleRNN plain({.units = 3, .return_sequences = true});
+  plain.build(Shape{6, 5}, gen);
+  for (auto [rate, recurrent] : {std::pair{0.5f, 0.f}, std::pair{0.f, 0.5f}}) {
+    SimpleRNN l({.units = 3, .dropout = rate, .recurrent_dropout = recurrent, .seed = 9, .return_sequences = true});
+    l.build(Shape{6, 5}, gen);
+    copy_weights(plain, l);
+    NoGradGuard no_grad;
+    EXPECT_TRUE(all_close(l.call(x, false), plain.call(x, false), 0, 0));
+    EXPECT_FALSE(all_close(l.call(x, true), plain.call(x, false), 0, 1e-3));
+  }
+  // A training call with input dropout equals the plain layer on x times a per-sample mask of
+  // 0 and 2 (rate 0.5) that is the same at every step: recover it from the first step.
+  SimpleRNN l({.units = 3, .dropout = 0.5f, .seed = 9, .return_sequences = true});
+  l.build(Shape{6, 5}, gen);
+  copy_weights(plain, l);
+  NoGradGuard no_grad;
+  Generator replay = *l.generator();
+  const Tensor mask = dropout(Tensor::ones({4, 5}), 0.5f, replay, true);
+  const Tensor y = l.call(x, true);
+  EXPECT_TRUE(all_close(y, plain.call(x * reshape(mask, {4, 1, 5}), false), 0, 1e-6));
+}
+
+TEST(RecurrentLayers, InitialStatesAsInputs) {
+  Generator gen(5);
+  LSTM l({.units = 3});
+  l.build_for(std::vector<Shape>{{4, 2}, {3}, {3}}, gen);
+  const Tensor x = Tensor::randn({2, 4, 2}, gen), h0 = Tensor::randn({2, 3}, gen), c0 = Tensor::randn({2, 3}, gen);
+  NoGradGuard no_grad;
+  const std::vector<Tensor> inputs = {x, h0, c0};
+  const Tensor y = l.forward(inputs, false);
+  const RnnResult r = rnn(RnnCell::lstm, x, l.weights()[0].value, l.weights()[1].value, l.weights()[2].value, h0, c0);
+  EXPECT_TRUE(all_close(y, r.h, 0, 0));
+  EXPECT_EQ(l.infer_shape(std::vector<Shape>{{4, 2}, {3}, {3}}), (Shape{3}));
+  EXPECT_CONTAINS(testing::error_of<ValueError>([&] { l.infer_shape(std::vector<Shape>{{4, 2}, {3}}); }),
+                  "LSTM '' takes the sequence and, optionally, its 2 initial state(s); got 2 inputs");
+  EXPECT_CONTAINS(testing::error_of<ShapeError>([&] { l.infer_shape(std::vector<Shape>{{4, 2}, {3}, {4}}); }),
+                  "initial state 1 must be (batch, 3), got (4) per sample");
+  // run() hands out everything: the final h and c, with a mask.
+  const RnnResult masked = l.run(x, Tensor::from({{1, 1, 0, 0}, {1, 1, 1, 1}}), std::vector<Tensor>{h0, c0}, false);
+  EXPECT_TRUE(masked.c.defined());
+  const RnnResult first_two = rnn(RnnCell::lstm, slice(x, 1, 0, 2), l.weights()[0].value, l.weights()[1].value,
+                                  l.weights()[2].value, h0, c0);
+  EXPECT_TRUE(all_close(slice(masked.h, 0, 0, 1), slice(first_two.h, 0, 0, 1), 1e-5, 1e-6));
+  EXPECT_TRUE(all_close(slice(masked.c, 0, 0, 1), slice(first_two.c, 0, 0, 1), 1e-5, 1e-6));
+}
+
+TEST(RecurrentLayers, Errors) {
+  Generator gen(6);
+  LSTM l({.units = 3, .name = "lstm"});
+  EXPECT_CONTAINS(testing::error_of<ShapeError>([&] { l.call(Tensor::zeros({2, 5}), false); }),
+                  "LSTM 'lstm' expects input (batch, timesteps, features), got (2, 5)");
+  l.build(Shape{4, 2}, gen);
+  EXPECT_CONTAINS(testing::error_of<ShapeError>([&] { l.call(Tensor::zeros({2, 4, 3}), false); }),
+                  "LSTM 'lstm' expects input (timesteps, 2) per sample");
+  EXPECT_CONTAINS(testing::error_of<ShapeError>([&] { l.weight_specs(Shape{8}); }),
+                  "LSTM 'lstm' expects input (timesteps, features) per sample, got (8)");
+  EXPECT_CONTAINS(testing::error_of<ValueError>([] { GRU({.units = 2, .stateful = true, .name = "g"}); }),
+                  "GRU 'g': stateful=True is not supported yet");
+  EXPECT_CONTAINS(testing::error_of<ValueError>([] { SimpleRNN({.units = 0}); }), "units must be positive");
+  EXPECT_CONTAINS(testing::error_of<ValueError>([] { LSTM({.units = 2, .dropout = 1.f}); }),
+                  "dropout and recurrent_dropout must be in [0, 1)");
+  EXPECT_CONTAINS(testing::error_of<ValueError>([] { LSTM({.units = 2, .reset_after = false}); }),
+                  "reset_after is a GRU option");
+  EXPECT_CONTAINS(testing::error_of<ValueError>([] {
+                    SimpleRNN({.units = 2, .recurrent_activation = lamina::Activation::tanh});
+                  }),
+                  "a SimpleRNN has no recurrent_activation");
+}
+
+TEST(RecurrentLayers, ConfigRoundTrip) {
+  LSTM l({.units = 5, .recurrent_activation = "tanh", .unit_forget_bias = false, .dropout = 0.25f, .seed = 3,
+          .return_sequences = true, .go_backwards = true, .unroll = true, .name = "enc"});
+  const Json c = l.config();
+  EXPECT_EQ(c.at("recurrent_initializer").at("class_name"), "Orthogonal");
+  EXPECT_EQ(c.at("recurrent_activation"), "tanh");
+  EXPECT_FALSE(c.contains("reset_after"));
+  auto back = layer_from_config("LSTM", c);
+  EXPECT_EQ(back->config(), c);
+  GRU g({.units = 2, .reset_after = false});
+  EXPECT_EQ(layer_from_config("GRU", g.config())->config(), g.config());
+  SimpleRNN s({.units = 2, .activation = "relu"});
+  const Json sc = s.config();
+  EXPECT_FALSE(sc.contains("recurrent_activation"));
+  EXPECT_EQ(layer_from_config("SimpleRNN", sc)->config(), sc);
+  // Keras 3's use_cudnn and Keras 2's implementation pick kernels only: accepted.
+  Json keras = c;
+  keras["use_cudnn"] = "auto";
+  keras["implementation"] = 2;
+  EXPECT_EQ(layer_from_config("LSTM", keras)->config(), c);
+}
+
+TEST(RecurrentLayers, SaveAndLoadThroughAModel) {
+  Generator gen(8);
+  Sequential ok("seq");
+  ok.add(layers::LSTM({.units = 4, .return_sequences = true, .input_shape = Shape{5, 3}}));
+  ok.add(layers::GRU({.units = 3, .go_backwards = true}));
+  ok.add(layers::Dense({.units = 2}));
+  ok.build(Shape{5, 3});
+  std::ostringstream table;
+  ok.summary(table);
+  EXPECT_CONTAINS(table.str(), "128");  // LSTM(4) on 3 features: 4 * 4 * (3 + 4 + 1)
+  const Tensor x = Tensor::randn({2, 5, 3}, gen);
+  const Tensor before = ok.predict(x);
+  const std::string path = ::testing::TempDir() + "rnn_model.safetensors";
+  ok.save(path);
+  Sequential loaded = Sequential::load(path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(all_close(loaded.predict(x), before, 0, 0));
 }
 
 }  // namespace
