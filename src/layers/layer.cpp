@@ -9,6 +9,7 @@
 #include "lamina/layers.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
+#include "lamina/layers/recurrent.hpp"
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
 #include "onnx/graph_writer.hpp"
@@ -324,6 +325,9 @@ struct Registry {
       {"BatchNormalization", builtin<layers::BatchNormalization>()},
       {"Dropout", builtin<layers::Dropout>()},
       {"LayerNormalization", builtin<layers::LayerNormalization>()},
+      {"SimpleRNN", builtin<layers::SimpleRNN>()},
+      {"LSTM", builtin<layers::LSTM>()},
+      {"GRU", builtin<layers::GRU>()},
       {"Add", builtin<layers::Add>()},
       {"Subtract", builtin<layers::Subtract>()},
       {"Multiply", builtin<layers::Multiply>()},
