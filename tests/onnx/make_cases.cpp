@@ -313,13 +313,17 @@ Model graph_shared() {
   return Model(x, (*d)((*d)(g)), "shared");
 }
 
-// A text model: Embedding (Cast + Gather), Conv1D 'same' and causal-dilated (Conv on (N, C, T)
-// between Transposes), both 1-D poolings ('same' average leaving the padding out) and
-// GlobalMaxPooling1D (ReduceMax over the steps).
-Sequential seq_text() {
+// Embedding (Cast + Gather) and GlobalAveragePooling1D (ReduceMean over the steps).
+Sequential seq_embedding() {
   return Sequential({layers::Embedding({.input_dim = 50, .output_dim = 8, .input_shape = Shape{10}}),
-                     layers::Conv1D({.filters = 6, .kernel_size = 3, .padding = Padding1D::same, .activation = "relu",
-                                     .bias_initializer = bias_init()}),
+                     layers::GlobalAveragePooling1D()});
+}
+
+// Conv1D 'same' and causal-dilated (Conv on (N, C, T) between Transposes), both 1-D poolings
+// ('same' average leaving the padding out) and GlobalMaxPooling1D (ReduceMax over the steps).
+Sequential seq_conv() {
+  return Sequential({layers::Conv1D({.filters = 6, .kernel_size = 3, .padding = Padding1D::same, .activation = "relu",
+                                     .bias_initializer = bias_init(), .input_shape = Shape{10, 3}}),
                      layers::MaxPooling1D(),
                      layers::Conv1D({.filters = 4, .kernel_size = 2, .padding = Padding1D::causal, .dilation_rate = 2,
                                      .bias_initializer = bias_init()}),
@@ -327,14 +331,23 @@ Sequential seq_text() {
                      layers::GlobalMaxPooling1D()});
 }
 
-// Masking (Equal, Not, ReduceMax, Mul) on float sequences, a strided Conv1D with a fused tanh,
-// GlobalAveragePooling1D with keepdims, RepeatVector (Unsqueeze + Expand), a Dense per step.
-Sequential seq_float() {
-  return Sequential({layers::Masking({.input_shape = Shape{9, 3}}),
-                     layers::Conv1D({.filters = 4, .kernel_size = 3, .strides = 2, .activation = "tanh",
-                                     .bias_initializer = bias_init()}),
+// A strided Conv1D with a fused tanh, GlobalAveragePooling1D with keepdims, RepeatVector
+// (Unsqueeze + Expand), a Dense on every step.
+Sequential seq_repeat() {
+  return Sequential({layers::Conv1D({.filters = 4, .kernel_size = 3, .strides = 2, .activation = "tanh",
+                                     .bias_initializer = bias_init(), .input_shape = Shape{9, 3}}),
                      layers::GlobalAveragePooling1D({.keepdims = true}), layers::Flatten(), layers::RepeatVector(3),
                      layers::Dense({.units = 2, .bias_initializer = bias_init()})});
+}
+
+// Masking (Equal, Not, Cast, ReduceMax, Mul) on steps that are exactly the mask value: a relu
+// Dense with a negative bias zeroes some steps, the next Dense maps those to its bias (1.5, 1.5),
+// which Masking(1.5) zeroes.
+Sequential seq_masking() {
+  return Sequential({layers::Dense({.units = 2, .activation = "relu", .bias_initializer = Initializer::constant(-0.6f),
+                                    .input_shape = Shape{6, 3}}),
+                     layers::Dense({.units = 2, .bias_initializer = Initializer::constant(1.5f)}),
+                     layers::Masking({.mask_value = 1.5f}), layers::Dense(2)});
 }
 
 int run(const fs::path& dir) {
@@ -365,8 +378,10 @@ int run(const fs::path& dir) {
   graphs.push_back({"graph_shared", graph_shared(), {Shape{6, 6, 3}}});
   for (Case& c : graphs) write_case(dir, c, seed++);
   std::vector<Case> sequences;
-  sequences.push_back({"seq_text", seq_text(), {Shape{10}}, 50});
-  sequences.push_back({"seq_float", seq_float(), {Shape{9, 3}}});
+  sequences.push_back({"seq_embedding", seq_embedding(), {Shape{10}}, 50});
+  sequences.push_back({"seq_conv", seq_conv(), {Shape{10, 3}}});
+  sequences.push_back({"seq_repeat", seq_repeat(), {Shape{9, 3}}});
+  sequences.push_back({"seq_masking", seq_masking(), {Shape{6, 3}}});
   for (Case& c : sequences) write_case(dir, c, seed++);
   return 0;
 }
