@@ -196,10 +196,10 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Geometry2d& g, bool h
   const memory::desc src = blocked_dst ? image_md(g) : src_md(g);
   const memory::desc dst = blocked_dst ? any_layout(dst_dims(g)) : dst_md(g);
   const auto w = any_layout(weight_dims(g));
-  const auto desc = has_bias ? dnnl::convolution_forward::desc(prop, alg, src, w, bias_md(g), dst, strides_of(g), dilates_of(g),
-                                                               pad_lo(g), pad_hi(g))
-                             : dnnl::convolution_forward::desc(prop, alg, src, w, dst, strides_of(g), dilates_of(g), pad_lo(g),
-                                                               pad_hi(g));
+  const auto desc = has_bias ? dnnl::convolution_forward::desc(prop, alg, src, w, bias_md(g), dst, strides_of(g),
+                                                               dilates_of(g), pad_lo(g), pad_hi(g))
+                             : dnnl::convolution_forward::desc(prop, alg, src, w, dst, strides_of(g), dilates_of(g),
+                                                               pad_lo(g), pad_hi(g));
   dnnl::primitive_attr attr;
   if (act != Eltwise::none) {
     dnnl::post_ops ops;
@@ -232,8 +232,8 @@ struct BackwardData {
 
 BackwardData make_backward_data(const Geometry2d& g) {
   const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, src_md(g),
-                                                   any_layout(weight_dims(g)), dst_md(g), strides_of(g), dilates_of(g), pad_lo(g),
-                                                   pad_hi(g));
+                                                   any_layout(weight_dims(g)), dst_md(g), strides_of(g), dilates_of(g),
+                                                   pad_lo(g), pad_hi(g));
   const dnnl::convolution_backward_data::primitive_desc pd(desc, cpu().engine,
                                                            forward_pd(g, false, Eltwise::none, false));
   return {dnnl::convolution_backward_data(pd), Staged(dst_md(g), pd.diff_dst_desc(), true),
@@ -251,10 +251,10 @@ BackwardWeights make_backward_weights(const Geometry2d& g, bool has_bias) {
   const bool blocked = first_layer(g);
   const memory::desc src = blocked ? image_md(g) : src_md(g), dst = blocked ? any_layout(dst_dims(g)) : dst_md(g);
   const auto w = any_layout(weight_dims(g));
-  const auto desc = has_bias ? dnnl::convolution_backward_weights::desc(alg, src, w, bias_md(g), dst, strides_of(g), dilates_of(g),
-                                                                        pad_lo(g), pad_hi(g))
-                             : dnnl::convolution_backward_weights::desc(alg, src, w, dst, strides_of(g), dilates_of(g), pad_lo(g),
-                                                                        pad_hi(g));
+  const auto desc = has_bias ? dnnl::convolution_backward_weights::desc(alg, src, w, bias_md(g), dst, strides_of(g),
+                                                                        dilates_of(g), pad_lo(g), pad_hi(g))
+                             : dnnl::convolution_backward_weights::desc(alg, src, w, dst, strides_of(g), dilates_of(g),
+                                                                        pad_lo(g), pad_hi(g));
   const dnnl::convolution_backward_weights::primitive_desc pd(desc, cpu().engine,
                                                               forward_pd(g, has_bias, Eltwise::none, blocked));
   return {dnnl::convolution_backward_weights(pd), memory(bias_md(g), cpu().engine),

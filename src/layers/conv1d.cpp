@@ -56,7 +56,8 @@ std::string transposed(onnx::GraphWriter& g, const std::string& layer, const cha
 
 Conv1D::Conv1D(Options options) : options_(std::move(options)) {
   if (options_.filters <= 0)
-    throw ValueError("Conv1D '" + options_.name + "': filters must be positive, got " + std::to_string(options_.filters));
+    throw ValueError("Conv1D '" + options_.name + "': filters must be positive, got " +
+                     std::to_string(options_.filters));
   kernels::check_window("Conv1D '" + options_.name + "'", "kernel_size", Size2(1, options_.kernel_size),
                         Size2(1, options_.strides));
   if (options_.dilation_rate < 1 || options_.dilation_rate > kernels::kMaxWindow)
@@ -232,7 +233,9 @@ std::shared_ptr<Layer> pooling_from(const Json& c, const char* cls) {
 
 }  // namespace
 
-std::shared_ptr<Layer> MaxPooling1D::from_config(const Json& c) { return pooling_from<MaxPooling1D>(c, "MaxPooling1D"); }
+std::shared_ptr<Layer> MaxPooling1D::from_config(const Json& c) {
+  return pooling_from<MaxPooling1D>(c, "MaxPooling1D");
+}
 
 std::shared_ptr<Layer> AveragePooling1D::from_config(const Json& c) {
   return pooling_from<AveragePooling1D>(c, "AveragePooling1D");

@@ -55,7 +55,8 @@ void Masking::export_onnx(onnx::GraphWriter& g) const {
   const float value = options_.mask_value;
   const std::string same = g.node("Equal", name(), {v.name, g.initializer(name() + "/mask_value", {}, &value)});
   const std::string kept = g.node("Cast", name(), {g.node("Not", name(), {same})}, {W::attr_int("to", 1)});  // FLOAT
-  const std::string mask = g.node("ReduceMax", name(), {kept}, {W::attr_ints("axes", features), W::attr_int("keepdims", 1)});
+  const std::string mask =
+      g.node("ReduceMax", name(), {kept}, {W::attr_ints("axes", features), W::attr_int("keepdims", 1)});
   v.name = g.node("Mul", name(), {v.name, mask});
 }
 
