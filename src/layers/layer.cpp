@@ -7,9 +7,12 @@
 #include <set>
 
 #include "lamina/layers.hpp"
+#include "lamina/layers/conv1d.hpp"
+#include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
 #include "lamina/layers/recurrent.hpp"
+#include "lamina/layers/sequence.hpp"
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
 #include "onnx/graph_writer.hpp"
@@ -335,6 +338,15 @@ struct Registry {
       {"Maximum", builtin<layers::Maximum>()},
       {"Minimum", builtin<layers::Minimum>()},
       {"Concatenate", builtin<layers::Concatenate>()},
+      {"Embedding", builtin<layers::Embedding>()},
+      {"Conv1D", builtin<layers::Conv1D>()},
+      {"MaxPooling1D", builtin<layers::MaxPooling1D>()},
+      {"AveragePooling1D", builtin<layers::AveragePooling1D>()},
+      {"GlobalMaxPooling1D", builtin<layers::GlobalMaxPooling1D>()},
+      {"GlobalAveragePooling1D", builtin<layers::GlobalAveragePooling1D>()},
+      {"Masking", builtin<layers::Masking>()},
+      {"RepeatVector", builtin<layers::RepeatVector>()},
+      {"TimeDistributed", builtin<layers::TimeDistributed>()},
       // Sequential, Functional and Model (models nest as layers) register beside them, in
       // src/model/graph.cpp, so that this file stays below src/model/.
   };
