@@ -39,6 +39,7 @@
 #include "lamina/initializers.hpp"
 #include "lamina/io.hpp"
 #include "lamina/layers.hpp"
+#include "lamina/layers/bidirectional.hpp"
 #include "lamina/layers/conv1d.hpp"
 #include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "lamina/layers.hpp"
+#include "lamina/layers/bidirectional.hpp"
 #include "lamina/layers/conv1d.hpp"
 #include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
@@ -347,6 +348,7 @@ struct Registry {
       {"Masking", builtin<layers::Masking>()},
       {"RepeatVector", builtin<layers::RepeatVector>()},
       {"TimeDistributed", builtin<layers::TimeDistributed>()},
+      {"Bidirectional", builtin<layers::Bidirectional>()},
       // Sequential, Functional and Model (models nest as layers) register beside them, in
       // src/model/graph.cpp, so that this file stays below src/model/.
   };
