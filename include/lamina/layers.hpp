@@ -73,7 +73,9 @@ class KerasTensor {
 // enum or from a name, so `.activation = Activation::relu` and `.activation = "relu"` both work.
 class Activation {
  public:
-  enum Kind { linear, relu, leaky_relu, elu, sigmoid, tanh, softmax, log_softmax, exponential };
+  // hard_sigmoid is Keras 3's relu6(x + 3) / 6 (Keras 2's LSTM / GRU default gate; Keras 2 itself
+  // computed clip(0.2 x + 0.5, 0, 1), which differs by up to 0.05 at |x| = 2.5).
+  enum Kind { linear, relu, leaky_relu, elu, sigmoid, tanh, softmax, log_softmax, exponential, hard_sigmoid };
   Activation(Kind kind = linear) : kind_(kind) {}  // NOLINT: implicit by design
   Activation(const char* name);                    // NOLINT; ValueError on an unknown name
   Activation(const std::string& name) : Activation(name.c_str()) {}  // NOLINT

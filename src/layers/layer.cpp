@@ -28,7 +28,7 @@ const std::map<std::string, Activation::Kind>& activation_names() {
       {"leaky_relu", Activation::leaky_relu}, {"elu", Activation::elu},
       {"sigmoid", Activation::sigmoid}, {"tanh", Activation::tanh},
       {"softmax", Activation::softmax}, {"log_softmax", Activation::log_softmax},
-      {"exponential", Activation::exponential},
+      {"exponential", Activation::exponential}, {"hard_sigmoid", Activation::hard_sigmoid},
   };
   return names;
 }
@@ -73,6 +73,7 @@ Tensor Activation::operator()(const Tensor& x) const {
     case softmax: return lamina::softmax(x);
     case log_softmax: return lamina::log_softmax(x);
     case exponential: return lamina::exp(x);
+    case hard_sigmoid: return clamp(add(mul(x, 1.f / 6.f), 0.5f), 0.f, 1.f);
   }
   return x;
 }

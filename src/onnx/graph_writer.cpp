@@ -187,6 +187,9 @@ void GraphWriter::activation(const Activation& a, const std::string& layer) {
     case Activation::sigmoid: value_.name = node("Sigmoid", layer, {value_.name}); return;
     case Activation::tanh: value_.name = node("Tanh", layer, {value_.name}); return;
     case Activation::exponential: value_.name = node("Exp", layer, {value_.name}); return;
+    case Activation::hard_sigmoid:  // Keras 3's relu6(x + 3) / 6
+      value_.name = node("HardSigmoid", layer, {value_.name}, {attr_float("alpha", 1.f / 6.f), attr_float("beta", 0.5f)});
+      return;
     case Activation::leaky_relu:  // lamina::leaky_relu's slope, Keras' default (ONNX's is 0.01)
       value_.name = node("LeakyRelu", layer, {value_.name}, {attr_float("alpha", 0.2f)});
       return;
