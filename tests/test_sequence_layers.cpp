@@ -172,12 +172,15 @@ TEST(Embedding, ImdbSizedStepIsFast) {
   Tensor ids = Tensor::empty({32, 200});
   for (int64_t i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<float>(gen.below(20000));
   ids.data()[0] = ids.data()[1] = 7;  // a repeated id: its gradients add
-  const auto start = std::chrono::steady_clock::now();
-  for (int step = 0; step < 5; ++step) {
-    e.embeddings().zero_grad(true);
+  auto step = [&] {
+    e.embeddings().zero_grad(false);
     Tensor y = e.call(ids, true);
     y.backward(Tensor::ones(y.shape()));
-  }
+  };
+  step();  // the first step pays for fresh pages (~100 ms on a loaded machine): not timed
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) step();
+  // About 1 ms forward and 1-5 ms backward on one core (the dense 10 MB gradient is zeroed each step).
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / 5;
   const Tensor& g = e.embeddings().grad();
   EXPECT_EQ(g.data()[7 * 128], 2.f + [&] {
@@ -186,7 +189,7 @@ TEST(Embedding, ImdbSizedStepIsFast) {
     return extra;
   }());
   std::printf("Embedding 20000x128, batch 32x200: %.2f ms per forward + backward\n", ms);
-  EXPECT_LT(ms, 200.0);
+  EXPECT_LT(ms, 100.0);
 }
 
 // --- Conv1D ----------------------------------------------------------------------------------------
@@ -285,6 +288,11 @@ TEST(Masking, ZeroesPaddedStepsAndGivesTheMask) {
   EXPECT_TRUE(testing::gradcheck([&](const std::vector<Tensor>& in) { return m.call(in[0], true); },
                                  {Tensor::from(std::vector<float>{1, 2, 5, 6, 0.5f, 3, 7, 8}, {2, 2, 2})}));
   EXPECT_CONTAINS(error_of<ShapeError>([&] { m.call(Tensor::zeros({2, 3}), false); }), "Masking");
+  // As Keras 3, only the last axis counts as the features: (N, T, H, F) gives an (N, T, H) mask.
+  const Tensor x4 = Tensor::from(std::vector<float>{-1, -1, 1, -1, 2, 3, -1, -1}, {1, 2, 2, 2});
+  EXPECT_TRUE(testing::all_close(m.mask_for(x4), Tensor::from(std::vector<float>{0, 1, 1, 0}, {1, 2, 2}), 0, 0));
+  EXPECT_TRUE(testing::all_close(m.call(x4, false),
+                                 Tensor::from(std::vector<float>{0, 0, 1, -1, 2, 3, 0, 0}, {1, 2, 2, 2}), 0, 0));
 }
 
 TEST(RepeatVector, RepeatsAndSumsGradients) {
