@@ -372,6 +372,37 @@ TEST(SequenceModel, ParamCountsAsKeras) {
   EXPECT_TRUE(testing::all_close(back.predict(ids), model.predict(ids), 1e-6, 1e-6));
 }
 
+// Masks through a model (the Layer mask API): Embedding(mask_zero) and Masking make them, Dense
+// and TimeDistributed carry them on, GlobalAveragePooling1D averages only the real steps, and
+// Conv1D drops the mask (Keras' convolutions do not support masking).
+TEST(SequenceModel, MasksReachTheMaskedMean) {
+  manual_seed(4);
+  Sequential model({Embedding({.input_dim = 6, .output_dim = 3, .mask_zero = true, .input_shape = Shape{4}}),
+                    layers::TimeDistributed(std::make_shared<layers::Dense>(2)), layers::GlobalAveragePooling1D()});
+  model.build(Shape{4});
+  const Tensor ids = Tensor::from({{3, 5, 0, 0}, {0, 1, 2, 4}});
+  const Tensor y = model.predict(ids);
+  // By hand: the TimeDistributed Dense on every step, then the mean of the steps whose id is not 0.
+  Sequential upto({Embedding({.input_dim = 6, .output_dim = 3, .input_shape = Shape{4}}),
+                   layers::TimeDistributed(std::make_shared<layers::Dense>(2))});
+  upto.build(Shape{4});
+  upto.set_weights(model.get_weights());
+  const Tensor h = upto.predict(ids);  // (2, 4, 2)
+  const float* p = h.data();
+  const Tensor want = Tensor::from({{(p[0] + p[2]) / 2, (p[1] + p[3]) / 2},
+                                    {(p[10] + p[12] + p[14]) / 3, (p[11] + p[13] + p[15]) / 3}});
+  EXPECT_TRUE(testing::all_close(y, want, 1e-5, 1e-6));
+
+  Sequential masked({layers::Masking({.input_shape = Shape{3, 2}}), layers::GlobalAveragePooling1D()});
+  const Tensor x = Tensor::from(std::vector<float>{1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 5, 6}, {2, 3, 2});
+  EXPECT_TRUE(testing::all_close(masked.predict(x), Tensor::from({{2, 3}, {5, 6}}), 1e-6, 1e-6));
+  Sequential dropped({layers::Masking({.input_shape = Shape{3, 2}}),
+                      Conv1D({.filters = 2, .kernel_size = 1, .kernel_initializer = Initializer::ones()}),
+                      layers::GlobalAveragePooling1D()});
+  EXPECT_TRUE(testing::all_close(dropped.predict(x), Tensor::from({{10.f / 3, 10.f / 3}, {11.f / 3, 11.f / 3}}),
+                                 1e-6, 1e-6));
+}
+
 // A Keras 2 Embedding config: input_length is the input shape, input_dim is not.
 TEST(SequenceModel, Keras2EmbeddingConfig) {
   const Json c = {{"name", "embedding"}, {"input_dim", 100}, {"output_dim", 8}, {"input_length", 12},

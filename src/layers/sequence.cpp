@@ -34,6 +34,10 @@ Tensor Masking::mask_for(const Tensor& x) const {
   return mask;
 }
 
+Tensor Masking::compute_mask(std::span<const Tensor> inputs, std::span<const Tensor>) const {
+  return inputs.empty() ? Tensor() : mask_for(inputs[0]);
+}
+
 Tensor Masking::call(const Tensor& x, bool) {
   const Tensor mask = mask_for(x);
   std::vector<int64_t> dims = x.shape().dims();

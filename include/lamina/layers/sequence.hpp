@@ -31,6 +31,8 @@ class Masking : public Layer {
   Json config() const override;
   float mask_value() const { return options_.mask_value; }
   Tensor mask_for(const Tensor& x) const;  // x's shape without the last axis
+  bool supports_masking() const override { return true; }
+  Tensor compute_mask(std::span<const Tensor> inputs, std::span<const Tensor> masks) const override;
 
  private:
   Options options_;
@@ -84,6 +86,7 @@ class TimeDistributed : public Layer {
   Tensor regularization_loss() const override;
   void apply_constraints() override;
   Generator* generator() override { return options_.layer->generator(); }
+  bool supports_masking() const override { return true; }  // Keras 3: the steps' mask passes through
   Layer& layer() { return *options_.layer; }
   const Layer& layer() const { return *options_.layer; }
 
