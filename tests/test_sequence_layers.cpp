@@ -172,12 +172,15 @@ TEST(Embedding, ImdbSizedStepIsFast) {
   Tensor ids = Tensor::empty({32, 200});
   for (int64_t i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<float>(gen.below(20000));
   ids.data()[0] = ids.data()[1] = 7;  // a repeated id: its gradients add
-  const auto start = std::chrono::steady_clock::now();
-  for (int step = 0; step < 5; ++step) {
-    e.embeddings().zero_grad(true);
+  auto step = [&] {
+    e.embeddings().zero_grad(false);
     Tensor y = e.call(ids, true);
     y.backward(Tensor::ones(y.shape()));
-  }
+  };
+  step();  // the first step pays for fresh pages (~100 ms on a loaded machine): not timed
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) step();
+  // About 1 ms forward and 1-5 ms backward on one core (the dense 10 MB gradient is zeroed each step).
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / 5;
   const Tensor& g = e.embeddings().grad();
   EXPECT_EQ(g.data()[7 * 128], 2.f + [&] {
@@ -186,7 +189,7 @@ TEST(Embedding, ImdbSizedStepIsFast) {
     return extra;
   }());
   std::printf("Embedding 20000x128, batch 32x200: %.2f ms per forward + backward\n", ms);
-  EXPECT_LT(ms, 200.0);
+  EXPECT_LT(ms, 100.0);
 }
 
 // --- Conv1D ----------------------------------------------------------------------------------------
@@ -285,6 +288,11 @@ TEST(Masking, ZeroesPaddedStepsAndGivesTheMask) {
   EXPECT_TRUE(testing::gradcheck([&](const std::vector<Tensor>& in) { return m.call(in[0], true); },
                                  {Tensor::from(std::vector<float>{1, 2, 5, 6, 0.5f, 3, 7, 8}, {2, 2, 2})}));
   EXPECT_CONTAINS(error_of<ShapeError>([&] { m.call(Tensor::zeros({2, 3}), false); }), "Masking");
+  // As Keras 3, only the last axis counts as the features: (N, T, H, F) gives an (N, T, H) mask.
+  const Tensor x4 = Tensor::from(std::vector<float>{-1, -1, 1, -1, 2, 3, -1, -1}, {1, 2, 2, 2});
+  EXPECT_TRUE(testing::all_close(m.mask_for(x4), Tensor::from(std::vector<float>{0, 1, 1, 0}, {1, 2, 2}), 0, 0));
+  EXPECT_TRUE(testing::all_close(m.call(x4, false),
+                                 Tensor::from(std::vector<float>{0, 0, 1, -1, 2, 3, 0, 0}, {1, 2, 2, 2}), 0, 0));
 }
 
 TEST(RepeatVector, RepeatsAndSumsGradients) {
@@ -362,6 +370,37 @@ TEST(SequenceModel, ParamCountsAsKeras) {
   Tensor ids = Tensor::empty({2, 200});
   for (int64_t i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<float>(gen.below(20000));
   EXPECT_TRUE(testing::all_close(back.predict(ids), model.predict(ids), 1e-6, 1e-6));
+}
+
+// Masks through a model (the Layer mask API): Embedding(mask_zero) and Masking make them, Dense
+// and TimeDistributed carry them on, GlobalAveragePooling1D averages only the real steps, and
+// Conv1D drops the mask (Keras' convolutions do not support masking).
+TEST(SequenceModel, MasksReachTheMaskedMean) {
+  manual_seed(4);
+  Sequential model({Embedding({.input_dim = 6, .output_dim = 3, .mask_zero = true, .input_shape = Shape{4}}),
+                    layers::TimeDistributed(std::make_shared<layers::Dense>(2)), layers::GlobalAveragePooling1D()});
+  model.build(Shape{4});
+  const Tensor ids = Tensor::from({{3, 5, 0, 0}, {0, 1, 2, 4}});
+  const Tensor y = model.predict(ids);
+  // By hand: the TimeDistributed Dense on every step, then the mean of the steps whose id is not 0.
+  Sequential upto({Embedding({.input_dim = 6, .output_dim = 3, .input_shape = Shape{4}}),
+                   layers::TimeDistributed(std::make_shared<layers::Dense>(2))});
+  upto.build(Shape{4});
+  upto.set_weights(model.get_weights());
+  const Tensor h = upto.predict(ids);  // (2, 4, 2)
+  const float* p = h.data();
+  const Tensor want = Tensor::from({{(p[0] + p[2]) / 2, (p[1] + p[3]) / 2},
+                                    {(p[10] + p[12] + p[14]) / 3, (p[11] + p[13] + p[15]) / 3}});
+  EXPECT_TRUE(testing::all_close(y, want, 1e-5, 1e-6));
+
+  Sequential masked({layers::Masking({.input_shape = Shape{3, 2}}), layers::GlobalAveragePooling1D()});
+  const Tensor x = Tensor::from(std::vector<float>{1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 5, 6}, {2, 3, 2});
+  EXPECT_TRUE(testing::all_close(masked.predict(x), Tensor::from({{2, 3}, {5, 6}}), 1e-6, 1e-6));
+  Sequential dropped({layers::Masking({.input_shape = Shape{3, 2}}),
+                      Conv1D({.filters = 2, .kernel_size = 1, .kernel_initializer = Initializer::ones()}),
+                      layers::GlobalAveragePooling1D()});
+  EXPECT_TRUE(testing::all_close(dropped.predict(x), Tensor::from({{10.f / 3, 10.f / 3}, {11.f / 3, 11.f / 3}}),
+                                 1e-6, 1e-6));
 }
 
 // A Keras 2 Embedding config: input_length is the input shape, input_dim is not.

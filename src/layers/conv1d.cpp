@@ -300,6 +300,15 @@ Tensor GlobalAveragePooling1D::call_masked(const Tensor& x, const Tensor& mask) 
   return finish(div(sum(mul(x, m), 1), sum(m, 1)));
 }
 
+Layer::Outputs GlobalAveragePooling1D::call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks,
+                                                bool) {
+  require_one_input(inputs.size());
+  Outputs out;
+  out.values.push_back(call_masked(inputs[0], masks.empty() ? Tensor() : masks[0]));
+  out.masks.push_back(Tensor());
+  return out;
+}
+
 namespace {
 
 template <class L>

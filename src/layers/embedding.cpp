@@ -65,6 +65,10 @@ Tensor Embedding::mask_for(const Tensor& x) const {
   return mask;
 }
 
+Tensor Embedding::compute_mask(std::span<const Tensor> inputs, std::span<const Tensor>) const {
+  return inputs.empty() ? Tensor() : mask_for(inputs[0]);
+}
+
 Json Embedding::config() const {
   Json j = Layer::config();
   j["input_dim"] = options_.input_dim;

@@ -16,26 +16,32 @@ Shape Masking::output_shape(const Shape& in) const {
   return in;
 }
 
+// As Keras 3: any(x != mask_value) over the last axis only, so (N, T, F) gives (N, T).
 Tensor Masking::mask_for(const Tensor& x) const {
   if (x.rank() < 3) shape_error("(batch, steps, features)", x.shape());
-  const int64_t steps = x.dim(0) * x.dim(1), features = x.numel() / std::max<int64_t>(steps, 1);
-  Tensor mask = Tensor::empty({x.dim(0), x.dim(1)});
+  const int64_t features = x.dim(-1), rows = features ? x.numel() / features : 0;
+  std::vector<int64_t> dims = x.shape().dims();
+  dims.pop_back();
+  Tensor mask = Tensor::empty(Shape(std::move(dims)));
   const float* px = x.data();
   float* m = mask.data();
-  for (int64_t s = 0; s < steps; ++s) {
-    const float* row = px + s * features;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = px + r * features;
     bool any = false;
     for (int64_t f = 0; f < features && !any; ++f) any = row[f] != options_.mask_value;
-    m[s] = any ? 1.f : 0.f;
+    m[r] = any ? 1.f : 0.f;
   }
   return mask;
 }
 
+Tensor Masking::compute_mask(std::span<const Tensor> inputs, std::span<const Tensor>) const {
+  return inputs.empty() ? Tensor() : mask_for(inputs[0]);
+}
+
 Tensor Masking::call(const Tensor& x, bool) {
   const Tensor mask = mask_for(x);
-  std::vector<int64_t> dims(static_cast<size_t>(x.rank()), 1);  // (N, T, 1, ...): broadcast over features
-  dims[0] = x.dim(0);
-  dims[1] = x.dim(1);
+  std::vector<int64_t> dims = x.shape().dims();
+  dims.back() = 1;  // broadcast over the features
   return mul(x, reshape(mask, Shape(std::move(dims))));
 }
 
@@ -45,18 +51,16 @@ Json Masking::config() const {
   return j;
 }
 
-// x * Cast(ReduceMax(Not(Equal(x, mask_value))) over the features).
+// x * Cast(ReduceMax(Not(Equal(x, mask_value))) over the last axis).
 void Masking::export_onnx(onnx::GraphWriter& g) const {
   using W = onnx::GraphWriter;
   g.to_channels_last(name());
   onnx::Value& v = g.value();
-  std::vector<int64_t> features;
-  for (int64_t a = 2; a <= v.shape.rank(); ++a) features.push_back(a);
   const float value = options_.mask_value;
   const std::string same = g.node("Equal", name(), {v.name, g.initializer(name() + "/mask_value", {}, &value)});
   const std::string kept = g.node("Cast", name(), {g.node("Not", name(), {same})}, {W::attr_int("to", 1)});  // FLOAT
   const std::string mask =
-      g.node("ReduceMax", name(), {kept}, {W::attr_ints("axes", features), W::attr_int("keepdims", 1)});
+      g.node("ReduceMax", name(), {kept}, {W::attr_ints("axes", {-1}), W::attr_int("keepdims", 1)});
   v.name = g.node("Mul", name(), {v.name, mask});
 }
 
@@ -156,6 +160,23 @@ Tensor TimeDistributed::call(const Tensor& x, bool training) {
   std::vector<int64_t> dims{n, t};
   for (int64_t a = 1; a < y.rank(); ++a) dims.push_back(y.dim(a));
   return reshape(y, Shape(std::move(dims)));
+}
+
+// The steps folded into the batch by a Reshape to (-1, rest...), the inner layer's own export
+// on that, and a Reshape back to (-1, T, out...).
+void TimeDistributed::export_onnx(onnx::GraphWriter& g) const {
+  g.to_channels_last(name());
+  const Shape in = g.value().shape, step = step_shape(in), out = options_.layer->output_shape(step);
+  std::vector<int64_t> folded{-1}, unfolded{-1, in[0]};
+  folded.insert(folded.end(), step.begin(), step.end());
+  unfolded.insert(unfolded.end(), out.begin(), out.end());
+  g.value().name =
+      g.node("Reshape", name() + "/fold", {g.value().name, g.int64_initializer(name() + "/steps_in_batch", folded)});
+  g.value().shape = step;
+  options_.layer->export_onnx(g);
+  g.to_channels_last(name());
+  g.value().name =
+      g.node("Reshape", name() + "/unfold", {g.value().name, g.int64_initializer(name() + "/steps_out", unfolded)});
 }
 
 void TimeDistributed::set_trainable(bool on) {

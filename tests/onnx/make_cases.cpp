@@ -332,12 +332,15 @@ Sequential seq_conv() {
 }
 
 // A strided Conv1D with a fused tanh, GlobalAveragePooling1D with keepdims, RepeatVector
-// (Unsqueeze + Expand), a Dense on every step.
+// (Unsqueeze + Expand), a Dense on every step, then TimeDistributed: a Conv2D on each of 3
+// images (Reshape to (N T, H, W, C), the Conv2D's own export, Reshape back).
 Sequential seq_repeat() {
   return Sequential({layers::Conv1D({.filters = 4, .kernel_size = 3, .strides = 2, .activation = "tanh",
                                      .bias_initializer = bias_init(), .input_shape = Shape{9, 3}}),
                      layers::GlobalAveragePooling1D({.keepdims = true}), layers::Flatten(), layers::RepeatVector(3),
-                     layers::Dense({.units = 2, .bias_initializer = bias_init()})});
+                     layers::Dense({.units = 8, .bias_initializer = bias_init()}), layers::Reshape(Shape{3, 2, 4, 1}),
+                     layers::TimeDistributed(std::make_shared<layers::Conv2D>(layers::Conv2D::Options{
+                         .filters = 2, .kernel_size = 2, .activation = "relu", .bias_initializer = bias_init()}))});
 }
 
 // Masking (Equal, Not, Cast, ReduceMax, Mul) on steps that are exactly the mask value: a relu

@@ -135,6 +135,11 @@ class GlobalAveragePooling1D : public GlobalPooling1D {
   static std::shared_ptr<Layer> from_config(const Json& config);
   Tensor call(const Tensor& x, bool training) override;
   Tensor call_masked(const Tensor& x, const Tensor& mask) const;
+  // In a graph: the incoming mask (from Embedding(mask_zero), Masking) gives the masked mean;
+  // the output carries none (Keras' supports_masking without a compute_mask).
+  bool supports_masking() const override { return true; }
+  Tensor compute_mask(std::span<const Tensor>, std::span<const Tensor>) const override { return Tensor(); }
+  Outputs call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) override;
 };
 
 }  // namespace lamina::layers

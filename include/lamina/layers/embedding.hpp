@@ -45,6 +45,8 @@ class Embedding : public Layer {
   Tensor& embeddings() { return weights_.at(0).value; }
   // Keras' compute_mask: 1 where x != 0, 0 at padding, x's shape; undefined without mask_zero.
   Tensor mask_for(const Tensor& x) const;
+  // The mask a graph carries on: mask_for(ids) (an incoming mask is replaced, as in Keras).
+  Tensor compute_mask(std::span<const Tensor> inputs, std::span<const Tensor> masks) const override;
 
  private:
   Options options_;

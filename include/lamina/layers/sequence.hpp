@@ -12,7 +12,8 @@ namespace lamina::layers {
 
 // Marks the steps whose features all equal mask_value as padding: the output is x with those
 // steps zeroed (x * mask), and mask_for gives Keras' mask (batch, steps) of 0 / 1
-// (1 where any feature differs from mask_value).
+// (1 where any feature differs from mask_value). As Keras 3, "features" is the last axis: a
+// rank-4 input (batch, steps, H, F) gets a (batch, steps, H) mask.
 class Masking : public Layer {
  public:
   struct Options {
@@ -29,7 +30,9 @@ class Masking : public Layer {
   Shape output_shape(const Shape& input_shape) const override;
   Json config() const override;
   float mask_value() const { return options_.mask_value; }
-  Tensor mask_for(const Tensor& x) const;  // (batch, steps)
+  Tensor mask_for(const Tensor& x) const;  // x's shape without the last axis
+  bool supports_masking() const override { return true; }
+  Tensor compute_mask(std::span<const Tensor> inputs, std::span<const Tensor> masks) const override;
 
  private:
   Options options_;
@@ -73,6 +76,7 @@ class TimeDistributed : public Layer {
   TimeDistributed& operator=(const TimeDistributed&) = delete;
   std::string class_name() const override { return "TimeDistributed"; }
   static std::shared_ptr<Layer> from_config(const Json& config);
+  void export_onnx(onnx::GraphWriter& graph) const override;  // the inner layer's, on the folded steps
   void build(const Shape& input_shape, Generator& gen) override;
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   Tensor call(const Tensor& x, bool training) override;
@@ -82,6 +86,7 @@ class TimeDistributed : public Layer {
   Tensor regularization_loss() const override;
   void apply_constraints() override;
   Generator* generator() override { return options_.layer->generator(); }
+  bool supports_masking() const override { return true; }  // Keras 3: the steps' mask passes through
   Layer& layer() { return *options_.layer; }
   const Layer& layer() const { return *options_.layer; }
 
