@@ -1,6 +1,6 @@
-// Text preprocessing: Keras' TextVectorization (output_mode "int") and a reader for labelled
-// texts. Strings are UTF-8 bytes; standardisation works on ASCII only, as Keras' defaults do
-// (tf.strings.lower without an encoding, a regex of ASCII punctuation).
+// Text preprocessing: Keras' TextVectorization (output_mode "int") and a reader for labelled texts.
+// Strings are UTF-8 (a byte that is not becomes U+FFFD); standardisation works on ASCII only, as
+// Keras' defaults do (tf.strings.lower without an encoding, a regex of ASCII punctuation).
 //
 //   TextVectorization tv({.max_tokens = 20000, .output_sequence_length = 200, .padding = "pre"});
 //   tv.adapt(train_texts);                  // vocabulary: "", "[UNK]", then by falling frequency
@@ -91,6 +91,13 @@ class TextVectorization {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
+  // standardize into `buffer`, then f(token) for each token (views into `buffer`): the one pass
+  // that adapt and the call share, with no allocation per text once `buffer` has grown.
+  template <class F>
+  void for_each_token(std::string_view text, std::string& buffer, F&& f) const;
+  template <class F>
+  void split_each(std::string_view standardized, F&& f) const;
+  void standardize_into(std::string_view text, std::string& out) const;
   Options o_;
   std::vector<std::string> vocabulary_;
   std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> index_;

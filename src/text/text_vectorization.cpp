@@ -29,6 +29,20 @@ constexpr bool is_punctuation(unsigned char c) {
 
 constexpr bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
+// The length of the valid UTF-8 sequence at p (left bytes remain), or 0 when it is not one.
+size_t utf8_length(const unsigned char* p, size_t left) {
+  const unsigned char c = p[0];
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+  else if (c >= 0xf0 && c <= 0xf4) n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+  if (n == 0 || left < n || p[1] < lo || p[1] > hi) return 0;
+  for (size_t k = 2; k < n; ++k)
+    if ((p[k] & 0xc0) != 0x80) return 0;
+  return n;
+}
+
 void check_choice(const std::string& value, std::initializer_list<const char*> known, const std::string& where,
                   const char* key) {
   for (const char* k : known)
@@ -65,39 +79,64 @@ TextVectorization::TextVectorization(Options o) : o_(std::move(o)) {
 
 TextVectorization::TextVectorization() : TextVectorization(Options{}) {}
 
-std::string TextVectorization::standardize(std::string_view text) const {
+void TextVectorization::standardize_into(std::string_view text, std::string& out) const {
   const bool lower = o_.standardize == "lower" || o_.standardize == "lower_and_strip_punctuation";
   const bool strip = o_.standardize == "strip_punctuation" || o_.standardize == "lower_and_strip_punctuation";
-  std::string out;
+  out.clear();
   out.reserve(text.size());
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (strip && is_punctuation(c)) continue;
-    out.push_back(lower && c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : ch);
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if (!(strip && is_punctuation(c))) out.push_back(static_cast<char>(lower && c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+      ++i;
+    } else if (const size_t n = utf8_length(p + i, text.size() - i)) {
+      out.append(text.substr(i, n));
+      i += n;
+    } else {  // not UTF-8: U+FFFD, so that every token (and the saved vocabulary) is valid UTF-8
+      out.append("\xef\xbf\xbd");
+      ++i;
+    }
   }
+}
+
+std::string TextVectorization::standardize(std::string_view text) const {
+  std::string out;
+  standardize_into(text, out);
   return out;
 }
 
-std::vector<std::string_view> TextVectorization::split(std::string_view s) const {
-  std::vector<std::string_view> tokens;
+template <class F>
+void TextVectorization::split_each(std::string_view s, F&& f) const {
   if (o_.split.empty()) {
-    tokens.push_back(s);
+    f(s);
   } else if (o_.split == "whitespace") {
     size_t i = 0;
     while (i < s.size()) {
       while (i < s.size() && is_space(static_cast<unsigned char>(s[i]))) ++i;
       const size_t start = i;
       while (i < s.size() && !is_space(static_cast<unsigned char>(s[i]))) ++i;
-      if (i > start) tokens.push_back(s.substr(start, i - start));
+      if (i > start) f(s.substr(start, i - start));
     }
   } else {  // character: a lead byte and its continuation bytes (10xxxxxx)
     size_t i = 0;
     while (i < s.size()) {
       const size_t start = i++;
       while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xc0) == 0x80) ++i;
-      tokens.push_back(s.substr(start, i - start));
+      f(s.substr(start, i - start));
     }
   }
+}
+
+template <class F>
+void TextVectorization::for_each_token(std::string_view text, std::string& buffer, F&& f) const {
+  standardize_into(text, buffer);
+  split_each(buffer, f);
+}
+
+std::vector<std::string_view> TextVectorization::split(std::string_view standardized) const {
+  std::vector<std::string_view> tokens;
+  split_each(standardized, [&](std::string_view t) { tokens.push_back(t); });
   return tokens;
 }
 
@@ -105,15 +144,14 @@ void TextVectorization::adapt(std::span<const std::string> texts) {
   const std::string at = where_of(o_.name);
   if (texts.empty()) throw ValueError(at + ": adapt got no texts");
   std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> counts;
+  counts.reserve(size_t{1} << 16);
   std::string buffer;
-  for (const std::string& text : texts) {
-    buffer = standardize(text);
-    for (const std::string_view token : split(buffer)) {
+  for (const std::string& text : texts)
+    for_each_token(text, buffer, [&](std::string_view token) {
       auto it = counts.find(token);
       if (it == counts.end()) it = counts.emplace(std::string(token), 0).first;
       ++it->second;
-    }
-  }
+    });
   // Keras removes its special tokens from the counts before sorting.
   counts.erase(std::string(kPadToken));
   counts.erase(std::string(kOovToken));
@@ -145,6 +183,9 @@ void TextVectorization::set_vocabulary(const std::vector<std::string>& vocabular
   if (o_.max_tokens && static_cast<int64_t>(full.size()) > *o_.max_tokens)
     throw ValueError(at + ": the vocabulary has " + std::to_string(full.size()) +
                      " entries with \"\" and [UNK], more than max_tokens " + std::to_string(*o_.max_tokens));
+  if (full.size() > (size_t{1} << 24))  // the output holds indices as float32, exact up to 2^24
+    throw ValueError(at + ": the vocabulary has " + std::to_string(full.size()) +
+                     " entries; indices are returned as float32, exact only up to 16,777,216");
   decltype(index_) index;
   index.reserve(full.size());
   for (size_t i = 0; i < full.size(); ++i) {
@@ -164,10 +205,9 @@ int64_t TextVectorization::index_of(std::string_view token) const {
 }
 
 std::vector<int64_t> TextVectorization::encode(std::string_view text) const {
-  const std::string s = standardize(text);
-  const auto tokens = split(s);
-  std::vector<int64_t> ids(tokens.size());
-  for (size_t i = 0; i < tokens.size(); ++i) ids[i] = index_of(tokens[i]);
+  std::vector<int64_t> ids;
+  std::string buffer;
+  for_each_token(text, buffer, [&](std::string_view token) { ids.push_back(index_of(token)); });
   return ids;
 }
 
@@ -176,11 +216,15 @@ Tensor TextVectorization::operator()(std::span<const std::string> texts) const {
   if (texts.empty()) throw ValueError(at + ": got no texts to vectorize");
   if (vocabulary_.empty())
     throw ValueError(at + ": has no vocabulary; call adapt(texts) or give a vocabulary first");
-  std::vector<std::vector<int64_t>> rows(texts.size());
+  // All texts' indices end to end (starts[i] where text i begins), then placed into the rows.
+  std::vector<int32_t> ids;
+  std::vector<size_t> starts(texts.size() + 1, 0);
+  std::string buffer;
   size_t longest = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
-    rows[i] = encode(texts[i]);
-    longest = std::max(longest, rows[i].size());
+    for_each_token(texts[i], buffer, [&](std::string_view token) { ids.push_back(static_cast<int32_t>(index_of(token))); });
+    starts[i + 1] = ids.size();
+    longest = std::max(longest, starts[i + 1] - starts[i]);
   }
   const auto length = o_.output_sequence_length ? static_cast<size_t>(*o_.output_sequence_length) : longest;
   if (length == 0)
@@ -189,11 +233,11 @@ Tensor TextVectorization::operator()(std::span<const std::string> texts) const {
   Tensor out = Tensor::zeros(Shape{static_cast<int64_t>(texts.size()), static_cast<int64_t>(length)});
   float* y = out.data();
   const bool pad_front = o_.padding == "pre", cut_front = o_.truncating == "pre";
-  for (size_t i = 0; i < rows.size(); ++i, y += length) {
-    const std::vector<int64_t>& r = rows[i];
-    const size_t n = std::min(r.size(), length);
-    const size_t from = cut_front ? r.size() - n : 0;  // the tokens kept: [from, from + n)
-    const size_t to = pad_front ? length - n : 0;      // where they go in the row
+  for (size_t i = 0; i < texts.size(); ++i, y += length) {
+    const int32_t* r = ids.data() + starts[i];
+    const size_t size = starts[i + 1] - starts[i], n = std::min(size, length);
+    const size_t from = cut_front ? size - n : 0;  // the tokens kept: [from, from + n)
+    const size_t to = pad_front ? length - n : 0;  // where they go in the row
     for (size_t k = 0; k < n; ++k) y[to + k] = static_cast<float>(r[from + k]);
   }
   return out;
@@ -312,10 +356,9 @@ LabeledTexts read_text_tsv(const std::string& path) {
     std::string text;
     text.reserve(row.size() - tab - 1);
     for (size_t i = tab + 1; i < row.size(); ++i) {
-      if (row[i] != '\\') {
-        text.push_back(row[i]);
-        continue;
-      }
+      const size_t slash = std::min(row.find('\\', i), row.size());
+      text.append(row.substr(i, slash - i));  // the plain run up to the next escape
+      if ((i = slash) == row.size()) break;
       const char e = i + 1 < row.size() ? row[++i] : '\0';
       switch (e) {
         case '\\': text.push_back('\\'); break;
