@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <vector>
 
 namespace lamina {
 
@@ -61,6 +62,34 @@ std::string get_string(const Json& cfg, const char* key, const char* fallback, c
   return cfg[key].get<std::string>();
 }
 
+// Keras' Orthogonal: a (rows, cols) normal sample (transposed when rows < cols), the Q of its QR
+// decomposition with R's diagonal made positive, transposed back, times gain. Gram-Schmidt run
+// twice per column (in double) gives that Q: its R has a positive diagonal by construction.
+void fill_orthogonal(Tensor& t, float gain, Generator& gen) {
+  if (t.rank() < 2) throw ValueError("initializer Orthogonal needs a tensor of rank 2 or more, got " + t.shape().str());
+  const int64_t cols = t.dim(-1), rows = t.numel() / std::max<int64_t>(cols, 1);
+  const int64_t m = std::max(rows, cols), n = std::min(rows, cols);  // the sample is (m, n), m >= n
+  std::vector<double> a(static_cast<size_t>(m * n));
+  for (double& v : a) v = gen.normal();
+  const auto at = [&](int64_t r, int64_t c) -> double& { return a[static_cast<size_t>(r * n + c)]; };
+  for (int64_t j = 0; j < n; ++j) {
+    for (int pass = 0; pass < 2; ++pass)
+      for (int64_t k = 0; k < j; ++k) {
+        double dot = 0.0;
+        for (int64_t r = 0; r < m; ++r) dot += at(r, k) * at(r, j);
+        for (int64_t r = 0; r < m; ++r) at(r, j) -= dot * at(r, k);
+      }
+    double norm = 0.0;
+    for (int64_t r = 0; r < m; ++r) norm += at(r, j) * at(r, j);
+    norm = std::sqrt(norm);
+    for (int64_t r = 0; r < m; ++r) at(r, j) = norm > 0.0 ? at(r, j) / norm : 0.0;
+  }
+  float* p = t.data();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      p[r * cols + c] = static_cast<float>(gain * (rows >= cols ? at(r, c) : at(c, r)));
+}
+
 }  // namespace
 
 Initializer Initializer::zeros() { return make(Kind::zeros, "Zeros"); }
@@ -97,6 +126,11 @@ Initializer Initializer::glorot_normal() {
 Initializer Initializer::he_uniform() { return named_scaling(2.f, Mode::fan_in, Dist::uniform, "HeUniform"); }
 Initializer Initializer::he_normal() { return named_scaling(2.f, Mode::fan_in, Dist::truncated_normal, "HeNormal"); }
 Initializer Initializer::lecun_uniform() { return named_scaling(1.f, Mode::fan_in, Dist::uniform, "LecunUniform"); }
+Initializer Initializer::orthogonal(float gain) {
+  Initializer i = make(Kind::orthogonal, "Orthogonal");
+  i.gain = gain;
+  return i;
+}
 Initializer Initializer::lecun_normal() {
   return named_scaling(1.f, Mode::fan_in, Dist::truncated_normal, "LecunNormal");
 }
@@ -117,6 +151,7 @@ void Initializer::fill(Tensor& t, Generator& gen) const {
     case Kind::truncated_normal:
       for (int64_t i = 0; i < n; ++i) p[i] = mean + stddev * truncated(gen);
       return;
+    case Kind::orthogonal: return fill_orthogonal(t, gain, gen);
     case Kind::variance_scaling: break;
   }
   // Keras' compute_fans: a vector has fan_in = fan_out = its size; a matrix (in, out); a conv
@@ -167,6 +202,7 @@ Initializer Initializer::from_config(const Json& j) {
   if (key == "he_normal") return he_normal();
   if (key == "lecun_uniform") return lecun_uniform();
   if (key == "lecun_normal") return lecun_normal();
+  if (key == "orthogonal") return orthogonal(get(cfg, "gain", 1.f));
   if (key == "variance_scaling") {
     const std::string mode = get_string(cfg, "mode", "fan_in", "initializer VarianceScaling");
     const std::string dist = get_string(cfg, "distribution", "truncated_normal", "initializer VarianceScaling");
@@ -183,7 +219,7 @@ Initializer Initializer::from_config(const Json& j) {
   throw ValueError("initializer '" + name +
                    "' is not known (known: zeros, ones, constant, random_normal, random_uniform, truncated_normal, "
                    "glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
-                   "variance_scaling)");
+                   "variance_scaling, orthogonal)");
 }
 
 Json Initializer::config() const {
@@ -195,6 +231,7 @@ Json Initializer::config() const {
     case Kind::random_normal:
     case Kind::truncated_normal: cfg["mean"] = mean, cfg["stddev"] = stddev; break;
     case Kind::random_uniform: cfg["minval"] = minval, cfg["maxval"] = maxval; break;
+    case Kind::orthogonal: cfg["gain"] = gain; break;
     case Kind::variance_scaling:
       if (keras_name != "VarianceScaling") break;
       cfg["scale"] = scale;

@@ -145,6 +145,31 @@ TEST(Initializers, Statistics) {
   }
 }
 
+// Orthogonal: gain times orthonormal columns (a tall matrix) or rows (a wide one, as an LSTM's
+// recurrent kernel (U, 4U)); leading axes fold into the rows. Keras JSON both ways.
+TEST(Initializers, Orthogonal) {
+  for (const Shape& shape : {Shape{6, 3}, Shape{3, 12}, Shape{2, 2, 4}}) {
+    Generator gen(3);
+    Tensor t = Tensor::empty(shape);
+    Initializer::orthogonal(2.f).fill(t, gen);
+    const Tensor m = reshape(t, {-1, shape[-1]});
+    const bool tall = m.dim(0) >= m.dim(1);
+    const Tensor gram = tall ? matmul(transpose(m), m) : matmul(m, transpose(m));
+    for (int64_t i = 0; i < gram.dim(0); ++i)
+      for (int64_t j = 0; j < gram.dim(1); ++j)
+        EXPECT_NEAR(gram.at({i, j}), i == j ? 4.f : 0.f, 1e-5) << shape << " at " << i << ", " << j;
+  }
+  const Initializer o = Initializer::from_config(Json::parse(
+      R"({"module": "keras.initializers", "class_name": "Orthogonal", "config": {"gain": 0.5, "seed": null}, "registered_name": null})"));
+  EXPECT_EQ(o.kind, Initializer::Kind::orthogonal);
+  EXPECT_EQ(o.gain, 0.5f);
+  EXPECT_EQ(o.config().at("config").at("gain"), 0.5);
+  EXPECT_EQ(Initializer::from_config("orthogonal").gain, 1.f);
+  Tensor v = Tensor::empty({4});
+  Generator gen(1);
+  EXPECT_THROW(Initializer::orthogonal().fill(v, gen), ValueError);
+}
+
 TEST(Initializers, SeededAndFromKerasJson) {
   Generator g1(5), g2(5);
   Tensor a = Tensor::empty({10, 10}), b = Tensor::empty({10, 10});

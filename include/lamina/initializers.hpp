@@ -15,7 +15,7 @@
 namespace lamina {
 
 struct Initializer {
-  enum class Kind { zeros, ones, constant, random_normal, random_uniform, truncated_normal, variance_scaling };
+  enum class Kind { zeros, ones, constant, random_normal, random_uniform, truncated_normal, variance_scaling, orthogonal };
   enum class Mode { fan_in, fan_out, fan_avg };
   enum class Distribution { truncated_normal, untruncated_normal, uniform };
 
@@ -24,6 +24,7 @@ struct Initializer {
   float mean = 0.f, stddev = 0.05f;       // random_normal, truncated_normal
   float minval = -0.05f, maxval = 0.05f;  // random_uniform
   float scale = 1.f;                      // variance_scaling
+  float gain = 1.f;                       // orthogonal
   Mode mode = Mode::fan_in;
   Distribution distribution = Distribution::truncated_normal;
   std::string keras_name = "Zeros";       // the class name written back to JSON
@@ -41,6 +42,10 @@ struct Initializer {
   static Initializer he_normal();       // truncated N(0, 2 / fan_in)
   static Initializer lecun_uniform();   // U(+-sqrt(3 / fan_in))
   static Initializer lecun_normal();    // truncated N(0, 1 / fan_in)
+  // gain * an orthogonal matrix (Keras' Orthogonal, the recurrent kernels' default): the tensor
+  // seen as (product of the leading axes, last axis) gets orthonormal rows or columns, whichever
+  // are fewer, from the QR decomposition of a normal sample.
+  static Initializer orthogonal(float gain = 1.f);
 
   // Fills `t`; its shape gives the fans: (..., in, out) has fan_in = in * receptive field,
   // fan_out = out * receptive field (the product of the leading axes); a vector has fan_in =

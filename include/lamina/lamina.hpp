@@ -4,10 +4,12 @@
 //   random.hpp    Generator, manual_seed
 //   autograd.hpp  define-by-run graphs, backward(), NoGradGuard
 //   ops.hpp       matmul, broadcasting arithmetic, reductions, activations, softmax,
-//                 conv2d, max / average pooling, batch_norm, dropout (images channels-last)
+//                 conv2d, max / average pooling, batch_norm, dropout (images channels-last),
+//                 rnn (SimpleRNN / LSTM / GRU cells on oneDNN)
 //   losses.hpp    MSE, MAE, binary / categorical / sparse categorical cross-entropy
 //   initializers.hpp, layers.hpp   Keras' initializers and layers (Dense, Flatten, Conv2D,
-//                 MaxPooling2D, BatchNormalization, Dropout, Reshape, ...)
+//                 MaxPooling2D, BatchNormalization, Dropout, Reshape, ...; layers/*.hpp:
+//                 LayerNormalization, the merge layers, SimpleRNN / LSTM / GRU)
 //   optimizers.hpp  SGD, Adam, AdamW, RMSprop, Adagrad
 //   metrics.hpp   accuracy, precision, recall, F1, confusion matrix
 //   callbacks.hpp progress bar, History, EarlyStopping, ModelCheckpoint, TerminateOnNaN,
@@ -37,8 +39,12 @@
 #include "lamina/initializers.hpp"
 #include "lamina/io.hpp"
 #include "lamina/layers.hpp"
+#include "lamina/layers/conv1d.hpp"
+#include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
+#include "lamina/layers/recurrent.hpp"
+#include "lamina/layers/sequence.hpp"
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/model.hpp"

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "lamina/tensor.hpp"
@@ -114,6 +115,23 @@ struct Conv2DOptions {
 // as every framework computes it. bias may be an undefined Tensor (no bias). On oneDNN.
 Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv2DOptions& options = {});
 
+// Sequences are channels-last too: x (N, T, C), Conv1D kernels Keras' (K, C, F).
+// Keras' Conv1D padding: valid and same as Padding, or causal: all the padding, (K - 1) dilation
+// cells, before the start, so output t sees inputs up to t only (WaveNet).
+enum class Padding1D { valid, same, causal };
+
+struct Conv1DOptions {
+  int64_t strides = 1;
+  Padding1D padding = Padding1D::valid;
+  int64_t dilation_rate = 1;  // taps this many steps apart; 'same' pads for the dilated span
+  FusedActivation act = FusedActivation::none;
+};
+
+// act(x (N, T, C) * kernel (K, C, F) + bias (F)) -> (N, OT, F): conv2d's oneDNN kernel on
+// (N, 1, T, C). bias may be undefined. OT: valid floor((T - span) / s) + 1, same ceil(T / s),
+// causal floor((T - 1) / s) + 1, with span = (K - 1) dilation + 1.
+Tensor conv1d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv1DOptions& options = {});
+
 // The maximum / the mean of each pool window: (N, H, W, C) -> (N, OH, OW, C). The average
 // counts only real cells: a 'same' window over the border divides by the cells it covers
 // (Keras' AveragePooling2D; torch's count_include_pad=False).
@@ -146,6 +164,57 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 //   Tensor z = layer_norm(x, Tensor(), Tensor());   // normalization only
 //   Tensor t = layer_norm(x, gamma, beta, 1e-5f);   // PyTorch's default epsilon
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon = 1e-3f);
+
+// --- recurrent networks -----------------------------------------------------------------------
+// One recurrent layer over a whole sequence, Keras' cells with Keras' weight layouts (gate blocks
+// side by side along the last axis). x (N, T, I), U units:
+//   simple            kernel (I, U),  recurrent_kernel (U, U),  bias (U):  h = act(x K + h R + b)
+//   lstm              kernel (I, 4U), recurrent_kernel (U, 4U), bias (4U): gates i, f, c, o
+//   gru               kernel (I, 3U), recurrent_kernel (U, 3U), bias (3U): gates z, r, h; the reset
+//                     applied before the recurrent matmul (Keras' reset_after=False)
+//   gru_reset_after   as gru with bias (2, 3U) (input row, recurrent row) and the reset applied
+//                     after the recurrent matmul: hh = act(x K_h + b_h + r * (h R_h + b'_h))
+//                     (Keras' default, PyTorch's and cuDNN's GRU)
+// GRU: h = z * h_prev + (1 - z) * hh.
+enum class RnnCell { simple, lstm, gru, gru_reset_after };
+
+// An RNN activation: one that oneDNN runs (tanh, sigmoid, relu), or with kind none any elementwise
+// function `fn` (an empty fn is the identity), which runs on the reference path.
+struct RnnActivation {
+  FusedActivation kind = FusedActivation::tanh;
+  std::function<Tensor(const Tensor&)> fn{};
+};
+
+struct RnnOptions {
+  // Process time right to left (Keras' go_backwards). The sequence returned stays in processing
+  // order (reversed), as Keras returns it.
+  bool reverse = false;
+  RnnActivation activation{FusedActivation::tanh, {}};            // Keras' activation
+  RnnActivation recurrent_activation{FusedActivation::sigmoid, {}};  // gates (LSTM, GRU)
+  // (N, T) of 0 / 1, in x's time order: at a masked step the states are carried over unchanged
+  // and the output repeats the previous step's (zeros before the first unmasked step), as Keras.
+  Tensor mask{};
+  // A masked step outputs zeros instead of repeating the previous output (Keras' RNN option).
+  bool zero_output_for_mask = false;
+  // (N, U): multiplies the previous h wherever the cell reads it (Keras 3's recurrent_dropout mask).
+  Tensor recurrent_dropout{};
+  // Run the composed reference (one matmul per step) even when oneDNN could.
+  bool reference = false;
+};
+
+// sequence (N, T, U): the output at each step; h (N, U): the final hidden state; c (N, U): the
+// final cell state (LSTM only, else undefined).
+struct RnnResult {
+  Tensor sequence, h, c;
+};
+
+// bias may be undefined (no bias); h0 (N, U) and c0 (N, U, LSTM only) may be undefined (zeros).
+// Gradients reach x, the weights and the initial states. Runs on oneDNN's RNN primitives unless a
+// mask, a recurrent-dropout mask or another activation asks for the reference path (per step, of
+// the ops above).
+RnnResult rnn(RnnCell cell, const Tensor& x, const Tensor& kernel, const Tensor& recurrent_kernel,
+              const Tensor& bias, const Tensor& h0 = Tensor(), const Tensor& c0 = Tensor(),
+              const RnnOptions& options = {});
 
 // --- tensor ops for custom losses and layers (N-d, indexing, selection) ----------------------
 // PyTorch's semantics and names (https://pytorch.org/docs/stable/torch.html) unless a comment
