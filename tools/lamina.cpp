@@ -6,6 +6,7 @@
 //   lamina train examples/specs/mnist_mlp.json --checkpoint ckpt --resume ckpt/last.safetensors
 //   lamina evaluate mnist.safetensors --data mnist
 //   lamina predict mnist.safetensors data/mnist/t10k-images-idx3-ubyte --top 3
+//   lamina predict imdb.safetensors "A wonderful film." "Dull and far too long."   (a text model)
 //   lamina export mnist.safetensors --onnx mnist.onnx
 //   lamina evaluate model.onnx --data test.csv          (exported with torch.onnx.export)
 #include <sys/resource.h>
@@ -16,6 +17,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -64,7 +66,8 @@ struct EvaluateArgs {
   MemoryArg memory;
 };
 struct PredictArgs {
-  std::string model, input;
+  std::string model;
+  std::vector<std::string> inputs;
   int top = 1;
   MemoryArg memory;
 };
@@ -348,6 +351,9 @@ int train(const TrainArgs& a) {
                      " inputs; name a CSV column group for each in data.inputs ({\"" + model.input_names()[0] +
                      "\": [0, N], ...})");
   }
+  // Text data: the vectorizer adapted on the training texts goes into the model (and so into every
+  // file saved from it, checkpoints included) for evaluate and predict.
+  if (data.text) model.set_text_vectorization(*data.text);
   const std::map<std::string, std::string> metadata = {{kPreprocessingKey, data.preprocessing.to_json().dump()}};
   // Before any step: the labels must suit the loss and the output ("train.csv: line 14, ...").
   if (!model.built()) model.build(data.train.sample_shape());
@@ -428,7 +434,10 @@ int evaluate(const EvaluateArgs& a) {
   if (!model.compiled())
     throw ValueError(a.model + ": the model has no compile config (loss, metrics), so it cannot be evaluated");
   Provenance from;
-  data::Dataset test = load_evaluation_data(a.data, pre, pre.inputs.empty() ? model.input_shape() : std::nullopt, &from);
+  data::Dataset test =
+      model.text_vectorization()
+          ? load_text_evaluation_data(a.data, *model.text_vectorization(), &from)
+          : load_evaluation_data(a.data, pre, pre.inputs.empty() ? model.input_shape() : std::nullopt, &from);
   if (!pre.inputs.empty()) test = split_columns(test, pre.inputs, model.input_names(), model.input_shapes(), a.model);
   model.check_targets(test, from.file, from.position);
   const Logs logs = model.evaluate(test, {.verbose = 1});
@@ -465,6 +474,37 @@ int evaluate(const EvaluateArgs& a) {
   return 0;
 }
 
+// The texts `predict` runs a text model on: each argument is a text, except an existing file,
+// which holds texts (a .tsv file of LABEL<TAB>TEXT, as data/imdb/test.tsv; otherwise one text per
+// line). An empty text is an error; one left without tokens by standardize and split (only
+// punctuation, say) is all padding, and a note says so.
+std::vector<std::string> prediction_texts(const std::vector<std::string>& args, const TextVectorization& tv) {
+  std::vector<std::string> texts;
+  for (const std::string& arg : args) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(arg, ec)) {
+      texts.push_back(arg);
+      continue;
+    }
+    if (arg.size() >= 4 && arg.compare(arg.size() - 4, 4, ".tsv") == 0) {
+      for (std::string& t : data::read_text_tsv(arg).texts) texts.push_back(std::move(t));
+      continue;
+    }
+    std::ifstream f(arg);
+    for (std::string line; std::getline(f, line);)
+      if (!line.empty()) texts.push_back(line);
+  }
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (texts[i].find_first_not_of(" \t\n\v\f\r") == std::string::npos)
+      throw ValueError("predict: text " + std::to_string(i) + " is empty; give the text to classify, in quotes");
+    if (tv.encode(texts[i]).empty())
+      std::cerr << "lamina: note: text " << i << " has no tokens after standardize \"" << tv.options().standardize
+                << "\" and split; the model sees only padding\n";
+  }
+  if (texts.empty()) throw ValueError("predict: no texts (the files given hold no lines)");
+  return texts;
+}
+
 int predict(const PredictArgs& a) {
   apply_memory_limit(a.memory);
   Preprocessing pre;
@@ -474,13 +514,19 @@ int predict(const PredictArgs& a) {
   if (!shape) throw ValueError(a.model + ": the model declares no input shape");
   Tensor out;
   Tensor x;
-  if (pre.inputs.empty()) {
-    x = load_prediction_input(a.input, pre, *shape);
+  if (const TextVectorization* tv = model.text_vectorization()) {
+    x = (*tv)(prediction_texts(a.inputs, *tv));
+    out = model.predict(x);
+  } else if (a.inputs.size() != 1) {
+    throw ValueError(a.model + ": takes one input file (IDX or CSV), got " + std::to_string(a.inputs.size()) +
+                     " arguments; only a model trained on text takes several texts");
+  } else if (pre.inputs.empty()) {
+    x = load_prediction_input(a.inputs[0], pre, *shape);
     out = model.predict(x);
   } else {  // several inputs: each sample's features, split by the recorded column groups
     int64_t columns = 0;
     for (const InputColumns& c : pre.inputs) columns = std::max(columns, c.end);
-    x = load_prediction_input(a.input, pre, Shape{columns});
+    x = load_prediction_input(a.inputs[0], pre, Shape{columns});
     out = model.predict_all(split_columns(x, pre.inputs, model.input_names(), model.input_shapes(), a.model)).at(0);
   }
   const int64_t n = x.dim(0), width = out.numel() / std::max<int64_t>(n, 1);
@@ -535,6 +581,8 @@ int export_model(const ExportArgs& a) {
   const io::SafetensorsFile file = io::load_safetensors(a.model);
   if (const auto it = file.metadata.find(kPreprocessingKey); it != file.metadata.end())
     metadata[kPreprocessingKey] = it->second;
+  if (const auto it = file.metadata.find("text_vectorization"); it != file.metadata.end())
+    metadata["text_vectorization"] = it->second;
   save_onnx(model, a.onnx, metadata);
   const auto out = model.output_shape();
   std::cout << "wrote " << a.onnx << ": input \"input\" (N, " << model.input_shape()->str().substr(1)
@@ -542,6 +590,9 @@ int export_model(const ExportArgs& a) {
   if (const auto it = metadata.find(kPreprocessingKey); it != metadata.end())
     std::cout << "note: the graph takes inputs already scaled as in training (" << kPreprocessingKey << ": "
               << it->second << ")\n";
+  if (model.text_vectorization())
+    std::cout << "note: the graph takes token indices; the text vectorizer (standardize, split, vocabulary) is in "
+                 "the ONNX metadata as text_vectorization, not in the graph\n";
   return 0;
 }
 
@@ -636,7 +687,11 @@ int run(int argc, char** argv) {
   PredictArgs pa;
   CLI::App* predict_cmd = app.add_subcommand("predict", "Top classes (or outputs) of a saved model for each input");
   predict_cmd->add_option("model", pa.model, "Model file (.safetensors, or .onnx)")->required();
-  predict_cmd->add_option("input", pa.input, "IDX file (raw or .gz) or CSV file of features")->required();
+  predict_cmd
+      ->add_option("input", pa.inputs,
+                   "IDX file (raw or .gz) or CSV file of features; for a model trained on text: texts (each argument "
+                   "one, or a file of one per line, or a .tsv of LABEL<TAB>TEXT)")
+      ->required();
   predict_cmd->add_option("--top", pa.top, "Classes to print per sample (default 1)")->check(at_least(1));
   predict_cmd->add_option("--max-memory", pa.memory.text, memory_help)->check(size_validator());
 

@@ -97,7 +97,7 @@ std::string resolve(const std::string& spec_path, const std::string& p) {
 }
 
 bool is_named_set(const std::string& s) {
-  return s == "mnist" || s == "fashion_mnist" || s == "fashion-mnist" || s == "digits";
+  return s == "mnist" || s == "fashion_mnist" || s == "fashion-mnist" || s == "digits" || s == "imdb";
 }
 
 std::string canonical_name(const std::string& s) { return s == "fashion-mnist" ? "fashion_mnist" : s; }
@@ -117,7 +117,8 @@ std::vector<InputColumns> read_input_columns(const Json& j, const std::string& f
 
 DataSpec read_data(const Json& d, const std::string& file) {
   DataSpec out;
-  check_keys(d, {"name", "dir", "path", "files", "train", "test", "scale", "test_split", "split_seed", "header", "inputs"},
+  check_keys(d, {"name", "dir", "path", "files", "train", "test", "scale", "test_split", "split_seed", "header", "inputs",
+                 "text_vectorization"},
              file, "data");
   Json files = Json::object();
   if (d.contains("files")) {
@@ -131,7 +132,7 @@ DataSpec read_data(const Json& d, const std::string& file) {
     if (!files.empty()) bad(file, "data", "give either \"name\" or \"train\"/\"test\" files, not both");
     out.name = canonical_name(string(d["name"], file, "data.name"));
     if (!is_named_set(out.name))
-      bad(file, "data.name", "unknown data set '" + out.name + "' (known: mnist, fashion_mnist, digits)");
+      bad(file, "data.name", "unknown data set '" + out.name + "' (known: mnist, fashion_mnist, digits, imdb)");
     for (const char* k : {"dir", "path"})
       if (d.contains(k)) {
         if (!out.location.empty()) bad(file, "data", "give \"dir\" or \"path\", not both");
@@ -146,7 +147,26 @@ DataSpec read_data(const Json& d, const std::string& file) {
     out.test_path = file_path("test");
     if (d.contains("dir") || d.contains("path")) bad(file, "data", "\"dir\"/\"path\" go with \"name\"; use \"train\" and \"test\" for files");
   } else {
-    bad(file, "data.name", "missing (give a data set name: mnist, fashion_mnist, digits; or \"train\" and \"test\" files)");
+    bad(file, "data.name", "missing (give a data set name: mnist, fashion_mnist, digits, imdb; or \"train\" and \"test\" files)");
+  }
+  if (d.contains("text_vectorization")) {
+    out.text_vectorization = d["text_vectorization"];
+    if (!out.text_vectorization.is_object())
+      bad(file, "data.text_vectorization", "expected the object of a TextVectorization config ({\"max_tokens\": 20000, "
+                                           "\"output_sequence_length\": 200}), got " + got(out.text_vectorization));
+    try {  // its keys and values, checked now rather than after loading the data
+      TextVectorization::from_config(out.text_vectorization);
+    } catch (const ValueError& e) {
+      bad(file, "data.text_vectorization", e.what());
+    }
+  } else if (out.name == "imdb") {
+    out.text_vectorization = Json::object();  // Keras' defaults
+  }
+  if (out.is_text()) {
+    for (const char* k : {"scale", "test_split", "split_seed", "header", "inputs"})
+      if (d.contains(k)) bad(file, std::string("data.") + k, "does not apply to text data");
+    if (out.name != "" && out.name != "imdb")
+      bad(file, "data.text_vectorization", "goes with text data (\"imdb\", or TSV files), not '" + out.name + "'");
   }
   if (d.contains("scale")) {
     const Json& s = d["scale"];
@@ -361,6 +381,7 @@ std::pair<data::Dataset, data::Dataset> digits_train_test(const data::Dataset& a
 
 std::string default_location(const std::string& name) {
   if (name == "mnist") return "data/mnist";
+  if (name == "imdb") return "data/imdb";
   if (name == "fashion_mnist") return "data/fashion-mnist";
   return "data/digits/digits.csv.gz";
 }
@@ -369,6 +390,60 @@ std::string fetch_hint(const std::string& name) { return "; run scripts/fetch-da
 
 data::Dataset scaled(const data::Dataset& d, double scale) {
   return scale == 1.0 ? d : d.scaled(static_cast<float>(scale));
+}
+
+// Labelled texts from a TSV file (LABEL<TAB>TEXT), with a hint to fetch IMDB when it is missing.
+data::LabeledTexts read_texts(const std::string& path, const std::string& hint) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw IoError(path + ": no such file" + hint);
+  return data::read_text_tsv(path);
+}
+
+data::Dataset vectorized(const data::LabeledTexts& t, const TextVectorization& tv) {
+  const auto n = static_cast<int64_t>(t.labels.size());
+  return data::Dataset::from_tensors(tv(t.texts), Tensor::from(t.labels, Shape{n}));
+}
+
+Provenance tsv_provenance(const std::string& path) {
+  return {path, [](int64_t i) { return "text " + std::to_string(i + 1) + " (a line of LABEL<TAB>TEXT)"; }};
+}
+
+// Text data: a TextVectorization adapted on the training texts only, applied to both splits.
+// Its output_sequence_length defaults to the model's declared input length.
+Prepared load_text_data(const Spec& spec, const std::optional<Shape>& input_shape) {
+  const DataSpec& d = spec.data;
+  std::string train_path = d.train_path, test_path = d.test_path, hint;
+  if (d.name == "imdb") {
+    const std::string dir = d.location.empty() ? default_location(d.name) : d.location;
+    train_path = (fs::path(dir) / "train.tsv").string();
+    test_path = (fs::path(dir) / "test.tsv").string();
+    hint = fetch_hint(d.name);
+  }
+  Json config = d.text_vectorization;
+  if (!config.contains("output_sequence_length") || config["output_sequence_length"].is_null()) {
+    if (!input_shape || input_shape->rank() != 1)
+      bad(spec.path, "data.text_vectorization.output_sequence_length",
+          "missing, and the model declares no input shape (L,) to take it from");
+    config["output_sequence_length"] = (*input_shape)[0];
+  }
+  const Json length = config["output_sequence_length"];
+  if (input_shape && length.is_number_integer() && *input_shape != Shape{length.get<int64_t>()})
+    bad(spec.path, "data.text_vectorization.output_sequence_length",
+        length.dump() + " tokens per text, but the model's input has shape " + input_shape->str());
+  Prepared out;
+  try {
+    out.text = TextVectorization::from_config(config);
+  } catch (const ValueError& e) {
+    bad(spec.path, "data.text_vectorization", e.what());
+  }
+  const data::LabeledTexts train = read_texts(train_path, hint), test = read_texts(test_path, hint);
+  if (!out.text->has_vocabulary()) out.text->adapt(train.texts);
+  out.train = vectorized(train, *out.text);
+  out.test = vectorized(test, *out.text);
+  out.train_from = tsv_provenance(train_path);
+  out.test_from = tsv_provenance(test_path);
+  out.preprocessing.data = d.name.empty() ? "files" : d.name;
+  return out;
 }
 
 }  // namespace
@@ -500,6 +575,7 @@ Spec parse_spec(std::string_view text, const std::string& path) {
 
 Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_shape) {
   const DataSpec& d = spec.data;
+  if (d.is_text()) return load_text_data(spec, input_shape);
   Prepared out;
   Raw train, test;
   double default_scale = 1.0;
@@ -577,6 +653,13 @@ data::Dataset load_evaluation_data(const std::string& what, const Preprocessing&
   }
   if (from) *from = raw.from;
   return scaled(raw.ds, pre.scale);
+}
+
+data::Dataset load_text_evaluation_data(const std::string& what, const TextVectorization& tv, Provenance* from) {
+  const std::string path = what == "imdb" ? default_location(what) + "/test.tsv" : what;
+  const data::LabeledTexts test = read_texts(path, what == "imdb" ? fetch_hint(what) : "");
+  if (from) *from = tsv_provenance(path);
+  return vectorized(test, tv);
 }
 
 Tensor load_prediction_input(const std::string& path, const Preprocessing& pre, const Shape& input_shape) {

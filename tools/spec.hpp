@@ -17,6 +17,7 @@
 #include "lamina/data.hpp"
 #include "lamina/json.hpp"
 #include "lamina/tensor.hpp"
+#include "lamina/text.hpp"
 
 namespace lamina::cli {
 
@@ -43,7 +44,7 @@ struct Preprocessing {
 };
 
 struct DataSpec {
-  std::string name;                  // mnist | fashion_mnist | digits; empty for files
+  std::string name;                  // mnist | fashion_mnist | digits | imdb; empty for files
   std::string location;              // "dir"/"path" for a named set (resolved); empty = default
   std::string train_path, test_path; // files form (resolved)
   std::optional<double> scale;       // a number; nullopt with scale_max false = the set's default
@@ -52,6 +53,11 @@ struct DataSpec {
   uint64_t split_seed = 1;
   bool header = false;               // CSV files start with a header line
   std::vector<InputColumns> inputs;  // "inputs": named column groups, one per model input
+  // Text data (name "imdb", or "train"/"test" TSV files of LABEL<TAB>TEXT): the Keras config of
+  // the TextVectorization adapted on the training texts ({"max_tokens": 20000,
+  // "output_sequence_length": 200, "padding": "pre"}); null for other data.
+  Json text_vectorization;
+  bool is_text() const { return !text_vectorization.is_null(); }
 };
 
 // A callback named in fit.callbacks, Keras' class name and arguments:
@@ -107,6 +113,7 @@ struct Provenance {
 
 struct Prepared {
   data::Dataset train, test;
+  std::optional<TextVectorization> text;  // text data: the vectorizer adapted on the training texts
   Preprocessing preprocessing;
   Provenance train_from, test_from;
 };
@@ -118,6 +125,11 @@ Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_
 // CSV file with the label last.
 data::Dataset load_evaluation_data(const std::string& name_or_path, const Preprocessing& pre,
                                    const std::optional<Shape>& input_shape, Provenance* from = nullptr);
+
+// Text test data for `evaluate --data imdb|PATH.tsv` of a model that has a text vectorizer: the
+// texts of data/imdb/test.tsv (or the TSV file), vectorized by `tv`.
+data::Dataset load_text_evaluation_data(const std::string& name_or_path, const TextVectorization& tv,
+                                        Provenance* from = nullptr);
 
 // Inputs for `predict`: an IDX file (raw or gz) of samples, or a CSV file of features (an extra
 // last column, the label, is dropped). Returns (N, input_shape...) scaled floats.

@@ -57,3 +57,4 @@
 #include "lamina/regularizers.hpp"
 #include "lamina/runtime.hpp"
 #include "lamina/tensor.hpp"
+#include "lamina/text.hpp"

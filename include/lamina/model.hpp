@@ -30,6 +30,7 @@
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/optimizers.hpp"
+#include "lamina/text.hpp"
 
 namespace lamina {
 
@@ -220,6 +221,15 @@ class Model : public Layer {
   std::vector<Tensor> predict_all(const data::Dataset& data, int64_t batch_size = 32);
   std::vector<Tensor> predict_all(const std::vector<Tensor>& x, int64_t batch_size = 32);
   std::vector<Tensor> predict_all(data::BatchSource& data);  // every batch of epoch 0, concatenated
+  // Raw texts through the model's text_vectorization(), then predict (ValueError without one).
+  Tensor predict(const std::vector<std::string>& texts, int64_t batch_size = 32);
+
+  // The text preprocessing the model's input expects (Keras keeps a TextVectorization layer in
+  // the model; Lamina keeps it beside the graph, since its input is strings): saved with the
+  // model (__metadata__ "text_vectorization", its Keras config with the vocabulary), restored by
+  // load, kept by clone, used by predict(texts) and by the CLI's predict on raw text.
+  void set_text_vectorization(TextVectorization tv);
+  const TextVectorization* text_vectorization() const { return text_vectorization_.get(); }
 
   // --- custom training, as Keras 3's Model.train_step / test_step --------------------------------
   // fit calls train_step once per batch and evaluate (and fit's validation) test_step, then the
@@ -432,6 +442,7 @@ class Model : public Layer {
   std::string divergence_;
   std::vector<Tensor> packed_;                // the weights pack_parameters packed, in order
   std::vector<Tensor> activity_losses_;  // recorded by the last run()
+  std::shared_ptr<const TextVectorization> text_vectorization_;
 };
 
 // A stack of layers, each feeding the next: the special case of Model that Keras' Sequential is.

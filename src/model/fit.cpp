@@ -683,4 +683,18 @@ Tensor Model::predict(const Tensor& x, int64_t batch_size) {
   return predict_all(std::vector<Tensor>{x}, batch_size).at(0);
 }
 
+void Model::set_text_vectorization(TextVectorization tv) {
+  if (!tv.has_vocabulary())
+    throw ValueError("set_text_vectorization: model '" + name_ + "': TextVectorization '" + tv.options().name +
+                     "' has no vocabulary yet (adapt it, or give it a vocabulary, first)");
+  text_vectorization_ = std::make_shared<const TextVectorization>(std::move(tv));
+}
+
+Tensor Model::predict(const std::vector<std::string>& texts, int64_t batch_size) {
+  if (!text_vectorization_)
+    throw ValueError("predict: model '" + name_ + "' has no text vectorization (set_text_vectorization), so it "
+                     "cannot take raw texts");
+  return predict((*text_vectorization_)(texts), batch_size);
+}
+
 }  // namespace lamina

@@ -351,6 +351,7 @@ std::map<std::string, std::string> Model::file_metadata(const std::map<std::stri
   meta["format"] = "lamina";
   meta["format_version"] = std::to_string(kFormatVersion);
   meta["model_config"] = to_json().dump();
+  if (text_vectorization_) meta["text_vectorization"] = text_vectorization_->config().dump();
   if (compiled()) {
     Json metrics = Json::array();
     for (const std::string& m : metric_names()) metrics.push_back(m);
@@ -458,6 +459,14 @@ Model Model::from_file(const io::SafetensorsFile& file, const std::string& path)
     for (const auto& [name, t] : file.tensors)
       if (name == weights[i].first) std::copy(t.data(), t.data() + t.numel(), weights[i].second.data());
   }
+  if (auto it = file.metadata.find("text_vectorization"); it != file.metadata.end()) {
+    const Json c = parse_json<IoError>(it->second, path + ": __metadata__.text_vectorization is not valid JSON");
+    try {
+      model.set_text_vectorization(TextVectorization::from_config(c));
+    } catch (const Error& e) {
+      throw IoError(path + ": __metadata__.text_vectorization: " + e.what());
+    }
+  }
   if (auto it = file.metadata.find("compile_config"); it != file.metadata.end()) {
     const Json c = parse_json<IoError>(it->second, path + ": __metadata__.compile_config");
     try {
@@ -497,6 +506,7 @@ Model Model::from_file(const io::SafetensorsFile& file, const std::string& path)
 Model Model::clone() const {
   Model copy = from_json(to_json());
   copy.set_weights(get_weights());
+  copy.text_vectorization_ = text_vectorization_;  // immutable once set: sharing it is a copy
   if (compiled()) {
     Json opt = {{"class_name", optimizer_->name()}, {"config", optimizer_->config()}};
     copy.compile(optimizer_from_config(opt), losses_,
