@@ -170,11 +170,14 @@ TEST(Rnn, ReferenceOptions) {
   const auto kept = rnn(RnnCell::gru_reset_after, in[0], in[1], in[2], in[3], in[4], Tensor(),
                         {.recurrent_dropout = Tensor::ones({3, 3})});
   EXPECT_TRUE(all_close(kept.h, plain.h, 1e-5, 1e-6));
-  const auto dropped = rnn(RnnCell::gru_reset_after, in[0], in[1], in[2], in[3], in[4], Tensor(),
-                           {.recurrent_dropout = Tensor::zeros({3, 3})});
-  const auto fresh = rnn(RnnCell::gru_reset_after, in[0], in[1], in[2], in[3], Tensor());
-  // With h read as zeros at every step each output depends on its own step only.
+  // Recurrent dropout of everything: the recurrent matmul reads zeros, so the first step is the
+  // one a zero h0 gives (the LSTM's cell state is not dropped).
+  const auto l = random_inputs(RnnCell::lstm, 3, 4, 2, 3, 2);
+  const auto dropped =
+      rnn(RnnCell::lstm, l[0], l[1], l[2], l[3], l[4], l[5], {.recurrent_dropout = Tensor::zeros({3, 3})});
+  const auto fresh = rnn(RnnCell::lstm, l[0], l[1], l[2], l[3], Tensor(), l[5]);
   EXPECT_TRUE(all_close(step_of(dropped.sequence, 0), step_of(fresh.sequence, 0), 1e-5, 1e-6));
+  EXPECT_FALSE(all_close(step_of(dropped.sequence, 1), step_of(fresh.sequence, 1), 1e-5, 1e-6));
   // A linear SimpleRNN: h = x K + h R + b, by hand for one step.
   const auto s = random_inputs(RnnCell::simple, 2, 1, 3, 2, 4);
   const auto lin = rnn(RnnCell::simple, s[0], s[1], s[2], s[3], s[4], Tensor(),

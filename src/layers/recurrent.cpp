@@ -32,7 +32,8 @@ lamina::Activation recurrent_activation_of(const Json& c) {
 
 }  // namespace
 
-Recurrent::Recurrent(const char* class_name, RnnCell cell, Options options) : cell_(cell), options_(std::move(options)) {
+Recurrent::Recurrent(const char* class_name, RnnCell cell, Options options)
+    : cell_(cell), options_(std::move(options)) {
   const std::string at = std::string(class_name) + " '" + options_.name + "'";
   if (options_.units <= 0) throw ValueError(at + ": units must be positive, got " + std::to_string(options_.units));
   if (!unit_interval(options_.dropout) || !unit_interval(options_.recurrent_dropout))
@@ -133,7 +134,8 @@ void Recurrent::build_for(std::span<const Shape> input_shapes, Generator& gen) {
 Tensor Recurrent::forward(std::span<const Tensor> inputs, bool training) {
   if (inputs.empty()) throw ValueError(class_name() + " '" + name_ + "' got no input");
   const RnnResult r = run(inputs[0], Tensor(), inputs.subspan(1), training);
-  return options_.return_sequences ? r.sequence : reshape(slice(r.sequence, 1, -1, INT64_MAX), {r.h.dim(0), r.h.dim(1)});
+  if (options_.return_sequences) return r.sequence;
+  return reshape(slice(r.sequence, 1, -1, INT64_MAX), {r.h.dim(0), r.h.dim(1)});  // Keras' last output
 }
 
 Tensor Recurrent::call(const Tensor& x, bool training) { return forward(std::span<const Tensor>(&x, 1), training); }
@@ -163,8 +165,9 @@ RnnResult Recurrent::run(const Tensor& x, const Tensor& mask, std::span<const Te
   if (training && options_.recurrent_dropout > 0.f)
     o.recurrent_dropout = dropout(Tensor::ones({n, u}), options_.recurrent_dropout, gen_, true);
   const Tensor* bias = find_weight("bias");
-  return rnn(cell_, input, *find_weight("kernel"), *find_weight("recurrent_kernel"), bias ? *bias : Tensor(),
-             initial_state.empty() ? Tensor() : initial_state[0], initial_state.size() > 1 ? initial_state[1] : Tensor(),
+  const Tensor h0 = initial_state.empty() ? Tensor() : initial_state[0];
+  const Tensor c0 = initial_state.size() > 1 ? initial_state[1] : Tensor();
+  return rnn(cell_, input, *find_weight("kernel"), *find_weight("recurrent_kernel"), bias ? *bias : Tensor(), h0, c0,
              o);
 }
 
