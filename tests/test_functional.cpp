@@ -381,5 +381,121 @@ TEST(Functional, RealKeras3FileWithNestedSequentials) {
   EXPECT_EQ(m.predict(x).shape(), (Shape{2, 1, 1}));
 }
 
+
+// --- several outputs and masks -------------------------------------------------------------------
+
+namespace {
+
+// Two outputs: x and 2x (a stand-in for LSTM's output and state).
+class TwoOut : public Layer {
+ public:
+  std::string class_name() const override { return "TestTwoOut"; }
+  size_t output_count() const override { return 2; }
+  std::vector<Shape> infer_shapes(std::span<const Shape> in) const override { return {in[0], in[0]}; }
+  Shape output_shape(const Shape& s) const override { return s; }
+  Tensor call(const Tensor& x, bool) override { return x; }
+  Outputs call_all(std::span<const Tensor> in, std::span<const Tensor> masks, bool) override {
+    return {{in[0], mul(in[0], 2.f)}, {masks.empty() ? Tensor() : masks[0], Tensor()}};
+  }
+  static std::shared_ptr<Layer> from_config(const Json& c) {
+    auto l = std::make_shared<TwoOut>();
+    l->set_name(c.value("name", ""));
+    return l;
+  }
+};
+
+// Marks a step real where its first feature is not 0 (as Masking does), passing x through.
+class MarkSteps : public Layer {
+ public:
+  std::string class_name() const override { return "TestMarkSteps"; }
+  Shape output_shape(const Shape& s) const override { return s; }
+  Tensor call(const Tensor& x, bool) override { return x; }
+  Tensor compute_mask(std::span<const Tensor> in, std::span<const Tensor>) const override {
+    Tensor first = reshape(slice(in[0], 2, 0, 1), Shape{in[0].dim(0), in[0].dim(1)});
+    Tensor m = Tensor::zeros(first.shape());
+    for (int64_t i = 0; i < m.numel(); ++i) m.data()[i] = first.data()[i] != 0.f ? 1.f : 0.f;
+    return m;
+  }
+};
+
+// Sums the real steps: (N, T, F) -> (N, F), reading the mask as the recurrent layers do.
+class MaskedSum : public Layer {
+ public:
+  std::string class_name() const override { return "TestMaskedSum"; }
+  Shape output_shape(const Shape& s) const override { return Shape{s[1]}; }
+  Tensor call(const Tensor& x, bool) override { return sum(x, 1); }
+  Outputs call_all(std::span<const Tensor> in, std::span<const Tensor> masks, bool) override {
+    if (masks.empty() || !masks[0].defined()) return {{sum(in[0], 1)}, {Tensor()}};
+    const Tensor& m = masks[0];
+    return {{sum(mul(in[0], reshape(m, Shape{m.dim(0), m.dim(1), 1})), 1)}, {Tensor()}};
+  }
+};
+
+}  // namespace
+
+TEST(Functional, LayerWithSeveralOutputsGivesEachItsTensor) {
+  static const bool registered = [] {
+    register_layer("TestTwoOut", LayerFactory(&TwoOut::from_config), true);
+    return true;
+  }();
+  (void)registered;
+  KerasTensor x = Input({3}, "x");
+  KerasTensor y = std::make_shared<TwoOut>()->operator()(x);
+  ASSERT_EQ(y.output_count(), 2u);
+  EXPECT_EQ(y.index(), 0u);
+  EXPECT_NE(error_of<ValueError>([&] { (void)y.output(2); }).find("has 2 outputs, asked for output 2"), std::string::npos);
+  KerasTensor a = layers::Dense({.units = 2, .name = "a"})(y.output(0));
+  KerasTensor b = layers::Dense({.units = 2, .name = "b"})(y.output(1));
+  Model m({x}, {a, b, y.output(1)}, "two");
+  const Tensor in = Tensor::from({1, 2, 3, 4, 5, 6}, Shape{2, 3});
+  const std::vector<Tensor> out = m.call(std::vector<Tensor>{in});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(all_close(out[2], mul(in, 2.f), 1e-5, 1e-6));
+  Tensor want_b = add(matmul(mul(in, 2.f), m.layer("b").weights()[0].value), m.layer("b").weights()[1].value);
+  EXPECT_TRUE(all_close(out[1], want_b, 1e-5, 1e-6));
+  // Keras' references name the tensor: [layer, call, 1]; the JSON reads back the same graph.
+  const Json j = m.to_json();
+  EXPECT_NE(j.dump().find("[\"test_two_out\",0,1]"), std::string::npos) << j.dump();
+  Model back = Model::from_json(j);
+  back.set_weights(m.get_weights());
+  EXPECT_TRUE(all_close(back.call(std::vector<Tensor>{in})[1], out[1], 1e-5, 1e-6));
+  std::ostringstream s;
+  m.summary(s);
+  EXPECT_NE(s.str().find("test_two_out[0][1]"), std::string::npos) << s.str();
+  // A Sequential's layers have one output each.
+  Sequential seq;
+  seq.add(layers::Dense(3));
+  seq.add(std::shared_ptr<Layer>(std::make_shared<TwoOut>()));
+  EXPECT_NE(error_of<ValueError>([&] { seq.build(Shape{3}); }).find("a Sequential model's layers must have one"), std::string::npos);
+}
+
+TEST(Functional, MasksFlowThroughLayersThatSupportThem) {
+  KerasTensor x = Input({4, 2}, "x");
+  KerasTensor marked = std::make_shared<MarkSteps>()->operator()(x);
+  KerasTensor dense = layers::Dense({.units = 2, .use_bias = false, .name = "d"})(marked);  // passes the mask on
+  KerasTensor summed = std::make_shared<MaskedSum>()->operator()(dense);
+  KerasTensor reshaped = layers::Reshape(Shape{4, 2})(dense);  // does not support masking: drops it
+  KerasTensor unmasked = std::make_shared<MaskedSum>()->operator()(reshaped);
+  Model m({x}, {summed, unmasked}, "masks");
+  // Steps 0 and 2 of the first sample and step 3 of the second are padding (first feature 0).
+  const Tensor in = Tensor::from({0, 5, 1, 1, 0, 7, 2, 2, 3, 3, 4, 4, 5, 5, 0, 9}, Shape{2, 4, 2});
+  const std::vector<Tensor> out = m.call(std::vector<Tensor>{in});
+  const Tensor& w = m.layer("d").weights()[0].value;
+  const Tensor proj = matmul(in, w);
+  Tensor want = Tensor::zeros({2, 2});
+  const float real[2][4] = {{0, 1, 0, 1}, {1, 1, 1, 0}};
+  for (int n = 0; n < 2; ++n)
+    for (int t = 0; t < 4; ++t)
+      for (int f = 0; f < 2; ++f) want.data()[n * 2 + f] += real[n][t] * proj.data()[(n * 4 + t) * 2 + f];
+  EXPECT_TRUE(all_close(out[0], want, 1e-5, 1e-6));
+  EXPECT_TRUE(all_close(out[1], sum(proj, 1), 1e-5, 1e-6));
+  // Merges keep a step where every masked input keeps it.
+  layers::Add add;
+  const Tensor m1 = Tensor::from({1, 1, 0}, Shape{1, 3}), m2 = Tensor::from({0, 1, 1}, Shape{1, 3});
+  const std::vector<Tensor> ins{Tensor::zeros({1, 3, 2}), Tensor::zeros({1, 3, 2})};
+  EXPECT_TRUE(all_close(add.compute_mask(ins, std::vector<Tensor>{m1, m2}), Tensor::from({0, 1, 0}, Shape{1, 3}), 1e-5, 1e-6));
+  EXPECT_TRUE(all_close(add.compute_mask(ins, std::vector<Tensor>{Tensor(), m2}), m2, 1e-5, 1e-6));
+}
+
 }  // namespace
 }  // namespace lamina

@@ -42,21 +42,31 @@ class Layer;
 //   KerasTensor h = layers::Conv2D({.filters = 8, .kernel_size = 3})(x);
 class KerasTensor {
  public:
-  // One recorded call: the layer, the symbolic tensors it was called on, and its output's shape.
+  // One recorded call: the layer, the symbolic tensors it was called on, and its outputs' shapes
+  // (one, or several for a layer such as LSTM with return_state).
   struct Call {
     std::shared_ptr<Layer> layer;
     std::vector<KerasTensor> inputs;  // empty for an Input
-    Shape shape;
+    std::vector<Shape> shapes;
   };
   KerasTensor() = default;
-  explicit KerasTensor(std::shared_ptr<const Call> call) : call_(std::move(call)) {}
+  explicit KerasTensor(std::shared_ptr<const Call> call, size_t index = 0) : call_(std::move(call)), index_(index) {}
   bool defined() const { return call_ != nullptr; }
   const Shape& shape() const;  // per sample
   const Layer& layer() const;  // the layer whose call made it (an InputLayer for an Input)
   const std::shared_ptr<const Call>& call() const { return call_; }
+  // Which of its call's outputs it is, and its siblings: a layer with several outputs returns the
+  // first; the others are output(1), ... (Keras' `y, h, c = LSTM(64, return_state=True)(x)`):
+  //   KerasTensor y = layers::LSTM({.units = 64, .return_state = true})(x);
+  //   KerasTensor h = y.output(1), c = y.output(2);
+  size_t index() const { return index_; }
+  size_t output_count() const;
+  KerasTensor output(size_t i) const;  // ValueError past the call's outputs
+  std::vector<KerasTensor> outputs() const;
 
  private:
   std::shared_ptr<const Call> call_;
+  size_t index_ = 0;
 };
 
 // An activation function by Keras name: relu, sigmoid, tanh, softmax, ... Converts from the
@@ -179,6 +189,31 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual Shape infer_shape(std::span<const Shape> input_shapes) const;
   virtual Tensor forward(std::span<const Tensor> inputs, bool training);
 
+  // --- several outputs and masks (Keras' return_state and mask propagation) ---
+  // A layer may return several tensors (LSTM with return_state: the output, h and c); a graph
+  // gives each its own symbolic tensor (KerasTensor::output). Such a layer overrides these two and
+  // call_all; output_count() may depend on the layer's options, not on its inputs.
+  virtual size_t output_count() const { return 1; }
+  virtual std::vector<Shape> infer_shapes(std::span<const Shape> input_shapes) const;
+  // A mask is a (batch, steps) tensor of 0 and 1 that says which time steps of a sequence are
+  // real (1) and which are padding (0): Embedding(mask_zero) and Masking make one, layers
+  // downstream carry it, and the layers that understand it (the recurrent layers, the 1-D global
+  // average pooling) skip the padded steps. An undefined Tensor is no mask. As in Keras 3, a layer
+  // that supports masking passes its first input's mask through unchanged; one that does not
+  // drops it (Conv1D, Flatten, ...). Layers that make, combine or consume masks override
+  // compute_mask and call_all.
+  virtual bool supports_masking() const { return false; }
+  // The mask of the (first) output, from the inputs and their masks (one per input, undefined
+  // where none). The default: the first input's mask when supports_masking(), else none.
+  virtual Tensor compute_mask(std::span<const Tensor> inputs, std::span<const Tensor> masks) const;
+  struct Outputs {
+    std::vector<Tensor> values;  // output_count() of them
+    std::vector<Tensor> masks;   // one per value, undefined where none
+  };
+  // The general call a graph makes: every input with its mask in, every output with its mask out.
+  // The default calls forward and compute_mask (and leaves the other outputs maskless).
+  virtual Outputs call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training);
+
  protected:
   Tensor& add_weight(const std::string& name, const Shape& shape, const Initializer& init, Generator& gen,
                      bool trainable = true);
@@ -238,6 +273,7 @@ class Dense : public Layer {
   Dense(int64_t units, lamina::Activation activation = lamina::Activation::linear);
 
   std::string class_name() const override { return "Dense"; }
+  bool supports_masking() const override { return true; }
   static std::shared_ptr<Layer> from_config(const Json& config);
   void export_onnx(onnx::GraphWriter& graph) const override;
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
@@ -281,6 +317,7 @@ class Activation : public Layer {
   explicit Activation(Options options);
   explicit Activation(lamina::Activation activation) : Activation(Options{.activation = activation}) {}
   std::string class_name() const override { return "Activation"; }
+  bool supports_masking() const override { return true; }
   static std::shared_ptr<Layer> from_config(const Json& config);
   void export_onnx(onnx::GraphWriter& graph) const override;
   Tensor call(const Tensor& x, bool training) override;
@@ -302,6 +339,7 @@ class LeakyReLU : public Layer {
   };
   explicit LeakyReLU(Options options);
   std::string class_name() const override { return "LeakyReLU"; }
+  bool supports_masking() const override { return true; }
   std::vector<std::string> config_aliases() const override { return {"alpha"}; }  // Keras 2's negative_slope
   static std::shared_ptr<Layer> from_config(const Json& config);
   void export_onnx(onnx::GraphWriter& graph) const override;
@@ -474,6 +512,7 @@ class Dropout : public Layer {
   explicit Dropout(Options options);
   explicit Dropout(float rate) : Dropout(Options{.rate = rate}) {}
   std::string class_name() const override { return "Dropout"; }
+  bool supports_masking() const override { return true; }
   static std::shared_ptr<Layer> from_config(const Json& config);
   void export_onnx(onnx::GraphWriter& graph) const override;
   void build(const Shape& input_shape, Generator& gen) override;
@@ -514,6 +553,7 @@ class BatchNormalization : public Layer {
   BatchNormalization() : BatchNormalization(Options{}) {}
   explicit BatchNormalization(Options options);
   std::string class_name() const override { return "BatchNormalization"; }
+  bool supports_masking() const override { return true; }
   static std::shared_ptr<Layer> from_config(const Json& config);
   void export_onnx(onnx::GraphWriter& graph) const override;
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;

@@ -339,6 +339,10 @@ class Model : public Layer {
   std::vector<WeightSpec> weight_specs_for(std::span<const Shape> input_shapes) const override;
   Shape infer_shape(std::span<const Shape> input_shapes) const override;
   Tensor forward(std::span<const Tensor> inputs, bool training) override;
+  // As a layer, a Functional model has as many outputs as it was made with, and takes masks in.
+  size_t output_count() const override { return num_outputs(); }
+  std::vector<Shape> infer_shapes(std::span<const Shape> input_shapes) const override;
+  Outputs call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
   void build(const Shape& input_shape, Generator& gen) override;
   void export_onnx(onnx::GraphWriter& graph) const override;
@@ -348,7 +352,8 @@ class Model : public Layer {
   struct Node {
     std::shared_ptr<Layer> layer;
     std::vector<int> inputs;  // tensor ids
-    int output = -1;          // tensor id
+    int output = -1;          // tensor id of the first output; a layer with several has the ids after it
+    int output_count = 1;
   };
   // The calls in an order that runs each after its inputs (InputLayers are not calls).
   const std::vector<Node>& nodes() const { return nodes_; }
@@ -387,7 +392,8 @@ class Model : public Layer {
   // Makes the weights' requires_grad, the packed buffer and the optimizer's state follow the
   // trainable flags (ensure_built calls it, so a flag set since the last fit applies at the next).
   void sync_trainable();
-  std::vector<Tensor> run(std::span<const Tensor> inputs, bool training);
+  // The forward pass: every output with its mask (masks: one per input, or empty for none).
+  Outputs run(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training);
   // The metrics per output, in Keras' log names ("accuracy" or "dense_1_accuracy").
   struct NamedMetric {
     size_t output;

@@ -115,6 +115,23 @@ struct Conv2DOptions {
 // as every framework computes it. bias may be an undefined Tensor (no bias). On oneDNN.
 Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv2DOptions& options = {});
 
+// Sequences are channels-last too: x (N, T, C), Conv1D kernels Keras' (K, C, F).
+// Keras' Conv1D padding: valid and same as Padding, or causal: all the padding, (K - 1) dilation
+// cells, before the start, so output t sees inputs up to t only (WaveNet).
+enum class Padding1D { valid, same, causal };
+
+struct Conv1DOptions {
+  int64_t strides = 1;
+  Padding1D padding = Padding1D::valid;
+  int64_t dilation_rate = 1;  // taps this many steps apart; 'same' pads for the dilated span
+  FusedActivation act = FusedActivation::none;
+};
+
+// act(x (N, T, C) * kernel (K, C, F) + bias (F)) -> (N, OT, F): conv2d's oneDNN kernel on
+// (N, 1, T, C). bias may be undefined. OT: valid floor((T - span) / s) + 1, same ceil(T / s),
+// causal floor((T - 1) / s) + 1, with span = (K - 1) dilation + 1.
+Tensor conv1d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv1DOptions& options = {});
+
 // The maximum / the mean of each pool window: (N, H, W, C) -> (N, OH, OW, C). The average
 // counts only real cells: a 'same' window over the border divides by the cells it covers
 // (Keras' AveragePooling2D; torch's count_include_pad=False).

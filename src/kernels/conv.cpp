@@ -197,9 +197,9 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Geometry2d& g, bool h
   const memory::desc dst = blocked_dst ? any_layout(dst_dims(g)) : dst_md(g);
   const auto w = any_layout(weight_dims(g));
   const auto desc = has_bias ? dnnl::convolution_forward::desc(prop, alg, src, w, bias_md(g), dst, strides_of(g),
-                                                               pad_lo(g), pad_hi(g))
-                             : dnnl::convolution_forward::desc(prop, alg, src, w, dst, strides_of(g), pad_lo(g),
-                                                               pad_hi(g));
+                                                               dilates_of(g), pad_lo(g), pad_hi(g))
+                             : dnnl::convolution_forward::desc(prop, alg, src, w, dst, strides_of(g), dilates_of(g),
+                                                               pad_lo(g), pad_hi(g));
   dnnl::primitive_attr attr;
   if (act != Eltwise::none) {
     dnnl::post_ops ops;
@@ -232,8 +232,8 @@ struct BackwardData {
 
 BackwardData make_backward_data(const Geometry2d& g) {
   const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, src_md(g),
-                                                   any_layout(weight_dims(g)), dst_md(g), strides_of(g), pad_lo(g),
-                                                   pad_hi(g));
+                                                   any_layout(weight_dims(g)), dst_md(g), strides_of(g), dilates_of(g),
+                                                   pad_lo(g), pad_hi(g));
   const dnnl::convolution_backward_data::primitive_desc pd(desc, cpu().engine,
                                                            forward_pd(g, false, Eltwise::none, false));
   return {dnnl::convolution_backward_data(pd), Staged(dst_md(g), pd.diff_dst_desc(), true),
@@ -252,9 +252,9 @@ BackwardWeights make_backward_weights(const Geometry2d& g, bool has_bias) {
   const memory::desc src = blocked ? image_md(g) : src_md(g), dst = blocked ? any_layout(dst_dims(g)) : dst_md(g);
   const auto w = any_layout(weight_dims(g));
   const auto desc = has_bias ? dnnl::convolution_backward_weights::desc(alg, src, w, bias_md(g), dst, strides_of(g),
-                                                                        pad_lo(g), pad_hi(g))
-                             : dnnl::convolution_backward_weights::desc(alg, src, w, dst, strides_of(g), pad_lo(g),
-                                                                        pad_hi(g));
+                                                                        dilates_of(g), pad_lo(g), pad_hi(g))
+                             : dnnl::convolution_backward_weights::desc(alg, src, w, dst, strides_of(g), dilates_of(g),
+                                                                        pad_lo(g), pad_hi(g));
   const dnnl::convolution_backward_weights::primitive_desc pd(desc, cpu().engine,
                                                               forward_pd(g, has_bias, Eltwise::none, blocked));
   return {dnnl::convolution_backward_weights(pd), memory(bias_md(g), cpu().engine),
@@ -381,14 +381,14 @@ float activate(double v, Eltwise act) {
 }
 
 // Calls f(input row, input col) for each window cell of output (i, j) that lies in the image,
-// with the cell's (p, q) in the window.
+// with the cell's (p, q) in the window (cells DH rows and DW columns apart when dilated).
 template <class F>
 void for_window(const Geometry2d& g, int64_t i, int64_t j, F f) {
   for (int64_t p = 0; p < g.kh; ++p) {
-    const int64_t r = i * g.sh + p - g.pad_top;
+    const int64_t r = i * g.sh + p * g.dh - g.pad_top;
     if (r < 0 || r >= g.h) continue;
     for (int64_t q = 0; q < g.kw; ++q) {
-      const int64_t s = j * g.sw + q - g.pad_left;
+      const int64_t s = j * g.sw + q * g.dw - g.pad_left;
       if (s >= 0 && s < g.w) f(r, s, p, q);
     }
   }

@@ -32,6 +32,8 @@ inline memory::desc any_layout(const memory::dims& dims) {
   return memory::desc(dims, memory::data_type::f32, memory::format_tag::any);
 }
 inline memory::dims strides_of(const Geometry2d& g) { return {g.sh, g.sw}; }
+// oneDNN counts dilation from 0 (0 = adjacent taps), Keras from 1.
+inline memory::dims dilates_of(const Geometry2d& g) { return {g.dh - 1, g.dw - 1}; }
 inline memory::dims pad_lo(const Geometry2d& g) { return {g.pad_top, g.pad_left}; }
 inline memory::dims pad_hi(const Geometry2d& g) { return {g.pad_bottom, g.pad_right}; }
 

@@ -15,15 +15,17 @@
 namespace lamina::kernels {
 
 // N = batch, H, W = spatial, C = input channels, F = output channels (filters for a
-// convolution; C again for pooling), KH, KW = window, OH, OW = output.
+// convolution; C again for pooling), KH, KW = window, OH, OW = output. DH, DW = the
+// dilation of a convolution's window (Keras' dilation_rate: taps DH rows apart); pooling keeps 1.
 struct Geometry2d {
   int64_t n = 0, h = 0, w = 0, c = 0, f = 0;
   int64_t kh = 1, kw = 1, sh = 1, sw = 1;
   int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
   int64_t oh = 0, ow = 0;
+  int64_t dh = 1, dw = 1;
 
   auto tie() const {
-    return std::tie(n, h, w, c, f, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, oh, ow);
+    return std::tie(n, h, w, c, f, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, oh, ow, dh, dw);
   }
   bool operator<(const Geometry2d& o) const { return tie() < o.tie(); }
   bool operator==(const Geometry2d& o) const { return tie() == o.tie(); }
@@ -60,6 +62,15 @@ inline Axis window_axis(int64_t in, int64_t k, int64_t s, bool same) {
   const int64_t out = in / s + (in % s != 0);
   const int64_t total = std::max<int64_t>(out > 0 ? (out - 1) * s - in + k : 0, 0);
   return {out, total / 2, total - total / 2};
+}
+
+// One axis of a dilated window (Conv1D): k taps d cells apart span (k - 1) d + 1 cells; valid
+// and same are window_axis over that span, causal puts all of its padding before the start.
+// k, d <= kMaxWindow (checked by the caller), so the span cannot overflow.
+inline Axis dilated_axis(int64_t in, int64_t k, int64_t s, int64_t d, Padding1D padding) {
+  const int64_t span = (k - 1) * d + 1;
+  if (padding != Padding1D::causal) return window_axis(in, span, s, padding == Padding1D::same);
+  return {in >= 1 ? (in - 1) / s + 1 : 0, span - 1, 0};
 }
 
 // `window` sliding with `strides` and Keras' `padding` over images (N, H, W, C), giving F

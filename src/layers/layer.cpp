@@ -7,9 +7,12 @@
 #include <set>
 
 #include "lamina/layers.hpp"
+#include "lamina/layers/conv1d.hpp"
+#include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
 #include "lamina/layers/recurrent.hpp"
+#include "lamina/layers/sequence.hpp"
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
 #include "onnx/graph_writer.hpp"
@@ -194,11 +197,41 @@ Tensor Layer::forward(std::span<const Tensor> inputs, bool training) {
   return call(inputs[0], training);
 }
 
+std::vector<Shape> Layer::infer_shapes(std::span<const Shape> input_shapes) const { return {infer_shape(input_shapes)}; }
+
+Tensor Layer::compute_mask(std::span<const Tensor> /*inputs*/, std::span<const Tensor> masks) const {
+  return supports_masking() && !masks.empty() ? masks[0] : Tensor();
+}
+
+Layer::Outputs Layer::call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) {
+  Outputs out;
+  out.values.push_back(forward(inputs, training));
+  out.masks.push_back(compute_mask(inputs, masks));
+  return out;
+}
+
 // --- symbolic calls (the Functional API) -------------------------------------------------------------
 
 const Shape& KerasTensor::shape() const {
   if (!call_) throw ValueError("KerasTensor: an empty symbolic tensor has no shape");
-  return call_->shape;
+  return call_->shapes.at(index_);
+}
+
+size_t KerasTensor::output_count() const { return call_ ? call_->shapes.size() : 0; }
+
+KerasTensor KerasTensor::output(size_t i) const {
+  if (!call_) throw ValueError("KerasTensor: an empty symbolic tensor has no outputs");
+  if (i >= call_->shapes.size())
+    throw ValueError("KerasTensor: layer '" + call_->layer->name() + "' (" + call_->layer->class_name() + ") has " +
+                     std::to_string(call_->shapes.size()) + " output" + (call_->shapes.size() == 1 ? "" : "s") +
+                     ", asked for output " + std::to_string(i));
+  return KerasTensor(call_, i);
+}
+
+std::vector<KerasTensor> KerasTensor::outputs() const {
+  std::vector<KerasTensor> out;
+  for (size_t i = 0; i < output_count(); ++i) out.push_back(KerasTensor(call_, i));
+  return out;
 }
 
 const Layer& KerasTensor::layer() const {
@@ -219,13 +252,13 @@ KerasTensor Layer::operator()(const std::vector<KerasTensor>& inputs) {
   }
   std::shared_ptr<Layer> self = weak_from_this().lock();
   if (!self) self = clone_layer(*this);
-  Shape out = self->infer_shape(shapes);  // ShapeError / ValueError name the layer and shapes
+  std::vector<Shape> out = self->infer_shapes(shapes);  // ShapeError / ValueError name the layer and shapes
   return KerasTensor(std::make_shared<const KerasTensor::Call>(KerasTensor::Call{self, inputs, std::move(out)}));
 }
 
 KerasTensor layers::Input(Shape shape, std::string name) {
   auto layer = std::make_shared<InputLayer>(shape, std::move(name));
-  return KerasTensor(std::make_shared<const KerasTensor::Call>(KerasTensor::Call{layer, {}, std::move(shape)}));
+  return KerasTensor(std::make_shared<const KerasTensor::Call>(KerasTensor::Call{layer, {}, {std::move(shape)}}));
 }
 
 void Layer::require_last_axis(int64_t axis, const Shape& input_shape, const std::string& which,
@@ -305,6 +338,15 @@ struct Registry {
       {"Maximum", builtin<layers::Maximum>()},
       {"Minimum", builtin<layers::Minimum>()},
       {"Concatenate", builtin<layers::Concatenate>()},
+      {"Embedding", builtin<layers::Embedding>()},
+      {"Conv1D", builtin<layers::Conv1D>()},
+      {"MaxPooling1D", builtin<layers::MaxPooling1D>()},
+      {"AveragePooling1D", builtin<layers::AveragePooling1D>()},
+      {"GlobalMaxPooling1D", builtin<layers::GlobalMaxPooling1D>()},
+      {"GlobalAveragePooling1D", builtin<layers::GlobalAveragePooling1D>()},
+      {"Masking", builtin<layers::Masking>()},
+      {"RepeatVector", builtin<layers::RepeatVector>()},
+      {"TimeDistributed", builtin<layers::TimeDistributed>()},
       // Sequential, Functional and Model (models nest as layers) register beside them, in
       // src/model/graph.cpp, so that this file stays below src/model/.
   };

@@ -58,6 +58,16 @@ Tensor Merge::forward(std::span<const Tensor> inputs, bool) {
   return merge(inputs);
 }
 
+Tensor Merge::compute_mask(std::span<const Tensor> /*inputs*/, std::span<const Tensor> masks) const {
+  Tensor out;
+  for (const Tensor& m : masks) {
+    if (!m.defined()) continue;
+    if (out.defined() && m.shape() != out.shape()) return Tensor();  // steps that do not line up: no mask
+    out = out.defined() ? mul(out, m) : m;
+  }
+  return out;
+}
+
 Tensor Merge::call(const Tensor&, bool) {
   throw ValueError(where() + " merges a list of inputs; call it on several (in a Model), not on one tensor");
 }

@@ -117,7 +117,7 @@ std::string Model::diagnose_non_finite(const std::vector<Tensor>& x, const std::
     if (auto bad = non_finite(t); !bad.empty()) return "the input batch: " + bad;
   // Forward, one call at a time; each call's inputs are fresh leaves so that their gradients
   // can be read on the way back.
-  std::vector<Tensor> values(shapes_.size());
+  std::vector<Tensor> values(shapes_.size()), masks(shapes_.size());
   for (size_t i = 0; i < input_ids_.size(); ++i) values[static_cast<size_t>(input_ids_[i])] = x[i];
   std::vector<std::vector<Tensor>> leaves(nodes_.size());
   for (size_t k = 0; k < nodes_.size(); ++k) {
@@ -126,14 +126,19 @@ std::string Model::diagnose_non_finite(const std::vector<Tensor>& x, const std::
     for (const auto& w : l.weights())
       if (auto bad = non_finite(w.value); !bad.empty())
         return layer_text(l) + " weight '" + w.name + "': " + bad + " (from an earlier update)";
+    std::vector<Tensor> in_masks;
     for (int t : n.inputs) {
       Tensor in = values[static_cast<size_t>(t)].detach();
       in.requires_grad_();
       leaves[k].push_back(in);
+      in_masks.push_back(masks[static_cast<size_t>(t)]);
     }
-    Tensor out = n.layer->forward(leaves[k], /*training=*/true);
-    if (auto bad = non_finite(out); !bad.empty()) return layer_text(l) + " output: " + bad;
-    values[static_cast<size_t>(n.output)] = out;
+    Outputs out = n.layer->call_all(leaves[k], in_masks, /*training=*/true);
+    for (size_t o = 0; o < out.values.size() && o < static_cast<size_t>(n.output_count); ++o) {
+      if (auto bad = non_finite(out.values[o]); !bad.empty()) return layer_text(l) + " output: " + bad;
+      values[static_cast<size_t>(n.output) + o] = out.values[o];
+      if (o < out.masks.size()) masks[static_cast<size_t>(n.output) + o] = out.masks[o];
+    }
   }
   // The loss on detached copies of the outputs, so that every call's output gets its whole
   // gradient (from the loss and from the calls that read it) in one backward pass.
@@ -165,8 +170,16 @@ std::string Model::diagnose_non_finite(const std::vector<Tensor>& x, const std::
   for (size_t k = nodes_.size(); k-- > 0;) {
     const Node& n = nodes_[k];
     const Layer& l = *n.layer;
-    const Tensor& out = values[static_cast<size_t>(n.output)];
-    if (const Tensor& g = grad_of[static_cast<size_t>(n.output)]; g.defined() && out.requires_grad()) out.backward(g);
+    // Every output's gradient in one backward pass: the sum of <output, gradient> over them.
+    Tensor seed;
+    for (int o = n.output; o < n.output + n.output_count; ++o) {
+      const Tensor& out = values[static_cast<size_t>(o)];
+      const Tensor& g = grad_of[static_cast<size_t>(o)];
+      if (!g.defined() || !out.requires_grad()) continue;
+      Tensor term = sum(mul(out, g));
+      seed = seed.defined() ? add(seed, term) : term;
+    }
+    if (seed.defined()) seed.backward();
     const std::vector<bool> mask = l.trainable_mask();
     for (size_t i = 0; i < mask.size(); ++i)
       if (mask[i])

@@ -195,7 +195,7 @@ Logs Model::train_step(const data::Batch& batch) {
   const std::vector<Tensor> fresh = train_params_.empty() ? trainable_weights() : std::vector<Tensor>{};
   const std::vector<Tensor>& params = train_params_.empty() ? fresh : train_params_;
   for (Tensor p : params) p.zero_grad(/*set_to_none=*/false);  // lazily: backward overwrites
-  const std::vector<Tensor> pred = run(batch.x, true);
+  const std::vector<Tensor> pred = run(batch.x, {}, true).values;
   Tensor loss = compute_loss(batch, pred);
   loss.backward();
   // The first non-finite loss: find where it came from while the weights are still the ones
@@ -211,7 +211,7 @@ Logs Model::train_step(const data::Batch& batch) {
 }
 
 Logs Model::test_step(const data::Batch& batch) {
-  const std::vector<Tensor> pred = run(batch.x, false);
+  const std::vector<Tensor> pred = run(batch.x, {}, false).values;
   update_metrics(batch, pred, compute_loss(batch, pred));
   return metrics_result();
 }
@@ -596,7 +596,7 @@ std::vector<Tensor> Model::predict_from(data::BatchSource& source, const std::ve
   int64_t begin = 0;
   while (source.next(batch)) {
     const int64_t count = batch.size();
-    const std::vector<Tensor> pred = run(batch.x, false);
+    const std::vector<Tensor> pred = run(batch.x, {}, false).values;
     for (size_t o = 0; o < outs.size(); ++o) {
       if (rows < 0) {
         parts[o].push_back(pred[o].clone());
@@ -669,7 +669,7 @@ std::vector<Tensor> Model::predict_all(const std::vector<Tensor>& x, int64_t bat
   for (int64_t begin = 0; begin < n; begin += batch_size) {
     const int64_t count = std::min(batch_size, n - begin);
     for (size_t i = 0; i < x.size(); ++i) in[i] = rows(x[i], begin, count);
-    const std::vector<Tensor> pred = run(in, false);
+    const std::vector<Tensor> pred = run(in, {}, false).values;
     for (size_t o = 0; o < out.size(); ++o) {
       const int64_t row = outs[o].numel();
       std::copy(pred[o].data(), pred[o].data() + count * row, out[o].data() + begin * row);

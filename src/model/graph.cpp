@@ -151,14 +151,16 @@ Model::Model(const std::vector<KerasTensor>& inputs, const std::vector<KerasTens
       name_layer(*l);
       layer_names_.insert(l->name());
     }
+  // A tensor's id: its call's first id plus which output it is.
+  auto id_of = [&](const KerasTensor& t) { return id.at(t.call().get()) + static_cast<int>(t.index()); };
   for (const Call* c : order) {
-    Node node{c->layer, {}, static_cast<int>(shapes_.size())};
-    for (const KerasTensor& in : c->inputs) node.inputs.push_back(id.at(in.call().get()));
+    Node node{c->layer, {}, static_cast<int>(shapes_.size()), static_cast<int>(c->shapes.size())};
+    for (const KerasTensor& in : c->inputs) node.inputs.push_back(id_of(in));
     id[c] = node.output;
-    shapes_.push_back(c->shape);
+    shapes_.insert(shapes_.end(), c->shapes.begin(), c->shapes.end());
     nodes_.push_back(std::move(node));
   }
-  for (const KerasTensor& t : outputs) output_ids_.push_back(id.at(t.call().get()));
+  for (const KerasTensor& t : outputs) output_ids_.push_back(id_of(t));
   std::vector<Shape> in_shapes;
   for (int i : input_ids_) in_shapes.push_back(shapes_[static_cast<size_t>(i)]);
   build_graph(in_shapes, default_generator(), /*top_level=*/true);
@@ -308,7 +310,13 @@ void Model::build_graph(const std::vector<Shape>& input_shapes, Generator& gen, 
         throw ShapeError("model '" + name_ + "': layer " + layer_text(l) + " is called again on input " +
                          (in.empty() ? std::string("()") : in[0].str()) + ", which does not fit the weights it has");
     }
-    shapes_[static_cast<size_t>(node.output)] = l.infer_shape(in);
+    const std::vector<Shape> out = l.infer_shapes(in);
+    if (out.size() != static_cast<size_t>(node.output_count))
+      throw ValueError("model '" + name_ + "': layer " + layer_text(l) + " has " + std::to_string(out.size()) +
+                       " outputs" +
+                       (sequential_ ? "; a Sequential model's layers must have one (use the Functional API)"
+                                    : ", the graph was recorded with " + std::to_string(node.output_count)));
+    std::copy(out.begin(), out.end(), shapes_.begin() + node.output);
   }
   // As a layer, a model's weights are its layers' ("dense/kernel"), the same tensors.
   weights_.clear();
@@ -388,30 +396,54 @@ void Model::ensure_built(const std::vector<Shape>& sample_shapes, const char* wh
 
 // --- the forward pass ----------------------------------------------------------------------------------
 
-std::vector<Tensor> Model::run(std::span<const Tensor> inputs, bool training) {
-  std::vector<Tensor> values(shapes_.size());
+Layer::Outputs Model::run(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) {
+  std::vector<Tensor> values(shapes_.size()), value_masks(shapes_.size());
   // How many nodes still read each value; a value is dropped after its last reader (an output
   // is kept), so that inference holds only the values still needed.
   std::vector<int> readers(shapes_.size(), 0);
   for (const Node& n : nodes_)
     for (int t : n.inputs) ++readers[static_cast<size_t>(t)];
   for (int t : output_ids_) ++readers[static_cast<size_t>(t)];
-  for (size_t i = 0; i < input_ids_.size(); ++i) values[static_cast<size_t>(input_ids_[i])] = inputs[i];
-  std::vector<Tensor> in;
+  auto drop = [&](int t) {
+    values[static_cast<size_t>(t)] = Tensor();
+    value_masks[static_cast<size_t>(t)] = Tensor();
+  };
+  for (size_t i = 0; i < input_ids_.size(); ++i) {
+    values[static_cast<size_t>(input_ids_[i])] = inputs[i];
+    if (i < masks.size()) value_masks[static_cast<size_t>(input_ids_[i])] = masks[i];
+  }
+  std::vector<Tensor> in, in_masks;
   activity_losses_.clear();
   for (const Node& n : nodes_) {
     in.clear();
-    for (int t : n.inputs) in.push_back(values[static_cast<size_t>(t)]);
-    const Tensor& y = values[static_cast<size_t>(n.output)] = n.layer->forward(in, training);
+    in_masks.clear();
+    for (int t : n.inputs) {
+      in.push_back(values[static_cast<size_t>(t)]);
+      in_masks.push_back(value_masks[static_cast<size_t>(t)]);
+    }
+    Outputs out = n.layer->call_all(in, in_masks, training);
+    if (out.values.size() != static_cast<size_t>(n.output_count))
+      throw ValueError("model '" + name_ + "': layer " + layer_text(*n.layer) + " returned " +
+                       std::to_string(out.values.size()) + " outputs, it declares " + std::to_string(n.output_count));
+    for (int k = 0; k < n.output_count; ++k) {
+      const int t = n.output + k;
+      values[static_cast<size_t>(t)] = std::move(out.values[static_cast<size_t>(k)]);
+      if (static_cast<size_t>(k) < out.masks.size()) value_masks[static_cast<size_t>(t)] = std::move(out.masks[static_cast<size_t>(k)]);
+      if (readers[static_cast<size_t>(t)] == 0) drop(t);  // an output nothing reads (an unused LSTM state)
+    }
     // Keras: activity_regularizer(output) / batch size, on every call, training or not.
-    if (const auto& r = n.layer->activity_regularizer(); r && y.rank() > 0 && y.dim(0) > 0)
-      activity_losses_.push_back((*r)(y) / static_cast<float>(y.dim(0)));
+    if (const Tensor& y = values[static_cast<size_t>(n.output)]; y.defined())
+      if (const auto& r = n.layer->activity_regularizer(); r && y.rank() > 0 && y.dim(0) > 0)
+        activity_losses_.push_back((*r)(y) / static_cast<float>(y.dim(0)));
     for (int t : n.inputs)
-      if (--readers[static_cast<size_t>(t)] == 0) values[static_cast<size_t>(t)] = Tensor();
+      if (--readers[static_cast<size_t>(t)] == 0) drop(t);
   }
-  std::vector<Tensor> out;
-  for (int t : output_ids_) out.push_back(values[static_cast<size_t>(t)]);
-  return out;
+  Outputs result;
+  for (int t : output_ids_) {
+    result.values.push_back(values[static_cast<size_t>(t)]);
+    result.masks.push_back(value_masks[static_cast<size_t>(t)]);
+  }
+  return result;
 }
 
 std::vector<Tensor> Model::call(const std::vector<Tensor>& inputs, bool training) {
@@ -423,7 +455,7 @@ std::vector<Tensor> Model::call(const std::vector<Tensor>& inputs, bool training
     shapes.push_back(sample_shape_of(inputs[i]));
   }
   ensure_built(shapes, "call");
-  return run(inputs, training);
+  return run(inputs, {}, training).values;
 }
 
 Tensor Model::call(const Tensor& x, bool training) {
@@ -465,14 +497,11 @@ std::vector<Layer::WeightSpec> Model::weight_specs_for(std::span<const Shape> in
   return specs;
 }
 
-Shape Model::infer_shape(std::span<const Shape> input_shapes) const {
-  if (output_ids_.size() > 1 && !sequential_)
-    throw ValueError("model '" + name_ + "' has " + std::to_string(output_ids_.size()) +
-                     " outputs; only a model with one output can be called as a layer");
+std::vector<Shape> Model::infer_shapes(std::span<const Shape> input_shapes) const {
   if (sequential_) {
     if (input_shapes.size() != 1)
       throw ValueError("Sequential '" + name_ + "' takes one input, got " + std::to_string(input_shapes.size()));
-    return chain_output_shape(input_shapes[0]);
+    return {chain_output_shape(input_shapes[0])};
   }
   const std::vector<Shape> want = this->input_shapes();
   if (std::vector<Shape>(input_shapes.begin(), input_shapes.end()) != want) {
@@ -482,12 +511,24 @@ Shape Model::infer_shape(std::span<const Shape> input_shapes) const {
     for (const Shape& s : want) expected += (expected.empty() ? "" : ", ") + s.str();
     throw ShapeError("model '" + name_ + "' takes inputs " + expected + ", called on " + got);
   }
-  return shapes_[static_cast<size_t>(output_ids_[0])];
+  return output_shapes();
+}
+
+Shape Model::infer_shape(std::span<const Shape> input_shapes) const {
+  std::vector<Shape> out = infer_shapes(input_shapes);
+  if (out.size() > 1)
+    throw ValueError("model '" + name_ + "' has " + std::to_string(out.size()) +
+                     " outputs; call it in a graph to get them all (KerasTensor::outputs)");
+  return out.at(0);
 }
 
 Shape Model::output_shape(const Shape& input_shape) const { return infer_shape(std::span<const Shape>(&input_shape, 1)); }
 
-Tensor Model::forward(std::span<const Tensor> inputs, bool training) { return run(inputs, training).at(0); }
+Tensor Model::forward(std::span<const Tensor> inputs, bool training) { return run(inputs, {}, training).values.at(0); }
+
+Layer::Outputs Model::call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) {
+  return run(inputs, masks, training);
+}
 
 std::vector<std::pair<std::string, Layer*>> Model::leaf_layers() const {
   std::vector<std::pair<std::string, Layer*>> out;

@@ -104,14 +104,20 @@ MemoryEstimate Model::estimate_for(const std::vector<Shape>& input_shapes, int64
         e.largest_weight = "'" + l->name() + "/" + w.name + "' " + w.shape.str();
       }
     }
-    const Shape shape = l->infer_shape(in);
-    shapes[static_cast<size_t>(node.output)] = shape;
+    const std::vector<Shape> outs = l->infer_shapes(in);
+    if (outs.size() != static_cast<size_t>(node.output_count))
+      throw ValueError("model '" + name_ + "': layer '" + l->name() + "' (" + l->class_name() + ") has " +
+                       std::to_string(outs.size()) + " outputs; a Sequential model's layers must have one " +
+                       "(use the Functional API)");
+    std::copy(outs.begin(), outs.end(), shapes.begin() + node.output);
     if (l->output_is_view()) continue;  // no storage of its own
-    const int64_t n = shape.numel();
-    per_sample = add_sat(per_sample, training ? mul_sat(n, kTrainingCopies) : n);
-    if (n > largest_output) {
-      largest_output = n;
-      e.largest_output = "layer '" + l->name() + "' output " + shape.str();
+    for (const Shape& shape : outs) {
+      const int64_t n = shape.numel();
+      per_sample = add_sat(per_sample, training ? mul_sat(n, kTrainingCopies) : n);
+      if (n > largest_output) {
+        largest_output = n;
+        e.largest_output = "layer '" + l->name() + "' output " + shape.str();
+      }
     }
   }
   e.activations = mul_sat(mul_sat(per_sample, batch_size), kFloatBytes);

@@ -79,6 +79,9 @@ std::vector<Ref> node_inputs(const Json& node, const std::string& at) {
   std::vector<Ref> refs;
   if (node.is_object()) {  // Keras 3: {"args": [...], "kwargs": {...}}
     collect_tensors(node.value("args", Json::array()), refs, at + ".args");
+    // A recurrent layer's initial_state comes after its input, as Lamina's call takes it.
+    if (const Json kwargs = node.value("kwargs", Json::object()); kwargs.is_object() && kwargs.contains("initial_state"))
+      collect_tensors(kwargs["initial_state"], refs, at + ".kwargs.initial_state");
   } else if (node.is_array()) {  // Keras 2: [[name, node, tensor, kwargs], ...]
     for (size_t k = 0; k < node.size(); ++k) refs.push_back(ref_of(node[k], at + "[" + std::to_string(k) + "]"));
   } else {
@@ -119,7 +122,8 @@ Json Model::config() const {
                                   {"keras_history", history[static_cast<size_t>(t)]}}}});
     // A one-input call passes its tensor; a merge, the list of them.
     calls.push_back({{"args", n.inputs.size() == 1 ? Json::array({args[0]}) : Json::array({args})}, {"kwargs", Json::object()}});
-    history[static_cast<size_t>(n.output)] = Json::array({n.layer->name(), calls.size() - 1, 0});
+    for (int k = 0; k < n.output_count; ++k)
+      history[static_cast<size_t>(n.output + k)] = Json::array({n.layer->name(), calls.size() - 1, k});
   }
   for (const auto& l : layers_) {
     Json entry = layer_entry(*l);
@@ -283,7 +287,7 @@ Model functional_from_config(const Json& config) {
     if (e.cls == "InputLayer") {
       if (!e.calls.empty()) throw ValueError("config.layers: InputLayer '" + e.name + "' is called on inputs");
       tensors[{e.name, 0, 0}] = KerasTensor(std::make_shared<const KerasTensor::Call>(
-          KerasTensor::Call{e.layer, {}, *e.layer->declared_input_shape()}));
+          KerasTensor::Call{e.layer, {}, {*e.layer->declared_input_shape()}}));
     }
   for (bool progress = true; progress;) {
     progress = false;
@@ -298,7 +302,9 @@ Model functional_from_config(const Json& config) {
         }
         if (inputs.size() < e.calls[e.done].size()) break;  // an input not made yet
         try {
-          tensors[{e.name, static_cast<int64_t>(e.done), 0}] = (*e.layer)(inputs);
+          const KerasTensor y = (*e.layer)(inputs);
+          for (size_t k = 0; k < y.output_count(); ++k)
+            tensors[{e.name, static_cast<int64_t>(e.done), static_cast<int64_t>(k)}] = y.output(k);
         } catch (const Error& err) {
           throw ValueError(where_layer(i, e.cls) + ".inbound_nodes[" + std::to_string(e.done) + "]: " + err.what());
         }
@@ -321,10 +327,10 @@ Model functional_from_config(const Json& config) {
   auto tensors_of = [&](const char* key) {
     std::vector<KerasTensor> out;
     for (const Ref& r : refs_of(config.value(key, Json()), std::string("config.") + key)) {
-      if (r.tensor != 0)
-        throw ValueError(std::string("config.") + key + ": tensor " + std::to_string(r.tensor) + " of layer '" +
-                         r.layer + "'; Lamina's layers have one output");
       auto it = tensors.find(r);
+      if (it == tensors.end() && tensors.count({r.layer, r.node, 0}))
+        throw ValueError(std::string("config.") + key + ": layer '" + r.layer + "' has no output " +
+                         std::to_string(r.tensor));
       if (it == tensors.end())
         throw ValueError(std::string("config.") + key + ": layer '" + r.layer + "' call " + std::to_string(r.node) +
                          " is not in the graph");

@@ -139,10 +139,14 @@ void Model::summary(std::ostream& os) {
     }
     for (const Node& n : nodes_) {
       const int call = calls[n.layer.get()]++;
-      source[static_cast<size_t>(n.output)] = n.layer->name() + "[" + std::to_string(call) + "][0]";
+      std::string shapes;  // several outputs: Keras' list of shapes
+      for (int k = 0; k < n.output_count; ++k) {
+        source[static_cast<size_t>(n.output + k)] = n.layer->name() + "[" + std::to_string(call) + "][" + std::to_string(k) + "]";
+        shapes += (k == 0 ? "" : ", ") + none_shape(shapes_[static_cast<size_t>(n.output + k)]);
+      }
+      if (n.output_count > 1) shapes = "[" + shapes + "]";
       std::vector<std::vector<std::string>> cells =
-          wrapped({n.layer->name() + " (" + n.layer->class_name() + ")",
-                   none_shape(shapes_[static_cast<size_t>(n.output)]), call == 0 ? params(*n.layer) : "0 (shared)"});
+          wrapped({n.layer->name() + " (" + n.layer->class_name() + ")", shapes, call == 0 ? params(*n.layer) : "0 (shared)"});
       std::vector<std::string> connected;
       for (int t : n.inputs)
         for (const std::string& line : wrap(source[static_cast<size_t>(t)], w[3] - 2)) connected.push_back(line);

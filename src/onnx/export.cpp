@@ -30,7 +30,7 @@ namespace {
 std::vector<onnx::Value> write_calls(const Model& model, GraphWriter& writer, const std::vector<onnx::Value>& inputs) {
   int top = 0;
   for (int t : model.input_ids()) top = std::max(top, t);
-  for (const auto& n : model.nodes()) top = std::max(top, n.output);
+  for (const auto& n : model.nodes()) top = std::max(top, n.output + n.output_count - 1);
   std::vector<onnx::Value> values(static_cast<size_t>(top) + 1);
   for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(model.input_ids()[i])] = inputs[i];
   for (const auto& n : model.nodes()) {
@@ -40,11 +40,19 @@ std::vector<onnx::Value> write_calls(const Model& model, GraphWriter& writer, co
       in.push_back(values[static_cast<size_t>(t)]);
       shapes.push_back(in.back().shape);
     }
-    const Shape out = n.layer->infer_shape(shapes);
+    const std::vector<Shape> out = n.layer->infer_shapes(shapes);
     writer.set_inputs(std::move(in));
     n.layer->export_onnx(writer);
-    writer.value().shape = out;
+    writer.value().shape = out.at(0);
     values[static_cast<size_t>(n.output)] = writer.value();
+    // A layer with several outputs leaves the others in more_outputs(), in order.
+    if (writer.more_outputs().size() + 1 != out.size())
+      GraphWriter::unsupported(*n.layer, "its ONNX export writes " + std::to_string(writer.more_outputs().size() + 1) +
+                                             " outputs, the layer has " + std::to_string(out.size()));
+    for (size_t k = 1; k < out.size(); ++k) {
+      values[static_cast<size_t>(n.output) + k] = writer.more_outputs()[k - 1];
+      values[static_cast<size_t>(n.output) + k].shape = out[k];
+    }
   }
   std::vector<onnx::Value> outs;
   for (int t : model.output_ids()) outs.push_back(values[static_cast<size_t>(t)]);

@@ -67,6 +67,7 @@ GraphWriter::GraphWriter(const std::vector<Value>& inputs) : value_(inputs.at(0)
 void GraphWriter::set_inputs(std::vector<Value> inputs) {
   value_ = inputs.at(0);
   inputs_ = std::move(inputs);
+  more_outputs_.clear();
 }
 
 std::vector<std::string> GraphWriter::same_layout_inputs(const std::string& layer) {

@@ -45,6 +45,9 @@ class GraphWriter {
   // Every input of the current call (a merge layer has several); value() is the first.
   void set_inputs(std::vector<Value> inputs);
   const std::vector<Value>& inputs() const { return inputs_; }
+  // A layer with several outputs (LSTM with return_state) leaves its first in value() and the
+  // others here, in order; set_inputs clears them.
+  std::vector<Value>& more_outputs() { return more_outputs_; }
   // The names of the current call's inputs in one layout: channels-first when any image input is
   // (a Transpose for those that are not), so a residual Add costs no Transpose; value() takes
   // that layout and the first input's shape.
@@ -104,6 +107,7 @@ class GraphWriter {
 
   Value value_;
   std::vector<Value> inputs_;
+  std::vector<Value> more_outputs_;
   std::set<std::string> graph_inputs_;
   std::set<std::string> names_;
   std::vector<Node> nodes_;

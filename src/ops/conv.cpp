@@ -4,7 +4,10 @@
 // backward: dZ = dY act'(Y) (act' from the output, as linear()); dx (+)= the transposed
 // convolution of dZ with the kernel; dkernel (+)= x-windows (*) dZ; dbias (+)= sum of dZ over
 // N, OH, OW. Saves nothing beyond x, the kernel and y.
-// N = batch, H, W = spatial, C = input channels, F = filters, KH, KW = kernel window.
+// conv1d: the same kernels on (N, 1, T, C) with a (1, K, C, F) kernel, a dilation and explicit
+// pads (valid / same / causal); the reshapes around it are views.
+// N = batch, H, W = spatial, C = input channels, F = filters, KH, KW = kernel window,
+// T = steps, K = kernel taps.
 #include "allocator.hpp"
 #include "kernels/conv.hpp"
 #include "lamina/autograd.hpp"
@@ -14,29 +17,24 @@
 
 namespace lamina {
 
-Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv2DOptions& o) {
-  if (kernel.rank() != 4)
-    throw ShapeError("conv2d: kernel must be (KH, KW, C, F) (Keras' layout), got " + kernel.shape().str());
-  if (x.rank() == 4 && x.dim(3) != kernel.dim(2))
-    throw ShapeError("conv2d: x " + x.shape().str() + " has " + std::to_string(x.dim(3)) + " channels, kernel " +
-                     kernel.shape().str() + " expects " + std::to_string(kernel.dim(2)));
-  const int64_t f = kernel.dim(3);
-  if (bias.defined() && bias.shape() != Shape{f})
-    throw ShapeError("conv2d: bias " + bias.shape().str() + " does not match the " + std::to_string(f) +
-                     " filters of kernel " + kernel.shape().str());
-  const kernels::Geometry2d g =
-      detail::image_window("conv2d", x.shape(), f, {kernel.dim(0), kernel.dim(1)}, o.strides, o.padding);
+namespace {
+
+// act(x * kernel + bias) over geometry g, x (N, H, W, C) and kernel (KH, KW, C, F) already
+// checked: the body of conv2d and conv1d.
+Tensor convolve(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias, const kernels::Geometry2d& g,
+                FusedActivation act) {
+  const int64_t f = g.f;
   Tensor y = Tensor::empty({g.n, g.oh, g.ow, f});
   const bool has_bias = bias.defined();
   // relu runs as our own pass, as in linear(): oneDNN's relu post-op maps NaN to 0, which would
   // hide a diverged model. sigmoid and tanh stay fused.
-  const bool relu_pass = o.act == FusedActivation::relu;
+  const bool relu_pass = act == FusedActivation::relu;
   kernels::conv2d_forward(g, x.data(), kernel.data(), has_bias ? bias.data() : nullptr, y.data(),
-                          relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(o.act));
+                          relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(act));
   if (relu_pass) detail::relu_in_place(y);
   std::vector<Tensor> inputs = {x, kernel};
   if (has_bias) inputs.push_back(bias);
-  record("conv2d", y, std::move(inputs), [g, act = o.act, has_bias](BackwardContext& ctx) {
+  record(op, y, std::move(inputs), [g, act, has_bias](BackwardContext& ctx) {
     const Tensor dz = detail::fused_activation_grad(act, ctx.output(), ctx.dy());
     if (ctx.needs(0)) {
       const auto dx = ctx.dx_out(0);
@@ -59,6 +57,49 @@ Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const C
                                      db.accumulate);
   });
   return y;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv2DOptions& o) {
+  if (kernel.rank() != 4)
+    throw ShapeError("conv2d: kernel must be (KH, KW, C, F) (Keras' layout), got " + kernel.shape().str());
+  if (x.rank() == 4 && x.dim(3) != kernel.dim(2))
+    throw ShapeError("conv2d: x " + x.shape().str() + " has " + std::to_string(x.dim(3)) + " channels, kernel " +
+                     kernel.shape().str() + " expects " + std::to_string(kernel.dim(2)));
+  const int64_t f = kernel.dim(3);
+  if (bias.defined() && bias.shape() != Shape{f})
+    throw ShapeError("conv2d: bias " + bias.shape().str() + " does not match the " + std::to_string(f) +
+                     " filters of kernel " + kernel.shape().str());
+  const kernels::Geometry2d g =
+      detail::image_window("conv2d", x.shape(), f, {kernel.dim(0), kernel.dim(1)}, o.strides, o.padding);
+  return convolve("conv2d", x, kernel, bias, g, o.act);
+}
+
+Tensor conv1d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv1DOptions& o) {
+  if (kernel.rank() != 3)
+    throw ShapeError("conv1d: kernel must be (K, C, F) (Keras' layout), got " + kernel.shape().str());
+  if (x.rank() != 3 || x.dim(2) != kernel.dim(1))
+    throw ShapeError("conv1d: expects sequences (N, T, " + std::to_string(kernel.dim(1)) +
+                     ") (channels last) for kernel " + kernel.shape().str() + ", got " + x.shape().str());
+  const int64_t f = kernel.dim(2), k = kernel.dim(0);
+  if (bias.defined() && bias.shape() != Shape{f})
+    throw ShapeError("conv1d: bias " + bias.shape().str() + " does not match the " + std::to_string(f) +
+                     " filters of kernel " + kernel.shape().str());
+  kernels::check_window("conv1d", "kernel_size", Size2(1, k), Size2(1, o.strides));
+  if (o.dilation_rate < 1 || o.dilation_rate > kernels::kMaxWindow)
+    throw ValueError("conv1d: dilation_rate must be in [1, " + std::to_string(kernels::kMaxWindow) + "], got " +
+                     std::to_string(o.dilation_rate));
+  const kernels::Axis a = kernels::dilated_axis(x.dim(1), k, o.strides, o.dilation_rate, o.padding);
+  if (a.out < 1)
+    throw ShapeError("conv1d: the kernel of " + std::to_string(k) + " taps (dilation " +
+                     std::to_string(o.dilation_rate) + ") does not fit input " + x.shape().str() +
+                     " with 'valid' padding; use padding 'same' or 'causal', or a longer input");
+  kernels::Geometry2d g{.n = x.dim(0), .h = 1, .w = x.dim(1), .c = x.dim(2), .f = f, .kh = 1, .kw = k,
+                        .sh = 1, .sw = o.strides, .pad_left = a.pad_lo, .pad_right = a.pad_hi, .oh = 1,
+                        .ow = a.out, .dw = o.dilation_rate};
+  const Tensor y = convolve("conv1d", reshape(x, {g.n, 1, g.w, g.c}), reshape(kernel, {1, k, g.c, f}), bias, g, o.act);
+  return reshape(y, {g.n, g.ow, f});
 }
 
 }  // namespace lamina

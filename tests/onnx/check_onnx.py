@@ -107,6 +107,13 @@ def check_with_onnx(directory):
 
 # Valid ONNX that OpenCV 4.6's importer refuses; onnx's checker still judges these files.
 OPENCV_CANNOT = {
+    # The sequence layers: OpenCV 4.6 takes Gather only with constant indices, and its Permute
+    # asserts on the rank-3 Transposes around a 1-D Conv / pooling and its Reshape on Masking's
+    # ReduceMax. ONNX Runtime runs all four (check_ort.js).
+    "seq_embedding": "takes Gather only with constant indices ('not found in const blobs')",
+    "seq_conv": "cannot Transpose (N, T, C) <-> (N, C, T) (permute_layer '_numAxes == inputs[0].size()')",
+    "seq_repeat": "cannot Transpose (N, T, C) <-> (N, C, T) (permute_layer '_numAxes == inputs[0].size()')",
+    "seq_masking": "fails on ReduceMax over the features of (N, T, C) (reshape_layer 'computeShapeByReshapeMask')",
     # LayerNormalization as opset-13 ReduceMean / Sub / Mul / Sqrt / Div: OpenCV 4.6 refuses the
     # (N, K) / (N, 1) Div ("axis != outShape.size()" in parseMul) and fails in forward on the
     # (N, T, C) / (N, T, 1) one (shape_utils total()). ONNX Runtime runs both (check_ort.js).

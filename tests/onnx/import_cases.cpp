@@ -49,6 +49,10 @@ int run(const fs::path& dir) {
       std::cout << "skip: " << name << ": load_onnx does not read LayerNormalization's opset-13 decomposition back\n";
       continue;
     }
+    if (name.starts_with("seq_")) {  // Gather, 1-D Conv and pooling between Transposes, ReduceMax, Expand
+      std::cout << "skip: " << name << ": load_onnx does not read the sequence layers' nodes back yet\n";
+      continue;
+    }
     if (!fs::exists(dir / (name + ".input.npy")) || !fs::exists(dir / (name + ".expected.npy"))) {
       std::cout << "skip: " << name << ": several inputs or outputs; load_onnx reads a Sequential (one of each)\n";
       continue;

@@ -12,8 +12,11 @@
 
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
+#include "lamina/layers/conv1d.hpp"
+#include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
+#include "lamina/layers/sequence.hpp"
 #include "lamina/onnx.hpp"
 
 namespace lamina {
@@ -47,6 +50,7 @@ struct Case {
   std::string name;
   Model model;
   std::vector<Shape> inputs;  // per sample, one per model input
+  int64_t token_ids = 0;      // > 0: the inputs are token ids in [0, token_ids) (an Embedding's), not normals
 };
 
 // One input and one output: NAME.input.npy and NAME.expected.npy. Several: NAME.input0.npy,
@@ -69,7 +73,10 @@ void write_case(const fs::path& dir, Case& c, uint64_t seed) {
   for (const Shape& s : c.inputs) {
     std::vector<int64_t> dims{4};  // a batch of 4; the check also runs the first sample alone
     for (int64_t d : s) dims.push_back(d);
-    xs.push_back(Tensor::randn(Shape(dims), gen));
+    Tensor x = Tensor::randn(Shape(dims), gen);
+    for (int64_t i = 0; c.token_ids > 0 && i < x.numel(); ++i)
+      x.data()[i] = static_cast<float>(gen.below(static_cast<uint64_t>(c.token_ids)));
+    xs.push_back(x);
   }
   if (!c.model.built()) c.model.build(c.inputs.at(0));
   const std::vector<Tensor> ys = c.model.predict_all(xs);
@@ -306,6 +313,43 @@ Model graph_shared() {
   return Model(x, (*d)((*d)(g)), "shared");
 }
 
+// Embedding (Cast + Gather) and GlobalAveragePooling1D (ReduceMean over the steps).
+Sequential seq_embedding() {
+  return Sequential({layers::Embedding({.input_dim = 50, .output_dim = 8, .input_shape = Shape{10}}),
+                     layers::GlobalAveragePooling1D()});
+}
+
+// Conv1D 'same' and causal-dilated (Conv on (N, C, T) between Transposes), both 1-D poolings
+// ('same' average leaving the padding out) and GlobalMaxPooling1D (ReduceMax over the steps).
+Sequential seq_conv() {
+  return Sequential({layers::Conv1D({.filters = 6, .kernel_size = 3, .padding = Padding1D::same, .activation = "relu",
+                                     .bias_initializer = bias_init(), .input_shape = Shape{10, 3}}),
+                     layers::MaxPooling1D(),
+                     layers::Conv1D({.filters = 4, .kernel_size = 2, .padding = Padding1D::causal, .dilation_rate = 2,
+                                     .bias_initializer = bias_init()}),
+                     layers::AveragePooling1D({.pool_size = 3, .strides = 2, .padding = Padding::same}),
+                     layers::GlobalMaxPooling1D()});
+}
+
+// A strided Conv1D with a fused tanh, GlobalAveragePooling1D with keepdims, RepeatVector
+// (Unsqueeze + Expand), a Dense on every step.
+Sequential seq_repeat() {
+  return Sequential({layers::Conv1D({.filters = 4, .kernel_size = 3, .strides = 2, .activation = "tanh",
+                                     .bias_initializer = bias_init(), .input_shape = Shape{9, 3}}),
+                     layers::GlobalAveragePooling1D({.keepdims = true}), layers::Flatten(), layers::RepeatVector(3),
+                     layers::Dense({.units = 2, .bias_initializer = bias_init()})});
+}
+
+// Masking (Equal, Not, Cast, ReduceMax, Mul) on steps that are exactly the mask value: a relu
+// Dense with a negative bias zeroes some steps, the next Dense maps those to its bias (1.5, 1.5),
+// which Masking(1.5) zeroes.
+Sequential seq_masking() {
+  return Sequential({layers::Dense({.units = 2, .activation = "relu", .bias_initializer = Initializer::constant(-0.6f),
+                                    .input_shape = Shape{6, 3}}),
+                     layers::Dense({.units = 2, .bias_initializer = Initializer::constant(1.5f)}),
+                     layers::Masking({.mask_value = 1.5f}), layers::Dense(2)});
+}
+
 int run(const fs::path& dir) {
   fs::create_directories(dir);
   manual_seed(2024);
@@ -333,6 +377,12 @@ int run(const fs::path& dir) {
   graphs.push_back({"graph_nested", graph_nested(), {Shape{8, 8, 2}}});
   graphs.push_back({"graph_shared", graph_shared(), {Shape{6, 6, 3}}});
   for (Case& c : graphs) write_case(dir, c, seed++);
+  std::vector<Case> sequences;
+  sequences.push_back({"seq_embedding", seq_embedding(), {Shape{10}}, 50});
+  sequences.push_back({"seq_conv", seq_conv(), {Shape{10, 3}}});
+  sequences.push_back({"seq_repeat", seq_repeat(), {Shape{9, 3}}});
+  sequences.push_back({"seq_masking", seq_masking(), {Shape{6, 3}}});
+  for (Case& c : sequences) write_case(dir, c, seed++);
   return 0;
 }
 

@@ -33,6 +33,7 @@ class LayerNormalization : public Layer {
   explicit LayerNormalization(Options options);
 
   std::string class_name() const override { return "LayerNormalization"; }
+  bool supports_masking() const override { return true; }
   static std::shared_ptr<Layer> from_config(const Json& config);
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   Tensor call(const Tensor& x, bool training) override;

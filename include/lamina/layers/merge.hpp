@@ -22,6 +22,9 @@ class Merge : public Layer {
   std::vector<WeightSpec> weight_specs_for(std::span<const Shape> input_shapes) const override;
   void build_for(std::span<const Shape> input_shapes, Generator& gen) override;
   Tensor forward(std::span<const Tensor> inputs, bool training) override;
+  // Keras: a step is real where it is real in every input that has a mask.
+  bool supports_masking() const override { return true; }
+  Tensor compute_mask(std::span<const Tensor> inputs, std::span<const Tensor> masks) const override;
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
   void export_onnx(onnx::GraphWriter& graph) const override;
