@@ -131,11 +131,34 @@ void Recurrent::build_for(std::span<const Shape> input_shapes, Generator& gen) {
   build(input_shapes[0], gen);
 }
 
-Tensor Recurrent::forward(std::span<const Tensor> inputs, bool training) {
+std::vector<Shape> Recurrent::infer_shapes(std::span<const Shape> input_shapes) const {
+  std::vector<Shape> shapes{infer_shape(input_shapes)};
+  if (options_.return_state) shapes.resize(1 + state_count(), Shape{options_.units});
+  return shapes;
+}
+
+Tensor Recurrent::compute_mask(std::span<const Tensor>, std::span<const Tensor> masks) const {
+  return options_.return_sequences && !masks.empty() ? masks[0] : Tensor();
+}
+
+Layer::Outputs Recurrent::call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) {
   if (inputs.empty()) throw ValueError(class_name() + " '" + name_ + "' got no input");
-  const RnnResult r = run(inputs[0], Tensor(), inputs.subspan(1), training);
-  if (options_.return_sequences) return r.sequence;
-  return reshape(slice(r.sequence, 1, -1, INT64_MAX), {r.h.dim(0), r.h.dim(1)});  // Keras' last output
+  const RnnResult r = run(inputs[0], masks.empty() ? Tensor() : masks[0], inputs.subspan(1), training);
+  Outputs out;
+  // Keras' last output: the sequence's last step (with a mask, the last unmasked step's output).
+  if (options_.return_sequences) out.values.push_back(r.sequence);
+  else out.values.push_back(reshape(slice(r.sequence, 1, -1, INT64_MAX), {r.h.dim(0), r.h.dim(1)}));
+  out.masks.push_back(compute_mask(inputs, masks));
+  if (options_.return_state) {
+    out.values.push_back(r.h);
+    if (r.c.defined()) out.values.push_back(r.c);
+    out.masks.resize(out.values.size());
+  }
+  return out;
+}
+
+Tensor Recurrent::forward(std::span<const Tensor> inputs, bool training) {
+  return call_all(inputs, {}, training).values.at(0);
 }
 
 Tensor Recurrent::call(const Tensor& x, bool training) { return forward(std::span<const Tensor>(&x, 1), training); }
