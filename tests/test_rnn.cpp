@@ -170,11 +170,14 @@ TEST(Rnn, ReferenceOptions) {
   const auto kept = rnn(RnnCell::gru_reset_after, in[0], in[1], in[2], in[3], in[4], Tensor(),
                         {.recurrent_dropout = Tensor::ones({3, 3})});
   EXPECT_TRUE(all_close(kept.h, plain.h, 1e-5, 1e-6));
-  const auto dropped = rnn(RnnCell::gru_reset_after, in[0], in[1], in[2], in[3], in[4], Tensor(),
-                           {.recurrent_dropout = Tensor::zeros({3, 3})});
-  const auto fresh = rnn(RnnCell::gru_reset_after, in[0], in[1], in[2], in[3], Tensor());
-  // With h read as zeros at every step each output depends on its own step only.
+  // Recurrent dropout of everything: the recurrent matmul reads zeros, so the first step is the
+  // one a zero h0 gives (the LSTM's cell state is not dropped).
+  const auto l = random_inputs(RnnCell::lstm, 3, 4, 2, 3, 2);
+  const auto dropped =
+      rnn(RnnCell::lstm, l[0], l[1], l[2], l[3], l[4], l[5], {.recurrent_dropout = Tensor::zeros({3, 3})});
+  const auto fresh = rnn(RnnCell::lstm, l[0], l[1], l[2], l[3], Tensor(), l[5]);
   EXPECT_TRUE(all_close(step_of(dropped.sequence, 0), step_of(fresh.sequence, 0), 1e-5, 1e-6));
+  EXPECT_FALSE(all_close(step_of(dropped.sequence, 1), step_of(fresh.sequence, 1), 1e-5, 1e-6));
   // A linear SimpleRNN: h = x K + h R + b, by hand for one step.
   const auto s = random_inputs(RnnCell::simple, 2, 1, 3, 2, 4);
   const auto lin = rnn(RnnCell::simple, s[0], s[1], s[2], s[3], s[4], Tensor(),
@@ -401,6 +404,67 @@ TEST(RecurrentLayers, SaveAndLoadThroughAModel) {
   Sequential loaded = Sequential::load(path);
   std::remove(path.c_str());
   EXPECT_TRUE(all_close(loaded.predict(x), before, 0, 0));
+}
+
+// return_state in a graph: [output, h, c]; Keras' initial_state as extra inputs; the JSON reads back.
+TEST(RecurrentLayers, ReturnStateAndInitialStateInAGraph) {
+  KerasTensor x = Input({5, 3}, "x");
+  auto encoder = std::make_shared<LSTM>(LSTM::Options{.units = 4, .return_state = true, .name = "encoder"});
+  KerasTensor enc = (*encoder)(x);
+  ASSERT_EQ(enc.output_count(), 3u);
+  EXPECT_EQ(enc.output(1).shape(), (Shape{4}));
+  KerasTensor y = Input({2, 3}, "y");
+  auto decoder = std::make_shared<LSTM>(LSTM::Options{.units = 4, .return_sequences = true, .name = "decoder"});
+  KerasTensor dec = (*decoder)({y, enc.output(1), enc.output(2)});
+  EXPECT_EQ(dec.shape(), (Shape{2, 4}));
+  Model m({x, y}, {dec, enc.output(0)}, "seq2seq");
+  Generator gen(11);
+  const Tensor xs = Tensor::randn({2, 5, 3}, gen), ys = Tensor::randn({2, 2, 3}, gen);
+  const std::vector<Tensor> out = m.call(std::vector<Tensor>{xs, ys});
+  ASSERT_EQ(out.size(), 2u);
+  const RnnResult e = encoder->run(xs, Tensor(), {}, false);
+  EXPECT_TRUE(all_close(out[1], e.h, 1e-6, 1e-6));
+  const RnnResult d = decoder->run(ys, Tensor(), std::vector<Tensor>{e.h, e.c}, false);
+  EXPECT_TRUE(all_close(out[0], d.sequence, 1e-6, 1e-6));
+  Model back = Model::from_json(m.to_json());
+  back.set_weights(m.get_weights());
+  EXPECT_TRUE(all_close(back.call(std::vector<Tensor>{xs, ys})[0], out[0], 1e-6, 1e-6));
+}
+
+// Marks a step real where its first feature is not 0 (as Keras' Masking(0) does), passing x on.
+class MarkSteps : public Layer {
+ public:
+  std::string class_name() const override { return "TestRnnMarkSteps"; }
+  Shape output_shape(const Shape& s) const override { return s; }
+  Tensor call(const Tensor& x, bool) override { return x; }
+  Tensor compute_mask(std::span<const Tensor> in, std::span<const Tensor>) const override {
+    Tensor m = Tensor::empty({in[0].dim(0), in[0].dim(1)});
+    for (int64_t i = 0; i < m.numel(); ++i) m.data()[i] = in[0].data()[i * in[0].dim(2)] != 0.f ? 1.f : 0.f;
+    return m;
+  }
+};
+
+// A mask reaching a recurrent layer in a graph skips the padded steps: a post-padded sequence
+// gives what the unpadded one gives. With return_sequences the mask is passed on.
+TEST(RecurrentLayers, MaskInAGraph) {
+  KerasTensor x = Input({5, 3}, "x");
+  auto gru = std::make_shared<GRU>(GRU::Options{.units = 4, .name = "gru"});
+  Model m({x}, {(*gru)(std::make_shared<MarkSteps>()->operator()(x))}, "masked");
+  Generator gen(12);
+  Tensor xs = Tensor::randn({2, 5, 3}, gen);
+  for (int64_t t = 3; t < 5; ++t)
+    for (int64_t f = 0; f < 3; ++f) xs.data()[(0 * 5 + t) * 3 + f] = 0.f;  // sample 0: 3 real steps
+  const Tensor out = m.call(std::vector<Tensor>{xs})[0];
+  NoGradGuard no_grad;
+  const RnnResult first = gru->run(slice(slice(xs, 0, 0, 1), 1, 0, 3), Tensor(), {}, false);
+  const RnnResult second = gru->run(slice(xs, 0, 1, 2), Tensor(), {}, false);
+  EXPECT_TRUE(all_close(slice(out, 0, 0, 1), first.h, 1e-5, 1e-6));
+  EXPECT_TRUE(all_close(slice(out, 0, 1, 2), second.h, 1e-5, 1e-6));
+  GRU seq({.units = 2, .return_sequences = true});
+  const Tensor mask = Tensor::from({{1, 0}});
+  EXPECT_TRUE(seq.compute_mask({}, std::vector<Tensor>{mask}).defined());
+  GRU last({.units = 2});
+  EXPECT_FALSE(last.compute_mask({}, std::vector<Tensor>{mask}).defined());
 }
 
 }  // namespace

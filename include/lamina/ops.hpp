@@ -196,7 +196,9 @@ struct RnnOptions {
   Tensor mask{};
   // A masked step outputs zeros instead of repeating the previous output (Keras' RNN option).
   bool zero_output_for_mask = false;
-  // (N, U): multiplies the previous h wherever the cell reads it (Keras 3's recurrent_dropout mask).
+  // (N, U): multiplies the previous h where the recurrent matmul reads it (Keras' recurrent_dropout
+  // mask; a GRU's update z * h_prev + (1 - z) * hh mixes the undropped h, as Keras' GRUCell
+  // implementation 1 — its default implementation 2 skips recurrent dropout altogether).
   Tensor recurrent_dropout{};
   // Run the composed reference (one matmul per step) even when oneDNN could.
   bool reference = false;

@@ -39,12 +39,16 @@ using namespace dnnl_glue;
 using dnnl::memory;
 using tag = memory::format_tag;
 
-// Sequences of this many FLOPs (forward) or more use every core. An RNN step is a small GEMM
-// followed by a dependent one, so short sequences gain little from a second thread.
-constexpr double kParallelFlops = 20e6;
+// Threads: every step of the sequence synchronizes oneDNN's threads several times (a small GEMM,
+// then the gates), so a second thread pays only when one step's work is large. LSTM, forward +
+// backward, 1 vs 2 threads on the shared 2-core machine (load average ~5, so not a clean
+// measurement): N=32 T=80 I=U=128 (8 MFLOP a step) 15 vs 204 ms; N=64 T=20 I=U=256 (67 MFLOP)
+// 108 vs 344 ms; N=128 T=20 I=U=512 (537 MFLOP) 795 vs 3033 ms. Until an idle machine says
+// otherwise, only steps above this many FLOPs use every core.
+constexpr double kParallelStepFlops = 1e9;
 
-double flops(const RnnGeometry& g) {
-  return 2.0 * static_cast<double>(g.t * g.n) * static_cast<double>((g.i + g.u) * g.gates() * g.u);
+double step_flops(const RnnGeometry& g) {
+  return 2.0 * static_cast<double>(g.n) * static_cast<double>((g.i + g.u) * g.gates() * g.u);
 }
 
 memory::desc plain(const memory::dims& dims, tag t) { return memory::desc(dims, memory::data_type::f32, t); }
@@ -216,7 +220,7 @@ RnnSaved rnn_forward(const RnnGeometry& g, bool training, const float* x, const 
   const int64_t state = g.n * g.u;
   saved.last_h = detail::allocate_storage(state);
   saved.last_c = detail::allocate_storage(state);
-  const int threads = threads_for(flops(g), kParallelFlops);
+  const int threads = threads_for(step_flops(g), kParallelStepFlops);
   with_threads(threads, [&] {
     static thread_local std::map<std::tuple<RnnGeometry, bool, int>, Forward> cache;
     Forward& p = cached(cache, std::tuple{g, training, threads}, [&] { return make_forward(g, training); });
@@ -249,7 +253,7 @@ void rnn_backward(const RnnGeometry& g, const RnnSaved& saved, const float* x, c
   const int64_t state = g.n * g.u;
   std::shared_ptr<float[]> zeros = detail::allocate_storage(state);
   std::fill_n(zeros.get(), state, 0.f);
-  const int threads = threads_for(2 * flops(g), kParallelFlops);
+  const int threads = threads_for(2 * step_flops(g), kParallelStepFlops);
   with_threads(threads, [&] {
     static thread_local std::map<std::tuple<RnnGeometry, int>, Backward> cache;
     Backward& p = cached(cache, std::tuple{g, threads}, [&] { return make_backward(g); });

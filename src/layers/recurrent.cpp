@@ -32,7 +32,8 @@ lamina::Activation recurrent_activation_of(const Json& c) {
 
 }  // namespace
 
-Recurrent::Recurrent(const char* class_name, RnnCell cell, Options options) : cell_(cell), options_(std::move(options)) {
+Recurrent::Recurrent(const char* class_name, RnnCell cell, Options options)
+    : cell_(cell), options_(std::move(options)) {
   const std::string at = std::string(class_name) + " '" + options_.name + "'";
   if (options_.units <= 0) throw ValueError(at + ": units must be positive, got " + std::to_string(options_.units));
   if (!unit_interval(options_.dropout) || !unit_interval(options_.recurrent_dropout))
@@ -130,10 +131,34 @@ void Recurrent::build_for(std::span<const Shape> input_shapes, Generator& gen) {
   build(input_shapes[0], gen);
 }
 
-Tensor Recurrent::forward(std::span<const Tensor> inputs, bool training) {
+std::vector<Shape> Recurrent::infer_shapes(std::span<const Shape> input_shapes) const {
+  std::vector<Shape> shapes{infer_shape(input_shapes)};
+  if (options_.return_state) shapes.resize(1 + state_count(), Shape{options_.units});
+  return shapes;
+}
+
+Tensor Recurrent::compute_mask(std::span<const Tensor>, std::span<const Tensor> masks) const {
+  return options_.return_sequences && !masks.empty() ? masks[0] : Tensor();
+}
+
+Layer::Outputs Recurrent::call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) {
   if (inputs.empty()) throw ValueError(class_name() + " '" + name_ + "' got no input");
-  const RnnResult r = run(inputs[0], Tensor(), inputs.subspan(1), training);
-  return options_.return_sequences ? r.sequence : reshape(slice(r.sequence, 1, -1, INT64_MAX), {r.h.dim(0), r.h.dim(1)});
+  const RnnResult r = run(inputs[0], masks.empty() ? Tensor() : masks[0], inputs.subspan(1), training);
+  Outputs out;
+  // Keras' last output: the sequence's last step (with a mask, the last unmasked step's output).
+  if (options_.return_sequences) out.values.push_back(r.sequence);
+  else out.values.push_back(reshape(slice(r.sequence, 1, -1, INT64_MAX), {r.h.dim(0), r.h.dim(1)}));
+  out.masks.push_back(compute_mask(inputs, masks));
+  if (options_.return_state) {
+    out.values.push_back(r.h);
+    if (r.c.defined()) out.values.push_back(r.c);
+    out.masks.resize(out.values.size());
+  }
+  return out;
+}
+
+Tensor Recurrent::forward(std::span<const Tensor> inputs, bool training) {
+  return call_all(inputs, {}, training).values.at(0);
 }
 
 Tensor Recurrent::call(const Tensor& x, bool training) { return forward(std::span<const Tensor>(&x, 1), training); }
@@ -163,8 +188,9 @@ RnnResult Recurrent::run(const Tensor& x, const Tensor& mask, std::span<const Te
   if (training && options_.recurrent_dropout > 0.f)
     o.recurrent_dropout = dropout(Tensor::ones({n, u}), options_.recurrent_dropout, gen_, true);
   const Tensor* bias = find_weight("bias");
-  return rnn(cell_, input, *find_weight("kernel"), *find_weight("recurrent_kernel"), bias ? *bias : Tensor(),
-             initial_state.empty() ? Tensor() : initial_state[0], initial_state.size() > 1 ? initial_state[1] : Tensor(),
+  const Tensor h0 = initial_state.empty() ? Tensor() : initial_state[0];
+  const Tensor c0 = initial_state.size() > 1 ? initial_state[1] : Tensor();
+  return rnn(cell_, input, *find_weight("kernel"), *find_weight("recurrent_kernel"), bias ? *bias : Tensor(), h0, c0,
              o);
 }
 

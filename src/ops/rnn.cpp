@@ -11,6 +11,8 @@
 // processing order, as Keras returns it.
 #include <numeric>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/elementwise.hpp"
 #include "kernels/rnn.hpp"
@@ -117,6 +119,7 @@ RnnResult reference(RnnCell cell, const Tensor& x, const Tensor& kernel, const T
   std::vector<Tensor> outputs;
   for (int64_t t = 0; t < t_steps; ++t) {
     const Tensor xt = step(xw, t);
+    // Recurrent dropout: the h that the recurrent matmul reads (GRU's update mixes the kept h).
     const Tensor hr = o.recurrent_dropout.defined() ? h * o.recurrent_dropout : h;
     Tensor h_new, c_new;
     switch (cell) {
@@ -131,7 +134,7 @@ RnnResult reference(RnnCell cell, const Tensor& x, const Tensor& kernel, const T
         const auto xs = split(xt, {u, u, u}, 1);
         const auto zr = split(matmul(hr, rk_zr), {u, u}, 1);
         const Tensor z = gate(xs[0] + zr[0]), r = gate(xs[1] + zr[1]);
-        h_new = z * hr + (1.f - z) * act(xs[2] + matmul(r * hr, rk_h));
+        h_new = z * h + (1.f - z) * act(xs[2] + matmul(r * hr, rk_h));
         break;
       }
       case RnnCell::gru_reset_after: {
@@ -140,7 +143,7 @@ RnnResult reference(RnnCell cell, const Tensor& x, const Tensor& kernel, const T
         const auto xs = split(xt, {u, u, u}, 1);
         const auto hs = split(inner, {u, u, u}, 1);
         const Tensor z = gate(xs[0] + hs[0]), r = gate(xs[1] + hs[1]);
-        h_new = z * hr + (1.f - z) * act(xs[2] + r * hs[2]);
+        h_new = z * h + (1.f - z) * act(xs[2] + r * hs[2]);
         break;
       }
     }
@@ -193,12 +196,6 @@ Tensor onednn_bias(const kernels::RnnGeometry& g, const Tensor& bias) {
   return b;
 }
 
-// dst (+)= src over n floats.
-void store(const float* src, BackwardContext::GradOut dst, int64_t n) {
-  if (dst.accumulate) kernels::add_into(src, dst.data, n);
-  else std::copy_n(src, n, dst.data);
-}
-
 RnnResult onednn(RnnCell cell, const Tensor& x, const Tensor& kernel, const Tensor& rk, const Tensor& bias,
                  const Tensor& h0, const Tensor& c0, const RnnOptions& o) {
   const kernels::RnnGeometry g{kind_of(cell, o.activation.kind), x.dim(1), x.dim(0), x.dim(2), rk.dim(0)};
@@ -232,34 +229,41 @@ RnnResult onednn(RnnCell cell, const Tensor& x, const Tensor& kernel, const Tens
   auto dc = std::make_shared<Tensor>();
   record("rnn", y, std::move(inputs),
          [g, saved, b, h_init, c_init, dc, ib, ih, ic](BackwardContext& ctx) {
-           const int64_t state = g.n * g.u, wx_count = g.i * g.gates() * g.u, wh_count = g.u * g.gates() * g.u;
-           Tensor dx = Tensor::empty({g.n, g.t, g.i}), dwx = Tensor::empty({wx_count}),
-                  dwh = Tensor::empty({wh_count}), dbias = Tensor::empty({g.bias_rows() * g.u}),
-                  dh0 = Tensor::empty({state}), dc0 = Tensor::empty({state});
-           const bool lstm_cell = g.has_cell_state();
-           kernels::rnn_backward(g, saved, ctx.input(0).data(), ctx.input(1).data(), ctx.input(2).data(), b.data(),
-                                 h_init.data(), lstm_cell ? c_init.data() : nullptr, ctx.output().data(),
-                                 ctx.dy().data(), dc->defined() ? dc->data() : nullptr, dx.data(), dwx.data(),
-                                 dwh.data(), dbias.data(), dh0.data(), lstm_cell ? dc0.data() : nullptr);
-           if (ctx.needs(0)) store(dx.data(), ctx.dx_out(0), dx.numel());
-           if (ctx.needs(1)) store(dwx.data(), ctx.dx_out(1), wx_count);
-           if (ctx.needs(2)) store(dwh.data(), ctx.dx_out(2), wh_count);
-           if (ib >= 0 && ctx.needs(ib)) {
-             if (g.cell == kernels::RnnCellKind::lbr_gru) {  // back to Keras' (input row, recurrent row)
-               const int64_t u = g.u;
-               const float* d = dbias.data();
-               Tensor keras = Tensor::empty({6 * u});
-               float* k = keras.data();
-               std::copy_n(d, 3 * u, k);
-               std::copy_n(d, 2 * u, k + 3 * u);
-               std::copy_n(d + 3 * u, u, k + 5 * u);
-               store(k, ctx.dx_out(ib), 6 * u);
-             } else {
-               store(dbias.data(), ctx.dx_out(ib), dbias.numel());
+           const int64_t state = g.n * g.u;
+           // Each gradient goes straight into its input's buffer when that is new (oneDNN
+           // overwrites), else into a scratch buffer that is added afterwards.
+           std::vector<std::pair<Tensor, BackwardContext::GradOut>> pending;
+           const auto target = [&](int input, const Shape& shape) -> float* {
+             if (input >= 0 && ctx.needs(static_cast<size_t>(input))) {
+               const BackwardContext::GradOut out = ctx.dx_out(static_cast<size_t>(input));
+               if (!out.accumulate) return out.data;
+               pending.emplace_back(Tensor::empty(shape), out);
+               return pending.back().first.data();
              }
+             pending.emplace_back(Tensor::empty(shape), BackwardContext::GradOut{nullptr, false});
+             return pending.back().first.data();
+           };
+           float* dx = target(0, {g.n * g.t * g.i});
+           float* dwx = target(1, {g.i * g.gates() * g.u});
+           float* dwh = target(2, {g.u * g.gates() * g.u});
+           const bool lbr = g.cell == kernels::RnnCellKind::lbr_gru;  // its bias needs mapping back
+           Tensor dbias_onednn = lbr ? Tensor::empty({4 * g.u}) : Tensor();
+           float* dbias = lbr ? dbias_onednn.data() : target(ib, {g.bias_rows() * g.u});
+           float* dh0 = target(ih, {state});
+           float* dc0 = g.has_cell_state() ? target(ic, {state}) : nullptr;
+           kernels::rnn_backward(g, saved, ctx.input(0).data(), ctx.input(1).data(), ctx.input(2).data(), b.data(),
+                                 h_init.data(), g.has_cell_state() ? c_init.data() : nullptr, ctx.output().data(),
+                                 ctx.dy().data(), dc->defined() ? dc->data() : nullptr, dx, dwx, dwh, dbias, dh0, dc0);
+           if (lbr && ib >= 0 && ctx.needs(static_cast<size_t>(ib))) {  // back to Keras' (input row, recurrent row)
+             const int64_t u = g.u;
+             const float* d = dbias_onednn.data();
+             float* k = target(ib, {6 * u});
+             std::copy_n(d, 3 * u, k);
+             std::copy_n(d, 2 * u, k + 3 * u);
+             std::copy_n(d + 3 * u, u, k + 5 * u);
            }
-           if (ih >= 0 && ctx.needs(ih)) store(dh0.data(), ctx.dx_out(ih), state);
-           if (ic >= 0 && ctx.needs(ic)) store(dc0.data(), ctx.dx_out(ic), state);
+           for (const auto& [scratch, out] : pending)
+             if (out.data) kernels::add_into(scratch.data(), out.data, scratch.numel());
          });
   if (lstm)
     record("rnn_c", c, {y}, [dc](BackwardContext& ctx) {

@@ -42,7 +42,7 @@ class Recurrent : public Layer {
     float recurrent_dropout = 0.f;
     std::optional<uint64_t> seed{};
     bool return_sequences = false;  // the whole sequence (N, T, U), else the last output (N, U)
-    bool return_state = false;      // run() returns the final states; see call()
+    bool return_state = false;      // also output the final states (h; LSTM: h, c)
     bool go_backwards = false;      // right to left; the sequence comes back reversed, as Keras
     bool stateful = false;          // not supported yet: true is a ValueError
     bool unroll = false;            // accepted; the computation is the same
@@ -56,7 +56,7 @@ class Recurrent : public Layer {
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
   void build(const Shape& input_shape, Generator& gen) override;
   // x (N, T, I) -> the sequence (N, T, U) with return_sequences, else the last output (N, U).
-  // (return_state's extra outputs are in run(); a graph gets the first output.)
+  // (With return_state, a graph also gets the final states: call_all.)
   Tensor call(const Tensor& x, bool training) override;
   Shape output_shape(const Shape& input_shape) const override;
   Generator* generator() override { return &gen_; }
@@ -67,6 +67,14 @@ class Recurrent : public Layer {
   std::vector<WeightSpec> weight_specs_for(std::span<const Shape> input_shapes) const override;
   Shape infer_shape(std::span<const Shape> input_shapes) const override;
   Tensor forward(std::span<const Tensor> inputs, bool training) override;
+  // Keras 3's masks and return_state: the input mask skips padded steps (a masked step keeps the
+  // states and repeats the last output); the output carries it on with return_sequences. Outputs:
+  // [output] or, with return_state, [output, h] ([output, h, c] for LSTM), the states maskless.
+  bool supports_masking() const override { return true; }
+  Tensor compute_mask(std::span<const Tensor> inputs, std::span<const Tensor> masks) const override;
+  size_t output_count() const override { return options_.return_state ? 1 + state_count() : 1; }
+  std::vector<Shape> infer_shapes(std::span<const Shape> input_shapes) const override;
+  Outputs call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) override;
 
   // The whole result: sequence (N, T, U), final h (N, U), final c (N, U) (LSTM). mask (N, T) of
   // 0 / 1 or undefined; initial_state empty or [h0] ([h0, c0] for LSTM), each (N, U). The layer's
