@@ -79,8 +79,15 @@ bool Importer::time_major_node(const Node& n) {
       flow_.time_major = TM::sequence;
       break;
     case TM::state:
-      if (op != "Squeeze" || axes() != std::vector<int64_t>{0})
-        fail("reads a (1, N, U) state of a recurrent node; only a Squeeze of axis 0 (or a recurrent node) may");
+      if (op == "Gather" && attr_int("axis", 0) == 0) {  // PyTorch's h_n[0] / h_n[-1]: the one direction
+        const Const& index = constant(1, "indices");
+        const std::vector<int64_t> i = ints_of(index, "indices");
+        if (!index.dims.empty() || (i.at(0) != 0 && i.at(0) != -1))
+          fail("a Gather of a (1, N, U) state must take the scalar index 0 or -1");
+      } else if (op != "Squeeze" || axes() != std::vector<int64_t>{0}) {
+        fail("reads a (1, N, U) state of a recurrent node; only a Squeeze of axis 0, a Gather of index 0 (or a "
+             "recurrent node) may");
+      }
       flow_.time_major = TM::no;
       break;
   }
@@ -158,7 +165,8 @@ void Importer::recurrent(const Node& n) {
     const char* role = k == 0 ? "initial_h" : "initial_c";
     if (input >= n.inputs.size() || n.inputs[input].empty()) continue;
     if (is_const(n.inputs[input])) {
-      zeros(input, role);
+      const Const& c = consts_.at(n.inputs[input]);
+      if (!(c.fill && *c.fill == 0.f)) zeros(input, role);  // PyTorch's zeros of (1, batch, U) are fine
       continue;
     }
     const Flow& s = activations_.at(n.inputs[input]);

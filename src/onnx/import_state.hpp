@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,6 +57,9 @@ struct Const {
   std::vector<float> f;    // when is_float
   std::vector<int64_t> i;  // otherwise (may hold kBatchDim / kUnknownDim)
   std::string unsupported; // why the values cannot be used; empty if they can
+  // ConstantOfShape's value: every entry is this one (its count may depend on the batch size,
+  // then only this is known; PyTorch's zero initial states of a recurrent node).
+  std::optional<float> fill{};
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : dims) n *= d;
