@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iostream>
+#include <span>
 #include <unistd.h>
 
 #include "lamina/lamina.hpp"
@@ -106,6 +108,60 @@ TEST(OnnxRnn, ExportRefusesWhatOnnxCannotRun) {
     EXPECT_NE(std::string(e.what()).find("SimpleRNN"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(path));
+}
+
+// A layer that passes its input on with a mask of ones, as Masking on data with no masked step.
+class MaskMaker : public Layer {
+ public:
+  std::string class_name() const override { return "MaskMaker"; }
+  Tensor call(const Tensor& x, bool) override { return x; }
+  Shape output_shape(const Shape& in) const override { return in; }
+  Tensor compute_mask(std::span<const Tensor> inputs, std::span<const Tensor>) const override {
+    return Tensor::ones({inputs[0].dim(0), inputs[0].dim(1)});
+  }
+  void export_onnx(onnx::GraphWriter&) const override {}  // the identity
+};
+
+// Keras skips masked steps (the state carries over); ONNX's nodes would run them.
+TEST(OnnxRnn, ExportRefusesAMaskedRecurrentLayer) {
+  Sequential made({layers::InputLayer(Shape{4, 2}), std::shared_ptr<Layer>(std::make_shared<MaskMaker>()), layers::Dense(3),
+                   layers::SimpleRNN(Rnn{.units = 2})});
+  made.build(Shape{4, 2});
+  try {
+    save_onnx(made, temp_path("mask_maker.onnx").string());
+    FAIL() << "save_onnx wrote a recurrent layer that reads a mask";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("carries a mask"), std::string::npos) << e.what();
+  }
+  Sequential embedded({layers::Embedding({.input_dim = 10, .output_dim = 3, .mask_zero = true, .input_shape = Shape{4}}),
+                       layers::Dense(3), layers::GRU(Rnn{.units = 2})});
+  embedded.build(Shape{4});
+  Sequential masked({layers::Masking({.input_shape = Shape{4, 2}}), layers::LSTM(Rnn{.units = 2})});
+  masked.build(Shape{4, 2});
+  for (Sequential* m : {&embedded, &masked}) {
+    // The mask the first layer makes in a graph (its compute_mask), if it makes one yet.
+    const Layer& first = *m->layers().at(m->layers().at(0)->class_name() == "InputLayer" ? 1 : 0);
+    const Tensor sample = Tensor::ones(first.class_name() == "Embedding" ? Shape{1, 4} : Shape{1, 4, 2});
+    if (!first.compute_mask(std::span<const Tensor>(&sample, 1), {}).defined()) {
+      std::cout << "[ skip ] " << first.class_name() << " makes no mask in a graph yet (no compute_mask)\n";
+      continue;
+    }
+    const fs::path path = temp_path("masked.onnx");
+    try {
+      save_onnx(*m, path.string());
+      FAIL() << "save_onnx wrote a recurrent layer that reads a mask";
+    } catch (const ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("carries a mask"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(path));
+  }
+  // Without mask_zero the same model exports.
+  Sequential plain({layers::Embedding({.input_dim = 10, .output_dim = 3, .input_shape = Shape{4}}),
+                    layers::GRU(Rnn{.units = 2})});
+  plain.build(Shape{4});
+  const fs::path path = temp_path("plain.onnx");
+  EXPECT_NO_THROW(save_onnx(plain, path.string()));
+  fs::remove(path);
 }
 
 }  // namespace
