@@ -402,6 +402,17 @@ Model rnn_initial_state() {
   return Model({x, h0, c0}, {y}, "initial_state");
 }
 
+// return_state: an LSTM's [sequence, h, c] and a GRU's [last output, h] (the same tensor twice)
+// as graph outputs: the node's Y, Y_h and Y_c.
+Model rnn_return_state() {
+  KerasTensor x = Input({5, 3}, "x");
+  KerasTensor s = layers::LSTM(Rnn{.units = 4, .bias_initializer = bias_init(), .return_sequences = true,
+                                   .return_state = true, .name = "encoder"})(x);
+  KerasTensor g = layers::GRU(Rnn{.units = 3, .bias_initializer = bias_init(), .return_state = true,
+                                  .go_backwards = true, .name = "decoder"})(s);
+  return Model({x}, {s, s.output(1), s.output(2), g, g.output(1)}, "return_state");
+}
+
 int run(const fs::path& dir) {
   fs::create_directories(dir);
   manual_seed(2024);
@@ -445,6 +456,11 @@ int run(const fs::path& dir) {
   for (Case& c : recurrent) write_case(dir, c, seed++);
   Case initial{"rnn_initial_state", rnn_initial_state(), {Shape{5, 3}, Shape{4}, Shape{4}}};
   write_case(dir, initial, seed++);
+  // Only where the recurrent layers give their states as outputs (Layer::output_count).
+  if (layers::LSTM(Rnn{.units = 1, .return_state = true}).output_count() > 1) {
+    Case states{"rnn_return_state", rnn_return_state(), {Shape{5, 3}}};
+    write_case(dir, states, seed++);
+  }
   return 0;
 }
 
