@@ -180,7 +180,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"two_input",
                            {"Dense", "Dense", "Concatenate", "Dense", "Add", "Dense", "Add", "Multiply", "Dense", "Add",
                             "Activation"},
-                           (6 * 8 + 8) + (3 * 8 + 8) + (16 * 4 + 4) + 2 * (8 * 4 + 4), 2, false}),
+                           (6 * 8 + 8) + (3 * 8 + 8) + (16 * 4 + 4) + 2 * (8 * 4 + 4), 2, false},
+                      // Recurrent nodes between PyTorch's Transposes, its zero states from
+                      // ConstantOfShape; LSTM's two bias vectors add into Keras' one, GRU keeps
+                      // both rows (linear_before_reset = Keras' reset_after).
+                      Case{"lstm", {"LSTM", "Dense"}, 4 * (3 * 5 + 5 * 5 + 5) + 5 * 4 + 4},
+                      Case{"gru_seq", {"GRU", "Dense"}, 3 * 4 * (3 + 4 + 2) + 4 * 2 + 2}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(OnnxImport, LayersKeepPyTorchNamesAndFoldActivations) {

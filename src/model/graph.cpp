@@ -227,8 +227,16 @@ std::vector<std::string> Model::output_names() const {
   if (sequential_) return {layers_.empty() ? std::string("output") : layers_.back()->name()};
   std::vector<std::string> out;
   for (int t : output_ids_) {
-    const auto it = std::find_if(nodes_.begin(), nodes_.end(), [&](const Node& n) { return n.output == t; });
-    out.push_back(it != nodes_.end() ? it->layer->name() : input_layers_[static_cast<size_t>(t)]->name());
+    // Output k > 0 of a layer with several (return_state's states) is tensor n.output + k: named
+    // after the layer with "_k", so that the names stay apart (ONNX's graph outputs must).
+    const auto it = std::find_if(nodes_.begin(), nodes_.end(),
+                                 [&](const Node& n) { return t >= n.output && t < n.output + n.output_count; });
+    if (it == nodes_.end()) {
+      out.push_back(input_layers_[static_cast<size_t>(t)]->name());
+      continue;
+    }
+    out.push_back(it->layer->name());
+    if (t != it->output) out.back().append("_").append(std::to_string(t - it->output));
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include "lamina/model.hpp"
 
 #include "lamina/error.hpp"
+#include "lamina/layers/recurrent.hpp"
 #include "lamina/io.hpp"
 #include "onnx/graph_writer.hpp"
 
@@ -32,14 +33,27 @@ std::vector<onnx::Value> write_calls(const Model& model, GraphWriter& writer, co
   for (int t : model.input_ids()) top = std::max(top, t);
   for (const auto& n : model.nodes()) top = std::max(top, n.output + n.output_count - 1);
   std::vector<onnx::Value> values(static_cast<size_t>(top) + 1);
+  // Keras' masks (Embedding(mask_zero), Masking), followed on a sample of ones: only whether a
+  // value has one matters, for the layer the export cannot write with it (a recurrent layer
+  // skips masked steps; its ONNX node would not).
+  std::vector<Tensor> masks(values.size());
   for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(model.input_ids()[i])] = inputs[i];
   for (const auto& n : model.nodes()) {
     std::vector<onnx::Value> in;
     std::vector<Shape> shapes;
+    std::vector<Tensor> samples, in_masks;
     for (int t : n.inputs) {
       in.push_back(values[static_cast<size_t>(t)]);
       shapes.push_back(in.back().shape);
+      std::vector<int64_t> dims{1};
+      dims.insert(dims.end(), in.back().shape.begin(), in.back().shape.end());
+      samples.push_back(Tensor::ones(Shape(dims)));
+      in_masks.push_back(masks[static_cast<size_t>(t)]);
     }
+    if (dynamic_cast<const layers::Recurrent*>(n.layer.get()) && in_masks.at(0).defined())
+      GraphWriter::unsupported(*n.layer, "its input carries a mask (from Embedding(mask_zero=True) or Masking), "
+                                         "and ONNX's recurrent nodes cannot skip masked steps");
+    masks[static_cast<size_t>(n.output)] = n.layer->compute_mask(samples, in_masks);
     const std::vector<Shape> out = n.layer->infer_shapes(shapes);
     writer.set_inputs(std::move(in));
     n.layer->export_onnx(writer);

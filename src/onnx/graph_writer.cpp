@@ -17,8 +17,8 @@ namespace node_field {
 constexpr uint32_t input = 1, output = 2, name = 3, op_type = 4, attribute = 5;
 }
 namespace attr_field {
-constexpr uint32_t name = 1, f = 2, i = 3, ints = 8, type = 20;
-enum Type : int64_t { FLOAT = 1, INT = 2, INTS = 7 };
+constexpr uint32_t name = 1, f = 2, i = 3, s = 4, ints = 8, strings = 9, type = 20;
+enum Type : int64_t { FLOAT = 1, INT = 2, STRING = 3, INTS = 7, STRINGS = 8 };
 }
 namespace tensor_field {
 constexpr uint32_t dims = 1, data_type = 2, name = 8, raw_data = 9;
@@ -107,6 +107,20 @@ ProtoWriter GraphWriter::attr_ints(const std::string& name, const std::vector<in
   return a;
 }
 
+ProtoWriter GraphWriter::attr_string(const std::string& name, const std::string& v) {
+  ProtoWriter a;
+  a.string(attr_field::name, name).bytes(attr_field::s, v).int64(attr_field::type, attr_field::STRING);
+  return a;
+}
+
+ProtoWriter GraphWriter::attr_strings(const std::string& name, const std::vector<std::string>& v) {
+  ProtoWriter a;
+  a.string(attr_field::name, name);
+  for (const std::string& x : v) a.bytes(attr_field::strings, x);
+  a.int64(attr_field::type, attr_field::STRINGS);
+  return a;
+}
+
 std::vector<int64_t> GraphWriter::window_pads(const Shape& in, Size2 window, Size2 strides, Padding padding) {
   const bool same = padding == Padding::same;
   const auto h = kernels::window_axis(in[0], window.h, strides.h, same);
@@ -136,6 +150,19 @@ std::string GraphWriter::node(const std::string& op_type, const std::string& lay
   names_.insert(name + ":0");
   nodes_.push_back({op_type, name, std::move(inputs), {name + ":0"}, std::move(attributes)});
   return name + ":0";
+}
+
+std::vector<std::string> GraphWriter::node(const std::string& op_type, const std::string& layer,
+                                           std::vector<std::string> inputs, size_t outputs,
+                                           std::vector<ProtoWriter> attributes) {
+  const std::string name = unique(layer + "/" + op_type);
+  std::vector<std::string> names;
+  for (size_t o = 0; o < outputs; ++o) {
+    names.push_back(name + ":" + std::to_string(o));
+    names_.insert(names.back());
+  }
+  nodes_.push_back({op_type, name, std::move(inputs), names, std::move(attributes)});
+  return names;
 }
 
 std::string GraphWriter::add_initializer(const std::string& name, std::vector<int64_t> dims, int64_t data_type,

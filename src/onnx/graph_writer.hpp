@@ -59,6 +59,9 @@ class GraphWriter {
   // One node with one output, named after the layer; returns the output's name.
   std::string node(const std::string& op_type, const std::string& layer, std::vector<std::string> inputs,
                    std::vector<ProtoWriter> attributes = {});
+  // One node with `outputs` outputs (LSTM's Y, Y_h, Y_c), named after the layer; returns their names.
+  std::vector<std::string> node(const std::string& op_type, const std::string& layer, std::vector<std::string> inputs,
+                                size_t outputs, std::vector<ProtoWriter> attributes);
   // A float initializer of `dims` from data (row-major), or from a tensor; returns its name.
   std::string initializer(const std::string& name, const std::vector<int64_t>& dims, const float* data);
   std::string initializer(const std::string& name, const Tensor& w) { return initializer(name, w.shape().dims(), w.data()); }
@@ -80,6 +83,8 @@ class GraphWriter {
   static ProtoWriter attr_int(const std::string& name, int64_t v);
   static ProtoWriter attr_float(const std::string& name, float v);
   static ProtoWriter attr_ints(const std::string& name, const std::vector<int64_t>& v);
+  static ProtoWriter attr_string(const std::string& name, const std::string& v);
+  static ProtoWriter attr_strings(const std::string& name, const std::vector<std::string>& v);
   // Explicit pads [top, left, bottom, right] for Keras' padding over an (H, W, ...) input (the
   // odd cell of 'same' at the bottom / right).
   static std::vector<int64_t> window_pads(const Shape& in, Size2 window, Size2 strides, Padding padding);

@@ -234,7 +234,10 @@ lamina::Model Importer::run() {
     if (!n.domain.empty() && n.domain != "ai.onnx")
       fail("operators of domain '" + n.domain + "' are not supported (only the default ONNX domain)");
     if (n.op_type.empty()) fail("the node has no op_type");
-    if (n.outputs.empty() || n.outputs[0].empty()) fail("the node has no output");
+    // RNN, LSTM and GRU may leave their first output (Y) out and give only Y_h.
+    const bool recurrent_node = n.op_type == "RNN" || n.op_type == "LSTM" || n.op_type == "GRU";
+    if (n.outputs.empty() || (n.outputs[0].empty() && !(recurrent_node && n.outputs.size() > 1 && !n.outputs[1].empty())))
+      fail("the node has no output");
     for (const std::string& o : n.outputs)
       if (!o.empty() && (produced_.count(o) || consts_.count(o)))
         fail("its output '" + o + "' is already the name of another tensor (each ONNX name is assigned once)");
@@ -262,6 +265,9 @@ lamina::Model Importer::run() {
     if (f.source < 0)
       fail("the graph output '" + out.name + "' is the graph input '" + inputs_[static_cast<size_t>(-f.source - 1)].name +
            "' itself, passed through without a layer; a Lamina model's outputs come from layers");
+    if (f.time_major != Flow::TimeMajor::no)
+      fail("the graph output '" + out.name + "' is a recurrent node's time-major tensor; Lamina's outputs are "
+           "batch-major (the Transpose back is missing)");
     if (f.permuted())
       fail("the graph output '" + out.name + "' is an image flattened channels-first " + act_text(f.shape) +
            "; Lamina flattens channels-last, so its values would come out in another order. Import up to a Dense "
@@ -281,6 +287,7 @@ lamina::Model Importer::run() {
 
 void Importer::layer_node(const Node& n) {
   const std::string& op = n.op_type;
+  if (op == "RNN" || op == "LSTM" || op == "GRU") return recurrent(n);
   std::vector<std::string> dynamic;  // the inputs computed at run time, in order
   for (const std::string& in : n.inputs)
     if (!in.empty() && activations_.count(in)) dynamic.push_back(in);
@@ -294,6 +301,7 @@ void Importer::layer_node(const Node& n) {
          "only with its merge layers: Add, Sub, Mul, Max, Min, Sum, Mean (inputs of one shape) and Concat");
   }
   flow_ = activations_.at(dynamic[0]);
+  if (time_major_node(n)) return;
   if ((op == "Sum" || op == "Mean") && n.inputs.size() == 1) return advance(n);  // of one input: the identity
   if (op == "Gemm") gemm(n);
   else if (op == "MatMul") matmul(n);
@@ -323,7 +331,7 @@ void Importer::layer_node(const Node& n) {
     fail("operator '" + op + "' is not supported. Lamina imports graphs of Gemm, MatMul (+ Add), Conv, MaxPool, "
          "AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over H and W, BatchNormalization, Relu, "
          "LeakyRelu, Elu, Sigmoid, Tanh, Exp, Softmax, LogSoftmax, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, "
-         "Dropout, Identity, Cast and zero Pad, and Add, Sub, Mul, Max, Min, Sum, Mean and Concat of activations");
+         "Dropout, Identity, Cast, zero Pad, RNN, LSTM and GRU, and Add, Sub, Mul, Max, Min, Sum, Mean and Concat of activations");
   }
 }
 
@@ -638,6 +646,13 @@ Json keras_config(const Planned& p) {
   if (c == "LeakyReLU") return {{"negative_slope", p.value}};
   if (c == "Dropout") return {{"rate", p.value}};
   if (c == "Concatenate") return {{"axis", p.axis}};
+  if (c == "SimpleRNN" || c == "LSTM" || c == "GRU") {
+    Json j = {{"units", p.units}, {"activation", p.activation.name()}, {"use_bias", p.use_bias},
+              {"return_sequences", p.return_sequences}, {"go_backwards", p.go_backwards}};
+    if (c != "SimpleRNN") j["recurrent_activation"] = p.recurrent_activation.name();
+    if (c == "GRU") j["reset_after"] = p.reset_after;
+    return j;
+  }
   return Json::object();  // Flatten, Add, Subtract, Multiply, Average, Maximum, Minimum
 }
 

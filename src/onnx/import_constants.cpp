@@ -236,9 +236,29 @@ void Importer::constant_node(const Node& n) {
     for (int64_t d : dims) total *= d;
     if (total != out.numel()) fail("reshapes " + std::to_string(out.numel()) + " values to " + std::to_string(total));
     out.dims = dims;
+  } else if (op == "ConstantOfShape") {
+    // PyTorch's zero initial states of a recurrent node: (1, batch, hidden) zeros.
+    const std::vector<int64_t> shape = ints_of(constant(0, "input"), "input");
+    float value = 0.f;
+    if (const Attribute* a = n.attribute("value"); a && a->t) {
+      if (!a->t->is_float() || a->t->floats.size() != 1) fail("takes only a single floating-point value");
+      value = a->t->floats[0];
+    }
+    out = Const{.dims = shape, .is_float = true, .f = {}, .i = {}, .unsupported = {}, .fill = value};
+    int64_t count = 1;
+    for (int64_t d : shape) {
+      if (symbolic(d) || d < 0 || d > kMaxSample || count > kMaxSample / std::max<int64_t>(d, 1)) {
+        out.unsupported = "a ConstantOfShape of a shape known only at run time " + dims_text(shape) +
+                          " (only a recurrent node's zero initial state may be one)";
+        break;
+      }
+      count *= d;
+    }
+    if (out.unsupported.empty()) out.f.assign(static_cast<size_t>(count), value);
   } else {
     fail("operator '" + op + "' on constants is not supported (the importer evaluates Constant, Identity, Cast, "
-         "Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Reshape, Transpose and Add/Sub/Mul/Div at import time)");
+         "Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Reshape, Transpose, ConstantOfShape and Add/Sub/Mul/Div "
+         "at import time)");
   }
   consts_[n.outputs[0]] = std::move(out);
 }

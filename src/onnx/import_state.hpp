@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,6 +57,9 @@ struct Const {
   std::vector<float> f;    // when is_float
   std::vector<int64_t> i;  // otherwise (may hold kBatchDim / kUnknownDim)
   std::string unsupported; // why the values cannot be used; empty if they can
+  // ConstantOfShape's value: every entry is this one (its count may depend on the batch size,
+  // then only this is known; PyTorch's zero initial states of a recurrent node).
+  std::optional<float> fill{};
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : dims) n *= d;
@@ -78,6 +82,13 @@ struct Flow {
   std::vector<int64_t> flat_from_shape;
   std::vector<int> flat_from_axes;
   bool permuted() const { return !flat_from_axes.empty(); }
+  // A sequence between the Transposes around a recurrent node (import_rnn.cpp): `shape` and `axes`
+  // stay Lamina's batch-major ones while the graph holds it time-major (T, N, F), as a node's Y
+  // (T, 1, N, U) or as a state (1, N, U). `reversed`: the graph's steps are in the opposite order
+  // of Lamina's (a go_backwards layer's sequence before the Slice that reverses it).
+  enum class TimeMajor { no, sequence, y, state };
+  TimeMajor time_major = TimeMajor::no;
+  bool reversed = false;
   int rank() const { return static_cast<int>(shape.size()) + 1; }  // with the batch axis
 };
 
@@ -112,6 +123,9 @@ struct Planned {
   std::map<std::string, Tensor> weights;  // by Lamina weight name: kernel, bias, gamma, ...
   std::vector<int> inputs;  // the Lamina tensors it is called on (Flow::source), in order
   int64_t axis = -1;        // Concatenate: the Keras axis (with the batch axis; -1 = last)
+  // SimpleRNN, LSTM, GRU (import_rnn.cpp); activation above is theirs too.
+  Activation recurrent_activation = Activation::sigmoid;
+  bool return_sequences = false, go_backwards = false, reset_after = true;
 };
 
 // Turns a parsed ONNX model into a lamina::Model, node by node: a Sequential-shaped one when the
@@ -141,6 +155,11 @@ class Importer {
   void dropout(const Node& n);
   void transpose(const Node& n);
   void pad(const Node& n);
+  // --- import_rnn.cpp: RNN, LSTM, GRU and the time-major tensors around them ---
+  void recurrent(const Node& n);
+  // Transpose, Squeeze, Unsqueeze or Slice that enters, moves within or leaves the time-major
+  // layout of a recurrent node's tensors; false when n is none of those (and flow_ is batch-major).
+  bool time_major_node(const Node& n);
   void require_image(const char* what) const;
   // Whether the first node that takes `tensor` (Shape aside) is a Transpose: then an image-shaped
   // tensor is in a channels-last exporter's order, which that Transpose turns into NCHW.

@@ -228,13 +228,14 @@ Attribute parse_attribute(ProtoReader r, size_t offset) {
         break;
       }
       case 8: append_ints(f, a.ints, "AttributeProto.ints"), has_ints = true; break;
+      case 9: a.strings.push_back(string_value(f, "AttributeProto.strings")); break;  // RNN activations
       default: break;
     }
   }
   (void)offset;
   if (a.type == kAttrUndefined) {  // IR version 1 files leave the type out
     a.type = has_f ? kAttrFloat : has_i ? kAttrInt : has_s ? kAttrString : a.t ? kAttrTensor : has_g ? kAttrGraph
-           : has_floats ? kAttrFloats : has_ints ? kAttrInts : kAttrUndefined;
+           : has_floats ? kAttrFloats : has_ints ? kAttrInts : !a.strings.empty() ? kAttrStrings : kAttrUndefined;
   }
   return a;
 }

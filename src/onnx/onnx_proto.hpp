@@ -51,6 +51,7 @@ struct Attribute {
   std::optional<TensorData> t;
   std::vector<float> floats;
   std::vector<int64_t> ints;
+  std::vector<std::string> strings;
 };
 
 struct Node {

@@ -114,6 +114,17 @@ OPENCV_CANNOT = {
     "seq_conv": "cannot Transpose (N, T, C) <-> (N, C, T) (permute_layer '_numAxes == inputs[0].size()')",
     "seq_repeat": "cannot Transpose (N, T, C) <-> (N, C, T) (permute_layer '_numAxes == inputs[0].size()')",
     "seq_masking": "fails on ReduceMax over the features of (N, T, C) (reshape_layer 'computeShapeByReshapeMask')",
+    # The recurrent layers: OpenCV 4.6's LSTM / GRU / RNN importers want every optional input
+    # (initial_h, ...) present as a constant, and it parses Squeeze only with opset-11 attribute
+    # axes. ONNX Runtime runs them all (check_ort.js).
+    "rnn_lstm": "parses Squeeze only with attribute axes, not opset 13's input ('node_proto.input_size() == 1')",
+    "rnn_backwards": "parses Squeeze only with attribute axes, not opset 13's input ('node_proto.input_size() == 1')",
+    "rnn_gru": "takes GRU only with all 6 inputs, initial_h a constant ('node_proto.input_size() == 6')",
+    "rnn_gru_v1": "takes GRU only with all 6 inputs, initial_h a constant ('node_proto.input_size() == 6')",
+    "rnn_simple": "takes RNN's optional inputs only as constants ('Blob  not found in const blobs')",
+    "rnn_embedding": "takes Gather only with constant indices ('not found in const blobs')",
+    "rnn_initial_state": "takes LSTM's initial_h / initial_c only as constants ('not found in const blobs')",
+    "rnn_return_state": "parses Squeeze only with attribute axes, not opset 13's input ('node_proto.input_size() == 1')",
     # LayerNormalization as opset-13 ReduceMean / Sub / Mul / Sqrt / Div: OpenCV 4.6 refuses the
     # (N, K) / (N, 1) Div ("axis != outShape.size()" in parseMul) and fails in forward on the
     # (N, T, C) / (N, T, 1) one (shape_utils total()). ONNX Runtime runs both (check_ort.js).

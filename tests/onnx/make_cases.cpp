@@ -16,6 +16,7 @@
 #include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
+#include "lamina/layers/recurrent.hpp"
 #include "lamina/layers/sequence.hpp"
 #include "lamina/onnx.hpp"
 
@@ -353,6 +354,68 @@ Sequential seq_masking() {
                      layers::Masking({.mask_value = 1.5f}), layers::Dense(2)});
 }
 
+// The recurrent layers as ONNX LSTM / GRU / RNN nodes, time-major between Transposes (and
+// Squeezes). Random biases, so a bias in the wrong gate or row shows.
+using Rnn = layers::Recurrent::Options;
+
+// LSTM's last output (Y_h), then its whole sequence (Y) into a second LSTM.
+Sequential rnn_lstm() {
+  return Sequential({layers::LSTM(Rnn{.units = 5, .bias_initializer = bias_init(), .return_sequences = true,
+                                      .input_shape = Shape{6, 3}}),
+                     layers::LSTM(Rnn{.units = 4, .bias_initializer = bias_init()})});
+}
+
+// GRU with reset_after (Keras 3: linear_before_reset = 1, two bias rows) and without (= 0).
+Sequential rnn_gru(bool reset_after) {
+  return Sequential({layers::GRU(Rnn{.units = 5, .bias_initializer = bias_init(), .return_sequences = true,
+                                     .reset_after = reset_after, .input_shape = Shape{6, 3}}),
+                     layers::GRU(Rnn{.units = 3, .bias_initializer = bias_init(), .reset_after = reset_after})});
+}
+
+// SimpleRNN with tanh (its sequence) and relu (its last output).
+Sequential rnn_simple() {
+  return Sequential({layers::SimpleRNN(Rnn{.units = 5, .bias_initializer = bias_init(), .return_sequences = true,
+                                           .input_shape = Shape{6, 3}}),
+                     layers::SimpleRNN(Rnn{.units = 4, .activation = "relu", .bias_initializer = bias_init()})});
+}
+
+// go_backwards: direction "reverse", the sequence reversed back into Keras' order (last step
+// first), and the last output; an LSTM, a GRU and a SimpleRNN.
+Sequential rnn_backwards() {
+  return Sequential({layers::LSTM(Rnn{.units = 4, .bias_initializer = bias_init(), .return_sequences = true,
+                                      .go_backwards = true, .input_shape = Shape{5, 3}}),
+                     layers::GRU(Rnn{.units = 4, .bias_initializer = bias_init(), .return_sequences = true,
+                                     .go_backwards = true}),
+                     layers::SimpleRNN(Rnn{.units = 3, .bias_initializer = bias_init(), .go_backwards = true})});
+}
+
+// Token ids -> Embedding -> LSTM -> Dense: a text classifier.
+Sequential rnn_embedding() {
+  return Sequential({layers::Embedding({.input_dim = 30, .output_dim = 6, .input_shape = Shape{7}}),
+                     layers::LSTM(Rnn{.units = 5, .bias_initializer = bias_init()}),
+                     layers::Dense({.units = 3, .activation = "softmax", .bias_initializer = bias_init()})});
+}
+
+// Keras' initial_state as graph inputs: an LSTM on [x, h0, c0] (ONNX initial_h / initial_c),
+// a GRU without biases on [x, h0].
+Model rnn_initial_state() {
+  KerasTensor x = Input({5, 3}, "x"), h0 = Input({4}, "h0"), c0 = Input({4}, "c0");
+  KerasTensor s = layers::LSTM(Rnn{.units = 4, .bias_initializer = bias_init(), .return_sequences = true})({x, h0, c0});
+  KerasTensor y = layers::GRU(Rnn{.units = 4, .use_bias = false})({s, h0});
+  return Model({x, h0, c0}, {y}, "initial_state");
+}
+
+// return_state: an LSTM's [sequence, h, c] and a GRU's [last output, h] (the same tensor twice)
+// as graph outputs: the node's Y, Y_h and Y_c.
+Model rnn_return_state() {
+  KerasTensor x = Input({5, 3}, "x");
+  KerasTensor s = layers::LSTM(Rnn{.units = 4, .bias_initializer = bias_init(), .return_sequences = true,
+                                   .return_state = true, .name = "encoder"})(x);
+  KerasTensor g = layers::GRU(Rnn{.units = 3, .bias_initializer = bias_init(), .return_state = true,
+                                  .go_backwards = true, .name = "decoder"})(s);
+  return Model({x}, {s, s.output(1), s.output(2), g, g.output(1)}, "return_state");
+}
+
 int run(const fs::path& dir) {
   fs::create_directories(dir);
   manual_seed(2024);
@@ -386,6 +449,21 @@ int run(const fs::path& dir) {
   sequences.push_back({"seq_repeat", seq_repeat(), {Shape{9, 3}}});
   sequences.push_back({"seq_masking", seq_masking(), {Shape{6, 3}}});
   for (Case& c : sequences) write_case(dir, c, seed++);
+  std::vector<Case> recurrent;
+  recurrent.push_back({"rnn_lstm", rnn_lstm(), {Shape{6, 3}}});
+  recurrent.push_back({"rnn_gru", rnn_gru(true), {Shape{6, 3}}});
+  recurrent.push_back({"rnn_gru_v1", rnn_gru(false), {Shape{6, 3}}});
+  recurrent.push_back({"rnn_simple", rnn_simple(), {Shape{6, 3}}});
+  recurrent.push_back({"rnn_backwards", rnn_backwards(), {Shape{5, 3}}});
+  recurrent.push_back({"rnn_embedding", rnn_embedding(), {Shape{7}}, 30});
+  for (Case& c : recurrent) write_case(dir, c, seed++);
+  Case initial{"rnn_initial_state", rnn_initial_state(), {Shape{5, 3}, Shape{4}, Shape{4}}};
+  write_case(dir, initial, seed++);
+  // Only where the recurrent layers give their states as outputs (Layer::output_count).
+  if (layers::LSTM(Rnn{.units = 1, .return_state = true}).output_count() > 1) {
+    Case states{"rnn_return_state", rnn_return_state(), {Shape{5, 3}}};
+    write_case(dir, states, seed++);
+  }
   return 0;
 }
 

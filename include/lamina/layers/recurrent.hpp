@@ -81,6 +81,8 @@ class Recurrent : public Layer {
   // dropout masks apply when training.
   RnnResult run(const Tensor& x, const Tensor& mask, std::span<const Tensor> initial_state, bool training);
   const Options& options() const { return options_; }
+  // ONNX RNN / LSTM / GRU, time-major between Transposes (src/layers/recurrent_onnx.cpp).
+  void export_onnx(onnx::GraphWriter& graph) const override;
   size_t state_count() const { return cell_ == RnnCell::lstm ? 2 : 1; }
 
  protected:
