@@ -327,17 +327,19 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
                   first ? fmt(r, "bound_s_per_epoch", "%.5f").c_str() : "");
       first = false;
     }
-    if (const bench::Workload& w = bench::find_workload(r.at("workload").get<std::string>()); bench::is_sequence(w))
+    if (const bench::Workload& w = bench::find_workload(r.at("workload").get<std::string>()); bench::is_sequence(w)) {
+      const OJson& first_t = r.at("per_threads").at(std::to_string(o.threads.front()));
       std::printf("%-15s s/epoch extrapolated from %lld timed samples (%lld batches) to %lld; s/batch median: lamina "
-                  "%s, libtorch %s;\n%-15s CPU s/epoch median: lamina %s, libtorch %s (%s); %s\n",
+                  "%s, libtorch %s;\n%-15s CPU s/epoch median at T=%d: lamina %s, libtorch %s (%s); %s\n",
                   "", static_cast<long long>(w.timed_samples),
                   static_cast<long long>((w.timed_samples + w.batch_size - 1) / w.batch_size),
                   static_cast<long long>(bench::train_samples(w)),
                   fmt(r.at("lamina"), "s_per_batch_median", "%.4f").c_str(),
-                  fmt(r.at("libtorch"), "s_per_batch_median", "%.4f").c_str(), "",
-                  fmt(r.at("lamina"), "cpu_s_per_epoch_median", "%.2f").c_str(),
-                  fmt(r.at("libtorch"), "cpu_s_per_epoch_median", "%.2f").c_str(),
+                  fmt(r.at("libtorch"), "s_per_batch_median", "%.4f").c_str(), "", o.threads.front(),
+                  fmt(first_t.at("lamina"), "cpu_s_per_epoch_median", "%.2f").c_str(),
+                  fmt(first_t.at("libtorch"), "cpu_s_per_epoch_median", "%.2f").c_str(),
                   fmt(r, "cpu_speedup", "%.2fx").c_str(), sequence_data(w).c_str());
+    }
     if (const auto lm = num(r.at("lamina"), "s_per_epoch_median"); lm && num(r, "bound_s_per_epoch"))
       std::printf("%-15s lamina median = %.2fx the arithmetic bound\n", "", *lm / *num(r, "bound_s_per_epoch"));
     if (r.contains("accuracy_run")) {
@@ -421,6 +423,10 @@ int main(int argc, char** argv) try {
       }
       const auto lm = num(e["lamina"], "s_per_epoch_median"), tm = num(e["libtorch"], "s_per_epoch_median");
       e["speedup"] = lm && tm ? OJson(*tm / *lm) : OJson(nullptr);
+      if (bench::is_sequence(w)) {  // the same ratio in CPU seconds, which other load moves less
+        const auto lc = num(e["lamina"], "cpu_s_per_epoch_median"), tc = num(e["libtorch"], "cpu_s_per_epoch_median");
+        e["cpu_speedup"] = lc && tc ? OJson(*tc / *lc) : OJson(nullptr);
+      }
       per_threads[std::to_string(t)] = e;
     }
     for (const char* fw : kFrameworks) {
@@ -440,10 +446,8 @@ int main(int argc, char** argv) try {
     }
     const auto lm = num(entry["lamina"], "s_per_epoch_median"), tm = num(entry["libtorch"], "s_per_epoch_median");
     entry["speedup"] = lm && tm ? OJson(*tm / *lm) : OJson(nullptr);
-    if (bench::is_sequence(w)) {  // the same ratio in CPU seconds, less moved by other load
-      const auto lc = num(entry["lamina"], "cpu_s_per_epoch_median"), tc = num(entry["libtorch"], "cpu_s_per_epoch_median");
-      entry["cpu_speedup"] = lc && tc ? OJson(*tc / *lc) : OJson(nullptr);
-    }
+    if (bench::is_sequence(w))  // CPU seconds compare like for like at one thread count: the first
+      entry["cpu_speedup"] = per_threads[std::to_string(o.threads.front())]["cpu_speedup"];
     const double flops = bench::epoch_flops(w, bench::train_samples(w));
     entry["bound_s_per_epoch"] = flops / peak;
     entry["bound_gflop_per_epoch"] = flops / 1e9;
