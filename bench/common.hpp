@@ -8,6 +8,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -16,7 +19,7 @@
 namespace bench {
 
 enum class Optimizer { sgd_momentum, adam };
-enum class Architecture { mlp, lenet, resnet };
+enum class Architecture { mlp, lenet, resnet, imdb_lstm, char_lstm };
 
 // One training workload. mlp: units are the layer widths, input first ({784, 128, 10}); every
 // hidden layer is relu. lenet: LeNet-5 on 28x28x1 images -- Conv 6@5x5 'same' relu, max-pool
@@ -32,6 +35,14 @@ enum class Architecture { mlp, lenet, resnet };
 //   Flatten (3136), Dense 128 relu, Dropout 0.5, Dense 10 (logits)
 // Lamina runs it channels-last (N, H, W, C), libtorch NCHW (its Flatten order differs; the
 // sizes do not). Kernels glorot_uniform, biases zero, BN gamma 1 / beta 0, in both frameworks.
+// imdb_lstm: ids (N, 200) -> Embedding(20000, 128) -> LSTM(64, return_sequences) -> LSTM(64)
+// -> Dense(1, sigmoid), binary CE (Bidirectional wrappers around both LSTMs when
+// kImdbBidirectional). char_lstm: ids (N, 100) -> Embedding(vocab, 64) -> LSTM(256,
+// return_sequences) -> Dense(vocab) logits, sparse CE from logits at every step. LSTM kernels
+// glorot_uniform, recurrent kernels orthogonal, biases zero but the forget gate's 1 (Keras'
+// unit_forget_bias; torch's second bias b_hh zero); embeddings U(-0.05, 0.05).
+// The sequence workloads time `timed_samples` samples per epoch (a fixed subset) and
+// bench_compare extrapolates to the full epoch (train_samples).
 struct Workload {
   const char* name;
   uint64_t seed;
@@ -44,6 +55,7 @@ struct Workload {
                            // (bench_compare's, unless --epochs says otherwise)
   Architecture architecture = Architecture::mlp;
   const char* images = "mnist";  // mnist: the IDX files' directory under --data ("mnist", "fashion-mnist")
+  int64_t timed_samples = 0;     // sequence workloads: samples per timed epoch; 0: the whole epoch
 };
 
 inline const std::vector<Workload>& workloads() {
@@ -53,6 +65,8 @@ inline const std::vector<Workload>& workloads() {
       {"mnist-mlp-wide", 2, true, {784, 512, 512, 10}, 128, Optimizer::adam, false, 2},
       {"lenet-mnist", 3, true, {}, 64, Optimizer::adam, false, 1, Architecture::lenet},
       {"resnet-fashion", 4, true, {}, 64, Optimizer::adam, false, 1, Architecture::resnet, "fashion-mnist"},
+      {"imdb-lstm", 5, false, {}, 32, Optimizer::adam, false, 2, Architecture::imdb_lstm, "", 1024},
+      {"char-lstm", 6, false, {}, 64, Optimizer::adam, false, 2, Architecture::char_lstm, "", 1024},
   };
   return all;
 }
@@ -100,9 +114,41 @@ inline double resnet_epoch_flops(int64_t samples) {
   return (4.0 * all + 2.0 * (all - stem)) * static_cast<double>(samples);
 }
 
+// The sequence workloads' sizes, the same on both sides.
+inline constexpr bool kImdbBidirectional = false;  // layers::Bidirectional is not in Lamina yet
+inline constexpr int64_t kImdbVocab = 20000, kImdbMaxlen = 200, kImdbEmbed = 128, kImdbUnits = 64;
+inline constexpr int64_t kImdbTrain = 25000, kImdbTest = 1024;  // IMDB's 25,000 training reviews
+inline constexpr int64_t kCharSeq = 100, kCharEmbed = 64, kCharUnits = 256;
+inline constexpr int64_t kCharTest = 256;  // validation windows scored
+
+// An LSTM layer per sample and step, in multiply-adds: x W (in x 4 units) + h U (units x 4 units).
+inline double lstm_step_macs(int64_t in, int64_t units) {
+  return 4.0 * static_cast<double>(units) * static_cast<double>(in + units);
+}
+
+// Training FLOPs of a sequence workload: every matmul's forward, dW and dx (the embedding's output
+// needs its gradient, so even the first layer's dx counts): 3 x 2 MAC FLOPs. The embedding gather,
+// the gates' elementwise work, the loss and Adam are O(activations) and left out.
+inline double sequence_epoch_flops(const Workload& w, int64_t samples) {
+  double macs = 0;  // per sample
+  if (w.architecture == Architecture::imdb_lstm) {
+    const double dirs = kImdbBidirectional ? 2 : 1;
+    macs = dirs * static_cast<double>(kImdbMaxlen) *
+               (lstm_step_macs(kImdbEmbed, kImdbUnits) +
+                lstm_step_macs(static_cast<int64_t>(dirs) * kImdbUnits, kImdbUnits)) +
+           dirs * static_cast<double>(kImdbUnits);
+  } else {
+    const double vocab = 65;  // tiny-shakespeare's distinct characters
+    macs = static_cast<double>(kCharSeq) * (lstm_step_macs(kCharEmbed, kCharUnits) + kCharUnits * vocab);
+  }
+  return 6.0 * macs * static_cast<double>(samples);
+}
+
 inline double epoch_flops(const Workload& w, int64_t samples) {
   if (w.architecture == Architecture::lenet) return lenet_epoch_flops(samples);
   if (w.architecture == Architecture::resnet) return resnet_epoch_flops(samples);
+  if (w.architecture == Architecture::imdb_lstm || w.architecture == Architecture::char_lstm)
+    return sequence_epoch_flops(w, samples);
   double all = 0, after_first = 0;
   for (size_t l = 0; l + 1 < w.units.size(); ++l) {
     const double mk = static_cast<double>(w.units[l]) * static_cast<double>(w.units[l + 1]);
@@ -114,7 +160,24 @@ inline double epoch_flops(const Workload& w, int64_t samples) {
 
 // Training samples per epoch: MNIST's (and Fashion-MNIST's) 60,000; the digits' 80 % (1,438 of 1,797).
 inline int64_t digits_train_size(int64_t n) { return (n * 4 + 2) / 5; }  // round(0.8 n)
-inline int64_t train_samples(const Workload& w) { return w.mnist ? 60000 : digits_train_size(1797); }
+// char-lstm: the non-overlapping 100-character windows of tiny-shakespeare's first 90 %.
+inline constexpr int64_t kCharTrainWindows = (1115394 * 9 / 10 - 1) / kCharSeq;
+inline int64_t train_samples(const Workload& w) {
+  if (w.architecture == Architecture::imdb_lstm) return kImdbTrain;
+  if (w.architecture == Architecture::char_lstm) return kCharTrainWindows;
+  return w.mnist ? 60000 : digits_train_size(1797);
+}
+inline bool is_sequence(const Workload& w) {
+  return w.architecture == Architecture::imdb_lstm || w.architecture == Architecture::char_lstm;
+}
+inline bool is_digits(const Workload& w) { return !w.mnist && !is_sequence(w); }
+
+inline uint64_t splitmix64(uint64_t& state) {  // Steele, Lea, Flood 2014
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
 
 // The digits split, the same in both programs: a Fisher-Yates shuffle of 0..n-1 driven by
 // splitmix64 from `seed`; the first digits_train_size(n) indices train, the rest test. (Lamina's
@@ -123,14 +186,82 @@ inline std::vector<int64_t> split_permutation(int64_t n, uint64_t seed) {
   std::vector<int64_t> p(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) p[static_cast<size_t>(i)] = i;
   uint64_t state = seed;
-  auto next = [&state] {  // splitmix64 (Steele, Lea, Flood 2014)
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
-  for (int64_t i = n - 1; i > 0; --i) std::swap(p[static_cast<size_t>(i)], p[next() % static_cast<uint64_t>(i + 1)]);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(p[static_cast<size_t>(i)], p[splitmix64(state) % static_cast<uint64_t>(i + 1)]);
   return p;
+}
+
+// Token sequences (n, t) of ids with one target per sequence (imdb) or per step (chars).
+struct Tokens {
+  int64_t n = 0, t = 0;
+  std::vector<int32_t> x;  // n * t ids
+  std::vector<int32_t> y;  // n labels, or n * t next characters
+};
+
+// Synthetic IMDB-shaped reviews (no IMDB download needed): label 0 / 1, a length uniform in
+// [50, 200] padded in front with id 0 (Keras' pad_sequences), each word uniform over
+// [100, 20000) except that one in 8 is a sentiment word from [1, 50) (positive) or [50, 100)
+// (negative), so that the task is learnable. Only the shapes matter for the timing.
+inline Tokens synthetic_reviews(int64_t n, uint64_t seed) {
+  Tokens d{n, kImdbMaxlen, std::vector<int32_t>(static_cast<size_t>(n * kImdbMaxlen), 0),
+           std::vector<int32_t>(static_cast<size_t>(n))};
+  uint64_t state = seed;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t label = static_cast<int32_t>(splitmix64(state) & 1);
+    d.y[static_cast<size_t>(i)] = label;
+    const int64_t len = 50 + static_cast<int64_t>(splitmix64(state) % (kImdbMaxlen - 50 + 1));
+    for (int64_t j = kImdbMaxlen - len; j < kImdbMaxlen; ++j) {
+      const uint64_t r = splitmix64(state);
+      d.x[static_cast<size_t>(i * kImdbMaxlen + j)] =
+          r % 8 == 0 ? static_cast<int32_t>((label ? 1 : 50) + (r >> 8) % 49)
+                     : static_cast<int32_t>(100 + (r >> 8) % (kImdbVocab - 100));
+    }
+  }
+  return d;
+}
+
+// tiny-shakespeare: --data DIR's tinyshakespeare/input.txt, else the project's shared copy
+// (LAMINA_BENCH_SHARED_DATA, set by bench/CMakeLists.txt).
+inline std::string shakespeare_path(const std::string& data) {
+  std::string tried = data + "/tinyshakespeare/input.txt";
+  if (std::ifstream(tried).good()) return tried;
+#ifdef LAMINA_BENCH_SHARED_DATA
+  const std::string shared = std::string(LAMINA_BENCH_SHARED_DATA) + "/tinyshakespeare/input.txt";
+  if (std::ifstream(shared).good()) return shared;
+  tried += " or " + shared;
+#endif
+  throw std::runtime_error("char-lstm needs tiny-shakespeare: no " + tried);
+}
+
+// The text as ids (its distinct characters in byte order), cut into the first 90 % (train) and
+// the rest (validation), each into non-overlapping windows of kCharSeq characters; y is x one
+// character on. Train: the first `train_windows` windows; validation: its first kCharTest.
+struct CharData {
+  int64_t vocab = 0;
+  Tokens train, test;
+};
+
+inline CharData shakespeare_windows(const std::string& path, int64_t train_windows) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::set<unsigned char> chars(text.begin(), text.end());
+  int32_t id_of[256] = {};
+  int32_t next = 0;
+  for (unsigned char c : chars) id_of[c] = next++;
+  const auto split = static_cast<int64_t>(text.size()) * 9 / 10;
+  auto windows = [&](int64_t from, int64_t to, int64_t count) {
+    const int64_t fit = (to - from - 1) / kCharSeq;
+    if (count > fit) throw std::runtime_error(path + ": too short for " + std::to_string(count) + " windows");
+    Tokens d{count, kCharSeq, {}, {}};
+    for (int64_t w = 0; w < count; ++w)
+      for (int64_t j = 0; j < kCharSeq; ++j) {
+        const size_t at = static_cast<size_t>(from + w * kCharSeq + j);
+        d.x.push_back(id_of[static_cast<unsigned char>(text[at])]);
+        d.y.push_back(id_of[static_cast<unsigned char>(text[at + 1])]);
+      }
+    return d;
+  };
+  return {next, windows(0, split, train_windows), windows(split, static_cast<int64_t>(text.size()), kCharTest)};
 }
 
 // The command line of bench_lamina and bench_torch:
@@ -168,6 +299,15 @@ inline double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+// CPU seconds (user + system) this process has used: on a shared machine the wall time of a
+// 1-thread run grows with the others' load, its CPU time much less.
+inline double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {

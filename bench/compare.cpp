@@ -223,14 +223,26 @@ double min_of(std::vector<double> v) { return *std::min_element(v.begin(), v.end
 double max_of(std::vector<double> v) { return *std::max_element(v.begin(), v.end()); }
 
 // One framework at one thread count, from its runs. s/epoch: every epoch of every run (MNIST:
-// epoch 1 includes the warm-up, nothing is dropped); digits: each run's training time / epochs.
-OJson summarize(const std::vector<OJson>& runs, bool whole_training) {
-  std::vector<double> per_epoch, train, acc, rss, predict, busy;
+// epoch 1 includes the warm-up, nothing is dropped); digits: each run's training time / epochs;
+// sequence workloads: each timed epoch (a subset of the samples) scaled to the full epoch, and
+// s/batch beside it.
+OJson summarize(const std::vector<OJson>& runs, const bench::Workload& w) {
+  const bool whole_training = bench::is_digits(w);
+  std::vector<double> per_epoch, per_batch, cpu_per_epoch, train, acc, rss, predict, busy;
   OJson raw = OJson::array();
   for (const OJson& r : runs) {
     const double epochs = r.at("epochs").get<double>();
     if (whole_training) {
       per_epoch.push_back(r.at("train_seconds").get<double>() / epochs);
+    } else if (bench::is_sequence(w)) {
+      const auto timed = r.at("epoch_samples").get<int64_t>();
+      const double scale = static_cast<double>(bench::train_samples(w)) / static_cast<double>(timed);
+      const double batches = static_cast<double>((timed + w.batch_size - 1) / w.batch_size);
+      for (const auto& s : r.at("epoch_seconds")) {
+        per_epoch.push_back(s.get<double>() * scale);
+        per_batch.push_back(s.get<double>() / batches);
+      }
+      for (const auto& s : r.at("epoch_cpu_seconds")) cpu_per_epoch.push_back(s.get<double>() * scale);
     } else {
       for (const auto& s : r.at("epoch_seconds")) per_epoch.push_back(s.get<double>());
     }
@@ -245,6 +257,12 @@ OJson summarize(const std::vector<OJson>& runs, bool whole_training) {
   s["runs"] = runs.size();
   s["s_per_epoch_min"] = or_null(per_epoch, min_of);
   s["s_per_epoch_median"] = or_null(per_epoch, median);
+  if (bench::is_sequence(w)) {
+    s["s_per_batch_min"] = or_null(per_batch, min_of);
+    s["s_per_batch_median"] = or_null(per_batch, median);
+    s["cpu_s_per_epoch_min"] = or_null(cpu_per_epoch, min_of);  // user + system, all threads
+    s["cpu_s_per_epoch_median"] = or_null(cpu_per_epoch, median);
+  }
   if (whole_training) {
     s["train_seconds_min"] = or_null(train, min_of);
     s["train_seconds_median"] = or_null(train, median);
@@ -260,6 +278,15 @@ OJson summarize(const std::vector<OJson>& runs, bool whole_training) {
 std::optional<double> num(const OJson& j, const char* key) {
   if (!j.contains(key) || j.at(key).is_null()) return std::nullopt;
   return j.at(key).get<double>();
+}
+
+// What a sequence workload trained on, for the record (and the table).
+std::string sequence_data(const bench::Workload& w) {
+  if (w.architecture == bench::Architecture::imdb_lstm)
+    return std::string("synthetic IMDB-shaped reviews (common.hpp), not IMDB; ") +
+           (bench::kImdbBidirectional ? "Bidirectional LSTMs" : "unidirectional LSTMs (no layers::Bidirectional yet)");
+  if (w.architecture == bench::Architecture::char_lstm) return "tiny-shakespeare, 100-character windows";
+  return w.mnist ? w.images : "digits";
 }
 
 // --- the table ----------------------------------------------------------------------------------
@@ -279,7 +306,7 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
   std::printf("Single-core matmul peak (Lamina matmul 1024^3, 1 thread): %.1f GFLOP/s.\n", peak / 1e9);
   std::string per_run;  // epochs per run of each MNIST-sized workload: --epochs, else its default
   for (const OJson& r : results)
-    if (bench::find_workload(r.at("workload").get<std::string>()).mnist)
+    if (!bench::is_digits(bench::find_workload(r.at("workload").get<std::string>())))
       per_run += (per_run.empty() ? "" : ", ") + r.at("workload").get<std::string>() + " " +
                  std::to_string(r.at("epochs_per_run").get<int>());
   std::printf("s/epoch: min and median over every epoch of every run (epochs per run: %s; epoch 1 includes "
@@ -299,6 +326,19 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
                   fmt(f, "predict_samples_per_s", "%.0f").c_str(), first ? fmt(r, "speedup", "%.2fx").c_str() : "",
                   first ? fmt(r, "bound_s_per_epoch", "%.5f").c_str() : "");
       first = false;
+    }
+    if (const bench::Workload& w = bench::find_workload(r.at("workload").get<std::string>()); bench::is_sequence(w)) {
+      const OJson& first_t = r.at("per_threads").at(std::to_string(o.threads.front()));
+      std::printf("%-15s s/epoch extrapolated from %lld timed samples (%lld batches) to %lld; s/batch median: lamina "
+                  "%s, libtorch %s;\n%-15s CPU s/epoch median at T=%d: lamina %s, libtorch %s (%s); %s\n",
+                  "", static_cast<long long>(w.timed_samples),
+                  static_cast<long long>((w.timed_samples + w.batch_size - 1) / w.batch_size),
+                  static_cast<long long>(bench::train_samples(w)),
+                  fmt(r.at("lamina"), "s_per_batch_median", "%.4f").c_str(),
+                  fmt(r.at("libtorch"), "s_per_batch_median", "%.4f").c_str(), "", o.threads.front(),
+                  fmt(first_t.at("lamina"), "cpu_s_per_epoch_median", "%.2f").c_str(),
+                  fmt(first_t.at("libtorch"), "cpu_s_per_epoch_median", "%.2f").c_str(),
+                  fmt(r, "cpu_speedup", "%.2fx").c_str(), sequence_data(w).c_str());
     }
     if (const auto lm = num(r.at("lamina"), "s_per_epoch_median"); lm && num(r, "bound_s_per_epoch"))
       std::printf("%-15s lamina median = %.2fx the arithmetic bound\n", "", *lm / *num(r, "bound_s_per_epoch"));
@@ -342,8 +382,8 @@ int main(int argc, char** argv) try {
   double wait_budget = o.max_wait, worst_busy = 0;
   for (const std::string& name : o.workloads) {
     const bench::Workload& w = bench::find_workload(name);
-    const bool whole = !w.mnist;
-    const int epochs = w.mnist && o.epochs > 0 ? o.epochs : w.default_epochs, reps = w.mnist ? o.reps : o.digits_reps;
+    const bool whole = bench::is_digits(w);
+    const int epochs = !whole && o.epochs > 0 ? o.epochs : w.default_epochs, reps = whole ? o.digits_reps : o.reps;
     const std::string load_before = first_line("/proc/loadavg");
     // runs[T][framework]; rep outermost so drift over time spreads over everything, and the
     // framework that goes first alternates.
@@ -375,7 +415,7 @@ int main(int argc, char** argv) try {
     for (int t : o.threads) {
       OJson e;
       for (const char* fw : kFrameworks) {
-        e[fw] = summarize(runs[t][fw], whole);
+        e[fw] = summarize(runs[t][fw], w);
         const std::optional<double> m = num(e[fw], "s_per_epoch_median");
         if (m && (!best.count(fw) || *m < *num(best[fw].second, "s_per_epoch_median"))) best[fw] = {t, e[fw]};
         const std::optional<double> p = num(e[fw], "predict_samples_per_s");
@@ -383,14 +423,19 @@ int main(int argc, char** argv) try {
       }
       const auto lm = num(e["lamina"], "s_per_epoch_median"), tm = num(e["libtorch"], "s_per_epoch_median");
       e["speedup"] = lm && tm ? OJson(*tm / *lm) : OJson(nullptr);
+      if (bench::is_sequence(w)) {  // the same ratio in CPU seconds, which other load moves less
+        const auto lc = num(e["lamina"], "cpu_s_per_epoch_median"), tc = num(e["libtorch"], "cpu_s_per_epoch_median");
+        e["cpu_speedup"] = lc && tc ? OJson(*tc / *lc) : OJson(nullptr);
+      }
       per_threads[std::to_string(t)] = e;
     }
     for (const char* fw : kFrameworks) {
       OJson f;
       if (best.count(fw)) {
         const OJson& s = best[fw].second;
-        for (const char* k : {"s_per_epoch_min", "s_per_epoch_median", "train_seconds_min", "train_seconds_median",
-                              "test_accuracy", "peak_rss_mb"})
+        for (const char* k : {"s_per_epoch_min", "s_per_epoch_median", "s_per_batch_min", "s_per_batch_median",
+                              "cpu_s_per_epoch_min", "cpu_s_per_epoch_median", "train_seconds_min",
+                              "train_seconds_median", "test_accuracy", "peak_rss_mb"})
           if (s.contains(k)) f[k] = s[k];
         f["threads"] = best[fw].first;
       }
@@ -401,12 +446,18 @@ int main(int argc, char** argv) try {
     }
     const auto lm = num(entry["lamina"], "s_per_epoch_median"), tm = num(entry["libtorch"], "s_per_epoch_median");
     entry["speedup"] = lm && tm ? OJson(*tm / *lm) : OJson(nullptr);
+    if (bench::is_sequence(w))  // CPU seconds compare like for like at one thread count: the first
+      entry["cpu_speedup"] = per_threads[std::to_string(o.threads.front())]["cpu_speedup"];
     const double flops = bench::epoch_flops(w, bench::train_samples(w));
     entry["bound_s_per_epoch"] = flops / peak;
     entry["bound_gflop_per_epoch"] = flops / 1e9;
     entry["matmul_peak_gflops"] = peak / 1e9;
     entry["epochs_per_run"] = epochs;
     entry["runs_per_thread_count"] = reps;
+    if (bench::is_sequence(w)) {
+      entry["timed_samples_per_epoch"] = w.timed_samples;
+      entry["full_epoch_samples"] = bench::train_samples(w);
+    }
 
     // mnist-mlp: one full run per framework at its best thread count, for the accuracy.
     if (name == "mnist-mlp" && o.accuracy_run) {
@@ -435,6 +486,7 @@ int main(int argc, char** argv) try {
                            {"libblas", blas},
                            {"libtorch_blas_by_threads", torch_blas},
                            {"loadavg_before", load_before},
+                           {"data", sequence_data(w)},
                            {"loadavg_after", first_line("/proc/loadavg")}};
     results.push_back(entry);
   }

@@ -53,6 +53,47 @@ Sequential make_sequential(const bench::Workload& w) {
   return model;
 }
 
+// ids as Lamina's float tensors.
+Tensor ids(const std::vector<int32_t>& v, Shape shape) {
+  return Tensor::from(std::vector<float>(v.begin(), v.end()), std::move(shape));
+}
+
+// imdb-lstm: synthetic reviews (common.hpp), labels (N, 1); char-lstm: tiny-shakespeare windows,
+// next characters (N, T). `vocab` gets char-lstm's vocabulary.
+data::TrainTest load_sequences(const bench::Workload& w, const std::string& dir, int64_t& vocab) {
+  if (w.architecture == bench::Architecture::imdb_lstm) {
+    const bench::Tokens train = bench::synthetic_reviews(w.timed_samples, w.seed),
+                        test = bench::synthetic_reviews(bench::kImdbTest, w.seed + 1);
+    return {data::Dataset::from_tensors(ids(train.x, {train.n, train.t}), ids(train.y, {train.n, 1})),
+            data::Dataset::from_tensors(ids(test.x, {test.n, test.t}), ids(test.y, {test.n, 1}))};
+  }
+  const bench::CharData c = bench::shakespeare_windows(bench::shakespeare_path(dir), w.timed_samples);
+  vocab = c.vocab;
+  return {data::Dataset::from_tensors(ids(c.train.x, {c.train.n, c.train.t}), ids(c.train.y, {c.train.n, c.train.t})),
+          data::Dataset::from_tensors(ids(c.test.x, {c.test.n, c.test.t}), ids(c.test.y, {c.test.n, c.test.t}))};
+}
+
+// The sequence models of common.hpp.
+Model make_sequence_model(const bench::Workload& w, int64_t vocab) {
+  using layers::Recurrent;
+  Sequential model;
+  if (w.architecture == bench::Architecture::imdb_lstm) {
+    model.add(layers::Embedding(
+        {.input_dim = bench::kImdbVocab, .output_dim = bench::kImdbEmbed, .input_shape = Shape{bench::kImdbMaxlen}}));
+    model.add(layers::LSTM(Recurrent::Options{.units = bench::kImdbUnits, .return_sequences = true}));
+    model.add(layers::LSTM(Recurrent::Options{.units = bench::kImdbUnits}));
+    model.add(layers::Dense({.units = 1, .activation = Activation::sigmoid}));
+    model.compile(Adam({.learning_rate = 1e-3f, .epsilon = 1e-7f}), "binary_crossentropy");
+  } else {
+    model.add(layers::Embedding({.input_dim = vocab, .output_dim = bench::kCharEmbed, .input_shape = Shape{bench::kCharSeq}}));
+    model.add(layers::LSTM(Recurrent::Options{.units = bench::kCharUnits, .return_sequences = true}));
+    model.add(layers::Dense({.units = vocab}));
+    model.compile(Adam({.learning_rate = 1e-3f, .epsilon = 1e-7f}),
+                  losses::SparseCategoricalCrossentropy({.from_logits = true}));
+  }
+  return model;
+}
+
 Model make_model(const bench::Workload& w) {
   Model model = w.architecture == bench::Architecture::resnet ? resnet_fashion::model() : make_sequential(w);
   if (w.optimizer == bench::Optimizer::sgd_momentum)
@@ -64,12 +105,14 @@ Model make_model(const bench::Workload& w) {
   return model;
 }
 
+// scores (..., C) against class labels (...); one score per row (C = 1) is a probability of class 1.
 double accuracy(const Tensor& scores, const Tensor& labels) {
-  const int64_t n = scores.dim(0), c = scores.dim(1);
+  const int64_t c = scores.dim(scores.rank() - 1), n = scores.numel() / c;
   int64_t right = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* row = scores.data() + i * c;
-    right += (std::max_element(row, row + c) - row) == static_cast<int64_t>(labels.data()[i]);
+    const int64_t predicted = c == 1 ? *row > 0.5f : std::max_element(row, row + c) - row;
+    right += predicted == static_cast<int64_t>(labels.data()[i]);
   }
   return static_cast<double>(right) / static_cast<double>(n);
 }
@@ -84,15 +127,26 @@ int main(int argc, char** argv) try {
   manual_seed(w.seed);
 
   const std::string images = args.data + "/" + w.images;
-  const data::TrainTest d = !w.mnist                                 ? load_digits_split(args.data, w.seed)
+  int64_t vocab = 0;
+  const data::TrainTest d = bench::is_sequence(w)                      ? load_sequences(w, args.data, vocab)
+                            : !w.mnist                                 ? load_digits_split(args.data, w.seed)
                             : std::string(w.images) == "fashion-mnist" ? data::load_fashion_mnist(images)
-                                                                     : data::load_mnist(images);
-  Model model = make_model(w);
-  model.build(w.mnist ? Shape{28, 28} : Shape{w.units[0]});  // weights drawn before the clock starts
+                                                                       : data::load_mnist(images);
+  Model model = bench::is_sequence(w) ? make_sequence_model(w, vocab) : make_model(w);
+  // weights drawn before the clock starts
+  model.build(w.architecture == bench::Architecture::imdb_lstm   ? Shape{bench::kImdbMaxlen}
+              : w.architecture == bench::Architecture::char_lstm ? Shape{bench::kCharSeq}
+              : w.mnist                                          ? Shape{28, 28}
+                                                                 : Shape{w.units[0]});
 
+  std::vector<double> epoch_cpu_seconds;
+  double cpu0 = 0;
+  LambdaCallback cpu_clock;
+  cpu_clock.epoch_begin = [&](int) { cpu0 = bench::cpu_seconds(); };
+  cpu_clock.epoch_end = [&](int, const Logs&) { epoch_cpu_seconds.push_back(bench::cpu_seconds() - cpu0); };
   const auto t0 = std::chrono::steady_clock::now();
   const History h = model.fit(d.train, {.epochs = epochs, .batch_size = w.batch_size, .shuffle = true,
-                                        .seed = w.seed, .verbose = 0});
+                                        .seed = w.seed, .callbacks = {&cpu_clock}, .verbose = 0});
   const double train_seconds = bench::seconds_since(t0);
 
   // Test accuracy from predict; for MNIST this pass is also predict's warm-up.
@@ -114,7 +168,8 @@ int main(int argc, char** argv) try {
                     {"threads", args.threads},     {"epochs", epochs},
                     {"epoch_seconds", h.epoch_seconds}, {"train_seconds", train_seconds},
                     {"test_accuracy", test_accuracy},   {"peak_rss_mb", bench::peak_rss_mb()},
-                    {"predict_samples_per_s", predict_rate}};
+                    {"predict_samples_per_s", predict_rate}, {"epoch_samples", d.train.size()},
+                    {"epoch_cpu_seconds", epoch_cpu_seconds}};
   std::cout << out.dump() << std::endl;
 } catch (const std::exception& e) {
   std::cerr << "bench_lamina: " << e.what() << "\n";

@@ -207,6 +207,133 @@ torch::Tensor predict(torch::nn::Sequential& model, const torch::Tensor& x, int6
   return out;
 }
 
+// --- the sequence workloads ---------------------------------------------------------------------
+
+// Embedding -> LSTM stack (batch first) -> Linear on the last layer's final h (imdb: both
+// directions' final states, as Keras' Bidirectional concatenates them; one logit, the sigmoid is
+// in the loss) or on every step's output (chars: logits per step).
+struct SequenceNetImpl : torch::nn::Module {
+  SequenceNetImpl(int64_t vocab, int64_t embed, int64_t units, int64_t layers, bool bidirectional, int64_t outputs,
+                  bool per_step)
+      : embedding(register_module("embedding", torch::nn::Embedding(vocab, embed))),
+        lstm(register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(embed, units)
+                                                         .num_layers(layers)
+                                                         .bidirectional(bidirectional)
+                                                         .batch_first(true)))),
+        out(register_module("out", torch::nn::Linear((bidirectional ? 2 : 1) * units, outputs))),
+        dirs(bidirectional ? 2 : 1),
+        per_step(per_step) {
+    keras_init_sequence(units);
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    const auto [seq, state] = lstm->forward(embedding->forward(x));
+    if (per_step) return out->forward(seq);  // (N, T, vocab)
+    const torch::Tensor h = std::get<0>(state);  // (layers * dirs, N, U): the last layer's are last
+    const torch::Tensor last = h.slice(0, h.size(0) - dirs).permute({1, 0, 2}).reshape({x.size(0), -1});
+    return out->forward(last);  // (N, 1)
+  }
+
+  // Keras' initializers (common.hpp): embeddings U(-0.05, 0.05); W_ih glorot_uniform (torch's
+  // (4U, I) has Keras' (I, 4U) fans), W_hh orthogonal, b_ih zero but the forget gate's 1 (torch's
+  // gate order i, f, g, o is Keras'), b_hh zero (Keras has one bias); Linear glorot, bias zero.
+  void keras_init_sequence(int64_t units) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : named_parameters()) {
+      const std::string& k = p.key();
+      torch::Tensor v = p.value();
+      if (k.rfind("embedding.", 0) == 0) torch::nn::init::uniform_(v, -0.05, 0.05);
+      else if (k.find("weight_ih") != std::string::npos || k == "out.weight") torch::nn::init::xavier_uniform_(v);
+      else if (k.find("weight_hh") != std::string::npos) torch::nn::init::orthogonal_(v);
+      else {
+        torch::nn::init::zeros_(v);
+        if (k.find("bias_ih") != std::string::npos) v.slice(0, units, 2 * units).fill_(1.f);
+      }
+    }
+  }
+
+  torch::nn::Embedding embedding;
+  torch::nn::LSTM lstm;
+  torch::nn::Linear out;
+  int64_t dirs;
+  bool per_step;
+};
+TORCH_MODULE(SequenceNet);
+
+torch::Tensor long_tensor(const std::vector<int32_t>& v, std::vector<int64_t> shape) {
+  return torch::from_blob(const_cast<int32_t*>(v.data()), shape, torch::kInt).to(torch::kLong);
+}
+
+// imdb-lstm / char-lstm, as bench_lamina trains them (common.hpp's data, model and sizes);
+// returns the JSON line.
+nlohmann::json train_sequence(const bench::Workload& w, const bench::Args& args, int epochs) {
+  const bool imdb = w.architecture == bench::Architecture::imdb_lstm;
+  torch::Tensor train_x, train_y, test_x, test_y;
+  int64_t vocab = bench::kImdbVocab;
+  if (imdb) {
+    const bench::Tokens train = bench::synthetic_reviews(w.timed_samples, w.seed),
+                        test = bench::synthetic_reviews(bench::kImdbTest, w.seed + 1);
+    train_x = long_tensor(train.x, {train.n, train.t});
+    train_y = long_tensor(train.y, {train.n, 1}).to(torch::kFloat);
+    test_x = long_tensor(test.x, {test.n, test.t});
+    test_y = long_tensor(test.y, {test.n, 1}).to(torch::kFloat);
+  } else {
+    const bench::CharData c = bench::shakespeare_windows(bench::shakespeare_path(args.data), w.timed_samples);
+    vocab = c.vocab;
+    train_x = long_tensor(c.train.x, {c.train.n, c.train.t});
+    train_y = long_tensor(c.train.y, {c.train.n, c.train.t});
+    test_x = long_tensor(c.test.x, {c.test.n, c.test.t});
+    test_y = long_tensor(c.test.y, {c.test.n, c.test.t});
+  }
+  SequenceNet model = imdb ? SequenceNet(vocab, bench::kImdbEmbed, bench::kImdbUnits, 2, bench::kImdbBidirectional, 1,
+                                         false)
+                           : SequenceNet(vocab, bench::kCharEmbed, bench::kCharUnits, 1, false, vocab, true);
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-3).eps(1e-7));
+  torch::nn::BCEWithLogitsLoss bce;  // Keras' sigmoid + binary CE, the torch way
+  torch::nn::CrossEntropyLoss ce;
+  auto loss_of = [&](const torch::Tensor& out, const torch::Tensor& y) {
+    return imdb ? bce(out, y) : ce(out.reshape({-1, vocab}), y.reshape({-1}));
+  };
+
+  const int64_t n = train_x.size(0);
+  std::vector<double> epoch_seconds, epoch_cpu_seconds;
+  const auto t0 = std::chrono::steady_clock::now();
+  model->train();
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    const auto e0 = std::chrono::steady_clock::now();
+    const double cpu0 = bench::cpu_seconds();
+    const torch::Tensor order = torch::randperm(n, torch::kLong);
+    double loss_sum = 0;
+    for (int64_t b = 0; b < n; b += w.batch_size) {
+      const torch::Tensor idx = order.slice(0, b, std::min(n, b + w.batch_size));
+      model->zero_grad(/*set_to_none=*/true);
+      torch::Tensor loss = loss_of(model->forward(train_x.index_select(0, idx)), train_y.index_select(0, idx));
+      loss.backward();
+      optimizer.step();
+      loss_sum += loss.item<double>() * static_cast<double>(idx.size(0));
+    }
+    epoch_seconds.push_back(bench::seconds_since(e0));
+    epoch_cpu_seconds.push_back(bench::cpu_seconds() - cpu0);
+    if (!std::isfinite(loss_sum)) throw std::runtime_error("the loss diverged");
+  }
+  const double train_seconds = bench::seconds_since(t0);
+
+  double test_accuracy = 0;
+  {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    const torch::Tensor out = model->forward(test_x);
+    const torch::Tensor predicted = imdb ? out.gt(0).to(torch::kFloat) : out.argmax(-1);
+    test_accuracy = predicted.eq(test_y).to(torch::kDouble).mean().item<double>();
+  }
+  return {{"workload", w.name},          {"framework", "libtorch"},
+          {"threads", args.threads},     {"epochs", epochs},
+          {"epoch_seconds", epoch_seconds}, {"train_seconds", train_seconds},
+          {"test_accuracy", test_accuracy}, {"peak_rss_mb", bench::peak_rss_mb()},
+          {"predict_samples_per_s", nullptr}, {"epoch_samples", n},
+          {"epoch_cpu_seconds", epoch_cpu_seconds}};
+}
+
 // Which BLAS libtorch's calls reached, for the record: the libblas mapped into this process
 // and, when it is OpenBLAS, its kernel set and thread count.
 nlohmann::json blas_info() {
@@ -237,6 +364,12 @@ int main(int argc, char** argv) try {
     std::cerr << "bench_torch: warning: OPENBLAS_NUM_THREADS=" << (blas_threads ? blas_threads : "(unset)")
               << " differs from --threads " << args.threads << "; OpenBLAS keeps its own pool\n";
   torch::manual_seed(static_cast<uint64_t>(w.seed));
+  if (bench::is_sequence(w)) {
+    nlohmann::json out = train_sequence(w, args, epochs);
+    out["blas"] = blas_info();
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
 
   Data d = w.mnist ? load_mnist(args.data + "/" + w.images) : load_digits(args.data + "/digits/digits.csv.gz", w.seed);
   torch::nn::Sequential model = make_model(w);
