@@ -115,7 +115,7 @@ inline double resnet_epoch_flops(int64_t samples) {
 }
 
 // The sequence workloads' sizes, the same on both sides.
-inline constexpr bool kImdbBidirectional = false;  // layers::Bidirectional is not in Lamina yet
+inline constexpr bool kImdbBidirectional = true;  // keras.io's model: both LSTMs Bidirectional
 inline constexpr int64_t kImdbVocab = 20000, kImdbMaxlen = 200, kImdbEmbed = 128, kImdbUnits = 64;
 inline constexpr int64_t kImdbTrain = 25000, kImdbTest = 1024;  // IMDB's 25,000 training reviews
 inline constexpr int64_t kCharSeq = 100, kCharEmbed = 64, kCharUnits = 256;

@@ -80,8 +80,8 @@ Model make_sequence_model(const bench::Workload& w, int64_t vocab) {
   if (w.architecture == bench::Architecture::imdb_lstm) {
     model.add(layers::Embedding(
         {.input_dim = bench::kImdbVocab, .output_dim = bench::kImdbEmbed, .input_shape = Shape{bench::kImdbMaxlen}}));
-    model.add(layers::LSTM(Recurrent::Options{.units = bench::kImdbUnits, .return_sequences = true}));
-    model.add(layers::LSTM(Recurrent::Options{.units = bench::kImdbUnits}));
+    model.add(layers::Bidirectional(layers::LSTM(Recurrent::Options{.units = bench::kImdbUnits, .return_sequences = true})));
+    model.add(layers::Bidirectional(layers::LSTM(Recurrent::Options{.units = bench::kImdbUnits})));
     model.add(layers::Dense({.units = 1, .activation = Activation::sigmoid}));
     model.compile(Adam({.learning_rate = 1e-3f, .epsilon = 1e-7f}), "binary_crossentropy");
   } else {

@@ -339,4 +339,11 @@ void GlobalPooling1D::export_onnx(onnx::GraphWriter& g) const {
                   {W::attr_ints("axes", {1}), W::attr_int("keepdims", options_.keepdims ? 1 : 0)});
 }
 
+void GlobalAveragePooling1D::export_onnx(onnx::GraphWriter& g) const {
+  if (g.input_masked())
+    onnx::GraphWriter::unsupported(*this, "its input carries a mask (from Embedding(mask_zero=True) or Masking), and "
+                                          "ONNX's ReduceMean would average the padded steps too");
+  GlobalPooling1D::export_onnx(g);
+}
+
 }  // namespace lamina::layers

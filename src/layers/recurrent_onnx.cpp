@@ -45,6 +45,9 @@ void onnx_bias(const float* from, float* to, int64_t units, const std::vector<in
 }  // namespace
 
 void Recurrent::export_onnx(onnx::GraphWriter& g) const {
+  if (g.input_masked())
+    onnx::GraphWriter::unsupported(*this, "its input carries a mask (from Embedding(mask_zero=True) or Masking), "
+                                          "and ONNX's recurrent nodes cannot skip masked steps");
   const std::string cls = class_name();
   const bool lstm = cls == "LSTM", gru = cls == "GRU";
   const std::string op = lstm ? "LSTM" : gru ? "GRU" : "RNN";

@@ -8,9 +8,7 @@
 #include <algorithm>
 
 #include "lamina/model.hpp"
-
 #include "lamina/error.hpp"
-#include "lamina/layers/recurrent.hpp"
 #include "lamina/io.hpp"
 #include "onnx/graph_writer.hpp"
 
@@ -34,8 +32,7 @@ std::vector<onnx::Value> write_calls(const Model& model, GraphWriter& writer, co
   for (const auto& n : model.nodes()) top = std::max(top, n.output + n.output_count - 1);
   std::vector<onnx::Value> values(static_cast<size_t>(top) + 1);
   // Keras' masks (Embedding(mask_zero), Masking), followed on a sample of ones: only whether a
-  // value has one matters, for the layer the export cannot write with it (a recurrent layer
-  // skips masked steps; its ONNX node would not).
+  // value has one matters, for the layers whose export cannot honour it (GraphWriter::input_masked).
   std::vector<Tensor> masks(values.size());
   for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(model.input_ids()[i])] = inputs[i];
   for (const auto& n : model.nodes()) {
@@ -50,12 +47,10 @@ std::vector<onnx::Value> write_calls(const Model& model, GraphWriter& writer, co
       samples.push_back(Tensor::ones(Shape(dims)));
       in_masks.push_back(masks[static_cast<size_t>(t)]);
     }
-    if (dynamic_cast<const layers::Recurrent*>(n.layer.get()) && in_masks.at(0).defined())
-      GraphWriter::unsupported(*n.layer, "its input carries a mask (from Embedding(mask_zero=True) or Masking), "
-                                         "and ONNX's recurrent nodes cannot skip masked steps");
     masks[static_cast<size_t>(n.output)] = n.layer->compute_mask(samples, in_masks);
     const std::vector<Shape> out = n.layer->infer_shapes(shapes);
     writer.set_inputs(std::move(in));
+    writer.set_input_masked(in_masks.at(0).defined());
     n.layer->export_onnx(writer);
     writer.value().shape = out.at(0);
     values[static_cast<size_t>(n.output)] = writer.value();

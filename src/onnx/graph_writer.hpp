@@ -48,6 +48,10 @@ class GraphWriter {
   // A layer with several outputs (LSTM with return_state) leaves its first in value() and the
   // others here, in order; set_inputs clears them.
   std::vector<Value>& more_outputs() { return more_outputs_; }
+  // Whether the current call's first input carries a Keras mask: a layer that reads masks (the
+  // recurrent layers, GlobalAveragePooling1D) refuses to export what ONNX would compute unmasked.
+  bool input_masked() const { return input_masked_; }
+  void set_input_masked(bool on) { input_masked_ = on; }
   // The names of the current call's inputs in one layout: channels-first when any image input is
   // (a Transpose for those that are not), so a residual Add costs no Transpose; value() takes
   // that layout and the first input's shape.
@@ -113,6 +117,7 @@ class GraphWriter {
   Value value_;
   std::vector<Value> inputs_;
   std::vector<Value> more_outputs_;
+  bool input_masked_ = false;
   std::set<std::string> graph_inputs_;
   std::set<std::string> names_;
   std::vector<Node> nodes_;

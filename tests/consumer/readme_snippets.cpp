@@ -78,4 +78,22 @@ void pipelines(Sequential& model, const data::Dataset& train_set, SampleReader& 
   (void)probs;
 }
 
+void sequences(const std::vector<std::string>& train_texts) {
+  Sequential m;  // keras.io's IMDB bidirectional LSTM
+  m.add(layers::Embedding({.input_dim = 20000, .output_dim = 128, .input_shape = Shape{200}}));
+  m.add(layers::Bidirectional(layers::LSTM({.units = 64, .return_sequences = true})));
+  m.add(layers::Bidirectional(layers::LSTM({.units = 64})));
+  m.add(layers::Dense(1, "sigmoid"));
+  KerasTensor enc = layers::LSTM({.units = 32, .return_state = true})(Input({10, 8}));
+  KerasTensor dec = layers::LSTM({.units = 32, .return_sequences = true})({Input({12, 8}), enc.output(1), enc.output(2)});
+  (void)dec;
+  TextVectorization tv({.max_tokens = 20000, .output_sequence_length = 200, .padding = "pre"});
+  tv.adapt(train_texts);
+  Tensor ids = tv(train_texts);
+  m.set_text_vectorization(tv);
+  Tensor p = m.predict(std::vector<std::string>{"A wonderful film."});
+  (void)ids;
+  (void)p;
+}
+
 int main() { return 0; }

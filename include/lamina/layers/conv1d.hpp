@@ -140,6 +140,7 @@ class GlobalAveragePooling1D : public GlobalPooling1D {
   bool supports_masking() const override { return true; }
   Tensor compute_mask(std::span<const Tensor>, std::span<const Tensor>) const override { return Tensor(); }
   Outputs call_all(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) override;
+  void export_onnx(onnx::GraphWriter& graph) const override;  // refused on a masked input
 };
 
 }  // namespace lamina::layers
