@@ -365,6 +365,20 @@ TEST(RecurrentLayers, Errors) {
                   "a SimpleRNN has no recurrent_activation");
 }
 
+// A spec or a hand-written config leaves keys out: Keras' defaults apply (tanh, not linear,
+// which let an IMDB BiLSTM's activations grow without bound), and an explicit null is linear.
+TEST(RecurrentLayers, AbsentActivationIsKerasDefault) {
+  for (const char* cls : {"SimpleRNN", "LSTM", "GRU"}) {
+    auto l = std::dynamic_pointer_cast<layers::Recurrent>(layer_from_config(cls, {{"name", "r"}, {"units", 3}}));
+    ASSERT_TRUE(l) << cls;
+    EXPECT_EQ(l->options().activation.name(), "tanh") << cls;
+    EXPECT_EQ(l->options().recurrent_activation.name(), "sigmoid") << cls;
+    auto none = std::dynamic_pointer_cast<layers::Recurrent>(
+        layer_from_config(cls, {{"name", "r"}, {"units", 3}, {"activation", nullptr}}));
+    EXPECT_EQ(none->options().activation.name(), "linear") << cls;
+  }
+}
+
 TEST(RecurrentLayers, ConfigRoundTrip) {
   LSTM l({.units = 5, .recurrent_activation = "tanh", .unit_forget_bias = false, .dropout = 0.25f, .seed = 3,
           .return_sequences = true, .go_backwards = true, .unroll = true, .name = "enc"});

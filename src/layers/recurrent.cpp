@@ -237,7 +237,8 @@ void GRU::write_own(Json& j) const {
 Recurrent::Options Recurrent::read_shared(const Json& c, const std::string& at) {
   Options o;
   o.units = detail::positive_int_of(c, "units", at);
-  o.activation = detail::activation_of(c);
+  // Keras' default is tanh when the key is absent; an explicit null is linear (activation=None).
+  if (c.contains("activation")) o.activation = detail::activation_of(c);
   o.use_bias = c.value("use_bias", true);
   o.kernel_initializer = detail::initializer_of(c, "kernel_initializer", o.kernel_initializer);
   o.recurrent_initializer = detail::initializer_of(c, "recurrent_initializer", o.recurrent_initializer);
