@@ -26,13 +26,6 @@ std::shared_ptr<Recurrent> copy_direction(const Recurrent& layer, const std::str
   return std::dynamic_pointer_cast<Recurrent>(layer_from_config(layer.class_name(), c));
 }
 
-// What a direction gives: its sequence (in its own processing order), or its last output.
-Tensor direction_output(const Recurrent& l, const RnnResult& r) {
-  if (l.options().return_sequences) return r.sequence;
-  const int64_t n = r.sequence.dim(0), t = r.sequence.dim(1), u = r.sequence.dim(2);
-  return reshape(slice(r.sequence, 1, t - 1, t), Shape{n, u});
-}
-
 // x with its time axis (1) reversed.
 Tensor flip_time(const Tensor& x) {
   std::vector<int64_t> steps(static_cast<size_t>(x.dim(1)));
@@ -184,9 +177,15 @@ Layer::Outputs Bidirectional::call_all(std::span<const Tensor> inputs, std::span
   if (has_states && inputs.size() != 1 + 2 * per)
     throw ValueError("Bidirectional '" + name_ + "' takes 0 or " + std::to_string(2 * per) + " initial states, got " +
                      std::to_string(inputs.size() - 1));
-  const RnnResult f = forward_->run(inputs[0], mask, has_states ? inputs.subspan(1, per) : inputs.subspan(0, 0), training);
-  const RnnResult b = backward_->run(inputs[0], mask, has_states ? inputs.subspan(1 + per, per) : inputs.subspan(0, 0), training);
-  Tensor y = direction_output(*forward_, f), y_rev = direction_output(*backward_, b);
+  // Each direction is its layer's own call: its output (sequence or last step), then its states.
+  auto run = [&](Recurrent& l, size_t first_state) {
+    std::vector<Tensor> in{inputs[0]};
+    if (has_states) in.insert(in.end(), inputs.begin() + static_cast<std::ptrdiff_t>(first_state),
+                              inputs.begin() + static_cast<std::ptrdiff_t>(first_state + per));
+    return l.call_all(in, std::span<const Tensor>(&mask, 1), training).values;
+  };
+  const std::vector<Tensor> f = run(*forward_, 1), b = run(*backward_, 1 + per);
+  Tensor y = f[0], y_rev = b[0];
   const bool sequences = forward_->options().return_sequences;
   // Keras flips a sequence that ran the other way back to the input's order.
   if (sequences && backward_->options().go_backwards != forward_->options().go_backwards) y_rev = flip_time(y_rev);
@@ -198,11 +197,8 @@ Layer::Outputs Bidirectional::call_all(std::span<const Tensor> inputs, std::span
   else out.values = {y, y_rev};
   const Tensor out_mask = sequences ? mask : Tensor();
   out.masks.assign(out.values.size(), out_mask);
-  if (forward_->options().return_state)
-    for (const RnnResult* r : {&f, &b}) {
-      out.values.push_back(r->h);
-      if (per == 2) out.values.push_back(r->c);
-    }
+  out.values.insert(out.values.end(), f.begin() + 1, f.end());  // the states, when return_state
+  out.values.insert(out.values.end(), b.begin() + 1, b.end());
   out.masks.resize(out.values.size());
   return out;
 }
