@@ -107,6 +107,9 @@ def check_with_onnx(directory):
 
 # Valid ONNX that OpenCV 4.6's importer refuses; onnx's checker still judges these files.
 OPENCV_CANNOT = {
+    # The VAE's Sampling layer draws its noise with RandomNormalLike, which OpenCV 4.6 has no layer
+    # for ("Can't create layer ... of type RandomNormalLike"). ONNX Runtime runs it (check_ort.js).
+    "graph_sampling": "has no RandomNormalLike layer ('Can't create layer of type RandomNormalLike')",
     # The sequence layers: OpenCV 4.6 takes Gather only with constant indices, and its Permute
     # asserts on the rank-3 Transposes around a 1-D Conv / pooling and its Reshape on Masking's
     # ReduceMax. ONNX Runtime runs all four (check_ort.js).

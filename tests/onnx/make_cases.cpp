@@ -17,6 +17,7 @@
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
 #include "lamina/layers/recurrent.hpp"
+#include "lamina/layers/sampling.hpp"
 #include "lamina/layers/sequence.hpp"
 #include "lamina/onnx.hpp"
 
@@ -416,6 +417,17 @@ Model rnn_return_state() {
   return Model({x}, {s, s.output(1), s.output(2), g, g.output(1)}, "return_state");
 }
 
+// A VAE's Sampling layer (RandomNormalLike in ONNX): with a log-variance of -60 the noise is
+// scaled by e^-30, so every runtime must give z = z_mean exactly and the outputs are comparable.
+Model graph_sampling() {
+  KerasTensor x = Input({5}, "x");
+  KerasTensor mean = layers::Dense({.units = 3, .bias_initializer = bias_init()})(x);
+  KerasTensor log_var = layers::Dense({.units = 3, .kernel_initializer = Initializer::zeros(),
+                                       .bias_initializer = Initializer::constant(-60.f)})(x);
+  KerasTensor z = layers::Sampling({.kl_weight = 1.f, .name = "z"})({mean, log_var});
+  return Model({x}, {layers::Dense({.units = 4, .activation = "sigmoid"})(z)}, "sampling");
+}
+
 int run(const fs::path& dir) {
   fs::create_directories(dir);
   manual_seed(2024);
@@ -442,6 +454,7 @@ int run(const fs::path& dir) {
   graphs.push_back({"graph_two_outputs", graph_two_outputs(), {Shape{8, 8, 1}}});
   graphs.push_back({"graph_nested", graph_nested(), {Shape{8, 8, 2}}});
   graphs.push_back({"graph_shared", graph_shared(), {Shape{6, 6, 3}}});
+  graphs.push_back({"graph_sampling", graph_sampling(), {Shape{5}}});
   for (Case& c : graphs) write_case(dir, c, seed++);
   std::vector<Case> sequences;
   sequences.push_back({"seq_embedding", seq_embedding(), {Shape{10}}, 50});
