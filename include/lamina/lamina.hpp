@@ -45,6 +45,7 @@
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
 #include "lamina/layers/recurrent.hpp"
+#include "lamina/layers/resize.hpp"
 #include "lamina/layers/sequence.hpp"
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"
