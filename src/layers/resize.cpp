@@ -107,7 +107,7 @@ void UpSampling2D::export_onnx(onnx::GraphWriter& g) const {
   onnx::Value& v = g.value();
   const float scales[4] = {1.f, 1.f, static_cast<float>(options_.size.h), static_cast<float>(options_.size.w)};
   const std::string s = g.initializer(name() + "/scales", {4}, scales);
-  std::vector<ProtoWriter> attrs;
+  std::vector<onnx::ProtoWriter> attrs;
   if (options_.interpolation == Interpolation::bilinear) {
     attrs.push_back(W::attr_string("mode", "linear"));
     attrs.push_back(W::attr_string("coordinate_transformation_mode", "half_pixel"));
