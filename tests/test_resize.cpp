@@ -305,5 +305,49 @@ TEST(ResizeOnnx, ExportsResizePadAndSlice) {
   EXPECT_EQ(init(resize[1]->inputs[2]).floats, (std::vector<float>{1, 1, 2, 3}));
 }
 
+
+// --- ONNX import: a PyTorch export (make_onnx_fixtures.py's "resize") ---------------------------------
+
+// PyTorch's F.interpolate nearest (Resize asymmetric / floor) and bilinear (half_pixel), F.pad
+// (Pad whose pads come from a little constant program) and slicing (two Slices) read back as
+// UpSampling2D, ZeroPadding2D and Cropping2D, predicting what PyTorch computed.
+TEST(ResizeOnnx, ImportsPyTorchsResizePadAndSlice) {
+  const std::string dir = LAMINA_FIXTURE_DIR;
+  Model model = load_onnx(dir + "/onnx_resize.onnx");
+  std::vector<std::string> classes;
+  for (const auto& l : model.layers()) classes.push_back(l->class_name());
+  EXPECT_EQ(classes, (std::vector<std::string>{"InputLayer", "Conv2D", "UpSampling2D", "UpSampling2D", "ZeroPadding2D",
+                                               "Cropping2D", "Cropping2D", "Conv2D"}))
+      << model.to_json().dump();
+  auto layer = [&](size_t i) -> const Layer& { return *model.layers().at(i); };
+  if (classes.size() == 8) {
+    EXPECT_EQ(dynamic_cast<const UpSampling2D&>(layer(2)).options().interpolation, Interpolation::nearest);
+    EXPECT_EQ(dynamic_cast<const UpSampling2D&>(layer(3)).options().size, Size2(2, 3));
+    EXPECT_EQ(dynamic_cast<const UpSampling2D&>(layer(3)).options().interpolation, Interpolation::bilinear);
+    EXPECT_EQ(dynamic_cast<const ZeroPadding2D&>(layer(4)).options().padding, (Margins2{1, 2, 0, 3}));
+    EXPECT_EQ(dynamic_cast<const Cropping2D&>(layer(5)).options().cropping, (Margins2{2, 1, 0, 0}));
+    EXPECT_EQ(dynamic_cast<const Cropping2D&>(layer(6)).options().cropping, (Margins2{0, 0, 3, 2}));
+  }
+  const auto f = testing::load_fixture("onnx_resize");
+  const Tensor x = permute(f.at("x"), {0, 2, 3, 1}), want = permute(f.at("y"), {0, 2, 3, 1});
+  EXPECT_TRUE(testing::all_close(model.predict(x), want, 1e-4, 1e-5));
+}
+
+// What Lamina cannot compute the same way is refused, naming the node and the reason.
+TEST(ResizeOnnx, ImportRefusesOtherResizes) {
+  const std::string dir = LAMINA_FIXTURE_DIR;
+  std::string bytes = io::read_file(dir + "/onnx_resize.onnx");
+  // The bilinear Resize with align_corners instead of half_pixel: same length, so the file stays valid.
+  const std::string from = "half_pixel", to = "asymmetric";
+  ASSERT_NE(bytes.find(from), std::string::npos);
+  bytes.replace(bytes.find(from), from.size(), to);
+  const auto path = std::filesystem::temp_directory_path() / ("lamina_test_resize_" + std::to_string(::getpid()) + "_in.onnx");
+  io::write_file_atomic(path.string(), bytes);
+  const std::string msg = error_of<Error>([&] { load_onnx(path.string()); });
+  std::filesystem::remove(path);
+  EXPECT_CONTAINS(msg, "Resize");
+  EXPECT_CONTAINS(msg, "linear with coordinate_transformation_mode 'asymmetric' is not supported");
+}
+
 }  // namespace
 }  // namespace lamina
