@@ -297,10 +297,10 @@ TEST(ResizeOnnx, ExportsResizePadAndSlice) {
   };
   // The pad comes before the Conv: on the channels-last input (axes H = 1, W = 2).
   EXPECT_EQ(init(pad[0]->inputs[1]).ints, (std::vector<int64_t>{0, 1, 0, 0, 0, 2, 3, 0}));
-  // The crop comes after the Conv and the Resizes: on the channels-first image (H = 2, W = 3),
-  // 16x30 -> rows 1..16, columns 2..29.
+  // The crop comes after the Conv and the Resizes: on the channels-first image (H = 2, W = 3).
+  // 4x5 padded to 7x8, upsampled to 14x16 and 28x48, cropped to rows 1..27, columns 2..46.
   EXPECT_EQ(init(slice[0]->inputs[1]).ints, (std::vector<int64_t>{1, 2}));
-  EXPECT_EQ(init(slice[0]->inputs[2]).ints, (std::vector<int64_t>{16, 29}));
+  EXPECT_EQ(init(slice[0]->inputs[2]).ints, (std::vector<int64_t>{28, 47}));
   EXPECT_EQ(init(slice[0]->inputs[3]).ints, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(init(resize[1]->inputs[2]).floats, (std::vector<float>{1, 1, 2, 3}));
 }
