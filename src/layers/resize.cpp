@@ -4,6 +4,7 @@
 #include "lamina/layers/resize.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include "kernels/window.hpp"
 #include "layers/keras_config.hpp"

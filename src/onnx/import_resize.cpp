@@ -4,6 +4,7 @@
 // holds the image (NCHW from PyTorch, NHWC between Lamina's own Transposes); what Lamina cannot
 // compute the same way is refused with the reason.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "onnx/import_state.hpp"
