@@ -46,6 +46,7 @@
 #include "lamina/layers/merge.hpp"
 #include "lamina/layers/recurrent.hpp"
 #include "lamina/layers/sampling.hpp"
+#include "lamina/layers/resize.hpp"
 #include "lamina/layers/sequence.hpp"
 #include "lamina/losses.hpp"
 #include "lamina/metrics.hpp"

@@ -140,6 +140,27 @@ Tensor avg_pool2d(const Tensor& x, Size2 pool, Size2 strides, Padding padding = 
 // The mean over H and W: (N, H, W, C) -> (N, C).
 Tensor global_avg_pool2d(const Tensor& x);
 
+// Resizing channels-last images (UpSampling2D, ZeroPadding2D, Cropping2D; GAN / VAE generators).
+// Keras' UpSampling2D interpolations that Lamina runs: nearest (each pixel repeated) and bilinear
+// (half-pixel centers, the edge pixels clamped: tf.image.resize, torch's F.interpolate with
+// align_corners=False).
+enum class Interpolation { nearest, bilinear };
+// (N, H, W, C) -> (N, H size.h, W size.w, C), on oneDNN's resampling primitive. backward: each
+// output cell's dy goes back to the input cells it read, with the same weights.
+Tensor upsample2d(const Tensor& x, Size2 size, Interpolation interpolation = Interpolation::nearest);
+
+// Cells added (zero_pad2d) or removed (crop2d) at each side of an image; all >= 0.
+struct Margins2 {
+  int64_t top = 0, bottom = 0, left = 0, right = 0;
+  bool operator==(const Margins2&) const = default;
+};
+// (N, H, W, C) -> (N, top + H + bottom, left + W + right, C), the new cells 0. backward: the
+// crop of dy.
+Tensor zero_pad2d(const Tensor& x, Margins2 padding);
+// (N, H, W, C) -> (N, H - top - bottom, W - left - right, C); the result must keep at least one
+// row and column. backward: dy zero-padded back to x's shape.
+Tensor crop2d(const Tensor& x, Margins2 cropping);
+
 // Inverted dropout: when training, each element is zeroed with probability `rate` and the
 // kept ones are scaled by 1 / (1 - rate), so the expected value is unchanged; the mask comes
 // from `gen`. The identity when !training or rate == 0. rate in [0, 1).

@@ -14,6 +14,7 @@
 #include "lamina/layers/merge.hpp"
 #include "lamina/layers/recurrent.hpp"
 #include "lamina/layers/sampling.hpp"
+#include "lamina/layers/resize.hpp"
 #include "lamina/layers/sequence.hpp"
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
@@ -335,6 +336,9 @@ struct Registry {
       {"MaxPooling2D", builtin<layers::MaxPooling2D>()},
       {"AveragePooling2D", builtin<layers::AveragePooling2D>()},
       {"GlobalAveragePooling2D", builtin<layers::GlobalAveragePooling2D>()},
+      {"UpSampling2D", builtin<layers::UpSampling2D>()},
+      {"ZeroPadding2D", builtin<layers::ZeroPadding2D>()},
+      {"Cropping2D", builtin<layers::Cropping2D>()},
       {"BatchNormalization", builtin<layers::BatchNormalization>()},
       {"Dropout", builtin<layers::Dropout>()},
       {"LayerNormalization", builtin<layers::LayerNormalization>()},

@@ -204,7 +204,9 @@ void Importer::read_inputs() {
     for (size_t a = 0; a < f.axes.size(); ++a) f.axes[a] = static_cast<int>(a);
     // An image input becomes channels-last, unless the graph starts by transposing it (an exporter
     // from a channels-last framework): then Lamina takes the input exactly as the graph does.
-    if (f.rank() == 4 && !transposed_next(in.name)) f.axes = kNchw;
+    // Lamina's own files keep their inputs channels-last whatever node reads them first (a Pad or
+    // a Slice needs no Transpose; graph_writer.hpp).
+    if (f.rank() == 4 && !transposed_next(in.name) && model_.producer_name != "lamina") f.axes = kNchw;
     inputs_.push_back({in.name, lamina_shape(f)});
     activations_[in.name] = f;
     produced_.insert(in.name);
@@ -318,6 +320,8 @@ void Importer::layer_node(const Node& n) {
   else if (op == "Dropout") dropout(n);
   else if (op == "Transpose") transpose(n);
   else if (op == "Pad") pad(n);
+  else if (op == "Resize" || op == "Upsample") resize(n);
+  else if (op == "Slice") slice(n);
   else if (op == "Identity") advance(n);
   else if (op == "Cast") {
     if (attr_int("to", kFloat) != kFloat) fail("casts the activation to " + data_type_name(static_cast<int32_t>(attr_int("to", 0))) + "; Lamina computes in float32");
@@ -331,7 +335,8 @@ void Importer::layer_node(const Node& n) {
     fail("operator '" + op + "' is not supported. Lamina imports graphs of Gemm, MatMul (+ Add), Conv, MaxPool, "
          "AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over H and W, BatchNormalization, Relu, "
          "LeakyRelu, Elu, Sigmoid, Tanh, Exp, Softmax, LogSoftmax, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, "
-         "Dropout, Identity, Cast, zero Pad, RNN, LSTM and GRU, and Add, Sub, Mul, Max, Min, Sum, Mean and Concat of activations");
+         "Dropout, Identity, Cast, Pad (zeros, on H and W), Resize and Upsample (nearest or bilinear by whole factors), "
+         "Slice (of H and W), RNN, LSTM and GRU, and Add, Sub, Mul, Max, Min, Sum, Mean and Concat of activations");
   }
 }
 
@@ -646,6 +651,13 @@ Json keras_config(const Planned& p) {
   if (c == "LeakyReLU") return {{"negative_slope", p.value}};
   if (c == "Dropout") return {{"rate", p.value}};
   if (c == "Concatenate") return {{"axis", p.axis}};
+  if (c == "UpSampling2D")
+    return {{"size", size2(p.factors)},
+            {"interpolation", p.interpolation == Interpolation::bilinear ? "bilinear" : "nearest"}};
+  const Json margins = Json::array({Json::array({p.margins.top, p.margins.bottom}),
+                                    Json::array({p.margins.left, p.margins.right})});
+  if (c == "ZeroPadding2D") return {{"padding", margins}};
+  if (c == "Cropping2D") return {{"cropping", margins}};
   if (c == "SimpleRNN" || c == "LSTM" || c == "GRU") {
     Json j = {{"units", p.units}, {"activation", p.activation.name()}, {"use_bias", p.use_bias},
               {"return_sequences", p.return_sequences}, {"go_backwards", p.go_backwards}};

@@ -144,30 +144,43 @@ void Importer::constant_node(const Node& n) {
       out.dims[0] += c.dims[0];
     }
   } else if (op == "Slice") {
+    // Along one axis of a constant of any rank: PyTorch's F.pad reverses the rows of a (4, 2)
+    // pads table with step -1 before flattening it.
     const Const& data = constant(0, "data");
-    if (data.dims.size() != 1) fail("only slices 1-D constants");
-    std::vector<int64_t> starts, ends, steps;
+    if (data.dims.empty()) fail("cannot slice a scalar");
+    const auto rank = static_cast<int64_t>(data.dims.size());
+    std::vector<int64_t> starts, ends, steps, axes;
     if (opset() < 10) {
-      starts = attr_ints("starts"), ends = attr_ints("ends");
+      starts = attr_ints("starts"), ends = attr_ints("ends"), axes = attr_ints("axes");
     } else {
       starts = ints_of(constant(1, "starts"), "starts"), ends = ints_of(constant(2, "ends"), "ends");
-      if (const Const* a = optional_constant(3, "axes"); a && ints_of(*a, "axes") != std::vector<int64_t>{0} &&
-                                                        ints_of(*a, "axes") != std::vector<int64_t>{-1})
-        fail("only slices axis 0");
+      if (const Const* a = optional_constant(3, "axes")) axes = ints_of(*a, "axes");
       if (const Const* s = optional_constant(4, "steps")) steps = ints_of(*s, "steps");
     }
-    if (starts.size() != 1 || ends.size() != 1 || steps.size() > 1) fail("expects one start, end and step");
-    const int64_t len = data.dims[0], step = steps.empty() ? 1 : steps[0];
+    if (starts.size() != 1 || ends.size() != 1 || steps.size() > 1 || axes.size() > 1)
+      fail("expects one start, end, axis and step");
+    const int64_t axis = axes.empty() ? 0 : axes[0] < 0 ? axes[0] + rank : axes[0];
+    if (axis < 0 || axis >= rank) fail("axis " + std::to_string(axes[0]) + " is out of range for rank " + std::to_string(rank));
+    const int64_t len = data.dims[static_cast<size_t>(axis)], step = steps.empty() ? 1 : steps[0];
     if (step == 0) fail("has step 0");
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < rank; ++d) (d < axis ? outer : inner) *= d == axis ? 1 : data.dims[static_cast<size_t>(d)];
     auto clamp = [&](int64_t v, int64_t lo, int64_t hi) { return std::clamp(v < 0 ? v + len : v, lo, hi); };
-    int64_t b = step > 0 ? clamp(starts[0], 0, len) : clamp(starts[0], -1, len - 1);
+    const int64_t b0 = step > 0 ? clamp(starts[0], 0, len) : clamp(starts[0], -1, len - 1);
     const int64_t e = step > 0 ? clamp(ends[0], 0, len) : clamp(ends[0], -1, len - 1);
     out.is_float = data.is_float;
-    for (; step > 0 ? b < e : b > e; b += step) {
-      if (data.is_float) out.f.push_back(data.f[static_cast<size_t>(b)]);
-      else out.i.push_back(data.i[static_cast<size_t>(b)]);
+    int64_t kept = 0;
+    for (int64_t o = 0; o < outer; ++o) {
+      kept = 0;
+      for (int64_t b = b0; step > 0 ? b < e : b > e; b += step, ++kept)
+        for (int64_t k = 0; k < inner; ++k) {
+          const auto at = static_cast<size_t>((o * len + b) * inner + k);
+          if (data.is_float) out.f.push_back(data.f[at]);
+          else out.i.push_back(data.i[at]);
+        }
     }
-    out.dims = {static_cast<int64_t>(out.is_float ? out.f.size() : out.i.size())};
+    out.dims = data.dims;
+    out.dims[static_cast<size_t>(axis)] = kept;
   } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
     if (n.inputs.size() != 2) fail("expects 2 inputs");
     const Const& a = constant(0, "A");
@@ -237,14 +250,18 @@ void Importer::constant_node(const Node& n) {
     if (total != out.numel()) fail("reshapes " + std::to_string(out.numel()) + " values to " + std::to_string(total));
     out.dims = dims;
   } else if (op == "ConstantOfShape") {
-    // PyTorch's zero initial states of a recurrent node: (1, batch, hidden) zeros.
+    // PyTorch's zero initial states of a recurrent node: (1, batch, hidden) zeros; and the int64
+    // zeros F.pad's pads are assembled from (ConstantOfShape -> Concat -> Reshape -> Slice ...).
     const std::vector<int64_t> shape = ints_of(constant(0, "input"), "input");
     float value = 0.f;
+    std::optional<int64_t> int_value;
     if (const Attribute* a = n.attribute("value"); a && a->t) {
-      if (!a->t->is_float() || a->t->floats.size() != 1) fail("takes only a single floating-point value");
-      value = a->t->floats[0];
+      if (a->t->is_float() && a->t->floats.size() == 1) value = a->t->floats[0];
+      else if (!a->t->is_float() && a->t->ints.size() == 1) int_value = a->t->ints[0];
+      else fail("takes only a single value");
     }
-    out = Const{.dims = shape, .is_float = true, .f = {}, .i = {}, .unsupported = {}, .fill = value};
+    out = Const{.dims = shape, .is_float = !int_value, .f = {}, .i = {}, .unsupported = {},
+                .fill = int_value ? std::nullopt : std::optional<float>(value)};
     int64_t count = 1;
     for (int64_t d : shape) {
       if (symbolic(d) || d < 0 || d > kMaxSample || count > kMaxSample / std::max<int64_t>(d, 1)) {
@@ -254,7 +271,8 @@ void Importer::constant_node(const Node& n) {
       }
       count *= d;
     }
-    if (out.unsupported.empty()) out.f.assign(static_cast<size_t>(count), value);
+    if (out.unsupported.empty() && int_value) out.i.assign(static_cast<size_t>(count), *int_value);
+    else if (out.unsupported.empty()) out.f.assign(static_cast<size_t>(count), value);
   } else {
     fail("operator '" + op + "' on constants is not supported (the importer evaluates Constant, Identity, Cast, "
          "Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Reshape, Transpose, ConstantOfShape and Add/Sub/Mul/Div "

@@ -197,13 +197,4 @@ void Importer::transpose(const Node& n) {
   advance(n);
 }
 
-void Importer::pad(const Node& n) {
-  if (attr_string("mode", "constant") != "constant") fail("mode '" + attr_string("mode", "") + "' is not supported");
-  const std::vector<int64_t> pads = opset() < 11 ? attr_ints("pads") : ints_of(constant(1, "pads"), "pads");
-  if (std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p != 0; }))
-    fail("pads " + dims_text(pads) + " as a separate node are not supported (Lamina has no ZeroPadding2D layer); "
-         "AvgPool2d(padding=...) with count_include_pad=True exports this way: use count_include_pad=False");
-  advance(n);
-}
-
 }  // namespace lamina::onnx::detail

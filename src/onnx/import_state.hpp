@@ -116,6 +116,10 @@ struct Planned {
   // PyTorch's symmetric padding with a stride, which Lamina runs as a stride-1 'same' convolution
   // subsampled. 1 when none.
   Size2 subsample = 1;
+  // UpSampling2D (size, interpolation); ZeroPadding2D and Cropping2D (margins). import_resize.cpp.
+  Size2 factors = 1;
+  Interpolation interpolation = Interpolation::nearest;
+  Margins2 margins{};
   bool keepdims = false;
   Shape target;        // Reshape
   float value = 0;     // LeakyReLU slope, Dropout rate
@@ -154,7 +158,13 @@ class Importer {
   void batch_norm(const Node& n);
   void dropout(const Node& n);
   void transpose(const Node& n);
+  // --- import_resize.cpp: Resize / Upsample, Pad and Slice on images ---
+  void resize(const Node& n);
   void pad(const Node& n);
+  void slice(const Node& n);
+  // The Lamina axis (1 = H, 2 = W, 3 = C) of ONNX axis a of the current image; fails unless the
+  // activation is an image (N, H, W, C) in Lamina, in any ONNX axis order.
+  int image_axis(int64_t onnx_axis, const char* what) const;
   // --- import_rnn.cpp: RNN, LSTM, GRU and the time-major tensors around them ---
   void recurrent(const Node& n);
   // Transpose, Squeeze, Unsqueeze or Slice that enters, moves within or leaves the time-major

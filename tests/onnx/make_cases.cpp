@@ -18,6 +18,7 @@
 #include "lamina/layers/merge.hpp"
 #include "lamina/layers/recurrent.hpp"
 #include "lamina/layers/sampling.hpp"
+#include "lamina/layers/resize.hpp"
 #include "lamina/layers/sequence.hpp"
 #include "lamina/onnx.hpp"
 
@@ -428,6 +429,33 @@ Model graph_sampling() {
   return Model({x}, {layers::Dense({.units = 4, .activation = "sigmoid"})(z)}, "sampling");
 }
 
+// --- resizing images (UpSampling2D, ZeroPadding2D, Cropping2D) ---
+
+// A GAN-style generator: Dense, Reshape to an image, UpSampling2D (nearest: Resize after the
+// Transpose to channels-first), a Conv2D, bilinear UpSampling2D with unequal factors, then
+// ZeroPadding2D and Cropping2D on the channels-first image (Pad, Slice over axes 2 and 3).
+Sequential resize_generator() {
+  return Sequential(
+      {layers::Dense({.units = 3 * 4 * 2, .activation = "relu", .bias_initializer = bias_init(), .input_shape = Shape{6}}),
+       layers::Reshape(Shape{3, 4, 2}), layers::UpSampling2D(),
+       layers::Conv2D({.filters = 3, .kernel_size = 3, .padding = Padding::same, .activation = "tanh",
+                       .bias_initializer = bias_init()}),
+       layers::UpSampling2D({.size = Size2(2, 3), .interpolation = Interpolation::bilinear}),
+       layers::ZeroPadding2D({.padding = {.top = 1, .bottom = 2, .left = 0, .right = 3}}),
+       layers::Cropping2D({.cropping = {.top = 2, .bottom = 1, .left = 3, .right = 2}}),
+       layers::Conv2D({.filters = 2, .kernel_size = 3, .bias_initializer = bias_init()})});
+}
+
+// The same layers on the channels-last input, before any Conv: Pad and Slice over axes 1 and 2
+// of the NHWC tensor, then a nearest Resize with unequal factors and a bilinear one.
+Sequential resize_input() {
+  return Sequential({layers::ZeroPadding2D({.padding = {.top = 2, .bottom = 0, .left = 1, .right = 1},
+                                            .input_shape = Shape{5, 4, 3}}),
+                     layers::Cropping2D({.cropping = {.top = 0, .bottom = 1, .left = 2, .right = 0}}),
+                     layers::UpSampling2D({.size = Size2(3, 2)}),
+                     layers::UpSampling2D({.size = Size2(1, 2), .interpolation = Interpolation::bilinear})});
+}
+
 int run(const fs::path& dir) {
   fs::create_directories(dir);
   manual_seed(2024);
@@ -454,7 +482,6 @@ int run(const fs::path& dir) {
   graphs.push_back({"graph_two_outputs", graph_two_outputs(), {Shape{8, 8, 1}}});
   graphs.push_back({"graph_nested", graph_nested(), {Shape{8, 8, 2}}});
   graphs.push_back({"graph_shared", graph_shared(), {Shape{6, 6, 3}}});
-  graphs.push_back({"graph_sampling", graph_sampling(), {Shape{5}}});
   for (Case& c : graphs) write_case(dir, c, seed++);
   std::vector<Case> sequences;
   sequences.push_back({"seq_embedding", seq_embedding(), {Shape{10}}, 50});
@@ -477,6 +504,12 @@ int run(const fs::path& dir) {
     Case states{"rnn_return_state", rnn_return_state(), {Shape{5, 3}}};
     write_case(dir, states, seed++);
   }
+  std::vector<Case> resize;
+  resize.push_back({"resize_generator", resize_generator(), {Shape{6}}});
+  resize.push_back({"resize_input", resize_input(), {Shape{5, 4, 3}}});
+  for (Case& c : resize) write_case(dir, c, seed++);
+  Case sampling{"graph_sampling", graph_sampling(), {Shape{5}}};  // last, so the cases above keep their seeds
+  write_case(dir, sampling, seed++);
   return 0;
 }
 
