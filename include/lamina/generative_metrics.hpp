@@ -70,14 +70,17 @@ ClassifierScores classifier_scores(const Tensor& probs, const Tensor& labels, co
 
 namespace detail {
 
-// Eigen-decomposition of a symmetric (n, n) row-major matrix by cyclic Jacobi rotations, in
-// double: values ascending, vectors (n, n) row-major with eigenvector j in column j, so that
-// A = V diag(values) V^T. Only the upper triangle is read.
+// Eigen-decomposition of a symmetric (n, n) row-major matrix in double: values ascending,
+// vectors (n, n) row-major with eigenvector j in column j, so that A = V diag(values) V^T.
+// Only the upper triangle is read. symmetric_eigen: Householder tridiagonalization + implicit
+// QL (EISPACK tred2 / tql2), O(n^3) once; symmetric_eigen_jacobi: cyclic Jacobi rotations, the
+// slow, simple reference the tests hold it to.
 struct SymmetricEigen {
   std::vector<double> values;
   std::vector<double> vectors;
 };
 SymmetricEigen symmetric_eigen(std::span<const double> a, int64_t n);
+SymmetricEigen symmetric_eigen_jacobi(std::span<const double> a, int64_t n);
 
 }  // namespace detail
 
