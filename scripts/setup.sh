@@ -12,7 +12,7 @@ set -euo pipefail
 bench=0
 
 packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev nlohmann-json3-dev
-          zlib1g-dev libcli11-dev)
+          zlib1g-dev libcli11-dev libpng-dev)
 # The ONNX export's tests: onnx's checker, OpenCV's dnn and ONNX Runtime (npm onnxruntime-node,
 # driven by node) run the exported files.
 packages+=(python3-numpy python3-onnx python3-opencv)

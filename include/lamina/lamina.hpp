@@ -12,6 +12,8 @@
 //                 LayerNormalization, the merge layers, SimpleRNN / LSTM / GRU)
 //   optimizers.hpp  SGD, Adam, AdamW, RMSprop, Adagrad
 //   metrics.hpp   accuracy, precision, recall, F1, confusion matrix
+//   generative_metrics.hpp  a generator judged by a frozen classifier: classifier score
+//                 (Inception Score), class entropy ratio, Frechet distance (FID), as TF-GAN
 //   callbacks.hpp progress bar, History, EarlyStopping, ModelCheckpoint, TerminateOnNaN,
 //                 LambdaCallback
 //   model.hpp     Model (Input, Model(inputs, outputs): graphs) and Sequential: compile,
@@ -22,6 +24,7 @@
 //   pipeline.hpp  Pipeline: tf.data-style map / shuffle / batch / prefetch over datasets,
 //                 generators and caller buffers; image augmentation (augment::)
 //   io.hpp        safetensors files, atomic writes
+//   image.hpp     PNG read / write (libpng), image_grid (torchvision's make_grid)
 //   onnx.hpp      save_onnx: a model as an ONNX file; load_onnx: models from torch.onnx.export
 //   runtime.hpp   set_num_threads
 //
@@ -36,6 +39,8 @@
 #include "lamina/callbacks.hpp"
 #include "lamina/data.hpp"
 #include "lamina/error.hpp"
+#include "lamina/generative_metrics.hpp"
+#include "lamina/image.hpp"
 #include "lamina/initializers.hpp"
 #include "lamina/io.hpp"
 #include "lamina/layers.hpp"
