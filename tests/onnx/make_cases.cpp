@@ -13,6 +13,7 @@
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
 #include "lamina/layers/conv1d.hpp"
+#include "lamina/layers/conv_transpose.hpp"
 #include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
@@ -416,6 +417,41 @@ Model rnn_return_state() {
   return Model({x}, {s, s.output(1), s.output(2), g, g.output(1)}, "return_state");
 }
 
+// Conv2DTranspose. convt_dcgan: DCGAN's generator, Dense -> Reshape -> 'same' stride-2
+// transposed convolutions 7 -> 14 -> 28 with kernels 5 (Keras crops 1 before and 2 after: ONNX
+// pads (1, 1, 2, 2)) and 4. convt_pads: 'valid' with output_padding and with a stride above the
+// kernel (cells past the full output: ONNX's output_padding), 'same' with output_padding, no
+// bias, then Flatten. convt_dilated: a dilation of 2, 'same' and 'valid'.
+Sequential convt_dcgan() {
+  return Sequential({layers::InputLayer(Shape{8}), layers::Dense({.units = 7 * 7 * 6, .activation = "relu",
+                                                                  .bias_initializer = bias_init()}),
+                     layers::Reshape(Shape{7, 7, 6}),
+                     layers::Conv2DTranspose({.filters = 4, .kernel_size = 5, .strides = 2, .padding = Padding::same,
+                                              .activation = "relu", .bias_initializer = bias_init()}),
+                     layers::Conv2DTranspose({.filters = 1, .kernel_size = 4, .strides = 2, .padding = Padding::same,
+                                              .activation = "tanh", .bias_initializer = bias_init()})});
+}
+
+Sequential convt_pads() {
+  return Sequential(
+      {layers::InputLayer(Shape{4, 5, 3}),
+       layers::Conv2DTranspose({.filters = 4, .kernel_size = 3, .strides = 2, .output_padding = Size2(1, 1),
+                                .bias_initializer = bias_init()}),
+       layers::Conv2DTranspose({.filters = 3, .kernel_size = Size2(2, 3), .strides = Size2(3, 2),
+                                .activation = "sigmoid", .bias_initializer = bias_init()}),
+       layers::Conv2DTranspose({.filters = 2, .kernel_size = 4, .strides = 2, .padding = Padding::same,
+                                .output_padding = Size2(1, 0), .use_bias = false}),
+       layers::Flatten(), layers::Dense({.units = 5, .bias_initializer = bias_init()})});
+}
+
+Sequential convt_dilated() {
+  return Sequential({layers::InputLayer(Shape{6, 5, 2}),
+                     layers::Conv2DTranspose({.filters = 3, .kernel_size = 3, .padding = Padding::same,
+                                              .dilation_rate = 2, .activation = "relu", .bias_initializer = bias_init()}),
+                     layers::Conv2DTranspose({.filters = 2, .kernel_size = Size2(2, 3), .dilation_rate = Size2(3, 2),
+                                              .bias_initializer = bias_init()})});
+}
+
 int run(const fs::path& dir) {
   fs::create_directories(dir);
   manual_seed(2024);
@@ -464,6 +500,11 @@ int run(const fs::path& dir) {
     Case states{"rnn_return_state", rnn_return_state(), {Shape{5, 3}}};
     write_case(dir, states, seed++);
   }
+  std::vector<Case> transposed;
+  transposed.push_back({"convt_dcgan", convt_dcgan(), {Shape{8}}});
+  transposed.push_back({"convt_pads", convt_pads(), {Shape{4, 5, 3}}});
+  transposed.push_back({"convt_dilated", convt_dilated(), {Shape{6, 5, 2}}});
+  for (Case& c : transposed) write_case(dir, c, seed++);
   return 0;
 }
 
