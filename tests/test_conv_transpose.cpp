@@ -384,5 +384,35 @@ TEST(Conv2DTranspose, AGeneratorLearnsThroughFit) {
   EXPECT_GT(m.parameters, 4 * (4 * 4 * 8 * 8 + 8) * 2);
 }
 
+// --- ONNX ----------------------------------------------------------------------------------------------
+
+Tensor nhwc(const Tensor& x) {  // (N, C, H, W) -> (N, H, W, C)
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
+  Tensor y = Tensor::empty({n, h, w, c});
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t r = 0; r < h; ++r)
+        for (int64_t q = 0; q < w; ++q) y.data()[((i * h + r) * w + q) * c + ch] = x.data()[((i * c + ch) * h + r) * w + q];
+  return y;
+}
+
+// PyTorch's DCGAN-style generator (make_onnx_fixtures.py's dcgan): ConvTranspose2d(4, stride 2,
+// padding 1) is Keras' 'same' with stride 2, ConvTranspose2d(3, padding 1) 'same' with stride 1.
+TEST(Conv2DTransposeOnnx, ImportsPyTorchsGenerator) {
+  const auto fx = testing::load_fixture("onnx_dcgan");
+  Model model = load_onnx(std::string(LAMINA_FIXTURE_DIR) + "/onnx_dcgan.onnx");
+  std::vector<std::string> classes;
+  for (const auto& l : model.layers()) classes.push_back(l->class_name());
+  EXPECT_EQ(classes, (std::vector<std::string>{"InputLayer", "Conv2DTranspose", "BatchNormalization", "Activation",
+                                               "Conv2DTranspose", "Conv2DTranspose"}));
+  const Json up1 = model.layers()[1]->config();
+  EXPECT_EQ(up1["padding"], "same");
+  EXPECT_EQ(up1["strides"], Json::array({2, 2}));
+  EXPECT_TRUE(up1["output_padding"].is_null());
+  EXPECT_EQ(model.layers()[5]->config()["activation"], "tanh");
+  EXPECT_EQ(model.count_params(), (6 * 4 * 16 + 4) + 4 * 4 + (4 * 1 * 16 + 1) + (1 * 2 * 9 + 2));
+  EXPECT_TRUE(testing::all_close(model.predict(nhwc(fx.at("x"))), nhwc(fx.at("y")), 1e-4, 1e-4));
+}
+
 }  // namespace
 }  // namespace lamina
