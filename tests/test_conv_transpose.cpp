@@ -414,5 +414,16 @@ TEST(Conv2DTransposeOnnx, ImportsPyTorchsGenerator) {
   EXPECT_TRUE(testing::all_close(model.predict(nhwc(fx.at("x"))), nhwc(fx.at("y")), 1e-4, 1e-4));
 }
 
+// PyTorch's usual decoder, ConvTranspose2d(3, stride 2, padding 1, output_padding 1), crops one
+// cell before and none after: Keras' 'same' crops none before and one after (the same size,
+// shifted), so the importer refuses it and says why.
+TEST(Conv2DTransposeOnnx, RefusesACropKerasCannotPlace) {
+  const std::string msg =
+      error_of<ValueError>([] { load_onnx(std::string(LAMINA_FIXTURE_DIR) + "/onnx_decoder.onnx"); });
+  EXPECT_CONTAINS(msg, "ConvTranspose");
+  EXPECT_CONTAINS(msg, "crops (1, 1) at the start and (0, 0) at the end of its 11x11 output");
+  EXPECT_CONTAINS(msg, "neither Keras padding");
+}
+
 }  // namespace
 }  // namespace lamina
