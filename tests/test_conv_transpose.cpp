@@ -270,7 +270,7 @@ TEST(Conv2DTranspose, ConfigRoundTripsAndReadsKeras3) {
   EXPECT_EQ(c["data_format"], "channels_last");
   const auto back = layer_from_config("Conv2DTranspose", c);
   EXPECT_EQ(back->config(), c);
-  EXPECT_EQ(back->output_shape({4, 4, 1}), (Shape{7, 11, 4}));  // (4-1)*2 + 0 + 1, (4-1)*3 + 0 + 2
+  EXPECT_EQ(back->output_shape({4, 4, 1}), (Shape{8, 11, 4}));  // (4-1)*2 + 3 % 2 + 1, (4-1)*3 + 2 % 2 + 2
   // Keras 3 writes no output_padding (its get_config leaves it out): None.
   const Json keras3 = Json::parse(R"({"name": "conv2d_transpose", "trainable": true,
       "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": null},

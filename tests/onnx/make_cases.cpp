@@ -419,15 +419,17 @@ Model rnn_return_state() {
 
 // Conv2DTranspose. convt_dcgan: DCGAN's generator, Dense -> Reshape -> 'same' stride-2
 // transposed convolutions 7 -> 14 -> 28 with kernels 5 (Keras crops 1 before and 2 after: ONNX
-// pads (1, 1, 2, 2)) and 4. convt_pads: 'valid' with output_padding and with a stride above the
-// kernel (cells past the full output: ONNX's output_padding), 'same' with output_padding, no
-// bias, then Flatten. convt_dilated: a dilation of 2, 'same' and 'valid'.
-Sequential convt_dcgan() {
+// pads (1, 1, 2, 2)) and 4 (kernel_5 = false: 4 and 4, crops 1 and 1, which OpenCV 4.6 takes).
+// convt_pads: 'valid' with output_padding and with a stride above the kernel (cells past the
+// full output: ONNX's output_padding), 'same' with output_padding 0, no bias, then Flatten.
+// convt_dilated: a dilation of 2, 'same' and 'valid'.
+Sequential convt_dcgan(bool kernel_5 = true) {
   return Sequential({layers::InputLayer(Shape{8}), layers::Dense({.units = 7 * 7 * 6, .activation = "relu",
                                                                   .bias_initializer = bias_init()}),
                      layers::Reshape(Shape{7, 7, 6}),
-                     layers::Conv2DTranspose({.filters = 4, .kernel_size = 5, .strides = 2, .padding = Padding::same,
-                                              .activation = "relu", .bias_initializer = bias_init()}),
+                     layers::Conv2DTranspose({.filters = 4, .kernel_size = kernel_5 ? 5 : 4, .strides = 2,
+                                              .padding = Padding::same, .activation = "relu",
+                                              .bias_initializer = bias_init()}),
                      layers::Conv2DTranspose({.filters = 1, .kernel_size = 4, .strides = 2, .padding = Padding::same,
                                               .activation = "tanh", .bias_initializer = bias_init()})});
 }
@@ -440,7 +442,7 @@ Sequential convt_pads() {
        layers::Conv2DTranspose({.filters = 3, .kernel_size = Size2(2, 3), .strides = Size2(3, 2),
                                 .activation = "sigmoid", .bias_initializer = bias_init()}),
        layers::Conv2DTranspose({.filters = 2, .kernel_size = 4, .strides = 2, .padding = Padding::same,
-                                .output_padding = Size2(1, 0), .use_bias = false}),
+                                .output_padding = Size2(0), .use_bias = false}),
        layers::Flatten(), layers::Dense({.units = 5, .bias_initializer = bias_init()})});
 }
 
@@ -502,6 +504,7 @@ int run(const fs::path& dir) {
   }
   std::vector<Case> transposed;
   transposed.push_back({"convt_dcgan", convt_dcgan(), {Shape{8}}});
+  transposed.push_back({"convt_dcgan4", convt_dcgan(false), {Shape{8}}});
   transposed.push_back({"convt_pads", convt_pads(), {Shape{4, 5, 3}}});
   transposed.push_back({"convt_dilated", convt_dilated(), {Shape{6, 5, 2}}});
   for (Case& c : transposed) write_case(dir, c, seed++);
