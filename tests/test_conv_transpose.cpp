@@ -283,10 +283,13 @@ TEST(Conv2DTranspose, ConfigRoundTripsAndReadsKeras3) {
   const auto k3 = layer_from_config("Conv2DTranspose", keras3);
   EXPECT_EQ(k3->output_shape({7, 7, 32}), (Shape{14, 14, 16}));
   EXPECT_TRUE(k3->config()["output_padding"].is_null());
-  // Keras 2 (tf.keras) writes output_padding, as a list or null.
+  // Keras 2 (tf.keras) writes output_padding, as a list or null, and its Conv base's groups.
   Json keras2 = keras3;
   keras2["output_padding"] = Json::array({1, 1});
+  keras2["groups"] = 1;
   EXPECT_EQ(layer_from_config("Conv2DTranspose", keras2)->output_shape({7, 7, 32}), (Shape{13, 13, 16}));
+  keras2["output_padding"] = nullptr;
+  EXPECT_EQ(layer_from_config("Conv2DTranspose", keras2)->output_shape({7, 7, 32}), (Shape{14, 14, 16}));
 }
 
 TEST(Conv2DTranspose, RefusesWhatKerasRefusesNamingLayerAndKey) {

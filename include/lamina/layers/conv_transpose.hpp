@@ -43,6 +43,8 @@ class Conv2DTranspose : public Layer {
   explicit Conv2DTranspose(Options options);
 
   std::string class_name() const override { return "Conv2DTranspose"; }
+  // Keras 2 (tf.keras) writes its Conv base's groups, always 1 here (anything else is refused).
+  std::vector<std::string> config_aliases() const override { return {"groups"}; }
   static std::shared_ptr<Layer> from_config(const Json& config);
   void export_onnx(onnx::GraphWriter& graph) const override;
   std::vector<WeightSpec> weight_specs(const Shape& input_shape) const override;
