@@ -46,6 +46,7 @@
 #include "lamina/layers.hpp"
 #include "lamina/layers/bidirectional.hpp"
 #include "lamina/layers/conv1d.hpp"
+#include "lamina/layers/conv_transpose.hpp"
 #include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "lamina/tensor.hpp"
@@ -114,6 +115,27 @@ struct Conv2DOptions {
 // act(x (N, H, W, C) * kernel (KH, KW, C, F) + bias (F)) -> (N, OH, OW, F), a cross-correlation
 // as every framework computes it. bias may be an undefined Tensor (no bias). On oneDNN.
 Tensor conv2d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv2DOptions& options = {});
+
+struct Conv2DTransposeOptions {
+  Size2 strides = 1;
+  Padding padding = Padding::valid;
+  std::optional<Size2> output_padding{};  // Keras' None: the size that valid / same imply
+  Size2 dilation_rate = 1;
+  FusedActivation act = FusedActivation::none;
+};
+
+// The transposed convolution (Keras' Conv2DTranspose, TensorFlow's conv2d_transpose, the
+// gradient of conv2d with respect to its input): act(x (N, H, W, C) *^T kernel (KH, KW, F, C) +
+// bias (F)) -> (N, OH, OW, F). Note Keras' kernel layout (KH, KW, out = F, in = C), the reverse
+// of conv2d's. Each input cell (i, j) adds x[i, j] w[p, q] at output (i s + p d - top, ...).
+// OH as Keras' deconv_output_length with the dilated span K' = (KH - 1) d + 1: without
+// output_padding valid gives H s + max(K' - s, 0), same H s; with output_padding P,
+// (H - 1) s + K' + P for valid, (H - 1) s + K' % 2 + P for same (P < s). The cropping of the
+// full (H - 1) s + K' rows is TensorFlow's: none at the top for valid; for same, the 'same'
+// padding of the forward convolution from OH rows, the smaller half at the top. bias may be
+// undefined. On oneDNN.
+Tensor conv2d_transpose(const Tensor& x, const Tensor& kernel, const Tensor& bias,
+                        const Conv2DTransposeOptions& options = {});
 
 // Sequences are channels-last too: x (N, T, C), Conv1D kernels Keras' (K, C, F).
 // Keras' Conv1D padding: valid and same as Padding, or causal: all the padding, (K - 1) dilation

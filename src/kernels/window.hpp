@@ -73,6 +73,25 @@ inline Axis dilated_axis(int64_t in, int64_t k, int64_t s, int64_t d, Padding1D 
   return {in >= 1 ? (in - 1) / s + 1 : 0, span - 1, 0};
 }
 
+// One axis of a transposed convolution (Keras' Conv2DTranspose): `out` is Keras'
+// deconv_output_length (keras/src/ops/operation_utils.py, compute_conv_transpose_output_length)
+// for k taps d cells apart (span = (k - 1) d + 1) and stride s: without output_padding,
+// valid in s + max(span - s, 0), same in s; with output_padding P, (in - 1) s + span + P for
+// valid, (in - 1) s + span % 2 + P for same. pad_lo / pad_hi are the cells cropped from the
+// start / end of the full output (in - 1) s + span, as TensorFlow's conv2d_transpose (and JAX's
+// Keras backend) place them: none at the start for valid; for same, the 'same' padding of the
+// forward convolution from out cells (max(full - out, 0), the smaller half first). pad_hi < 0
+// adds cells at the end (P, or s > span with valid), never below 1 - s when P < s.
+// in >= 1; k, s, d <= kMaxWindow and 0 <= P < s, checked by the caller.
+inline Axis transpose_axis(int64_t in, int64_t k, int64_t s, int64_t d, bool same, const int64_t* output_padding) {
+  const int64_t span = (k - 1) * d + 1, full = (in - 1) * s + span;
+  const int64_t out = output_padding ? (in - 1) * s + (same ? span % 2 : span) + *output_padding
+                      : same         ? in * s
+                                     : in * s + std::max<int64_t>(span - s, 0);
+  const int64_t lo = same ? std::max<int64_t>(full - out, 0) / 2 : 0;
+  return {out, lo, full - out - lo};
+}
+
 // `window` sliding with `strides` and Keras' `padding` over images (N, H, W, C), giving F
 // channels: both axes by window_axis. Layers, which see one sample (H, W, C), pass n = 1 and
 // read oh, ow. Sizes as window_axis; callers check them first (check_window).

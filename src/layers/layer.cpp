@@ -9,6 +9,7 @@
 #include "lamina/layers.hpp"
 #include "lamina/layers/bidirectional.hpp"
 #include "lamina/layers/conv1d.hpp"
+#include "lamina/layers/conv_transpose.hpp"
 #include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
@@ -333,6 +334,7 @@ struct Registry {
       {"LeakyReLU", builtin<layers::LeakyReLU>()},
       {"Reshape", builtin<layers::Reshape>()},
       {"Conv2D", builtin<layers::Conv2D>()},
+      {"Conv2DTranspose", builtin<layers::Conv2DTranspose>()},
       {"MaxPooling2D", builtin<layers::MaxPooling2D>()},
       {"AveragePooling2D", builtin<layers::AveragePooling2D>()},
       {"GlobalAveragePooling2D", builtin<layers::GlobalAveragePooling2D>()},

@@ -136,7 +136,7 @@ Planned& Importer::plan(const char* keras_class) {
 Planned* Importer::foldable() {
   if (flow_.source < 0) return nullptr;
   Planned& p = plan_[static_cast<size_t>(flow_.source)];
-  const bool affine = p.cls == "Dense" || p.cls == "Conv2D";
+  const bool affine = p.cls == "Dense" || p.cls == "Conv2D" || p.cls == "Conv2DTranspose";
   const auto uses = uses_.find(flow_.name);
   const bool only_reader = uses != uses_.end() && uses->second == 1;  // this node
   return affine && p.output == flow_.name && p.activation == Activation::linear && only_reader ? &p : nullptr;
@@ -313,6 +313,7 @@ void Importer::layer_node(const Node& n) {
     activation(n);
   else if (op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze") reshape_node(n);
   else if (op == "Conv") conv(n);
+  else if (op == "ConvTranspose") conv_transpose(n);
   else if (op == "MaxPool" || op == "AveragePool") pool(n);
   else if (op == "GlobalAveragePool" || op == "GlobalMaxPool") global_pool(n);
   else if (op == "ReduceMean") reduce_mean(n);
@@ -642,6 +643,10 @@ Json keras_config(const Planned& p) {
   if (c == "Conv2D")
     return {{"filters", p.units}, {"kernel_size", size2(p.window)}, {"strides", size2(p.strides)}, {"padding", padding},
             {"activation", p.activation.name()}, {"use_bias", p.use_bias}};
+  if (c == "Conv2DTranspose")
+    return {{"filters", p.units}, {"kernel_size", size2(p.window)}, {"strides", size2(p.strides)}, {"padding", padding},
+            {"output_padding", p.output_padding ? size2(*p.output_padding) : Json(nullptr)},
+            {"dilation_rate", size2(p.dilation)}, {"activation", p.activation.name()}, {"use_bias", p.use_bias}};
   if (c == "MaxPooling2D" || c == "AveragePooling2D")
     return {{"pool_size", size2(p.window)}, {"strides", size2(p.strides)}, {"padding", padding}};
   if (c == "GlobalAveragePooling2D") return {{"keepdims", p.keepdims}};

@@ -1,4 +1,4 @@
-// The image layers of an ONNX graph: Conv, MaxPool, AveragePool, GlobalAveragePool,
+// The image layers of an ONNX graph: Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool,
 // GlobalMaxPool and ReduceMean over H and W, as Lamina's channels-last Conv2D and pooling layers.
 // ONNX pads explicitly; Lamina knows 'valid' and 'same', so resolve_padding checks that one of
 // them places the windows exactly where the ONNX node does.
@@ -111,6 +111,123 @@ void Importer::conv(const Node& n) {
     p.weights["bias"] = Tensor::from(b->f, {filters});
   }
   flow_.shape = {filters, out.h, out.w};
+  advance(n);
+}
+
+// ConvTranspose as Conv2DTranspose. ONNX's output is the full transposed convolution,
+// (in - 1) s + (k - 1) d + 1 cells per axis, less pads_begin at the start and pads_end -
+// output_padding at the end (output_shape or auto_pad SAME_* set the pads as the ONNX spec
+// says). Lamina takes it when one of Keras' settings (valid or same, without or with an
+// output_padding) gives the same size and the same crop at the start (kernels::transpose_axis),
+// which fixes the crop at the end too.
+void Importer::conv_transpose(const Node& n) {
+  require_image("ConvTranspose");
+  if (n.inputs.size() < 2) fail("expects inputs X, W and optionally B");
+  if (n.inputs[0] != flow_.name) fail("the activation must be input X");
+  const Const& w = constant(1, "W (the kernel)");
+  if (!w.is_float || w.dims.size() != 4)
+    fail("W (the kernel) must be a float (C, F, KH, KW) tensor, got " + dims_text(w.dims) +
+         " (only 2-D transposed convolutions)");
+  if (attr_int("group", 1) != 1)
+    fail("group = " + std::to_string(attr_int("group", 1)) + " (a grouped transposed convolution) is not supported");
+  const int64_t in_ch = w.dims[0], filters = w.dims[1], kh = w.dims[2], kw = w.dims[3];
+  if (in_ch != flow_.shape[0])
+    fail("W " + dims_text(w.dims) + " takes " + std::to_string(in_ch) + " input channels but its input " +
+         act_text(flow_.shape) + " has " + std::to_string(flow_.shape[0]));
+  const std::vector<int64_t> ks = attr_ints("kernel_shape");
+  if (!ks.empty() && ks != std::vector<int64_t>{kh, kw})
+    fail("kernel_shape " + dims_text(ks) + " does not match W " + dims_text(w.dims));
+  auto pair = [&](const char* name, int64_t fallback, int64_t lowest) {
+    std::vector<int64_t> v = attr_ints(name);
+    if (v.empty()) v = {fallback, fallback};
+    if (v.size() != 2 || std::any_of(v.begin(), v.end(), [&](int64_t e) { return e < lowest || e > kernels::kMaxWindow; }))
+      fail(std::string(name) + " " + dims_text(v) + " must be 2 numbers in [" + std::to_string(lowest) + ", " +
+           std::to_string(kernels::kMaxWindow) + "]");
+    return v;
+  };
+  const std::vector<int64_t> st = pair("strides", 1, 1), dl = pair("dilations", 1, 1), op = pair("output_padding", 0, 0);
+  if (std::max(st[0], st[1]) > 1 && std::max(dl[0], dl[1]) > 1)
+    fail("strides " + dims_text(st) + " with dilations " + dims_text(dl) +
+         ": Keras' Conv2DTranspose takes no stride above 1 together with a dilation above 1");
+  const int64_t in[2] = {flow_.shape[1], flow_.shape[2]}, k[2] = {kh, kw};
+  if (kh < 1 || kw < 1 || kh > kernels::kMaxWindow || kw > kernels::kMaxWindow)
+    fail("W " + dims_text(w.dims) + ": the kernel window must be between 1 and " + std::to_string(kernels::kMaxWindow));
+  int64_t full[2], lo[2], end[2], out[2];
+  for (int a = 0; a < 2; ++a) full[a] = (in[a] - 1) * st[a] + (k[a] - 1) * dl[a] + 1;
+  const std::string auto_pad = attr_string("auto_pad", "NOTSET");
+  std::vector<int64_t> target = attr_ints("output_shape");
+  if (target.size() == 4) target.erase(target.begin(), target.begin() + 2);  // (N, C, H, W) as some exporters write
+  if (!target.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    if (target.empty()) target = {in[0] * st[0], in[1] * st[1]};
+    if (target.size() != 2) fail("output_shape " + dims_text(attr_ints("output_shape")) + " must have 2 entries (H, W)");
+    for (int a = 0; a < 2; ++a) {
+      const int64_t total = full[a] + op[a] - target[a];
+      if (total < 0 || target[a] < 1)
+        fail("output_shape " + dims_text(target) + " is larger than the transposed convolution gives");
+      const bool upper = auto_pad == "SAME_UPPER";  // the spec's split: the odd cell last for SAME_UPPER
+      lo[a] = upper ? total / 2 : total - total / 2;
+      end[a] = total - lo[a];
+    }
+  } else if (auto_pad == "VALID") {
+    lo[0] = lo[1] = end[0] = end[1] = 0;
+  } else {
+    if (auto_pad != "NOTSET" && !auto_pad.empty()) fail("auto_pad '" + auto_pad + "' is not known");
+    std::vector<int64_t> pads = attr_ints("pads");
+    if (pads.empty()) pads.assign(4, 0);
+    if (pads.size() != 4 || std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0 || p > kMaxDim; }))
+      fail("pads " + dims_text(pads) + " must be 4 non-negative numbers (top, left, bottom, right)");
+    lo[0] = pads[0], lo[1] = pads[1], end[0] = pads[2], end[1] = pads[3];
+  }
+  for (int a = 0; a < 2; ++a) {
+    out[a] = full[a] + op[a] - lo[a] - end[a];
+    if (out[a] < 1) fail("crops the whole " + std::to_string(full[a]) + "-cell output away");
+  }
+  // Keras' settings that crop alike: no output_padding first, then the one each axis needs.
+  std::optional<std::pair<Padding, std::optional<Size2>>> found;
+  for (Padding padding : {Padding::valid, Padding::same}) {
+    const bool same = padding == Padding::same;
+    bool plain = true, explicit_ok = true;
+    int64_t pad[2];
+    for (int a = 0; a < 2; ++a) {
+      const kernels::Axis none = kernels::transpose_axis(in[a], k[a], st[a], dl[a], same, nullptr);
+      plain = plain && none.out == out[a] && none.pad_lo == lo[a];
+      const int64_t span = (k[a] - 1) * dl[a] + 1;
+      pad[a] = out[a] - ((in[a] - 1) * st[a] + (same ? span % 2 : span));
+      explicit_ok = explicit_ok && pad[a] >= 0 && pad[a] < st[a] &&
+                    kernels::transpose_axis(in[a], k[a], st[a], dl[a], same, &pad[a]).pad_lo == lo[a];
+    }
+    if (plain) found.emplace(padding, std::nullopt);
+    else if (explicit_ok) found.emplace(padding, Size2(pad[0], pad[1]));
+    if (found) break;
+  }
+  if (!found)
+    fail("crops (" + std::to_string(lo[0]) + ", " + std::to_string(lo[1]) + ") at the start and (" +
+         std::to_string(end[0] - op[0]) + ", " + std::to_string(end[1] - op[1]) + ") at the end of its " +
+         kernels::size2_str({full[0], full[1]}) + " output: neither Keras padding ('valid' crops nothing at the "
+         "start; 'same' crops the smaller half of the excess at the start) with any output_padding places it alike");
+  // (C, F, KH, KW) -> Keras' (KH, KW, F, C)
+  Tensor kernel = Tensor::empty({kh, kw, filters, in_ch});
+  float* kd = kernel.data();
+  for (int64_t i = 0; i < in_ch; ++i)
+    for (int64_t o = 0; o < filters; ++o)
+      for (int64_t y = 0; y < kh; ++y)
+        for (int64_t x = 0; x < kw; ++x)
+          kd[((y * kw + x) * filters + o) * in_ch + i] = w.f[static_cast<size_t>(((i * filters + o) * kh + y) * kw + x)];
+  Planned& p = plan("Conv2DTranspose");
+  p.units = filters;
+  p.window = Size2(kh, kw);
+  p.strides = Size2(st[0], st[1]);
+  p.dilation = Size2(dl[0], dl[1]);
+  p.padding = found->first;
+  p.output_padding = found->second;
+  p.weights["kernel"] = kernel;
+  if (const Const* b = optional_constant(2, "B (the bias)")) {
+    if (!b->is_float || b->numel() != filters)
+      fail("B (the bias) has shape " + dims_text(b->dims) + "; expected (" + std::to_string(filters) + ",)");
+    p.use_bias = true;
+    p.weights["bias"] = Tensor::from(b->f, {filters});
+  }
+  flow_.shape = {filters, out[0], out[1]};
   advance(n);
 }
 

@@ -120,6 +120,9 @@ struct Planned {
   Size2 factors = 1;
   Interpolation interpolation = Interpolation::nearest;
   Margins2 margins{};
+  // Conv2DTranspose: Keras' output_padding (none: the size its padding implies) and dilation_rate.
+  std::optional<Size2> output_padding{};
+  Size2 dilation = 1;
   bool keepdims = false;
   Shape target;        // Reshape
   float value = 0;     // LeakyReLU slope, Dropout rate
@@ -152,6 +155,7 @@ class Importer {
   void reshape_node(const Node& n);
   void reshape_to(const std::vector<int64_t>& target);
   void conv(const Node& n);
+  void conv_transpose(const Node& n);
   void pool(const Node& n);
   void global_pool(const Node& n);
   void reduce_mean(const Node& n);

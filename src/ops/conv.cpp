@@ -6,10 +6,15 @@
 // N, OH, OW. Saves nothing beyond x, the kernel and y.
 // conv1d: the same kernels on (N, 1, T, C) with a (1, K, C, F) kernel, a dilation and explicit
 // pads (valid / same / causal); the reshapes around it are views.
+// conv2d_transpose: y = act(x (N, H, W, C) spread through kernel (KH, KW, F, C) + bias (F)),
+// oneDNN's deconvolution, with Keras' output size and TensorFlow's cropping
+// (kernels::transpose_axis). backward: dZ as conv2d; dx (+)= the convolution of dZ with the
+// kernel (the same windows); dkernel (+)= x (*) dZ-windows; dbias (+)= sum of dZ.
 // N = batch, H, W = spatial, C = input channels, F = filters, KH, KW = kernel window,
 // T = steps, K = kernel taps.
 #include "allocator.hpp"
 #include "kernels/conv.hpp"
+#include "kernels/conv_transpose.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/ops.hpp"
 #include "ops/op_helpers.hpp"
@@ -100,6 +105,72 @@ Tensor conv1d(const Tensor& x, const Tensor& kernel, const Tensor& bias, const C
                         .ow = a.out, .dw = o.dilation_rate};
   const Tensor y = convolve("conv1d", reshape(x, {g.n, 1, g.w, g.c}), reshape(kernel, {1, k, g.c, f}), bias, g, o.act);
   return reshape(y, {g.n, g.ow, f});
+}
+
+Tensor conv2d_transpose(const Tensor& x, const Tensor& kernel, const Tensor& bias, const Conv2DTransposeOptions& o) {
+  const char* op = "conv2d_transpose";
+  if (kernel.rank() != 4)
+    throw ShapeError("conv2d_transpose: kernel must be (KH, KW, F, C) (Keras' Conv2DTranspose layout), got " +
+                     kernel.shape().str());
+  if (x.rank() != 4)
+    throw ShapeError("conv2d_transpose: expects images (N, H, W, C) (channels last), got " + x.shape().str());
+  if (x.dim(3) != kernel.dim(3))
+    throw ShapeError("conv2d_transpose: x " + x.shape().str() + " has " + std::to_string(x.dim(3)) +
+                     " channels, kernel " + kernel.shape().str() + " (KH, KW, F, C) expects " +
+                     std::to_string(kernel.dim(3)));
+  const int64_t f = kernel.dim(2);
+  if (bias.defined() && bias.shape() != Shape{f})
+    throw ShapeError("conv2d_transpose: bias " + bias.shape().str() + " does not match the " + std::to_string(f) +
+                     " filters of kernel " + kernel.shape().str());
+  const Size2 k{kernel.dim(0), kernel.dim(1)}, s = o.strides, d = o.dilation_rate;
+  kernels::check_window(op, "kernel_size", k, s);
+  kernels::check_window(op, "kernel_size", k, d);  // the dilation within the same bounds
+  if (o.output_padding) {
+    const Size2 p = *o.output_padding;
+    if (p.h < 0 || p.w < 0 || p.h >= s.h || p.w >= s.w)
+      throw ValueError("conv2d_transpose: output_padding " + kernels::size2_str(p) +
+                       " must be at least 0 and less than the strides " + kernels::size2_str(s));
+  }
+  if (x.dim(1) < 1 || x.dim(2) < 1)
+    throw ShapeError("conv2d_transpose: expects images of at least 1x1, got " + x.shape().str());
+  const bool same = o.padding == Padding::same;
+  const int64_t* ph = o.output_padding ? &o.output_padding->h : nullptr;
+  const int64_t* pw = o.output_padding ? &o.output_padding->w : nullptr;
+  const kernels::Axis ay = kernels::transpose_axis(x.dim(1), k.h, s.h, d.h, same, ph);
+  const kernels::Axis ax = kernels::transpose_axis(x.dim(2), k.w, s.w, d.w, same, pw);
+  const kernels::Geometry2d g{.n = x.dim(0), .h = x.dim(1), .w = x.dim(2), .c = x.dim(3), .f = f, .kh = k.h,
+                              .kw = k.w, .sh = s.h, .sw = s.w, .pad_top = ay.pad_lo, .pad_bottom = ay.pad_hi,
+                              .pad_left = ax.pad_lo, .pad_right = ax.pad_hi, .oh = ay.out, .ow = ax.out,
+                              .dh = d.h, .dw = d.w};
+  Tensor y = Tensor::empty({g.n, g.oh, g.ow, f});
+  const bool has_bias = bias.defined();
+  const bool relu_pass = o.act == FusedActivation::relu;  // NaN stays NaN, as convolve()
+  kernels::conv2d_transpose_forward(g, x.data(), kernel.data(), has_bias ? bias.data() : nullptr, y.data(),
+                                    relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(o.act));
+  if (relu_pass) detail::relu_in_place(y);
+  std::vector<Tensor> inputs = {x, kernel};
+  if (has_bias) inputs.push_back(bias);
+  record(op, y, std::move(inputs), [g, act = o.act, has_bias](BackwardContext& ctx) {
+    const Tensor dz = detail::fused_activation_grad(act, ctx.output(), ctx.dy());
+    if (ctx.needs(0)) {
+      const auto dx = ctx.dx_out(0);
+      kernels::conv2d_transpose_backward_data(g, dz.data(), ctx.input(1).data(), dx.data, dx.accumulate);
+    }
+    const bool want_bias = has_bias && ctx.needs(2);
+    if (!ctx.needs(1) && !want_bias) return;
+    std::shared_ptr<float[]> scratch;  // a kernel gradient no one asked for (oneDNN gives both)
+    BackwardContext::GradOut dw{nullptr, false}, db{nullptr, false};
+    if (ctx.needs(1)) {
+      dw = ctx.dx_out(1);
+    } else {
+      scratch = detail::allocate_storage(ctx.input(1).numel());
+      dw.data = scratch.get();
+    }
+    if (want_bias) db = ctx.dx_out(2);
+    kernels::conv2d_transpose_backward_weights(g, ctx.input(0).data(), dz.data(), dw.data, dw.accumulate, db.data,
+                                               db.accumulate);
+  });
+  return y;
 }
 
 }  // namespace lamina

@@ -133,6 +133,13 @@ OPENCV_CANNOT = {
     # (N, T, C) / (N, T, 1) one (shape_utils total()). ONNX Runtime runs both (check_ort.js).
     "layer_norm": "fails in forward on (N, T, C) / (N, T, 1) broadcasting (shape_utils 'total')",
     "layer_norm_flat": "cannot parse the (N, K) / (N, 1) Div ('axis != outShape.size()')",
+    # Keras' 'same' with kernel 5 and stride 2 crops 1 cell before and 2 after: ConvTranspose
+    # pads (1, 1, 2, 2), which OpenCV 4.6 refuses. ONNX Runtime runs it (check_ort.js);
+    # convt_dcgan4 (kernel 4: pads 1 and 1) runs here.
+    "convt_dcgan": "refuses asymmetric ConvTranspose pads ('Unsupported asymmetric padding in convolution layer')",
+    # ... and computes ConvTranspose as if its dilations were 1 (output (4, 5, 5, 2) for Lamina's
+    # and ONNX Runtime's (4, 9, 9, 2)).
+    "convt_dilated": "ignores ConvTranspose's dilations (its output is the undilated size)",
 }
 
 

@@ -13,6 +13,7 @@
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
 #include "lamina/layers/conv1d.hpp"
+#include "lamina/layers/conv_transpose.hpp"
 #include "lamina/layers/embedding.hpp"
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
@@ -456,6 +457,43 @@ Sequential resize_input() {
                      layers::UpSampling2D({.size = Size2(1, 2), .interpolation = Interpolation::bilinear})});
 }
 
+// Conv2DTranspose. convt_dcgan: DCGAN's generator, Dense -> Reshape -> 'same' stride-2
+// transposed convolutions 7 -> 14 -> 28 with kernels 5 (Keras crops 1 before and 2 after: ONNX
+// pads (1, 1, 2, 2)) and 4 (kernel_5 = false: 4 and 4, crops 1 and 1, which OpenCV 4.6 takes).
+// convt_pads: 'valid' with output_padding and with a stride above the kernel (cells past the
+// full output: ONNX's output_padding), 'same' with output_padding 0, no bias, then Flatten.
+// convt_dilated: a dilation of 2, 'same' and 'valid'.
+Sequential convt_dcgan(bool kernel_5 = true) {
+  return Sequential({layers::InputLayer(Shape{8}), layers::Dense({.units = 7 * 7 * 6, .activation = "relu",
+                                                                  .bias_initializer = bias_init()}),
+                     layers::Reshape(Shape{7, 7, 6}),
+                     layers::Conv2DTranspose({.filters = 4, .kernel_size = kernel_5 ? 5 : 4, .strides = 2,
+                                              .padding = Padding::same, .activation = "relu",
+                                              .bias_initializer = bias_init()}),
+                     layers::Conv2DTranspose({.filters = 1, .kernel_size = 4, .strides = 2, .padding = Padding::same,
+                                              .activation = "tanh", .bias_initializer = bias_init()})});
+}
+
+Sequential convt_pads() {
+  return Sequential(
+      {layers::InputLayer(Shape{4, 5, 3}),
+       layers::Conv2DTranspose({.filters = 4, .kernel_size = 3, .strides = 2, .output_padding = Size2(1, 1),
+                                .bias_initializer = bias_init()}),
+       layers::Conv2DTranspose({.filters = 3, .kernel_size = Size2(2, 3), .strides = Size2(3, 2),
+                                .activation = "sigmoid", .bias_initializer = bias_init()}),
+       layers::Conv2DTranspose({.filters = 2, .kernel_size = 4, .strides = 2, .padding = Padding::same,
+                                .output_padding = Size2(0), .use_bias = false}),
+       layers::Flatten(), layers::Dense({.units = 5, .bias_initializer = bias_init()})});
+}
+
+Sequential convt_dilated() {
+  return Sequential({layers::InputLayer(Shape{6, 5, 2}),
+                     layers::Conv2DTranspose({.filters = 3, .kernel_size = 3, .padding = Padding::same,
+                                              .dilation_rate = 2, .activation = "relu", .bias_initializer = bias_init()}),
+                     layers::Conv2DTranspose({.filters = 2, .kernel_size = Size2(2, 3), .dilation_rate = Size2(3, 2),
+                                              .bias_initializer = bias_init()})});
+}
+
 int run(const fs::path& dir) {
   fs::create_directories(dir);
   manual_seed(2024);
@@ -508,8 +546,14 @@ int run(const fs::path& dir) {
   resize.push_back({"resize_generator", resize_generator(), {Shape{6}}});
   resize.push_back({"resize_input", resize_input(), {Shape{5, 4, 3}}});
   for (Case& c : resize) write_case(dir, c, seed++);
-  Case sampling{"graph_sampling", graph_sampling(), {Shape{5}}};  // last, so the cases above keep their seeds
+  Case sampling{"graph_sampling", graph_sampling(), {Shape{5}}};
   write_case(dir, sampling, seed++);
+  std::vector<Case> transposed;
+  transposed.push_back({"convt_dcgan", convt_dcgan(), {Shape{8}}});
+  transposed.push_back({"convt_dcgan4", convt_dcgan(false), {Shape{8}}});
+  transposed.push_back({"convt_pads", convt_pads(), {Shape{4, 5, 3}}});
+  transposed.push_back({"convt_dilated", convt_dilated(), {Shape{6, 5, 2}}});
+  for (Case& c : transposed) write_case(dir, c, seed++);
   return 0;
 }
 
