@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <typeinfo>
+#include <utility>
 #include <vector>
 
 #include "lamina/initializers.hpp"
@@ -168,6 +169,12 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // by the batch size, recorded by each forward pass of a model (Model::regularization_loss).
   const std::optional<Regularizer>& activity_regularizer() const { return activity_regularizer_; }
   void set_activity_regularizer(std::optional<Regularizer> r) { activity_regularizer_ = std::move(r); }
+  // Keras' add_loss: a scalar a layer adds to the model's loss while it is called (a VAE's KL
+  // divergence). Differentiable; the model running the layer collects it after the call (fit,
+  // evaluate and compute_loss add it, as Keras adds model.losses), training or not.
+  void add_loss(Tensor loss);
+  // The losses added since the last take, handed over and cleared (what Model's forward pass does).
+  std::vector<Tensor> take_losses() { return std::exchange(added_losses_, {}); }
   // The regularizer / constraint of a weight by name ("kernel", "gamma"); null when it has none.
   const Regularizer* weight_regularizer(const std::string& weight) const;
   const Constraint* weight_constraint(const std::string& weight) const;
@@ -249,6 +256,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::map<std::string, Regularizer> regularizers_;  // by weight name
   std::map<std::string, Constraint> constraints_;    // by weight name
   std::optional<Regularizer> activity_regularizer_;
+  std::vector<Tensor> added_losses_;  // add_loss's, until the model takes them
 };
 
 namespace layers {

@@ -267,8 +267,8 @@ class Model : public Layer {
   std::vector<Tensor> trainable_weights() const;
   // The sum of every layer's weight penalties (kernel_regularizer, ...; trainable weights only,
   // as Keras 3) and of the activity penalties recorded by the last forward pass (training or
-  // not): what fit and evaluate add to the loss, as Keras' model.losses. Differentiable;
-  // undefined when the model has no regularizer.
+  // not) and of the losses layers added in it (Layer::add_loss): what fit and evaluate add to the
+  // loss, as Keras' model.losses. Differentiable; undefined when there is none.
   Tensor regularization_loss() const override;
   // Projects every trainable weight that has a constraint (kernel_constraint, ...) by Keras'
   // formula; fit calls it after each optimizer step.
@@ -368,6 +368,8 @@ class Model : public Layer {
   // The calls in an order that runs each after its inputs (InputLayers are not calls).
   const std::vector<Node>& nodes() const { return nodes_; }
   const std::vector<int>& input_ids() const { return input_ids_; }
+  // Every tensor's per-sample shape, by tensor id (once built).
+  const std::vector<Shape>& tensor_shapes() const { return shapes_; }
   const std::vector<int>& output_ids() const { return output_ids_; }
   // A leaf layer (not a model) with its path from this model ("encoder/dropout"), depth first.
   std::vector<std::pair<std::string, Layer*>> leaf_layers() const;
@@ -441,7 +443,7 @@ class Model : public Layer {
   FitState fit_state_;
   std::string divergence_;
   std::vector<Tensor> packed_;                // the weights pack_parameters packed, in order
-  std::vector<Tensor> activity_losses_;  // recorded by the last run()
+  std::vector<Tensor> activity_losses_;  // activity penalties and add_loss losses, recorded by the last run()
   std::shared_ptr<const TextVectorization> text_vectorization_;
 };
 

@@ -13,6 +13,7 @@
 #include "lamina/layers/layer_normalization.hpp"
 #include "lamina/layers/merge.hpp"
 #include "lamina/layers/recurrent.hpp"
+#include "lamina/layers/sampling.hpp"
 #include "lamina/layers/sequence.hpp"
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
@@ -120,6 +121,13 @@ const Regularizer* Layer::weight_regularizer(const std::string& weight) const {
 const Constraint* Layer::weight_constraint(const std::string& weight) const {
   const auto it = constraints_.find(weight);
   return it == constraints_.end() ? nullptr : &it->second;
+}
+
+void Layer::add_loss(Tensor loss) {
+  if (!loss.defined() || loss.numel() != 1)
+    throw ValueError(class_name() + " '" + name_ + "': add_loss takes a scalar loss, got " +
+                     (loss.defined() ? loss.shape().str() : std::string("an undefined tensor")));
+  added_losses_.push_back(std::move(loss));
 }
 
 Tensor Layer::regularization_loss() const {
@@ -350,6 +358,7 @@ struct Registry {
       {"RepeatVector", builtin<layers::RepeatVector>()},
       {"TimeDistributed", builtin<layers::TimeDistributed>()},
       {"Bidirectional", builtin<layers::Bidirectional>()},
+      {"Sampling", builtin<layers::Sampling>()},
       // Sequential, Functional and Model (models nest as layers) register beside them, in
       // src/model/graph.cpp, so that this file stays below src/model/.
   };

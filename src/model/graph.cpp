@@ -439,7 +439,8 @@ Layer::Outputs Model::run(std::span<const Tensor> inputs, std::span<const Tensor
       if (static_cast<size_t>(k) < out.masks.size()) value_masks[static_cast<size_t>(t)] = std::move(out.masks[static_cast<size_t>(k)]);
       if (readers[static_cast<size_t>(t)] == 0) drop(t);  // an output nothing reads (an unused LSTM state)
     }
-    // Keras: activity_regularizer(output) / batch size, on every call, training or not.
+    // Keras' add_loss, then activity_regularizer(output) / batch size, on every call, training or not.
+    for (Tensor& t : n.layer->take_losses()) activity_losses_.push_back(std::move(t));
     if (const Tensor& y = values[static_cast<size_t>(n.output)]; y.defined())
       if (const auto& r = n.layer->activity_regularizer(); r && y.rank() > 0 && y.dim(0) > 0)
         activity_losses_.push_back((*r)(y) / static_cast<float>(y.dim(0)));
