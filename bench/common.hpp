@@ -19,7 +19,7 @@
 namespace bench {
 
 enum class Optimizer { sgd_momentum, adam };
-enum class Architecture { mlp, lenet, resnet, imdb_lstm, char_lstm };
+enum class Architecture { mlp, lenet, resnet, imdb_lstm, char_lstm, vae };
 
 // One training workload. mlp: units are the layer widths, input first ({784, 128, 10}); every
 // hidden layer is relu. lenet: LeNet-5 on 28x28x1 images -- Conv 6@5x5 'same' relu, max-pool
@@ -43,6 +43,10 @@ enum class Architecture { mlp, lenet, resnet, imdb_lstm, char_lstm };
 // unit_forget_bias; torch's second bias b_hh zero); embeddings U(-0.05, 0.05).
 // The sequence workloads time `timed_samples` samples per epoch (a fixed subset) and
 // bench_compare extrapolates to the full epoch (train_samples).
+// vae: PyTorch's examples/vae VAE on MNIST / 255 flattened to 784 (units unused): Dense 400
+// relu, Dense 20 (mean) and Dense 20 (log variance) from it, z = mean + exp(log_var / 2) eps,
+// Dense 400 relu, Dense 784 sigmoid; loss per sample = binary CE summed over the 784 pixels +
+// KL(N(mean, var) || N(0, 1)); Adam lr 1e-3. Scored by the test loss per sample, not accuracy.
 struct Workload {
   const char* name;
   uint64_t seed;
@@ -67,6 +71,7 @@ inline const std::vector<Workload>& workloads() {
       {"resnet-fashion", 4, true, {}, 64, Optimizer::adam, false, 1, Architecture::resnet, "fashion-mnist"},
       {"imdb-lstm", 5, false, {}, 32, Optimizer::adam, false, 2, Architecture::imdb_lstm, "", 1024},
       {"char-lstm", 6, false, {}, 64, Optimizer::adam, false, 2, Architecture::char_lstm, "", 1024},
+      {"vae-mnist", 7, true, {}, 128, Optimizer::adam, false, 1, Architecture::vae},
   };
   return all;
 }
@@ -114,6 +119,19 @@ inline double resnet_epoch_flops(int64_t samples) {
   return (4.0 * all + 2.0 * (all - stem)) * static_cast<double>(samples);
 }
 
+// The VAE's sizes (examples/vae/main.py's).
+inline constexpr int64_t kVaeHidden = 400, kVaeLatent = 20;
+
+// The VAE per sample, in multiply-adds: encoder 784*400 + 2 * 400*20, decoder 20*400 + 400*784
+// = 651,200. Forward 2 FLOPs per MAC, backward dW the same, dx the same except for fc1 (its
+// input needs no grad): 3.28 MFLOP per sample, 197 GFLOP per 60,000-image epoch. The sampling,
+// relu, sigmoid, the loss and Adam are O(activations) and left out.
+inline double vae_epoch_flops(int64_t samples) {
+  const double fc1 = 784.0 * kVaeHidden;
+  const double all = fc1 + 2.0 * kVaeHidden * kVaeLatent + kVaeLatent * kVaeHidden + kVaeHidden * 784.0;
+  return (4.0 * all + 2.0 * (all - fc1)) * static_cast<double>(samples);
+}
+
 // The sequence workloads' sizes, the same on both sides.
 inline constexpr bool kImdbBidirectional = true;  // keras.io's model: both LSTMs Bidirectional
 inline constexpr int64_t kImdbVocab = 20000, kImdbMaxlen = 200, kImdbEmbed = 128, kImdbUnits = 64;
@@ -147,6 +165,7 @@ inline double sequence_epoch_flops(const Workload& w, int64_t samples) {
 inline double epoch_flops(const Workload& w, int64_t samples) {
   if (w.architecture == Architecture::lenet) return lenet_epoch_flops(samples);
   if (w.architecture == Architecture::resnet) return resnet_epoch_flops(samples);
+  if (w.architecture == Architecture::vae) return vae_epoch_flops(samples);
   if (w.architecture == Architecture::imdb_lstm || w.architecture == Architecture::char_lstm)
     return sequence_epoch_flops(w, samples);
   double all = 0, after_first = 0;

@@ -105,6 +105,36 @@ Model make_model(const bench::Workload& w) {
   return model;
 }
 
+// vae-mnist: MNIST's images (N, 784) as bytes / 255, converted per batch as the other MNIST
+// workloads', and the same values as float targets (a Dataset's targets are floats): fit(x, x).
+data::TrainTest load_vae_mnist(const std::string& dir) {
+  auto images = [&](const char* name) {
+    const std::string path = data::find_data_file(dir, name);
+    if (path.empty()) throw std::runtime_error(dir + "/" + name + ": not found (scripts/fetch-data.sh fetches the data)");
+    data::Idx idx = data::read_idx(path);
+    auto targets = std::make_shared<std::vector<float>>(idx.bytes.size());
+    for (size_t i = 0; i < idx.bytes.size(); ++i) (*targets)[i] = static_cast<float>(idx.bytes[i]) / 255.f;
+    auto pixels = std::make_shared<const std::vector<uint8_t>>(std::move(idx.bytes));
+    return data::Dataset::from_bytes(std::move(pixels), Shape{784}, std::move(targets), Shape{784}, 1.f / 255.f);
+  };
+  return {images("train-images-idx3-ubyte"), images("t10k-images-idx3-ubyte")};
+}
+
+// PyTorch's examples/vae VAE (common.hpp) as a Functional model: the KL term comes from
+// Sampling (Layer::add_loss, kl_weight 1), and the reconstruction term is Keras' binary CE,
+// a mean over the 784 pixels, weighted by 784 to make it their sum, as torch's example has it.
+Model make_vae() {
+  const KerasTensor x = Input({784});
+  const KerasTensor h = layers::Dense(bench::kVaeHidden, "relu")(x);
+  const KerasTensor mean = layers::Dense(bench::kVaeLatent)(h), log_var = layers::Dense(bench::kVaeLatent)(h);
+  const KerasTensor z = layers::Sampling({.kl_weight = 1.f})({mean, log_var});
+  const KerasTensor y = layers::Dense(784, "sigmoid")(layers::Dense(bench::kVaeHidden, "relu")(z));
+  Model model(x, y, "vae");
+  model.compile(Adam({.learning_rate = 1e-3f, .epsilon = 1e-7f}), std::vector<Loss>{losses::BinaryCrossentropy()},
+                {.loss_weights = {784.0}});
+  return model;
+}
+
 // scores (..., C) against class labels (...); one score per row (C = 1) is a probability of class 1.
 double accuracy(const Tensor& scores, const Tensor& labels) {
   const int64_t c = scores.dim(scores.rank() - 1), n = scores.numel() / c;
@@ -128,14 +158,17 @@ int main(int argc, char** argv) try {
 
   const std::string images = args.data + "/" + w.images;
   int64_t vocab = 0;
+  const bool vae = w.architecture == bench::Architecture::vae;
   const data::TrainTest d = bench::is_sequence(w)                      ? load_sequences(w, args.data, vocab)
+                            : vae                                      ? load_vae_mnist(images)
                             : !w.mnist                                 ? load_digits_split(args.data, w.seed)
                             : std::string(w.images) == "fashion-mnist" ? data::load_fashion_mnist(images)
                                                                        : data::load_mnist(images);
-  Model model = bench::is_sequence(w) ? make_sequence_model(w, vocab) : make_model(w);
+  Model model = bench::is_sequence(w) ? make_sequence_model(w, vocab) : vae ? make_vae() : make_model(w);
   // weights drawn before the clock starts
   model.build(w.architecture == bench::Architecture::imdb_lstm   ? Shape{bench::kImdbMaxlen}
               : w.architecture == bench::Architecture::char_lstm ? Shape{bench::kCharSeq}
+              : vae                                              ? Shape{784}
               : w.mnist                                          ? Shape{28, 28}
                                                                  : Shape{w.units[0]});
 
@@ -149,9 +182,12 @@ int main(int argc, char** argv) try {
                                         .seed = w.seed, .callbacks = {&cpu_clock}, .verbose = 0});
   const double train_seconds = bench::seconds_since(t0);
 
-  // Test accuracy from predict; for MNIST this pass is also predict's warm-up.
-  const Tensor scores = model.predict(d.test, 1000);
-  const double test_accuracy = accuracy(scores, d.test.all_y());
+  // Test accuracy from predict; for MNIST this pass is also predict's warm-up. The VAE has no
+  // accuracy: its test loss per sample (784 x mean binary CE + KL, z sampled) from evaluate,
+  // which is also the warm-up.
+  Json test_accuracy = nullptr, test_loss = nullptr;
+  if (vae) test_loss = model.evaluate(d.test, {.batch_size = 1000, .verbose = 0}).at("loss");
+  else test_accuracy = accuracy(model.predict(d.test, 1000), d.test.all_y());
   Json predict_rate = nullptr;
   if (w.mnist && args.predict) {  // the median of 3 timed passes over the 10,000 test images
     std::vector<double> rates;
@@ -167,7 +203,8 @@ int main(int argc, char** argv) try {
   const Json out = {{"workload", w.name},          {"framework", "lamina"},
                     {"threads", args.threads},     {"epochs", epochs},
                     {"epoch_seconds", h.epoch_seconds}, {"train_seconds", train_seconds},
-                    {"test_accuracy", test_accuracy},   {"peak_rss_mb", bench::peak_rss_mb()},
+                    {"test_accuracy", test_accuracy},   {"test_loss", test_loss},
+                    {"peak_rss_mb", bench::peak_rss_mb()},
                     {"predict_samples_per_s", predict_rate}, {"epoch_samples", d.train.size()},
                     {"epoch_cpu_seconds", epoch_cpu_seconds}};
   std::cout << out.dump() << std::endl;

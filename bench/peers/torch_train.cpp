@@ -207,6 +207,106 @@ torch::Tensor predict(torch::nn::Sequential& model, const torch::Tensor& x, int6
   return out;
 }
 
+// --- the VAE ---------------------------------------------------------------------------------
+
+// PyTorch's examples/vae/main.py VAE (bench::Architecture::vae): fc1 784->400 relu, fc21 / fc22
+// 400->20 (mean, log variance), z = mu + exp(logvar / 2) eps, fc3 20->400 relu, fc4 400->784
+// sigmoid. Glorot-uniform weights and zero biases as the other workloads (the example keeps
+// torch's defaults).
+struct VaeImpl : torch::nn::Module {
+  VaeImpl()
+      : fc1(register_module("fc1", torch::nn::Linear(784, bench::kVaeHidden))),
+        fc21(register_module("fc21", torch::nn::Linear(bench::kVaeHidden, bench::kVaeLatent))),
+        fc22(register_module("fc22", torch::nn::Linear(bench::kVaeHidden, bench::kVaeLatent))),
+        fc3(register_module("fc3", torch::nn::Linear(bench::kVaeLatent, bench::kVaeHidden))),
+        fc4(register_module("fc4", torch::nn::Linear(bench::kVaeHidden, 784))) {
+    keras_init(*this);
+  }
+  // (reconstruction, mu, logvar). Samples z in eval mode too, as the example's test() does.
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> forward(const torch::Tensor& x) {
+    const torch::Tensor h = torch::relu(fc1->forward(x));
+    torch::Tensor mu = fc21->forward(h), logvar = fc22->forward(h);
+    const torch::Tensor z = mu + torch::exp(0.5 * logvar) * torch::randn_like(mu);
+    return {torch::sigmoid(fc4->forward(torch::relu(fc3->forward(z)))), std::move(mu), std::move(logvar)};
+  }
+  torch::nn::Linear fc1, fc21, fc22, fc3, fc4;
+};
+TORCH_MODULE(Vae);
+
+// The example's loss_function summed over the batch: BCE summed over pixels (torch clamps its
+// logs at -100; Keras clips probabilities to [1e-7, 1 - 1e-7]) + KLD.
+torch::Tensor vae_loss_sum(const torch::Tensor& recon, const torch::Tensor& x, const torch::Tensor& mu,
+                           const torch::Tensor& logvar) {
+  namespace F = torch::nn::functional;
+  const torch::Tensor bce = F::binary_cross_entropy(recon, x, F::BinaryCrossEntropyFuncOptions().reduction(torch::kSum));
+  const torch::Tensor kld = -0.5 * torch::sum(1 + logvar - mu.pow(2) - logvar.exp());
+  return bce + kld;
+}
+
+// vae-mnist: MNIST / 255, flattened, reconstructed; the loss per batch is the sum / batch size
+// (per sample, as Keras' mean reduction with loss weight 784 makes it). Returns the JSON line
+// with test_loss (the test set's summed loss / 10,000, z sampled) and no test_accuracy.
+nlohmann::json train_vae(const bench::Workload& w, const bench::Args& args, int epochs) {
+  const Data d = load_mnist(args.data + "/" + w.images);
+  Vae model;
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-3).eps(1e-7));
+
+  const int64_t n = d.train_x.size(0);
+  std::vector<double> epoch_seconds;
+  const auto t0 = std::chrono::steady_clock::now();
+  model->train();
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    const auto e0 = std::chrono::steady_clock::now();
+    const torch::Tensor order = torch::randperm(n, torch::kLong);
+    double loss_sum = 0;
+    for (int64_t b = 0; b < n; b += w.batch_size) {
+      const torch::Tensor idx = order.slice(0, b, std::min(n, b + w.batch_size));
+      const torch::Tensor x = batch_x(d.train_x, idx);
+      model->zero_grad(/*set_to_none=*/true);
+      const auto [recon, mu, logvar] = model->forward(x);
+      torch::Tensor loss = vae_loss_sum(recon, x, mu, logvar) / static_cast<double>(x.size(0));
+      loss.backward();
+      optimizer.step();
+      loss_sum += loss.item<double>() * static_cast<double>(x.size(0));
+    }
+    epoch_seconds.push_back(bench::seconds_since(e0));
+    if (!std::isfinite(loss_sum)) throw std::runtime_error("the loss diverged");
+  }
+  const double train_seconds = bench::seconds_since(t0);
+
+  // Reconstructions of the test set, batch by batch in inference mode (predict's work); with
+  // `loss` also the summed loss.
+  auto reconstruct = [&](double* loss) {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    const int64_t m = d.test_x.size(0);
+    for (int64_t b = 0; b < m; b += 1000) {
+      const torch::Tensor x = d.test_x.slice(0, b, std::min(m, b + 1000)).to(torch::kFloat).div_(255.f);
+      const auto [recon, mu, logvar] = model->forward(x);
+      if (loss) *loss += vae_loss_sum(recon, x, mu, logvar).item<double>();
+    }
+  };
+  double test_loss_sum = 0;
+  reconstruct(&test_loss_sum);  // also predict's warm-up
+  const double test_loss = test_loss_sum / static_cast<double>(d.test_x.size(0));
+  nlohmann::json predict_rate = nullptr;
+  if (args.predict) {  // the median of 3 timed passes over the 10,000 test images
+    std::vector<double> rates;
+    for (int r = 0; r < 3; ++r) {
+      const auto p0 = std::chrono::steady_clock::now();
+      reconstruct(nullptr);
+      rates.push_back(static_cast<double>(d.test_x.size(0)) / bench::seconds_since(p0));
+    }
+    std::sort(rates.begin(), rates.end());
+    predict_rate = rates[1];
+  }
+  return {{"workload", w.name},          {"framework", "libtorch"},
+          {"threads", args.threads},     {"epochs", epochs},
+          {"epoch_seconds", epoch_seconds}, {"train_seconds", train_seconds},
+          {"test_accuracy", nullptr},    {"test_loss", test_loss},
+          {"peak_rss_mb", bench::peak_rss_mb()}, {"predict_samples_per_s", predict_rate}};
+}
+
 // --- the sequence workloads ---------------------------------------------------------------------
 
 // Embedding -> LSTM stack (batch first) -> Linear on the last layer's final h (imdb: both
@@ -364,8 +464,8 @@ int main(int argc, char** argv) try {
     std::cerr << "bench_torch: warning: OPENBLAS_NUM_THREADS=" << (blas_threads ? blas_threads : "(unset)")
               << " differs from --threads " << args.threads << "; OpenBLAS keeps its own pool\n";
   torch::manual_seed(static_cast<uint64_t>(w.seed));
-  if (bench::is_sequence(w)) {
-    nlohmann::json out = train_sequence(w, args, epochs);
+  if (bench::is_sequence(w) || w.architecture == bench::Architecture::vae) {
+    nlohmann::json out = bench::is_sequence(w) ? train_sequence(w, args, epochs) : train_vae(w, args, epochs);
     out["blas"] = blas_info();
     std::cout << out.dump() << std::endl;
     return 0;
