@@ -27,10 +27,13 @@
 #include <string>
 #include <vector>
 
+#include "lamina/generative.hpp"
+#include "lamina/image.hpp"
 #include "lamina/io.hpp"
 #include "lamina/metrics.hpp"
 #include "lamina/model.hpp"
 #include "lamina/onnx.hpp"
+#include "lamina/ops.hpp"
 #include "lamina/random.hpp"
 #include "lamina/runtime.hpp"
 #include "spec.hpp"
@@ -180,9 +183,14 @@ void compile_from_spec(Model& model, const Spec& spec) {
   } catch (const std::exception& e) {
     throw ValueError(spec.path + ": compile.loss: " + e.what());
   }
+  if (!spec.loss_weights.empty() && spec.loss_weights.size() != model.num_outputs())
+    throw ValueError(spec.path + ": compile.loss_weights: " + std::to_string(spec.loss_weights.size()) +
+                     " weights for a model with " + std::to_string(model.num_outputs()) + " output" +
+                     (model.num_outputs() == 1 ? "" : "s") + " (give one per output)");
   try {
     model.compile(optimizer, *loss,
                   CompileOptions{.metrics = std::vector<MetricSpec>(spec.metrics.begin(), spec.metrics.end()),
+                                 .loss_weights = spec.loss_weights,
                                  .weighted_metrics = std::vector<MetricSpec>(spec.weighted_metrics.begin(),
                                                                              spec.weighted_metrics.end())});
   } catch (const Error& e) {
@@ -351,6 +359,11 @@ int train(const TrainArgs& a) {
                      " inputs; name a CSV column group for each in data.inputs ({\"" + model.input_names()[0] +
                      "\": [0, N], ...})");
   }
+  if (spec.data.targets_are_inputs) {  // an autoencoder: fit(x, x)
+    if (!model.built()) model.build(data.train.sample_shape());
+    data.train = inputs_as_targets(data.train, model.output_shape(), spec.path);
+    data.test = inputs_as_targets(data.test, model.output_shape(), spec.path);
+  }
   // Text data: the vectorizer adapted on the training texts goes into the model (and so into every
   // file saved from it, checkpoints included) for evaluate and predict.
   if (data.text) model.set_text_vectorization(*data.text);
@@ -439,6 +452,7 @@ int evaluate(const EvaluateArgs& a) {
           ? load_text_evaluation_data(a.data, *model.text_vectorization(), &from)
           : load_evaluation_data(a.data, pre, pre.inputs.empty() ? model.input_shape() : std::nullopt, &from);
   if (!pre.inputs.empty()) test = split_columns(test, pre.inputs, model.input_names(), model.input_shapes(), a.model);
+  if (pre.targets_are_inputs) test = inputs_as_targets(test, model.output_shape(), a.model);
   model.check_targets(test, from.file, from.position);
   const Logs logs = model.evaluate(test, {.verbose = 1});
 
@@ -447,7 +461,7 @@ int evaluate(const EvaluateArgs& a) {
                  {"threads", get_num_threads()},
                  {"data", a.data},
                  {"samples", test.size()}};
-  if (is_classifier(model)) {
+  if (is_classifier(model) && !pre.targets_are_inputs) {  // an autoencoder's BCE classifies nothing
     const Tensor pred = model.predict(test);
     const bool binary = pred.rank() == 1 || pred.numel() == pred.dim(0);
     const ClassDecoding decoding{.threshold = binary && model.loss().from_logits() ? 0.f : 0.5f};
@@ -596,6 +610,48 @@ int export_model(const ExportArgs& a) {
   return 0;
 }
 
+struct GenerateArgs {
+  std::string model, out;
+  std::optional<int64_t> label;
+  int64_t count = 64;
+  std::optional<int64_t> rows;
+  std::optional<uint64_t> seed;
+};
+
+// The value range of a generator's output, from its last layer's activation: tanh gives [-1, 1],
+// anything else (sigmoid, a VAE's decoder) is taken as [0, 1] and clamped there.
+std::pair<float, float> output_range(const Model& model) {
+  const std::string act = model.layers().back()->config().value("activation", "linear");
+  return act == "tanh" ? std::pair{-1.f, 1.f} : std::pair{0.f, 1.f};
+}
+
+// Samples as images: (N, H, W), (N, H, W, 1 or 3), or flat (N, k*k) read as k x k grey.
+Tensor as_images(const Tensor& samples, const std::string& model_path) {
+  const Shape s = samples.shape();
+  if (s.rank() == 3 || (s.rank() == 4 && (s[3] == 1 || s[3] == 3)))
+    return s.rank() == 4 && s[3] == 1 ? reshape(samples, Shape{s[0], s[1], s[2]}) : samples;
+  if (s.rank() == 2) {
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(s[1]))));
+    if (side * side == s[1]) return reshape(samples, Shape{s[0], side, side});
+  }
+  throw ShapeError(model_path + ": the model makes samples of shape " + Shape(std::vector<int64_t>(s.begin() + 1, s.end())).str() +
+                   ", which are not images: expected (H, W), (H, W, 1), (H, W, 3) or a square number of values");
+}
+
+int generate(const GenerateArgs& a) {
+  Model model = open_model(a.model);
+  Tensor samples = sample_generator(model, {.count = a.count, .label = a.label, .seed = a.seed.value_or(0)});
+  const auto [lo, hi] = output_range(model);
+  Tensor images = (as_images(samples, a.model) - lo) * (1.f / (hi - lo));
+  const int64_t cols = a.rows ? (a.count + *a.rows - 1) / *a.rows
+                              : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(a.count))));
+  const int64_t rows = a.rows ? *a.rows : (a.count + cols - 1) / cols;
+  write_png(a.out, image_grid(images, rows, cols));
+  std::cout << "wrote " << a.out << ": " << a.count << " samples" << (a.label ? " of class " + std::to_string(*a.label) : "")
+            << " in a " << rows << " x " << cols << " grid\n";
+  return 0;
+}
+
 // A spec / bare model JSON, or a model file (safetensors: 8-byte length, then a JSON header; ONNX).
 bool is_model_file(const std::string& path) {
   auto ends_with = [&](const std::string& s) {
@@ -700,6 +756,17 @@ int run(int argc, char** argv) {
   export_cmd->add_option("model", xa.model, "Model file (.safetensors)")->required();
   export_cmd->add_option("--onnx", xa.onnx, "Write the model as ONNX (opset 13) to this path")->required();
 
+  GenerateArgs ga;
+  CLI::App* generate_cmd = app.add_subcommand("generate", "Draw samples from a generative model into a PNG grid");
+  generate_cmd->add_option("model", ga.model, "A generator (inputs: a latent vector, and a class label if conditional) "
+                                              "or a VAE (a model with a Sampling layer: its decoder samples the prior)")
+      ->required();
+  generate_cmd->add_option("--label", ga.label, "The class to draw (a conditional generator only)")->check(at_least(0));
+  generate_cmd->add_option("--count", ga.count, "How many samples (default 64)")->check(at_least(1));
+  generate_cmd->add_option("--rows", ga.rows, "Rows of the grid (default: as square as it gets)")->check(at_least(1));
+  generate_cmd->add_option("--seed", ga.seed, "Seed of the noise (default 0)")->check(at_least(0));
+  generate_cmd->add_option("--out", ga.out, "The PNG file to write")->required();
+
   std::string summary_path;
   CLI::App* summary_cmd = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
   summary_cmd->add_option("file", summary_path, "Spec (.json) or model file (.safetensors, .onnx)")->required();
@@ -720,6 +787,7 @@ int run(int argc, char** argv) {
   if (eval_cmd->parsed()) return evaluate(ea);
   if (predict_cmd->parsed()) return predict(pa);
   if (export_cmd->parsed()) return export_model(xa);
+  if (generate_cmd->parsed()) return generate(ga);
   return summary(summary_path);
 }
 

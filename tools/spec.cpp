@@ -15,6 +15,7 @@
 
 #include "lamina/error.hpp"
 #include "lamina/io.hpp"
+#include "lamina/ops.hpp"
 
 namespace lamina::cli {
 
@@ -118,7 +119,7 @@ std::vector<InputColumns> read_input_columns(const Json& j, const std::string& f
 DataSpec read_data(const Json& d, const std::string& file) {
   DataSpec out;
   check_keys(d, {"name", "dir", "path", "files", "train", "test", "scale", "test_split", "split_seed", "header", "inputs",
-                 "text_vectorization"},
+                 "text_vectorization", "targets"},
              file, "data");
   Json files = Json::object();
   if (d.contains("files")) {
@@ -184,6 +185,13 @@ DataSpec read_data(const Json& d, const std::string& file) {
   }
   if (d.contains("split_seed")) out.split_seed = static_cast<uint64_t>(integer(d["split_seed"], file, "data.split_seed", 0));
   if (d.contains("header")) out.header = boolean(d["header"], file, "data.header");
+  if (d.contains("targets")) {
+    const std::string t = string(d["targets"], file, "data.targets");
+    if (t != "labels" && t != "inputs")
+      bad(file, "data.targets", "expected \"labels\" (the default) or \"inputs\" (an autoencoder), got \"" + t + "\"");
+    out.targets_are_inputs = t == "inputs";
+    if (out.targets_are_inputs && out.is_text()) bad(file, "data.targets", "\"inputs\" does not apply to text data");
+  }
   if (d.contains("inputs")) {
     if (!d["inputs"].is_object() || d["inputs"].empty())
       bad(file, "data.inputs", "expected {\"INPUT NAME\": [FIRST COLUMN, END COLUMN], ...}, got " + got(d["inputs"]));
@@ -452,6 +460,7 @@ Prepared load_text_data(const Spec& spec, const std::optional<Shape>& input_shap
 
 Json Preprocessing::to_json() const {
   Json j = {{"scale", scale}, {"data", data}};
+  if (targets_are_inputs) j["targets"] = "inputs";
   if (data == "digits") {
     j["test_split"] = test_split;
     j["split_seed"] = split_seed;
@@ -472,6 +481,7 @@ Preprocessing Preprocessing::from_json(const Json& j, const std::string& where) 
   if (j.contains("split_seed"))
     p.split_seed = static_cast<uint64_t>(integer(j["split_seed"], where, "lamina_preprocessing.split_seed", 0));
   if (j.contains("inputs")) p.inputs = read_input_columns(j["inputs"], where, "lamina_preprocessing.inputs");
+  p.targets_are_inputs = j.value("targets", std::string("labels")) == "inputs";
   return p;
 }
 
@@ -519,6 +529,17 @@ data::Dataset split_columns(const data::Dataset& d, const std::vector<InputColum
   return data::Dataset::from_tensors(split_columns(d.all_x(), groups, names, shapes, where), {d.all_y()});
 }
 
+data::Dataset inputs_as_targets(const data::Dataset& d, const Shape& output_shape, const std::string& where) {
+  if (d.sample_shape().numel() != output_shape.numel())
+    throw ShapeError(where + ": data.targets \"inputs\": samples of shape " + d.sample_shape().str() + " (" +
+                     std::to_string(d.sample_shape().numel()) + " values) cannot be the targets of the model's output " +
+                     output_shape.str() + " (" + std::to_string(output_shape.numel()) + " values)");
+  const Tensor x = d.all_x();
+  std::vector<int64_t> dims{d.size()};
+  dims.insert(dims.end(), output_shape.begin(), output_shape.end());
+  return data::Dataset::from_tensors(x, reshape(x, Shape(dims)).clone());
+}
+
 Json read_json_file(const std::string& path) { return parse_json_text(io::read_file(path), path); }
 
 Json parse_json_text(std::string_view text, const std::string& path) {
@@ -550,7 +571,17 @@ Spec parse_spec(std::string_view text, const std::string& path) {
   check_keys(c, {"optimizer", "loss", "metrics", "loss_weights", "weighted_metrics", "run_eagerly",
                  "steps_per_execution", "jit_compile", "auto_scale_loss"},
              path, "compile");
-  if (c.contains("loss_weights") && !c["loss_weights"].is_null()) bad(path, "compile.loss_weights", "not supported (use null)");
+  if (c.contains("loss_weights") && !c["loss_weights"].is_null()) {
+    const Json& w = c["loss_weights"];
+    if (!w.is_array() || w.empty())
+      bad(path, "compile.loss_weights", "expected a list of numbers, one per model output, got " + got(w));
+    for (size_t i = 0; i < w.size(); ++i) {
+      const double v = number(w[i], path, "compile.loss_weights[" + std::to_string(i) + "]");
+      if (!std::isfinite(v) || v < 0)
+        bad(path, "compile.loss_weights[" + std::to_string(i) + "]", "expected a finite number >= 0, got " + got(w[i]));
+      spec.loss_weights.push_back(v);
+    }
+  }
   if (c.contains("weighted_metrics") && !c["weighted_metrics"].is_null()) {
     const Json& m = c["weighted_metrics"];
     if (!m.is_array()) bad(path, "compile.weighted_metrics", "expected a list of names, got " + got(m));
@@ -614,6 +645,7 @@ Prepared load_training_data(const Spec& spec, const std::optional<Shape>& input_
     if (train.bytes) default_scale = kByteScale;
   }
   out.preprocessing.data = d.name.empty() ? "files" : d.name;
+  out.preprocessing.targets_are_inputs = d.targets_are_inputs;
   double scale = d.scale.value_or(default_scale);
   if (d.scale_max || (default_max && !d.scale)) {
     if (!(train.max_value > 0))

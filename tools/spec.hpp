@@ -36,6 +36,7 @@ struct Preprocessing {
   double scale = 1.0;
   std::vector<InputColumns> inputs;  // empty: the whole sample is the model's one input
   std::string data;           // "mnist", "fashion_mnist", "digits" or "files"
+  bool targets_are_inputs = false;  // an autoencoder's data: each sample is its own target
   double test_split = 0.2;    // digits only: the fraction held out for testing
   uint64_t split_seed = 1;    // digits only: the seed of that split
   Json to_json() const;
@@ -53,6 +54,9 @@ struct DataSpec {
   uint64_t split_seed = 1;
   bool header = false;               // CSV files start with a header line
   std::vector<InputColumns> inputs;  // "inputs": named column groups, one per model input
+  // "targets": "labels" (the default) or "inputs": each sample is its own target, reshaped to the
+  // model's output (an autoencoder, Keras' fit(x, x)); the labels are dropped.
+  bool targets_are_inputs = false;
   // Text data (name "imdb", or "train"/"test" TSV files of LABEL<TAB>TEXT): the Keras config of
   // the TextVectorization adapted on the training texts ({"max_tokens": 20000,
   // "output_sequence_length": 200, "padding": "pre"}); null for other data.
@@ -89,6 +93,7 @@ struct Spec {
   Json loss;
   std::vector<std::string> metrics;
   std::vector<std::string> weighted_metrics;  // compile.weighted_metrics: with the class weights
+  std::vector<double> loss_weights;           // compile.loss_weights: one per output (empty: all 1)
   FitSpec fit;
 };
 
@@ -134,6 +139,11 @@ data::Dataset load_text_evaluation_data(const std::string& name_or_path, const T
 // Inputs for `predict`: an IDX file (raw or gz) of samples, or a CSV file of features (an extra
 // last column, the label, is dropped). Returns (N, input_shape...) scaled floats.
 Tensor load_prediction_input(const std::string& path, const Preprocessing& pre, const Shape& input_shape);
+
+// An autoencoder's data (Preprocessing::targets_are_inputs): the same samples with each one's
+// features as its target, shaped as the model's output `output_shape` (same number of values).
+// ShapeError naming `where` when the sizes differ.
+data::Dataset inputs_as_targets(const data::Dataset& d, const Shape& output_shape, const std::string& where);
 
 // The model's inputs from each sample's features (x: (N, F) or (N, ...) flattened per sample), by
 // the named column groups: one tensor per name in `names`, shaped as `shapes`. ValueError naming
