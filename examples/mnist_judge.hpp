@@ -44,7 +44,7 @@ inline Sequential load_or_train(const std::string& path, const data::TrainTest& 
   manual_seed(3);
   Sequential net = lenet();
   net.compile(Adam(), losses::SparseCategoricalCrossentropy({.from_logits = true}), {"accuracy"});
-  net.fit(mnist.train, {.epochs = 6, .batch_size = 64, .seed = 3, .verbose = 2});
+  net.fit(mnist.train, {.epochs = 10, .batch_size = 64, .seed = 3, .verbose = 2});
   const double acc = net.evaluate(mnist.test, {.batch_size = 500, .verbose = 0}).at("accuracy");
   std::cout << "judge: test accuracy " << std::fixed << std::setprecision(4) << acc << "\n";
   if (acc < 0.99) std::cout << "judge: warning: below the 0.99 a judge should reach\n";

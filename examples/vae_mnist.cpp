@@ -72,7 +72,8 @@ int main(int argc, char** argv) try {
   const Tensor real = mnist.test.all_x();
   const FeatureStats real_stats = feature_stats(judge::classify(net, real).second);
   Generator noise_gen(7);
-  judge::print({judge::score(net, "real test digits (ceiling)", real, Tensor(), real_stats),
+  judge::print({judge::score(net, "real test digits", real, Tensor(), real_stats),
+                judge::score(net, "real training digits (ceiling)", mnist.train.all_x().slice(0, 0, 10000), Tensor(), real_stats),
                 judge::score(net, "VAE prior samples", samples, Tensor(), real_stats),
                 judge::score(net, "uniform noise (floor)", Tensor::rand({10000, 28, 28}, noise_gen), Tensor(), real_stats)});
 } catch (const lamina::Error& e) {

@@ -30,8 +30,9 @@ namespace lamina {
 // One step on a batch of n real samples, as the DCGAN paper and Keras' example:
 //   D: minimise BCE(D(real), 1 - label_smoothing) + BCE(D(G(z)), 0), the fakes detached;
 //   G: minimise BCE(D(G(z')), 1) on fresh noise, updating G only (the non-saturating loss).
-// Conditional fakes get the batch's own labels, so that D sees every class as often as the data
-// has it. Logs d_loss and g_loss (running means over the epoch).
+// Each loss also carries its model's regularization_loss() (weight and activity penalties,
+// add_loss). Conditional fakes get the batch's own labels, so that D sees every class as often as
+// the data has it. Logs d_loss, g_loss and d_accuracy (running means over the epoch).
 class GAN : public Model {
  public:
   struct Options {

@@ -136,7 +136,8 @@ Logs GAN::train_step(const data::Batch& batch) {
   const Tensor fake = g.call(generator_inputs(n, labels), true)[0].detach();
   const Tensor real_logits = reshape(d.call(discriminator_inputs(real, labels), true)[0], Shape{n, 1});
   const Tensor fake_logits = reshape(d.call(discriminator_inputs(fake, labels), true)[0], Shape{n, 1});
-  const Tensor d_loss = binary_crossentropy(real_target, real_logits, true) + binary_crossentropy(fake_target, fake_logits, true);
+  Tensor d_loss = binary_crossentropy(real_target, real_logits, true) + binary_crossentropy(fake_target, fake_logits, true);
+  if (const Tensor penalty = d.regularization_loss(); penalty.defined()) d_loss = d_loss + penalty;
   const std::vector<Tensor> dw = d.trainable_weights();
   options_.discriminator_optimizer->apply_gradients(grad(d_loss, dw), dw);
   d.apply_constraints();
@@ -144,7 +145,8 @@ Logs GAN::train_step(const data::Batch& batch) {
   // The generator: fresh fakes that D should call real; only G's weights move.
   const Tensor fooled = reshape(d.call(discriminator_inputs(g.call(generator_inputs(n, labels), true)[0], labels), true)[0],
                                 Shape{n, 1});
-  const Tensor g_loss = binary_crossentropy(ones, fooled, true);
+  Tensor g_loss = binary_crossentropy(ones, fooled, true);
+  if (const Tensor penalty = g.regularization_loss(); penalty.defined()) g_loss = g_loss + penalty;
   const std::vector<Tensor> gw = g.trainable_weights();
   options_.generator_optimizer->apply_gradients(grad(g_loss, gw), gw);
   g.apply_constraints();
