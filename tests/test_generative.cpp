@@ -142,6 +142,26 @@ TEST(Sampling, ConfigRoundTripsAndBadInputIsNamed) {
   EXPECT_CONTAINS(error_of<ValueError>([&] { Sampling({.name = "z"})(a); }), "takes two inputs, [z_mean, z_log_var]");
 }
 
+TEST(Sampling, SavedModelKeepsItsLossWeightAndKlTerm) {
+  // A VAE compiled with loss_weights {4} (BCE summed over its 4 outputs): load gives the same loss.
+  manual_seed(12);
+  KerasTensor x = Input({4});
+  KerasTensor h = layers::Dense(6, "relu")(x);
+  KerasTensor z = Sampling({.kl_weight = 1.f, .seed = 3})({layers::Dense(2)(h), layers::Dense(2)(h)});
+  Model vae({x}, {layers::Dense(4, "sigmoid")(z)}, "vae");
+  vae.compile(Adam(), std::vector<Loss>{losses::BinaryCrossentropy()}, {.loss_weights = {4.0}});
+  Generator gen(2);
+  const Tensor xs = Tensor::rand({16, 4}, gen);
+  const std::string path = (std::filesystem::temp_directory_path() / "lamina_vae_weights.safetensors").string();
+  vae.save(path);
+  Model back = Model::load(path);
+  std::filesystem::remove(path);
+  ASSERT_EQ(back.loss_weights(), std::vector<double>{4.0});
+  // The same seed in both Sampling layers (saved in the config), so the draws and losses agree.
+  EXPECT_NEAR(back.evaluate(xs, xs, {.batch_size = 16, .verbose = 0}).at("loss"),
+              vae.evaluate(xs, xs, {.batch_size = 16, .verbose = 0}).at("loss"), 1e-5);
+}
+
 TEST(Sampling, CheckpointResumesTheDrawsExactly) {
   // A small VAE-like model trained 2 epochs in one go, and 1 + 1 through a checkpoint: the
   // Sampling layer's generator is saved, so the weights agree bit for bit.

@@ -361,8 +361,10 @@ std::map<std::string, std::string> Model::file_metadata(const std::map<std::stri
     if (losses_.size() > 1) {  // Keras: a list of losses and of loss weights, one per output
       compile["loss"] = Json::array();
       for (const Loss& l : losses_) compile["loss"].push_back(l.config());
-      compile["loss_weights"] = loss_weights_;
     }
+    // Keras writes null for none; the weights scale the loss evaluate reports (a VAE's 784).
+    if (losses_.size() > 1 || std::any_of(loss_weights_.begin(), loss_weights_.end(), [](double w) { return w != 1.0; }))
+      compile["loss_weights"] = loss_weights_;
     meta["compile_config"] = compile.dump();
   }
   return meta;
