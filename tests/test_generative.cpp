@@ -290,6 +290,8 @@ TEST(VaeDecoder, IsTheGraphAfterSamplingWithTheSameWeights) {
   const Tensor zs = Tensor::randn({4, 3}, gen);
   const Tensor want = d2->call(d1->call(zs, false), false);
   EXPECT_TRUE(testing::all_close(decoder.predict(zs), want, 1e-6, 1e-6));
+  // A latent vector of the wrong size is named.
+  EXPECT_CONTAINS(error_of<ShapeError>([&] { decoder.predict(Tensor::zeros({2, 4})); }), "(4)");
   // sample_generator on the VAE decodes prior draws: the same as the decoder on N(0, I) noise.
   EXPECT_EQ(sample_generator(vae, {.count = 7, .seed = 1}).shape(), Shape({7, 5}));
   // A model without a Sampling layer has no decoder; one whose output reads the encoder is refused.
