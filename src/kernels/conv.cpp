@@ -369,7 +369,6 @@ void conv2d_backward_weights(const Geometry2d& g, const float* x, const float* d
 
 namespace ref {
 
-namespace {
 float activate(double v, Eltwise act) {
   switch (act) {
     case Eltwise::none: break;
@@ -379,6 +378,8 @@ float activate(double v, Eltwise act) {
   }
   return static_cast<float>(v);
 }
+
+namespace {
 
 // Calls f(input row, input col) for each window cell of output (i, j) that lies in the image,
 // with the cell's (p, q) in the window (cells DH rows and DW columns apart when dilated).

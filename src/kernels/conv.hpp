@@ -21,6 +21,8 @@ void conv2d_backward_weights(const Geometry2d& g, const float* x, const float* d
                              float* dbias, bool accumulate_bias);
 
 namespace ref {
+// act(v) in double, rounded to float: the activation of the naive loops (conv, conv_transpose).
+float activate(double v, Eltwise act);
 void conv2d_forward(const Geometry2d& g, const float* x, const float* w, const float* bias, float* y, Eltwise act);
 void conv2d_backward_data(const Geometry2d& g, const float* dy, const float* w, float* dx, bool accumulate);
 void conv2d_backward_weights(const Geometry2d& g, const float* x, const float* dy, float* dw, bool accumulate_w,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "allocator.hpp"
+#include "kernels/conv.hpp"  // ref::activate
 #include "kernels/dnnl_common.hpp"
 #include "kernels/elementwise.hpp"
 
@@ -249,15 +250,6 @@ void conv2d_transpose_backward_weights(const Geometry2d& g, const float* x, cons
 namespace ref {
 
 namespace {
-float activate(double v, Eltwise act) {
-  switch (act) {
-    case Eltwise::none: break;
-    case Eltwise::relu: return static_cast<float>(v > 0.0 ? v : 0.0);
-    case Eltwise::sigmoid: return static_cast<float>(1.0 / (1.0 + std::exp(-v)));
-    case Eltwise::tanh: return static_cast<float>(std::tanh(v));
-  }
-  return static_cast<float>(v);
-}
 
 // Calls f(output row, output col, p, q) for each kernel cell (p, q) that input cell (i, j)
 // reaches inside the output.

@@ -24,26 +24,37 @@ namespace lamina {
 
 namespace {
 
-// act(x * kernel + bias) over geometry g, x (N, H, W, C) and kernel (KH, KW, C, F) already
-// checked: the body of conv2d and conv1d.
+// The three kernels of a convolution direction; both directions take the same arguments.
+struct ConvKernels {
+  decltype(&kernels::conv2d_forward) forward;
+  decltype(&kernels::conv2d_backward_data) backward_data;
+  decltype(&kernels::conv2d_backward_weights) backward_weights;
+};
+constexpr ConvKernels kConvolution{&kernels::conv2d_forward, &kernels::conv2d_backward_data,
+                                   &kernels::conv2d_backward_weights};
+constexpr ConvKernels kTransposed{&kernels::conv2d_transpose_forward, &kernels::conv2d_transpose_backward_data,
+                                  &kernels::conv2d_transpose_backward_weights};
+
+// act(x * kernel + bias) over geometry g (or, with kTransposed, x spread through the kernel), x
+// (N, H, W, C) and the kernel already checked: the body of conv2d, conv1d and conv2d_transpose.
 Tensor convolve(const char* op, const Tensor& x, const Tensor& kernel, const Tensor& bias, const kernels::Geometry2d& g,
-                FusedActivation act) {
+                FusedActivation act, const ConvKernels& k = kConvolution) {
   const int64_t f = g.f;
   Tensor y = Tensor::empty({g.n, g.oh, g.ow, f});
   const bool has_bias = bias.defined();
   // relu runs as our own pass, as in linear(): oneDNN's relu post-op maps NaN to 0, which would
   // hide a diverged model. sigmoid and tanh stay fused.
   const bool relu_pass = act == FusedActivation::relu;
-  kernels::conv2d_forward(g, x.data(), kernel.data(), has_bias ? bias.data() : nullptr, y.data(),
-                          relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(act));
+  k.forward(g, x.data(), kernel.data(), has_bias ? bias.data() : nullptr, y.data(),
+            relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(act));
   if (relu_pass) detail::relu_in_place(y);
   std::vector<Tensor> inputs = {x, kernel};
   if (has_bias) inputs.push_back(bias);
-  record(op, y, std::move(inputs), [g, act, has_bias](BackwardContext& ctx) {
+  record(op, y, std::move(inputs), [g, act, has_bias, k](BackwardContext& ctx) {
     const Tensor dz = detail::fused_activation_grad(act, ctx.output(), ctx.dy());
     if (ctx.needs(0)) {
       const auto dx = ctx.dx_out(0);
-      kernels::conv2d_backward_data(g, dz.data(), ctx.input(1).data(), dx.data, dx.accumulate);
+      k.backward_data(g, dz.data(), ctx.input(1).data(), dx.data, dx.accumulate);
     }
     const bool want_bias = has_bias && ctx.needs(2);
     if (!ctx.needs(1) && !want_bias) return;
@@ -58,8 +69,7 @@ Tensor convolve(const char* op, const Tensor& x, const Tensor& kernel, const Ten
       dw.data = scratch.get();
     }
     if (want_bias) db = ctx.dx_out(2);
-    kernels::conv2d_backward_weights(g, ctx.input(0).data(), dz.data(), dw.data, dw.accumulate, db.data,
-                                     db.accumulate);
+    k.backward_weights(g, ctx.input(0).data(), dz.data(), dw.data, dw.accumulate, db.data, db.accumulate);
   });
   return y;
 }
@@ -142,35 +152,7 @@ Tensor conv2d_transpose(const Tensor& x, const Tensor& kernel, const Tensor& bia
                               .kw = k.w, .sh = s.h, .sw = s.w, .pad_top = ay.pad_lo, .pad_bottom = ay.pad_hi,
                               .pad_left = ax.pad_lo, .pad_right = ax.pad_hi, .oh = ay.out, .ow = ax.out,
                               .dh = d.h, .dw = d.w};
-  Tensor y = Tensor::empty({g.n, g.oh, g.ow, f});
-  const bool has_bias = bias.defined();
-  const bool relu_pass = o.act == FusedActivation::relu;  // NaN stays NaN, as convolve()
-  kernels::conv2d_transpose_forward(g, x.data(), kernel.data(), has_bias ? bias.data() : nullptr, y.data(),
-                                    relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(o.act));
-  if (relu_pass) detail::relu_in_place(y);
-  std::vector<Tensor> inputs = {x, kernel};
-  if (has_bias) inputs.push_back(bias);
-  record(op, y, std::move(inputs), [g, act = o.act, has_bias](BackwardContext& ctx) {
-    const Tensor dz = detail::fused_activation_grad(act, ctx.output(), ctx.dy());
-    if (ctx.needs(0)) {
-      const auto dx = ctx.dx_out(0);
-      kernels::conv2d_transpose_backward_data(g, dz.data(), ctx.input(1).data(), dx.data, dx.accumulate);
-    }
-    const bool want_bias = has_bias && ctx.needs(2);
-    if (!ctx.needs(1) && !want_bias) return;
-    std::shared_ptr<float[]> scratch;  // a kernel gradient no one asked for (oneDNN gives both)
-    BackwardContext::GradOut dw{nullptr, false}, db{nullptr, false};
-    if (ctx.needs(1)) {
-      dw = ctx.dx_out(1);
-    } else {
-      scratch = detail::allocate_storage(ctx.input(1).numel());
-      dw.data = scratch.get();
-    }
-    if (want_bias) db = ctx.dx_out(2);
-    kernels::conv2d_transpose_backward_weights(g, ctx.input(0).data(), dz.data(), dw.data, dw.accumulate, db.data,
-                                               db.accumulate);
-  });
-  return y;
+  return convolve(op, x, kernel, bias, g, o.act, kTransposed);
 }
 
 }  // namespace lamina
