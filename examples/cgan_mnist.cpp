@@ -60,8 +60,8 @@ std::shared_ptr<Model> make_discriminator() {
 }
 
 // (N, 28, 28) in [0, 1] -> (N, 28, 28, 1) in [-1, 1], the range of the generator's tanh.
-Tensor to_tanh_range(const Tensor& x) { return reshape(x * 2.f - 1.f, Shape{x.dim(0), 28, 28, 1}).clone(); }
-Tensor from_tanh_range(const Tensor& x) { return reshape((x + 1.f) * 0.5f, Shape{x.dim(0), 28, 28}).clone(); }
+Tensor to_tanh_range(const Tensor& x) { return reshape(x * 2.f - 1.f, Shape{x.dim(0), 28, 28, 1}); }
+Tensor from_tanh_range(const Tensor& x) { return reshape((x + 1.f) * 0.5f, Shape{x.dim(0), 28, 28}); }
 
 }  // namespace
 

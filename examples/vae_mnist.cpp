@@ -46,7 +46,7 @@ int main(int argc, char** argv) try {
   // An autoencoder's targets are its inputs, flattened like the output.
   auto autoencoder = [](const data::Dataset& d) {
     const Tensor x = d.all_x();
-    return data::Dataset::from_tensors(x, reshape(x, Shape{x.dim(0), 784}).clone());
+    return data::Dataset::from_tensors(x, reshape(x, Shape{x.dim(0), 784}));  // from_tensors copies
   };
   const data::Dataset train = autoencoder(mnist.train), test = autoencoder(mnist.test);
   vae.fit(train, {.epochs = epochs, .batch_size = 128, .validation_data = test, .seed = 1});

@@ -537,7 +537,7 @@ data::Dataset inputs_as_targets(const data::Dataset& d, const Shape& output_shap
   const Tensor x = d.all_x();
   std::vector<int64_t> dims{d.size()};
   dims.insert(dims.end(), output_shape.begin(), output_shape.end());
-  return data::Dataset::from_tensors(x, reshape(x, Shape(dims)).clone());
+  return data::Dataset::from_tensors(x, reshape(x, Shape(dims)));  // from_tensors copies
 }
 
 Json read_json_file(const std::string& path) { return parse_json_text(io::read_file(path), path); }
