@@ -20,6 +20,17 @@
 
 namespace lamina {
 
+// A conditional generator's inputs: which is the latent vector and which the label, and how many
+// classes the label takes (from the Embedding that reads it; 0 when unknown). ValueError naming
+// the model when its inputs are not one vector (d,) and, optionally, one (1,) label.
+struct GeneratorInputs {
+  int latent = 0;      // index into the model's inputs
+  int label = -1;      // -1: unconditional
+  int64_t latent_dim = 0;
+  int64_t num_classes = 0;
+};
+GeneratorInputs generator_inputs_of(const Model& generator);
+
 // A generative adversarial network: a generator G (noise z -> sample) and a discriminator D
 // (sample -> one logit, "real"), trained in turns with their own optimizers by train_step, so
 // that fit, its progress bar, callbacks and History work as for any model. Conditional when
@@ -56,7 +67,7 @@ class GAN : public Model {
 
   Model& generator() const { return *options_.generator; }
   Model& discriminator() const { return *options_.discriminator; }
-  int64_t latent_dim() const { return latent_dim_; }
+  int64_t latent_dim() const { return inputs_.latent_dim; }
   int64_t num_classes() const { return options_.num_classes; }
   // Noise (n, latent_dim) from the GAN's generator (seeded; a checkpoint would not restore it).
   Tensor noise(int64_t n);
@@ -69,7 +80,7 @@ class GAN : public Model {
   Tensor checked_labels(const data::Batch& batch) const;
 
   Options options_;
-  int64_t latent_dim_ = 0;
+  GeneratorInputs inputs_;  // which generator input is z and which the label, found once
   Generator gen_;
   Mean d_loss_{"d_loss"}, g_loss_{"g_loss"}, d_accuracy_{"d_accuracy"};
 };
@@ -95,15 +106,5 @@ Tensor sample_generator(Model& model, const SampleOptions& options);
 // through the VAE). ValueError when there is no Sampling layer, or the output depends on more than z.
 Model vae_decoder(const Model& model);
 
-// A conditional generator's inputs: which is the latent vector and which the label, and how many
-// classes the label takes (from the Embedding that reads it; 0 when unknown). ValueError naming
-// the model when its inputs are not one vector (d,) and, optionally, one (1,) label.
-struct GeneratorInputs {
-  int latent = 0;      // index into the model's inputs
-  int label = -1;      // -1: unconditional
-  int64_t latent_dim = 0;
-  int64_t num_classes = 0;
-};
-GeneratorInputs generator_inputs_of(const Model& generator);
 
 }  // namespace lamina

@@ -64,8 +64,8 @@ GAN::GAN(Options options) : Model(options.name), options_(std::move(options)) {
   Model& d = *options_.discriminator;
   if (!g.built() || !d.built() || g.input_shapes().empty() || d.input_shapes().empty())
     throw ValueError(at + ": build the generator and the discriminator first (a Functional model is built when made)");
-  const GeneratorInputs gi = generator_inputs_of(g);
-  latent_dim_ = gi.latent_dim;
+  inputs_ = generator_inputs_of(g);
+  const GeneratorInputs& gi = inputs_;
   const bool conditional = options_.num_classes > 0;
   if (conditional != (gi.label >= 0))
     throw ValueError(at + ": num_classes = " + std::to_string(options_.num_classes) + " but generator " +
@@ -92,7 +92,7 @@ GAN::GAN(Options options) : Model(options.name), options_(std::move(options)) {
   gen_.seed_(options_.seed ? *options_.seed : default_generator().next());
 }
 
-Tensor GAN::noise(int64_t n) { return Tensor::randn({n, latent_dim_}, gen_); }
+Tensor GAN::noise(int64_t n) { return Tensor::randn({n, inputs_.latent_dim}, gen_); }
 
 Tensor GAN::checked_labels(const data::Batch& batch) const {
   const int64_t n = batch.x.at(0).dim(0);
@@ -111,10 +111,9 @@ Tensor GAN::checked_labels(const data::Batch& batch) const {
 
 std::vector<Tensor> GAN::generator_inputs(int64_t n, const Tensor& labels) {
   if (options_.num_classes == 0) return {noise(n)};
-  const GeneratorInputs gi = generator_inputs_of(*options_.generator);
   std::vector<Tensor> in(2);
-  in[static_cast<size_t>(gi.latent)] = noise(n);
-  in[static_cast<size_t>(gi.label)] = labels;
+  in[static_cast<size_t>(inputs_.latent)] = noise(n);
+  in[static_cast<size_t>(inputs_.label)] = labels;
   return in;
 }
 
