@@ -170,6 +170,12 @@ class Model : public Layer {
   using Layer::operator();
   // Every input in, every output out: one tensor per model input / output, in order.
   std::vector<Tensor> call(const std::vector<Tensor>& inputs, bool training = false);
+  // The forward pass with a hook on every top-level layer call, as a PyTorch forward hook: `hook`
+  // sees each call's (first) output once the layer ran, and may replace it by a tensor of the same
+  // shape, which the rest of the graph then reads (explain.hpp reads a conv layer's output for
+  // Grad-CAM, and replaces an Embedding's output to integrate along a path of embeddings).
+  using OutputHook = std::function<void(const Layer& layer, Tensor& output)>;
+  std::vector<Tensor> call_with_hook(const std::vector<Tensor>& inputs, const OutputHook& hook, bool training = false);
 
   void compile(std::shared_ptr<Optimizer> optimizer, Loss loss, std::vector<MetricSpec> metrics = {});
   // One loss per output, in output order, weighted by options.loss_weights.
@@ -405,7 +411,8 @@ class Model : public Layer {
   // trainable flags (ensure_built calls it, so a flag set since the last fit applies at the next).
   void sync_trainable();
   // The forward pass: every output with its mask (masks: one per input, or empty for none).
-  Outputs run(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training);
+  Outputs run(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training,
+              const OutputHook* hook = nullptr);
   // The metrics per output, in Keras' log names ("accuracy" or "dense_1_accuracy").
   struct NamedMetric {
     size_t output;

@@ -404,7 +404,8 @@ void Model::ensure_built(const std::vector<Shape>& sample_shapes, const char* wh
 
 // --- the forward pass ----------------------------------------------------------------------------------
 
-Layer::Outputs Model::run(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training) {
+Layer::Outputs Model::run(std::span<const Tensor> inputs, std::span<const Tensor> masks, bool training,
+                         const OutputHook* hook) {
   std::vector<Tensor> values(shapes_.size()), value_masks(shapes_.size());
   // How many nodes still read each value; a value is dropped after its last reader (an output
   // is kept), so that inference holds only the values still needed.
@@ -433,6 +434,13 @@ Layer::Outputs Model::run(std::span<const Tensor> inputs, std::span<const Tensor
     if (out.values.size() != static_cast<size_t>(n.output_count))
       throw ValueError("model '" + name_ + "': layer " + layer_text(*n.layer) + " returned " +
                        std::to_string(out.values.size()) + " outputs, it declares " + std::to_string(n.output_count));
+    if (hook && !out.values.empty()) {
+      const Shape before = out.values[0].shape();
+      (*hook)(*n.layer, out.values[0]);
+      if (out.values[0].shape() != before)
+        throw ShapeError("model '" + name_ + "': a forward hook replaced the output " + before.str() + " of layer " +
+                         layer_text(*n.layer) + " by one of shape " + out.values[0].shape().str());
+    }
     for (int k = 0; k < n.output_count; ++k) {
       const int t = n.output + k;
       values[static_cast<size_t>(t)] = std::move(out.values[static_cast<size_t>(k)]);
@@ -456,6 +464,10 @@ Layer::Outputs Model::run(std::span<const Tensor> inputs, std::span<const Tensor
 }
 
 std::vector<Tensor> Model::call(const std::vector<Tensor>& inputs, bool training) {
+  return call_with_hook(inputs, {}, training);
+}
+
+std::vector<Tensor> Model::call_with_hook(const std::vector<Tensor>& inputs, const OutputHook& hook, bool training) {
   std::vector<Shape> shapes;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].rank() < 1)
@@ -464,7 +476,7 @@ std::vector<Tensor> Model::call(const std::vector<Tensor>& inputs, bool training
     shapes.push_back(sample_shape_of(inputs[i]));
   }
   ensure_built(shapes, "call");
-  return run(inputs, {}, training).values;
+  return run(inputs, {}, training, hook ? &hook : nullptr).values;
 }
 
 Tensor Model::call(const Tensor& x, bool training) {
