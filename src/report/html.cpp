@@ -76,8 +76,10 @@ std::string text_of(const Json& j) {
 
 // --- charts ---------------------------------------------------------------------------------------
 
-constexpr double kW = 640, kH = 320;                                 // the chart's viewBox
-constexpr double kLeft = 72, kRight = 620, kTop = 34, kBottom = 256;  // the plot area
+// The chart's viewBox and plot area: narrow enough that its text stays legible on a phone, where
+// the chart shrinks to the screen's width.
+constexpr double kW = 520, kH = 300;
+constexpr double kLeft = 80, kRight = 505, kTop = 34, kBottom = 236;
 
 struct Series {
   std::string name;  // the history key
@@ -138,7 +140,7 @@ void axes(std::string& s, const Axis& x, const Axis& y, const std::string& ylabe
        coord(kBottom) + "\"/>";
   s += "<text class=\"axis-label\" x=\"" + coord((kLeft + kRight) / 2) + "\" y=\"" + coord(kH - 14) +
        "\" text-anchor=\"middle\">epoch</text>";
-  s += "<text class=\"axis-label\" transform=\"translate(16 " + coord((kTop + kBottom) / 2) +
+  s += "<text class=\"axis-label\" transform=\"translate(18 " + coord((kTop + kBottom) / 2) +
        ") rotate(-90)\" text-anchor=\"middle\">" + html_escape(ylabel) + "</text>";
 }
 
@@ -164,7 +166,7 @@ std::string legend(const std::vector<Series>& series) {
   for (const Series& se : series) {
     s += "<g class=\"legend\"><rect x=\"" + coord(x) + "\" y=\"10\" width=\"14\" height=\"4\" fill=\"" + se.colour +
          "\"/><text x=\"" + coord(x + 19) + "\" y=\"16\">" + html_escape(se.name) + "</text></g>";
-    x += 30 + 7.5 * static_cast<double>(se.name.size());
+    x += 32 + 8 * static_cast<double>(se.name.size());
   }
   return s;
 }
@@ -223,7 +225,7 @@ std::string bar_chart(const std::vector<double>& seconds, int64_t first_epoch) {
   s += "<svg class=\"bars\" data-chart=\"epoch_seconds\" viewBox=\"0 0 " + num(kW) + " " + num(kH) +
        "\" role=\"img\" aria-label=\"seconds per epoch\">";
   axes(s, x, y, "seconds", true);
-  const double w = (kRight - kLeft) / static_cast<double>(std::max<int64_t>(n, 1)) * 0.7;
+  const double w = std::min(40.0, (kRight - kLeft) / static_cast<double>(std::max<int64_t>(n, 1)) * 0.7);
   for (int64_t i = 0; i < n; ++i) {
     const double v = std::isfinite(seconds[static_cast<size_t>(i)]) ? seconds[static_cast<size_t>(i)] : 0.0;
     const double cx = x.to(static_cast<double>(first_epoch + i), kLeft, kRight), top = y.to(v, kBottom, kTop);
@@ -300,8 +302,11 @@ std::string confusion(const Json& r, const HtmlReportOptions& o) {
   // Cells shrink with the class count; counts and shares are written while they stay legible.
   const double cell = std::clamp(560.0 / static_cast<double>(k), 12.0, 64.0);
   const double left = 96, top = 16, w = left + cell * static_cast<double>(k) + 12, h = top + cell * static_cast<double>(k) + 72;
+  // At most a little above its natural size (two classes should not fill a desktop screen), and on a
+  // phone no smaller than about 36 px a cell: its box scrolls sideways instead.
   std::string s = "<svg class=\"confusion\" viewBox=\"0 0 " + coord(w) + " " + coord(h) + "\" style=\"max-width:" +
-                  coord(std::max(w, 360.0)) + "px\" role=\"img\" aria-label=\"confusion matrix\">";
+                  coord(std::max(w * 1.2, 260.0)) + "px;min-width:" + coord(std::min(w, 110 + 36 * static_cast<double>(k))) +
+                  "px\" role=\"img\" aria-label=\"confusion matrix\">";
   auto label = [](const std::string& n) { return n.size() > 12 ? n.substr(0, 11) + "\xe2\x80\xa6" : n; };
   for (int64_t t = 0; t < k; ++t) {
     int64_t row = 0;
@@ -486,21 +491,21 @@ h2{font-size:1.15em;margin:.2em 0 .6em}
 section{background:#fff;border:1px solid #dde0e4;border-radius:8px;padding:12px 16px;margin:14px 0}
 .note{color:#555;font-size:.9em;margin:0 0 8px}
 .banner{position:sticky;top:0;z-index:1;background:#fff4c2;border-bottom:1px solid #e0c75a;padding:8px 16px;font-weight:600;text-align:center}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,340px),1fr));gap:14px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr));gap:14px}
 figure{margin:0}
 figure.chart-box{break-inside:avoid;page-break-inside:avoid}
 figure.chart-box figcaption{font-weight:600;font-size:.95em}
 svg.chart,svg.bars,svg.confusion{display:block;width:100%;height:auto;font-size:13px}
 svg .grid{stroke:#e7e7e7}
 svg .axis,svg .tickmark{stroke:#777}
-svg .tick{fill:#444;font-size:12px}
-svg .axis-label{fill:#222;font-size:14px;font-weight:600}
-svg .legend text{fill:#333;font-size:13px}
+svg .tick{fill:#444;font-size:13px}
+svg .axis-label{fill:#222;font-size:15px;font-weight:600}
+svg .legend text{fill:#333;font-size:14px}
 svg path.series,svg path.series-smoothed{fill:none;stroke-width:2;stroke-linejoin:round;stroke-linecap:round}
 svg path.series-smoothed{stroke-width:2.5}
 svg rect.bar{fill:#8da9c4}
 svg rect.cell{stroke:#fff;stroke-width:1}
-.matrix{max-width:760px;break-inside:avoid;page-break-inside:avoid}
+.matrix{overflow-x:auto;break-inside:avoid;page-break-inside:avoid}
 .table-wrap{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;margin:4px 0 10px}
 th,td{padding:4px 12px;border-bottom:1px solid #eceef0;text-align:right;white-space:nowrap}
