@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "lamina/lamina.hpp"
 #include "lamina/report.hpp"
 
 namespace lamina {
@@ -228,6 +229,67 @@ TEST(Report, Base64) {
   EXPECT_EQ(base64_encode("fooba"), "Zm9vYmE=");
   EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(base64_encode(std::string("\xff\xfe\x00", 3)), "//4A");
+}
+
+TEST(Report, ClassProbabilities) {
+  const Tensor logits = Tensor::from({{0.f, std::log(3.f)}, {2.f, 2.f}});
+  const Tensor p = class_probabilities(logits, true);
+  EXPECT_NEAR(p.at({0, 0}), 0.25f, 1e-6f);
+  EXPECT_NEAR(p.at({0, 1}), 0.75f, 1e-6f);
+  EXPECT_NEAR(p.at({1, 0}), 0.5f, 1e-6f);
+  // One sigmoid unit: [1 - p, p], from a probability or a logit.
+  const Tensor one = class_probabilities(Tensor::from({0.8f, 0.1f}).reshape(Shape{2, 1}), false);
+  ASSERT_EQ(one.shape(), (Shape{2, 2}));
+  EXPECT_NEAR(one.at({0, 0}), 0.2f, 1e-6f);
+  EXPECT_NEAR(one.at({1, 1}), 0.1f, 1e-6f);
+  EXPECT_NEAR(class_probabilities(Tensor::from({0.f}).reshape(Shape{1, 1}), true).at({0, 1}), 0.5f, 1e-6f);
+}
+
+TEST(Report, WrongPredictionsGalleryPicksTheMostConfidentlyWrong) {
+  // 2 x 2 "images", 3 classes, softmax over known weights.
+  Sequential m({layers::Dense({.units = 3, .activation = "softmax", .input_shape = Shape{4}, .name = "out"})});
+  m.build(Shape{4});
+  Generator gen(5);
+  m.set_weights({Tensor::randn({4, 3}, gen, 0.f, 2.f), Tensor::zeros({3})});
+  const Tensor x = Tensor::rand({12, 4}, gen);
+  const Tensor probs = m.predict(x);
+  // Each sample's truth: its second most likely class, so that every prediction is wrong, with
+  // the confidence of its top class; the gallery must list them by that confidence.
+  std::vector<int64_t> truth;
+  std::vector<std::pair<double, int64_t>> by_confidence;
+  for (int64_t i = 0; i < 12; ++i) {
+    std::vector<int64_t> order{0, 1, 2};
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return probs.at({i, a}) > probs.at({i, b}); });
+    truth.push_back(order[1]);
+    by_confidence.emplace_back(probs.at({i, order[0]}), order[0]);
+  }
+  truth[0] = std::max_element(probs.values().begin(), probs.values().begin() + 3) - probs.values().begin();  // one right
+  std::vector<std::pair<double, int64_t>> wrong(by_confidence.begin() + 1, by_confidence.end());
+  std::sort(wrong.begin(), wrong.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+
+  const std::vector<ReportImage> g =
+      wrong_predictions_gallery(m, x, truth, {.count = 5, .image_shape = Shape{2, 2}, .class_names = {"a", "b", "c"}});
+  ASSERT_EQ(g.size(), 5u);
+  const std::vector<std::string> names{"a", "b", "c"};
+  for (size_t i = 0; i < g.size(); ++i) {
+    char conf[16];
+    std::snprintf(conf, sizeof conf, "%.3f", wrong[i].first);
+    EXPECT_NE(g[i].caption.find(", predicted " + names[static_cast<size_t>(wrong[i].second)] + " (" + conf + ")"),
+              std::string::npos)
+        << i << ": " << g[i].caption;
+    // The image beside its saliency overlay, one pixel of padding around and between: (2 + 2) x (2 * 3 + 1), RGB.
+    const Tensor png = decode_png(g[i].png);
+    EXPECT_EQ(png.shape(), (Shape{4, 7, 3}));
+  }
+  EXPECT_EQ(g[0].caption.rfind("true ", 0), 0u);
+  // All right: nothing to show. A shape that does not draw the samples: an error.
+  std::vector<int64_t> right;
+  for (const auto& [c, top] : by_confidence) right.push_back(top);
+  EXPECT_TRUE(wrong_predictions_gallery(m, x, right, {.image_shape = Shape{2, 2}}).empty());
+  EXPECT_THROW(wrong_predictions_gallery(m, x, truth, {.image_shape = Shape{3, 3}}), ShapeError);
+  EXPECT_THROW(wrong_predictions_gallery(m, x, {0, 1}, {.image_shape = Shape{2, 2}}), ValueError);
+  // Token attributions need a text model.
+  EXPECT_THROW(token_attributions(m, x, truth), ValueError);
 }
 
 }  // namespace
