@@ -1129,9 +1129,11 @@ int run(int argc, char** argv) {
   train_cmd->add_option("--threads", ta.threads, "Compute threads (default: all cores)")->check(at_least(1));
   train_cmd->add_option("--save", ta.save, "Write the trained model (safetensors)");
   train_cmd->add_option("--report", ta.report, "Write a JSON report: history, timings, test metrics");
-  train_cmd->add_option("--html", ta.html, "Write the training report as a web page, rewritten after every epoch while training runs");
+  CLI::Option* html_opt = train_cmd->add_option(
+      "--html", ta.html, "Write the training report as a web page, rewritten after every epoch while training runs");
   train_cmd->add_option("--smoothing", ta.smoothing, "Smooth the --html curves (TensorBoard's weight in [0, 1); default 0)")
-      ->check(smoothing_weight());
+      ->check(smoothing_weight())
+      ->needs(html_opt);
   train_cmd->add_flag("-q,--quiet", ta.quiet, "No progress output");
   CLI::Option* checkpoint_opt =
       train_cmd->add_option("--checkpoint", ta.checkpoint, "Write checkpoints into DIR (see below)")->type_name("DIR");
