@@ -301,7 +301,12 @@ std::string confusion(const Json& r, const HtmlReportOptions& o) {
   const std::vector<std::string> names = class_names(r, o, k);
   // Cells shrink with the class count; counts and shares are written while they stay legible.
   const double cell = std::clamp(560.0 / static_cast<double>(k), 12.0, 64.0);
-  const double left = 96, top = 16, w = left + cell * static_cast<double>(k) + 12, h = top + cell * static_cast<double>(k) + 72;
+  // Room for the class names: beside the rows, and below the columns at 45 degrees.
+  size_t longest = 1;
+  for (const std::string& n : names) longest = std::max(longest, std::min<size_t>(n.size(), 12));
+  const double chars = static_cast<double>(longest);
+  const double left = 36 + 8 * chars, top = 16, w = left + cell * static_cast<double>(k) + 12,
+               h = top + cell * static_cast<double>(k) + 40 + 6 * chars;
   // At most a little above its natural size (two classes should not fill a desktop screen), and on a
   // phone no smaller than about 36 px a cell: its box scrolls sideways instead.
   std::string s = "<svg class=\"confusion\" viewBox=\"0 0 " + coord(w) + " " + coord(h) + "\" style=\"max-width:" +
