@@ -80,41 +80,30 @@ struct Cnns {
   std::vector<std::pair<std::string, Model*>> all() { return {{"Sequential", &seq}, {"Functional", &fun}}; }
 };
 
-explain::SaliencyOptions saliency_options(const explain::Target& target, std::string layer = "") {
-  explain::SaliencyOptions o;
-  o.target = target;
-  o.layer = std::move(layer);
-  return o;
+// The fixture's name for Lamina's rule: Lamina's riemann_trapezoid weighs Captum's points by the
+// textbook trapezoid rule (weights summing to 1, explain.hpp), the fixture's
+// riemann_trapezoid_exact; the fixture's riemann_trapezoid is Captum's (weights 1/n, summing to
+// 1 - 1/n), every attribution (n - 1) / n times Lamina's.
+std::string reference_rule(const std::string& rule) {
+  return rule == "riemann_trapezoid" ? "riemann_trapezoid_exact" : rule;
 }
 
-explain::GradientOptions gradient_options(const explain::Target& target, std::string layer = "") {
-  explain::GradientOptions o;
-  o.target = target;
-  o.layer = std::move(layer);
-  return o;
-}
-
-explain::IntegratedGradientsOptions ig_options(const explain::Target& target, const std::string& rule, int steps,
-                                               Tensor baseline = {}) {
-  explain::IntegratedGradientsOptions o;
-  o.target = target;
-  o.rule = explain::rule_from_string(rule);
-  o.steps = steps;
-  o.baseline = std::move(baseline);
-  return o;
-}
-
-// IG with every rule at 7 steps from a zero baseline, against ig_<rule> and its delta.
+// IG with every rule at 7 steps from a zero baseline (at `layer`: the layer's output for ids
+// 0), against <prefix>_<rule> and its delta.
 void expect_ig_rules(Model& m, const Fixture& f, const std::string& prefix = "ig", const std::string& layer = "") {
   const explain::Target target = target_of(f);
   for (const char* rule : kRules) {
     SCOPED_TRACE(rule);
-    explain::IntegratedGradientsOptions o = ig_options(target, rule, 7);
-    o.layer = layer;
-    const auto r = explain::integrated_gradients(m, f.at("x"), o);
-    EXPECT_TRUE(all_close(r.attributions, f.at(prefix + "_" + rule), kRtol, kAtol));
-    EXPECT_TRUE(all_close(r.delta, f.at(prefix + "_" + rule + ".delta"), kRtol, kDeltaAtol));
+    const auto r = explain::integrated_gradients(
+        m, f.at("x"), {.target = target, .steps = 7, .rule = explain::rule_from_string(rule), .layer = layer});
+    const std::string key = prefix + "_" + reference_rule(rule);
+    EXPECT_TRUE(all_close(r.attributions, f.at(key), kRtol, kAtol));
+    EXPECT_TRUE(all_close(r.delta, f.at(key + ".delta"), kRtol, kDeltaAtol));
     EXPECT_EQ(r.target, target);
+    if (std::string(rule) == "riemann_trapezoid") {
+      EXPECT_TRUE(all_close(mul(r.attributions, 6.f / 7.f), f.at(prefix + "_riemann_trapezoid"), kRtol, kAtol))
+          << "Captum's trapezoid weights";
+    }
   }
 }
 
@@ -133,10 +122,11 @@ TEST(ExplainTorch, QuadratureIsCaptums) {
     SCOPED_TRACE(rule);
     const explain::Quadrature q = explain::quadrature(explain::rule_from_string(rule), 7);
     EXPECT_EQ(explain::to_string(explain::rule_from_string(rule)), rule);
+    // Captum's points for every rule; its weights but for the trapezoid's (see reference_rule)
     EXPECT_TRUE(all_close(Tensor::from(std::vector<float>(q.alphas.begin(), q.alphas.end()), Shape{7}),
                           f.at(std::string("quad_") + rule + ".alphas"), 1e-6, 1e-7));
     EXPECT_TRUE(all_close(Tensor::from(std::vector<float>(q.weights.begin(), q.weights.end()), Shape{7}),
-                          f.at(std::string("quad_") + rule + ".weights"), 1e-6, 1e-7));
+                          f.at("quad_" + reference_rule(rule) + ".weights"), 1e-6, 1e-7));
   }
 }
 
@@ -145,10 +135,9 @@ TEST(ExplainTorchCnn, SaliencyAndInputXGradient) {
   const explain::Target target = target_of(c.f);
   for (auto& [kind, m] : c.all()) {
     SCOPED_TRACE(kind);
-    EXPECT_TRUE(all_close(explain::saliency(*m, c.f.at("x"), saliency_options(target)), c.f.at("saliency"), kRtol,
-                          kAtol));
-    EXPECT_TRUE(all_close(explain::input_x_gradient(*m, c.f.at("x"), gradient_options(target)),
-                          c.f.at("input_x_gradient"), kRtol, kAtol));
+    EXPECT_TRUE(all_close(explain::saliency(*m, c.f.at("x"), {.target = target}), c.f.at("saliency"), kRtol, kAtol));
+    EXPECT_TRUE(all_close(explain::input_x_gradient(*m, c.f.at("x"), {.target = target}), c.f.at("input_x_gradient"),
+                          kRtol, kAtol));
   }
 }
 
@@ -167,10 +156,7 @@ TEST(ExplainTorchCnn, IntegratedGradientsBaselineAndInternalBatches) {
   Cnns c;
   for (auto& [kind, m] : c.all()) {
     SCOPED_TRACE(kind);
-    explain::IntegratedGradientsOptions o;
-    o.target = target_of(c.f);
-    o.baseline = c.f.at("baseline");
-    o.steps = 20;
+    explain::IntegratedGradientsOptions o{.target = target_of(c.f), .baseline = c.f.at("baseline"), .steps = 20};
     for (int64_t internal : {0, 3}) {
       SCOPED_TRACE(internal);
       o.internal_batch_size = internal;
@@ -212,7 +198,7 @@ Tensor tunnel_with_fixture_noise(Model& m, const Fixture& f, explain::NoiseType 
         replaced.data()[r * d + k] = x.data()[best * d + k] + noise.data()[(s * n + best) * d + k];
       row_target[static_cast<size_t>(r)] = target[static_cast<size_t>(best)];
     }
-    return explain::saliency(m, replaced, saliency_options(row_target));
+    return explain::saliency(m, replaced, {.target = row_target});
   };
   const Tensor out = explain::noise_tunnel(
       method, x, {.type = type, .samples = static_cast<int>(samples), .stdev = 1e-4f, .seed = 7});
@@ -269,12 +255,14 @@ TEST(ExplainTorchMlp, GradientMethods) {
   const Fixture f = load_fixture("explain_mlp");
   Sequential m = mlp(f);
   const explain::Target target = target_of(f);
-  EXPECT_TRUE(all_close(explain::saliency(m, f.at("x"), saliency_options(target)), f.at("saliency"), kRtol, kAtol));
-  EXPECT_TRUE(all_close(explain::input_x_gradient(m, f.at("x"), gradient_options(target)), f.at("input_x_gradient"),
-                        kRtol, kAtol));
+  EXPECT_TRUE(all_close(explain::saliency(m, f.at("x"), {.target = target}), f.at("saliency"), kRtol, kAtol));
+  EXPECT_TRUE(all_close(explain::input_x_gradient(m, f.at("x"), {.target = target}), f.at("input_x_gradient"), kRtol,
+                        kAtol));
   expect_ig_rules(m, f);
-  // one sample's baseline (5) for both samples, the trapezoid rule, 20 steps
-  const auto r = explain::integrated_gradients(m, f.at("x"), ig_options(target, "riemann_trapezoid", 20, f.at("baseline")));
+  // one sample's baseline (5) for both samples, the middle rule, 20 steps
+  const auto r = explain::integrated_gradients(
+      m, f.at("x"),
+      {.target = target, .baseline = f.at("baseline"), .steps = 20, .rule = explain::Rule::riemann_middle});
   EXPECT_TRUE(all_close(r.attributions, f.at("ig_baseline"), kRtol, kAtol));
   EXPECT_TRUE(all_close(r.delta, f.at("ig_baseline.delta"), kRtol, kDeltaAtol));
 }
@@ -285,6 +273,10 @@ TEST(ExplainTorchMlp, Occlusion) {
   // strides left out: 1 on every axis
   EXPECT_TRUE(all_close(explain::occlusion(m, f.at("x"), {.target = target_of(f), .window = Shape{2}}),
                         f.at("occlusion"), kRtol, kAtol));
+  // stride 2: windows at 0, 2 and 4, the last clipped to feature 4 alone (Captum's ceil count)
+  EXPECT_TRUE(all_close(
+      explain::occlusion(m, f.at("x"), {.target = target_of(f), .window = Shape{2}, .strides = Shape{2}}),
+      f.at("occlusion_s2"), kRtol, kAtol));
 }
 
 // Captum's Layer* methods at the Embedding: attributions (N, 5, 4) at its output, the IG path
@@ -294,19 +286,23 @@ TEST(ExplainTorchText, AtTheEmbedding) {
   Sequential m = text_model(f);
   const explain::Target target = target_of(f);
   const Tensor& ids = f.at("x");
-  EXPECT_TRUE(all_close(explain::saliency(m, ids, saliency_options(target, "embedding")), f.at("layer_saliency"),
+  EXPECT_TRUE(all_close(explain::saliency(m, ids, {.target = target, .layer = "embedding"}), f.at("layer_saliency"),
                         kRtol, kAtol));
-  EXPECT_TRUE(all_close(explain::input_x_gradient(m, ids, gradient_options(target, "embedding")), f.at("layer_ixg"),
+  EXPECT_TRUE(all_close(explain::input_x_gradient(m, ids, {.target = target, .layer = "embedding"}), f.at("layer_ixg"),
                         kRtol, kAtol));
   expect_ig_rules(m, f, "layer_ig", "embedding");
   for (const char* rule : kRules) {
     SCOPED_TRACE(rule);
-    explain::IntegratedGradientsOptions o = ig_options(target, rule, 7, Tensor::zeros(ids.shape()));
-    o.layer = "embedding";
-    const auto r = explain::integrated_gradients(m, ids, o);  // the baseline ids written out
-    EXPECT_TRUE(all_close(r.attributions, f.at(std::string("layer_ig_") + rule), kRtol, kAtol));
+    // the baseline ids written out
+    const auto r = explain::integrated_gradients(m, ids,
+                                                 {.target = target,
+                                                  .baseline = Tensor::zeros(ids.shape()),
+                                                  .steps = 7,
+                                                  .rule = explain::rule_from_string(rule),
+                                                  .layer = "embedding"});
+    EXPECT_TRUE(all_close(r.attributions, f.at("layer_ig_" + reference_rule(rule)), kRtol, kAtol));
     const Tensor scores = explain::token_scores(r.attributions);
-    EXPECT_TRUE(all_close(scores, f.at(std::string("token_scores_") + rule), kRtol, kAtol));
+    EXPECT_TRUE(all_close(scores, f.at("token_scores_" + reference_rule(rule)), kRtol, kAtol));
     // sample 1's token 0 is the baseline's: nothing to attribute
     EXPECT_EQ(scores.at({1, 1}), 0.f);
   }
