@@ -760,6 +760,9 @@ int explain_command(const ExplainArgs& a) {
     if (layer.empty()) layer = embedding_layer(model, a.model);
   } else {
     x = explain_input(a, pre, *shape);
+    if (!layer.empty() && method != "gradcam" && method != "ig" && method != "ixg" && method != "saliency")
+      throw ValueError("explain: --layer applies to gradcam (the convolutional layer) and to saliency, ixg and ig "
+                       "(attributions at that layer's output), not to " + method);
   }
   const Tensor y = model.predict(x);
   const std::vector<int64_t> t = explain::resolve_target(y, target);
@@ -826,6 +829,13 @@ int explain_command(const ExplainArgs& a) {
     }
     io::save_npy(npy, scores.reshape(Shape{scores.dim(1)}));
     std::cout << "wrote " << npy << ": one score per token position\n";
+    return 0;
+  }
+  if (!layer.empty() && method != "gradcam") {  // at a layer's output: no picture of the input
+    const Tensor at = attributions.reshape(Shape(std::vector<int64_t>(attributions.shape().begin() + 1, attributions.shape().end())));
+    io::save_npy(npy, at);
+    std::cout << "wrote " << npy << " " << at.shape().str() << ": the attributions at layer '" << layer
+              << "''s output (no picture: they are not in the input's shape)\n";
     return 0;
   }
   // The attributions in the input's own shape (GradCAM's map has one channel).
