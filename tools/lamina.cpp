@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "lamina/explain.hpp"
 #include "lamina/generative.hpp"
 #include "lamina/image.hpp"
 #include "lamina/io.hpp"
@@ -652,6 +653,200 @@ int generate(const GenerateArgs& a) {
   return 0;
 }
 
+struct ExplainArgs {
+  std::string model, input, method, out;
+  std::optional<int64_t> index, target;
+  int steps = 50;
+  std::string rule = "gausslegendre";
+  float baseline = 0.f;
+  std::string layer;
+  std::vector<int64_t> window, stride;
+  int samples = 25;
+  std::optional<float> stdev;
+  uint64_t seed = 0;
+};
+
+// (1, sample...): a batch holding one sample.
+Shape batch_of_one(const Shape& sample) {
+  std::vector<int64_t> dims{1};
+  dims.insert(dims.end(), sample.begin(), sample.end());
+  return Shape(dims);
+}
+
+// "dir/name.png" -> "dir/name.npy": the raw attributions beside the picture.
+std::string npy_beside(const std::string& out) {
+  std::filesystem::path p(out);
+  p.replace_extension(".npy");
+  return p.string();
+}
+
+// The model's first Embedding layer: where a text model's attributions are taken.
+std::string embedding_layer(const Model& model, const std::string& model_path) {
+  for (const auto& l : model.layers())
+    if (l->class_name() == "Embedding") return l->name();
+  throw ValueError(model_path + ": a text model without an Embedding layer; attributions for text are taken at the "
+                                "Embedding's output");
+}
+
+// One sample as an image for the overlay: (H, W) or (H, W, C) with C 1 or 3, or a square number of
+// values (the digits' 64 as 8 x 8); empty when it is none of these.
+std::optional<Shape> image_shape_of(const Shape& sample) {
+  if (sample.rank() == 2) return sample;
+  if (sample.rank() == 3 && (sample[2] == 1 || sample[2] == 3)) return sample;
+  if (sample.rank() == 1) {
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(sample[0]))));
+    if (side * side == sample[0]) return Shape{side, side};
+  }
+  return std::nullopt;
+}
+
+// Nearest-neighbour enlargement by an integer factor, so that a 28 x 28 digit is visible.
+Tensor enlarge(const Tensor& image, int64_t factor) {
+  const int64_t h = image.dim(0), w = image.dim(1), c = image.rank() == 3 ? image.dim(2) : 1;
+  Tensor out = Tensor::empty(Shape{h * factor, w * factor, c});
+  float* o = out.data();
+  for (int64_t y = 0; y < h * factor; ++y)
+    for (int64_t x = 0; x < w * factor; ++x)
+      for (int64_t k = 0; k < c; ++k) *o++ = image.data()[((y / factor) * w + x / factor) * c + k];
+  return out;
+}
+
+// The input to explain, as a batch of one: a row of an IDX or CSV file (--index), or a PNG image,
+// scaled as the model was trained (its recorded preprocessing).
+Tensor explain_input(const ExplainArgs& a, const Preprocessing& pre, const Shape& shape) {
+  const bool png = a.input.size() >= 4 && a.input.compare(a.input.size() - 4, 4, ".png") == 0;
+  if (png) {
+    if (a.index) throw ValueError("explain: --index selects a row of an IDX or CSV file; " + a.input + " is one image");
+    const auto image = image_shape_of(shape);
+    if (!image)
+      throw ShapeError(a.model + ": the model takes inputs of shape " + shape.str() +
+                       ", not images (H, W), (H, W, 1), (H, W, 3) or side x side values; give an IDX or CSV file with --index");
+    const int64_t channels = image->rank() == 3 ? (*image)[2] : 1;
+    const Tensor img = read_png(a.input, static_cast<int>(channels));
+    if (img.dim(0) != (*image)[0] || img.dim(1) != (*image)[1])
+      throw ShapeError(a.input + ": the image is " + std::to_string(img.dim(1)) + " x " + std::to_string(img.dim(0)) +
+                       " pixels (width x height), but model " + a.model + " takes " + std::to_string((*image)[1]) + " x " +
+                       std::to_string((*image)[0]));
+    // PNG values are bytes / 255; the model saw bytes * scale.
+    return (img * static_cast<float>(255.0 * pre.scale)).reshape(batch_of_one(shape));
+  }
+  const Tensor all = load_prediction_input(a.input, pre, shape);
+  const int64_t n = all.dim(0);
+  if (!a.index && n > 1)
+    throw ValueError("explain: " + a.input + " holds " + std::to_string(n) + " samples; choose one with --index (0 to " +
+                     std::to_string(n - 1) + ")");
+  const int64_t i = a.index.value_or(0);
+  if (i >= n)
+    throw ValueError("explain: --index " + std::to_string(i) + " is out of range: " + a.input + " holds " +
+                     std::to_string(n) + " samples (0 to " + std::to_string(n - 1) + ")");
+  return all.view(i * shape.numel(), batch_of_one(shape)).clone();
+}
+
+int explain_command(const ExplainArgs& a) {
+  const std::string method = explain::method_name(a.method);
+  Preprocessing pre;
+  Model model = open_model(a.model, &pre);
+  const auto shape = model.input_shape();
+  if (!shape) throw ValueError(a.model + ": the model declares no input shape");
+  const explain::Target target = a.target ? explain::Target{*a.target} : explain::Target{};
+  const TextVectorization* tv = model.text_vectorization();
+  Tensor x;
+  std::string layer = a.layer;
+  if (tv) {
+    if (method != "ig" && method != "ixg" && method != "saliency")
+      throw ValueError("explain: method '" + a.method + "' does not apply to text; for a text model use ig, ixg or saliency");
+    if (a.index) throw ValueError("explain: --index does not apply to a text model; give the text itself");
+    x = (*tv)(std::vector<std::string>{a.input});
+    if (layer.empty()) layer = embedding_layer(model, a.model);
+  } else {
+    x = explain_input(a, pre, *shape);
+  }
+  const Tensor y = model.predict(x);
+  const std::vector<int64_t> t = explain::resolve_target(y, target);
+
+  Tensor attributions;
+  std::string extra;
+  char line[160];
+  if (method == "saliency") {
+    attributions = explain::saliency(model, x, {.target = t, .layer = layer});
+  } else if (method == "ixg") {
+    attributions = explain::input_x_gradient(model, x, {.target = t, .layer = layer});
+  } else if (method == "ig") {
+    explain::IntegratedGradientsOptions o;
+    o.target = t;
+    o.layer = layer;
+    o.steps = a.steps;
+    o.rule = explain::rule_from_string(a.rule);
+    if (!tv) o.baseline = Tensor::full(*shape, a.baseline);
+    const auto ig = explain::integrated_gradients(model, x, o);
+    attributions = ig.attributions;
+    std::snprintf(line, sizeof line, "integrated gradients: %d steps (%s), convergence delta %.3g\n", a.steps,
+                  a.rule.c_str(), static_cast<double>(ig.delta.item()));
+    extra = line;
+  } else if (method == "smoothgrad") {
+    float lo = x.data()[0], hi = lo;
+    for (float v : x.values()) lo = std::min(lo, v), hi = std::max(hi, v);
+    const float stdev = a.stdev.value_or(0.15f * (hi - lo));  // SmoothGrad's 10-20% of the input's range
+    explain::Method sal = [&](const Tensor& in) { return explain::saliency(model, in, {.target = t}); };
+    attributions = explain::noise_tunnel(sal, x, {.samples = a.samples, .stdev = stdev, .seed = a.seed});
+  } else if (method == "occlusion") {
+    // Default window: 4 x 4 (whole channels) on images, one feature otherwise; stride: half the window.
+    std::vector<int64_t> win = a.window;
+    const Shape& s = *shape;
+    if (win.empty()) {
+      for (int64_t d = 0; d < s.rank(); ++d) win.push_back(d < 2 && s.rank() >= 2 ? std::min<int64_t>(4, s[d]) : (s.rank() >= 2 ? s[d] : 1));
+    } else if (static_cast<int64_t>(win.size()) < s.rank()) {
+      for (int64_t d = static_cast<int64_t>(win.size()); d < s.rank(); ++d) win.push_back(s[d]);  // whole channels
+    }
+    std::vector<int64_t> str = a.stride;
+    if (str.empty())
+      for (int64_t w : win) str.push_back(std::max<int64_t>(1, w / 2));
+    else
+      for (int64_t d = static_cast<int64_t>(str.size()); d < static_cast<int64_t>(win.size()); ++d) str.push_back(1);
+    attributions = explain::occlusion(model, x, {.target = t, .window = Shape(win), .strides = Shape(str), .baseline = a.baseline});
+  } else {
+    attributions = explain::grad_cam(model, x, {.target = t, .layer = layer});
+  }
+
+  // What was explained.
+  const int64_t k = y.numel();
+  std::printf("explaining output %lld of %lld (%s %.4f) with %s\n", static_cast<long long>(t[0]),
+              static_cast<long long>(k), k > 1 ? "score" : "value", static_cast<double>(y.data()[t[0] < k ? t[0] : 0]),
+              method.c_str());
+  std::cout << extra;
+  const std::string npy = npy_beside(a.out);
+  if (tv) {
+    const Tensor scores = explain::token_scores(attributions);
+    const auto ids = tv->encode(a.input);
+    const auto& vocab = tv->get_vocabulary();
+    for (size_t i = 0; i < ids.size() && static_cast<int64_t>(i) < scores.dim(1); ++i)
+      std::printf("%-20s %+.5f\n", vocab[static_cast<size_t>(ids[i])].c_str(), static_cast<double>(scores.data()[i]));
+    io::save_npy(npy, scores.reshape(Shape{scores.dim(1)}));
+    std::cout << "wrote " << npy << ": one score per token position\n";
+    return 0;
+  }
+  // The attributions in the input's own shape (GradCAM's map has one channel).
+  Tensor raw = attributions.reshape(Shape(std::vector<int64_t>(attributions.shape().begin() + 1, attributions.shape().end())));
+  const auto img_shape = image_shape_of(*shape);
+  if (!img_shape) {
+    io::save_npy(npy, raw);
+    std::cout << "wrote " << npy << " (the input " << shape->str() << " is not an image, so no picture)\n";
+    return 0;
+  }
+  const Tensor image = x.reshape(*img_shape);
+  std::vector<int64_t> amap = img_shape->dims();
+  if (raw.numel() != img_shape->numel()) amap.back() = raw.numel() / (amap[0] * amap[1]);  // GradCAM on RGB: one channel
+  const float high = pre.scale != 1.0 ? static_cast<float>(255.0 * pre.scale) : std::max(1.f, *std::max_element(image.data(), image.data() + image.numel()));
+  Tensor picture = explain::overlay(image, raw.reshape(Shape(amap)), {.low = 0.f, .high = high});
+  const int64_t factor = std::max<int64_t>(1, 224 / std::max(image.dim(0), image.dim(1)));
+  picture = enlarge(picture, factor);
+  write_png(a.out, picture);
+  io::save_npy(npy, raw);
+  std::cout << "wrote " << a.out << " (" << picture.dim(1) << " x " << picture.dim(0) << ", the input with its heat map) and "
+            << npy << " " << raw.shape().str() << "\n";
+  return 0;
+}
+
 // A spec / bare model JSON, or a model file (safetensors: 8-byte length, then a JSON header; ONNX).
 bool is_model_file(const std::string& path) {
   auto ends_with = [&](const std::string& s) {
@@ -767,6 +962,28 @@ int run(int argc, char** argv) {
   generate_cmd->add_option("--seed", ga.seed, "Seed of the noise (default 0)")->check(at_least(0));
   generate_cmd->add_option("--out", ga.out, "The PNG file to write")->required();
 
+  ExplainArgs xpa;
+  CLI::App* explain_cmd = app.add_subcommand("explain", "Which parts of an input a model's output depends on (attribution)");
+  explain_cmd->add_option("model", xpa.model, "Model file (.safetensors, or .onnx)")->required();
+  explain_cmd->add_option("input", xpa.input, "A PNG image, an IDX or CSV file (with --index), or a text for a text model")
+      ->required();
+  explain_cmd->add_option("--method", xpa.method, "saliency | ixg | ig | smoothgrad | occlusion | gradcam")->required();
+  explain_cmd->add_option("--out", xpa.out, "The PNG to write (the input with a heat map); the raw attributions go "
+                                            "beside it as .npy (same stem)")
+      ->required();
+  explain_cmd->add_option("--index", xpa.index, "The sample of an IDX or CSV file (default: the only one)")->check(at_least(0));
+  explain_cmd->add_option("--target", xpa.target, "The output unit (class) to explain (default: the predicted one)")
+      ->check(at_least(0));
+  explain_cmd->add_option("--steps", xpa.steps, "ig: points on the path (default 50)")->check(at_least(1));
+  explain_cmd->add_option("--rule", xpa.rule, "ig: gausslegendre (default), riemann_left, riemann_right, riemann_middle, riemann_trapezoid");
+  explain_cmd->add_option("--baseline", xpa.baseline, "ig: the baseline value; occlusion: the fill value (default 0)");
+  explain_cmd->add_option("--layer", xpa.layer, "gradcam: the convolutional layer (default: the last); text: the layer to attribute at");
+  explain_cmd->add_option("--window", xpa.window, "occlusion: window size per axis, e.g. 4,4 (default 4 x 4)")->delimiter(',');
+  explain_cmd->add_option("--stride", xpa.stride, "occlusion: stride per axis (default: half the window)")->delimiter(',');
+  explain_cmd->add_option("--samples", xpa.samples, "smoothgrad: noisy copies (default 25)")->check(at_least(1));
+  explain_cmd->add_option("--stdev", xpa.stdev, "smoothgrad: noise standard deviation (default 15% of the input's range)");
+  explain_cmd->add_option("--seed", xpa.seed, "smoothgrad: seed of the noise (default 0)")->check(at_least(0));
+
   std::string summary_path;
   CLI::App* summary_cmd = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
   summary_cmd->add_option("file", summary_path, "Spec (.json) or model file (.safetensors, .onnx)")->required();
@@ -788,6 +1005,7 @@ int run(int argc, char** argv) {
   if (predict_cmd->parsed()) return predict(pa);
   if (export_cmd->parsed()) return export_model(xa);
   if (generate_cmd->parsed()) return generate(ga);
+  if (explain_cmd->parsed()) return explain_command(xpa);
   return summary(summary_path);
 }
 
