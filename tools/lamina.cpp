@@ -817,10 +817,13 @@ int explain_command(const ExplainArgs& a) {
   const std::string npy = npy_beside(a.out);
   if (tv) {
     const Tensor scores = explain::token_scores(attributions);
-    const auto ids = tv->encode(a.input);
+    // Position by position as the model saw them (padding, id 0, left out).
     const auto& vocab = tv->get_vocabulary();
-    for (size_t i = 0; i < ids.size() && static_cast<int64_t>(i) < scores.dim(1); ++i)
-      std::printf("%-20s %+.5f\n", vocab[static_cast<size_t>(ids[i])].c_str(), static_cast<double>(scores.data()[i]));
+    for (int64_t i = 0; i < scores.dim(1); ++i) {
+      const auto id = static_cast<size_t>(x.data()[i]);
+      if (id != 0 && id < vocab.size())
+        std::printf("%-20s %+.5f\n", vocab[id].c_str(), static_cast<double>(scores.data()[i]));
+    }
     io::save_npy(npy, scores.reshape(Shape{scores.dim(1)}));
     std::cout << "wrote " << npy << ": one score per token position\n";
     return 0;
