@@ -9,12 +9,15 @@
 //   lamina predict imdb.safetensors "A wonderful film." "Dull and far too long."   (a text model)
 //   lamina export mnist.safetensors --onnx mnist.onnx
 //   lamina evaluate model.onnx --data test.csv          (exported with torch.onnx.export)
+//   lamina train examples/specs/lenet_mnist.json --html report.html   (a web page, live while training)
+//   lamina report report.json mnist.safetensors -o report.html
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -24,9 +27,11 @@
 #include <new>
 #include <numeric>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "lamina/explain.hpp"
 #include "lamina/generative.hpp"
 #include "lamina/image.hpp"
 #include "lamina/io.hpp"
@@ -35,6 +40,7 @@
 #include "lamina/onnx.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/random.hpp"
+#include "lamina/report.hpp"
 #include "lamina/runtime.hpp"
 #include "spec.hpp"
 
@@ -58,7 +64,8 @@ struct TrainArgs {
   std::optional<int64_t> batch_size;
   std::optional<uint64_t> seed;
   std::optional<int> threads;
-  std::string save, report;
+  std::string save, report, html;
+  std::optional<double> smoothing;
   std::string checkpoint, resume, monitor = "val_loss";
   std::optional<int64_t> checkpoint_every;
   bool quiet = false;
@@ -336,10 +343,169 @@ std::vector<std::unique_ptr<Callback>> callbacks_of_spec(const Spec& spec) {
   return out;
 }
 
+// --- the training report ---------------------------------------------------------------------------
+
+// fit logs the learning rate each epoch when a callback asks for it, as Keras' rate callbacks do;
+// the report always charts it.
+struct LogLearningRate : Callback {
+  bool logs_learning_rate() const override { return true; }
+};
+
+// What a classifier made of a test set. nullopt for a model that classifies nothing (a regression,
+// an autoencoder, whose binary cross-entropy compares pixels).
+struct Classified {
+  std::vector<int64_t> truth, predicted;
+  ConfusionMatrix matrix;
+};
+std::optional<Classified> classify(Model& model, const data::Dataset& test, bool autoencoder) {
+  if (!is_classifier(model) || autoencoder) return std::nullopt;
+  const Tensor pred = model.predict(test);
+  const bool binary = pred.rank() == 1 || pred.numel() == pred.dim(0);
+  const ClassDecoding decoding{.threshold = binary && model.loss().from_logits() ? 0.f : 0.5f};
+  Classified c;
+  c.predicted = predicted_classes(pred, decoding);
+  c.truth = true_classes(test.all_y(), pred);
+  int64_t classes = binary ? 2 : pred.numel() / std::max<int64_t>(pred.dim(0), 1);
+  for (int64_t t : c.truth) classes = std::max(classes, t + 1);
+  c.matrix = ConfusionMatrix(classes);
+  c.matrix.update(c.truth, c.predicted);
+  return c;
+}
+
+Json confusion_rows(const ConfusionMatrix& matrix) {
+  Json rows = Json::array();
+  for (int64_t t = 0; t < matrix.num_classes(); ++t) {
+    Json row = Json::array();
+    for (int64_t p = 0; p < matrix.num_classes(); ++p) row.push_back(matrix.count(t, p));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// The names of a named data set's classes; empty where the indices are the names (digits).
+std::vector<std::string> known_class_names(const std::string& data) {
+  if (data == "fashion_mnist")  // Zalando's labels, in the order of the label bytes
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  if (data == "imdb") return {"negative", "positive"};
+  return {};
+}
+
+std::string summary_text(Model& model) {
+  std::ostringstream os;
+  model.summary(os);
+  return os.str();
+}
+
+// The compile config, as a saved model records it.
+Json compile_json(const Model& model) {
+  Json metrics = Json::array();
+  for (const std::string& m : model.metric_names()) metrics.push_back(m);
+  return {{"optimizer", {{"class_name", model.optimizer().name()}, {"config", model.optimizer().config()}}},
+          {"loss", model.loss().config()},
+          {"metrics", metrics}};
+}
+
+// The parts of `train`'s report known before the first epoch.
+Json report_base(Model& model, const Spec& spec, const FitOptions& fit, uint64_t seed, const Preprocessing& pre) {
+  Json r = {{"params", model.count_params()},
+            {"seed", seed},
+            {"threads", get_num_threads()},
+            {"spec", spec.path},
+            {"epochs", fit.epochs},
+            {"initial_epoch", fit.initial_epoch},
+            {"batch_size", fit.batch_size},
+            {"validation_split", fit.validation_split},
+            {"preprocessing", pre.to_json()},
+            {"summary", summary_text(model)},
+            {"compile", compile_json(model)}};
+  if (const auto names = known_class_names(spec.data.name); !names.empty()) r["class_names"] = names;
+  return r;
+}
+
+// How one test sample is drawn as an image, if it is one: (H, W), (H, W, 1 or 3), or a flat sample
+// of a named image set (mnist, fashion_mnist, digits) as a square.
+std::optional<Shape> image_shape(const Shape& sample, const std::string& data) {
+  if (sample.rank() == 2 || (sample.rank() == 3 && (sample[2] == 1 || sample[2] == 3))) return sample;
+  if (sample.rank() == 1 && (data == "mnist" || data == "fashion_mnist" || data == "digits")) {
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(sample[0]))));
+    if (side * side == sample[0]) return Shape{side, side};
+  }
+  return std::nullopt;
+}
+
+Json history_json(const History& history) {
+  Json h = Json::object();
+  for (const auto& [k, v] : history.history) h[k] = v;
+  return h;
+}
+
+// The report's pictures of what a classifier looked at: for images, the most confidently wrong test
+// images beside their saliency maps; for texts read through an Embedding, a few test texts with
+// their tokens' integrated gradients. Nothing for other inputs.
+void add_explanations(HtmlReportOptions& page, Model& model, const data::Dataset& test, const Classified& c,
+                      const std::string& data_name) {
+  if (model.num_inputs() != 1 || test.size() == 0) return;
+  const std::vector<std::string> names = known_class_names(data_name);
+  if (page.class_names.empty()) page.class_names = names;
+  if (model.text_vectorization()) {
+    const bool embedding = std::any_of(model.layers().begin(), model.layers().end(),
+                                       [](const auto& l) { return l->class_name() == "Embedding"; });
+    if (embedding) page.texts = token_attributions(model, test.all_x(), c.truth, names);
+    return;
+  }
+  if (const auto shape = image_shape(test.sample_shape(), data_name))
+    page.wrong = wrong_predictions_gallery(model, test.all_x(), c.truth, {.count = 16, .image_shape = *shape, .class_names = names});
+}
+
+// Fails before any work when the page could not be written: its directory must exist.
+void check_output_path(const std::string& path, const char* option) {
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+    throw IoError(path + ": cannot write " + option + " there: no such directory " + dir.string());
+  if (std::filesystem::is_directory(path, ec)) throw IoError(path + ": cannot write " + option + ": it is a directory");
+  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
+    throw IoError(path + ": cannot write " + option + ": directory " + (dir.empty() ? "." : dir.string()) +
+                  " is not writable");
+}
+
+// Rewrites the HTML report at the start and at the end of every epoch, atomically (a browser
+// reloading it never reads half a page), marked in progress: it refreshes itself and says which
+// epoch training has reached.
+class HtmlProgress : public Callback {
+ public:
+  HtmlProgress(std::string path, Json base, HtmlReportOptions options)
+      : path_(std::move(path)), base_(std::move(base)), options_(std::move(options)) {}
+  void on_train_begin(const TrainInfo&) override { write(); }
+  void on_epoch_begin(int) override { start_ = std::chrono::steady_clock::now(); }
+  void on_epoch_end(int, const Logs& logs) override {
+    for (const auto& [k, v] : logs.values) history_[k].push_back(v);
+    seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    write();
+  }
+  bool logs_learning_rate() const override { return true; }
+
+ private:
+  void write() {
+    Json r = base_;
+    r["history"] = history_;
+    r["epoch_seconds"] = seconds_;
+    r["peak_rss_mb"] = peak_rss_mb();
+    r["in_progress"] = true;
+    io::write_file_atomic(path_, training_report_html(r, options_));
+  }
+  std::string path_;
+  Json base_, history_ = Json::object();
+  std::vector<double> seconds_;
+  HtmlReportOptions options_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 // --- commands --------------------------------------------------------------------------------------
 
 int train(const TrainArgs& a) {
   const Spec spec = read_spec(a.spec);
+  if (!a.html.empty()) check_output_path(a.html, "--html");
   const uint64_t seed = a.seed ? *a.seed : spec.fit.seed.value_or(0);
   if (a.threads) set_num_threads(*a.threads);
   apply_memory_limit(a.memory);
@@ -383,7 +549,12 @@ int train(const TrainArgs& a) {
   fit.class_weight = spec.fit.class_weight;
   if (!spec.fit.sample_weight.empty()) fit.sample_weight = sample_weights(spec, data.train.size());
   TerminateOnNaN nan_guard;  // on by default: a diverged run stops at once and says where
-  fit.callbacks = {&nan_guard};
+  LogLearningRate log_rate;
+  fit.callbacks = {&nan_guard, &log_rate};
+  const Json base = report_base(model, spec, fit, seed, data.preprocessing);
+  HtmlReportOptions page{.smoothing = a.smoothing.value_or(0.0)};
+  std::optional<HtmlProgress> live;
+  if (!a.html.empty()) fit.callbacks.push_back(&live.emplace(a.html, base, page));
   std::vector<std::unique_ptr<Callback>> spec_callbacks = callbacks_of_spec(spec);
   for (auto& c : spec_callbacks) fit.callbacks.push_back(c.get());
   std::vector<ModelCheckpoint> checkpoints;  // DIR/last every epoch (and every N batches), DIR/best
@@ -406,6 +577,13 @@ int train(const TrainArgs& a) {
   }
   const History history = model.fit(data.train, fit);
   if (nan_guard.stopped()) {
+    if (!a.html.empty()) {  // the page stops refreshing and shows the curves up to the divergence
+      Json report = base;
+      report["history"] = history_json(history);
+      report["epoch_seconds"] = history.epoch_seconds;
+      report["peak_rss_mb"] = peak_rss_mb();
+      io::write_file_atomic(a.html, training_report_html(report, page));
+    }
     const std::string& cause = model.divergence();
     throw ValueError(spec.path + ": training diverged at " + nan_guard.message().substr(0, nan_guard.message().find(':')) +
                      " (non-finite loss)" + (cause.empty() ? "" : "; first non-finite values: " + cause) +
@@ -419,22 +597,20 @@ int train(const TrainArgs& a) {
     model.save(a.save, metadata);
     if (!a.quiet) std::cout << "saved " << a.save << "\n";
   }
-  if (!a.report.empty()) {
-    Json h = Json::object();
-    for (const auto& [k, v] : history.history) h[k] = v;
-    const Json report = {{"history", h},
-                         {"epoch_seconds", history.epoch_seconds},
-                         {"test", logs_json(test)},
-                         {"params", model.count_params()},
-                         {"seed", seed},
-                         {"threads", get_num_threads()},
-                         {"peak_rss_mb", peak_rss_mb()},
-                         {"spec", spec.path},
-                         {"epochs", fit.epochs},
-                         {"initial_epoch", fit.initial_epoch},
-                         {"batch_size", fit.batch_size},
-                         {"preprocessing", data.preprocessing.to_json()}};
-    write_report(a.report, report);
+  if (!a.report.empty() || !a.html.empty()) {
+    Json report = base;
+    report["history"] = history_json(history);
+    report["epoch_seconds"] = history.epoch_seconds;
+    report["test"] = logs_json(test);
+    const std::optional<Classified> classified = classify(model, data.test, spec.data.targets_are_inputs);
+    if (classified) report["confusion_matrix"] = confusion_rows(classified->matrix);
+    if (!a.html.empty() && classified && !grouped) add_explanations(page, model, data.test, *classified, spec.data.name);
+    report["peak_rss_mb"] = peak_rss_mb();
+    if (!a.report.empty()) write_report(a.report, report);
+    if (!a.html.empty()) {
+      io::write_file_atomic(a.html, training_report_html(report, page));
+      if (!a.quiet) std::cout << "wrote " << a.html << "\n";
+    }
   }
   return 0;
 }
@@ -461,25 +637,10 @@ int evaluate(const EvaluateArgs& a) {
                  {"threads", get_num_threads()},
                  {"data", a.data},
                  {"samples", test.size()}};
-  if (is_classifier(model) && !pre.targets_are_inputs) {  // an autoencoder's BCE classifies nothing
-    const Tensor pred = model.predict(test);
-    const bool binary = pred.rank() == 1 || pred.numel() == pred.dim(0);
-    const ClassDecoding decoding{.threshold = binary && model.loss().from_logits() ? 0.f : 0.5f};
-    const auto predicted = predicted_classes(pred, decoding);
-    const auto truth = true_classes(test.all_y(), pred);
-    int64_t classes = binary ? 2 : pred.numel() / std::max<int64_t>(pred.dim(0), 1);
-    for (int64_t t : truth) classes = std::max(classes, t + 1);
-    ConfusionMatrix matrix(classes);
-    matrix.update(truth, predicted);
+  if (const auto classified = classify(model, test, pre.targets_are_inputs)) {
     std::cout << "\n";
-    matrix.print(std::cout);
-    Json rows = Json::array();
-    for (int64_t t = 0; t < classes; ++t) {
-      Json row = Json::array();
-      for (int64_t p = 0; p < classes; ++p) row.push_back(matrix.count(t, p));
-      rows.push_back(row);
-    }
-    report["confusion_matrix"] = rows;
+    classified->matrix.print(std::cout);
+    report["confusion_matrix"] = confusion_rows(classified->matrix);
   }
   if (!a.report.empty()) {
     report["peak_rss_mb"] = peak_rss_mb();
@@ -610,6 +771,53 @@ int export_model(const ExportArgs& a) {
   return 0;
 }
 
+struct ReportArgs {
+  std::string report, model, out;
+  std::optional<double> smoothing;
+};
+
+// A saved report as a web page. With a model: the test data its spec names, for the confusion
+// matrix when the report has none, and for the pictures of what the model looked at.
+int report(const ReportArgs& a) {
+  check_output_path(a.out, "-o");
+  Json r = read_report_json(a.report);
+  HtmlReportOptions page{.smoothing = a.smoothing.value_or(0.0)};
+  if (!a.model.empty()) {
+    apply_memory_limit({});
+    Preprocessing pre;
+    Model model = open_model(a.model, &pre);
+    if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
+    if (!r.contains("spec") || !r["spec"].is_string())
+      throw ValueError(a.report + ": names no spec (\"spec\"), so the test data for " + a.model +
+                       " is unknown; it is a report of lamina train --report");
+    const std::string spec_path = r["spec"].get<std::string>();
+    Spec spec;
+    try {
+      spec = read_spec(spec_path);
+    } catch (const Error& e) {
+      throw IoError(a.report + ": spec: " + e.what() + " (run lamina report where the training ran)");
+    }
+    data::Dataset test;
+    if (const TextVectorization* tv = model.text_vectorization()) {
+      test = load_text_evaluation_data(spec.data.name == "imdb" ? "imdb" : spec.data.test_path, *tv);
+    } else {
+      const bool grouped = !pre.inputs.empty();
+      test = load_training_data(spec, grouped ? std::nullopt : model.input_shape()).test;
+      if (grouped) test = split_columns(test, pre.inputs, model.input_names(), model.input_shapes(), a.model);
+    }
+    if (pre.targets_are_inputs) test = inputs_as_targets(test, model.output_shape(), a.model);
+    if (!r.contains("summary")) r["summary"] = summary_text(model);
+    if (!r.contains("compile") && model.compiled()) r["compile"] = compile_json(model);
+    if (const auto classified = classify(model, test, pre.targets_are_inputs)) {
+      if (!r.contains("confusion_matrix")) r["confusion_matrix"] = confusion_rows(classified->matrix);
+      if (pre.inputs.empty()) add_explanations(page, model, test, *classified, spec.data.name);
+    }
+  }
+  io::write_file_atomic(a.out, training_report_html(r, page));
+  std::cout << "wrote " << a.out << "\n";
+  return 0;
+}
+
 struct GenerateArgs {
   std::string model, out;
   std::optional<int64_t> label;
@@ -649,6 +857,200 @@ int generate(const GenerateArgs& a) {
   write_png(a.out, image_grid(images, rows, cols));
   std::cout << "wrote " << a.out << ": " << a.count << " samples" << (a.label ? " of class " + std::to_string(*a.label) : "")
             << " in a " << rows << " x " << cols << " grid\n";
+  return 0;
+}
+
+struct ExplainArgs {
+  std::string model, input, method, out;
+  std::optional<int64_t> index, target;
+  int steps = 50;
+  std::string rule = "gausslegendre";
+  float baseline = 0.f;
+  std::string layer;
+  std::vector<int64_t> window, stride;
+  int samples = 25;
+  std::optional<float> stdev;
+  uint64_t seed = 0;
+};
+
+// (1, sample...): a batch holding one sample.
+Shape batch_of_one(const Shape& sample) {
+  std::vector<int64_t> dims{1};
+  dims.insert(dims.end(), sample.begin(), sample.end());
+  return Shape(dims);
+}
+
+// "dir/name.png" -> "dir/name.npy": the raw attributions beside the picture.
+std::string npy_beside(const std::string& out) {
+  std::filesystem::path p(out);
+  p.replace_extension(".npy");
+  return p.string();
+}
+
+// The model's first Embedding layer: where a text model's attributions are taken.
+std::string embedding_layer(const Model& model, const std::string& model_path) {
+  for (const auto& l : model.layers())
+    if (l->class_name() == "Embedding") return l->name();
+  throw ValueError(model_path + ": a text model without an Embedding layer; attributions for text are taken at the "
+                                "Embedding's output");
+}
+
+// One sample as an image for the overlay: (H, W) or (H, W, C) with C 1 or 3, or a square number of
+// values (the digits' 64 as 8 x 8); empty when it is none of these.
+std::optional<Shape> image_shape_of(const Shape& sample) {
+  if (sample.rank() == 2) return sample;
+  if (sample.rank() == 3 && (sample[2] == 1 || sample[2] == 3)) return sample;
+  if (sample.rank() == 1) {
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(sample[0]))));
+    if (side * side == sample[0]) return Shape{side, side};
+  }
+  return std::nullopt;
+}
+
+// Nearest-neighbour enlargement by an integer factor, so that a 28 x 28 digit is visible.
+Tensor enlarge(const Tensor& image, int64_t factor) {
+  const int64_t h = image.dim(0), w = image.dim(1), c = image.rank() == 3 ? image.dim(2) : 1;
+  Tensor out = Tensor::empty(Shape{h * factor, w * factor, c});
+  float* o = out.data();
+  for (int64_t y = 0; y < h * factor; ++y)
+    for (int64_t x = 0; x < w * factor; ++x)
+      for (int64_t k = 0; k < c; ++k) *o++ = image.data()[((y / factor) * w + x / factor) * c + k];
+  return out;
+}
+
+// The input to explain, as a batch of one: a row of an IDX or CSV file (--index), or a PNG image,
+// scaled as the model was trained (its recorded preprocessing).
+Tensor explain_input(const ExplainArgs& a, const Preprocessing& pre, const Shape& shape) {
+  const bool png = a.input.size() >= 4 && a.input.compare(a.input.size() - 4, 4, ".png") == 0;
+  if (png) {
+    if (a.index) throw ValueError("explain: --index selects a row of an IDX or CSV file; " + a.input + " is one image");
+    const auto image = image_shape_of(shape);
+    if (!image)
+      throw ShapeError(a.model + ": the model takes inputs of shape " + shape.str() +
+                       ", not images (H, W), (H, W, 1), (H, W, 3) or side x side values; give an IDX or CSV file with --index");
+    const int64_t channels = image->rank() == 3 ? (*image)[2] : 1;
+    const Tensor img = read_png(a.input, static_cast<int>(channels));
+    if (img.dim(0) != (*image)[0] || img.dim(1) != (*image)[1])
+      throw ShapeError(a.input + ": the image is " + std::to_string(img.dim(1)) + " x " + std::to_string(img.dim(0)) +
+                       " pixels (width x height), but model " + a.model + " takes " + std::to_string((*image)[1]) + " x " +
+                       std::to_string((*image)[0]));
+    // PNG values are bytes / 255; the model saw bytes * scale.
+    return (img * static_cast<float>(255.0 * pre.scale)).reshape(batch_of_one(shape));
+  }
+  const Tensor all = load_prediction_input(a.input, pre, shape);
+  const int64_t n = all.dim(0);
+  if (!a.index && n > 1)
+    throw ValueError("explain: " + a.input + " holds " + std::to_string(n) + " samples; choose one with --index (0 to " +
+                     std::to_string(n - 1) + ")");
+  const int64_t i = a.index.value_or(0);
+  if (i >= n)
+    throw ValueError("explain: --index " + std::to_string(i) + " is out of range: " + a.input + " holds " +
+                     std::to_string(n) + " samples (0 to " + std::to_string(n - 1) + ")");
+  return all.view(i * shape.numel(), batch_of_one(shape)).clone();
+}
+
+int explain_command(const ExplainArgs& a) {
+  const std::string method = explain::method_name(a.method);
+  Preprocessing pre;
+  Model model = open_model(a.model, &pre);
+  const auto shape = model.input_shape();
+  if (!shape) throw ValueError(a.model + ": the model declares no input shape");
+  const explain::Target target = a.target ? explain::Target{*a.target} : explain::Target{};
+  const TextVectorization* tv = model.text_vectorization();
+  Tensor x;
+  std::string layer = a.layer;
+  if (tv) {
+    if (method != "ig" && method != "ixg" && method != "saliency")
+      throw ValueError("explain: method '" + a.method + "' does not apply to text; for a text model use ig, ixg or saliency");
+    if (a.index) throw ValueError("explain: --index does not apply to a text model; give the text itself");
+    x = (*tv)(std::vector<std::string>{a.input});
+    if (layer.empty()) layer = embedding_layer(model, a.model);
+  } else {
+    x = explain_input(a, pre, *shape);
+  }
+  const Tensor y = model.predict(x);
+  const std::vector<int64_t> t = explain::resolve_target(y, target);
+
+  Tensor attributions;
+  std::string extra;
+  char line[160];
+  if (method == "saliency") {
+    attributions = explain::saliency(model, x, {.target = t, .layer = layer});
+  } else if (method == "ixg") {
+    attributions = explain::input_x_gradient(model, x, {.target = t, .layer = layer});
+  } else if (method == "ig") {
+    explain::IntegratedGradientsOptions o;
+    o.target = t;
+    o.layer = layer;
+    o.steps = a.steps;
+    o.rule = explain::rule_from_string(a.rule);
+    if (!tv) o.baseline = Tensor::full(*shape, a.baseline);
+    const auto ig = explain::integrated_gradients(model, x, o);
+    attributions = ig.attributions;
+    std::snprintf(line, sizeof line, "integrated gradients: %d steps (%s), convergence delta %.3g\n", a.steps,
+                  a.rule.c_str(), static_cast<double>(ig.delta.item()));
+    extra = line;
+  } else if (method == "smoothgrad") {
+    float lo = x.data()[0], hi = lo;
+    for (float v : x.values()) lo = std::min(lo, v), hi = std::max(hi, v);
+    const float stdev = a.stdev.value_or(0.15f * (hi - lo));  // SmoothGrad's 10-20% of the input's range
+    explain::Method sal = [&](const Tensor& in) { return explain::saliency(model, in, {.target = t}); };
+    attributions = explain::noise_tunnel(sal, x, {.samples = a.samples, .stdev = stdev, .seed = a.seed});
+  } else if (method == "occlusion") {
+    // Default window: 4 x 4 (whole channels) on images, one feature otherwise; stride: half the window.
+    std::vector<int64_t> win = a.window;
+    const Shape& s = *shape;
+    if (win.empty()) {
+      for (int64_t d = 0; d < s.rank(); ++d) win.push_back(d < 2 && s.rank() >= 2 ? std::min<int64_t>(4, s[d]) : (s.rank() >= 2 ? s[d] : 1));
+    } else if (static_cast<int64_t>(win.size()) < s.rank()) {
+      for (int64_t d = static_cast<int64_t>(win.size()); d < s.rank(); ++d) win.push_back(s[d]);  // whole channels
+    }
+    std::vector<int64_t> str = a.stride;
+    if (str.empty())
+      for (int64_t w : win) str.push_back(std::max<int64_t>(1, w / 2));
+    else
+      for (int64_t d = static_cast<int64_t>(str.size()); d < static_cast<int64_t>(win.size()); ++d) str.push_back(1);
+    attributions = explain::occlusion(model, x, {.target = t, .window = Shape(win), .strides = Shape(str), .baseline = a.baseline});
+  } else {
+    attributions = explain::grad_cam(model, x, {.target = t, .layer = layer});
+  }
+
+  // What was explained.
+  const int64_t k = y.numel();
+  std::printf("explaining output %lld of %lld (%s %.4f) with %s\n", static_cast<long long>(t[0]),
+              static_cast<long long>(k), k > 1 ? "score" : "value", static_cast<double>(y.data()[t[0] < k ? t[0] : 0]),
+              method.c_str());
+  std::cout << extra;
+  const std::string npy = npy_beside(a.out);
+  if (tv) {
+    const Tensor scores = explain::token_scores(attributions);
+    const auto ids = tv->encode(a.input);
+    const auto& vocab = tv->get_vocabulary();
+    for (size_t i = 0; i < ids.size() && static_cast<int64_t>(i) < scores.dim(1); ++i)
+      std::printf("%-20s %+.5f\n", vocab[static_cast<size_t>(ids[i])].c_str(), static_cast<double>(scores.data()[i]));
+    io::save_npy(npy, scores.reshape(Shape{scores.dim(1)}));
+    std::cout << "wrote " << npy << ": one score per token position\n";
+    return 0;
+  }
+  // The attributions in the input's own shape (GradCAM's map has one channel).
+  Tensor raw = attributions.reshape(Shape(std::vector<int64_t>(attributions.shape().begin() + 1, attributions.shape().end())));
+  const auto img_shape = image_shape_of(*shape);
+  if (!img_shape) {
+    io::save_npy(npy, raw);
+    std::cout << "wrote " << npy << " (the input " << shape->str() << " is not an image, so no picture)\n";
+    return 0;
+  }
+  const Tensor image = x.reshape(*img_shape);
+  std::vector<int64_t> amap = img_shape->dims();
+  if (raw.numel() != img_shape->numel()) amap.back() = raw.numel() / (amap[0] * amap[1]);  // GradCAM on RGB: one channel
+  const float high = pre.scale != 1.0 ? static_cast<float>(255.0 * pre.scale) : std::max(1.f, *std::max_element(image.data(), image.data() + image.numel()));
+  Tensor picture = explain::overlay(image, raw.reshape(Shape(amap)), {.low = 0.f, .high = high});
+  const int64_t factor = std::max<int64_t>(1, 224 / std::max(image.dim(0), image.dim(1)));
+  picture = enlarge(picture, factor);
+  write_png(a.out, picture);
+  io::save_npy(npy, raw);
+  std::cout << "wrote " << a.out << " (" << picture.dim(1) << " x " << picture.dim(0) << ", the input with its heat map) and "
+            << npy << " " << raw.shape().str() << "\n";
   return 0;
 }
 
@@ -695,6 +1097,24 @@ CLI::Validator at_least(long long min) {
       "INT>=" + std::to_string(min));
 }
 
+// A smoothing weight in [0, 1), as TensorBoard's slider.
+CLI::Validator smoothing_weight() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        std::size_t used = 0;
+        double w = -1;
+        try {
+          w = std::stod(s, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != s.size() || !(w >= 0.0 && w < 1.0))
+          return "expected a number in [0, 1) (0: no smoothing, 0.6: TensorBoard's default), got '" + s + "'";
+        return {};
+      },
+      "W");
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"Lamina: train, evaluate and run Keras-style models.", "lamina"};
   app.require_subcommand(1);
@@ -709,6 +1129,9 @@ int run(int argc, char** argv) {
   train_cmd->add_option("--threads", ta.threads, "Compute threads (default: all cores)")->check(at_least(1));
   train_cmd->add_option("--save", ta.save, "Write the trained model (safetensors)");
   train_cmd->add_option("--report", ta.report, "Write a JSON report: history, timings, test metrics");
+  train_cmd->add_option("--html", ta.html, "Write the training report as a web page, rewritten after every epoch while training runs");
+  train_cmd->add_option("--smoothing", ta.smoothing, "Smooth the --html curves (TensorBoard's weight in [0, 1); default 0)")
+      ->check(smoothing_weight());
   train_cmd->add_flag("-q,--quiet", ta.quiet, "No progress output");
   CLI::Option* checkpoint_opt =
       train_cmd->add_option("--checkpoint", ta.checkpoint, "Write checkpoints into DIR (see below)")->type_name("DIR");
@@ -767,6 +1190,37 @@ int run(int argc, char** argv) {
   generate_cmd->add_option("--seed", ga.seed, "Seed of the noise (default 0)")->check(at_least(0));
   generate_cmd->add_option("--out", ga.out, "The PNG file to write")->required();
 
+  ReportArgs ra;
+  CLI::App* report_cmd = app.add_subcommand("report", "Render a training report (lamina train --report) as a web page");
+  report_cmd->add_option("report", ra.report, "The report JSON")->required();
+  report_cmd->add_option("model", ra.model, "The trained model: adds the confusion matrix if missing, and the most "
+                                            "confidently wrong test images (or texts) with what the model looked at");
+  report_cmd->add_option("-o,--out", ra.out, "The HTML file to write")->required();
+  report_cmd->add_option("--smoothing", ra.smoothing, "Smooth the curves (TensorBoard's weight in [0, 1); default 0)")
+      ->check(smoothing_weight());
+
+  ExplainArgs xpa;
+  CLI::App* explain_cmd = app.add_subcommand("explain", "Which parts of an input a model's output depends on (attribution)");
+  explain_cmd->add_option("model", xpa.model, "Model file (.safetensors, or .onnx)")->required();
+  explain_cmd->add_option("input", xpa.input, "A PNG image, an IDX or CSV file (with --index), or a text for a text model")
+      ->required();
+  explain_cmd->add_option("--method", xpa.method, "saliency | ixg | ig | smoothgrad | occlusion | gradcam")->required();
+  explain_cmd->add_option("--out", xpa.out, "The PNG to write (the input with a heat map); the raw attributions go "
+                                            "beside it as .npy (same stem)")
+      ->required();
+  explain_cmd->add_option("--index", xpa.index, "The sample of an IDX or CSV file (default: the only one)")->check(at_least(0));
+  explain_cmd->add_option("--target", xpa.target, "The output unit (class) to explain (default: the predicted one)")
+      ->check(at_least(0));
+  explain_cmd->add_option("--steps", xpa.steps, "ig: points on the path (default 50)")->check(at_least(1));
+  explain_cmd->add_option("--rule", xpa.rule, "ig: gausslegendre (default), riemann_left, riemann_right, riemann_middle, riemann_trapezoid");
+  explain_cmd->add_option("--baseline", xpa.baseline, "ig: the baseline value; occlusion: the fill value (default 0)");
+  explain_cmd->add_option("--layer", xpa.layer, "gradcam: the convolutional layer (default: the last); text: the layer to attribute at");
+  explain_cmd->add_option("--window", xpa.window, "occlusion: window size per axis, e.g. 4,4 (default 4 x 4)")->delimiter(',');
+  explain_cmd->add_option("--stride", xpa.stride, "occlusion: stride per axis (default: half the window)")->delimiter(',');
+  explain_cmd->add_option("--samples", xpa.samples, "smoothgrad: noisy copies (default 25)")->check(at_least(1));
+  explain_cmd->add_option("--stdev", xpa.stdev, "smoothgrad: noise standard deviation (default 15% of the input's range)");
+  explain_cmd->add_option("--seed", xpa.seed, "smoothgrad: seed of the noise (default 0)")->check(at_least(0));
+
   std::string summary_path;
   CLI::App* summary_cmd = app.add_subcommand("summary", "Print a model's layers, output shapes and parameter counts");
   summary_cmd->add_option("file", summary_path, "Spec (.json) or model file (.safetensors, .onnx)")->required();
@@ -788,6 +1242,8 @@ int run(int argc, char** argv) {
   if (predict_cmd->parsed()) return predict(pa);
   if (export_cmd->parsed()) return export_model(xa);
   if (generate_cmd->parsed()) return generate(ga);
+  if (report_cmd->parsed()) return report(ra);
+  if (explain_cmd->parsed()) return explain_command(xpa);
   return summary(summary_path);
 }
 

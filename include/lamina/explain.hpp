@@ -8,7 +8,7 @@
 //   auto ig = explain::integrated_gradients(model, x, {.target = {3}, .steps = 200});
 //   std::cout << ig.delta << "\n";                                    // completeness error per sample
 //   Tensor cam = explain::grad_cam(model, x, {.layer = "conv2d_1"});  // (N, H, W, 1), input's H, W
-//   write_png("ig.png", explain::overlay(x.select(0, 0), ig.attributions.select(0, 0)));
+//   write_png("ig.png", explain::overlay(x.view(0, Shape{28, 28, 1}), ig.attributions.view(0, Shape{28, 28, 1})));
 //
 // Text models explain at a layer's output instead of at the input (Captum's Layer* methods):
 // with `layer` set to the Embedding, the gradient methods attribute to its output (N, T, D), and
@@ -36,30 +36,38 @@ using Target = std::vector<int64_t>;
 // The units `target` names for the model's output `y` (N, K) or (N) : N indices.
 std::vector<int64_t> resolve_target(const Tensor& y, const Target& target);
 
-// What every gradient method shares.
-struct GradientOptions {
-  Target target{};
-  // Attribute to this layer's output instead of the input (Captum's LayerIntegratedGradients and
-  // kin): the layer's name in the model, as in summary(). Empty: the input.
-  std::string layer{};
-  // Forward/backward passes run on at most this many samples at once (IG's steps and SmoothGrad's
-  // noisy copies multiply the batch); 0: 256 samples.
-  int64_t internal_batch_size = 0;
-};
+// The options of each method are flat structs, so that designated initializers name any field:
+// {.target = {3}, .steps = 200}. Shared fields:
+//  - target: see Target;
+//  - layer: attribute to this layer's output instead of the input (Captum's
+//    LayerIntegratedGradients and kin), by the layer's name in the model as summary() shows it;
+//    empty: the input;
+//  - internal_batch_size: forward/backward passes run on at most this many rows at once (IG's
+//    steps and SmoothGrad's noisy copies multiply the batch); 0: 256.
 
 // Saliency (Simonyan et al. 2013): the gradient of the target output with respect to the input,
 // |grad| by default (Captum's abs=True).
-struct SaliencyOptions : GradientOptions {
+struct SaliencyOptions {
+  Target target{};
   bool abs = true;
+  std::string layer{};
+  int64_t internal_batch_size = 0;
 };
 Tensor saliency(Model& model, const Tensor& inputs, const SaliencyOptions& options = {});
 
 // InputXGradient: inputs * gradient (at `layer`: the layer's output times its gradient).
-Tensor input_x_gradient(Model& model, const Tensor& inputs, const GradientOptions& options = {});
+struct InputXGradientOptions {
+  Target target{};
+  std::string layer{};
+  int64_t internal_batch_size = 0;
+};
+Tensor input_x_gradient(Model& model, const Tensor& inputs, const InputXGradientOptions& options = {});
 
 // How IntegratedGradients approximates the path integral, as Captum's `method`: Riemann sums
-// (left, right, middle, trapezoid, with Captum's points and weights) or Gauss-Legendre
-// quadrature (Captum's default: exact for polynomials of degree 2 * steps - 1 along the path).
+// (left, right, middle: Captum's points, weights 1/steps; trapezoid: Captum's points 0, 1/(n-1),
+// ..., 1 with the trapezoid rule's weights, which sum to 1 where Captum's 1/n sum to 1 - 1/n) or
+// Gauss-Legendre quadrature (Captum's default: exact for polynomials of degree 2 * steps - 1
+// along the path).
 enum class Rule { riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gauss_legendre };
 // "riemann_left", ..., "gausslegendre" (Captum's strings) and back; ValueError naming the choices.
 Rule rule_from_string(const std::string& name);
@@ -72,13 +80,16 @@ Quadrature quadrature(Rule rule, int steps);
 
 // IntegratedGradients (Sundararajan et al. 2017): (x - baseline) times the integral of the
 // gradient along the straight path from the baseline to x.
-struct IntegratedGradientsOptions : GradientOptions {
+struct IntegratedGradientsOptions {
+  Target target{};
   // The baseline: undefined for zeros, a tensor of one sample's shape (every sample), or of the
   // inputs' shape. With `layer` set, the baseline is the *input* whose layer output starts the
   // path (a text's padding tokens: zeros).
   Tensor baseline{};
   int steps = 50;
   Rule rule = Rule::gauss_legendre;
+  std::string layer{};
+  int64_t internal_batch_size = 0;
 };
 struct IntegratedGradientsResult {
   Tensor attributions;
@@ -123,7 +134,9 @@ Tensor occlusion(Model& model, const Tensor& inputs, const OcclusionOptions& opt
 
 // Grad-CAM (Selvaraju et al. 2017) at a convolutional layer with output (N, h, w, C):
 // relu(sum_c mean_hw(dy/dA_c) * A_c), upsampled to the input's height and width by bilinear
-// interpolation (half-pixel centres: PyTorch's interpolate(align_corners=False), TF's resize).
+// interpolation (half-pixel centres: PyTorch's interpolate(align_corners=False), TF's resize):
+// (N, H, W, 1) for inputs (N, H, W, C), (N, H, W) for (N, H, W), and (N, side * side) for flat
+// inputs that the model reshapes into side x side images.
 // The layer must be a top-level layer whose output has rank 4 (Conv2D, its activation, pooling):
 // ValueError naming the layer and the model's candidate layers otherwise.
 struct GradCamOptions {

@@ -41,6 +41,12 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 // Returns how many it removed.
 int remove_stale_temp_files(const std::string& path);
 
+// A tensor as a NumPy .npy file (format 1.0, little-endian float32 '<f4', C order, its shape),
+// written atomically: numpy.load reads it as an array of the tensor's shape.
+void save_npy(const std::string& path, const Tensor& tensor);
+// The .npy header and data of save_npy, as bytes.
+std::string encode_npy(const Tensor& tensor);
+
 // The whole file; IoError naming the path if it cannot be read.
 std::string read_file(const std::string& path);
 

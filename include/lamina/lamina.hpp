@@ -39,6 +39,7 @@
 #include "lamina/callbacks.hpp"
 #include "lamina/data.hpp"
 #include "lamina/error.hpp"
+#include "lamina/explain.hpp"
 #include "lamina/generative_metrics.hpp"
 #include "lamina/image.hpp"
 #include "lamina/initializers.hpp"
