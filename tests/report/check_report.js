@@ -63,12 +63,15 @@ function parse_args(argv) {
 // page is our own file, has no script and may load nothing, so the sandbox guards nothing here.
 async function launch() {
   let chromium;
-  try {
-    ({ chromium } = require('playwright-core'));
-  } catch (e) {
+  // NODE_PATH (as ctest sets it), else the checkout's .deps/ where scripts/setup.sh puts it.
+  for (const where of ['playwright-core', path.join(__dirname, '..', '..', '.deps', 'node_modules', 'playwright-core')]) {
+    try { ({ chromium } = require(where)); break; } catch (e) { if (e.code !== 'MODULE_NOT_FOUND') throw e; }
+  }
+  if (!chromium) {
     // Not a skip: scripts/setup.sh installs it wherever node runs.
-    throw new Error(`cannot load playwright-core (${e.code || e.message}); run scripts/setup.sh, ` +
-                    'which installs it into .deps/, and set NODE_PATH=.deps/node_modules');
+    const e = new Error('cannot load playwright-core: run scripts/setup.sh, which installs it into .deps/');
+    e.plain = true;
+    throw e;
   }
   if (!fs.existsSync(CHROMIUM)) return { skip: `${CHROMIUM} is not installed (scripts/setup.sh installs Debian's chromium)` };
   try {
@@ -347,5 +350,5 @@ module.exports = { launch, check_page, parse_args, SKIP };
 if (require.main === module) {
   const watchdog = setTimeout(() => { console.error('FAIL: check_report.js took more than 90 s'); process.exit(1); }, 90000);
   watchdog.unref();
-  main().catch(e => { console.error(`FAIL: ${e.stack || e}`); process.exit(1); });
+  main().catch(e => { console.error(`FAIL: ${e.plain ? e.message : e.stack || e}`); process.exit(1); });
 }
