@@ -39,8 +39,9 @@ check() {
   local rc=$?
   if [[ $rc -eq 77 ]]; then exit 77; fi
   if [[ $rc -ne 0 ]]; then FAILS=$((FAILS + 1)); fi
-  # The page is kept beside its screenshots, to look at when a check fails.
+  # The page and its JSON are kept beside the screenshots, to look at (and check again) when a check fails.
   cp "$html" "$ARTIFACTS/$stem.html"
+  cp "$json" "$ARTIFACTS/$stem.json"
 }
 
 if train mlp "$CLI/spec.json"; then
