@@ -11,11 +11,12 @@
 //   - the confusion matrix: one <rect class="cell"> per (true, predicted) pair, axis labels, counts;
 //     one per-class table row per class;
 //   - the hyperparameters table, the model summary, the gallery's images decode, token scores;
+//   - a meta refresh exactly while the report JSON says in_progress (the live page), none after;
 //   - at 375 px (a phone) and 1280 px (a desktop) nothing overflows sideways; each width leaves a
 //     full-page screenshot in the artifact directory; in print media the page fits an A4 sheet's
 //     width and page.pdf() writes a PDF there too.
 // Usage: check_report.js REPORT.html REPORT.json [--artifacts DIR] [--name STEM] [--classes K]
-//                        [--gallery] [--no-summary] [--widths 375,1280] [--clip-height PX]
+//                        [--gallery] [--tokens] [--no-summary] [--widths 375,1280] [--clip-height PX]
 // Exit status: 0 passed, 1 failed (each failure on its own "FAIL:" line), 77 skipped: chromium is
 // not installed or cannot start here (ctest's SKIP_RETURN_CODE).
 // check_page() and launch() are exported for selftest.js, which breaks pages on purpose.
@@ -31,12 +32,12 @@ const PRINT_WIDTH = 718;
 
 function usage(msg) {
   console.error(`check_report.js: ${msg}\nusage: check_report.js REPORT.html REPORT.json [--artifacts DIR] ` +
-                '[--name STEM] [--classes K] [--gallery] [--no-summary] [--widths 375,1280] [--clip-height PX]');
+                '[--name STEM] [--classes K] [--gallery] [--tokens] [--no-summary] [--widths 375,1280] [--clip-height PX]');
   process.exit(2);
 }
 
 function parse_args(argv) {
-  const o = { artifacts: 'test-artifacts', name: 'report', classes: null, gallery: false, summary: true,
+  const o = { artifacts: 'test-artifacts', name: 'report', classes: null, gallery: false, tokens: false, summary: true,
               widths: [375, 1280], clip_height: 0, positional: [] };
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i];
@@ -45,6 +46,7 @@ function parse_args(argv) {
     else if (a === '--name') o.name = value();
     else if (a === '--classes') o.classes = Number(value());
     else if (a === '--gallery') o.gallery = true;
+    else if (a === '--tokens') o.tokens = true;
     else if (a === '--no-summary') o.summary = false;
     else if (a === '--widths') o.widths = value().split(',').map(Number);
     else if (a === '--clip-height') o.clip_height = Number(value());
@@ -155,6 +157,24 @@ function points_in(d) {
 async function check_page(browser, html, report, opts) {
   const errors = [], notes = [];
   const fail = msg => errors.push(msg);
+  // While training runs the page reloads itself (a meta refresh); once training ends it must not.
+  // A reload in the middle of the checks would pull the page from under them, so a live page is
+  // checked as a still copy beside it (same folder: relative references resolve alike).
+  const source = fs.readFileSync(html, 'utf8');
+  const refresh_re = /<meta\s[^>]*http-equiv\s*=\s*["']?refresh["']?[^>]*>/gi;
+  const refreshes = source.match(refresh_re) || [];
+  if (report.in_progress === true) {
+    if (refreshes.length !== 1) fail(`the report is in progress but the page has ${refreshes.length} meta refresh tags (expected one)`);
+    else if (!/content\s*=\s*["']?\s*[1-9]\d*\s*["';]/i.test(refreshes[0])) fail(`the meta refresh wants a whole number of seconds: ${refreshes[0]}`);
+  } else if (refreshes.length) {
+    fail(`the finished report's page still reloads itself: ${refreshes[0]}`);
+  }
+  let still = null;
+  if (refreshes.length) {
+    still = path.join(path.dirname(path.resolve(html)), `.${path.basename(html)}.still.html`);
+    fs.writeFileSync(still, source.replace(refresh_re, ''));
+    html = still;
+  }
   const url = pathToFileURL(path.resolve(html)).href;
   const context = await browser.newContext({ viewport: { width: opts.widths[0], height: 800 } });
   // Runs before the page, outside its CSP (playwright injects it through the DevTools protocol).
@@ -275,6 +295,7 @@ async function check_page(browser, html, report, opts) {
       if (!img.src.startsWith('data:image/')) fail(`an <img> is not a data:image URI: ${img.src.slice(0, 80)}`);
       else if (!img.ok) fail(`an <img> does not decode: ${img.src.slice(0, 60)}...`);
     }
+    if (opts.tokens && !s.tokens.length) fail('expected tokens coloured by attribution (span.token), found none');
     for (const t of s.tokens) if (t === null || t.trim() === '' || !Number.isFinite(Number(t))) fail(`span.token with data-score "${t}"`);
 
     // Phone and desktop widths: nothing overflows sideways; a full-page screenshot of each.
@@ -327,6 +348,7 @@ async function check_page(browser, html, report, opts) {
     for (const v of await page.evaluate(() => window.__csp_violations)) fail(`Content-Security-Policy violation: ${v}`);
   } finally {
     await context.close();
+    if (still) fs.rmSync(still, { force: true });
   }
   return { errors, notes };
 }

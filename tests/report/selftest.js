@@ -71,6 +71,10 @@ const broken = [
   { name: 'no gallery', change: html => html.replace(/<figure class="wrong">.*?<\/figure>\n/g, ''),
     expect: [/expected a gallery of wrong predictions/] },
   { name: 'a token without a score', change: edit('data-score="-0.3"', 'data-score="high"'), expect: [/span.token with data-score "high"/] },
+  { name: 'a finished page that reloads itself', change: edit('</title>', '</title><meta http-equiv="refresh" content="5">'),
+    expect: [/the finished report's page still reloads itself/] },
+  { name: 'a live page that does not reload', report: { ...report, in_progress: true },
+    change: html => html, expect: [/the report is in progress but the page has 0 meta refresh tags/] },
   { name: 'too wide for a phone', change: edit('<h1>Training report</h1>', '<h1 style="width: 900px">Training report</h1>'),
     expect: [/at 375 px: the page is \d+ px wide/] },
   { name: 'a fixed-size chart', change: edit('<svg class="chart" data-chart="loss" viewBox="0 0 320 200"', '<svg class="chart" data-chart="loss" viewBox="0 0 320 200" style="width: 700px; min-width: 700px"'),
@@ -94,7 +98,7 @@ async function main() {
       const file = path.join(work, 'page.html');
       fs.writeFileSync(file, b.change(sample));
       // Screenshots and the PDF take most of a check's time; only the print case needs print.
-      const r = await check_page(got.browser, file, report,
+      const r = await check_page(got.browser, file, b.report || report,
                                  { ...base, artifacts: work, name: 'broken', widths: [375], screenshots: false, print: !!b.print });
       const missed = b.expect.filter(re => !r.errors.some(e => re.test(e)));
       if (missed.length) {

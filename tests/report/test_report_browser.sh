@@ -2,7 +2,8 @@
 # The HTML training report in a real browser: trains the CLI tests' tiny MLP (tests/cli/spec.json,
 # CSV) with --html and --report, renders the same report again with `lamina report R.json MODEL -o`,
 # and trains the corpus' tiny CNN on 8x8 IDX images (tests/corpus/specs/cnn.json), whose page has
-# the gallery of wrong predictions when the model gets any wrong; check_report.js judges each page
+# the gallery of wrong predictions when the model gets any wrong; checks the live page (a report
+# still in progress) and a text classifier's tokens; check_report.js judges each page
 # in chromium against its report JSON and leaves screenshots and a PDF in ARTIFACTS.
 # Usage: test_report_browser.sh LAMINA CLI_DIR CORPUS_DIR ARTIFACTS
 # Exit 0 passed, 1 failed, 77 skipped (chromium cannot run here; check_report.js says why).
@@ -52,6 +53,26 @@ if train mlp "$CLI/spec.json"; then
   else
     echo "FAIL: lamina report R.json MODEL -o R.html did not succeed:"; cat "$WORK/out"; FAILS=$((FAILS + 1))
   fi
+fi
+
+# The live page, as `lamina train --html` rewrites it after each epoch: the same report cut after
+# two epochs and marked in_progress reloads itself and otherwise passes the same checks.
+if [[ -s $WORK/mlp.json ]]; then
+  "${NODE:-node}" -e '
+    const fs = require("fs"), r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    for (const k of Object.keys(r.history)) r.history[k] = r.history[k].slice(0, 2);
+    r.epoch_seconds = r.epoch_seconds.slice(0, 2); r.in_progress = true;
+    fs.writeFileSync(process.argv[2], JSON.stringify(r));' "$WORK/mlp.json" "$WORK/live.json"
+  if "$LAMINA" report "$WORK/live.json" -o "$WORK/live.html" >"$WORK/out" 2>&1; then
+    check "$WORK/live.html" "$WORK/live.json" mlp-live --classes 3 --widths 375
+  else
+    echo "FAIL: lamina report of an in-progress JSON did not succeed:"; cat "$WORK/out"; FAILS=$((FAILS + 1))
+  fi
+fi
+
+# A text classifier with an Embedding: its tokens coloured by attribution.
+if train text "$CLI/spec_text_embedding.json"; then
+  check "$WORK/text.html" "$WORK/text.json" text --tokens --widths 375
 fi
 
 if train cnn "$CORPUS/specs/cnn.json"; then
