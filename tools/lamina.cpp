@@ -9,12 +9,15 @@
 //   lamina predict imdb.safetensors "A wonderful film." "Dull and far too long."   (a text model)
 //   lamina export mnist.safetensors --onnx mnist.onnx
 //   lamina evaluate model.onnx --data test.csv          (exported with torch.onnx.export)
+//   lamina train examples/specs/lenet_mnist.json --html report.html   (a web page, live while training)
+//   lamina report report.json mnist.safetensors -o report.html
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -24,6 +27,7 @@
 #include <new>
 #include <numeric>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,6 +40,7 @@
 #include "lamina/onnx.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/random.hpp"
+#include "lamina/report.hpp"
 #include "lamina/runtime.hpp"
 #include "spec.hpp"
 
@@ -59,7 +64,8 @@ struct TrainArgs {
   std::optional<int64_t> batch_size;
   std::optional<uint64_t> seed;
   std::optional<int> threads;
-  std::string save, report;
+  std::string save, report, html;
+  std::optional<double> smoothing;
   std::string checkpoint, resume, monitor = "val_loss";
   std::optional<int64_t> checkpoint_every;
   bool quiet = false;
@@ -337,10 +343,169 @@ std::vector<std::unique_ptr<Callback>> callbacks_of_spec(const Spec& spec) {
   return out;
 }
 
+// --- the training report ---------------------------------------------------------------------------
+
+// fit logs the learning rate each epoch when a callback asks for it, as Keras' rate callbacks do;
+// the report always charts it.
+struct LogLearningRate : Callback {
+  bool logs_learning_rate() const override { return true; }
+};
+
+// What a classifier made of a test set. nullopt for a model that classifies nothing (a regression,
+// an autoencoder, whose binary cross-entropy compares pixels).
+struct Classified {
+  std::vector<int64_t> truth, predicted;
+  ConfusionMatrix matrix;
+};
+std::optional<Classified> classify(Model& model, const data::Dataset& test, bool autoencoder) {
+  if (!is_classifier(model) || autoencoder) return std::nullopt;
+  const Tensor pred = model.predict(test);
+  const bool binary = pred.rank() == 1 || pred.numel() == pred.dim(0);
+  const ClassDecoding decoding{.threshold = binary && model.loss().from_logits() ? 0.f : 0.5f};
+  Classified c;
+  c.predicted = predicted_classes(pred, decoding);
+  c.truth = true_classes(test.all_y(), pred);
+  int64_t classes = binary ? 2 : pred.numel() / std::max<int64_t>(pred.dim(0), 1);
+  for (int64_t t : c.truth) classes = std::max(classes, t + 1);
+  c.matrix = ConfusionMatrix(classes);
+  c.matrix.update(c.truth, c.predicted);
+  return c;
+}
+
+Json confusion_rows(const ConfusionMatrix& matrix) {
+  Json rows = Json::array();
+  for (int64_t t = 0; t < matrix.num_classes(); ++t) {
+    Json row = Json::array();
+    for (int64_t p = 0; p < matrix.num_classes(); ++p) row.push_back(matrix.count(t, p));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// The names of a named data set's classes; empty where the indices are the names (digits).
+std::vector<std::string> known_class_names(const std::string& data) {
+  if (data == "fashion_mnist")  // Zalando's labels, in the order of the label bytes
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  if (data == "imdb") return {"negative", "positive"};
+  return {};
+}
+
+std::string summary_text(Model& model) {
+  std::ostringstream os;
+  model.summary(os);
+  return os.str();
+}
+
+// The compile config, as a saved model records it.
+Json compile_json(const Model& model) {
+  Json metrics = Json::array();
+  for (const std::string& m : model.metric_names()) metrics.push_back(m);
+  return {{"optimizer", {{"class_name", model.optimizer().name()}, {"config", model.optimizer().config()}}},
+          {"loss", model.loss().config()},
+          {"metrics", metrics}};
+}
+
+// The parts of `train`'s report known before the first epoch.
+Json report_base(Model& model, const Spec& spec, const FitOptions& fit, uint64_t seed, const Preprocessing& pre) {
+  Json r = {{"params", model.count_params()},
+            {"seed", seed},
+            {"threads", get_num_threads()},
+            {"spec", spec.path},
+            {"epochs", fit.epochs},
+            {"initial_epoch", fit.initial_epoch},
+            {"batch_size", fit.batch_size},
+            {"validation_split", fit.validation_split},
+            {"preprocessing", pre.to_json()},
+            {"summary", summary_text(model)},
+            {"compile", compile_json(model)}};
+  if (const auto names = known_class_names(spec.data.name); !names.empty()) r["class_names"] = names;
+  return r;
+}
+
+// How one test sample is drawn as an image, if it is one: (H, W), (H, W, 1 or 3), or a flat sample
+// of a named image set (mnist, fashion_mnist, digits) as a square.
+std::optional<Shape> image_shape(const Shape& sample, const std::string& data) {
+  if (sample.rank() == 2 || (sample.rank() == 3 && (sample[2] == 1 || sample[2] == 3))) return sample;
+  if (sample.rank() == 1 && (data == "mnist" || data == "fashion_mnist" || data == "digits")) {
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(sample[0]))));
+    if (side * side == sample[0]) return Shape{side, side};
+  }
+  return std::nullopt;
+}
+
+Json history_json(const History& history) {
+  Json h = Json::object();
+  for (const auto& [k, v] : history.history) h[k] = v;
+  return h;
+}
+
+// The report's pictures of what a classifier looked at: for images, the most confidently wrong test
+// images beside their saliency maps; for texts read through an Embedding, a few test texts with
+// their tokens' integrated gradients. Nothing for other inputs.
+void add_explanations(HtmlReportOptions& page, Model& model, const data::Dataset& test, const Classified& c,
+                      const std::string& data_name) {
+  if (model.num_inputs() != 1 || test.size() == 0) return;
+  const std::vector<std::string> names = known_class_names(data_name);
+  if (page.class_names.empty()) page.class_names = names;
+  if (model.text_vectorization()) {
+    const bool embedding = std::any_of(model.layers().begin(), model.layers().end(),
+                                       [](const auto& l) { return l->class_name() == "Embedding"; });
+    if (embedding) page.texts = token_attributions(model, test.all_x(), c.truth, names);
+    return;
+  }
+  if (const auto shape = image_shape(test.sample_shape(), data_name))
+    page.wrong = wrong_predictions_gallery(model, test.all_x(), c.truth, {.count = 16, .image_shape = *shape, .class_names = names});
+}
+
+// Fails before any work when the page could not be written: its directory must exist.
+void check_output_path(const std::string& path, const char* option) {
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+    throw IoError(path + ": cannot write " + option + " there: no such directory " + dir.string());
+  if (std::filesystem::is_directory(path, ec)) throw IoError(path + ": cannot write " + option + ": it is a directory");
+  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
+    throw IoError(path + ": cannot write " + option + ": directory " + (dir.empty() ? "." : dir.string()) +
+                  " is not writable");
+}
+
+// Rewrites the HTML report at the start and at the end of every epoch, atomically (a browser
+// reloading it never reads half a page), marked in progress: it refreshes itself and says which
+// epoch training has reached.
+class HtmlProgress : public Callback {
+ public:
+  HtmlProgress(std::string path, Json base, HtmlReportOptions options)
+      : path_(std::move(path)), base_(std::move(base)), options_(std::move(options)) {}
+  void on_train_begin(const TrainInfo&) override { write(); }
+  void on_epoch_begin(int) override { start_ = std::chrono::steady_clock::now(); }
+  void on_epoch_end(int, const Logs& logs) override {
+    for (const auto& [k, v] : logs.values) history_[k].push_back(v);
+    seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    write();
+  }
+  bool logs_learning_rate() const override { return true; }
+
+ private:
+  void write() {
+    Json r = base_;
+    r["history"] = history_;
+    r["epoch_seconds"] = seconds_;
+    r["peak_rss_mb"] = peak_rss_mb();
+    r["in_progress"] = true;
+    io::write_file_atomic(path_, training_report_html(r, options_));
+  }
+  std::string path_;
+  Json base_, history_ = Json::object();
+  std::vector<double> seconds_;
+  HtmlReportOptions options_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 // --- commands --------------------------------------------------------------------------------------
 
 int train(const TrainArgs& a) {
   const Spec spec = read_spec(a.spec);
+  if (!a.html.empty()) check_output_path(a.html, "--html");
   const uint64_t seed = a.seed ? *a.seed : spec.fit.seed.value_or(0);
   if (a.threads) set_num_threads(*a.threads);
   apply_memory_limit(a.memory);
@@ -384,7 +549,12 @@ int train(const TrainArgs& a) {
   fit.class_weight = spec.fit.class_weight;
   if (!spec.fit.sample_weight.empty()) fit.sample_weight = sample_weights(spec, data.train.size());
   TerminateOnNaN nan_guard;  // on by default: a diverged run stops at once and says where
-  fit.callbacks = {&nan_guard};
+  LogLearningRate log_rate;
+  fit.callbacks = {&nan_guard, &log_rate};
+  const Json base = report_base(model, spec, fit, seed, data.preprocessing);
+  HtmlReportOptions page{.smoothing = a.smoothing.value_or(0.0)};
+  std::optional<HtmlProgress> live;
+  if (!a.html.empty()) fit.callbacks.push_back(&live.emplace(a.html, base, page));
   std::vector<std::unique_ptr<Callback>> spec_callbacks = callbacks_of_spec(spec);
   for (auto& c : spec_callbacks) fit.callbacks.push_back(c.get());
   std::vector<ModelCheckpoint> checkpoints;  // DIR/last every epoch (and every N batches), DIR/best
@@ -407,6 +577,13 @@ int train(const TrainArgs& a) {
   }
   const History history = model.fit(data.train, fit);
   if (nan_guard.stopped()) {
+    if (!a.html.empty()) {  // the page stops refreshing and shows the curves up to the divergence
+      Json report = base;
+      report["history"] = history_json(history);
+      report["epoch_seconds"] = history.epoch_seconds;
+      report["peak_rss_mb"] = peak_rss_mb();
+      io::write_file_atomic(a.html, training_report_html(report, page));
+    }
     const std::string& cause = model.divergence();
     throw ValueError(spec.path + ": training diverged at " + nan_guard.message().substr(0, nan_guard.message().find(':')) +
                      " (non-finite loss)" + (cause.empty() ? "" : "; first non-finite values: " + cause) +
@@ -420,22 +597,20 @@ int train(const TrainArgs& a) {
     model.save(a.save, metadata);
     if (!a.quiet) std::cout << "saved " << a.save << "\n";
   }
-  if (!a.report.empty()) {
-    Json h = Json::object();
-    for (const auto& [k, v] : history.history) h[k] = v;
-    const Json report = {{"history", h},
-                         {"epoch_seconds", history.epoch_seconds},
-                         {"test", logs_json(test)},
-                         {"params", model.count_params()},
-                         {"seed", seed},
-                         {"threads", get_num_threads()},
-                         {"peak_rss_mb", peak_rss_mb()},
-                         {"spec", spec.path},
-                         {"epochs", fit.epochs},
-                         {"initial_epoch", fit.initial_epoch},
-                         {"batch_size", fit.batch_size},
-                         {"preprocessing", data.preprocessing.to_json()}};
-    write_report(a.report, report);
+  if (!a.report.empty() || !a.html.empty()) {
+    Json report = base;
+    report["history"] = history_json(history);
+    report["epoch_seconds"] = history.epoch_seconds;
+    report["test"] = logs_json(test);
+    const std::optional<Classified> classified = classify(model, data.test, spec.data.targets_are_inputs);
+    if (classified) report["confusion_matrix"] = confusion_rows(classified->matrix);
+    if (!a.html.empty() && classified && !grouped) add_explanations(page, model, data.test, *classified, spec.data.name);
+    report["peak_rss_mb"] = peak_rss_mb();
+    if (!a.report.empty()) write_report(a.report, report);
+    if (!a.html.empty()) {
+      io::write_file_atomic(a.html, training_report_html(report, page));
+      if (!a.quiet) std::cout << "wrote " << a.html << "\n";
+    }
   }
   return 0;
 }
@@ -462,25 +637,10 @@ int evaluate(const EvaluateArgs& a) {
                  {"threads", get_num_threads()},
                  {"data", a.data},
                  {"samples", test.size()}};
-  if (is_classifier(model) && !pre.targets_are_inputs) {  // an autoencoder's BCE classifies nothing
-    const Tensor pred = model.predict(test);
-    const bool binary = pred.rank() == 1 || pred.numel() == pred.dim(0);
-    const ClassDecoding decoding{.threshold = binary && model.loss().from_logits() ? 0.f : 0.5f};
-    const auto predicted = predicted_classes(pred, decoding);
-    const auto truth = true_classes(test.all_y(), pred);
-    int64_t classes = binary ? 2 : pred.numel() / std::max<int64_t>(pred.dim(0), 1);
-    for (int64_t t : truth) classes = std::max(classes, t + 1);
-    ConfusionMatrix matrix(classes);
-    matrix.update(truth, predicted);
+  if (const auto classified = classify(model, test, pre.targets_are_inputs)) {
     std::cout << "\n";
-    matrix.print(std::cout);
-    Json rows = Json::array();
-    for (int64_t t = 0; t < classes; ++t) {
-      Json row = Json::array();
-      for (int64_t p = 0; p < classes; ++p) row.push_back(matrix.count(t, p));
-      rows.push_back(row);
-    }
-    report["confusion_matrix"] = rows;
+    classified->matrix.print(std::cout);
+    report["confusion_matrix"] = confusion_rows(classified->matrix);
   }
   if (!a.report.empty()) {
     report["peak_rss_mb"] = peak_rss_mb();
@@ -608,6 +768,53 @@ int export_model(const ExportArgs& a) {
   if (model.text_vectorization())
     std::cout << "note: the graph takes token indices; the text vectorizer (standardize, split, vocabulary) is in "
                  "the ONNX metadata as text_vectorization, not in the graph\n";
+  return 0;
+}
+
+struct ReportArgs {
+  std::string report, model, out;
+  std::optional<double> smoothing;
+};
+
+// A saved report as a web page. With a model: the test data its spec names, for the confusion
+// matrix when the report has none, and for the pictures of what the model looked at.
+int report(const ReportArgs& a) {
+  check_output_path(a.out, "-o");
+  Json r = read_report_json(a.report);
+  HtmlReportOptions page{.smoothing = a.smoothing.value_or(0.0)};
+  if (!a.model.empty()) {
+    apply_memory_limit({});
+    Preprocessing pre;
+    Model model = open_model(a.model, &pre);
+    if (!model.compiled() && is_onnx_file(a.model)) compile_imported(model, a.model);
+    if (!r.contains("spec") || !r["spec"].is_string())
+      throw ValueError(a.report + ": names no spec (\"spec\"), so the test data for " + a.model +
+                       " is unknown; it is a report of lamina train --report");
+    const std::string spec_path = r["spec"].get<std::string>();
+    Spec spec;
+    try {
+      spec = read_spec(spec_path);
+    } catch (const Error& e) {
+      throw IoError(a.report + ": spec: " + e.what() + " (run lamina report where the training ran)");
+    }
+    data::Dataset test;
+    if (const TextVectorization* tv = model.text_vectorization()) {
+      test = load_text_evaluation_data(spec.data.name == "imdb" ? "imdb" : spec.data.test_path, *tv);
+    } else {
+      const bool grouped = !pre.inputs.empty();
+      test = load_training_data(spec, grouped ? std::nullopt : model.input_shape()).test;
+      if (grouped) test = split_columns(test, pre.inputs, model.input_names(), model.input_shapes(), a.model);
+    }
+    if (pre.targets_are_inputs) test = inputs_as_targets(test, model.output_shape(), a.model);
+    if (!r.contains("summary")) r["summary"] = summary_text(model);
+    if (!r.contains("compile") && model.compiled()) r["compile"] = compile_json(model);
+    if (const auto classified = classify(model, test, pre.targets_are_inputs)) {
+      if (!r.contains("confusion_matrix")) r["confusion_matrix"] = confusion_rows(classified->matrix);
+      if (pre.inputs.empty()) add_explanations(page, model, test, *classified, spec.data.name);
+    }
+  }
+  io::write_file_atomic(a.out, training_report_html(r, page));
+  std::cout << "wrote " << a.out << "\n";
   return 0;
 }
 
@@ -903,6 +1110,24 @@ CLI::Validator at_least(long long min) {
       "INT>=" + std::to_string(min));
 }
 
+// A smoothing weight in [0, 1), as TensorBoard's slider.
+CLI::Validator smoothing_weight() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        std::size_t used = 0;
+        double w = -1;
+        try {
+          w = std::stod(s, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != s.size() || !(w >= 0.0 && w < 1.0))
+          return "expected a number in [0, 1) (0: no smoothing, 0.6: TensorBoard's default), got '" + s + "'";
+        return {};
+      },
+      "W");
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"Lamina: train, evaluate and run Keras-style models.", "lamina"};
   app.require_subcommand(1);
@@ -917,6 +1142,9 @@ int run(int argc, char** argv) {
   train_cmd->add_option("--threads", ta.threads, "Compute threads (default: all cores)")->check(at_least(1));
   train_cmd->add_option("--save", ta.save, "Write the trained model (safetensors)");
   train_cmd->add_option("--report", ta.report, "Write a JSON report: history, timings, test metrics");
+  train_cmd->add_option("--html", ta.html, "Write the training report as a web page, rewritten after every epoch while training runs");
+  train_cmd->add_option("--smoothing", ta.smoothing, "Smooth the --html curves (TensorBoard's weight in [0, 1); default 0)")
+      ->check(smoothing_weight());
   train_cmd->add_flag("-q,--quiet", ta.quiet, "No progress output");
   CLI::Option* checkpoint_opt =
       train_cmd->add_option("--checkpoint", ta.checkpoint, "Write checkpoints into DIR (see below)")->type_name("DIR");
@@ -975,6 +1203,15 @@ int run(int argc, char** argv) {
   generate_cmd->add_option("--seed", ga.seed, "Seed of the noise (default 0)")->check(at_least(0));
   generate_cmd->add_option("--out", ga.out, "The PNG file to write")->required();
 
+  ReportArgs ra;
+  CLI::App* report_cmd = app.add_subcommand("report", "Render a training report (lamina train --report) as a web page");
+  report_cmd->add_option("report", ra.report, "The report JSON")->required();
+  report_cmd->add_option("model", ra.model, "The trained model: adds the confusion matrix if missing, and the most "
+                                            "confidently wrong test images (or texts) with what the model looked at");
+  report_cmd->add_option("-o,--out", ra.out, "The HTML file to write")->required();
+  report_cmd->add_option("--smoothing", ra.smoothing, "Smooth the curves (TensorBoard's weight in [0, 1); default 0)")
+      ->check(smoothing_weight());
+
   ExplainArgs xpa;
   CLI::App* explain_cmd = app.add_subcommand("explain", "Which parts of an input a model's output depends on (attribution)");
   explain_cmd->add_option("model", xpa.model, "Model file (.safetensors, or .onnx)")->required();
@@ -1018,6 +1255,7 @@ int run(int argc, char** argv) {
   if (predict_cmd->parsed()) return predict(pa);
   if (export_cmd->parsed()) return export_model(xa);
   if (generate_cmd->parsed()) return generate(ga);
+  if (report_cmd->parsed()) return report(ra);
   if (explain_cmd->parsed()) return explain_command(xpa);
   return summary(summary_path);
 }
