@@ -54,7 +54,7 @@ fi
 
 # Text: one score per token position.
 TXT=$WORK/text.safetensors
-expect_ok "train the text model" "$LAMINA" train "$DIR/spec_text_embed.json" --quiet --threads 1 --save "$TXT"
+expect_ok "train the text model" "$LAMINA" train "$DIR/spec_text_embedding.json" --quiet --threads 1 --save "$TXT"
 expect_ok "explain a text" "$LAMINA" explain "$TXT" "a wonderful and moving film" --method ig --out "$WORK/text.png"
 grep -q "wonderful" "$WORK/out" || fail "text: the tokens are not listed"
 shape=$(npy_shape "$WORK/text.npy")
