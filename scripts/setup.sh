@@ -16,6 +16,9 @@ packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev n
 # The ONNX export's tests: onnx's checker, OpenCV's dnn and ONNX Runtime (npm onnxruntime-node,
 # driven by node) run the exported files.
 packages+=(python3-numpy python3-onnx python3-opencv)
+# The HTML training report's test (tests/report) opens the page in Debian's chromium, headless,
+# driven by npm playwright-core (below); playwright's own browser downloads are not used.
+packages+=(chromium)
 command -v npm >/dev/null || packages+=(npm)
 for arg in "$@"; do
   case "$arg" in
@@ -59,6 +62,16 @@ if ! grep -q "\"version\": \"$ort_version\"" "$ort_pkg" 2>/dev/null; then
   mkdir -p "$root/.deps"
   npm install --prefix "$root/.deps" --ignore-scripts --no-audit --no-fund --loglevel=error \
     "onnxruntime-node@$ort_version" >/dev/null
+fi
+# playwright-core drives /usr/bin/chromium for tests/report/check_report.js. Pinned to the release
+# whose bundled Chromium is bookworm's (156); --ignore-scripts: nothing to download.
+pw_version=1.64.1
+pw_pkg="$root/.deps/node_modules/playwright-core/package.json"
+if ! grep -q "\"version\": \"$pw_version\"" "$pw_pkg" 2>/dev/null; then
+  echo "setup.sh: installing playwright-core@$pw_version (npm) into .deps/"
+  mkdir -p "$root/.deps"
+  npm install --prefix "$root/.deps" --ignore-scripts --no-audit --no-fund --loglevel=error \
+    --save-exact "playwright-core@$pw_version" >/dev/null
 fi
 
 # --bench: libtorch links libblas.so.3 / liblapack.so.3, which Debian resolves through

@@ -335,7 +335,8 @@ TEST(Explain, OverlayColoursSignedAndPositiveMaps) {
   ASSERT_EQ(o.shape(), (Shape{2, 2, 3}));
   EXPECT_FLOAT_EQ(o.at({0, 0, 0}), 1.f);  // the largest positive: pure red
   EXPECT_FLOAT_EQ(o.at({0, 1, 2}), 1.f);  // the largest negative: pure blue
-  EXPECT_FLOAT_EQ(o.at({1, 0, 1}), 0.5f);  // zero: the grey image
+  EXPECT_FLOAT_EQ(o.at({1, 0, 1}), 0.2f + 0.5f * 0.5f);  // zero: the grey image, dimmed
+  EXPECT_FLOAT_EQ(o.at({1, 1, 0}), (1 - std::sqrt(0.5f)) * 0.45f + std::sqrt(0.5f));  // half: sqrt(1/2) red
   const Tensor hot = explain::overlay(image, Tensor::from({1.f, 0.f, 0.f, 0.f}, Shape{2, 2}), {.alpha = 1.f});
   EXPECT_FLOAT_EQ(hot.at({0, 0, 2}), 1.f);  // the maximum of a non-negative map: white
   EXPECT_CONTAINS(error_of<ShapeError>([&] { explain::overlay(image, Tensor::zeros({3, 2})); }), "do not cover");

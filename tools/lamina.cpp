@@ -967,6 +967,9 @@ int explain_command(const ExplainArgs& a) {
     if (layer.empty()) layer = embedding_layer(model, a.model);
   } else {
     x = explain_input(a, pre, *shape);
+    if (!layer.empty() && method != "gradcam" && method != "ig" && method != "ixg" && method != "saliency")
+      throw ValueError("explain: --layer applies to gradcam (the convolutional layer) and to saliency, ixg and ig "
+                       "(attributions at that layer's output), not to " + method);
   }
   const Tensor y = model.predict(x);
   const std::vector<int64_t> t = explain::resolve_target(y, target);
@@ -1024,12 +1027,22 @@ int explain_command(const ExplainArgs& a) {
   const std::string npy = npy_beside(a.out);
   if (tv) {
     const Tensor scores = explain::token_scores(attributions);
-    const auto ids = tv->encode(a.input);
+    // Position by position as the model saw them (padding, id 0, left out).
     const auto& vocab = tv->get_vocabulary();
-    for (size_t i = 0; i < ids.size() && static_cast<int64_t>(i) < scores.dim(1); ++i)
-      std::printf("%-20s %+.5f\n", vocab[static_cast<size_t>(ids[i])].c_str(), static_cast<double>(scores.data()[i]));
+    for (int64_t i = 0; i < scores.dim(1); ++i) {
+      const auto id = static_cast<size_t>(x.data()[i]);
+      if (id != 0 && id < vocab.size())
+        std::printf("%-20s %+.5f\n", vocab[id].c_str(), static_cast<double>(scores.data()[i]));
+    }
     io::save_npy(npy, scores.reshape(Shape{scores.dim(1)}));
     std::cout << "wrote " << npy << ": one score per token position\n";
+    return 0;
+  }
+  if (!layer.empty() && method != "gradcam") {  // at a layer's output: no picture of the input
+    const Tensor at = attributions.reshape(Shape(std::vector<int64_t>(attributions.shape().begin() + 1, attributions.shape().end())));
+    io::save_npy(npy, at);
+    std::cout << "wrote " << npy << " " << at.shape().str() << ": the attributions at layer '" << layer
+              << "''s output (no picture: they are not in the input's shape)\n";
     return 0;
   }
   // The attributions in the input's own shape (GradCAM's map has one channel).

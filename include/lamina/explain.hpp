@@ -157,10 +157,11 @@ Tensor token_scores(const Tensor& embedding_attributions);
 // --- pictures ---
 
 // The attributions of one image as a heat map over it: the image (H, W) or (H, W, C) in
-// [low, high], shown in grey, blended with a colour map of the attributions (H, W) or (H, W, C')
-// (summed over channels): signed maps in blue (negative) to red (positive) scaled by the largest
-// magnitude, non-negative ones in a black-red-yellow-white ramp scaled by their maximum. Returns
-// (H, W, 3) RGB in [0, 1] for write_png. `alpha` is the heat map's weight.
+// [low, high], shown in grey dimmed to [0.2, 0.7], blended with a colour map of the attributions
+// (H, W) or (H, W, C') (summed over channels): signed maps in blue (negative) to red (positive)
+// scaled by the largest magnitude, non-negative ones in a black-red-yellow-white ramp scaled by
+// their maximum. A value v in [-1, 1] after scaling weighs alpha * sqrt(|v|) against the image.
+// Returns (H, W, 3) RGB in [0, 1] for write_png.
 struct OverlayOptions {
   float low = 0.f, high = 1.f;
   float alpha = 0.6f;

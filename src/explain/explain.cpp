@@ -663,8 +663,11 @@ Tensor overlay(const Tensor& image, const Tensor& attributions, const OverlayOpt
       rgb[1] = std::clamp(3 * v - 1, 0.f, 1.f);
       rgb[2] = std::clamp(3 * v - 2, 0.f, 1.f);
     }
-    const float wgt = options.alpha * std::abs(v);
-    for (int k = 0; k < 3; ++k) *o++ = (1 - wgt) * grey + wgt * rgb[k];
+    // The image dimmed to [0.2, 0.7] so that the colours stand out on white strokes too; weak
+    // attributions are lifted by the square root so that they stay visible.
+    const float shade = 0.2f + 0.5f * grey;
+    const float wgt = options.alpha * std::sqrt(std::abs(v));
+    for (int k = 0; k < 3; ++k) *o++ = (1 - wgt) * shade + wgt * rgb[k];
   }
   return out;
 }

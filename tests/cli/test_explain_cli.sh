@@ -34,6 +34,11 @@ grep -q "convergence delta" <("$LAMINA" explain "$CNN" "$DIR/test.csv" --index 3
 expect_ok "explain a chosen target" "$LAMINA" explain "$CNN" "$DIR/test.csv" --index 0 --method ig --target 2 --out "$WORK/t.png"
 grep -q "explaining output 2 of 3" "$WORK/out" || fail "explain --target 2 did not explain output 2"
 
+expect_ok "ig at a layer's output" "$LAMINA" explain "$CNN" "$DIR/test.csv" --index 3 --method ig --layer conv --out "$WORK/layer.png"
+shape=$(npy_shape "$WORK/layer.npy")
+[[ $shape == "(2, 2, 4)" || $shape == nonumpy ]] || fail "ig --layer conv: the .npy has shape $shape, not the layer's (2, 2, 4)"
+[[ -e "$WORK/layer.png" ]] && fail "ig --layer conv wrote a picture of attributions that are not in the input's shape"
+
 # The same input as a PNG: 2 x 2 grey, bytes such that bytes / 255 * 255 * scale = the CSV row scaled.
 /usr/bin/python3 - "$WORK/digit.png" <<'PY' 2>/dev/null || cp "$WORK/saliency.png" "$WORK/digit.png"
 import struct, sys, zlib
@@ -49,7 +54,7 @@ fi
 
 # Text: one score per token position.
 TXT=$WORK/text.safetensors
-expect_ok "train the text model" "$LAMINA" train "$DIR/spec_text_embed.json" --quiet --threads 1 --save "$TXT"
+expect_ok "train the text model" "$LAMINA" train "$DIR/spec_text_embedding.json" --quiet --threads 1 --save "$TXT"
 expect_ok "explain a text" "$LAMINA" explain "$TXT" "a wonderful and moving film" --method ig --out "$WORK/text.png"
 grep -q "wonderful" "$WORK/out" || fail "text: the tokens are not listed"
 shape=$(npy_shape "$WORK/text.npy")
@@ -70,6 +75,8 @@ expect_error "an image of the wrong size" 1 "the image is 224 x 224 pixels.*take
   "$LAMINA" explain "$CNN" "$WORK/saliency.png" --method ig --out "$WORK/e.png"
 expect_error "an unwritable output path" 1 "$WORK/missing/dir/e.png" \
   "$LAMINA" explain "$CNN" "$DIR/test.csv" --index 0 --method ig --out "$WORK/missing/dir/e.png"
+expect_error "--layer with occlusion" 1 "--layer applies to gradcam" \
+  "$LAMINA" explain "$CNN" "$DIR/test.csv" --index 0 --method occlusion --layer conv --out "$WORK/e.png"
 expect_error "smoothgrad on text" 1 "does not apply to text" \
   "$LAMINA" explain "$TXT" "a film" --method smoothgrad --out "$WORK/e.png"
 expect_error "no --method" 2 "method" "$LAMINA" explain "$CNN" "$DIR/test.csv" --index 0 --out "$WORK/e.png"
