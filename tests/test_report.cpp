@@ -174,7 +174,7 @@ TEST(Report, PerClassNumbersFromTheConfusionMatrix) {
   // Macro averages and accuracy 12 / 16.
   const double macro_p = (5.0 / 7 + 0.75 + 0.8) / 3, macro_r = (5.0 / 6 + 0.5 + 1.0) / 3;
   char expect[160];
-  std::snprintf(expect, sizeof expect, "<th>macro average</th><td>%.4f</td><td>%.4f</td>", macro_p, macro_r);
+  std::snprintf(expect, sizeof expect, "<th>macro avg</th><td>%.4f</td><td>%.4f</td>", macro_p, macro_r);
   EXPECT_NE(body.find(expect), std::string::npos) << body;
   EXPECT_NE(body.find("<th>accuracy</th><td></td><td></td><td>0.7500</td><td>16</td>"), std::string::npos);
 }

@@ -373,7 +373,7 @@ std::string confusion(const Json& r, const HtmlReportOptions& o) {
              "</td><td>" + num(cm.recall(c), "%.4f") + "</td><td>" + num(cm.f1(c), "%.4f") + "</td><td>" +
              std::to_string(support) + "</td></tr>";
   }
-  table += "</tbody><tfoot><tr><th>macro average</th><td>" + num(cm.macro_precision(), "%.4f") + "</td><td>" +
+  table += "</tbody><tfoot><tr><th>macro avg</th><td>" + num(cm.macro_precision(), "%.4f") + "</td><td>" +
            num(cm.macro_recall(), "%.4f") + "</td><td>" + num(cm.macro_f1(), "%.4f") + "</td><td>" +
            std::to_string(cm.total()) + "</td></tr><tr><th>accuracy</th><td></td><td></td><td>" +
            num(cm.accuracy(), "%.4f") + "</td><td>" + std::to_string(cm.total()) + "</td></tr></tfoot></table></div>";
@@ -525,7 +525,7 @@ figure.wrong figcaption,figure.text figcaption{font-size:.85em;color:#444;margin
 figure.text{margin:0 0 12px;break-inside:avoid}
 figure.text p{margin:0;line-height:1.9}
 span.token{padding:1px 2px;border-radius:3px}
-@media (max-width:480px){main{padding:6px}section{padding:10px 8px;margin:10px 0}body{font-size:14px}}
+@media (max-width:480px){main{padding:6px}section{padding:10px 8px;margin:10px 0}body{font-size:14px}th,td{padding:3px 4px}table{font-size:13px}}
 @media print{
  body{background:#fff}
  .banner{display:none}
