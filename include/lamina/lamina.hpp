@@ -64,6 +64,7 @@
 #include "lamina/optimizers.hpp"
 #include "lamina/pipeline.hpp"
 #include "lamina/random.hpp"
+#include "lamina/report.hpp"
 #include "lamina/regularizers.hpp"
 #include "lamina/runtime.hpp"
 #include "lamina/tensor.hpp"
