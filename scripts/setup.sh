@@ -63,9 +63,10 @@ if ! grep -q "\"version\": \"$ort_version\"" "$ort_pkg" 2>/dev/null; then
   npm install --prefix "$root/.deps" --ignore-scripts --no-audit --no-fund --loglevel=error \
     "onnxruntime-node@$ort_version" >/dev/null
 fi
-# playwright-core drives /usr/bin/chromium for tests/report/check_report.js. Pinned to the release
-# whose bundled Chromium is bookworm's (156); --ignore-scripts: nothing to download.
-pw_version=1.64.1
+# playwright-core drives /usr/bin/chromium for tests/report/check_report.js. Pinned to 1.61.1, the
+# last release that runs on bookworm's Node.js 18 (1.62 on need Node 20); it drives bookworm's
+# chromium 156 over the DevTools protocol. --ignore-scripts: nothing to download.
+pw_version=1.61.1
 pw_pkg="$root/.deps/node_modules/playwright-core/package.json"
 if ! grep -q "\"version\": \"$pw_version\"" "$pw_pkg" 2>/dev/null; then
   echo "setup.sh: installing playwright-core@$pw_version (npm) into .deps/"

@@ -422,13 +422,20 @@ Json report_base(Model& model, const Spec& spec, const FitOptions& fit, uint64_t
   return r;
 }
 
-// How one test sample is drawn as an image, if it is one: (H, W), (H, W, 1 or 3), or a flat sample
-// of a named image set (mnist, fashion_mnist, digits) as a square.
-std::optional<Shape> image_shape(const Shape& sample, const std::string& data) {
+// How one sample is drawn as an image, if it is one: (H, W), (H, W, 1 or 3), or a flat sample of
+// side x side values that is a named image set (mnist, fashion_mnist, digits) or that the model's
+// first layer reshapes into a side x side x 1 image. Other flat samples are tabular: no picture.
+std::optional<Shape> image_shape(const Shape& sample, const std::string& data, const Model& model) {
   if (sample.rank() == 2 || (sample.rank() == 3 && (sample[2] == 1 || sample[2] == 3))) return sample;
-  if (sample.rank() == 1 && (data == "mnist" || data == "fashion_mnist" || data == "digits")) {
-    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(sample[0]))));
-    if (side * side == sample[0]) return Shape{side, side};
+  if (sample.rank() != 1) return std::nullopt;
+  const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(sample[0]))));
+  if (side * side != sample[0]) return std::nullopt;
+  if (data == "mnist" || data == "fashion_mnist" || data == "digits") return Shape{side, side};
+  for (const auto& l : model.layers()) {
+    if (l->class_name() == "InputLayer") continue;
+    const Json target = l->class_name() == "Reshape" ? l->config().value("target_shape", Json()) : Json();
+    if (target == Json::array({side, side, 1})) return Shape{side, side};
+    break;
   }
   return std::nullopt;
 }
@@ -453,7 +460,7 @@ void add_explanations(HtmlReportOptions& page, Model& model, const data::Dataset
     if (embedding) page.texts = token_attributions(model, test.all_x(), c.truth, names);
     return;
   }
-  if (const auto shape = image_shape(test.sample_shape(), data_name))
+  if (const auto shape = image_shape(test.sample_shape(), data_name, model))
     page.wrong = wrong_predictions_gallery(model, test.all_x(), c.truth, {.count = 16, .image_shape = *shape, .class_names = names});
 }
 
@@ -895,18 +902,6 @@ std::string embedding_layer(const Model& model, const std::string& model_path) {
                                 "Embedding's output");
 }
 
-// One sample as an image for the overlay: (H, W) or (H, W, C) with C 1 or 3, or a square number of
-// values (the digits' 64 as 8 x 8); empty when it is none of these.
-std::optional<Shape> image_shape_of(const Shape& sample) {
-  if (sample.rank() == 2) return sample;
-  if (sample.rank() == 3 && (sample[2] == 1 || sample[2] == 3)) return sample;
-  if (sample.rank() == 1) {
-    const auto side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(sample[0]))));
-    if (side * side == sample[0]) return Shape{side, side};
-  }
-  return std::nullopt;
-}
-
 // Nearest-neighbour enlargement by an integer factor, so that a 28 x 28 digit is visible.
 Tensor enlarge(const Tensor& image, int64_t factor) {
   const int64_t h = image.dim(0), w = image.dim(1), c = image.rank() == 3 ? image.dim(2) : 1;
@@ -920,11 +915,11 @@ Tensor enlarge(const Tensor& image, int64_t factor) {
 
 // The input to explain, as a batch of one: a row of an IDX or CSV file (--index), or a PNG image,
 // scaled as the model was trained (its recorded preprocessing).
-Tensor explain_input(const ExplainArgs& a, const Preprocessing& pre, const Shape& shape) {
+Tensor explain_input(const ExplainArgs& a, const Preprocessing& pre, const Shape& shape, const Model& model) {
   const bool png = a.input.size() >= 4 && a.input.compare(a.input.size() - 4, 4, ".png") == 0;
   if (png) {
     if (a.index) throw ValueError("explain: --index selects a row of an IDX or CSV file; " + a.input + " is one image");
-    const auto image = image_shape_of(shape);
+    const auto image = image_shape(shape, pre.data, model);
     if (!image)
       throw ShapeError(a.model + ": the model takes inputs of shape " + shape.str() +
                        ", not images (H, W), (H, W, 1), (H, W, 3) or side x side values; give an IDX or CSV file with --index");
@@ -966,7 +961,7 @@ int explain_command(const ExplainArgs& a) {
     x = (*tv)(std::vector<std::string>{a.input});
     if (layer.empty()) layer = embedding_layer(model, a.model);
   } else {
-    x = explain_input(a, pre, *shape);
+    x = explain_input(a, pre, *shape, model);
     if (!layer.empty() && method != "gradcam" && method != "ig" && method != "ixg" && method != "saliency")
       throw ValueError("explain: --layer applies to gradcam (the convolutional layer) and to saliency, ixg and ig "
                        "(attributions at that layer's output), not to " + method);
@@ -1047,7 +1042,7 @@ int explain_command(const ExplainArgs& a) {
   }
   // The attributions in the input's own shape (GradCAM's map has one channel).
   Tensor raw = attributions.reshape(Shape(std::vector<int64_t>(attributions.shape().begin() + 1, attributions.shape().end())));
-  const auto img_shape = image_shape_of(*shape);
+  const auto img_shape = image_shape(*shape, pre.data, model);
   if (!img_shape) {
     io::save_npy(npy, raw);
     std::cout << "wrote " << npy << " (the input " << shape->str() << " is not an image, so no picture)\n";
