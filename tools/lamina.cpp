@@ -880,13 +880,6 @@ struct ExplainArgs {
   uint64_t seed = 0;
 };
 
-// (1, sample...): a batch holding one sample.
-Shape batch_of_one(const Shape& sample) {
-  std::vector<int64_t> dims{1};
-  dims.insert(dims.end(), sample.begin(), sample.end());
-  return Shape(dims);
-}
-
 // "dir/name.png" -> "dir/name.npy": the raw attributions beside the picture.
 std::string npy_beside(const std::string& out) {
   std::filesystem::path p(out);
@@ -900,17 +893,6 @@ std::string embedding_layer(const Model& model, const std::string& model_path) {
     if (l->class_name() == "Embedding") return l->name();
   throw ValueError(model_path + ": a text model without an Embedding layer; attributions for text are taken at the "
                                 "Embedding's output");
-}
-
-// Nearest-neighbour enlargement by an integer factor, so that a 28 x 28 digit is visible.
-Tensor enlarge(const Tensor& image, int64_t factor) {
-  const int64_t h = image.dim(0), w = image.dim(1), c = image.rank() == 3 ? image.dim(2) : 1;
-  Tensor out = Tensor::empty(Shape{h * factor, w * factor, c});
-  float* o = out.data();
-  for (int64_t y = 0; y < h * factor; ++y)
-    for (int64_t x = 0; x < w * factor; ++x)
-      for (int64_t k = 0; k < c; ++k) *o++ = image.data()[((y / factor) * w + x / factor) * c + k];
-  return out;
 }
 
 // The input to explain, as a batch of one: a row of an IDX or CSV file (--index), or a PNG image,
@@ -930,7 +912,7 @@ Tensor explain_input(const ExplainArgs& a, const Preprocessing& pre, const Shape
                        " pixels (width x height), but model " + a.model + " takes " + std::to_string((*image)[1]) + " x " +
                        std::to_string((*image)[0]));
     // PNG values are bytes / 255; the model saw bytes * scale.
-    return (img * static_cast<float>(255.0 * pre.scale)).reshape(batch_of_one(shape));
+    return (img * static_cast<float>(255.0 * pre.scale)).reshape(with_batch(1, shape));
   }
   const Tensor all = load_prediction_input(a.input, pre, shape);
   const int64_t n = all.dim(0);
@@ -941,7 +923,7 @@ Tensor explain_input(const ExplainArgs& a, const Preprocessing& pre, const Shape
   if (i >= n)
     throw ValueError("explain: --index " + std::to_string(i) + " is out of range: " + a.input + " holds " +
                      std::to_string(n) + " samples (0 to " + std::to_string(n - 1) + ")");
-  return all.view(i * shape.numel(), batch_of_one(shape)).clone();
+  return all.view(i * shape.numel(), with_batch(1, shape)).clone();
 }
 
 int explain_command(const ExplainArgs& a) {
@@ -1054,7 +1036,8 @@ int explain_command(const ExplainArgs& a) {
   const float high = pre.scale != 1.0 ? static_cast<float>(255.0 * pre.scale) : std::max(1.f, *std::max_element(image.data(), image.data() + image.numel()));
   Tensor picture = explain::overlay(image, raw.reshape(Shape(amap)), {.low = 0.f, .high = high});
   const int64_t factor = std::max<int64_t>(1, 224 / std::max(image.dim(0), image.dim(1)));
-  picture = enlarge(picture, factor);
+  picture = reshape(upsample2d(reshape(picture, Shape{1, picture.dim(0), picture.dim(1), 3}), Size2(factor)),
+                    Shape{picture.dim(0) * factor, picture.dim(1) * factor, 3});  // nearest: each pixel a square
   write_png(a.out, picture);
   io::save_npy(npy, raw);
   std::cout << "wrote " << a.out << " (" << picture.dim(1) << " x " << picture.dim(0) << ", the input with its heat map) and "

@@ -272,11 +272,6 @@ Shape conform(const Shape& natural, const std::optional<Shape>& want, const std:
                    " values)");
 }
 
-Shape with_batch(int64_t n, const Shape& s) {
-  std::vector<int64_t> dims{n};
-  dims.insert(dims.end(), s.begin(), s.end());
-  return Shape(dims);
-}
 
 // A loaded set before scaling, with its largest feature value (for "scale": "max").
 struct Raw {
@@ -455,6 +450,12 @@ Prepared load_text_data(const Spec& spec, const std::optional<Shape>& input_shap
 }
 
 }  // namespace
+
+Shape with_batch(int64_t n, const Shape& s) {
+  std::vector<int64_t> dims{n};
+  dims.insert(dims.end(), s.begin(), s.end());
+  return Shape(dims);
+}
 
 // --- public ----------------------------------------------------------------------------------------
 

@@ -140,6 +140,9 @@ data::Dataset load_text_evaluation_data(const std::string& name_or_path, const T
 // last column, the label, is dropped). Returns (N, input_shape...) scaled floats.
 Tensor load_prediction_input(const std::string& path, const Preprocessing& pre, const Shape& input_shape);
 
+// (n, sample...): the shape of a batch of n samples.
+Shape with_batch(int64_t n, const Shape& sample);
+
 // An autoencoder's data (Preprocessing::targets_are_inputs): the same samples with each one's
 // features as its target, shaped as the model's output `output_shape` (same number of values).
 // ShapeError naming `where` when the sizes differ.

@@ -169,10 +169,18 @@ Pass run_chunked(Model& model, const Tensor& x, std::span<const int64_t> target,
   return all;
 }
 
-std::vector<int64_t> targets_for(Model& model, const Tensor& inputs, const Target& target) {
-  if (!target.empty() && target.size() != 1 && static_cast<int64_t>(target.size()) != inputs.dim(0))
-    throw ValueError("explain: " + std::to_string(target.size()) + " targets for " + std::to_string(inputs.dim(0)) +
+void check_target_count(const Target& target, int64_t n) {
+  if (!target.empty() && target.size() != 1 && static_cast<int64_t>(target.size()) != n)
+    throw ValueError("explain: " + std::to_string(target.size()) + " targets for " + std::to_string(n) +
                      " samples; give none (the predicted units), one, or one per sample");
+}
+
+// One unit per sample. Only the default (the predicted units) needs a forward pass; given units
+// are range-checked by every pass that reads them (run_pass).
+std::vector<int64_t> targets_for(Model& model, const Tensor& inputs, const Target& target) {
+  const int64_t n = inputs.dim(0);
+  check_target_count(target, n);
+  if (!target.empty()) return target.size() == 1 ? std::vector<int64_t>(static_cast<size_t>(n), target[0]) : target;
   Tensor y;
   {
     NoGradGuard no_grad;
@@ -234,9 +242,7 @@ void gauss_legendre_nodes(int n, std::vector<double>& x, std::vector<double>& w)
 std::vector<int64_t> resolve_target(const Tensor& y, const Target& target) {
   const Tensor flat = output_rows(y);
   const int64_t n = flat.dim(0), k = flat.dim(1);
-  if (!target.empty() && target.size() != 1 && static_cast<int64_t>(target.size()) != n)
-    throw ValueError("explain: " + std::to_string(target.size()) + " targets for " + std::to_string(n) +
-                     " samples; give none (the predicted units), one, or one per sample");
+  check_target_count(target, n);
   std::vector<int64_t> out(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     if (target.empty()) {
