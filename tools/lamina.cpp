@@ -446,6 +446,14 @@ Json history_json(const History& history) {
   return h;
 }
 
+// The report so far: `base` (report_base) with the epochs run and the peak RSS until now.
+Json report_after_epochs(Json base, Json history, const std::vector<double>& epoch_seconds) {
+  base["history"] = std::move(history);
+  base["epoch_seconds"] = epoch_seconds;
+  base["peak_rss_mb"] = peak_rss_mb();
+  return base;
+}
+
 // The report's pictures of what a classifier looked at: for images, the most confidently wrong test
 // images beside their saliency maps; for texts read through an Embedding, a few test texts with
 // their tokens' integrated gradients. Nothing for other inputs.
@@ -494,10 +502,7 @@ class HtmlProgress : public Callback {
 
  private:
   void write() {
-    Json r = base_;
-    r["history"] = history_;
-    r["epoch_seconds"] = seconds_;
-    r["peak_rss_mb"] = peak_rss_mb();
+    Json r = report_after_epochs(base_, history_, seconds_);
     r["in_progress"] = true;
     io::write_file_atomic(path_, training_report_html(r, options_));
   }
@@ -585,11 +590,7 @@ int train(const TrainArgs& a) {
   const History history = model.fit(data.train, fit);
   if (nan_guard.stopped()) {
     if (!a.html.empty()) {  // the page stops refreshing and shows the curves up to the divergence
-      Json report = base;
-      report["history"] = history_json(history);
-      report["epoch_seconds"] = history.epoch_seconds;
-      report["peak_rss_mb"] = peak_rss_mb();
-      io::write_file_atomic(a.html, training_report_html(report, page));
+      io::write_file_atomic(a.html, training_report_html(report_after_epochs(base, history_json(history), history.epoch_seconds), page));
     }
     const std::string& cause = model.divergence();
     throw ValueError(spec.path + ": training diverged at " + nan_guard.message().substr(0, nan_guard.message().find(':')) +
@@ -605,14 +606,11 @@ int train(const TrainArgs& a) {
     if (!a.quiet) std::cout << "saved " << a.save << "\n";
   }
   if (!a.report.empty() || !a.html.empty()) {
-    Json report = base;
-    report["history"] = history_json(history);
-    report["epoch_seconds"] = history.epoch_seconds;
-    report["test"] = logs_json(test);
     const std::optional<Classified> classified = classify(model, data.test, spec.data.targets_are_inputs);
-    if (classified) report["confusion_matrix"] = confusion_rows(classified->matrix);
     if (!a.html.empty() && classified && !grouped) add_explanations(page, model, data.test, *classified, spec.data.name);
-    report["peak_rss_mb"] = peak_rss_mb();
+    Json report = report_after_epochs(base, history_json(history), history.epoch_seconds);
+    report["test"] = logs_json(test);
+    if (classified) report["confusion_matrix"] = confusion_rows(classified->matrix);
     if (!a.report.empty()) write_report(a.report, report);
     if (!a.html.empty()) {
       io::write_file_atomic(a.html, training_report_html(report, page));
