@@ -62,7 +62,9 @@ class Dataset {
   // Byte features, x = byte * scale (e.g. 1/255 for images).
   static Dataset from_bytes(std::shared_ptr<const std::vector<uint8_t>> x, Shape sample_shape,
                             std::shared_ptr<const std::vector<float>> y, Shape target_shape, float scale = 1.f);
-  // Float features and targets from tensors: x (N, ...), y (N, ...) or labels (N).
+  // Float features and targets from tensors: x (N, ...), y (N, ...) or labels (N). The features
+  // share x's storage (no copy: a NumPy array handed in from Python is read in place), so x must
+  // not change while the dataset is in use; the targets are copied.
   static Dataset from_tensors(const Tensor& x, const Tensor& y);
   // Several inputs and targets, for a model with several inputs or outputs: one tensor per
   // input and per target, each (N, ...) with the same N. They are the dataset's parts.
@@ -112,7 +114,8 @@ class Dataset {
                    std::span<float* const> ys, const std::vector<Shape>& y_parts) const;
 
   std::shared_ptr<const std::vector<uint8_t>> bytes_;
-  std::shared_ptr<const std::vector<float>> floats_;
+  std::shared_ptr<const float> floats_;  // float features: our own vector's, or a tensor's storage
+  int64_t floats_count_ = 0;
   std::shared_ptr<const std::vector<float>> targets_;
   std::shared_ptr<const std::vector<int64_t>> order_;  // index map after split; null = identity
   int64_t begin_ = 0, size_ = 0;

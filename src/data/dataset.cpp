@@ -83,7 +83,8 @@ Dataset Dataset::from_tensors(const Tensor& x, const Tensor& y) {
     throw ShapeError("Dataset::from_tensors: x " + x.shape().str() + " and y " + y.shape().str() +
                      " need the same number of samples (expected x (N, ...) and y (N) or (N, ...))");
   Dataset d;
-  d.floats_ = std::make_shared<const std::vector<float>>(x.values().begin(), x.values().end());
+  d.floats_ = std::shared_ptr<const float>(x.impl_ptr(), x.data());  // shares x's storage
+  d.floats_count_ = x.numel();
   d.targets_ = std::make_shared<const std::vector<float>>(y.values().begin(), y.values().end());
   d.size_ = x.dim(0);
   d.sample_shape_ = without_batch(x.shape());
@@ -128,7 +129,8 @@ Dataset Dataset::from_tensors(const std::vector<Tensor>& xs, const std::vector<T
   Dataset d;
   auto [x, s] = pack(xs, d.input_shapes_);
   auto [y, t] = pack(ys, d.target_shapes_);
-  d.floats_ = std::move(x);
+  d.floats_ = std::shared_ptr<const float>(x, x->data());
+  d.floats_count_ = static_cast<int64_t>(x->size());
   d.targets_ = std::move(y);
   d.size_ = n;
   d.sample_shape_ = xs.size() == 1 ? d.input_shapes_[0] : Shape{s};
@@ -185,7 +187,7 @@ void Dataset::gather_rows(std::span<const int64_t> indices, std::span<float* con
   const int64_t s = sample_shape_.numel(), t = target_shape_.numel();
   const int64_t* order = order_ ? order_->data() : nullptr;
   const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
-  const float* floats = floats_ ? floats_->data() : nullptr;
+  const float* floats = floats_.get();
   const float* targets = targets_ ? targets_->data() : nullptr;
   // First pass: check every index and resolve its storage row, prefetching the rows of byte
   // images (shuffled rows are cache misses; issuing them all first overlaps the waits).
@@ -309,7 +311,7 @@ int64_t Dataset::num_classes() const { return target_shape_.rank() == 0 ? num_cl
 
 int64_t Dataset::storage_bytes() const {
   auto bytes = [](const auto& v) { return v ? static_cast<int64_t>(v->size() * sizeof((*v)[0])) : int64_t{0}; };
-  return bytes(bytes_) + bytes(floats_) + bytes(targets_) + bytes(order_);
+  return bytes(bytes_) + floats_count_ * int64_t{sizeof(float)} + bytes(targets_) + bytes(order_);
 }
 
 }  // namespace lamina::data

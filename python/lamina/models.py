@@ -1,0 +1,319 @@
+"""Keras' models: ``Sequential``, ``Model`` (the Functional API), ``load_model``, ``model_from_json``.
+
+Training runs in the engine with the GIL released: other Python threads keep running during
+``fit``, ``evaluate`` and ``predict``, and Ctrl-C raises KeyboardInterrupt within one batch,
+leaving the model as it was after the last finished batch.
+"""
+
+import sys
+
+import numpy as np
+
+from . import _lamina
+from . import callbacks as callbacks_module
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from .layers import Layer
+
+__all__ = ["Model", "Sequential", "load_model", "model_from_json", "clone_model"]
+
+
+def _verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2, True, False):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
+def _flush():
+    try:
+        sys.stdout.flush()
+    except (AttributeError, ValueError):
+        pass
+
+
+class Model(Layer):
+    """A graph of layer calls from inputs to outputs (Keras' Functional API)::
+
+        inputs = lamina.Input(shape=(784,))
+        x = lamina.layers.Dense(64, activation="relu")(inputs)
+        outputs = lamina.layers.Dense(10)(x)
+        model = lamina.Model(inputs=inputs, outputs=outputs)
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Model() got an unexpected keyword argument '{next(iter(kwargs))}'")
+        if inputs is None or outputs is None:
+            raise TypeError("Model(inputs=..., outputs=...): subclassing Model with a Python call() is not "
+                            "supported; build the graph from lamina.Input and layer calls")
+        self._impl = _lamina.Model(inputs, outputs, name or "functional")
+        self._setup()
+
+    def _setup(self):
+        self.history = None
+        self._optimizer = None
+        self._loss = None
+        self._metrics = []
+
+    @classmethod
+    def _wrap(cls, impl):
+        obj = object.__new__(Sequential if impl.is_sequential else Model)
+        obj._impl = impl
+        obj._setup()
+        return obj
+
+    # --- structure ---------------------------------------------------------------------------
+    @property
+    def layers(self):
+        """The layers, in the order the graph calls them (a Sequential leaves out its InputLayer)."""
+        out = [Layer._wrap(l) for l in self._impl.layers]
+        if self._impl.is_sequential:
+            out = [l for l in out if l._impl.class_name != "InputLayer"]
+        return out
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name or by index into ``layers``."""
+        if index is not None:
+            layers = self.layers
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: index {index} is out of range for {len(layers)} layers")
+            return layers[index]
+        if name is None:
+            raise ValueError("get_layer: give a name or an index")
+        return Layer._wrap(self._impl.get_layer(name))
+
+    @property
+    def input_names(self):
+        return self._impl.input_names
+
+    @property
+    def output_names(self):
+        return self._impl.output_names
+
+    @property
+    def input_shape(self):
+        """(None, ...) per input: one tuple, or a list for several inputs."""
+        shapes = self._impl.input_shapes
+        if not shapes:
+            raise AttributeError("the model has no input shape yet: give one (input_shape=, lamina.Input) or call build")
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = self._impl.output_shapes
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def build(self, input_shape):
+        """Creates the weights for ``input_shape`` (with or without the batch entry ``None``)."""
+        shape = list(input_shape)
+        if shape and shape[0] is None:
+            shape = shape[1:]
+        self._impl.build([int(d) for d in shape])
+
+    @property
+    def trainable_weights(self):
+        return [w for l in self.layers for w, on in zip(l.weights, [l.trainable] * len(l.weights)) if on]
+
+    @property
+    def stop_training(self):
+        return self._impl.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value):
+        self._impl.stop_training = bool(value)
+
+    @property
+    def optimizer(self):
+        return self._optimizer
+
+    # --- training ----------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", **kwargs):
+        """Configures training, as Keras: an optimizer (a name or a lamina.optimizers object), a loss
+        (a name, a lamina.losses object, a function ``(y_true, y_pred) -> Tensor`` written with
+        lamina.ops, or one per output as a list or dict) and metrics (names or lamina.metrics objects)."""
+        if kwargs:
+            raise TypeError(f"compile() got an unexpected keyword argument '{next(iter(kwargs))}'")
+        if loss is None:
+            raise ValueError("compile: give a loss (loss='sparse_categorical_crossentropy', a lamina.losses "
+                             "object or a function)")
+        opt = optimizers_module.get(optimizer)
+        if isinstance(loss, dict):
+            loss = [loss[n] for n in self.output_names]
+        if isinstance(loss_weights, dict):
+            loss_weights = [loss_weights[n] for n in self.output_names]
+        losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+        self._impl.compile(opt._engine(), [losses_module.serialize_for_engine(l) for l in losses],
+                           metrics_module.names(metrics), [float(w) for w in (loss_weights or [])],
+                           metrics_module.names(weighted_metrics))
+        self._optimizer = opt
+        self._loss = loss
+        self._metrics = metrics
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1, seed=None):
+        """Trains for ``epochs`` epochs on NumPy arrays and returns a History whose ``.history`` maps
+        "loss", the metrics and their "val_" forms to one value per epoch.
+
+        A C-contiguous float32 ``x`` is read in place (no copy); other dtypes are converted once.
+        The GIL is released while training; Python callbacks run between batches and epochs."""
+        if validation_steps is not None or validation_batch_size is not None or validation_freq != 1:
+            raise ValueError("fit: validation_steps, validation_batch_size and validation_freq are not supported")
+        cbs = callbacks_module.CallbackList(callbacks, model=self)
+        history = callbacks_module.History()
+        history.set_model(self)
+        _flush()
+        result = self._impl.fit(x, y, int(batch_size or 32), int(epochs), _verbose(verbose), cbs.callbacks,
+                                float(validation_split), validation_data, bool(shuffle), class_weight, sample_weight,
+                                int(initial_epoch), steps_per_epoch, seed)
+        history.history = result["history"]
+        history.epoch = result["epoch"]
+        history.params = {"verbose": _verbose(verbose), "epochs": epochs, "steps": steps_per_epoch}
+        self.history = history
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """The loss and metrics on (x, y): a float when the model has no metrics, else
+        ``[loss, *metrics]`` in compile's order (a dict with return_dict=True)."""
+        if sample_weight is not None or steps is not None or callbacks:
+            raise ValueError("evaluate: sample_weight, steps and callbacks are not supported")
+        _flush()
+        logs = self._impl.evaluate(x, y, int(batch_size or 32), _verbose(verbose))
+        if return_dict:
+            return dict(logs)
+        values = [v for _, v in logs]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The outputs for x, in inference mode, as a NumPy array (a list for several outputs)."""
+        if steps is not None or callbacks:
+            raise ValueError("predict: steps and callbacks are not supported")
+        return self._impl.predict(x, int(batch_size or 32))
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=max(1, len(x)))
+
+    def __call__(self, inputs, training=False):
+        """On symbolic tensors: the model as a layer in a bigger graph. On arrays: the forward pass
+        as a lamina.Tensor, differentiable."""
+        if isinstance(inputs, _lamina.KerasTensor) or (
+                isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], _lamina.KerasTensor)):
+            return self._impl.call_symbolic(inputs)
+        return self._impl.call(inputs, training)
+
+    # --- inspection and files ------------------------------------------------------------------
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False):
+        """Prints Keras' table of layers, output shapes and parameter counts (or hands each line to
+        print_fn)."""
+        text = self._impl.summary()
+        if print_fn is None:
+            print(text, end="" if text.endswith("\n") else "\n")
+        else:
+            for line in text.rstrip("\n").split("\n"):
+                print_fn(line)
+
+    def count_params(self):
+        return self._impl.count_params()
+
+    def get_weights(self):
+        """Every weight as a NumPy array (copies), layer by layer, in Keras' order."""
+        return self._impl.get_weights()
+
+    def set_weights(self, weights):
+        """The reverse of get_weights: every count and shape is checked before anything is copied."""
+        self._impl.set_weights(list(weights))
+
+    @property
+    def weights(self):
+        return [t for _, t in self._impl.named_weights()]
+
+    def get_config(self):
+        import json
+        return json.loads(self.to_json())["config"]
+
+    def to_json(self, **kwargs):
+        """Keras' model JSON (architecture, no weights)."""
+        import json
+        text = self._impl.to_json()
+        return json.dumps(json.loads(text), **kwargs) if kwargs else text
+
+    def save(self, filepath, overwrite=True):
+        """Weights, architecture and compile config in one safetensors file, written atomically; the
+        same format as the C++ API and the CLI (lamina predict, Model::load)."""
+        import os
+        filepath = os.fspath(filepath)
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"save: {filepath} exists and overwrite=False")
+        self._impl.save(filepath)
+
+    def save_weights(self, filepath, overwrite=True):
+        self.save(filepath, overwrite)
+
+    def load_weights(self, filepath):
+        """Weights from a file written by save (or the C++ API), checked against this architecture."""
+        import os
+        other = _lamina.load_model(os.fspath(filepath))
+        self._impl.set_weights(other.get_weights())
+
+    def export(self, filepath, format="onnx"):
+        """Writes the model for other runtimes: format "onnx" (opset 13; OpenCV's dnn, ONNX Runtime)."""
+        import os
+        if format != "onnx":
+            raise ValueError(f"export: format '{format}' is not supported (supported: 'onnx')")
+        self._impl.save_onnx(os.fspath(filepath))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class Sequential(Model):
+    """A stack of layers, each feeding the next::
+
+        model = lamina.Sequential([
+            lamina.layers.Flatten(input_shape=(28, 28)),
+            lamina.layers.Dense(128, activation="relu"),
+            lamina.layers.Dense(10),
+        ])
+    """
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        self._impl = _lamina.Sequential(name or "sequential")
+        self._setup()
+        for layer in layers or []:
+            self.add(layer)
+        if not trainable:
+            self.trainable = False
+
+    def add(self, layer):
+        """Appends a layer (or a lamina.Input, which declares the input shape)."""
+        if isinstance(layer, _lamina.KerasTensor):
+            shape = list(layer.shape)
+            layer = Layer._wrap(_lamina.layer_from_config("InputLayer", {"batch_input_shape": shape,
+                                                                          "name": layer.name}))
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a lamina layer, got {type(layer).__name__}")
+        self._impl.add(layer._impl)
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """A model saved by Model.save (Python), Model::save (C++) or the CLI, or an ONNX file."""
+    import os
+    model = Model._wrap(_lamina.load_model(os.fspath(filepath)))
+    if model._impl.compiled:
+        model._optimizer = optimizers_module.Optimizer._from_engine(model._impl.optimizer)
+    return model
+
+
+def model_from_json(json_string, custom_objects=None):
+    """A model (unbuilt weights drawn fresh) from Keras' JSON, as to_json writes it."""
+    return Model._wrap(_lamina.model_from_json(json_string))
+
+
+def clone_model(model):
+    """The same architecture with a copy of every weight, as an independent model."""
+    return Model._wrap(model._impl.clone())
