@@ -301,8 +301,13 @@ class Sequential(Model):
 
 
 def load_model(filepath, custom_objects=None, compile=True):
-    """A model saved by Model.save (Python), Model::save (C++) or the CLI, or an ONNX file."""
+    """A model saved by Model.save (Python), Model::save (C++) or the CLI, or an ONNX file.
+    ``custom_objects`` names the Python losses it was compiled with ({"my_loss": my_loss}), so that
+    it loads compiled; without them such a model loads uncompiled."""
     import os
+    for name, obj in (custom_objects or {}).items():  # Python losses the file was compiled with
+        if isinstance(obj, losses_module.Loss) or (callable(obj) and not isinstance(obj, type)):
+            _lamina.register_loss(name, losses_module.serialize_for_engine(obj))
     model = Model._wrap(_lamina.load_model(os.fspath(filepath)))
     if model._impl.compiled:
         model._optimizer = optimizers_module.Optimizer._from_engine(model._impl.optimizer)

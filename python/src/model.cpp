@@ -113,15 +113,15 @@ class SignalCheck : public Callback {
 
 // A loss: a Keras config (a name, a dict), or a Python callable (y_true, y_pred) -> Tensor of
 // per-sample losses (or one scalar), written with lamina.ops so that it is differentiable.
-Loss loss_from(py::handle obj) {
-  if (py::isinstance<py::str>(obj) || py::isinstance<py::dict>(obj)) return Loss::from_config(json_from(obj));
-  if (!PyCallable_Check(obj.ptr()))
-    throw py::type_error("loss: expected a name, a lamina.losses.Loss or a function (y_true, y_pred), got " +
-                         py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
-  std::string name = py::hasattr(obj, "__name__") ? py::str(obj.attr("__name__")).cast<std::string>()
-                                                  : py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
-  Loss::Function fn = [ref = PyRef(py::reinterpret_borrow<py::object>(obj)), name](const Tensor& y_true,
-                                                                                  const Tensor& y_pred) -> Tensor {
+std::string name_of(py::handle fn) {
+  return py::hasattr(fn, "__name__") ? py::str(fn.attr("__name__")).cast<std::string>()
+                                     : py::str(py::type::of(fn).attr("__name__")).cast<std::string>();
+}
+
+// A Python function (y_true, y_pred) -> lamina.Tensor as the engine's loss function, called with
+// the GIL taken back (fit releases it).
+Loss::Function loss_function(py::handle fn, const std::string& name) {
+  return [ref = PyRef(py::reinterpret_borrow<py::object>(fn)), name](const Tensor& y_true, const Tensor& y_pred) -> Tensor {
     py::gil_scoped_acquire gil;
     py::object r = ref.get()(y_true, y_pred);
     if (!py::isinstance<Tensor>(r))
@@ -130,7 +130,15 @@ Loss loss_from(py::handle obj) {
                            "gradients flow through it");
     return r.cast<Tensor>();
   };
-  return Loss(std::move(fn), name);
+}
+
+Loss loss_from(py::handle obj) {
+  if (py::isinstance<py::str>(obj) || py::isinstance<py::dict>(obj)) return Loss::from_config(json_from(obj));
+  if (!PyCallable_Check(obj.ptr()))
+    throw py::type_error("loss: expected a name, a lamina.losses.Loss or a function (y_true, y_pred), got " +
+                         py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  const std::string name = name_of(obj);
+  return Loss(loss_function(obj, name), name);
 }
 
 std::vector<KerasTensor> keras_tensors(py::handle obj, const char* what) {
@@ -447,6 +455,9 @@ void bind_model(py::module_& m) {
     if (is_onnx_file(path)) return hold(load_onnx(path));
     return hold(Model::load(path));
   });
+  m.def("register_loss", [](const std::string& name, py::handle fn) { register_loss(name, loss_function(fn, name)); },
+        py::arg("name"), py::arg("fn"),
+        "Makes a Python loss known by name, so that a model compiled with it loads compiled (custom_objects).");
   m.def("load_checkpoint", [hold](const std::string& path) { return hold(Model::load_checkpoint(path)); });
   m.def("manual_seed", &manual_seed, py::arg("seed"), "Seeds the generator weights, shuffles and dropout draw from.");
 }
