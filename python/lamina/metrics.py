@@ -7,7 +7,7 @@ __all__ = ["Metric", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccura
 class Metric:
     """A built-in metric, as an object: compile takes it as its name."""
 
-    _engine_name = None
+    _engine_name: "str | None" = None
 
     def __init__(self, name=None, **kwargs):
         if kwargs:

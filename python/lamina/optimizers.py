@@ -13,7 +13,7 @@ class Optimizer:
     """An optimizer's configuration until compile, then a handle on the engine's optimizer:
     ``learning_rate`` reads and sets the rate training uses (callbacks may change it)."""
 
-    _defaults = {}
+    _defaults: "dict[str, object]" = {}
 
     def __init__(self, **kwargs):
         if "lr" in kwargs:  # Keras 2
