@@ -26,25 +26,31 @@ class Callback:
         self.params = {}
 
     def set_model(self, model):
+        """Called by fit with the model being trained (``self.model``)."""
         self.model = model
 
     def set_params(self, params):
+        """Called by fit before training with ``{"epochs", "steps", "samples"}``: the epochs to run,
+        the batches per epoch and the training samples."""
         self.params = params
 
     def on_train_begin(self, logs=None):
-        pass
+        """Called once when fit starts, before the first epoch (``logs`` is empty)."""
 
     def on_train_end(self, logs=None):
-        pass
+        """Called once when fit ends, normally or stopped, with the last epoch's logs."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        pass
+        """Called at the start of each epoch; ``epoch`` counts from 0 (from fit's initial_epoch)."""
 
     def on_epoch_end(self, epoch, logs=None):
-        pass
+        """Called at the end of each epoch with its logs: "loss", the metrics, and with validation
+        data their "val_" forms, by name (the values History records for that epoch)."""
 
     def on_train_batch_end(self, batch, logs=None):
-        pass
+        """Called after each training batch (``batch`` counts from 0 in each epoch) with the
+        running means of the loss and metrics over the epoch so far. fit calls it only for
+        callbacks that define it, so that epoch-level callbacks cost nothing per batch."""
 
     @property
     def _lamina_wants_batches(self):
@@ -391,6 +397,7 @@ class ReduceLROnPlateau(Callback):
         self.cooldown_counter = 0
 
     def in_cooldown(self):
+        """Whether the epochs of waiting after the last reduction are still running."""
         return self.cooldown_counter > 0
 
     def on_train_begin(self, logs=None):
