@@ -6,6 +6,7 @@ Run with the package built: PYTHONPATH=<build>/python python3 -m pytest -q pytho
 """
 
 import ast
+import importlib
 import os
 import pathlib
 import subprocess
@@ -41,6 +42,12 @@ def top_level(tree, public=True):
         elif isinstance(node, ast.ImportFrom):
             for a in node.names:
                 if a.asname is not None and a.asname == a.name:  # "import x as x": a re-export
+                    out[a.asname] = node
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                # "import numpy as np" is private to a stub; "import lamina as keras" is exported
+                # by __init__.pyi's __all__.
+                if a.asname is not None and (a.asname == a.name or a.asname in (literal_all(tree) or ())):
                     out[a.asname] = node
     if public:
         out = {k: v for k, v in out.items() if not k.startswith("_") or k == "__version__"}
@@ -233,6 +240,17 @@ def test_explain_stub_declares_every_function():
         assert len(node.args.posonlyargs) == doc.count("arg"), name
 
 
+def test_package_stub_declares_the_front_door():
+    tree = stub("__init__.pyi")
+    assert sorted(literal_all(tree)) == sorted(lamina.__all__)
+    assert set(top_level(tree)) - {"__all__"} == set(lamina.__all__)
+    # Every submodule of the package is there too (they are attributes at run time).
+    for name, node in top_level(tree).items():
+        if isinstance(node, ast.ImportFrom) and node.module is None:
+            assert getattr(lamina, name) is importlib.import_module(f"lamina.{name}")
+    assert lamina.keras is lamina
+
+
 # --- a type checker reads them ---------------------------------------------------------------------------
 
 USER_CODE = """
@@ -251,7 +269,8 @@ reveal_type(y)
 reveal_type(ops.mean(y, axis=0))
 reveal_type(lamina._lamina.ops.square)
 reveal_type(lamina._lamina.explain.saliency)
-layers.Dense(4, bogus=1)
+from lamina import keras
+keras.layers.Dense(4, bogus=1)
 layers.Conv2D(8, 3, padding="full")
 layers.LSTM(4, True)
 """
@@ -268,7 +287,7 @@ def test_mypy_reads_the_stubs(tmp_path):
     lines = [l for l in out.splitlines() if l.startswith("user.py:")]
     errors = [l for l in lines if ": error:" in l]
     # Exactly the three calls that are wrong, and nothing in the package itself.
-    assert [l.split(":")[1] for l in errors if "Revealed" not in l] == ["17", "18", "19", "19"], out
+    assert [l.split(":")[1] for l in errors if "Revealed" not in l] == ["18", "19", "20", "20"], out
     assert 'Unexpected keyword argument "bogus" for "Dense"' in errors[0]
     assert "Literal['valid', 'same']" in errors[1]
     assert "Too many positional arguments" in errors[2]
