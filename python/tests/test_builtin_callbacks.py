@@ -450,3 +450,29 @@ def test_csv_logger_rows_are_on_disk_before_training_ends(tmp_path):
     model.fit(x, y, epochs=2, batch_size=16, verbose=0,
               callbacks=[CSVLogger(path), LambdaCallback(on_epoch_end=lambda e, logs: seen.append(len(read_rows(path))))])
     assert seen == [2, 3]  # header + one row after epoch 0, another after epoch 1
+
+
+# --- messages -------------------------------------------------------------------------------------------
+
+def test_verbose_messages(capsys, tmp_path):
+    cb = EarlyStopping(patience=1, verbose=1, restore_best_weights=True)
+    drive(cb, [1.0, 2.0, 3.0])
+    out = capsys.readouterr().out
+    assert "Epoch 2: early stopping" in out
+    assert "Restoring model weights from the end of the best epoch: 1." in out
+    lr_sequence(ReduceLROnPlateau(factor=0.5, patience=1, verbose=1), [1.0, 1.0])
+    assert "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.5." in capsys.readouterr().out
+
+    x, y = regression()
+    model = linear()
+    path = tmp_path / "m.safetensors"
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
+              callbacks=[ModelCheckpoint(path, monitor="loss", save_best_only=True, verbose=1,
+                                         mode="min", initial_value_threshold=1e9)])
+    out = capsys.readouterr().out
+    assert "Epoch 1: loss improved from 1000000000.00000 to" in out and f"saving model to {path}" in out
+    # Without the monitored value, save_best_only saves every time, with a warning (as Keras).
+    with pytest.warns(UserWarning, match="val_loss"):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0,
+                  callbacks=[ModelCheckpoint(tmp_path / "any.safetensors", save_best_only=True)])
+    assert (tmp_path / "any.safetensors").exists()
