@@ -243,7 +243,8 @@ class ModelCheckpoint(Callback):
         self.save_weights_only = save_weights_only
         self.mode = mode
         if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
-            raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a number of batches >= 1, got {save_freq!r}")
+            raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch' or a number of batches >= 1, "
+                             f"got {save_freq!r}")
         self.save_freq = save_freq
         # The direction matters only when comparing; a plain checkpoint may monitor anything.
         self._maximize = _maximizes(monitor, mode, "ModelCheckpoint") if save_best_only else False

@@ -240,8 +240,9 @@ class LayerNormalization(Layer):
 
 class SimpleRNN(Layer):
     def __init__(self, units: int, *, activation: _Activation = "tanh", use_bias: bool = True,
-                 kernel_initializer: _Initializer = "glorot_uniform", recurrent_initializer: _Initializer = "orthogonal",
-                 bias_initializer: _Initializer = "zeros", kernel_regularizer: _Regularizer = None,
+                 kernel_initializer: _Initializer = "glorot_uniform",
+                 recurrent_initializer: _Initializer = "orthogonal", bias_initializer: _Initializer = "zeros",
+                 kernel_regularizer: _Regularizer = None,
                  recurrent_regularizer: _Regularizer = None, bias_regularizer: _Regularizer = None,
                  activity_regularizer: _Regularizer = None, kernel_constraint: _Constraint = None,
                  recurrent_constraint: _Constraint = None, bias_constraint: _Constraint = None, dropout: float = 0.0,

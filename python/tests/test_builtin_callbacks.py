@@ -448,7 +448,8 @@ def test_csv_logger_rows_are_on_disk_before_training_ends(tmp_path):
     path = tmp_path / "live.csv"
     seen = []
     model.fit(x, y, epochs=2, batch_size=16, verbose=0,
-              callbacks=[CSVLogger(path), LambdaCallback(on_epoch_end=lambda e, logs: seen.append(len(read_rows(path))))])
+              callbacks=[CSVLogger(path),
+                         LambdaCallback(on_epoch_end=lambda e, logs: seen.append(len(read_rows(path))))])
     assert seen == [2, 3]  # header + one row after epoch 0, another after epoch 1
 
 

@@ -100,7 +100,8 @@ def test_layers_stub_covers_the_registry_and_aliases():
         node = names.get(cls)
         assert isinstance(node, ast.ClassDef), f"layers.pyi does not declare class {cls}"
         assert [b.id for b in node.bases] == ["Layer"], cls
-    for alias, target in (("Convolution2D", "Conv2D"), ("MaxPool2D", "MaxPooling2D"), ("AvgPool2D", "AveragePooling2D")):
+    aliases = (("Convolution2D", "Conv2D"), ("MaxPool2D", "MaxPooling2D"), ("AvgPool2D", "AveragePooling2D"))
+    for alias, target in aliases:
         assert getattr(layers, alias) is getattr(layers, target)
         assert isinstance(names[alias], ast.Assign) and names[alias].value.id == target
 
