@@ -4,7 +4,7 @@
 # `explain` is _lamina_explain.pyi. Arguments the bindings leave unnamed are positional-only
 # here. Checked against the module's dir() by python/tests/test_stubs.py.
 
-from typing import Any, Sequence, overload
+from typing import Any, Callable, Sequence, overload
 
 import numpy as np
 
@@ -173,5 +173,6 @@ class Sequential(Model):
 def model_from_json(text: str, /) -> Model: ...
 def load_model(path: str, /) -> Model: ...
 def load_checkpoint(path: str, /) -> Model: ...
+def register_loss(name: str, fn: Callable[[Tensor, Tensor], Tensor]) -> None: ...
 def manual_seed(seed: int) -> None:
     """Seeds the generator weights, shuffles and dropout draw from."""

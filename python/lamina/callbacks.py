@@ -330,6 +330,8 @@ class LearningRateScheduler(Callback):
     of one argument works too. The optimizer must have a number as its learning rate, not a
     schedule."""
 
+    _lamina_logs_learning_rate = True  # fit adds "learning_rate" to the logs, as Keras
+
     def __init__(self, schedule, verbose=0):
         super().__init__()
         if not callable(schedule):
@@ -375,6 +377,8 @@ class ReduceLROnPlateau(Callback):
     ``min_delta``) for ``patience`` epochs, then waits ``cooldown`` epochs before counting again,
     never going below ``min_lr``: keras.callbacks.ReduceLROnPlateau. The optimizer must have a
     number as its learning rate, not a schedule."""
+
+    _lamina_logs_learning_rate = True  # fit adds "learning_rate" to the logs, as Keras
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):

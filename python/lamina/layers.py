@@ -127,6 +127,8 @@ def _keras2_aliases(class_name, config):
         config["batch_input_shape"] = [None] + list(config.pop("input_shape"))
     if "batch_shape" in config:
         config["batch_input_shape"] = list(config.pop("batch_shape"))
+    if class_name == "InputLayer" and "shape" in config:  # Keras 3's InputLayer(shape=...)
+        config["batch_input_shape"] = [None] + list(config.pop("shape"))
 
 
 # The built-in classes and their positional arguments, in Keras' order.
@@ -172,6 +174,8 @@ def _make(class_name):
 for _name in _lamina.registered_layers():
     if _name in ("Functional", "Model", "Sequential"):
         continue
+    if _name in __all__:
+        __all__.remove(_name)
     globals()[_name] = _make(_name)
     __all__.append(_name)
 

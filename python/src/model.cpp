@@ -32,7 +32,10 @@ class PyCallback : public Callback {
  public:
   explicit PyCallback(py::object cb) : cb_(std::move(cb)) {
     batches_ = py::hasattr(cb_.get(), "_lamina_wants_batches") && cb_.get().attr("_lamina_wants_batches").cast<bool>();
+    logs_lr_ = py::hasattr(cb_.get(), "_lamina_logs_learning_rate") &&
+               cb_.get().attr("_lamina_logs_learning_rate").cast<bool>();
   }
+  bool logs_learning_rate() const override { return logs_lr_; }
   void on_train_begin(const TrainInfo& info) override {
     py::gil_scoped_acquire gil;
     py::dict params;
@@ -62,7 +65,7 @@ class PyCallback : public Callback {
 
  private:
   PyRef cb_;
-  bool batches_ = false;
+  bool batches_ = false, logs_lr_ = false;
 };
 
 // Ctrl-C during fit. Python's own SIGINT handler only notes the signal for the main thread to act
