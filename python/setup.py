@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # Relative to the repository root (pip runs this file from a directory of its choosing).
 BUILD_DIR = (ROOT / (os.environ.get("LAMINA_BUILD_DIR") or "build")).resolve()
+STAGING = BUILD_DIR / "python" / "setuptools"
 
 
 def project_version():
@@ -65,7 +66,7 @@ class CleanBuild(build):
 
     def initialize_options(self):
         super().initialize_options()
-        self.build_base = str(BUILD_DIR / "python" / "setuptools")
+        self.build_base = str(STAGING)
 
     def run(self):
         for stale in (self.build_lib, self.build_platlib, self.build_purelib):
@@ -85,8 +86,12 @@ class CMakeBuild(build_ext):
             # Configure only when needed, so that a build directory that `make` (or a running
             # ctest) uses is not regenerated for nothing. The interpreter is passed resolved: a
             # venv's path would go stale with the venv, the interpreter it points at stays.
-            args = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-DLAMINA_PYTHON=ON",
-                    f"-DPython3_EXECUTABLE={os.path.realpath(sys.executable)}"]
+            args = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-DLAMINA_PYTHON=ON"]
+            if cache.get("Python3_EXECUTABLE"):
+                # Another interpreter: FindPython keeps what it found for the old one (its
+                # headers) in internal cache entries unless they go first.
+                args += ["-U_Python3_*", "-UPython3_*"]
+            args.append(f"-DPython3_EXECUTABLE={os.path.realpath(sys.executable)}")
             if not cache:
                 # A fresh directory: the library and the extension, not the test suite (GoogleTest
                 # is not needed to install the package; `make` turns the tests back on).
@@ -124,5 +129,7 @@ setup(
     # The sources list stays empty: CMake builds the module (build_ext above).
     ext_modules=[Extension("lamina._lamina", sources=[])],
     cmdclass={"build": CleanBuild, "build_ext": CMakeBuild},
+    # egg_info's lamina.egg-info beside setuptools' staging area, out of the source tree.
+    options={"egg_info": {"egg_base": str(STAGING)}},
     zip_safe=False,
 )

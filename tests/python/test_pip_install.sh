@@ -18,9 +18,10 @@ trap 'rm -rf "$tmp"' EXIT
   fail "'$python -m venv' failed: python3-venv is missing (scripts/setup.sh --python installs it)"
 venv_python=$tmp/venv/bin/python
 
-# No user pip configuration (an index URL, --user) and no PYTHONPATH (which would import the build
-# tree's lamina instead of the installed one).
-unset PYTHONPATH
+# No user pip configuration (an index URL, --user), no PYTHONPATH (which would import the build
+# tree's lamina instead of the installed one), and none of `make test`'s make flags (its jobserver
+# is not ours) for the make that cmake --build runs.
+unset PYTHONPATH MAKEFLAGS MFLAGS MAKELEVEL
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 LAMINA_BUILD_DIR=$build
 "$venv_python" -m pip install --no-build-isolation --no-deps --no-index -q "$src/python" >"$tmp/pip.log" 2>&1 ||
   { cat "$tmp/pip.log" >&2; fail "pip install ./python failed"; }
