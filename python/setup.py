@@ -81,13 +81,16 @@ class CMakeBuild(build_ext):
         target = Path(self.get_ext_fullpath(ext.name)).resolve()
 
         cache = read_cache(build_dir)
+        # python/CMakeLists.txt picks /usr/bin/python3 without caching the choice; FindPython
+        # records what it found in _Python3_EXECUTABLE.
+        configured_python = cache.get("Python3_EXECUTABLE") or cache.get("_Python3_EXECUTABLE")
         if (not cache or cache.get("LAMINA_PYTHON", "ON").upper() in ("OFF", "0", "FALSE", "NO")
-                or not same_interpreter(cache.get("Python3_EXECUTABLE"), sys.executable)):
+                or not same_interpreter(configured_python, sys.executable)):
             # Configure only when needed, so that a build directory that `make` (or a running
             # ctest) uses is not regenerated for nothing. The interpreter is passed resolved: a
             # venv's path would go stale with the venv, the interpreter it points at stays.
             args = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-DLAMINA_PYTHON=ON"]
-            if cache.get("Python3_EXECUTABLE"):
+            if configured_python:
                 # Another interpreter: FindPython keeps what it found for the old one (its
                 # headers) in internal cache entries unless they go first.
                 args += ["-U_Python3_*", "-UPython3_*"]
