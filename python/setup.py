@@ -128,7 +128,8 @@ class CMakeBuild(build_ext):
 setup(
     version=project_version(),
     packages=find_packages(where=str(HERE), include=["lamina", "lamina.*"]),
-    package_data={"lamina": ["py.typed", "*.pyi"], "lamina.datasets": ["*.pyi"]},
+    # Type information for every package: py.typed and the .pyi stubs beside the modules.
+    package_data={"": ["py.typed", "*.pyi"]},
     # The sources list stays empty: CMake builds the module (build_ext above).
     ext_modules=[Extension("lamina._lamina", sources=[])],
     cmdclass={"build": CleanBuild, "build_ext": CMakeBuild},

@@ -28,8 +28,11 @@ export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 LAMINA_BUILD_DI
 
 site=$("$venv_python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 pkg=$site/lamina
-[[ -f $pkg/__init__.py && -f $pkg/py.typed && -f $pkg/datasets/__init__.py ]] ||
-  fail "the wheel lacks the Python sources or py.typed: $(ls "$pkg")"
+# Every module, stub and py.typed of python/lamina, no more and no less.
+listing() { (cd "$1" && find . -path '*/__pycache__' -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name py.typed \) -print | sort); }
+[[ -f $pkg/py.typed ]] || fail "the wheel lacks py.typed"
+diff <(listing "$src/python/lamina") <(listing "$pkg") >&2 ||
+  fail "the installed package's Python files differ from python/lamina's (< source, > installed)"
 
 # One engine: exactly one liblamina (the soname file, a real file) beside one extension.
 mapfile -t libs < <(cd "$pkg" && ls -1 liblamina* 2>/dev/null)
