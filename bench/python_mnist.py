@@ -20,11 +20,13 @@ Peers, each its own process started with OMP_NUM_THREADS = OPENBLAS_NUM_THREADS 
                            torch.set_num_threads(1)
   pytorch-dataloader       the same with DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
                            (slower: it collates 32 single samples per batch)
+  pytorch-default-malloc   pytorch without the malloc thresholds below (MALLOC_ENV)
   lamina-cpp               <build>/bench/bench_lamina --workload mnist-mlp --threads 1 --no-predict
                            (bench/lamina_train.cpp: the same model, no training metrics, bytes / 255
                            converted per batch)
 The torch peers get OPENBLAS_CORETYPE=SkylakeX, as bench_compare gives libtorch (its BLAS calls go
-through OpenBLAS; the environment's Haswell default halves them).
+through OpenBLAS; the environment's Haswell default halves them), and every peer glibc malloc
+thresholds that keep freed blocks in the process (MALLOC_ENV: without them PyTorch is 5x slower here).
 
 Runs alternate peer by peer, --reps times; before each, as bench_compare does, the script waits
 (up to --max-wait seconds in all) for other processes to leave the CPU, and it records the cores
@@ -42,7 +44,16 @@ import subprocess
 import sys
 import time
 
-PEERS = ("lamina-python", "lamina-python-nometrics", "pytorch", "pytorch-dataloader", "lamina-cpp")
+PEERS = ("lamina-python", "lamina-python-nometrics", "pytorch", "pytorch-dataloader", "pytorch-default-malloc",
+         "lamina-cpp")
+# glibc's malloc hands blocks over 128 KiB back to the kernel (munmap, heap trimming) as soon as
+# they are freed, and PyTorch allocates and frees its temporaries (Adam's on the 784x128 kernel:
+# 392 KiB each) every step, so every step faults fresh pages in. On this machine (a Firecracker
+# VM with free-page reporting) a page fault is expensive: `a.sqrt() / 0.5` on a 784x128 tensor
+# takes 5.9 ms instead of 0.08 ms, and a PyTorch epoch 21 s instead of 4. These thresholds keep
+# the blocks in the process; every peer gets them (Lamina reuses its own buffers and does not
+# care), and pytorch-default-malloc shows PyTorch without them.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 DEFAULT_PEERS = "lamina-python,pytorch,lamina-cpp"
 SEED = 2  # bench_lamina's mnist-mlp seed
 
@@ -77,8 +88,8 @@ def worker_lamina(args, metrics):
     if test_accuracy is None:  # no metrics: the accuracy from predict
         import numpy as np
         test_accuracy = float((model.predict(x_test, batch_size=1000).argmax(1) == y_test).mean())
-    return {"epoch_seconds": timer.seconds, "test_accuracy": test_accuracy, "load_seconds": load_s,
-            "fit_seconds": fit_s, "fit_setup_seconds": timer.setup_seconds}
+    return {"epoch_seconds": timer.seconds, "epoch_cpu_seconds": timer.cpu_seconds, "test_accuracy": test_accuracy,
+            "load_seconds": load_s, "fit_seconds": fit_s, "fit_setup_seconds": timer.setup_seconds}
 
 
 class EpochTimer:
@@ -88,16 +99,17 @@ class EpochTimer:
 
     def __init__(self, base):
         timer = self
-        self.seconds, self.fit_start, self.setup_seconds = [], None, None
+        self.seconds, self.cpu_seconds, self.fit_start, self.setup_seconds = [], [], None, None
 
         class Callback(base):
             def on_epoch_begin(self, epoch, logs=None):
-                timer.t0 = time.perf_counter()
+                timer.t0, timer.c0 = time.perf_counter(), time.process_time()
                 if timer.setup_seconds is None:
                     timer.setup_seconds = timer.t0 - timer.fit_start
 
             def on_epoch_end(self, epoch, logs=None):
                 timer.seconds.append(time.perf_counter() - timer.t0)
+                timer.cpu_seconds.append(time.process_time() - timer.c0)
 
         self.callback = Callback()
 
@@ -157,10 +169,10 @@ def worker_torch(args, dataloader):
     if dataloader:
         from torch.utils.data import DataLoader, TensorDataset
         loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True)
-    seconds = []
+    seconds, cpu_seconds = [], []
     t_fit = time.perf_counter()
     for _ in range(args.epochs):
-        e0 = time.perf_counter()
+        e0, c0 = time.perf_counter(), time.process_time()
         model.train()
         total, correct, seen = 0.0, 0, 0
         for xb, yb in batches():
@@ -173,11 +185,12 @@ def worker_torch(args, dataloader):
             correct += (out.argmax(1) == yb).sum().item()
             seen += len(yb)
         seconds.append(time.perf_counter() - e0)
+        cpu_seconds.append(time.process_time() - c0)
     fit_s = time.perf_counter() - t_fit
     model.eval()
     with torch.no_grad():
         test_accuracy = (model(xt).argmax(1) == yt).float().mean().item()
-    return {"epoch_seconds": seconds, "test_accuracy": test_accuracy, "load_seconds": load_s, "fit_seconds": fit_s,
+    return {"epoch_seconds": seconds, "epoch_cpu_seconds": cpu_seconds, "test_accuracy": test_accuracy, "load_seconds": load_s, "fit_seconds": fit_s,
             "train_accuracy": correct / seen, "train_loss": total / seen}
 
 
@@ -224,17 +237,41 @@ def wait_for_quiet(budget):
         budget[0] -= 2.3
 
 
+def preflight(args, peers):
+    """Says what is missing before any run, rather than after minutes of the others."""
+    import glob
+    problems = []
+    if any(s.startswith("lamina-python") for s in peers) and not glob.glob(
+            os.path.join(args.build, "python", "lamina", "_lamina*.so")):
+        problems.append(f"{args.build}/python/lamina has no _lamina extension (the Python package builds when "
+                        "pybind11-dev and python3-dev are installed)")
+    if any(s.startswith("pytorch") for s in peers):
+        r = subprocess.run([sys.executable, "-c", "import torch"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if r.returncode != 0:
+            problems.append(f"{sys.executable} cannot import torch (scripts/setup.sh --dev installs python3-torch)")
+    if "lamina-cpp" in peers and not os.access(os.path.join(args.build, "bench", "bench_lamina"), os.X_OK):
+        problems.append(f"{args.build}/bench/bench_lamina not found (configure with -DLAMINA_BUILD_BENCH=ON and build)")
+    if not os.path.isdir(os.path.join(args.data, "mnist")):
+        problems.append(f"{args.data}/mnist not found (scripts/fetch-data.sh mnist)")
+    if problems:
+        raise SystemExit("python_mnist: " + "; ".join(problems))
+
+
 def peer_command(args, peer):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("OPENBLAS_CORETYPE", None)
+    for k in MALLOC_ENV:
+        env.pop(k, None)
+    if peer != "pytorch-default-malloc":
+        env.update(MALLOC_ENV)
     if peer.startswith("pytorch"):
         env["OPENBLAS_CORETYPE"] = "SkylakeX"
     if peer == "lamina-cpp":
         exe = os.path.join(args.build, "bench", "bench_lamina")
-        if not os.access(exe, os.X_OK):
-            raise SystemExit(f"python_mnist: {exe} not found (configure with -DLAMINA_BUILD_BENCH=ON and build)")
         return [exe, "--workload", "mnist-mlp", "--threads", "1", "--epochs", str(args.epochs), "--data", args.data,
                 "--no-predict"], env
+    if peer == "pytorch-default-malloc":
+        peer = "pytorch"
     if peer.startswith("lamina-python"):
         env["PYTHONPATH"] = os.path.join(os.path.abspath(args.build), "python") + (
             os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -262,7 +299,9 @@ def run_peer(args, peer, budget):
 
 def summarize(runs):
     epochs = [s for r in runs for s in r["epoch_seconds"]]
+    cpu = [s for r in runs for s in r.get("epoch_cpu_seconds", [])]
     return {"s_per_epoch_min": min(epochs), "s_per_epoch_median": statistics.median(epochs),
+            "cpu_s_per_epoch_min": min(cpu) if cpu else None, "cpu_s_per_epoch_median": statistics.median(cpu) if cpu else None,
             "test_accuracy": statistics.median(r["test_accuracy"] for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
             "other_busy_cores_max": max(r["other_busy_cores"] for r in runs), "runs": runs}
@@ -288,6 +327,7 @@ def main():
     for s in peers:
         if s not in PEERS:
             p.error(f"unknown peer '{s}' (known: {', '.join(PEERS)})")
+    preflight(args, peers)
     out_path = args.out or os.path.join(args.build, "bench", "python_mnist.json")
     budget = [args.max_wait]
     runs = {s: [] for s in peers}
@@ -297,34 +337,45 @@ def main():
             runs[s].append(run_peer(args, s, budget))
 
     result = {"workload": "mnist-mlp (the course's MNIST program)", "batch": 32, "threads": 1, "epochs": args.epochs,
-              "reps": args.reps, "peers": {s: summarize(r) for s, r in runs.items()}}
+              "reps": args.reps, "peers": {s: summarize(r) for s, r in runs.items()},
+              "conditions": {"malloc_env": MALLOC_ENV, "load_average_after": list(os.getloadavg()),
+                             "python": sys.version.split()[0]}}
     med = {s: v["s_per_epoch_median"] for s, v in result["peers"].items()}
+    cpu = {s: v["cpu_s_per_epoch_median"] for s, v in result["peers"].items()}
     if "lamina-python" in med and "pytorch" in med:
         result["speedup_vs_pytorch"] = med["pytorch"] / med["lamina-python"]
+        result["cpu_speedup_vs_pytorch"] = cpu["pytorch"] / cpu["lamina-python"]
     if "lamina-python" in med and "pytorch-dataloader" in med:
         result["speedup_vs_pytorch_dataloader"] = med["pytorch-dataloader"] / med["lamina-python"]
     if "lamina-python" in med and "lamina-cpp" in med:
         result["python_vs_cpp"] = med["lamina-python"] / med["lamina-cpp"]
+        result["cpu_python_vs_cpp"] = cpu["lamina-python"] / cpu["lamina-cpp"]
     if "lamina-python-nometrics" in med and "lamina-cpp" in med:
         result["python_nometrics_vs_cpp"] = med["lamina-python-nometrics"] / med["lamina-cpp"]
+        result["cpu_python_nometrics_vs_cpp"] = cpu["lamina-python-nometrics"] / cpu["lamina-cpp"]
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
 
     print(f"\nMNIST program, batch 32, 1 thread, {args.epochs} epochs x {args.reps} runs per peer ({out_path})")
-    print(f"{'peer':<26}{'s/epoch min':>12}{'median':>10}{'test acc':>10}{'RSS MB':>9}{'busy':>6}")
+    print(f"{'peer':<26}{'s/epoch min':>12}{'median':>8}{'CPU s min':>10}{'median':>8}{'test acc':>10}{'RSS MB':>8}"
+          f"{'busy':>6}")
     for s, v in result["peers"].items():
-        print(f"{s:<26}{v['s_per_epoch_min']:>12.3f}{v['s_per_epoch_median']:>10.3f}{v['test_accuracy']:>10.4f}"
-              f"{v['peak_rss_mb']:>9.0f}{v['other_busy_cores_max']:>6.1f}")
+        print(f"{s:<26}{v['s_per_epoch_min']:>12.3f}{v['s_per_epoch_median']:>8.3f}{v['cpu_s_per_epoch_min']:>10.3f}"
+              f"{v['cpu_s_per_epoch_median']:>8.3f}{v['test_accuracy']:>10.4f}{v['peak_rss_mb']:>8.0f}"
+              f"{v['other_busy_cores_max']:>6.1f}")
     if "speedup_vs_pytorch" in result:
-        print(f"Lamina-Python vs PyTorch: {result['speedup_vs_pytorch']:.2f}x faster (target >= 3x)")
+        print(f"Lamina-Python vs PyTorch: {result['speedup_vs_pytorch']:.2f}x faster by median wall s/epoch, "
+              f"{result['cpu_speedup_vs_pytorch']:.2f}x in CPU s (target >= 3x)")
     if "speedup_vs_pytorch_dataloader" in result:
         print(f"Lamina-Python vs PyTorch with DataLoader: {result['speedup_vs_pytorch_dataloader']:.2f}x faster")
     if "python_vs_cpp" in result:
-        print(f"Lamina-Python / Lamina C++ per epoch: {result['python_vs_cpp']:.3f} (target <= 1.10)")
+        print(f"Lamina-Python / Lamina C++ per epoch: {result['python_vs_cpp']:.3f} by median wall s, "
+              f"{result['cpu_python_vs_cpp']:.3f} in CPU s (target <= 1.10)")
     if "python_nometrics_vs_cpp" in result:
-        print(f"Lamina-Python without metrics / Lamina C++: {result['python_nometrics_vs_cpp']:.3f}")
+        print(f"Lamina-Python without metrics / Lamina C++: {result['python_nometrics_vs_cpp']:.3f} wall, "
+              f"{result['cpu_python_nometrics_vs_cpp']:.3f} CPU")
     busy = max(v["other_busy_cores_max"] for v in result["peers"].values())
     if busy > 0.5:
         print(f"warning: other processes kept up to {busy:.1f} cores busy during a run; the timings are noisy")
