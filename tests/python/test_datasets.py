@@ -104,6 +104,12 @@ def test_install_file_is_all_or_nothing(tmp_path):
     dest = tmp_path / "d" / "f"
     _files._install_file(b"abc", str(dest))
     assert dest.read_bytes() == b"abc"
+    umask = os.umask(0o022)
+    try:
+        _files._install_file(b"abc", str(dest))
+    finally:
+        os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
     src = tmp_path / "src"
     src.write_bytes(b"new contents")
     _files._install_file(str(src), str(dest))

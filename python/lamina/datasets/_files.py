@@ -123,6 +123,9 @@ def _install_file(src_bytes_or_path, dest):
             else:
                 with open(src_bytes_or_path, "rb") as src:
                     shutil.copyfileobj(src, out)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would keep the set from other users
         os.replace(tmp, dest)
     except BaseException:
         try:
