@@ -149,6 +149,12 @@ def test_path_argument(isolated):
     np.savez(isolated / "m.npz", x_train=want[0], y_train=want[1], x_test=want[2], y_test=want[3])
     got = datasets.mnist.load_data(path=isolated / "m.npz")
     np.testing.assert_array_equal(got[1][1], want[3])
+    # Keras' default path name means the usual search; a cached .npz is found by its name
+    write_set(isolated / "data" / "mnist", n_train=2)
+    assert len(datasets.mnist.load_data(path="mnist.npz")[0][0]) == 2
+    os.makedirs(isolated / "home" / ".lamina" / "datasets")
+    os.rename(isolated / "m.npz", isolated / "home" / ".lamina" / "datasets" / "mnist.npz")
+    assert len(datasets.mnist.load_data(path="mnist.npz")[0][0]) == 5
     with pytest.raises(FileNotFoundError, match="neither a directory"):
         datasets.mnist.load_data(path=str(isolated / "nothing"))
 

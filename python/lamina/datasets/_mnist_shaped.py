@@ -13,6 +13,15 @@ def load(set_dir, path):
     keys) or else from where _files.find_set finds the set."""
     if path is not None:
         path = os.fspath(path)
+        if not os.path.isabs(path) and not os.path.exists(path):
+            # Keras reads a relative path in its cache directory (~/.keras/datasets); ours is
+            # ~/.lamina/datasets. Keras' own default name, absent there, means "the usual set".
+            cached = os.path.join(_files.cache_dir(), path)
+            if os.path.exists(cached):
+                path = cached
+            elif path == set_dir.replace("-", "_") + ".npz" or path == "mnist.npz":
+                path = None
+    if path is not None:
         if path.endswith(".npz") and os.path.isfile(path):
             with np.load(path, allow_pickle=False) as f:
                 return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])

