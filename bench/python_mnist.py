@@ -86,7 +86,6 @@ def worker_lamina(args, metrics):
     result = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     test_accuracy = result.get("accuracy")
     if test_accuracy is None:  # no metrics: the accuracy from predict
-        import numpy as np
         test_accuracy = float((model.predict(x_test, batch_size=1000).argmax(1) == y_test).mean())
     return {"epoch_seconds": timer.seconds, "epoch_cpu_seconds": timer.cpu_seconds, "test_accuracy": test_accuracy,
             "load_seconds": load_s, "fit_seconds": fit_s, "fit_setup_seconds": timer.setup_seconds}
