@@ -548,6 +548,11 @@ TEST(Dataset, FromTensors) {
     kept = Dataset::from_tensors(t, Tensor::from({0.f, 1.f}));
   }  // the dataset keeps the storage alive
   EXPECT_EQ(kept.x({1}).to_vector(), (std::vector<float>{3.f, 4.f}));
+  // prefetch is a hint: any index, in range or not, changes nothing.
+  const std::vector<int64_t> hint{1, 0, 7, -3};
+  kept.prefetch(hint);
+  d.prefetch(hint);
+  EXPECT_EQ(kept.x({1}).to_vector(), (std::vector<float>{3.f, 4.f}));
 
   const Dataset v = Dataset::from_tensors(Tensor::zeros({4, 2, 2}), Tensor::ones({4, 2}));
   EXPECT_EQ(v.sample_shape(), (Shape{2, 2}));

@@ -89,6 +89,10 @@ class Dataset {
   // The same, part by part: xs[i] receives B samples of input_shapes()[i], ys[j] of
   // target_shapes()[j] (either list may be empty to skip it).
   void gather_parts(std::span<const int64_t> indices, std::span<float* const> xs, std::span<float* const> ys) const;
+  // A hint, no more: starts fetching the features of samples `indices` into the cache, so that
+  // gathering them later finds them there. fit issues it for the next batch while the current one
+  // computes (shuffled rows are cache misses; from Python, float rows four times the bytes).
+  void prefetch(std::span<const int64_t> indices) const;
   // Convenience: the same as new (B, ...) tensors.
   Tensor x(std::span<const int64_t> indices) const;
   Tensor y(std::span<const int64_t> indices) const;

@@ -182,6 +182,21 @@ void Dataset::gather_parts(std::span<const int64_t> indices, std::span<float* co
   gather_rows(indices, xs, input_shapes_, ys, target_shapes_);
 }
 
+void Dataset::prefetch(std::span<const int64_t> indices) const {
+  const int64_t s = sample_shape_.numel();
+  const int64_t* order = order_ ? order_->data() : nullptr;
+  const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
+  const float* floats = floats_.get();
+  for (const int64_t i : indices) {
+    if (i < 0 || i >= size_) continue;  // gather checks and reports
+    const int64_t row = order ? order[begin_ + i] : begin_ + i;
+    if (bytes != nullptr)
+      for (int64_t off = 0; off < s; off += 64) __builtin_prefetch(bytes + row * s + off, 0, 2);
+    else if (floats != nullptr)
+      for (int64_t off = 0; off < s; off += 16) __builtin_prefetch(floats + row * s + off, 0, 2);
+  }
+}
+
 void Dataset::gather_rows(std::span<const int64_t> indices, std::span<float* const> xs, const std::vector<Shape>& x_parts,
                           std::span<float* const> ys, const std::vector<Shape>& y_parts) const {
   const int64_t s = sample_shape_.numel(), t = target_shape_.numel();
