@@ -297,7 +297,28 @@ class Sequential(Model):
                                                                           "name": layer.name}))
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a lamina layer, got {type(layer).__name__}")
+        if self._impl.built:
+            # The engine's Sequential takes no layers once built, Keras' does: the layers move to
+            # a new one, built again with the weights they had.
+            old = self._impl
+            kept = [(l, l.get_weights()) for l in old.layers]
+            self._impl = _lamina.Sequential(old.name)
+            for l, _ in kept:
+                self._impl.add(l)
+            self._impl.add(layer._impl)
+            self._build_if_shaped()
+            for l, w in kept:
+                l.set_weights(w)
+            return
         self._impl.add(layer._impl)
+        # As Keras: built (weights drawn) as soon as the input shape is known, so that
+        # get_weights, count_params and layer.weights work before fit.
+        self._build_if_shaped()
+
+    def _build_if_shaped(self):
+        shapes = self._impl.input_shapes
+        if not self._impl.built and shapes:
+            self._impl.build([int(d) for d in shapes[0][1:]])
 
 
 def load_model(filepath, custom_objects=None, compile=True):
