@@ -336,10 +336,10 @@ void bind_model(py::module_& m) {
           flush_output();
         }
         py::dict history;
-        // Keras' order: loss, the metrics, then their val_ forms.
-        for (int pass = 0; pass < 3; ++pass)
+        // Keras' order: loss, the metrics, then val_loss and the metrics' val_ forms.
+        for (int pass = 0; pass < 4; ++pass)
           for (const auto& [k, v] : h.history) {
-            const int rank = k == "loss" ? 0 : k.rfind("val_", 0) == 0 ? 2 : 1;
+            const int rank = k == "loss" ? 0 : k == "val_loss" ? 2 : k.rfind("val_", 0) == 0 ? 3 : 1;
             if (rank == pass) history[py::str(k)] = v;
           }
         py::dict out;
