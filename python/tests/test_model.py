@@ -1,0 +1,220 @@
+"""Sequential models: construction, compile, fit, evaluate, predict, summary, weights, and the
+inputs fit and predict accept (read in place, or converted once)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import lamina
+from conftest import blobs, mlp, regression
+
+
+def test_sequential_from_a_list_and_add_build_the_same_model():
+    a = mlp()
+    b = lamina.Sequential()
+    b.add(lamina.layers.Dense(16, activation="relu", input_dim=4))  # Keras 2's input_dim alias
+    b.add(lamina.layers.Dense(3, activation="softmax"))
+    assert [l.__class__.__name__ for l in a.layers] == ["Dense", "Dense"]
+    assert len(b.layers) == 2
+    assert a.input_shape == b.input_shape == (None, 4)
+    assert a.output_shape == b.output_shape == (None, 3)
+    assert a.count_params() == b.count_params() == 4 * 16 + 16 + 16 * 3 + 3
+    b.set_weights(a.get_weights())
+    x, _ = blobs(8)
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    c = lamina.Sequential()
+    c.add(lamina.Input(shape=(4,)))
+    c.add(lamina.layers.Dense(3))
+    assert c.input_shape == (None, 4) and c.output_shape == (None, 3)
+
+
+def test_sgd_lr_alias():
+    assert lamina.optimizers.SGD(lr=0.05).learning_rate == pytest.approx(0.05)
+    assert lamina.optimizers.SGD(learning_rate=0.2, momentum=0.9).get_config()["momentum"] == 0.9
+    with pytest.raises(TypeError):
+        lamina.optimizers.SGD(lr=0.1, learning_rate=0.1)
+
+
+@pytest.mark.parametrize("optimizer,loss,metrics", [
+    ("adam", "sparse_categorical_crossentropy", ["accuracy"]),
+    (lamina.optimizers.SGD(lr=0.1), lamina.losses.SparseCategoricalCrossentropy(), [
+        lamina.metrics.SparseCategoricalAccuracy()]),
+    ("rmsprop", "sparse_categorical_crossentropy", None),
+])
+def test_compile_with_names_and_objects_then_fit_learns(optimizer, loss, metrics):
+    x, y = blobs(256)
+    model = mlp()
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    before = model.evaluate(x, y, verbose=0)
+    history = model.fit(x, y, epochs=10, batch_size=16, verbose=0)
+    after = model.evaluate(x, y, verbose=0)
+    if metrics:
+        assert isinstance(before, list) and len(before) == 2
+        assert after[0] < before[0]
+        assert after[1] > 0.8
+    else:
+        assert isinstance(before, float) and after < before
+    assert isinstance(history, lamina.callbacks.History)
+    assert history is model.history
+    assert history.epoch == list(range(10))
+    assert len(history.history["loss"]) == 10
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert all(isinstance(v, float) for v in history.history["loss"])
+
+
+def test_history_keys_with_validation_split_and_validation_data():
+    x, y = blobs(200)
+    model = mlp()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    h = model.fit(x, y, epochs=2, validation_split=0.25, verbose=0)
+    assert list(h.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert all(isinstance(v, list) and len(v) == 2 for v in h.history.values())
+    xv, yv = blobs(50, seed=1)
+    h2 = model.fit(x, y, epochs=3, validation_data=(xv, yv), verbose=0)
+    assert sorted(h2.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert len(h2.history["val_loss"]) == 3
+    # The last val_loss is evaluate's loss on the validation data (inference mode, same weights).
+    assert h2.history["val_loss"][-1] == pytest.approx(model.evaluate(xv, yv, verbose=0)[0], rel=1e-4)
+
+
+def test_evaluate_return_forms():
+    x, y = blobs(64)
+    model = mlp()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    values = model.evaluate(x, y, verbose=0)
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "accuracy"]
+    assert values == [pytest.approx(logs["loss"]), pytest.approx(logs["accuracy"])]
+    # Accuracy is the fraction of argmax hits, computed here from predict.
+    pred = model.predict(x, verbose=0)
+    assert logs["accuracy"] == pytest.approx(np.mean(pred.argmax(1) == y))
+    # The loss is the mean cross-entropy of the predicted probabilities.
+    ce = -np.mean(np.log(np.clip(pred[np.arange(len(y)), y], 1e-7, 1)))
+    assert logs["loss"] == pytest.approx(ce, rel=1e-4)
+    plain = mlp()
+    plain.compile("adam", "sparse_categorical_crossentropy")
+    assert isinstance(plain.evaluate(x, y, verbose=0), float)
+
+
+def test_predict_returns_float32_arrays_of_the_right_shape():
+    model = mlp(classes=5)
+    x, _ = blobs(37, classes=5)
+    for batch_size in (None, 1, 8, 100):
+        p = model.predict(x, batch_size=batch_size, verbose=0)
+        assert isinstance(p, np.ndarray) and p.dtype == np.float32 and p.shape == (37, 5)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)  # softmax rows
+    np.testing.assert_allclose(model.predict(x[:1], verbose=0), model.predict(x, verbose=0)[:1], rtol=1e-6)
+    assert model.predict_on_batch(x).shape == (37, 5)
+
+
+def test_summary_print_fn():
+    model = mlp()
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert len(lines) > 4
+    assert "Dense" in text
+    assert str(model.count_params()) in text.replace(",", "")
+
+
+def test_get_set_weights_round_trip_and_shape_error():
+    a, b = mlp(), mlp()
+    x, _ = blobs(16)
+    assert not np.allclose(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    weights = a.get_weights()
+    assert [w.shape for w in weights] == [(4, 16), (16,), (16, 3), (3,)]
+    assert all(w.dtype == np.float32 for w in weights)
+    b.set_weights(weights)
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    bad = list(weights)
+    bad[2] = np.zeros((3, 16), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"16, 3|3, 16"):
+        b.set_weights(bad)
+    with pytest.raises(ValueError):
+        b.set_weights(weights[:3])
+    # The failed calls changed nothing.
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    layer = b.layers[0]
+    with pytest.raises(ValueError, match="kernel"):
+        layer.set_weights([np.zeros((5, 16), np.float32), np.zeros(16, np.float32)])
+
+
+def _train_once(x, y, init):
+    model = mlp()
+    model.set_weights(init)
+    model.compile(lamina.optimizers.SGD(learning_rate=0.1), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    return model.get_weights(), model.predict(x, verbose=0)
+
+
+def test_fit_and_predict_accept_fortran_float64_and_int_inputs():
+    x, y = blobs(64)
+    x = np.round(x)  # integral values, so that an int copy holds the same numbers
+    init = mlp().get_weights()
+    ref_w, ref_p = _train_once(x, y, init)
+    for variant in (np.asfortranarray(x), x.astype(np.float64), x.astype(np.int32), x.astype(np.int64)):
+        w, p = _train_once(variant, y, init)
+        for a, b in zip(ref_w, w):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(p, ref_p, rtol=1e-6, atol=1e-7)
+    # Labels as float32 or int32 give the same training too.
+    w, _ = _train_once(x, y.astype(np.float32), init)
+    np.testing.assert_allclose(w[0], ref_w[0], rtol=1e-6, atol=1e-7)
+    # A list of lists predicts like the array.
+    model = mlp()
+    np.testing.assert_allclose(model.predict(x.tolist(), verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+# Run in a fresh process so that ru_maxrss (the peak) starts at this test's own footprint.
+_RSS_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    import lamina
+
+    def status(key):                                  # kB, from /proc/self/status
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith(key + ":"))
+
+    kind = sys.argv[1]
+    n, f = 200_000, 128                               # 100 MiB of float32
+    x = np.full((n, f), 0.5, dtype=np.float32, order="F" if kind == "fortran" else "C")  # resident
+    y = np.zeros((n, 1), dtype=np.float32)
+    model = lamina.Sequential([lamina.layers.Dense(1, input_shape=(f,))])
+    model.compile("sgd", "mse")
+    model.predict(x[:10], verbose=0)                  # the engine's own first-use allocations
+    model.fit(x[:64], y[:64], epochs=1, verbose=0)
+    try:                                              # the peak (VmHWM) restarts from the RSS now
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        base = status("VmRSS")
+    except OSError:                                   # else: growth over the earlier peak
+        base = max(status("VmRSS"), status("VmHWM"))
+    model.fit(x, y, epochs=1, batch_size=256, steps_per_epoch=4, shuffle=False, verbose=0)
+    model.predict(x[:50_000], batch_size=4096, verbose=0)
+    print((status("VmHWM") - base) * 1024, x.nbytes)
+""")
+
+
+
+@pytest.mark.parametrize("kind", ["c", "fortran"])
+def test_fit_reads_c_contiguous_float32_in_place(kind):
+    """Observable: the process's peak RSS (VmHWM, reset first) during fit and predict over its
+    resident size before.
+    On a C-contiguous float32 x of 100 MiB it must not grow by anything near 100 MiB (no copy of
+    x); a Fortran-ordered x is converted, and the same measure sees that copy (the control,
+    which shows that the measure can see a copy)."""
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, kind], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    grew, size = (int(v) for v in out.stdout.split()[-2:])
+    if kind == "c":
+        assert grew < size / 4, f"peak RSS grew by {grew} bytes during fit on {size} bytes of x: a copy?"
+    else:
+        assert grew > size / 2, f"peak RSS grew by only {grew} bytes while converting {size} bytes"
