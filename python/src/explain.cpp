@@ -26,15 +26,17 @@ void bind_explain(py::module_& m) {
   e.def("saliency", [](Model& model, py::handle x, py::handle target, bool abs, const std::string& layer,
                        int64_t internal_batch_size) {
     Tensor in = tensor_from(x, "saliency: inputs");
+    explain::Target t = target_of(target);  // reads Python objects: before the GIL is released
     py::gil_scoped_release release;
-    return explain::saliency(model, in, {.target = target_of(target), .abs = abs, .layer = layer,
+    return explain::saliency(model, in, {.target = std::move(t), .abs = abs, .layer = layer,
                                 .internal_batch_size = internal_batch_size});
   });
   e.def("input_x_gradient", [](Model& model, py::handle x, py::handle target, const std::string& layer,
                                int64_t internal_batch_size) {
     Tensor in = tensor_from(x, "input_x_gradient: inputs");
+    explain::Target t = target_of(target);
     py::gil_scoped_release release;
-    return explain::input_x_gradient(model, in, {.target = target_of(target), .layer = layer,
+    return explain::input_x_gradient(model, in, {.target = std::move(t), .layer = layer,
                                         .internal_batch_size = internal_batch_size});
   });
   e.def("integrated_gradients", [](Model& model, py::handle x, py::handle target, py::handle baseline, int steps,
@@ -77,8 +79,9 @@ void bind_explain(py::module_& m) {
   });
   e.def("grad_cam", [](Model& model, py::handle x, const std::string& layer, py::handle target, bool relu, bool upsample) {
     Tensor in = tensor_from(x, "grad_cam: inputs");
+    explain::Target t = target_of(target);
     py::gil_scoped_release release;
-    return explain::grad_cam(model, in, {.target = target_of(target), .layer = layer, .relu = relu, .upsample = upsample});
+    return explain::grad_cam(model, in, {.target = std::move(t), .layer = layer, .relu = relu, .upsample = upsample});
   });
   e.def("overlay", [](py::handle image, py::handle attributions, float alpha) {
     return explain::overlay(tensor_from(image, "overlay: image"), tensor_from(attributions, "overlay: attributions"),
