@@ -7,16 +7,31 @@ namespace lamina::python {
 
 namespace {
 
+// Integers as Python writes them: int, or NumPy's (np.argmax gives np.int64), which are no int
+// but have __index__; a sequence of them. Else TypeError naming the argument.
+std::vector<int64_t> integers(py::handle v, const char* what) {
+  if (PyIndex_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
+    if (PyObject* i = PyNumber_Index(v.ptr())) return {py::reinterpret_steal<py::int_>(i).cast<int64_t>()};
+    PyErr_Clear();  // an integer array of several: a sequence, below
+  }
+  try {
+    if (!py::isinstance<py::str>(v)) return v.cast<std::vector<int64_t>>();
+  } catch (const py::cast_error&) {
+  } catch (const py::error_already_set&) {
+  }
+  throw py::type_error(std::string(what) + ": expected an integer or a sequence of integers, got " +
+                       py::str(py::type::of(v).attr("__name__")).cast<std::string>() + " " +
+                       py::repr(v).cast<std::string>());
+}
+
 explain::Target target_of(py::handle t) {
   if (t.is_none()) return {};
-  if (py::isinstance<py::int_>(t)) return {t.cast<int64_t>()};
-  return t.cast<std::vector<int64_t>>();
+  return integers(t, "target");
 }
 
 Shape shape_of(py::handle s) {
   if (s.is_none()) return Shape();
-  if (py::isinstance<py::int_>(s)) return Shape({s.cast<int64_t>()});
-  return Shape(s.cast<std::vector<int64_t>>());
+  return Shape(integers(s, "shape"));
 }
 
 }  // namespace
