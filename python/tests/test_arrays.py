@@ -112,6 +112,21 @@ def test_ops_match_numpy():
     close(ops.one_hot(np.array([0, 2, 1], dtype=np.float32), 3), np.eye(3)[[0, 2, 1]])
 
 
+def test_maximum_and_minimum_broadcast_as_keras_ops():
+    x = lamina.tensor([[1.0, -2.0, 3.0], [-0.5, 0.25, -4.0]])
+    x.requires_grad = True
+    np.testing.assert_array_equal(np.asarray(ops.maximum(x, 0.0)), np.maximum(np.asarray(x), 0.0))
+    np.testing.assert_array_equal(np.asarray(ops.minimum(1.0, x)), np.minimum(1.0, np.asarray(x)))
+    row = lamina.tensor([0.0, 0.0, 5.0])
+    row.requires_grad = True
+    y = ops.maximum(x, row)  # (2, 3) against (3,)
+    np.testing.assert_array_equal(np.asarray(y), [[1.0, 0.0, 5.0], [0.0, 0.25, 5.0]])
+    ops.sum(y).backward()
+    # Each element's gradient goes to the larger operand; the row's is summed over the batch.
+    np.testing.assert_array_equal(np.asarray(x.grad), [[1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(np.asarray(row.grad), [1, 1, 2])
+
+
 def test_backward_and_grad():
     x = lamina.tensor([[1.0, -2.0, 3.0]])
     x.requires_grad = True

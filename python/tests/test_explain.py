@@ -49,3 +49,17 @@ def test_explain_rejects_a_target_out_of_range():
     model = linear_model(np.ones((2, 3), np.float32), np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="3|target"):
         explain.saliency(model, np.ones((1, 2), np.float32), target=3)
+
+
+def test_targets_as_numpy_integers_and_bad_targets():
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(3, 4)).astype(np.float32)
+    model = linear_model(w, np.zeros(4, np.float32))
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    pred = model.predict(x, verbose=0).argmax(axis=1)  # np.int64 values
+    np.testing.assert_array_equal(explain.saliency(model, x, target=pred[0]), explain.saliency(model, x, target=int(pred[0])))
+    np.testing.assert_allclose(explain.saliency(model, x, target=pred), np.abs(w[:, pred].T), rtol=1e-6)
+    np.testing.assert_allclose(explain.saliency(model, x, target=np.int32(3)), np.tile(np.abs(w[:, 3]), (5, 1)), rtol=1e-6)
+    for bad in ("a", 1.5, True, [0.5, 1.5, 0, 0, 0], np.full(5, 0.5)):
+        with pytest.raises(TypeError, match="target"):
+            explain.saliency(model, x, target=bad)

@@ -93,3 +93,17 @@ def test_a_python_loss_sees_the_batch():
     model.compile("sgd", spy)
     model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     assert shapes[:3] == [((16, 1), (16, 1)), ((16, 1), (16, 1)), ((8, 1), (8, 1))]
+
+
+def test_a_hinge_loss_with_ops_maximum_trains():
+    x, y = regression(200)
+    labels = np.where(y > np.median(y), 1.0, -1.0).astype(np.float32)
+
+    def hinge(y_true, y_pred):  # keras.losses.hinge, written as Keras' docs write it
+        return ops.mean(ops.maximum(1.0 - y_true * y_pred, 0.0), axis=-1)
+
+    model = linear()
+    model.compile(lamina.optimizers.SGD(learning_rate=0.05), hinge)
+    h = model.fit(x, labels, epochs=10, batch_size=20, verbose=0)
+    assert h.history["loss"][-1] < 0.75 * h.history["loss"][0], h.history["loss"]
+    assert np.mean(np.sign(model.predict(x, verbose=0)) == labels) > 0.9
