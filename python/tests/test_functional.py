@@ -106,3 +106,23 @@ def test_to_json_and_model_from_json_give_the_same_architecture():
               for s in (model.input_shape if isinstance(model.input_shape, list) else [model.input_shape])]
         xs = xs if len(xs) > 1 else xs[0]
         np.testing.assert_array_equal(model.predict(xs, verbose=0), clone.predict(xs, verbose=0))
+
+
+def test_multi_output_fit_evaluate_predict():
+    inputs = lamina.Input(shape=(4,), name="in")
+    h = layers.Dense(8, activation="relu")(inputs)
+    cls = layers.Dense(3, activation="softmax", name="cls")(h)
+    reg = layers.Dense(1, name="reg")(h)
+    model = lamina.Model(inputs, [cls, reg])
+    assert model.output_names == ["cls", "reg"]
+    x, y = blobs(64)
+    target = x[:, :1] * 2
+    p = model.predict(x, verbose=0)
+    assert isinstance(p, list) and [a.shape for a in p] == [(64, 3), (64, 1)]
+    model.compile("adam", {"cls": "sparse_categorical_crossentropy", "reg": "mse"}, loss_weights=[1.0, 0.5])
+    h1 = model.fit(x, [y, target], epochs=3, verbose=0)
+    assert {"loss", "cls_loss", "reg_loss"} <= set(h1.history)
+    logs = model.evaluate(x, {"cls": y, "reg": target}, verbose=0, return_dict=True)
+    # The total is the weighted sum of the parts.
+    assert logs["loss"] == pytest.approx(logs["cls_loss"] + 0.5 * logs["reg_loss"], rel=1e-4)
+    assert logs["reg_loss"] == pytest.approx(float(np.mean((model.predict(x, verbose=0)[1] - target) ** 2)), rel=1e-4)
