@@ -231,10 +231,20 @@ void bind_model(py::module_& m) {
         if (y.output_count() > 1) return py::cast(y.outputs());
         return py::cast(y);
       })
-      .def("call_eager", [](Layer& l, py::handle x, bool training) {
-        Tensor t = tensor_from(x, "layer '" + l.name() + "' input");
-        if (!l.built()) l.build(Shape(std::vector<int64_t>(t.shape().begin() + 1, t.shape().end())), default_generator());
-        return l.call(t, training);
+      .def("call_eager", [](Layer& l, py::handle x, bool training) -> py::object {
+        auto sample = [](const Tensor& t) { return Shape(std::vector<int64_t>(t.shape().begin() + 1, t.shape().end())); };
+        // A list of arrays is several inputs, as Keras' Add()([a, b]); a list of numbers, one.
+        const std::vector<Tensor> ins = tensors_from(x, "layer '" + l.name() + "' input");
+        if (ins.size() == 1) {
+          if (!l.built()) l.build(sample(ins[0]), default_generator());
+          return py::cast(l.call(ins[0], training));
+        }
+        if (!l.built()) {
+          std::vector<Shape> shapes;
+          for (const Tensor& t : ins) shapes.push_back(sample(t));
+          l.build_for(shapes, default_generator());
+        }
+        return py::cast(l.forward(ins, training));
       }, py::arg("x"), py::arg("training") = false);
 
   m.def("layer_from_config", [](const std::string& cls, py::handle config) { return layer_from_config(cls, json_from(config)); },
