@@ -126,3 +126,25 @@ def test_multi_output_fit_evaluate_predict():
     # The total is the weighted sum of the parts.
     assert logs["loss"] == pytest.approx(logs["cls_loss"] + 0.5 * logs["reg_loss"], rel=1e-4)
     assert logs["reg_loss"] == pytest.approx(float(np.mean((model.predict(x, verbose=0)[1] - target) ** 2)), rel=1e-4)
+
+
+def test_layers_called_on_arrays_run_eagerly():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.full((2, 3), 2.0, np.float32)
+    added = layers.Add()([a, b])  # a list of arrays: several inputs, as Keras
+    assert isinstance(added, lamina.Tensor)
+    np.testing.assert_array_equal(np.asarray(added), a + b)
+    np.testing.assert_array_equal(np.asarray(layers.Concatenate()([a, b])), np.concatenate([a, b], axis=1))
+    dense = layers.Dense(4)
+    out = dense(a)  # built on first call
+    k, bias = dense.get_weights()
+    np.testing.assert_allclose(np.asarray(out), a @ k + bias, rtol=1e-5, atol=1e-6)
+    assert np.asarray(layers.Dense(2)([[1.0, 2.0, 3.0]])).shape == (1, 2)  # a list of numbers: one input
+    x = lamina.tensor(a)
+    x.requires_grad = True
+    lamina.ops.sum(layers.Add()([x, b])).backward()
+    np.testing.assert_array_equal(np.asarray(x.grad), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="one input"):
+        layers.Dense(2)([a, b])
+    with pytest.raises(lamina.ShapeError, match="Add"):
+        layers.Add()([a, np.ones((2, 4), np.float32)])
