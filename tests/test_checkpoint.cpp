@@ -161,6 +161,25 @@ TEST(Checkpoint, InitialEpochContinuesTheSameModelInProcess) {
   EXPECT_THROW(parts.fit(blobs(30, 4), {.epochs = 4, .initial_epoch = 3, .verbose = 0}), ValueError);
 }
 
+// An exception out of fit (a callback's; Ctrl-C in Python) leaves the weights at the last finished
+// batch and forgets the half-done epoch: the next fit starts afresh, as Keras', on any data.
+TEST(Checkpoint, AnExceptionInFitForgetsTheHalfDoneEpoch) {
+  const data::Dataset train = blobs(60, 4);
+  manual_seed(8);
+  Sequential m = mlp();
+  LambdaCallback boom;
+  boom.batch_end = [](int64_t step, const Logs&) {
+    if (step == 3) throw std::runtime_error("interrupted");
+  };
+  EXPECT_THROW(m.fit(train, {.epochs = 2, .batch_size = 8, .callbacks = {&boom}, .verbose = 0}), std::runtime_error);
+  EXPECT_EQ(m.optimizer().iterations(), 3);  // the three batches before the exception stay trained
+  EXPECT_EQ(m.fit_state().step, 0);
+  EXPECT_FALSE(m.fit_state().shuffle_seed.has_value());
+  EXPECT_NO_THROW(m.fit(blobs(30, 4), {.epochs = 1, .batch_size = 8, .verbose = 0}));
+  EXPECT_EQ(m.fit_state().epoch, 1);
+  EXPECT_EQ(m.optimizer().iterations(), 3 + 4);
+}
+
 TEST(Checkpoint, IsAModelFileToo) {
   manual_seed(1);
   Sequential m = cnn();

@@ -540,8 +540,14 @@ TEST(Dataset, FromTensors) {
   EXPECT_EQ(d.all_x().to_vector(), x.to_vector());
   EXPECT_EQ(d.x({2}).to_vector(), (std::vector<float>{7.f, 8.f, 9.f}));
   EXPECT_EQ(d.scaled(0.5f).x({1}).to_vector(), (std::vector<float>{2.f, 2.5f, 3.f}));
-  x.data()[0] = 100.f;  // the dataset holds its own copy
-  EXPECT_EQ(d.x({0}).at({0, 0}), 1.f);
+  x.data()[0] = 100.f;  // the features share x's storage (no copy: Python hands NumPy arrays in)
+  EXPECT_EQ(d.x({0}).at({0, 0}), 100.f);
+  Dataset kept;
+  {
+    const Tensor t = Tensor::from({{1.f, 2.f}, {3.f, 4.f}});
+    kept = Dataset::from_tensors(t, Tensor::from({0.f, 1.f}));
+  }  // the dataset keeps the storage alive
+  EXPECT_EQ(kept.x({1}).to_vector(), (std::vector<float>{3.f, 4.f}));
 
   const Dataset v = Dataset::from_tensors(Tensor::zeros({4, 2, 2}), Tensor::ones({4, 2}));
   EXPECT_EQ(v.sample_shape(), (Shape{2, 2}));

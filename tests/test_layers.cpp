@@ -187,6 +187,11 @@ TEST(Initializers, SeededAndFromKerasJson) {
   EXPECT_EQ(Initializer::from_config("he_uniform").keras_name, "HeUniform");
   EXPECT_EQ(Initializer::from_config(Initializer::random_normal(0.f, 2.f).config()).stddev, 2.f);
   EXPECT_THROW(Initializer::from_config("orthogonal_magic"), ValueError);
+  // Keras' short aliases ("uniform" is Keras 3's Embedding default).
+  EXPECT_EQ(Initializer::from_config("uniform").keras_name, Initializer::random_uniform(-0.05f, 0.05f).keras_name);
+  EXPECT_EQ(Initializer::from_config("normal").stddev, 0.05f);
+  EXPECT_EQ(Initializer::from_config("zero").keras_name, Initializer::zeros().keras_name);
+  EXPECT_EQ(Initializer::from_config("one").keras_name, Initializer::ones().keras_name);
 }
 
 }  // namespace

@@ -31,5 +31,10 @@ __all__ = ["Tensor", "tensor", "from_numpy", "Input", "Model", "Sequential", "la
            "optimizers", "callbacks", "models", "datasets", "explain", "ops", "utils", "ShapeError", "IoError",
            "keras", "__version__"]
 
+# lamina.keras is this package, and lamina.keras.layers & co. are its modules (not second copies
+# that `from lamina.keras.layers import Dense` would otherwise load).
 keras = _sys.modules[__name__]
-_sys.modules[__name__ + ".keras"] = keras
+for _name, _module in list(_sys.modules.items()):
+    if _name == __name__ or _name.startswith(__name__ + "."):
+        _sys.modules[__name__ + ".keras" + _name[len(__name__):]] = _module
+del _name, _module

@@ -30,7 +30,7 @@ class ConfigObject:
     """An object known to the engine by its Keras class name and config (an initializer, a
     regularizer, a learning-rate schedule): ``Cls(**config)`` as Keras writes it."""
 
-    _known = None  # the argument names the class takes; None: any
+    _known: "tuple[str, ...] | None" = None  # the argument names the class takes; None: any
 
     def __init__(self, **kwargs):
         if self._known is not None:

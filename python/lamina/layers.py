@@ -50,6 +50,10 @@ class Layer:
         return obj
 
     def __call__(self, inputs, training=False):
+        """On a symbolic tensor (lamina.Input, another layer's output) or a list of them: the
+        layer's output in the graph being built (the Functional API). On an array: the layer run
+        once (built for that input shape if needed), as a lamina.Tensor; ``training=True``
+        applies dropout and batch statistics as fit does."""
         if isinstance(inputs, _lamina.KerasTensor) or (
                 isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], _lamina.KerasTensor)):
             return self._impl.call_symbolic(inputs)
@@ -57,10 +61,12 @@ class Layer:
 
     @property
     def name(self):
+        """The layer's name, unique within its model."""
         return self._impl.name
 
     @property
     def trainable(self):
+        """Whether fit updates this layer's weights; False freezes them (each fit reads it when it starts)."""
         return self._impl.trainable
 
     @trainable.setter
@@ -69,6 +75,7 @@ class Layer:
 
     @property
     def built(self):
+        """Whether the weights exist yet (they are made for the first input shape the layer sees)."""
         return self._impl.built
 
     @property
@@ -85,13 +92,16 @@ class Layer:
         self._impl.set_weights(list(weights))
 
     def get_config(self):
+        """Keras' config of the layer: every argument, as a dict that from_config takes back."""
         return self._impl.get_config()
 
     @classmethod
     def from_config(cls, config):
+        """A new layer (fresh weights) from a get_config dict."""
         return cls(**config)
 
     def count_params(self):
+        """The number of weight elements (trainable and not)."""
         return self._impl.count_params()
 
     def _lamina_config(self):
@@ -117,6 +127,8 @@ def _keras2_aliases(class_name, config):
         config["batch_input_shape"] = [None] + list(config.pop("input_shape"))
     if "batch_shape" in config:
         config["batch_input_shape"] = list(config.pop("batch_shape"))
+    if class_name == "InputLayer" and "shape" in config:  # Keras 3's InputLayer(shape=...)
+        config["batch_input_shape"] = [None] + list(config.pop("shape"))
 
 
 # The built-in classes and their positional arguments, in Keras' order.
@@ -162,6 +174,8 @@ def _make(class_name):
 for _name in _lamina.registered_layers():
     if _name in ("Functional", "Model", "Sequential"):
         continue
+    if _name in __all__:
+        __all__.remove(_name)
     globals()[_name] = _make(_name)
     __all__.append(_name)
 

@@ -25,13 +25,18 @@ class Loss:
         self.reduction = reduction
 
     def call(self, y_true, y_pred):
+        """The per-sample losses (N,) for targets and predictions (lamina.Tensor): define it in a
+        subclass, with lamina.ops so that gradients flow through it."""
         raise NotImplementedError(f"{type(self).__name__}.call(y_true, y_pred) is not defined")
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        """The loss on one batch, as a one-element lamina.Tensor: the mean of ``call``'s
+        per-sample losses. Built-in losses run inside fit only (compile(loss=...))."""
         out = self.call(_lamina.ops.convert_to_tensor(y_true), _lamina.ops.convert_to_tensor(y_pred))
         return _lamina.ops.mean(out)
 
     def get_config(self):
+        """The constructor's arguments, as Keras' get_config."""
         return {"name": self.name, "reduction": self.reduction}
 
 
@@ -75,6 +80,8 @@ class BinaryCrossentropy(_Builtin):
 
 
 class MeanSquaredError(_Builtin):
+    """The mean over the last axis of (y_true - y_pred) ** 2, per sample."""
+
     def __init__(self, name=None, reduction="sum_over_batch_size"):
         super().__init__(False, name, reduction)
 
@@ -83,6 +90,8 @@ class MeanSquaredError(_Builtin):
 
 
 class MeanAbsoluteError(_Builtin):
+    """The mean over the last axis of |y_true - y_pred|, per sample."""
+
     def __init__(self, name=None, reduction="sum_over_batch_size"):
         super().__init__(False, name, reduction)
 
@@ -109,4 +118,6 @@ def serialize_for_engine(loss):
 
 
 def get(identifier):
+    """The loss for ``identifier`` as compile takes it. Names ("mse"), configs, Loss objects and
+    functions are all resolved by compile itself, so this returns ``identifier`` as given."""
     return identifier

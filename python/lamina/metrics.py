@@ -7,7 +7,7 @@ __all__ = ["Metric", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccura
 class Metric:
     """A built-in metric, as an object: compile takes it as its name."""
 
-    _engine_name = None
+    _engine_name: "str | None" = None
 
     def __init__(self, name=None, **kwargs):
         if kwargs:
@@ -15,34 +15,50 @@ class Metric:
         self.name = name or self._engine_name
 
     def get_config(self):
+        """The constructor's arguments, as Keras' get_config."""
         return {"name": self.name}
 
 
 class Accuracy(Metric):
+    """How often the predicted class is the true one (the engine reads the class from the loss:
+    sparse labels, one-hot targets or 0/1 targets)."""
+
     _engine_name = "accuracy"
 
 
 class SparseCategoricalAccuracy(Metric):
+    """How often the highest-scoring class is the integer label."""
+
     _engine_name = "sparse_categorical_accuracy"
 
 
 class CategoricalAccuracy(Metric):
+    """How often the highest-scoring class is the one-hot target's."""
+
     _engine_name = "categorical_accuracy"
 
 
 class BinaryAccuracy(Metric):
+    """How often a thresholded prediction (0.5, or 0 for logits) equals the 0/1 target."""
+
     _engine_name = "binary_accuracy"
 
 
 class Precision(Metric):
+    """True positives over predicted positives (binary), or its mean over classes (macro)."""
+
     _engine_name = "precision"
 
 
 class Recall(Metric):
+    """True positives over actual positives (binary), or its mean over classes (macro)."""
+
     _engine_name = "recall"
 
 
 class F1Score(Metric):
+    """The harmonic mean of precision and recall (binary), or its mean over classes (macro)."""
+
     _engine_name = "f1_score"
 
 

@@ -87,10 +87,13 @@ class Model(Layer):
 
     @property
     def input_names(self):
+        """The names of the model's inputs (its InputLayers), in order: the keys of a dict x."""
         return self._impl.input_names
 
     @property
     def output_names(self):
+        """The names of the layers giving the model's outputs, in order: the keys of a dict y, of
+        compile's per-output losses and of the "<name>_loss" logs."""
         return self._impl.output_names
 
     @property
@@ -103,6 +106,7 @@ class Model(Layer):
 
     @property
     def output_shape(self):
+        """(None, ...) per output: one tuple, or a list for several outputs."""
         shapes = self._impl.output_shapes
         return shapes[0] if len(shapes) == 1 else shapes
 
@@ -115,10 +119,14 @@ class Model(Layer):
 
     @property
     def trainable_weights(self):
+        """The weights fit updates (those of trainable layers), as lamina.Tensor objects sharing
+        the model's memory."""
         return [w for l in self.layers for w, on in zip(l.weights, [l.trainable] * len(l.weights)) if on]
 
     @property
     def stop_training(self):
+        """Set it to True from a callback to end fit: after the current epoch from on_epoch_end,
+        after the current batch from on_train_batch_end. fit resets it when it starts."""
         return self._impl.stop_training
 
     @stop_training.setter
@@ -127,14 +135,28 @@ class Model(Layer):
 
     @property
     def optimizer(self):
+        """The optimizer given to compile (a lamina.optimizers object), None before compile. Its
+        learning_rate reads and sets the rate training uses."""
         return self._optimizer
 
     # --- training ----------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", **kwargs):
-        """Configures training, as Keras: an optimizer (a name or a lamina.optimizers object), a loss
-        (a name, a lamina.losses object, a function ``(y_true, y_pred) -> Tensor`` written with
-        lamina.ops, or one per output as a list or dict) and metrics (names or lamina.metrics objects)."""
+        """Configures training, as Keras.
+
+        Args:
+            optimizer: a name ("adam", "sgd", "rmsprop", "adamw", "adagrad") or a
+                lamina.optimizers object.
+            loss: a name ("sparse_categorical_crossentropy", "mse", ...), a lamina.losses object,
+                a function ``(y_true, y_pred) -> Tensor`` of per-sample losses written with
+                lamina.ops, or one of these per output as a list or a dict keyed by output name.
+            loss_weights: with several outputs, the weight of each output's loss (list or dict).
+            metrics: names ("accuracy", "precision", "recall", "f1_score", ...) or
+                lamina.metrics objects, logged as "accuracy" and "val_accuracy".
+            weighted_metrics: metrics weighed by fit's sample_weight and class_weight.
+            run_eagerly, steps_per_execution, jit_compile: accepted for Keras' code; the engine
+                always runs compiled C++.
+        """
         if kwargs:
             raise TypeError(f"compile() got an unexpected keyword argument '{next(iter(kwargs))}'")
         if loss is None:
@@ -160,7 +182,30 @@ class Model(Layer):
         "loss", the metrics and their "val_" forms to one value per epoch.
 
         A C-contiguous float32 ``x`` is read in place (no copy); other dtypes are converted once.
-        The GIL is released while training; Python callbacks run between batches and epochs."""
+        The GIL is released while training; Python callbacks run between batches and epochs, and
+        Ctrl-C raises KeyboardInterrupt within one batch.
+
+        Args:
+            x: the inputs: an array (N, ...), a list of arrays (one per input) or a dict keyed by
+                input name.
+            y: the targets, in the same forms (per output).
+            batch_size: samples per gradient step (default 32).
+            epochs: the epoch to stop at (with initial_epoch, the count continues from it).
+            verbose: "auto" or 1: a progress bar (a line per epoch off a terminal); 2: a line per
+                epoch; 0: silent.
+            callbacks: lamina.callbacks.Callback objects (EarlyStopping, ModelCheckpoint, ...).
+            validation_split: the fraction of the samples, taken from the end before shuffling,
+                held out for the "val_" logs.
+            validation_data: (x_val, y_val) for the "val_" logs, instead of validation_split.
+            shuffle: whether to shuffle the training samples every epoch.
+            class_weight: {class: weight}, weighing each sample's loss by its label's class.
+            sample_weight: an array (N,) of per-sample weights of the loss.
+            initial_epoch: the epoch to start at (to continue an earlier fit).
+            steps_per_epoch: batches per epoch (default: one pass over the data).
+            seed: the shuffling seed (default: drawn from lamina's generator).
+            validation_steps, validation_batch_size, validation_freq: not supported (an error
+                unless left at their defaults).
+        """
         if validation_steps is not None or validation_batch_size is not None or validation_freq != 1:
             raise ValueError("fit: validation_steps, validation_batch_size and validation_freq are not supported")
         cbs = callbacks_module.CallbackList(callbacks, model=self)
@@ -178,8 +223,10 @@ class Model(Layer):
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
-        """The loss and metrics on (x, y): a float when the model has no metrics, else
-        ``[loss, *metrics]`` in compile's order (a dict with return_dict=True)."""
+        """The loss and metrics on (x, y), in inference mode: a float when the model has no
+        metrics, else ``[loss, *metrics]`` in compile's order (a dict with return_dict=True).
+        x and y take fit's forms; batch_size defaults to 32; verbose as in fit.
+        sample_weight, steps and callbacks are not supported (an error if given)."""
         if sample_weight is not None or steps is not None or callbacks:
             raise ValueError("evaluate: sample_weight, steps and callbacks are not supported")
         _flush()
@@ -190,12 +237,15 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """The outputs for x, in inference mode, as a NumPy array (a list for several outputs)."""
+        """The outputs for x (fit's forms), in inference mode, as a NumPy array (a list for
+        several outputs), batch_size (default 32) samples at a time. steps and callbacks are not
+        supported (an error if given)."""
         if steps is not None or callbacks:
             raise ValueError("predict: steps and callbacks are not supported")
         return self._impl.predict(x, int(batch_size or 32))
 
     def predict_on_batch(self, x):
+        """predict on all of x as one batch."""
         return self.predict(x, batch_size=max(1, len(x)))
 
     def __call__(self, inputs, training=False):
@@ -218,6 +268,7 @@ class Model(Layer):
                 print_fn(line)
 
     def count_params(self):
+        """The number of weight elements in every layer (trainable and not)."""
         return self._impl.count_params()
 
     def get_weights(self):
@@ -230,9 +281,11 @@ class Model(Layer):
 
     @property
     def weights(self):
+        """Every weight as a lamina.Tensor sharing the model's memory, in get_weights' order."""
         return [t for _, t in self._impl.named_weights()]
 
     def get_config(self):
+        """Keras' model config: the "config" part of to_json (layers and their connections)."""
         import json
         return json.loads(self.to_json())["config"]
 
@@ -252,6 +305,8 @@ class Model(Layer):
         self._impl.save(filepath)
 
     def save_weights(self, filepath, overwrite=True):
+        """Writes the weights (in save's file, which also holds the architecture); load_weights
+        reads them back into a model of the same architecture."""
         self.save(filepath, overwrite)
 
     def load_weights(self, filepath):
@@ -322,8 +377,13 @@ class Sequential(Model):
 
 
 def load_model(filepath, custom_objects=None, compile=True):
-    """A model saved by Model.save (Python), Model::save (C++) or the CLI, or an ONNX file."""
+    """A model saved by Model.save (Python), Model::save (C++) or the CLI, or an ONNX file.
+    ``custom_objects`` names the Python losses it was compiled with ({"my_loss": my_loss}), so that
+    it loads compiled; without them such a model loads uncompiled."""
     import os
+    for name, obj in (custom_objects or {}).items():  # Python losses the file was compiled with
+        if isinstance(obj, losses_module.Loss) or (callable(obj) and not isinstance(obj, type)):
+            _lamina.register_loss(name, losses_module.serialize_for_engine(obj))
     model = Model._wrap(_lamina.load_model(os.fspath(filepath)))
     if model._impl.compiled:
         model._optimizer = optimizers_module.Optimizer._from_engine(model._impl.optimizer)

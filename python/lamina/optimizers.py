@@ -13,7 +13,7 @@ class Optimizer:
     """An optimizer's configuration until compile, then a handle on the engine's optimizer:
     ``learning_rate`` reads and sets the rate training uses (callbacks may change it)."""
 
-    _defaults = {}
+    _defaults: "dict[str, object]" = {}
 
     def __init__(self, **kwargs):
         if "lr" in kwargs:  # Keras 2
@@ -44,6 +44,8 @@ class Optimizer:
 
     @property
     def learning_rate(self):
+        """The rate the next step uses (a float; with a schedule, its current value). Setting it
+        replaces any schedule with the fixed rate, at once for a compiled model."""
         return self._impl.learning_rate if self._impl is not None else self._config.get("learning_rate")
 
     @learning_rate.setter
@@ -56,13 +58,16 @@ class Optimizer:
 
     @property
     def iterations(self):
+        """The number of training steps taken (0 before compile)."""
         return self._impl.iterations if self._impl is not None else 0
 
     def get_config(self):
+        """Keras' optimizer config: every argument with its value (the engine's once compiled)."""
         return self._impl.get_config() if self._impl is not None else dict(self._config)
 
     @classmethod
     def from_config(cls, config):
+        """The optimizer for a get_config dict."""
         return cls(**config)
 
     def __repr__(self):
@@ -75,19 +80,29 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam: per-weight rates from running means of the gradient and its square (AMSGrad's
+    variant with amsgrad=True)."""
+
     _defaults = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
 
 
 class AdamW(Optimizer):
+    """Adam with decoupled weight decay (weight_decay, applied to the weights directly)."""
+
     _defaults = {"learning_rate": 0.001, "weight_decay": 0.004, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7,
                  "amsgrad": False}
 
 
 class RMSprop(Optimizer):
+    """Divides the gradient by a running root mean square of recent gradients (centered: minus
+    their running mean); optional momentum."""
+
     _defaults = {"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False}
 
 
 class Adagrad(Optimizer):
+    """Per-weight rates that shrink with the sum of that weight's squared gradients."""
+
     _defaults = {"learning_rate": 0.001, "initial_accumulator_value": 0.1, "epsilon": 1e-7}
 
 
@@ -115,13 +130,23 @@ class schedules:  # noqa: N801 (Keras' module name)
     """Learning-rate schedules, as keras.optimizers.schedules."""
 
     class ExponentialDecay(ConfigObject):
+        """initial_learning_rate * decay_rate ** (step / decay_steps) (whole periods with staircase)."""
+
         _known = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
 
     class PiecewiseConstantDecay(ConfigObject):
+        """values[i] while the step is within boundaries[i-1] < step <= boundaries[i]."""
+
         _known = ("boundaries", "values", "name")
 
     class CosineDecay(ConfigObject):
+        """A half cosine over decay_steps from the rate down to alpha times it. With
+        warmup_target: first a linear ramp from initial_learning_rate to warmup_target over
+        warmup_steps, then the cosine from warmup_target."""
+
         _known = ("initial_learning_rate", "decay_steps", "alpha", "name", "warmup_target", "warmup_steps")
 
     class InverseTimeDecay(ConfigObject):
+        """initial_learning_rate / (1 + decay_rate * step / decay_steps) (whole periods with staircase)."""
+
         _known = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")

@@ -104,15 +104,25 @@ std::vector<Tensor> tensors_from(py::handle obj, const std::string& what) {
   return out;
 }
 
-py::array to_numpy(const Tensor& t) {
-  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides(shape.size());
+namespace {
+
+// Row-major strides in bytes, as NumPy and the buffer protocol take them.
+std::vector<py::ssize_t> byte_strides(const std::vector<py::ssize_t>& shape) {
+  std::vector<py::ssize_t> strides(shape.size());
   py::ssize_t stride = sizeof(float);
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
     stride *= shape[i];
   }
+  return strides;
+}
+
+}  // namespace
+
+py::array to_numpy(const Tensor& t) {
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
   py::capsule owner(new Tensor(t.detach()), [](void* p) { delete static_cast<Tensor*>(p); });
-  return py::array_t<float>(shape, strides, t.data(), owner);
+  return py::array_t<float>(shape, byte_strides(shape), t.data(), owner);
 }
 
 Json json_from(py::handle obj) {
@@ -152,14 +162,9 @@ Arithmetic (``+ - * / @``, ``-t``, ``t ** p``) and ``lamina.ops`` are differenti
       .def(py::init([](py::handle data) { return tensor_from(data, "Tensor(data)").clone(); }), py::arg("data"),
            "A new tensor holding a float32 copy of ``data`` (an array, a list, a number).")
       .def_buffer([](Tensor& t) -> py::buffer_info {
-        std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides(shape.size());
-        py::ssize_t stride = sizeof(float);
-        for (size_t i = shape.size(); i-- > 0;) {
-          strides[i] = stride;
-          stride *= shape[i];
-        }
+        std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
         return py::buffer_info(t.data(), sizeof(float), py::format_descriptor<float>::format(),
-                               static_cast<py::ssize_t>(shape.size()), shape, strides);
+                               static_cast<py::ssize_t>(shape.size()), shape, byte_strides(shape));
       })
       .def_property_readonly("shape", [](const Tensor& t) { return shape_tuple(t.shape()); }, "The dimensions, as a tuple.")
       .def_property_readonly("ndim", &Tensor::rank)

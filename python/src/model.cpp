@@ -5,6 +5,8 @@
 // fit, evaluate and predict release the GIL. Python callbacks and a Python loss take it back for
 // their calls, and fit checks for a pending signal (Ctrl-C) after every batch, so that
 // KeyboardInterrupt arrives within one batch.
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -30,7 +32,10 @@ class PyCallback : public Callback {
  public:
   explicit PyCallback(py::object cb) : cb_(std::move(cb)) {
     batches_ = py::hasattr(cb_.get(), "_lamina_wants_batches") && cb_.get().attr("_lamina_wants_batches").cast<bool>();
+    logs_lr_ = py::hasattr(cb_.get(), "_lamina_logs_learning_rate") &&
+               cb_.get().attr("_lamina_logs_learning_rate").cast<bool>();
   }
+  bool logs_learning_rate() const override { return logs_lr_; }
   void on_train_begin(const TrainInfo& info) override {
     py::gil_scoped_acquire gil;
     py::dict params;
@@ -60,30 +65,66 @@ class PyCallback : public Callback {
 
  private:
   PyRef cb_;
-  bool batches_ = false;
+  bool batches_ = false, logs_lr_ = false;
 };
 
-// After every batch: run Python's signal handlers (Ctrl-C raises KeyboardInterrupt there), which
-// only the main thread with the GIL can do. The exception leaves fit between two batches.
+// Ctrl-C during fit. Python's own SIGINT handler only notes the signal for the main thread to act
+// on when it next runs Python code; fit runs none. So while fit runs, SIGINT goes to our handler
+// first, which raises a flag and chains to the handler it replaced (Python's). After every batch
+// SignalCheck looks at the flag, without the GIL; only when it is set does it take the GIL and
+// run Python's handlers (PyErr_CheckSignals), whose KeyboardInterrupt then leaves fit between two
+// batches. A batch thus costs no GIL round trip, even while other Python threads hold the GIL.
+std::atomic<bool> interrupted{false};
+struct sigaction chained_sigint {};
+
+extern "C" void on_sigint(int sig) {
+  interrupted.store(true);
+  chained_sigint.sa_handler(sig);  // installed only in front of a handler function
+}
+
 class SignalCheck : public Callback {
  public:
+  SignalCheck() {
+    if (depth_++ > 0) return;  // a fit inside a callback shares the outer handler
+    // Only in front of a handler function (Python's): SIG_DFL must still kill, SIG_IGN ignore.
+    struct sigaction current {};
+    if (sigaction(SIGINT, nullptr, &current) != 0 || (current.sa_flags & SA_SIGINFO) != 0 ||
+        current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)
+      return;
+    struct sigaction ours = current;  // Python's flags and mask
+    ours.sa_handler = on_sigint;
+    interrupted.store(false);
+    installed_ = sigaction(SIGINT, &ours, &chained_sigint) == 0;
+  }
+  ~SignalCheck() override {
+    if (--depth_ > 0 || !installed_) return;
+    sigaction(SIGINT, &chained_sigint, nullptr);
+  }
+  SignalCheck(const SignalCheck&) = delete;
+  SignalCheck& operator=(const SignalCheck&) = delete;
+
   void on_batch_end(int64_t, const Logs&) override {
+    if (!interrupted.exchange(false)) return;
     py::gil_scoped_acquire gil;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
+
+ private:
+  static inline int depth_ = 0;  // fit runs on the GIL holder's thread: no race on the count
+  bool installed_ = false;
 };
 
 // A loss: a Keras config (a name, a dict), or a Python callable (y_true, y_pred) -> Tensor of
 // per-sample losses (or one scalar), written with lamina.ops so that it is differentiable.
-Loss loss_from(py::handle obj) {
-  if (py::isinstance<py::str>(obj) || py::isinstance<py::dict>(obj)) return Loss::from_config(json_from(obj));
-  if (!PyCallable_Check(obj.ptr()))
-    throw py::type_error("loss: expected a name, a lamina.losses.Loss or a function (y_true, y_pred), got " +
-                         py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
-  std::string name = py::hasattr(obj, "__name__") ? py::str(obj.attr("__name__")).cast<std::string>()
-                                                  : py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
-  Loss::Function fn = [ref = PyRef(py::reinterpret_borrow<py::object>(obj)), name](const Tensor& y_true,
-                                                                                  const Tensor& y_pred) -> Tensor {
+std::string name_of(py::handle fn) {
+  return py::hasattr(fn, "__name__") ? py::str(fn.attr("__name__")).cast<std::string>()
+                                     : py::str(py::type::of(fn).attr("__name__")).cast<std::string>();
+}
+
+// A Python function (y_true, y_pred) -> lamina.Tensor as the engine's loss function, called with
+// the GIL taken back (fit releases it).
+Loss::Function loss_function(py::handle fn, const std::string& name) {
+  return [ref = PyRef(py::reinterpret_borrow<py::object>(fn)), name](const Tensor& y_true, const Tensor& y_pred) -> Tensor {
     py::gil_scoped_acquire gil;
     py::object r = ref.get()(y_true, y_pred);
     if (!py::isinstance<Tensor>(r))
@@ -92,7 +133,15 @@ Loss loss_from(py::handle obj) {
                            "gradients flow through it");
     return r.cast<Tensor>();
   };
-  return Loss(std::move(fn), name);
+}
+
+Loss loss_from(py::handle obj) {
+  if (py::isinstance<py::str>(obj) || py::isinstance<py::dict>(obj)) return Loss::from_config(json_from(obj));
+  if (!PyCallable_Check(obj.ptr()))
+    throw py::type_error("loss: expected a name, a lamina.losses.Loss or a function (y_true, y_pred), got " +
+                         py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  const std::string name = name_of(obj);
+  return Loss(loss_function(obj, name), name);
 }
 
 std::vector<KerasTensor> keras_tensors(py::handle obj, const char* what) {
@@ -419,6 +468,9 @@ void bind_model(py::module_& m) {
     if (is_onnx_file(path)) return hold(load_onnx(path));
     return hold(Model::load(path));
   });
+  m.def("register_loss", [](const std::string& name, py::handle fn) { register_loss(name, loss_function(fn, name)); },
+        py::arg("name"), py::arg("fn"),
+        "Makes a Python loss known by name, so that a model compiled with it loads compiled (custom_objects).");
   m.def("load_checkpoint", [hold](const std::string& path) { return hold(Model::load_checkpoint(path)); });
   m.def("manual_seed", &manual_seed, py::arg("seed"), "Seeds the generator weights, shuffles and dropout draw from.");
 }

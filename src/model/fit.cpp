@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <iostream>
 #include <numeric>
 
@@ -452,13 +453,19 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
 
   const TrainInfo info{o.epochs, steps.value_or(0), samples, !val.empty()};
   stop_training = false;
-  struct Cleanup {  // the cached parameters and the callbacks' model pointers, also on an exception
+  // The cached parameters and the callbacks' model pointers, also on an exception. An exception
+  // (a callback's, Ctrl-C in Python) leaves the weights as the last finished batch left them and
+  // forgets where training stood, so that the next fit starts afresh at its initial_epoch, as
+  // Keras does, rather than resuming a half-done epoch (a checkpoint resumes exactly instead).
+  struct Cleanup {
     Model& m;
     std::vector<Callback*>& cbs;
+    int exceptions = std::uncaught_exceptions();
     ~Cleanup() {
       m.train_params_.clear();
       m.active_callbacks_.clear();
       for (Callback* c : cbs) c->model = nullptr;
+      if (std::uncaught_exceptions() > exceptions) m.fit_state_ = FitState{};
     }
   } cleanup{*this, callbacks};
   active_callbacks_ = callbacks;
