@@ -115,3 +115,30 @@ def test_an_exception_in_a_callback_propagates():
     else:
         raise AssertionError("the callback's exception was swallowed")
     assert model.predict(x, verbose=0).shape == (32, 3)
+
+
+def test_keras2_on_batch_end_is_called():
+    x, y = blobs(64)
+    seen = []
+
+    class Keras2(Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append((batch, sorted(logs)))
+
+    compiled().fit(x, y, epochs=1, batch_size=32, callbacks=[Keras2()], verbose=0)
+    assert seen == [(0, ["accuracy", "loss"]), (1, ["accuracy", "loss"])]
+
+
+def test_stop_training_from_a_batch():
+    x, y = blobs(100)
+    batches = []
+
+    class StopAtBatch(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+            if batch == 1:
+                self.model.stop_training = True
+
+    h = compiled().fit(x, y, epochs=5, batch_size=10, callbacks=[StopAtBatch()], verbose=0)
+    assert batches == [0, 1]
+    assert len(h.history["loss"]) == 1
