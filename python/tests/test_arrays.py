@@ -157,3 +157,28 @@ def test_layer_weights_share_memory_with_the_layer():
     copy[...] = 9.0
     np.testing.assert_allclose(model.predict(x, verbose=0), [[0.0, 2.0]])
     assert np.asarray(model.weights[0]).ctypes.data == kernel.ctypes.data
+
+
+def test_no_references_leak():
+    import gc
+    import sys
+    x = np.random.default_rng(0).random((64, 4), dtype=np.float32)
+    y = np.ones((64, 1), np.float32)
+    model = lamina.Sequential([lamina.layers.Dense(1, input_shape=(4,))])
+    model.compile("sgd", "mse")
+
+    def refs():
+        gc.collect()
+        return sys.getrefcount(x), sys.getrefcount(y)
+
+    before = refs()
+    model.fit(x, y, epochs=2, validation_data=(x, y), verbose=0)
+    model.evaluate(x, y, verbose=0)
+    model.predict(x, verbose=0)
+    model(x)
+    lamina.explain.saliency(model, x, target=0)
+    assert refs() == before
+    t = lamina.from_numpy(x)  # the tensor holds the array while it lives
+    assert refs()[0] == before[0] + 1
+    del t
+    assert refs() == before

@@ -176,3 +176,39 @@ def test_trained_by_the_cli_loaded_in_python(cli, tmp_path):
     model.save(again)
     probs2 = parse_classes(run_cli(cli, "predict", again, tmp_path / "test.csv", "--top", 3), 3)
     np.testing.assert_allclose(probs2, model.predict(x[120:], verbose=0), atol=1.5e-6)
+
+
+def test_cnn_and_rnn_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+    cnn = lamina.Sequential([
+        lamina.layers.Conv2D(4, 3, activation="relu", padding="same", input_shape=(8, 8, 1)),
+        lamina.layers.BatchNormalization(),
+        lamina.layers.MaxPooling2D(2),
+        lamina.layers.Flatten(),
+        lamina.layers.Dense(3, activation="softmax"),
+    ])
+    cnn.compile("adam", "sparse_categorical_crossentropy")
+    cnn.fit(x, y, epochs=2, verbose=0)  # BatchNormalization's moving statistics move
+    path = tmp_path / "cnn.safetensors"
+    cnn.save(path)
+    np.testing.assert_array_equal(lamina.models.load_model(path).predict(x, verbose=0), cnn.predict(x, verbose=0))
+    onnx = pytest.importorskip("onnx")
+    cv2 = pytest.importorskip("cv2")
+    onnx_path = str(tmp_path / "cnn.onnx")
+    cnn.export(onnx_path)
+    onnx.checker.check_model(onnx.load(onnx_path))
+    net = cv2.dnn.readNetFromONNX(onnx_path)
+    net.setInput(x)
+    np.testing.assert_allclose(net.forward(), cnn.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+    tokens = rng.integers(1, 20, size=(6, 5))  # int64 token ids, converted once
+    rnn = lamina.Sequential([lamina.layers.Embedding(20, 4, input_shape=(5,)), lamina.layers.LSTM(3),
+                             lamina.layers.Dense(1, activation="sigmoid")])
+    rnn.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    rnn.fit(tokens, rng.integers(0, 2, 6), epochs=2, verbose=0)
+    path = tmp_path / "rnn.safetensors"
+    rnn.save(path)
+    np.testing.assert_array_equal(lamina.models.load_model(path).predict(tokens, verbose=0),
+                                  rnn.predict(tokens, verbose=0))
