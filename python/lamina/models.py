@@ -174,6 +174,8 @@ class Model(Layer):
         self._optimizer = opt
         self._loss = loss
         self._metrics = metrics
+        self._compile_args = {"optimizer": opt, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics}
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
@@ -364,6 +366,8 @@ class Sequential(Model):
             self._build_if_shaped()
             for l, w in kept:
                 l.set_weights(w)
+            if old.compiled and getattr(self, "_compile_args", None):
+                self.compile(**self._compile_args)  # the new engine model, compiled as the old one
             return
         self._impl.add(layer._impl)
         # As Keras: built (weights drawn) as soon as the input shape is known, so that
