@@ -30,13 +30,40 @@ def test_sequential_from_a_list_and_add_build_the_same_model():
     c.add(lamina.Input(shape=(4,)))
     c.add(lamina.layers.Dense(3))
     assert c.input_shape == (None, 4) and c.output_shape == (None, 3)
+    # As Keras: built once the input shape is known, and still taking layers, weights kept.
+    assert c.built and c.count_params() == 15
+    kernel = c.get_weights()[0]
+    c.compile("sgd", "mse")
+    c.add(lamina.layers.Dense(1))
+    assert c.count_params() == 15 + 4
+    np.testing.assert_array_equal(c.get_weights()[0], kernel)
+    assert len(c.fit(np.ones((8, 4), np.float32), np.ones((8, 1), np.float32), verbose=0).history["loss"]) == 1
+    unshaped = lamina.Sequential([lamina.layers.Dense(3)])
+    assert not unshaped.built and unshaped.get_weights() == []
+    assert unshaped.predict(np.ones((2, 5), np.float32), verbose=0).shape == (2, 3)
+    assert unshaped.built and unshaped.count_params() == 18
 
 
-def test_sgd_lr_alias():
+def test_sgd_lr_alias_and_positional_arguments():
     assert lamina.optimizers.SGD(lr=0.05).learning_rate == pytest.approx(0.05)
     assert lamina.optimizers.SGD(learning_rate=0.2, momentum=0.9).get_config()["momentum"] == 0.9
     with pytest.raises(TypeError):
         lamina.optimizers.SGD(lr=0.1, learning_rate=0.1)
+    # By position, in Keras' order.
+    assert lamina.optimizers.Adam(3e-4).learning_rate == pytest.approx(3e-4)
+    assert lamina.optimizers.SGD(0.1, 0.9).get_config()["momentum"] == 0.9
+    assert lamina.optimizers.RMSprop(0.01, 0.8).get_config()["rho"] == 0.8
+    with pytest.raises(TypeError, match="multiple values"):
+        lamina.optimizers.SGD(0.1, learning_rate=0.2)
+    with pytest.raises(TypeError, match="positional"):
+        lamina.optimizers.SGD(0.1, 0.9, False, 4)
+    # The rate given is the rate training uses: one SGD step by hand.
+    model = lamina.Sequential([lamina.layers.Dense(1, input_shape=(1,), use_bias=False)])
+    model.set_weights([np.array([[1.0]], np.float32)])
+    model.compile(lamina.optimizers.SGD(0.25), "mse")
+    model.fit(np.array([[2.0]], np.float32), np.array([[0.0]], np.float32), epochs=1, verbose=0)
+    # loss = (2w)^2, d/dw = 8w = 8: w = 1 - 0.25 * 8 = -1
+    np.testing.assert_allclose(model.get_weights()[0], [[-1.0]], rtol=1e-6)
 
 
 @pytest.mark.parametrize("optimizer,loss,metrics", [
