@@ -107,3 +107,22 @@ def test_a_hinge_loss_with_ops_maximum_trains():
     h = model.fit(x, labels, epochs=10, batch_size=20, verbose=0)
     assert h.history["loss"][-1] < 0.75 * h.history["loss"][0], h.history["loss"]
     assert np.mean(np.sign(model.predict(x, verbose=0)) == labels) > 0.9
+
+
+def test_same_seed_same_training_with_either_mse():
+    """From set_random_seed alone (weights and shuffles drawn from it), the ops loss and 'mse'
+    train to the same weights, shuffled."""
+    x, y = regression(96)
+    results = []
+    for loss in (mse_ops, "mse", mse_ops):
+        lamina.utils.set_random_seed(5)
+        model = lamina.Sequential([lamina.layers.Dense(4, activation="tanh", input_shape=(4,)), lamina.layers.Dense(1)])
+        model.compile(lamina.optimizers.SGD(0.05), loss)
+        model.fit(x, y, epochs=2, batch_size=16, shuffle=True, verbose=0)
+        results.append(model.get_weights())
+    for a, b, c in zip(*results):
+        np.testing.assert_array_equal(a, c)  # the same loss twice: bit for bit
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    lamina.utils.set_random_seed(6)
+    other = lamina.Sequential([lamina.layers.Dense(4, activation="tanh", input_shape=(4,)), lamina.layers.Dense(1)])
+    assert not np.allclose(other.get_weights()[0], results[0][0])
