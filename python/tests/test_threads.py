@@ -113,7 +113,7 @@ def test_predict_and_evaluate_release_the_gil():
 def test_keyboard_interrupt_stops_fit_within_a_batch_and_leaves_a_usable_model():
     model = busy_model(units=256)
     x, y = busy_data(1024)
-    # One batch of 64 takes milliseconds; 200 epochs would take minutes.
+    # One batch of 64 takes milliseconds; 2000 epochs would take a minute or more.
     t0 = time.perf_counter()
     model.fit(x[:640], y[:640], epochs=1, batch_size=64, verbose=0)
     batch_seconds = (time.perf_counter() - t0) / 10
@@ -122,7 +122,7 @@ def test_keyboard_interrupt_stops_fit_within_a_batch_and_leaves_a_usable_model()
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            model.fit(x, y, epochs=200, batch_size=64, verbose=0)
+            model.fit(x, y, epochs=2000, batch_size=64, verbose=0)
     finally:
         timer.cancel()
     elapsed = time.perf_counter() - start
