@@ -59,14 +59,17 @@ fuzz:
 	@fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME)
 
 # Lamina beside libtorch on the same workloads (bench/README.md): micro-benchmarks, then the
-# side-by-side comparison, which writes $(BUILD)/bench/compare.json and prints a table.
+# side-by-side comparison, which writes $(BUILD)/bench/compare.json and prints a table, then the
+# course's MNIST program in Lamina-Python, PyTorch (python3-torch, from --dev) and Lamina C++
+# ($(BUILD)/bench/python_mnist.json).
 bench:
-	@scripts/setup.sh --bench --data
+	@scripts/setup.sh --bench --dev --data
 	@scripts/fetch-data.sh mnist fashion_mnist digits
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) -DLAMINA_BUILD_BENCH=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 	@$(BUILD)/bench/bench_micro --benchmark_min_time=0.05
 	@$(BUILD)/bench/bench_compare --data data --out $(BUILD)/bench/compare.json
+	@/usr/bin/python3 bench/python_mnist.py --build $(BUILD) --data data --out $(BUILD)/bench/python_mnist.json
 	@$(BUILD)/bench/bench_pipeline --data data
 
 install: build

@@ -31,9 +31,19 @@ class Loss:
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The loss on one batch, as a one-element lamina.Tensor: the mean of ``call``'s
-        per-sample losses. Built-in losses run inside fit only (compile(loss=...))."""
+        per-sample losses, each weighted by ``sample_weight`` (N,) when given (Keras'
+        sum_over_batch_size: the weighted sum divided by N). Built-in losses run inside fit only
+        (compile(loss=...))."""
         out = self.call(_lamina.ops.convert_to_tensor(y_true), _lamina.ops.convert_to_tensor(y_pred))
-        return _lamina.ops.mean(out)
+        if sample_weight is None:
+            return _lamina.ops.mean(out)
+        w = _lamina.ops.convert_to_tensor(sample_weight)
+        if out.ndim > 1:  # per-element losses: a sample's is their mean
+            out = _lamina.ops.mean(out, axis=-1)
+        if w.shape != out.shape:
+            raise ValueError(f"{type(self).__name__}: sample_weight has shape {w.shape}, "
+                             f"expected {out.shape} (one weight per sample)")
+        return _lamina.ops.mean(out * w)
 
     def get_config(self):
         """The constructor's arguments, as Keras' get_config."""
