@@ -414,4 +414,5 @@ def model_from_json(json_string, custom_objects=None):
 
 def clone_model(model):
     """The same architecture with a copy of every weight, as an independent model."""
+    model._ready()  # the engine's clone copies the weights, so there must be some
     return Model._wrap(model._impl.clone())
