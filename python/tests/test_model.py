@@ -31,7 +31,7 @@ def test_sequential_from_a_list_and_add_build_the_same_model():
     c.add(lamina.layers.Dense(3))
     assert c.input_shape == (None, 4) and c.output_shape == (None, 3)
     # As Keras: built once the input shape is known, and still taking layers, weights kept.
-    assert c.built and c.count_params() == 15
+    assert c.count_params() == 15 and c.built
     kernel = c.get_weights()[0]
     c.compile("sgd", "mse")
     c.add(lamina.layers.Dense(1))
@@ -367,3 +367,27 @@ def test_clone_model_is_independent():
     clone.compile(lamina.optimizers.SGD(learning_rate=0.5), "sparse_categorical_crossentropy")
     clone.fit(x, y, epochs=1, verbose=0)
     assert not np.array_equal(clone.get_weights()[0], model.get_weights()[0])
+
+
+def test_reading_weights_before_fit_draws_what_fit_would():
+    """The weights a Sequential shows before fit are the ones fit trains: one draw per layer, in
+    order, whether the first read or fit builds the model (so a seeded program trains the same
+    whether or not it looks at its weights first)."""
+    x, y = blobs(32)
+
+    def model():
+        lamina.utils.set_random_seed(3)
+        m = lamina.Sequential()
+        m.add(lamina.layers.Dense(8, input_dim=4, activation="relu"))
+        m.add(lamina.layers.Dense(3, activation="softmax"))
+        m.compile(lamina.optimizers.SGD(learning_rate=0.0), "sparse_categorical_crossentropy")
+        return m
+
+    looked = model()
+    shown = looked.get_weights()
+    looked.fit(x, y, epochs=1, verbose=0)
+    unseen = model()
+    unseen.fit(x, y, epochs=1, verbose=0)  # built by fit; a zero rate keeps the drawn weights
+    for a, b, c in zip(shown, looked.get_weights(), unseen.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
