@@ -50,12 +50,20 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None):
         """Called after each training batch (``batch`` counts from 0 in each epoch) with the
         running means of the loss and metrics over the epoch so far. fit calls it only for
-        callbacks that define it, so that epoch-level callbacks cost nothing per batch."""
+        callbacks that define it (or on_batch_end), so that epoch-level callbacks cost nothing
+        per batch. By default it calls on_batch_end, as Keras'."""
+        self.on_batch_end(batch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        """Keras 2's name for on_train_batch_end, still called by Keras 3's: code written for it
+        runs unchanged."""
 
     @property
     def _lamina_wants_batches(self):
-        """Whether fit must call on_train_batch_end (only when a subclass defines it)."""
-        return type(self).on_train_batch_end is not Callback.on_train_batch_end
+        """Whether fit must call on_train_batch_end (only when a subclass defines it or
+        on_batch_end)."""
+        cls = type(self)
+        return cls.on_train_batch_end is not Callback.on_train_batch_end or cls.on_batch_end is not Callback.on_batch_end
 
 
 class History(Callback):

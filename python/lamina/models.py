@@ -65,10 +65,15 @@ class Model(Layer):
         obj._setup()
         return obj
 
+    def _ready(self):
+        """Builds what can be built before the weights are read (a Sequential of known input shape;
+        a Functional model is built when made)."""
+
     # --- structure ---------------------------------------------------------------------------
     @property
     def layers(self):
         """The layers, in the order the graph calls them (a Sequential leaves out its InputLayer)."""
+        self._ready()
         out = [Layer._wrap(l) for l in self._impl.layers]
         if self._impl.is_sequential:
             out = [l for l in out if l._impl.class_name != "InputLayer"]
@@ -83,6 +88,7 @@ class Model(Layer):
             return layers[index]
         if name is None:
             raise ValueError("get_layer: give a name or an index")
+        self._ready()
         return Layer._wrap(self._impl.get_layer(name))
 
     @property
@@ -174,6 +180,8 @@ class Model(Layer):
         self._optimizer = opt
         self._loss = loss
         self._metrics = metrics
+        self._compile_args = {"optimizer": opt, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics}
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
@@ -269,19 +277,23 @@ class Model(Layer):
 
     def count_params(self):
         """The number of weight elements in every layer (trainable and not)."""
+        self._ready()
         return self._impl.count_params()
 
     def get_weights(self):
         """Every weight as a NumPy array (copies), layer by layer, in Keras' order."""
+        self._ready()
         return self._impl.get_weights()
 
     def set_weights(self, weights):
         """The reverse of get_weights: every count and shape is checked before anything is copied."""
+        self._ready()
         self._impl.set_weights(list(weights))
 
     @property
     def weights(self):
         """Every weight as a lamina.Tensor sharing the model's memory, in get_weights' order."""
+        self._ready()
         return [t for _, t in self._impl.named_weights()]
 
     def get_config(self):
@@ -302,6 +314,7 @@ class Model(Layer):
         filepath = os.fspath(filepath)
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"save: {filepath} exists and overwrite=False")
+        self._ready()
         self._impl.save(filepath)
 
     def save_weights(self, filepath, overwrite=True):
@@ -313,6 +326,7 @@ class Model(Layer):
         """Weights from a file written by save (or the C++ API), checked against this architecture."""
         import os
         other = _lamina.load_model(os.fspath(filepath))
+        self._ready()
         self._impl.set_weights(other.get_weights())
 
     def export(self, filepath, format="onnx"):
@@ -320,6 +334,7 @@ class Model(Layer):
         import os
         if format != "onnx":
             raise ValueError(f"export: format '{format}' is not supported (supported: 'onnx')")
+        self._ready()
         self._impl.save_onnx(os.fspath(filepath))
 
     def __repr__(self):
@@ -352,7 +367,30 @@ class Sequential(Model):
                                                                           "name": layer.name}))
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a lamina layer, got {type(layer).__name__}")
+        if self._impl.built:
+            # The engine's Sequential takes no layers once built, Keras' does: the layers move to
+            # a new one, built again with the weights they had.
+            old = self._impl
+            kept = [(l, l.get_weights()) for l in old.layers]
+            self._impl = _lamina.Sequential(old.name)
+            for l, _ in kept:
+                self._impl.add(l)
+            self._impl.add(layer._impl)
+            self._ready()
+            for l, w in kept:
+                l.set_weights(w)
+            if old.compiled and getattr(self, "_compile_args", None):
+                self.compile(**self._compile_args)  # the new engine model, compiled as the old one
+            return
         self._impl.add(layer._impl)
+
+    def _ready(self):
+        # As Keras' (built once its input shape is known): get_weights, count_params and
+        # layer.weights work before fit. Built at the first such read rather than at each add, so
+        # that the weights drawn are those fit would draw: one draw per layer, in order.
+        shapes = self._impl.input_shapes
+        if not self._impl.built and shapes:
+            self._impl.build([int(d) for d in shapes[0][1:]])
 
 
 def load_model(filepath, custom_objects=None, compile=True):
@@ -376,4 +414,5 @@ def model_from_json(json_string, custom_objects=None):
 
 def clone_model(model):
     """The same architecture with a copy of every weight, as an independent model."""
+    model._ready()  # the engine's clone copies the weights, so there must be some
     return Model._wrap(model._impl.clone())

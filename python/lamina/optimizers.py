@@ -15,7 +15,16 @@ class Optimizer:
 
     _defaults: "dict[str, object]" = {}
 
-    def __init__(self, **kwargs):
+    def __init__(self, *args, **kwargs):
+        # Keras takes its arguments by position too, in _defaults' order: SGD(0.01), Adam(1e-3).
+        names = list(self._defaults)
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes at most {len(names)} positional arguments "
+                            f"({', '.join(names)}), got {len(args)}")
+        for name, value in zip(names, args):
+            if name in kwargs or (name == "learning_rate" and "lr" in kwargs):
+                raise TypeError(f"{type(self).__name__}() got multiple values for argument '{name}'")
+            kwargs[name] = value
         if "lr" in kwargs:  # Keras 2
             if "learning_rate" in kwargs:
                 raise TypeError(f"{type(self).__name__}() got both lr and learning_rate")

@@ -234,8 +234,22 @@ refused (ValueError), since a copy would silently lose the writes.)doc");
   binary("subtract", static_cast<Tensor (*)(const Tensor&, const Tensor&)>(&sub), "x1 - x2, broadcasting.");
   binary("multiply", static_cast<Tensor (*)(const Tensor&, const Tensor&)>(&mul), "x1 * x2, broadcasting.");
   binary("divide", &div, "x1 / x2, broadcasting.");
-  binary("maximum", &maximum, "The larger of x1 and x2, elementwise.");
-  binary("minimum", &minimum, "The smaller of x1 and x2, elementwise.");
+  // The engine's maximum and minimum take one shape; keras.ops' broadcast (ops.maximum(x, 0.0) in
+  // a hinge loss), so each operand is first broadcast by adding zeros of the other's shape (add
+  // broadcasts, and its backward sums the gradient back to the operand's shape).
+  auto extremum = [&ops](const char* name, Tensor (*f)(const Tensor&, const Tensor&), const char* doc) {
+    ops.def(name, [f](py::handle x1, py::handle x2) {
+      Tensor a = operand(x1), b = operand(x2);
+      if (a.shape() != b.shape()) {
+        const Tensor za = Tensor::zeros(a.shape()), zb = Tensor::zeros(b.shape());
+        a = add(a, zb);
+        b = add(b, za);
+      }
+      return f(a, b);
+    }, py::arg("x1"), py::arg("x2"), doc);
+  };
+  extremum("maximum", &maximum, "The larger of x1 and x2, elementwise, broadcasting.");
+  extremum("minimum", &minimum, "The smaller of x1 and x2, elementwise, broadcasting.");
   binary("matmul", &matmul, "The matrix product.");
   auto reduction = [&ops](const char* name, Tensor (*all)(const Tensor&), Tensor (*along)(const Tensor&, int64_t, bool),
                           const char* doc) {

@@ -7,16 +7,31 @@ namespace lamina::python {
 
 namespace {
 
+// Integers as Python writes them: int, or NumPy's (np.argmax gives np.int64), which are no int
+// but have __index__; a sequence of them. Else TypeError naming the argument.
+std::vector<int64_t> integers(py::handle v, const char* what) {
+  if (PyIndex_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
+    if (PyObject* i = PyNumber_Index(v.ptr())) return {py::reinterpret_steal<py::int_>(i).cast<int64_t>()};
+    PyErr_Clear();  // an integer array of several: a sequence, below
+  }
+  try {
+    if (!py::isinstance<py::str>(v)) return v.cast<std::vector<int64_t>>();
+  } catch (const py::cast_error&) {
+  } catch (const py::error_already_set&) {
+  }
+  throw py::type_error(std::string(what) + ": expected an integer or a sequence of integers, got " +
+                       py::str(py::type::of(v).attr("__name__")).cast<std::string>() + " " +
+                       py::repr(v).cast<std::string>());
+}
+
 explain::Target target_of(py::handle t) {
   if (t.is_none()) return {};
-  if (py::isinstance<py::int_>(t)) return {t.cast<int64_t>()};
-  return t.cast<std::vector<int64_t>>();
+  return integers(t, "target");
 }
 
 Shape shape_of(py::handle s) {
   if (s.is_none()) return Shape();
-  if (py::isinstance<py::int_>(s)) return Shape({s.cast<int64_t>()});
-  return Shape(s.cast<std::vector<int64_t>>());
+  return Shape(integers(s, "shape"));
 }
 
 }  // namespace
@@ -26,15 +41,17 @@ void bind_explain(py::module_& m) {
   e.def("saliency", [](Model& model, py::handle x, py::handle target, bool abs, const std::string& layer,
                        int64_t internal_batch_size) {
     Tensor in = tensor_from(x, "saliency: inputs");
+    explain::Target t = target_of(target);  // reads Python objects: before the GIL is released
     py::gil_scoped_release release;
-    return explain::saliency(model, in, {.target = target_of(target), .abs = abs, .layer = layer,
+    return explain::saliency(model, in, {.target = std::move(t), .abs = abs, .layer = layer,
                                 .internal_batch_size = internal_batch_size});
   });
   e.def("input_x_gradient", [](Model& model, py::handle x, py::handle target, const std::string& layer,
                                int64_t internal_batch_size) {
     Tensor in = tensor_from(x, "input_x_gradient: inputs");
+    explain::Target t = target_of(target);
     py::gil_scoped_release release;
-    return explain::input_x_gradient(model, in, {.target = target_of(target), .layer = layer,
+    return explain::input_x_gradient(model, in, {.target = std::move(t), .layer = layer,
                                         .internal_batch_size = internal_batch_size});
   });
   e.def("integrated_gradients", [](Model& model, py::handle x, py::handle target, py::handle baseline, int steps,
@@ -77,8 +94,9 @@ void bind_explain(py::module_& m) {
   });
   e.def("grad_cam", [](Model& model, py::handle x, const std::string& layer, py::handle target, bool relu, bool upsample) {
     Tensor in = tensor_from(x, "grad_cam: inputs");
+    explain::Target t = target_of(target);
     py::gil_scoped_release release;
-    return explain::grad_cam(model, in, {.target = target_of(target), .layer = layer, .relu = relu, .upsample = upsample});
+    return explain::grad_cam(model, in, {.target = std::move(t), .layer = layer, .relu = relu, .upsample = upsample});
   });
   e.def("overlay", [](py::handle image, py::handle attributions, float alpha) {
     return explain::overlay(tensor_from(image, "overlay: image"), tensor_from(attributions, "overlay: attributions"),

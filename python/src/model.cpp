@@ -280,10 +280,20 @@ void bind_model(py::module_& m) {
         if (y.output_count() > 1) return py::cast(y.outputs());
         return py::cast(y);
       })
-      .def("call_eager", [](Layer& l, py::handle x, bool training) {
-        Tensor t = tensor_from(x, "layer '" + l.name() + "' input");
-        if (!l.built()) l.build(Shape(std::vector<int64_t>(t.shape().begin() + 1, t.shape().end())), default_generator());
-        return l.call(t, training);
+      .def("call_eager", [](Layer& l, py::handle x, bool training) -> py::object {
+        auto sample = [](const Tensor& t) { return Shape(std::vector<int64_t>(t.shape().begin() + 1, t.shape().end())); };
+        // A list of arrays is several inputs, as Keras' Add()([a, b]); a list of numbers, one.
+        const std::vector<Tensor> ins = tensors_from(x, "layer '" + l.name() + "' input");
+        if (ins.size() == 1) {
+          if (!l.built()) l.build(sample(ins[0]), default_generator());
+          return py::cast(l.call(ins[0], training));
+        }
+        if (!l.built()) {
+          std::vector<Shape> shapes;
+          for (const Tensor& t : ins) shapes.push_back(sample(t));
+          l.build_for(shapes, default_generator());
+        }
+        return py::cast(l.forward(ins, training));
       }, py::arg("x"), py::arg("training") = false);
 
   m.def("layer_from_config", [](const std::string& cls, py::handle config) { return layer_from_config(cls, json_from(config)); },
@@ -385,10 +395,10 @@ void bind_model(py::module_& m) {
           flush_output();
         }
         py::dict history;
-        // Keras' order: loss, the metrics, then their val_ forms.
-        for (int pass = 0; pass < 3; ++pass)
+        // Keras' order: loss, the metrics, then val_loss and the metrics' val_ forms.
+        for (int pass = 0; pass < 4; ++pass)
           for (const auto& [k, v] : h.history) {
-            const int rank = k == "loss" ? 0 : k.rfind("val_", 0) == 0 ? 2 : 1;
+            const int rank = k == "loss" ? 0 : k == "val_loss" ? 2 : k.rfind("val_", 0) == 0 ? 3 : 1;
             if (rank == pass) history[py::str(k)] = v;
           }
         py::dict out;
