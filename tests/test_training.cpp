@@ -168,6 +168,18 @@ TEST(ClassWeight, RaisesTheRecallOfARareClass) {
   std::cout << "recall of the 10% class: unweighted " << r_plain << ", class_weight {1: 9} " << r_weighted << "\n";
   EXPECT_GT(r_weighted, r_plain + 0.15);
   EXPECT_GT(r_weighted, 0.4);
+
+  // class_weight is sample_weight by class, batch after batch (each batch's weights are its own).
+  Sequential by_class = classifier(12), by_sample = classifier(12);
+  for (Sequential* m : {&by_class, &by_sample})
+    m->compile(SGD({.learning_rate = 0.1}), losses::SparseCategoricalCrossentropy({.from_logits = true}));
+  Tensor w = Tensor::empty({400});
+  for (int64_t i = 0; i < 400; ++i) w.data()[i] = b.y.data()[i] == 1.f ? 9.f : 1.f;
+  const History hc = by_class.fit(b.x, b.y, {.epochs = 2, .batch_size = 32, .seed = 3, .verbose = 0,
+                                             .class_weight = {{0, 1.0}, {1, 9.0}}});
+  const History hs = by_sample.fit(b.x, b.y, {.epochs = 2, .batch_size = 32, .seed = 3, .verbose = 0, .sample_weight = w});
+  EXPECT_NEAR(hc.history.at("loss")[1], hs.history.at("loss")[1], 1e-5);
+  EXPECT_EQ(by_class.get_weights()[0].to_vector(), by_sample.get_weights()[0].to_vector());
 }
 
 // --- train_step, test_step, hand loops ----------------------------------------------------------------

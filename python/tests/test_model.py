@@ -348,9 +348,6 @@ def test_sample_weight_and_initial_epoch():
     assert h.epoch == [2, 3, 4]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug (src/model/fit.cpp): DatasetSource::next reuses the Batch and "
-                                       "leaves the sample_weight apply_class_weight set on the previous batch, so "
-                                       "class weights compound from batch to batch")
 def test_class_weight_weighs_as_sample_weight():
     x, y = blobs(64)
     init = mlp().get_weights()

@@ -265,6 +265,8 @@ class DatasetSource : public data::BatchSource {
       d_.prefetch(std::span<const int64_t>(order.data() + pos_, static_cast<size_t>(std::min(bs_, d_.size() - pos_))));
     if (weights_.defined())
       for (int64_t i = 0; i < n; ++i) b.sample_weight.data()[i] = weights_.data()[idx[static_cast<size_t>(i)]];
+    else
+      b.sample_weight = Tensor();  // class_weight made one for the last batch: it must not carry over
     return true;
   }
 
