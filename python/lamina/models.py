@@ -27,6 +27,11 @@ def _verbose(verbose):
     return int(verbose)
 
 
+def _batch_size(batch_size):
+    """Keras' default of 32 when None; anything else goes to the engine, which refuses 0 or less."""
+    return 32 if batch_size is None else int(batch_size)
+
+
 def _flush():
     try:
         sys.stdout.flush()
@@ -220,7 +225,7 @@ class Model(Layer):
         history = callbacks_module.History()
         history.set_model(self)
         _flush()
-        result = self._impl.fit(x, y, int(batch_size or 32), int(epochs), _verbose(verbose), cbs.callbacks,
+        result = self._impl.fit(x, y, _batch_size(batch_size), int(epochs), _verbose(verbose), cbs.callbacks,
                                 float(validation_split), validation_data, bool(shuffle), class_weight, sample_weight,
                                 int(initial_epoch), steps_per_epoch, seed)
         history.history = result["history"]
@@ -238,7 +243,7 @@ class Model(Layer):
         if sample_weight is not None or steps is not None or callbacks:
             raise ValueError("evaluate: sample_weight, steps and callbacks are not supported")
         _flush()
-        logs = self._impl.evaluate(x, y, int(batch_size or 32), _verbose(verbose))
+        logs = self._impl.evaluate(x, y, _batch_size(batch_size), _verbose(verbose))
         if return_dict:
             return dict(logs)
         values = [v for _, v in logs]
@@ -250,7 +255,7 @@ class Model(Layer):
         supported (an error if given)."""
         if steps is not None or callbacks:
             raise ValueError("predict: steps and callbacks are not supported")
-        return self._impl.predict(x, int(batch_size or 32))
+        return self._impl.predict(x, _batch_size(batch_size))
 
     def predict_on_batch(self, x):
         """predict on all of x as one batch."""
