@@ -45,6 +45,14 @@ void floats_scaled(const float* __restrict src, float* __restrict dst, int64_t n
   for (int64_t k = 0; k < n; ++k) dst[k] = src[k] * scale;
 }
 
+// Asks for the cache lines of n bytes from p to be fetched, with __builtin_prefetch's temporal
+// locality (3: keep in every level; 2: a batch ahead, L2 and beyond).
+template <int Locality>
+void prefetch_lines(const void* p, int64_t n) {
+  const auto* c = static_cast<const char*>(p);
+  for (int64_t off = 0; off < n; off += 64) __builtin_prefetch(c + off, 0, Locality);
+}
+
 }  // namespace
 
 Dataset Dataset::from_bytes(std::shared_ptr<const std::vector<uint8_t>> x, Shape sample_shape,
@@ -191,9 +199,9 @@ void Dataset::prefetch(std::span<const int64_t> indices) const {
     if (i < 0 || i >= size_) continue;  // gather checks and reports
     const int64_t row = order ? order[begin_ + i] : begin_ + i;
     if (bytes != nullptr)
-      for (int64_t off = 0; off < s; off += 64) __builtin_prefetch(bytes + row * s + off, 0, 2);
+      prefetch_lines<2>(bytes + row * s, s);
     else if (floats != nullptr)
-      for (int64_t off = 0; off < s; off += 16) __builtin_prefetch(floats + row * s + off, 0, 2);
+      prefetch_lines<2>(floats + row * s, s * int64_t{sizeof(float)});
   }
 }
 
@@ -216,8 +224,7 @@ void Dataset::gather_rows(std::span<const int64_t> indices, std::span<float* con
                        std::to_string(size_) + " samples)");
     const int64_t row = order ? order[begin_ + i] : begin_ + i;
     rows[b] = row;
-    if (!xs.empty() && bytes != nullptr)
-      for (int64_t off = 0; off < s; off += 64) __builtin_prefetch(bytes + row * s + off);
+    if (!xs.empty() && bytes != nullptr) prefetch_lines<3>(bytes + row * s, s);
   }
   int64_t offset = 0;
   for (size_t p = 0; p < xs.size(); ++p) {
