@@ -57,6 +57,10 @@ class Layer:
         if isinstance(inputs, _lamina.KerasTensor) or (
                 isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], _lamina.KerasTensor)):
             return self._impl.call_symbolic(inputs)
+        return self._call_eager(inputs, training)
+
+    def _call_eager(self, inputs, training):
+        """The call on arrays (a Model overrides it with its differentiable forward pass)."""
         return self._impl.call_eager(inputs, training)
 
     @property

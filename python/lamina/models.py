@@ -261,12 +261,9 @@ class Model(Layer):
         """predict on all of x as one batch."""
         return self.predict(x, batch_size=max(1, len(x)))
 
-    def __call__(self, inputs, training=False):
-        """On symbolic tensors: the model as a layer in a bigger graph. On arrays: the forward pass
-        as a lamina.Tensor, differentiable."""
-        if isinstance(inputs, _lamina.KerasTensor) or (
-                isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], _lamina.KerasTensor)):
-            return self._impl.call_symbolic(inputs)
+    def _call_eager(self, inputs, training):
+        """``model(arrays)``: the forward pass as a lamina.Tensor, differentiable (on symbolic
+        tensors, Layer.__call__ makes the model a layer in a bigger graph)."""
         return self._impl.call(inputs, training)
 
     # --- inspection and files ------------------------------------------------------------------

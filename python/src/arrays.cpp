@@ -104,25 +104,9 @@ std::vector<Tensor> tensors_from(py::handle obj, const std::string& what) {
   return out;
 }
 
-namespace {
-
-// Row-major strides in bytes, as NumPy and the buffer protocol take them.
-std::vector<py::ssize_t> byte_strides(const std::vector<py::ssize_t>& shape) {
-  std::vector<py::ssize_t> strides(shape.size());
-  py::ssize_t stride = sizeof(float);
-  for (size_t i = shape.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= shape[i];
-  }
-  return strides;
-}
-
-}  // namespace
-
 py::array to_numpy(const Tensor& t) {
-  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
   py::capsule owner(new Tensor(t.detach()), [](void* p) { delete static_cast<Tensor*>(p); });
-  return py::array_t<float>(shape, byte_strides(shape), t.data(), owner);
+  return py::array_t<float>(std::vector<py::ssize_t>(t.shape().begin(), t.shape().end()), t.data(), owner);
 }
 
 Json json_from(py::handle obj) {
@@ -144,12 +128,6 @@ Tensor operand(py::handle o) {
   return tensor_from(o, "operand");
 }
 
-py::tuple shape_tuple(const Shape& s) {
-  py::tuple t(s.rank());
-  for (int64_t i = 0; i < s.rank(); ++i) t[i] = s[i];
-  return t;
-}
-
 }  // namespace
 
 void bind_tensor(py::module_& m) {
@@ -164,9 +142,10 @@ Arithmetic (``+ - * / @``, ``-t``, ``t ** p``) and ``lamina.ops`` are differenti
       .def_buffer([](Tensor& t) -> py::buffer_info {
         std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
         return py::buffer_info(t.data(), sizeof(float), py::format_descriptor<float>::format(),
-                               static_cast<py::ssize_t>(shape.size()), shape, byte_strides(shape));
+                               static_cast<py::ssize_t>(shape.size()), shape,
+                               py::detail::c_strides(shape, sizeof(float)));
       })
-      .def_property_readonly("shape", [](const Tensor& t) { return shape_tuple(t.shape()); }, "The dimensions, as a tuple.")
+      .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape().dims())); }, "The dimensions, as a tuple.")
       .def_property_readonly("ndim", &Tensor::rank)
       .def_property_readonly("size", &Tensor::numel, "The number of elements.")
       .def_property_readonly("dtype", [](const Tensor&) { return py::dtype::of<float>(); })
