@@ -27,6 +27,8 @@ packages+=(python3-dev pybind11-dev python3-pytest "${python_packages[@]}")
 # The HTML training report's test (tests/report) opens the page in Debian's chromium, headless,
 # driven by npm playwright-core (below); playwright's own browser downloads are not used.
 packages+=(chromium)
+# Data-parallel training (liblamina_distributed, tests/distributed): OpenMPI 4.1 and Gloo.
+packages+=(libopenmpi-dev openmpi-bin libgloo-dev)
 command -v npm >/dev/null || packages+=(npm)
 for arg in "$@"; do
   case "$arg" in
