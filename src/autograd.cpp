@@ -109,7 +109,7 @@ namespace {
 // The backward walk from y seeded with dy. Gradients reaching a tensor in `capture` (by impl) are
 // kept in `captured` even when the tensor is an intermediate one.
 void run_backward(const Tensor& y, const Tensor& dy, const std::unordered_set<const TensorImpl*>* capture,
-                  std::unordered_map<const TensorImpl*, Tensor>* captured) {
+                  std::unordered_map<const TensorImpl*, Tensor>* captured, const GradReadyHook* on_ready = nullptr) {
   if (!y.requires_grad())
     throw ValueError("backward: this tensor does not require grad (no input of its graph "
                      "requires grad, or it was computed under NoGradGuard)");
@@ -118,10 +118,17 @@ void run_backward(const Tensor& y, const Tensor& dy, const std::unordered_set<co
                      y.shape().str());
   if (y.is_leaf()) {  // a leaf's gradient with respect to itself
     accumulate(*y.impl(), dy);
+    if (on_ready) (*on_ready)(*y.impl());
     return;
   }
   auto order = topological_order(y.impl_ptr());
   accumulate(*y.impl(), dy);
+  // With a hook: how many nodes still to run use each leaf; the last one completes its gradient.
+  std::unordered_map<const TensorImpl*, int> uses;
+  if (on_ready)
+    for (const auto& impl : order)
+      for (const Tensor& in : impl->grad_fn->inputs)
+        if (!in.impl()->grad_fn && in.requires_grad()) ++uses[in.impl()];
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     TensorImpl& impl = **it;
     Node& node = *impl.grad_fn;
@@ -132,6 +139,9 @@ void run_backward(const Tensor& y, const Tensor& dy, const std::unordered_set<co
       BackwardContext ctx(node, output, grad);
       node.backward(ctx);
     }
+    if (on_ready)
+      for (const Tensor& in : node.inputs)
+        if (!in.impl()->grad_fn && in.requires_grad() && --uses[in.impl()] == 0) (*on_ready)(*in.impl());
     node.inputs.clear();  // free saved tensors; the graph cannot be walked again
     node.backward = nullptr;
     node.released = true;
@@ -155,6 +165,12 @@ std::vector<std::shared_ptr<TensorImpl>> reachable_leaves(const Tensor& y) {
 }  // namespace
 
 void Tensor::backward(const Tensor& dy) const { run_backward(*this, dy, nullptr, nullptr); }
+
+void backward(const Tensor& y, const GradReadyHook& on_ready) {
+  if (y.numel() != 1)
+    throw ShapeError("backward: the output must have one element, got shape " + y.shape().str());
+  run_backward(y, Tensor::ones(y.shape()), nullptr, nullptr, &on_ready);
+}
 
 std::vector<Tensor> grad(const Tensor& y, const std::vector<Tensor>& xs, const Tensor& dy) {
   if (!y.defined()) throw ValueError("grad: y is undefined");

@@ -65,6 +65,12 @@ void ConfusionMatrix::update(const std::vector<int64_t>& truth, const std::vecto
   for (size_t i = 0; i < truth.size(); ++i) ++counts_[static_cast<size_t>(truth[i] * n_ + predicted[i])];
 }
 
+void ConfusionMatrix::add(int64_t truth, int64_t predicted, int64_t count) {
+  if (truth < 0 || predicted < 0) throw ValueError("ConfusionMatrix: negative class index");
+  resize(std::max({n_, truth + 1, predicted + 1}));
+  counts_[static_cast<size_t>(truth * n_ + predicted)] += count;
+}
+
 void ConfusionMatrix::reset() { std::fill(counts_.begin(), counts_.end(), 0); }
 
 int64_t ConfusionMatrix::total() const {
@@ -189,6 +195,40 @@ double ClassificationMetric::result() const {
     return kind_ == precision ? matrix_.precision(1) : kind_ == recall ? matrix_.recall(1) : matrix_.f1(1);
   }
   return kind_ == precision ? matrix_.macro_precision() : kind_ == recall ? matrix_.macro_recall() : matrix_.macro_f1();
+}
+
+void Metric::merge_states(const std::vector<std::vector<double>>& states) {
+  std::vector<double> total;
+  for (const std::vector<double>& s : states) {
+    if (total.empty()) total.assign(s.size(), 0.0);
+    if (s.size() != total.size())
+      throw ValueError("metric '" + name() + "': states of " + std::to_string(total.size()) + " and " +
+                       std::to_string(s.size()) + " numbers cannot be added; override merge_states");
+    for (size_t i = 0; i < s.size(); ++i) total[i] += s[i];
+  }
+  if (!total.empty()) set_state(total);
+}
+
+std::vector<double> ClassificationMetric::state() const {
+  std::vector<double> s{binary_ ? 1.0 : 0.0, static_cast<double>(matrix_.num_classes())};
+  for (int64_t i = 0; i < matrix_.num_classes(); ++i)
+    for (int64_t j = 0; j < matrix_.num_classes(); ++j) s.push_back(static_cast<double>(matrix_.count(i, j)));
+  return s;
+}
+
+void ClassificationMetric::merge_states(const std::vector<std::vector<double>>& states) {
+  ConfusionMatrix merged;
+  bool binary = false;
+  for (const std::vector<double>& s : states) {
+    if (s.size() < 2) continue;
+    const auto n = static_cast<int64_t>(s[1]);
+    binary = binary || s[0] != 0.0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        if (const double c = s[static_cast<size_t>(2 + i * n + j)]; c > 0) merged.add(i, j, static_cast<int64_t>(c));
+  }
+  matrix_ = merged;
+  binary_ = binary;
 }
 
 std::unique_ptr<Metric> metric_from_name(const std::string& name, const Loss& loss) {

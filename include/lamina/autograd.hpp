@@ -64,6 +64,12 @@ void record(const char* op, Tensor& y, std::vector<Tensor> inputs, BackwardFn ba
 //   auto [dw, db] = grad(loss, {w, b});   // then optimizer.apply_gradients({{dw, w}, {db, b}})
 std::vector<Tensor> grad(const Tensor& y, const std::vector<Tensor>& xs, const Tensor& dy = Tensor());
 
+// y.backward() (y of one element), calling on_ready for each leaf that requires grad as soon as
+// its gradient is complete, that is when no node left to run adds to it. Data-parallel training
+// (distributed.hpp) starts sending the last layers' gradients while backward computes the first.
+using GradReadyHook = std::function<void(const TensorImpl& leaf)>;
+void backward(const Tensor& y, const GradReadyHook& on_ready);
+
 // Whether ops record graphs (thread-local; on by default).
 bool grad_enabled();
 

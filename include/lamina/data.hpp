@@ -136,6 +136,9 @@ class Dataset {
 struct Batch {
   std::vector<Tensor> x, y;
   Tensor sample_weight;  // undefined: every sample weighs 1
+  // Data-parallel fit (distributed.hpp): the step's samples over every rank, of which this batch
+  // is this rank's share (0: the batch is the whole step, or each rank's batch weighs the same).
+  int64_t global_size = 0;
   int64_t size() const { return x.empty() ? 0 : x[0].dim(0); }
 };
 

@@ -112,7 +112,7 @@ struct ReducerStats {
   int64_t bytes_per_step = 0;      // gradient bytes each rank reduces per step
   double backward_seconds = 0;     // backward passes, summed (from loss.backward to its end)
   double allreduce_seconds = 0;    // first bucket started to last bucket done, summed
-  double exposed_seconds = 0;      // waited for buckets after backward had finished, summed
+  double exposed_seconds = 0;      // the part of allreduce_seconds after backward had finished, summed
   // The share of allreduce time that ran while backward was still computing:
   // 1 - exposed / allreduce (0 when nothing was reduced).
   double overlap() const { return allreduce_seconds > 0 ? 1.0 - exposed_seconds / allreduce_seconds : 0.0; }

@@ -556,7 +556,7 @@ class BatchNormalization : public Layer {
     std::optional<Constraint> gamma_constraint{};
     Initializer moving_mean_initializer = Initializer::zeros();
     Initializer moving_variance_initializer = Initializer::ones();
-    bool synchronized = false;  // Keras' statistics across devices: the same math on Lamina's one device
+    bool synchronized = false;  // data-parallel fit: the global batch's statistics (sync_batch_norm)
     std::optional<Shape> input_shape{};
     std::string name{};
   };

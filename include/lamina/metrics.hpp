@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,8 @@ class ConfusionMatrix {
   explicit ConfusionMatrix(int64_t num_classes = 0) { resize(num_classes); }
   void update(const std::vector<int64_t>& truth, const std::vector<int64_t>& predicted);
   void reset();
+  // Counts `count` more samples of class `truth` predicted as `predicted` (growing as needed).
+  void add(int64_t truth, int64_t predicted, int64_t count = 1);
   int64_t num_classes() const { return n_; }
   int64_t count(int64_t truth, int64_t predicted) const { return counts_[static_cast<size_t>(truth * n_ + predicted)]; }
   int64_t total() const;
@@ -80,6 +83,15 @@ class Metric {
   virtual void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) = 0;
   virtual double result() const = 0;
   virtual bool supports_sample_weight() const { return false; }
+
+  // Data-parallel training (distributed.hpp) logs each metric over every rank's samples: state()
+  // is the running state as numbers (empty: this metric cannot be merged, and each rank logs its
+  // own value), and merge_states makes this metric's state that of all ranks' data together from
+  // every rank's state(), its own included. The default adds them elementwise, which suits
+  // counts and sums; set_state reads back what state() wrote.
+  virtual std::vector<double> state() const { return {}; }
+  virtual void set_state(std::span<const double> state) { (void)state; }
+  virtual void merge_states(const std::vector<std::vector<double>>& states);
 };
 
 // The running (weighted) mean of values, as keras.metrics.Mean: the loss trackers fit logs, and
@@ -99,6 +111,8 @@ class Mean : public Metric {
   void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) override;
   double result() const override { return weight_ > 0 ? sum_ / weight_ : 0.0; }
   bool supports_sample_weight() const override { return true; }
+  std::vector<double> state() const override { return {sum_, weight_}; }
+  void set_state(std::span<const double> s) override { sum_ = s[0], weight_ = s[1]; }
 
  private:
   std::string name_;
@@ -114,6 +128,8 @@ class Accuracy : public Metric {
   void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) override;
   double result() const override { return total_ > 0 ? correct_ / total_ : 0.0; }
   bool supports_sample_weight() const override { return true; }
+  std::vector<double> state() const override { return {correct_, total_}; }
+  void set_state(std::span<const double> s) override { correct_ = s[0], total_ = s[1]; }
 
  private:
   ClassDecoding d_;
@@ -132,6 +148,9 @@ class ClassificationMetric : public Metric {
   void update_state(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight = Tensor()) override;
   double result() const override;
   const ConfusionMatrix& matrix() const { return matrix_; }
+  // [binary, classes, counts...]; ranks that saw different classes merge into the larger matrix.
+  std::vector<double> state() const override;
+  void merge_states(const std::vector<std::vector<double>>& states) override;
 
  private:
   Kind kind_;

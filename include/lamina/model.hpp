@@ -24,6 +24,7 @@
 
 #include "lamina/callbacks.hpp"
 #include "lamina/data.hpp"
+#include "lamina/distributed.hpp"
 #include "lamina/json.hpp"
 #include "lamina/layers.hpp"
 #include "lamina/layers/merge.hpp"
@@ -36,6 +37,9 @@ namespace lamina {
 
 namespace io {
 struct SafetensorsFile;
+}
+namespace distributed {
+class GradientReducer;
 }
 
 struct FitOptions {
@@ -70,6 +74,8 @@ struct FitState {
   std::optional<uint64_t> shuffle_seed;  // unset: fit has not run
   int64_t shuffled = 0;                // shuffles drawn from that seed so far
   int64_t samples = 0, batch_size = 0;  // of the training data, to check a resume against
+  int ranks = 1;                        // data-parallel ranks it was trained on
+  int64_t global_batch = 0;             // samples per step over every rank (0: batch_size)
 };
 
 struct EvaluateOptions {
@@ -323,6 +329,8 @@ class Model : public Layer {
   // Checks everything (format and checkpoint versions, checksum, every tensor's name and shape)
   // before it commits anything: on an IoError no state, default_generator's included, changes.
   static Model load_checkpoint(const std::string& path);
+  // The same from the file's bytes (data-parallel ranks get rank 0's); `name` stands for the path.
+  static Model load_checkpoint_bytes(std::string_view bytes, const std::string& name = "<memory>");
   const FitState& fit_state() const { return fit_state_; }
   // The memory one step of fit (training) or of evaluate / predict (inference) with this batch
   // size would need, from shapes alone; see MemoryEstimate. Needs known input shapes. build,
@@ -349,6 +357,25 @@ class Model : public Layer {
   const std::string& divergence() const { return divergence_; }
 
   bool stop_training = false;  // set by callbacks to end fit after the current epoch
+
+  // --- data parallel (distributed.hpp), as DistributedDataParallel ---------------------------
+  // From now on fit trains with every rank of `comm`: at its start rank 0's weights (and the
+  // shuffle seed) go to every rank; each step each rank reads its share of the global batch, and
+  // the gradients are averaged over ranks in buckets while backward runs, so that every rank takes
+  // the same step and ends with the same weights. evaluate (and fit's validation) splits the data
+  // over the ranks and logs the metrics of the whole; callbacks see the same logs on every rank.
+  // Checkpoints record the ranks. BatchNormalization keeps per-rank statistics unless it is
+  // synchronized. A null communicator (or one of size 1) trains alone again.
+  void distribute(std::shared_ptr<distributed::Communicator> comm, distributed::DistributedOptions options = {});
+  distributed::Communicator* communicator() const { return comm_.get(); }
+  bool is_distributed() const { return comm_ && comm_->size() > 1; }
+  // What the gradient reduction did in the last fit (zeros when not distributed).
+  distributed::ReducerStats distributed_stats() const;
+  // Sends rank 0's weights (every weight, BatchNormalization's statistics included) to every
+  // rank; fit does it at its start.
+  void broadcast_weights();
+  // Makes every metric's state that of all ranks' samples (Metric::merge_states).
+  void merge_metrics();
 
   // --- as a layer inside another model ---
   void build_for(std::span<const Shape> input_shapes, Generator& gen) override;
@@ -405,6 +432,7 @@ class Model : public Layer {
   std::map<std::string, std::string> file_metadata(const std::map<std::string, std::string>& extra) const;
   static Model from_file(const io::SafetensorsFile& file, const std::string& path);
   static Model from_json_unchecked(const Json& j);
+  static Model checkpoint_from(const std::function<io::SafetensorsFile()>& read, const std::string& path);
   void ensure_built(const std::vector<Shape>& sample_shapes, const char* where);
   void pack_parameters();
   // Makes the weights' requires_grad, the packed buffer and the optimizer's state follow the
@@ -426,6 +454,8 @@ class Model : public Layer {
                    int64_t samples, bool resume);
   Logs run_evaluation(data::BatchSource& data);
   bool metrics_ready() const;  // prepare_metrics has run for the current compile
+  void backward_step(const Tensor& loss, const data::Batch& batch, const std::vector<Tensor>& params);
+  void sync_stop();  // stop_training on every rank when a callback set it on one
   std::vector<Tensor> predict_from(data::BatchSource& source, const std::vector<Shape>& outs, int64_t rows);
   std::string output_log_name(size_t output, const std::string& what) const;
   Logs run_evaluation(const data::Dataset& data, int64_t batch_size);
@@ -452,6 +482,9 @@ class Model : public Layer {
   std::vector<Tensor> packed_;                // the weights pack_parameters packed, in order
   std::vector<Tensor> activity_losses_;  // activity penalties and add_loss losses, recorded by the last run()
   std::shared_ptr<const TextVectorization> text_vectorization_;
+  std::shared_ptr<distributed::Communicator> comm_;
+  distributed::DistributedOptions dist_options_;
+  std::shared_ptr<distributed::GradientReducer> reducer_;  // made by the first distributed step
 };
 
 // A stack of layers, each feeding the next: the special case of Model that Keras' Sequential is.

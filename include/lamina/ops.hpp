@@ -17,6 +17,10 @@
 #include "lamina/tensor.hpp"
 
 namespace lamina {
+namespace distributed {
+class Communicator;
+}
+
 
 // --- linear algebra ------------------------------------------------------------------------
 // (M, K) @ (K, N) -> (M, N), on oneDNN. Batched and 1-D operands: see the N-d section below.
@@ -196,6 +200,19 @@ Tensor dropout(const Tensor& x, float rate, Generator& gen, bool training);
 // y = (x - mean) / sqrt(var + epsilon) * gamma + beta. Gradients reach x, gamma and beta.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& moving_mean,
                   const Tensor& moving_var, bool training, float momentum = 0.99f, float epsilon = 1e-3f);
+
+// batch_norm whose training statistics are those of the whole global batch, spread over the
+// ranks of `comm` (Keras' SyncBatchNormalization, PyTorch's SyncBatchNorm): each rank's per-channel
+// sums and its row count are summed over ranks (one allreduce forward, one backward), so every
+// rank normalizes with the same mean and variance and updates the same moving statistics. A rank
+// with no rows still takes part (both collectives are called on every rank, in the same order).
+// Backward treats each rank's loss as the mean over its own rows, weighted by its share of the
+// global rows (as fit's gradient reduction does), so the input gradients are those of the global
+// batch's loss; gamma / beta get this rank's part, to be summed over ranks with the other weights.
+// Inference, or a communicator of one rank: batch_norm.
+Tensor sync_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& moving_mean,
+                       const Tensor& moving_var, distributed::Communicator& comm, bool training,
+                       float momentum = 0.99f, float epsilon = 1e-3f);
 
 // Layer normalization over the last axis: x (..., C); gamma, beta (C) (either may be an
 // undefined Tensor = no scale / no centering). y = (x - mean) * rstd * gamma + beta, with mean and

@@ -342,6 +342,13 @@ struct Registry {
       {"ZeroPadding2D", builtin<layers::ZeroPadding2D>()},
       {"Cropping2D", builtin<layers::Cropping2D>()},
       {"BatchNormalization", builtin<layers::BatchNormalization>()},
+      // TF 2's tf.keras.layers.experimental.SyncBatchNormalization: BatchNormalization(synchronized=True).
+      {"SyncBatchNormalization", {[](const Json& c) {
+                                    Json synced = c;
+                                    synced["synchronized"] = true;
+                                    return layers::BatchNormalization::from_config(synced);
+                                  },
+                                  builtin<layers::BatchNormalization>().clone}},
       {"Dropout", builtin<layers::Dropout>()},
       {"LayerNormalization", builtin<layers::LayerNormalization>()},
       {"SimpleRNN", builtin<layers::SimpleRNN>()},

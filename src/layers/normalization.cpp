@@ -1,8 +1,11 @@
 // BatchNormalization and Dropout: the layers whose behaviour depends on `training`.
 // BatchNormalization normalizes the last axis (C); its moving statistics are non-trainable
-// weights that training calls update in place (see batch_norm in src/ops/norm.cpp).
+// weights that training calls update in place (see batch_norm in src/ops/norm.cpp). With
+// synchronized=true (Keras; SyncBatchNormalization is the same layer) a data-parallel fit
+// normalizes with the global batch's statistics (sync_batch_norm); alone it is plain batch_norm.
 #include <cmath>
 
+#include "lamina/distributed.hpp"
 #include "onnx/graph_writer.hpp"
 #include "lamina/layers.hpp"
 #include "layers/keras_config.hpp"
@@ -43,8 +46,13 @@ Tensor& BatchNormalization::weight(const std::string& name) {
 Tensor BatchNormalization::call(const Tensor& x, bool training) {
   Tensor& mean = weight("moving_mean");
   if (x.rank() < 2 || x.dim(-1) != mean.dim(0)) shape_error("(batch, ..., " + std::to_string(mean.dim(0)) + ")", x.shape());
-  return batch_norm(x, options_.scale ? weight("gamma") : Tensor(), options_.center ? weight("beta") : Tensor(), mean,
-                    weight("moving_variance"), training && trainable_, options_.momentum, options_.epsilon);
+  const Tensor gamma = options_.scale ? weight("gamma") : Tensor(), beta = options_.center ? weight("beta") : Tensor();
+  distributed::Communicator* comm = distributed::active();
+  if (options_.synchronized && comm && comm->size() > 1)  // statistics of the global batch
+    return sync_batch_norm(x, gamma, beta, mean, weight("moving_variance"), *comm, training && trainable_,
+                           options_.momentum, options_.epsilon);
+  return batch_norm(x, gamma, beta, mean, weight("moving_variance"), training && trainable_, options_.momentum,
+                    options_.epsilon);
 }
 
 Json BatchNormalization::config() const {

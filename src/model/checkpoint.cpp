@@ -119,6 +119,8 @@ void Model::save_checkpoint(const std::string& path,
       {"shuffled", f.shuffled},
       {"samples", f.samples},
       {"batch_size", f.batch_size},
+      {"ranks", f.ranks},
+      {"global_batch", f.global_batch},
       {"optimizer", {{"iterations", optimizer_->iterations()}, {"slots", slot_names}}},
       {"rng", {{"default", state_json(default_generator().state())}, {"layers", layer_rng}}},
       {"callbacks", callback_states},
@@ -129,11 +131,19 @@ void Model::save_checkpoint(const std::string& path,
 }
 
 Model Model::load_checkpoint(const std::string& path) {
+  return checkpoint_from([&] { return io::load_safetensors(path); }, path);
+}
+
+Model Model::load_checkpoint_bytes(std::string_view bytes, const std::string& name) {
+  return checkpoint_from([&] { return io::load_safetensors_bytes(bytes, name); }, name);
+}
+
+Model Model::checkpoint_from(const std::function<io::SafetensorsFile()>& read, const std::string& path) {
   // Building the model draws from default_generator; on any error it is put back as it was.
   Generator& global = default_generator();
   const Generator::State global_before = global.state();
   try {
-    const io::SafetensorsFile file = io::load_safetensors(path);
+    const io::SafetensorsFile file = read();
     const auto entry = file.metadata.find(kKey);
     if (entry == file.metadata.end())
       throw IoError(path + ": not a checkpoint (__metadata__ has no 'checkpoint'): a model saved without the "
@@ -211,6 +221,12 @@ Model Model::load_checkpoint(const std::string& path) {
     fit.shuffled = r.count(ck, "shuffled");
     fit.samples = r.count(ck, "samples");
     fit.batch_size = r.count(ck, "batch_size");
+    if (ck.contains("ranks")) {  // data-parallel training (written since ranks were recorded)
+      const int64_t ranks = r.count(ck, "ranks");
+      if (ranks < 1 || ranks > INT_MAX) r.bad("ranks", "is " + std::to_string(ranks) + "; expected 1 or more");
+      fit.ranks = static_cast<int>(ranks);
+      fit.global_batch = r.count(ck, "global_batch");
+    }
 
     // Everything checked: commit.
     opt.load_state(params, slots, iterations);

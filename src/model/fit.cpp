@@ -7,6 +7,7 @@
 #include <iostream>
 #include <numeric>
 
+#include "distributed/reducer.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/model.hpp"
 #include "lamina/runtime.hpp"
@@ -191,14 +192,63 @@ Logs Model::metrics_result() const {
   return logs;
 }
 
+namespace {
+
+// Whether a layer of the model (of a nested model too) is a synchronized BatchNormalization, whose
+// training calls are collectives that every rank must join.
+bool has_synchronized_batch_norm(const Model& model) {
+  for (const auto& l : model.layers()) {
+    if (const auto* bn = dynamic_cast<const layers::BatchNormalization*>(l.get()); bn && bn->options().synchronized)
+      return true;
+    if (const auto* inner = dynamic_cast<const Model*>(l.get()); inner && has_synchronized_batch_norm(*inner))
+      return true;
+  }
+  return false;
+}
+
+// The non-trainable weights (per-rank BatchNormalization statistics) averaged over the ranks, so
+// that every rank holds the same model after each epoch.
+void average_state(const Model& model, distributed::Communicator& comm) {
+  const std::vector<std::pair<std::string, Tensor>> named = model.named_weights();
+  const std::vector<bool> trainable = model.trainable_mask();
+  std::vector<Tensor> state;
+  for (size_t i = 0; i < named.size() && i < trainable.size(); ++i)
+    if (!trainable[i]) state.push_back(named[i].second);
+  distributed::average_over_ranks(comm, state);
+}
+
+// 0, as a function of the predictions of an empty batch: its backward reaches every layer.
+Tensor zero_loss(const std::vector<Tensor>& pred) {
+  Tensor total;
+  for (const Tensor& p : pred) total = total.defined() ? add(total, sum(p)) : sum(p);
+  return total;
+}
+
+}  // namespace
+
 Logs Model::train_step(const data::Batch& batch) {
   Optimizer& opt = optimizer();
   const std::vector<Tensor> fresh = train_params_.empty() ? trainable_weights() : std::vector<Tensor>{};
   const std::vector<Tensor>& params = train_params_.empty() ? fresh : train_params_;
   for (Tensor p : params) p.zero_grad(/*set_to_none=*/false);  // lazily: backward overwrites
+  // A data-parallel rank without samples in this step takes the others' step: it joins the
+  // gradient reduction with zeros, and runs forward and backward on its empty batch only when a
+  // synchronized BatchNormalization's collectives need every rank.
+  const bool empty = batch.size() == 0;
+  if (empty && !has_synchronized_batch_norm(*this)) {
+    backward_step(Tensor(), batch, params);
+    opt.step(params);
+    apply_constraints();
+    return metrics_result();
+  }
   const std::vector<Tensor> pred = run(batch.x, {}, true).values;
-  Tensor loss = compute_loss(batch, pred);
-  loss.backward();
+  Tensor loss = empty ? zero_loss(pred) : compute_loss(batch, pred);
+  backward_step(loss, batch, params);
+  if (empty) {
+    opt.step(params);
+    apply_constraints();
+    return metrics_result();
+  }
   // The first non-finite loss: find where it came from while the weights are still the ones
   // that produced it (once per fit, so the steady state pays one isfinite per step).
   if (!std::isfinite(loss.item()) && divergence_.empty()) {
@@ -231,23 +281,28 @@ namespace {
 // identity), batch by batch, with their sample weights when there are some.
 class DatasetSource : public data::BatchSource {
  public:
-  DatasetSource(const data::Dataset& d, int64_t batch_size, Tensor weights = Tensor())
+  // With ranks > 1 each batch_size rows of `order` are a global batch, of which this rank reads
+  // its share (distributed::share).
+  DatasetSource(const data::Dataset& d, int64_t batch_size, Tensor weights = Tensor(), int rank = 0, int ranks = 1)
       : d_(d), bs_(std::min(batch_size, std::max<int64_t>(d.size(), 1))), weights_(std::move(weights)),
-        order(static_cast<size_t>(d.size())) {
+        order(static_cast<size_t>(d.size())), rank_(rank), ranks_(ranks) {
     std::iota(order.begin(), order.end(), 0);
   }
   std::vector<Shape> input_shapes() const override { return d_.input_shapes(); }
   std::vector<Shape> target_shapes() const override { return d_.target_shapes(); }
-  std::optional<int64_t> steps_per_epoch() const override { return (d_.size() + bs_ - 1) / bs_; }
+  std::optional<int64_t> steps_per_epoch() const override { return (rows() + bs_ - 1) / bs_; }
   void start_epoch(int epoch, int64_t skip) override {
     if (on_epoch && skip == 0) on_epoch(epoch);
-    pos_ = std::min(skip * bs_, d_.size());
+    pos_ = std::min(skip * bs_, rows());
   }
   bool next(data::Batch& b) override {
-    if (pos_ >= d_.size()) return false;
-    const int64_t n = std::min(bs_, d_.size() - pos_);
-    const std::span<const int64_t> idx(order.data() + pos_, static_cast<size_t>(n));
-    pos_ += n;
+    if (pos_ >= rows()) return false;
+    const int64_t global = std::min(bs_, rows() - pos_);
+    const distributed::Share mine = distributed::share(global, rank_, ranks_);
+    const int64_t n = mine.count;
+    const std::span<const int64_t> idx(order.data() + pos_ + mine.begin, static_cast<size_t>(n));
+    pos_ += global;
+    b.global_size = ranks_ > 1 ? global : 0;
     if (b.x.size() != d_.input_shapes().size() || b.size() != n) {  // re-made only for a smaller last batch
       b.x.clear();
       b.y.clear();
@@ -261,8 +316,10 @@ class DatasetSource : public data::BatchSource {
     d_.gather_parts(idx, x, y);
     // The next batch's rows start coming into the cache while this one computes (measured from
     // Python on MNIST's float rows: 8-12% off an epoch).
-    if (pos_ < d_.size())
-      d_.prefetch(std::span<const int64_t>(order.data() + pos_, static_cast<size_t>(std::min(bs_, d_.size() - pos_))));
+    if (pos_ < rows()) {
+      const distributed::Share next = distributed::share(std::min(bs_, rows() - pos_), rank_, ranks_);
+      d_.prefetch(std::span<const int64_t>(order.data() + pos_ + next.begin, static_cast<size_t>(next.count)));
+    }
     if (weights_.defined())
       for (int64_t i = 0; i < n; ++i) b.sample_weight.data()[i] = weights_.data()[idx[static_cast<size_t>(i)]];
     else
@@ -277,7 +334,9 @@ class DatasetSource : public data::BatchSource {
   std::vector<int64_t> order;
 
  private:
+  int64_t rows() const { return static_cast<int64_t>(order.size()); }  // the rows it reads, of all ranks
   int64_t pos_ = 0;
+  int rank_, ranks_;
 };
 
 // The class of each sample's target, as Keras' class_weight reads it: an integer label, the
@@ -377,7 +436,9 @@ History Model::fit(const data::Dataset& data, const FitOptions& o) {
     }
   }
 
-  const int64_t n = train.size(), bs = std::min(o.batch_size, n), steps = (n + bs - 1) / bs;
+  const int ranks = is_distributed() ? comm_->size() : 1;
+  const int64_t global_batch = dist_options_.batch_per_rank ? o.batch_size * ranks : o.batch_size;
+  const int64_t n = train.size(), bs = std::min(global_batch, n), steps = (n + bs - 1) / bs;
   // Resume when the model stands at initial_epoch (a checkpoint's state, or an earlier fit's):
   // same seed, same order, the rest of a half-done epoch. Otherwise start afresh there.
   FitState& state = fit_state_;
@@ -391,17 +452,32 @@ History Model::fit(const data::Dataset& data, const FitOptions& o) {
     if (state.step > 0 && state.batch_size != o.batch_size)
       throw ValueError(where + "it stopped " + str(state.step) + " batches of " + str(state.batch_size) +
                        " into the epoch, but batch_size is " + str(o.batch_size));
+    // Ranks may change when the global batch does not: the steps are then the same ones.
+    const int64_t trained = state.global_batch > 0 ? state.global_batch : state.batch_size;
+    if (state.ranks != ranks && trained != global_batch)
+      throw ValueError(where + "it was trained on " + str(state.ranks) + " rank" + (state.ranks == 1 ? "" : "s") +
+                       " with a global batch of " + str(trained) + "; " + str(ranks) + " rank" + (ranks == 1 ? "" : "s") +
+                       (dist_options_.batch_per_rank ? " x batch " + str(o.batch_size) + " per rank" : std::string()) +
+                       " make " + str(global_batch) + ", a different training. Resume on " + str(state.ranks) +
+                       " ranks, or with a batch size giving the same global batch");
     if (state.step > steps)
       throw ValueError(where + "step " + str(state.step) + " is past the epoch's " + str(steps) + " steps");
     if (o.seed && *o.seed != *state.shuffle_seed)
       throw ValueError(where + "seed " + std::to_string(*o.seed) + " is not the shuffle seed it was trained with");
   } else {
+    uint64_t seed = o.seed ? *o.seed : default_generator().next();
+    if (ranks > 1 && !o.seed)  // every rank shuffles alike: rank 0's draw
+      comm_->broadcast(std::as_writable_bytes(std::span<uint64_t>(&seed, 1)), 0);
     state = FitState{.epoch = o.initial_epoch,
-                     .shuffle_seed = o.seed ? *o.seed : default_generator().next(),
+                     .shuffle_seed = seed,
                      .samples = n,
-                     .batch_size = o.batch_size};
+                     .batch_size = o.batch_size,
+                     .ranks = ranks,
+                     .global_batch = global_batch};
   }
-  DatasetSource source(train, bs, train_w);
+  state.ranks = ranks;
+  state.global_batch = global_batch;
+  DatasetSource source(train, bs, train_w, ranks > 1 ? comm_->rank() : 0, ranks);
   Generator shuffle_gen(*state.shuffle_seed);
   std::vector<int64_t>& order = source.order;
   auto shuffle = [&] {
@@ -446,11 +522,18 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
   FitState& state = fit_state_;
   const std::optional<int64_t> steps = o.steps_per_epoch ? o.steps_per_epoch : source.steps_per_epoch();
   train_params_ = trainable_weights();
+  // Data parallel: every rank starts from rank 0's weights; rank 0 alone shows progress and
+  // writes checkpoints (the others would write the same file).
+  const distributed::ActiveScope active(is_distributed() ? comm_.get() : nullptr);
+  const bool lead = !is_distributed() || comm_->rank() == 0;
+  broadcast_weights();
   History history;
-  ProgressBar bar(o.verbose);
+  ProgressBar bar(lead ? o.verbose : 0);
   std::vector<Callback*> callbacks{&history};
-  if (o.verbose > 0) callbacks.push_back(&bar);
-  callbacks.insert(callbacks.end(), o.callbacks.begin(), o.callbacks.end());
+  if (lead && o.verbose > 0) callbacks.push_back(&bar);
+  for (Callback* c : o.callbacks)
+    if (lead || dynamic_cast<ModelCheckpoint*>(c) == nullptr) callbacks.push_back(c);
+  if (reducer_) reducer_->reset_stats();
   // Checkpoints are written after every other callback has run, so that they hold the state those
   // callbacks leave at the end of an epoch (ReduceLROnPlateau's rate) and a resume is exact.
   std::stable_partition(callbacks.begin(), callbacks.end(),
@@ -510,10 +593,16 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
       logs = train_step(batch);
       state.step = ++step;
       for (Callback* c : callbacks) c->on_batch_end(step, logs);
+      if (is_distributed() && !o.callbacks.empty()) sync_stop();  // a callback on one rank stops them all
       if (stop_training) {  // a callback asked for it mid-epoch (TerminateOnNaN)
         finished = !steps || step == *steps;
         break;
       }
+    }
+    if (is_distributed()) {  // the epoch's metrics over every rank's samples, the statistics' mean
+      merge_metrics();
+      average_state(*this, *comm_);
+      for (const auto& [k, v] : metrics_result().values) logs.set(k, v);
     }
     if (!val.empty())
       for (const auto& [k, v] : run_evaluation(val, val_batch).values) logs.set("val_" + k, v);
@@ -523,6 +612,7 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
     }
     if (log_lr) logs.set("learning_rate", optimizer_->learning_rate);  // the rate this epoch trained with
     for (Callback* c : callbacks) c->on_epoch_end(epoch, logs);
+    if (is_distributed()) sync_stop();
   }
   for (Callback* c : callbacks) c->on_train_end(logs);
   return history;
@@ -549,7 +639,14 @@ Logs Model::run_evaluation(data::BatchSource& data) {
 
 Logs Model::run_evaluation(const data::Dataset& data, int64_t batch_size) {
   DatasetSource source(data, batch_size);
-  return run_evaluation(source);
+  if (!is_distributed()) return run_evaluation(source);
+  // Each rank evaluates its share of the samples; the metrics then count them all.
+  const distributed::Share mine = distributed::share(data.size(), comm_->rank(), comm_->size());
+  source.order.erase(source.order.begin() + mine.begin + mine.count, source.order.end());
+  source.order.erase(source.order.begin(), source.order.begin() + mine.begin);
+  run_evaluation(source);
+  merge_metrics();
+  return metrics_result();
 }
 
 Logs Model::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
@@ -566,7 +663,7 @@ Logs Model::evaluate(const data::Dataset& data, const EvaluateOptions& o) {
   }
   const auto start = std::chrono::steady_clock::now();
   Logs logs = run_evaluation(data, o.batch_size);
-  if (o.verbose > 0)
+  if (o.verbose > 0 && (!is_distributed() || comm_->rank() == 0))
     print_evaluation(logs, (data.size() + o.batch_size - 1) / o.batch_size,
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return logs;

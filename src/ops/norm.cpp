@@ -24,11 +24,14 @@
 //   (64, 120)           loops 3.8 / 4.7    oneDNN  3.6 /  6.4 (bnorm_tbb_jit:avx2)
 // Equal or faster except on C = 32, and one code path for any rank and any C, computing
 // Keras' statistics in double.
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <vector>
 
 #include "kernels/bnorm.hpp"
 #include "lamina/autograd.hpp"
+#include "lamina/distributed.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/random.hpp"
 #include "ops/op_helpers.hpp"
@@ -130,6 +133,94 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
     }
     const auto dx = ctx.dx_out(0);
     kernels::channel_combine(dy, px, m, c, a.data(), bb.data(), mu, d.data(), dx.data, dx.accumulate);
+  });
+  return y;
+}
+
+// The statistics of the global batch from every rank's own: each rank sends its row count and, per
+// channel, the sums of (x - K) and (x - K)^2 about K = the moving mean (the same on every rank;
+// the shift keeps E[x^2] - E[x]^2 from cancelling when |mean| >> std), computed from its own
+// moments in double. One allreduce of 2C + 1 doubles. Backward sends each rank's sums of dy and
+// dy (x - mean), weighted by its share w_r = m_r / M of the rows: a rank's dy is the gradient of
+// its own mean loss, and the global loss is sum_r w_r L_r. Then with G = sum over ranks,
+//   dx = gamma rstd (dy - G_dy / m_r - (x - mean) rstd^2 G_dyxc / m_r)
+// which is the global batch's input gradient divided by w_r, the scale fit's gradient reduction
+// multiplies back (as every other gradient of this rank).
+Tensor sync_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& moving_mean,
+                       const Tensor& moving_var, distributed::Communicator& comm, bool training, float momentum,
+                       float epsilon) {
+  if (!training || comm.size() == 1) return batch_norm(x, gamma, beta, moving_mean, moving_var, training, momentum, epsilon);
+  if (x.rank() < 1) throw ShapeError("sync_batch_norm: x must have a channel axis, got a scalar");
+  const int64_t c = x.dim(-1), m = c ? x.numel() / c : 0;
+  if (!moving_mean.defined() || !moving_var.defined())
+    throw ValueError("sync_batch_norm: moving_mean and moving_var are required (Keras' moving statistics)");
+  check_last_axis_vector("sync_batch_norm", "moving_mean", moving_mean, c, "channels", x.shape());
+  check_last_axis_vector("sync_batch_norm", "moving_var", moving_var, c, "channels", x.shape());
+  const Tensor g = gamma.defined() ? gamma : Tensor::ones({c});
+  const Tensor b = beta.defined() ? beta : Tensor::zeros({c});
+  check_last_axis_vector("sync_batch_norm", "gamma", g, c, "channels", x.shape());
+  check_last_axis_vector("sync_batch_norm", "beta", b, c, "channels", x.shape());
+  if (!(epsilon > 0.f)) throw ValueError("sync_batch_norm: epsilon must be positive, got " + std::to_string(epsilon));
+
+  const auto cs = static_cast<size_t>(c);
+  std::vector<double> sums(2 * cs + 1, 0.0);  // [count, sum (x - K) (C), sum (x - K)^2 (C)]
+  float *mm = moving_mean.impl()->data, *mv = moving_var.impl()->data;
+  if (m > 0) {
+    std::vector<double> bm(cs), bv(cs);
+    kernels::channel_moments(x.data(), m, c, bm.data(), bv.data());
+    const auto n = static_cast<double>(m);
+    sums[0] = n;
+    for (size_t j = 0; j < cs; ++j) {
+      const double d = bm[j] - mm[j];
+      sums[1 + j] = n * d;
+      sums[1 + cs + j] = n * (bv[j] + d * d);
+    }
+  }
+  comm.allreduce(std::span<double>(sums));
+  const double total = sums[0];
+  if (total == 0) throw ShapeError("sync_batch_norm: batch statistics of an empty global batch " + x.shape().str());
+
+  Tensor mean = Tensor::empty({c}), rstd = Tensor::empty({c}), scale = Tensor::empty({c});
+  float *pm = mean.data(), *pr = rstd.data();
+  for (size_t j = 0; j < cs; ++j) {
+    const double d = sums[1 + j] / total, var = std::max(0.0, sums[1 + cs + j] / total - d * d);
+    const double mu = mm[j] + d;
+    pm[j] = static_cast<float>(mu);
+    pr[j] = static_cast<float>(1.0 / std::sqrt(var + epsilon));
+    mm[j] = static_cast<float>(mm[j] * static_cast<double>(momentum) + mu * (1.0 - momentum));
+    mv[j] = static_cast<float>(mv[j] * static_cast<double>(momentum) + var * (1.0 - momentum));
+    scale.data()[j] = g.data()[j] * pr[j];
+  }
+  Tensor y = Tensor::empty(x.shape());
+  if (m > 0) kernels::channel_affine(x.data(), m, c, pm, scale.data(), b.data(), y.data());
+
+  distributed::Communicator* group = &comm;
+  record("sync_batch_norm", y, {x, g, b}, [m, c, total, group, mean, rstd, scale](BackwardContext& ctx) {
+    const auto cs = static_cast<size_t>(c);
+    const float *mu = mean.data(), *r = rstd.data();
+    std::vector<double> local(2 * cs, 0.0);  // [sum dy (C), sum dy (x - mean) (C)], this rank's
+    if (m > 0) kernels::channel_grad_sums(ctx.input(0).data(), ctx.dy().data(), m, c, mu, local.data(), local.data() + cs);
+    std::vector<double> global(local);
+    const double w = static_cast<double>(m) / total;
+    for (double& v : global) v *= w;
+    group->allreduce(std::span<double>(global));
+    auto write = [c](BackwardContext::GradOut out, auto value) {
+      for (int64_t j = 0; j < c; ++j) out.data[j] = (out.accumulate ? out.data[j] : 0.f) + value(static_cast<size_t>(j));
+    };
+    if (ctx.needs(1)) write(ctx.dx_out(1), [&](size_t j) { return static_cast<float>(local[cs + j] * r[j]); });
+    if (ctx.needs(2)) write(ctx.dx_out(2), [&](size_t j) { return static_cast<float>(local[j]); });
+    if (!ctx.needs(0) || m == 0) return;
+    std::vector<float> a(cs), bb(cs), d(cs);
+    const double inv_m = 1.0 / static_cast<double>(m);
+    for (size_t j = 0; j < cs; ++j) {
+      const double rj = r[j];
+      a[j] = scale.data()[j];
+      bb[j] = static_cast<float>(-scale.data()[j] * rj * rj * global[cs + j] * inv_m);
+      d[j] = static_cast<float>(-scale.data()[j] * global[j] * inv_m);
+    }
+    const auto dx = ctx.dx_out(0);
+    kernels::channel_combine(ctx.dy().data(), ctx.input(0).data(), m, c, a.data(), bb.data(), mu, d.data(), dx.data,
+                             dx.accumulate);
   });
   return y;
 }
