@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "lamina/distributed_backends.hpp"
 #include "lamina/explain.hpp"
 #include "lamina/generative.hpp"
 #include "lamina/image.hpp"
@@ -70,6 +71,10 @@ struct TrainArgs {
   std::optional<int64_t> checkpoint_every;
   bool quiet = false;
   MemoryArg memory;
+  // Data parallel (under mpirun, or Gloo's LAMINA_RANK / LAMINA_WORLD_SIZE / LAMINA_RENDEZVOUS).
+  double bucket_mb = 25.0;
+  bool batch_per_rank = false, no_overlap = false;
+  std::optional<double> timeout;
 };
 struct EvaluateArgs {
   std::string model, data, report;
@@ -268,9 +273,28 @@ bool is_classifier(const Model& model) {
          k == Loss::sparse_categorical_crossentropy;
 }
 
-// The checkpoint to resume from, checked against the spec's model.
-Model resume_from(const std::string& path, const Model& spec_model, const Spec& spec) {
-  Model model = Model::load_checkpoint(path);
+// The bytes of the file at `path` on rank 0, on every rank (which need not see the file).
+std::string bytes_from_rank0(const std::string& path, distributed::Communicator& comm) {
+  std::string bytes, failure;
+  if (comm.rank() == 0) {
+    try {
+      bytes = io::read_file(path);
+    } catch (const Error& e) {
+      failure = e.what();
+    }
+  }
+  int64_t size = failure.empty() ? static_cast<int64_t>(bytes.size()) : -1;
+  comm.broadcast(std::as_writable_bytes(std::span<int64_t>(&size, 1)), 0);
+  if (size < 0) throw IoError(comm.rank() == 0 ? failure : path + ": rank 0 could not read it (see its error)");
+  bytes.resize(static_cast<size_t>(size));
+  comm.broadcast(std::as_writable_bytes(std::span<char>(bytes.data(), bytes.size())), 0);
+  return bytes;
+}
+
+// The checkpoint to resume from, checked against the spec's model. Data parallel: rank 0 reads the
+// file and sends its bytes to the others.
+Model resume_from(const std::string& path, const Model& spec_model, const Spec& spec, distributed::Communicator& comm) {
+  Model model = comm.size() == 1 ? Model::load_checkpoint(path) : Model::load_checkpoint_bytes(bytes_from_rank0(path, comm), path);
   if (model.to_json()["config"]["layers"] != spec_model.to_json()["config"]["layers"])
     throw ValueError(path + ": the checkpoint holds another model than " + spec.path +
                      "; resume with the spec it was trained from");
@@ -515,7 +539,29 @@ class HtmlProgress : public Callback {
 
 // --- commands --------------------------------------------------------------------------------------
 
-int train(const TrainArgs& a) {
+// Train's "distributed" report entry: how the ranks split the work and what the gradient
+// reduction cost (seconds summed over the run's steps; overlap = the share of allreduce time that
+// ran while backward was still computing).
+Json distributed_json(const Model& model, const TrainArgs& a, int64_t batch_size) {
+  const distributed::Communicator& comm = *model.communicator();
+  const distributed::ReducerStats st = model.distributed_stats();
+  return {{"ranks", comm.size()},
+          {"backend", comm.backend()},
+          {"bucket_mb", a.bucket_mb},
+          {"batch_per_rank", a.batch_per_rank},
+          {"global_batch", a.batch_per_rank ? batch_size * comm.size() : batch_size},
+          {"overlap_enabled", !a.no_overlap},
+          {"buckets", st.buckets},
+          {"bytes_per_step", st.bytes_per_step},
+          {"steps", st.steps},
+          {"backward_seconds", st.backward_seconds},
+          {"allreduce_seconds", st.allreduce_seconds},
+          {"exposed_seconds", st.exposed_seconds},
+          {"overlap", st.overlap()}};
+}
+
+int train_on(const TrainArgs& a, const std::shared_ptr<distributed::Communicator>& comm) {
+  const bool lead = comm->rank() == 0;  // rank 0 alone prints and writes files
   const Spec spec = read_spec(a.spec);
   if (!a.html.empty()) check_output_path(a.html, "--html");
   const uint64_t seed = a.seed ? *a.seed : spec.fit.seed.value_or(0);
@@ -524,7 +570,9 @@ int train(const TrainArgs& a) {
   manual_seed(seed);  // before the model draws its initial weights
   Model model = model_of_spec(spec);
   compile_from_spec(model, spec);
-  if (!a.resume.empty()) model = resume_from(a.resume, model, spec);
+  if (!a.resume.empty()) model = resume_from(a.resume, model, spec, *comm);
+  if (comm->size() > 1)
+    model.distribute(comm, {.bucket_mb = a.bucket_mb, .batch_per_rank = a.batch_per_rank, .overlap = !a.no_overlap});
   // Several inputs come from named CSV column groups (data.inputs), matched to the model's inputs.
   const bool grouped = !spec.data.inputs.empty();
   Prepared data = load_training_data(spec, grouped ? std::nullopt : model.input_shape());
@@ -557,16 +605,17 @@ int train(const TrainArgs& a) {
   fit.batch_size = a.batch_size.value_or(spec.fit.batch_size);
   fit.validation_split = spec.fit.validation_split;
   fit.shuffle = spec.fit.shuffle;
-  fit.verbose = a.quiet ? 0 : spec.fit.verbose;
+  fit.verbose = a.quiet || !lead ? 0 : spec.fit.verbose;
   fit.class_weight = spec.fit.class_weight;
   if (!spec.fit.sample_weight.empty()) fit.sample_weight = sample_weights(spec, data.train.size());
   TerminateOnNaN nan_guard;  // on by default: a diverged run stops at once and says where
   LogLearningRate log_rate;
   fit.callbacks = {&nan_guard, &log_rate};
-  const Json base = report_base(model, spec, fit, seed, data.preprocessing);
+  Json base = report_base(model, spec, fit, seed, data.preprocessing);
+  if (model.is_distributed()) base["distributed"] = distributed_json(model, a, fit.batch_size);
   HtmlReportOptions page{.smoothing = a.smoothing.value_or(0.0)};
   std::optional<HtmlProgress> live;
-  if (!a.html.empty()) fit.callbacks.push_back(&live.emplace(a.html, base, page));
+  if (!a.html.empty() && lead) fit.callbacks.push_back(&live.emplace(a.html, base, page));
   std::vector<std::unique_ptr<Callback>> spec_callbacks = callbacks_of_spec(spec);
   for (auto& c : spec_callbacks) fit.callbacks.push_back(c.get());
   std::vector<ModelCheckpoint> checkpoints;  // DIR/last every epoch (and every N batches), DIR/best
@@ -589,7 +638,7 @@ int train(const TrainArgs& a) {
   }
   const History history = model.fit(data.train, fit);
   if (nan_guard.stopped()) {
-    if (!a.html.empty()) {  // the page stops refreshing and shows the curves up to the divergence
+    if (!a.html.empty() && lead) {  // the page stops refreshing and shows the curves up to the divergence
       io::write_file_atomic(a.html, training_report_html(report_after_epochs(base, history_json(history), history.epoch_seconds), page));
     }
     const std::string& cause = model.divergence();
@@ -598,7 +647,8 @@ int train(const TrainArgs& a) {
                      ".\n  hint: lower the learning rate, or set clipnorm in compile.optimizer");
   }
 
-  const Logs test = model.evaluate(data.test, {.verbose = 0});
+  const Logs test = model.evaluate(data.test, {.verbose = 0});  // over every rank's share
+  if (!lead) return 0;
   std::cout << "test: " << logs_line(test) << "\n";
 
   if (!a.save.empty()) {
@@ -610,6 +660,7 @@ int train(const TrainArgs& a) {
     if (!a.html.empty() && classified && !grouped) add_explanations(page, model, data.test, *classified, spec.data.name);
     Json report = report_after_epochs(base, history_json(history), history.epoch_seconds);
     report["test"] = logs_json(test);
+    if (model.is_distributed()) report["distributed"] = distributed_json(model, a, fit.batch_size);
     if (classified) report["confusion_matrix"] = confusion_rows(classified->matrix);
     if (!a.report.empty()) write_report(a.report, report);
     if (!a.html.empty()) {
@@ -618,6 +669,22 @@ int train(const TrainArgs& a) {
     }
   }
   return 0;
+}
+
+// train on the communicator this process was launched for (distributed::init: MPI under mpirun,
+// Gloo from LAMINA_* variables, else alone). An error on one rank ends every rank of the job at
+// once (MPI_Abort), after this rank has said what went wrong, rather than leaving them waiting.
+int train(const TrainArgs& a) {
+  const std::shared_ptr<distributed::Communicator> comm = distributed::init();
+  if (a.timeout) comm->set_timeout(*a.timeout);
+  if (comm->size() == 1) return train_on(a, comm);
+  try {
+    return train_on(a, comm);
+  } catch (const std::exception& e) {
+    std::cerr << "lamina: error (rank " << comm->rank() << " of " << comm->size() << "): " << e.what() << std::endl;
+    comm->abort(1);
+    throw;
+  }
 }
 
 int evaluate(const EvaluateArgs& a) {
@@ -1140,11 +1207,27 @@ int run(int argc, char** argv) {
       "its best --monitor value. Each file is replaced atomically: killing the process at any moment\n"
       "leaves the previous one whole. --resume DIR/last.safetensors continues up to --epochs (or\n"
       "fit.epochs) in total; with the same spec, data and --threads the weights equal those of an\n"
-      "uninterrupted run bit for bit. evaluate, predict and summary read checkpoints as models.");
+      "uninterrupted run bit for bit. evaluate, predict and summary read checkpoints as models.\n\n"
+      "Data parallel: mpirun -np N lamina train SPEC trains on N processes (or machines), each on its\n"
+      "share of every batch, with the gradients averaged over them, so the N ranks take the steps one\n"
+      "process would. The global batch is --batch-size (fit.batch_size), split over the ranks; with\n"
+      "--batch-per-rank it is N x --batch-size. Rank 0 prints the progress and writes --save, --report,\n"
+      "--html and the checkpoints; a resume needs the same global batch. Without mpirun: Gloo over TCP\n"
+      "when LAMINA_RANK, LAMINA_WORLD_SIZE and LAMINA_RENDEZVOUS (a shared directory) are set.");
   const std::string memory_help =
       "Refuse to start when the estimated memory (weights, gradients, optimizer state, a batch's activations, "
       "the data) exceeds SIZE: 512M, 2G, or none (default: 80% of the cgroup limit or MemTotal)";
   train_cmd->add_option("--max-memory", ta.memory.text, memory_help)->check(size_validator());
+  train_cmd->add_option("--bucket-mb", ta.bucket_mb, "Data parallel: gradients are averaged over the ranks in buckets of "
+                                                     "about this many MB, each sent while backward runs (default 25)")
+      ->check(CLI::PositiveNumber);
+  train_cmd->add_flag("--batch-per-rank", ta.batch_per_rank,
+                      "Data parallel: --batch-size (fit.batch_size) is each rank's batch, the global batch N times it "
+                      "(default: it is the global batch, split over the N ranks)");
+  train_cmd->add_flag("--no-overlap", ta.no_overlap, "Data parallel: reduce the gradients after backward, not during it");
+  train_cmd->add_option("--timeout", ta.timeout, "Data parallel: seconds a rank waits for its peers before it gives up "
+                                                 "with an error (default 60, or LAMINA_DIST_TIMEOUT; 0: forever)")
+      ->check(CLI::NonNegativeNumber);
 
   EvaluateArgs ea;
   CLI::App* eval_cmd = app.add_subcommand("evaluate", "Loss and metrics of a saved model on a test set");
