@@ -29,6 +29,9 @@ packages+=(python3-dev pybind11-dev python3-pytest "${python_packages[@]}")
 packages+=(chromium)
 # Data-parallel training (liblamina_distributed, tests/distributed): OpenMPI 4.1 and Gloo.
 packages+=(libopenmpi-dev openmpi-bin libgloo-dev)
+# make test-distributed and bench/distributed.py: namespaced hosts joined by veths, tc tbf
+# (scripts/netns-hosts.sh).
+packages+=(iproute2)
 command -v npm >/dev/null || packages+=(npm)
 for arg in "$@"; do
   case "$arg" in
