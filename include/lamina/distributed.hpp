@@ -54,8 +54,9 @@ class Communicator {
   virtual void allreduce(std::span<float> data, ReduceOp op = ReduceOp::sum) = 0;
   virtual void allreduce(std::span<double> data, ReduceOp op = ReduceOp::sum) = 0;
   // A sum started now and finished by the request (gradient buckets overlap backward with it).
-  // Backends without a non-blocking collective finish it here and return a completed request.
-  virtual std::unique_ptr<Request> start_allreduce(std::span<float> data) = 0;
+  // By default (backends without a non-blocking collective) the sum is done here, and the
+  // request returned is complete.
+  virtual std::unique_ptr<Request> start_allreduce(std::span<float> data);
   virtual void broadcast(std::span<std::byte> data, int root = 0) = 0;
   virtual void barrier() = 0;
   // Stops every rank of the job after a fatal error on this one (MPI_Abort); local: nothing.

@@ -365,7 +365,9 @@ class Model : public Layer {
   // the same step and ends with the same weights. evaluate (and fit's validation) splits the data
   // over the ranks and logs the metrics of the whole; callbacks see the same logs on every rank.
   // Checkpoints record the ranks. BatchNormalization keeps per-rank statistics unless it is
-  // synchronized. A null communicator (or one of size 1) trains alone again.
+  // synchronized. fit on a BatchSource (a data::Pipeline) reads each rank's own source whole,
+  // each rank's batch weighing 1/N (DDP's equal shares): give each rank its shard of the data.
+  // A null communicator (or one of size 1) trains alone again.
   void distribute(std::shared_ptr<distributed::Communicator> comm, distributed::DistributedOptions options = {});
   distributed::Communicator* communicator() const { return comm_.get(); }
   bool is_distributed() const { return comm_ && comm_->size() > 1; }

@@ -27,7 +27,6 @@ class LocalCommunicator : public Communicator {
   std::string backend() const override { return "local"; }
   void allreduce(std::span<float>, ReduceOp) override {}
   void allreduce(std::span<double>, ReduceOp) override {}
-  std::unique_ptr<Request> start_allreduce(std::span<float>) override { return std::make_unique<DoneRequest>(); }
   void broadcast(std::span<std::byte>, int) override {}
   void barrier() override {}
 };
@@ -74,10 +73,6 @@ class ThreadCommunicator : public Communicator {
 
   void allreduce(std::span<float> data, ReduceOp op) override { reduce(data, op); }
   void allreduce(std::span<double> data, ReduceOp op) override { reduce(data, op); }
-  std::unique_ptr<Request> start_allreduce(std::span<float> data) override {
-    reduce(data, ReduceOp::sum);
-    return std::make_unique<DoneRequest>();
-  }
   void broadcast(std::span<std::byte> data, int root) override {
     check_root(root);
     post(data.data(), data.size(), "broadcast");
@@ -128,6 +123,11 @@ class ThreadCommunicator : public Communicator {
 };
 
 }  // namespace
+
+std::unique_ptr<Request> Communicator::start_allreduce(std::span<float> data) {
+  allreduce(data, ReduceOp::sum);
+  return std::make_unique<DoneRequest>();
+}
 
 std::shared_ptr<Communicator> local() { return std::make_shared<LocalCommunicator>(); }
 

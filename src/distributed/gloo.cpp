@@ -25,12 +25,6 @@ namespace {
 using detail::bytes_text;
 using detail::rank_text;
 
-class DoneRequest : public Request {
- public:
-  bool test() override { return true; }
-  void wait() override {}
-};
-
 class GlooCommunicator : public Communicator {
  public:
   explicit GlooCommunicator(std::shared_ptr<gloo::Context> context) : context_(std::move(context)) {}
@@ -41,11 +35,7 @@ class GlooCommunicator : public Communicator {
 
   void allreduce(std::span<float> data, ReduceOp op) override { reduce(data, op); }
   void allreduce(std::span<double> data, ReduceOp op) override { reduce(data, op); }
-  // Synchronous: the sum is done when this returns (see the top of this file).
-  std::unique_ptr<Request> start_allreduce(std::span<float> data) override {
-    reduce(data, ReduceOp::sum);
-    return std::make_unique<DoneRequest>();
-  }
+  // start_allreduce: Communicator's, synchronous (see the top of this file).
 
   void broadcast(std::span<std::byte> data, int root) override {
     const std::string what = "broadcast of " + bytes_text(data.size()) + " from rank " + std::to_string(root);
