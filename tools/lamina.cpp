@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -539,6 +540,14 @@ class HtmlProgress : public Callback {
 
 // --- commands --------------------------------------------------------------------------------------
 
+// How many ranks of this job run on this machine (OpenMPI's OMPI_COMM_WORLD_LOCAL_SIZE; 1 when
+// not under mpirun): each takes its share of the cores unless --threads says otherwise.
+int ranks_on_this_host() {
+  const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  const int n = v ? std::atoi(v) : 1;
+  return n > 0 ? n : 1;
+}
+
 // Train's "distributed" report entry: how the ranks split the work and what the gradient
 // reduction cost (seconds summed over the run's steps; overlap = the share of allreduce time that
 // ran while backward was still computing).
@@ -565,7 +574,11 @@ int train_on(const TrainArgs& a, const std::shared_ptr<distributed::Communicator
   const Spec spec = read_spec(a.spec);
   if (!a.html.empty()) check_output_path(a.html, "--html");
   const uint64_t seed = a.seed ? *a.seed : spec.fit.seed.value_or(0);
-  if (a.threads) set_num_threads(*a.threads);
+  if (a.threads) {
+    set_num_threads(*a.threads);
+  } else if (const int local = ranks_on_this_host(); local > 1) {  // the cores shared among this host's ranks
+    set_num_threads(std::max(1, get_num_threads() / local));
+  }
   apply_memory_limit(a.memory);
   manual_seed(seed);  // before the model draws its initial weights
   Model model = model_of_spec(spec);
@@ -1182,7 +1195,7 @@ int run(int argc, char** argv) {
   train_cmd->add_option("--epochs", ta.epochs, "Epochs (default: the spec's fit.epochs)")->check(at_least(0));
   train_cmd->add_option("--batch-size", ta.batch_size, "Batch size (default: fit.batch_size)")->check(at_least(1));
   train_cmd->add_option("--seed", ta.seed, "Seed for weights and shuffling (default: fit.seed, else 0)")->check(at_least(0));
-  train_cmd->add_option("--threads", ta.threads, "Compute threads (default: all cores)")->check(at_least(1));
+  train_cmd->add_option("--threads", ta.threads, "Compute threads (default: all cores, shared among the ranks on this machine under mpirun)")->check(at_least(1));
   train_cmd->add_option("--save", ta.save, "Write the trained model (safetensors)");
   train_cmd->add_option("--report", ta.report, "Write a JSON report: history, timings, test metrics");
   CLI::Option* html_opt = train_cmd->add_option(
