@@ -5,7 +5,7 @@ TYPE  ?= Release
 JOBS  ?= $(shell nproc)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all setup configure build run test python sanitize fuzz bench install clean
+.PHONY: all setup configure build run test test-distributed python sanitize fuzz bench install clean
 
 all: build
 
@@ -25,6 +25,14 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Data-parallel training across hosts (issue 19), on 2 and 4 network namespaces of this machine
+# joined by veths (scripts/netns-hosts.sh; needs root): bytes on the wire against ring allreduce's
+# 2(N-1)/N, and N hosts against one process (tests/multihost/test_multihost.py, about 30 s). The
+# namespaces are always removed, by the script and by the trap here.
+test-distributed: build
+	@trap 'scripts/netns-hosts.sh down' EXIT INT TERM; \
+	  /usr/bin/python3 tests/multihost/test_multihost.py --build $(BUILD)
 
 # The Python package (README.md, Python): the _lamina extension and python/lamina assembled in
 # $(BUILD)/python, importable from there; pip install ./python (python/setup.py) wheels the same
@@ -63,7 +71,8 @@ fuzz:
 # Lamina beside libtorch on the same workloads (bench/README.md): micro-benchmarks, then the
 # side-by-side comparison, which writes $(BUILD)/bench/compare.json and prints a table, then the
 # course's MNIST program in Lamina-Python, PyTorch (python3-torch, from --dev) and Lamina C++
-# ($(BUILD)/bench/python_mnist.json).
+# ($(BUILD)/bench/python_mnist.json), then data-parallel training over MPI on shared memory and
+# namespaced hosts ($(BUILD)/bench/distributed.json; root).
 bench:
 	@scripts/setup.sh --bench --dev --data
 	@scripts/fetch-data.sh mnist fashion_mnist digits
@@ -72,6 +81,7 @@ bench:
 	@$(BUILD)/bench/bench_micro --benchmark_min_time=0.05
 	@$(BUILD)/bench/bench_compare --data data --out $(BUILD)/bench/compare.json
 	@/usr/bin/python3 bench/python_mnist.py --build $(BUILD) --data data --out $(BUILD)/bench/python_mnist.json
+	@/usr/bin/python3 bench/distributed.py --build $(BUILD) --data data --out $(BUILD)/bench/distributed.json
 	@$(BUILD)/bench/bench_pipeline --data data
 
 install: build
