@@ -21,7 +21,8 @@ __all__ = [
     "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense", "Dropout", "Embedding", "Flatten",
     "GRU", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "LSTM", "LayerNormalization",
     "LeakyReLU", "Masking", "MaxPooling1D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "RepeatVector",
-    "Reshape", "Sampling", "SimpleRNN", "Subtract", "TimeDistributed", "UpSampling2D", "ZeroPadding2D",
+    "Reshape", "Sampling", "SimpleRNN", "Subtract", "SyncBatchNormalization", "TimeDistributed", "UpSampling2D",
+    "ZeroPadding2D",
     "Convolution2D", "MaxPool2D", "AvgPool2D",
 ]
 
@@ -227,6 +228,15 @@ class BatchNormalization(Layer):
                  moving_mean_initializer: _Initializer = "zeros", moving_variance_initializer: _Initializer = "ones",
                  beta_regularizer: _Regularizer = None, gamma_regularizer: _Regularizer = None,
                  beta_constraint: _Constraint = None, gamma_constraint: _Constraint = None, synchronized: bool = False,
+                 **kwargs: Unpack[_LayerKwargs]) -> None: ...
+
+# BatchNormalization(synchronized=True), TF 2's name: the global batch's statistics in a data-parallel fit.
+class SyncBatchNormalization(Layer):
+    def __init__(self, *, axis: int = -1, momentum: float = 0.99, epsilon: float = 0.001, center: bool = True,
+                 scale: bool = True, beta_initializer: _Initializer = "zeros", gamma_initializer: _Initializer = "ones",
+                 moving_mean_initializer: _Initializer = "zeros", moving_variance_initializer: _Initializer = "ones",
+                 beta_regularizer: _Regularizer = None, gamma_regularizer: _Regularizer = None,
+                 beta_constraint: _Constraint = None, gamma_constraint: _Constraint = None, synchronized: bool = True,
                  **kwargs: Unpack[_LayerKwargs]) -> None: ...
 
 class LayerNormalization(Layer):
