@@ -172,7 +172,9 @@ double wait_for_quiet(double& budget) {
 
 // Runs one program with its environment; returns its JSON line or throws with what went wrong.
 // libtorch gets OpenBLAS at its best: the SkylakeX kernels (the environment's Haswell default
-// halves its speed) and its own pool sized like torch's, which it would otherwise not be.
+// halves its speed) and one OpenBLAS thread whatever torch's T: at T = 2 an OpenBLAS pool of 2
+// beside torch's 2 puts four busy threads on two cores (LeNet 8.7-9.0 s/epoch, against 3.1 with
+// OpenBLAS at 1, measured for issue 20). The best T of the peer is then picked per workload.
 OJson run_one(const Options& o, const std::string& framework, const std::string& workload, int threads, int epochs,
               double& wait_budget) {
   const double busy_before = wait_for_quiet(wait_budget);
@@ -180,7 +182,7 @@ OJson run_one(const Options& o, const std::string& framework, const std::string&
   setenv("OMP_NUM_THREADS", t.c_str(), 1);
   if (framework == "libtorch") {
     setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    setenv("OPENBLAS_NUM_THREADS", t.c_str(), 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
   } else {
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv("OPENBLAS_NUM_THREADS");
@@ -304,7 +306,7 @@ std::string fmt(const OJson& j, const char* key, const char* format, double scal
 
 void print_table(const std::vector<OJson>& results, const Options& o, double peak) {
   std::printf("\nLamina vs libtorch %s, %d runs per framework and thread count (digits-mlp: %d), alternating.\n",
-              "1.13 (OpenBLAS pthread, OPENBLAS_CORETYPE=SkylakeX, OPENBLAS_NUM_THREADS = torch threads)", o.reps,
+              "1.13 (OpenBLAS pthread, OPENBLAS_CORETYPE=SkylakeX, OPENBLAS_NUM_THREADS=1 at every torch thread count)", o.reps,
               o.digits_reps);
   std::printf("Single-core matmul peak (Lamina matmul 1024^3, 1 thread): %.1f GFLOP/s.\n", peak / 1e9);
   std::string per_run;  // epochs per run of each MNIST-sized workload: --epochs, else its default
@@ -494,6 +496,8 @@ int main(int argc, char** argv) try {
                            {"cores", std::thread::hardware_concurrency()},
                            {"libblas", blas},
                            {"libtorch_blas_by_threads", torch_blas},
+                           // the peer's settings: torch's threads tried (the best is libtorch.threads), OpenBLAS's
+                           {"libtorch_settings", {{"torch_threads_tried", o.threads}, {"openblas_threads", 1}}},
                            {"loadavg_before", load_before},
                            {"data", sequence_data(w)},
                            {"loadavg_after", first_line("/proc/loadavg")}};

@@ -459,10 +459,12 @@ int main(int argc, char** argv) try {
   const bench::Workload& w = bench::find_workload(args.workload);
   const int epochs = args.epochs > 0 ? args.epochs : w.default_epochs;
   torch::set_num_threads(args.threads);
+  // bench_compare runs OpenBLAS on one thread at every torch thread count (its pool beside torch's
+  // would oversubscribe the cores); say so when run otherwise.
   const char* blas_threads = std::getenv("OPENBLAS_NUM_THREADS");
-  if (!blas_threads || std::atoi(blas_threads) != args.threads)
+  if (!blas_threads || std::atoi(blas_threads) != 1)
     std::cerr << "bench_torch: warning: OPENBLAS_NUM_THREADS=" << (blas_threads ? blas_threads : "(unset)")
-              << " differs from --threads " << args.threads << "; OpenBLAS keeps its own pool\n";
+              << ", not 1: OpenBLAS's own pool runs beside torch's " << args.threads << " thread(s)\n";
   torch::manual_seed(static_cast<uint64_t>(w.seed));
   if (bench::is_sequence(w) || w.architecture == bench::Architecture::vae) {
     nlohmann::json out = bench::is_sequence(w) ? train_sequence(w, args, epochs) : train_vae(w, args, epochs);
