@@ -333,4 +333,10 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// steady_clock's reading in seconds: CLOCK_MONOTONIC, one clock for every process of the machine,
+// so a launcher can subtract the moment it started a program from a moment the program reports.
+inline double monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace bench

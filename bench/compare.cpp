@@ -170,16 +170,13 @@ double wait_for_quiet(double& budget) {
 
 // --- running one training process -------------------------------------------------------------
 
-// Runs one program with its environment; returns its JSON line or throws with what went wrong.
-// libtorch gets OpenBLAS at its best: the SkylakeX kernels (the environment's Haswell default
-// halves its speed) and one OpenBLAS thread whatever torch's T: at T = 2 an OpenBLAS pool of 2
-// beside torch's 2 puts four busy threads on two cores (LeNet 8.7-9.0 s/epoch, against 3.1 with
-// OpenBLAS at 1, measured for issue 20). The best T of the peer is then picked per workload.
-OJson run_one(const Options& o, const std::string& framework, const std::string& workload, int threads, int epochs,
-              double& wait_budget) {
-  const double busy_before = wait_for_quiet(wait_budget);
-  const std::string t = std::to_string(threads);
-  setenv("OMP_NUM_THREADS", t.c_str(), 1);
+// The peer's environment for T threads: OMP threads T; libtorch gets OpenBLAS at its best: the
+// SkylakeX kernels (the environment's Haswell default halves its speed) and one OpenBLAS thread
+// whatever torch's T: at T = 2 an OpenBLAS pool of 2 beside torch's 2 puts four busy threads on
+// two cores (LeNet 8.7-9.0 s/epoch, against 3.1 with OpenBLAS at 1, measured for issue 20). The
+// best T of the peer is then picked per workload.
+void set_environment(const std::string& framework, int threads) {
+  setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
   if (framework == "libtorch") {
     setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
@@ -187,24 +184,43 @@ OJson run_one(const Options& o, const std::string& framework, const std::string&
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv("OPENBLAS_NUM_THREADS");
   }
-  const fs::path exe = o.bin_dir / (framework == "lamina" ? "bench_lamina" : "bench_torch");
-  const std::string cmd = shell_quote(exe.string()) + " --workload " + workload + " --threads " + t + " --epochs " +
-                          std::to_string(epochs) + " --data " + shell_quote(o.data);
-  const CpuSample before = cpu_sample();
+}
+
+// Runs a shell command; returns what it printed, or throws when it fails.
+std::string run_command(const std::string& cmd) {
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) throw std::runtime_error("cannot start " + cmd);
   std::string out;
   char buf[4096];
   for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
   const int status = pclose(p);
-  const double busy_during = other_busy_cores(before, cpu_sample());
   if (status != 0) throw std::runtime_error(cmd + " failed (status " + std::to_string(status) + ")");
+  return out;
+}
+
+// The last line of `out` that is a JSON object (the programs' one result line).
+OJson json_line_of(const std::string& out, const std::string& cmd) {
   std::string json_line;
   std::istringstream lines(out);
   for (std::string line; std::getline(lines, line);)
     if (!line.empty() && line[0] == '{') json_line = line;
   if (json_line.empty()) throw std::runtime_error(cmd + " printed no JSON line; it printed:\n" + out);
-  OJson r = OJson::parse(json_line);
+  return OJson::parse(json_line);
+}
+
+// Runs one training program with its environment; returns its JSON line or throws with what went wrong.
+OJson run_one(const Options& o, const std::string& framework, const std::string& workload, int threads, int epochs,
+              double& wait_budget) {
+  const double busy_before = wait_for_quiet(wait_budget);
+  const std::string t = std::to_string(threads);
+  set_environment(framework, threads);
+  const fs::path exe = o.bin_dir / (framework == "lamina" ? "bench_lamina" : "bench_torch");
+  const std::string cmd = shell_quote(exe.string()) + " --workload " + workload + " --threads " + t + " --epochs " +
+                          std::to_string(epochs) + " --data " + shell_quote(o.data);
+  const CpuSample before = cpu_sample();
+  const std::string out = run_command(cmd);
+  const double busy_during = other_busy_cores(before, cpu_sample());
+  OJson r = json_line_of(out, cmd);
   r["other_busy_cores_before"] = busy_before;
   r["other_busy_cores"] = busy_during;  // includes this program's own negligible polling
   return r;
@@ -373,6 +389,54 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
 
 }  // namespace
 
+// --- start-up: from process start to the end of the first training step --------------------------
+// `lamina train` on the digits spec (examples/specs/digits_mlp.json, one epoch, one thread) and
+// bench_torch's digits-mlp, each started by this program, which reads steady_clock (CLOCK_MONOTONIC,
+// one clock for every process) just before; each reports the same clock after its first optimizer
+// step. The difference holds exec, dynamic loading, reading the data, building the model and one
+// step: what a short run pays before it trains. Runs alternate; min and median over `reps`.
+OJson measure_startup(const Options& o, int reps, double& wait_budget, double& worst_busy) {
+  const fs::path dir = fs::temp_directory_path() / ("lamina-startup-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ifstream in(fs::path(LAMINA_SOURCE_DIR) / "examples" / "specs" / "digits_mlp.json");
+  OJson spec = OJson::parse(in);
+  spec["data"]["path"] = fs::absolute(fs::path(o.data) / "digits" / "digits.csv.gz").string();
+  spec["fit"]["epochs"] = 1;
+  const fs::path spec_path = dir / "digits.json", report = dir / "report.json";
+  std::ofstream(spec_path) << spec.dump();
+  const fs::path cli = o.bin_dir.parent_path() / "lamina";
+  std::map<std::string, std::vector<double>> seconds;
+  for (int rep = 0; rep < reps; ++rep)
+    for (int k = 0; k < 2; ++k) {
+      const std::string fw = kFrameworks[(k + rep) % 2];
+      const double busy_before = wait_for_quiet(wait_budget);
+      set_environment(fw, 1);
+      const std::string cmd =
+          fw == "lamina" ? shell_quote(cli.string()) + " train " + shell_quote(spec_path.string()) +
+                               " --quiet --threads 1 --report " + shell_quote(report.string())
+                         : shell_quote((o.bin_dir / "bench_torch").string()) +
+                               " --workload digits-mlp --threads 1 --epochs 1 --data " + shell_quote(o.data);
+      const CpuSample before = cpu_sample();
+      const double start = bench::monotonic_seconds();
+      const std::string out = run_command(cmd);
+      worst_busy = std::max({worst_busy, busy_before, other_busy_cores(before, cpu_sample())});
+      const OJson r = fw == "lamina" ? OJson::parse(std::ifstream(report)).at("startup") : json_line_of(out, cmd);
+      const double t = r.at("first_step_end_monotonic_s").get<double>() - start;
+      std::fprintf(stderr, "bench_compare: start-up    %-8s rep %d: first step done %.1f ms after start\n", fw.c_str(),
+                   rep + 1, t * 1e3);
+      seconds[fw].push_back(t);
+    }
+  fs::remove_all(dir);
+  OJson entry = {{"what", "process start to the end of the first training step: lamina train "
+                          "examples/specs/digits_mlp.json (1 thread) and bench_torch digits-mlp"},
+                 {"runs", reps}};
+  for (const char* fw : kFrameworks)
+    entry[fw] = {{"first_step_s_min", min_of(seconds[fw])}, {"first_step_s_median", median(seconds[fw])},
+                 {"first_step_s", seconds[fw]}};
+  entry["speedup"] = median(seconds["libtorch"]) / median(seconds["lamina"]);
+  return entry;
+}
+
 int main(int argc, char** argv) try {
   const Options o = parse(argc, argv);
   const auto start = std::chrono::steady_clock::now();
@@ -504,13 +568,36 @@ int main(int argc, char** argv) try {
     results.push_back(entry);
   }
 
+  // Start-up beside the digits row (whose whole training is a few ms): in its own file, so that
+  // compare.json stays a list of workloads.
+  OJson startup;
+  if (std::find(o.workloads.begin(), o.workloads.end(), "digits-mlp") != o.workloads.end()) {
+    try {
+      startup = measure_startup(o, o.digits_reps, wait_budget, worst_busy);
+    } catch (const std::exception& e) {
+      ++failures;
+      std::fprintf(stderr, "bench_compare: start-up: %s\n", e.what());
+    }
+  }
+
   fs::create_directories(fs::absolute(o.out).parent_path());
   {
     std::ofstream f(o.out);
     f << OJson(results).dump(2) << "\n";
     if (!f) throw std::runtime_error(o.out + ": cannot write");
   }
+  const std::string startup_path = (fs::absolute(o.out).parent_path() / "startup.json").string();
+  if (!startup.is_null()) std::ofstream(startup_path) << startup.dump(2) << "\n";
   print_table(results, o, peak);
+  if (!startup.is_null())
+    std::printf("\nStart-up (%s), %d runs each, ms min / median: lamina %.1f / %.1f, libtorch %.1f / %.1f: %.2fx "
+                "(%s)\n",
+                startup.at("what").get<std::string>().c_str(), startup.at("runs").get<int>(),
+                1e3 * startup.at("lamina").at("first_step_s_min").get<double>(),
+                1e3 * startup.at("lamina").at("first_step_s_median").get<double>(),
+                1e3 * startup.at("libtorch").at("first_step_s_min").get<double>(),
+                1e3 * startup.at("libtorch").at("first_step_s_median").get<double>(),
+                startup.at("speedup").get<double>(), startup_path.c_str());
   if (worst_busy > 0.3)
     std::printf("\nWARNING: other processes kept up to %.1f cores busy during some runs (other_busy_cores in %s);\n"
                 "timings are skewed. Run again on a quiet machine.\n",

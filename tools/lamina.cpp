@@ -512,6 +512,20 @@ void check_output_path(const std::string& path, const char* option) {
 // Rewrites the HTML report at the start and at the end of every epoch, atomically (a browser
 // reloading it never reads half a page), marked in progress: it refreshes itself and says which
 // epoch training has reached.
+// When the first training step ended, on steady_clock (CLOCK_MONOTONIC, one clock for every
+// process): the report's startup.first_step_end_monotonic_s, from which a launcher that noted when
+// it started this process gets the start-up time (bench_compare's start-up row).
+class FirstStepClock : public Callback {
+ public:
+  void on_batch_end(int64_t, const Logs&) override {
+    if (at_ < 0) at_ = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  double at() const { return at_; }
+
+ private:
+  double at_ = -1;
+};
+
 class HtmlProgress : public Callback {
  public:
   HtmlProgress(std::string path, Json base, HtmlReportOptions options)
@@ -623,7 +637,8 @@ int train_on(const TrainArgs& a, const std::shared_ptr<distributed::Communicator
   if (!spec.fit.sample_weight.empty()) fit.sample_weight = sample_weights(spec, data.train.size());
   TerminateOnNaN nan_guard;  // on by default: a diverged run stops at once and says where
   LogLearningRate log_rate;
-  fit.callbacks = {&nan_guard, &log_rate};
+  FirstStepClock first_step;
+  fit.callbacks = {&nan_guard, &log_rate, &first_step};
   Json base = report_base(model, spec, fit, seed, data.preprocessing);
   if (model.is_distributed()) base["distributed"] = distributed_json(model, a, fit.batch_size);
   HtmlReportOptions page{.smoothing = a.smoothing.value_or(0.0)};
@@ -673,6 +688,7 @@ int train_on(const TrainArgs& a, const std::shared_ptr<distributed::Communicator
     if (!a.html.empty() && classified && !grouped) add_explanations(page, model, data.test, *classified, spec.data.name);
     Json report = report_after_epochs(base, history_json(history), history.epoch_seconds);
     report["test"] = logs_json(test);
+    if (first_step.at() >= 0) report["startup"] = {{"first_step_end_monotonic_s", first_step.at()}};
     if (model.is_distributed()) report["distributed"] = distributed_json(model, a, fit.batch_size);
     if (classified) report["confusion_matrix"] = confusion_rows(classified->matrix);
     if (!a.report.empty()) write_report(a.report, report);
