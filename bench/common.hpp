@@ -291,6 +291,7 @@ struct Args {
   int epochs = 0;  // 0: the workload's default
   std::string data = "data";
   bool predict = true;  // time predict on the MNIST test set
+  std::string export_onnx;  // bench_lamina: the trained model as ONNX here (the predict rows' model)
 };
 
 inline Args parse_args(int argc, char** argv) {
@@ -306,7 +307,9 @@ inline Args parse_args(int argc, char** argv) {
     else if (k == "--epochs") a.epochs = std::stoi(value());
     else if (k == "--data") a.data = value();
     else if (k == "--no-predict") a.predict = false;
-    else throw std::invalid_argument("unknown option '" + k + "' (known: --workload, --threads, --epochs, --data, --no-predict)");
+    else if (k == "--export-onnx") a.export_onnx = value();
+    else throw std::invalid_argument("unknown option '" + k +
+                                     "' (known: --workload, --threads, --epochs, --data, --no-predict, --export-onnx)");
   }
   if (a.threads < 1) throw std::invalid_argument("--threads must be >= 1");
   find_workload(a.workload);

@@ -389,6 +389,69 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
 
 }  // namespace
 
+// --- inference: Lamina's predict against ONNX Runtime on the same ONNX file ------------------------
+// bench_lamina trains the workload for one epoch and exports it (save_onnx); bench_predict (Lamina's
+// load_onnx + predict), bench/ort_predict.js (onnxruntime-node) and, when built,
+// bench_opencv_predict (OpenCV's dnn, C++: no binding's per-call cost) then run that file over MNIST's
+// test images at batch 10000 and at batch 1 (the first 1000 images), at each thread count, each
+// program timing its own passes (median of 5 after a warm-up). Rows as DESIGN.md's
+// {"workload": "mnist-mlp-predict", "lamina": {...}, "onnxruntime": {...}, "batch", "threads"},
+// speedup = Lamina's samples/s / ONNX Runtime's (above 1: Lamina is faster).
+std::vector<OJson> measure_predict(const Options& o, const std::string& workload, double& wait_budget,
+                                   double& worst_busy) {
+  const fs::path dir = fs::temp_directory_path() / ("lamina-predict-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const fs::path onnx = dir / (workload + ".onnx");
+  set_environment("lamina", 1);
+  run_command(shell_quote((o.bin_dir / "bench_lamina").string()) + " --workload " + workload +
+              " --threads 1 --epochs 1 --no-predict --data " + shell_quote(o.data) + " --export-onnx " +
+              shell_quote(onnx.string()));
+  const std::string images = shell_quote(o.data + "/mnist");
+  const std::string node_path = (fs::path(LAMINA_SOURCE_DIR) / ".deps" / "node_modules").string();
+  std::vector<OJson> rows;
+  for (int t : o.threads)
+    for (int64_t batch : {int64_t{10000}, int64_t{1}}) {
+      const std::string common = " --model " + shell_quote(onnx.string()) + " --images " + images + " --batch " +
+                                 std::to_string(batch) + " --threads " + std::to_string(t) +
+                                 " --samples " + (batch == 1 ? "1000" : "10000");
+      OJson row = {{"workload", workload + "-predict"}, {"batch", batch}, {"threads", t}};
+      const fs::path opencv = o.bin_dir / "bench_opencv_predict";  // built when libopencv-dnn-dev is there
+      for (const char* fw : {"lamina", "onnxruntime", "opencv"}) {
+        const std::string name = fw;
+        if (name == "opencv" && !fs::exists(opencv)) continue;
+        const double busy_before = wait_for_quiet(wait_budget);
+        set_environment("lamina", t);
+        const std::string cmd =
+            name == "lamina" ? shell_quote((o.bin_dir / "bench_predict").string()) + common
+            : name == "opencv"
+                ? shell_quote(opencv.string()) + common
+                : "NODE_PATH=" + shell_quote(node_path) + " node " +
+                      shell_quote((fs::path(LAMINA_SOURCE_DIR) / "bench" / "ort_predict.js").string()) + common;
+        const CpuSample before = cpu_sample();
+        try {
+          row[fw] = json_line_of(run_command(cmd), cmd);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "bench_compare: %s\n", e.what());
+          row[fw] = nullptr;
+        }
+        worst_busy = std::max({worst_busy, busy_before, other_busy_cores(before, cpu_sample())});
+      }
+      const OJson lam = row["lamina"], ort = row["onnxruntime"];  // copies: row grows below
+      // samples/s medians; 0 where a program failed
+      auto rate_of = [](const OJson& j) { return j.is_null() ? 0.0 : num(j, "samples_per_s_median").value_or(0.0); };
+      const double l = rate_of(lam), r = rate_of(ort), c = row.contains("opencv") ? rate_of(row["opencv"]) : 0.0;
+      row["speedup"] = l > 0 && r > 0 ? OJson(l / r) : OJson(nullptr);
+      if (row.contains("opencv")) row["speedup_vs_opencv"] = l > 0 && c > 0 ? OJson(l / c) : OJson(nullptr);
+      std::fprintf(stderr, "bench_compare: %s batch %lld T=%d: lamina %s, onnxruntime %s samples/s\n",
+                   row["workload"].get<std::string>().c_str(), static_cast<long long>(batch), t,
+                   lam.is_null() ? "-" : fmt(lam, "samples_per_s_median", "%.0f").c_str(),
+                   ort.is_null() ? "-" : fmt(ort, "samples_per_s_median", "%.0f").c_str());
+      rows.push_back(std::move(row));
+    }
+  fs::remove_all(dir);
+  return rows;
+}
+
 // --- start-up: from process start to the end of the first training step --------------------------
 // `lamina train` on the digits spec (examples/specs/digits_mlp.json, one epoch, one thread) and
 // bench_torch's digits-mlp, each started by this program, which reads steady_clock (CLOCK_MONOTONIC,
@@ -568,6 +631,18 @@ int main(int argc, char** argv) try {
     results.push_back(entry);
   }
 
+  // Inference rows for the MNIST models, after the training rows.
+  std::vector<OJson> predict_rows;
+  for (const char* w : {"mnist-mlp", "lenet-mnist"})
+    if (std::find(o.workloads.begin(), o.workloads.end(), w) != o.workloads.end()) {
+      try {
+        for (OJson& r : measure_predict(o, w, wait_budget, worst_busy)) predict_rows.push_back(std::move(r));
+      } catch (const std::exception& e) {
+        ++failures;
+        std::fprintf(stderr, "bench_compare: %s predict: %s\n", w, e.what());
+      }
+    }
+
   // Start-up beside the digits row (whose whole training is a few ms): in its own file, so that
   // compare.json stays a list of workloads.
   OJson startup;
@@ -582,13 +657,32 @@ int main(int argc, char** argv) try {
 
   fs::create_directories(fs::absolute(o.out).parent_path());
   {
+    std::vector<OJson> all = results;
+    all.insert(all.end(), predict_rows.begin(), predict_rows.end());
     std::ofstream f(o.out);
-    f << OJson(results).dump(2) << "\n";
+    f << OJson(all).dump(2) << "\n";
     if (!f) throw std::runtime_error(o.out + ": cannot write");
   }
   const std::string startup_path = (fs::absolute(o.out).parent_path() / "startup.json").string();
   if (!startup.is_null()) std::ofstream(startup_path) << startup.dump(2) << "\n";
   print_table(results, o, peak);
+  if (!predict_rows.empty()) {
+    std::printf("\nInference on the same ONNX file (bench_lamina's, after 1 epoch), MNIST test images, samples/s "
+                "(best / median of 5 passes); speedup: Lamina's median over ONNX Runtime's (OpenCV's):\n"
+                "%-20s %6s %2s %23s %23s %23s %9s %9s\n",
+                "workload", "batch", "T", "lamina", "onnxruntime", "opencv", "speedup", "vs opencv");
+    for (const OJson& r : predict_rows) {
+      auto rate = [&](const char* fw) {
+        return !r.contains(fw) || r.at(fw).is_null() ? std::string("-")
+                                  : fmt(r.at(fw), "samples_per_s_max", "%.0f") + " / " +
+                                        fmt(r.at(fw), "samples_per_s_median", "%.0f");
+      };
+      std::printf("%-20s %6lld %2d %23s %23s %23s %9s %9s\n", r.at("workload").get<std::string>().c_str(),
+                  static_cast<long long>(r.at("batch").get<int64_t>()), r.at("threads").get<int>(),
+                  rate("lamina").c_str(), rate("onnxruntime").c_str(), rate("opencv").c_str(),
+                  fmt(r, "speedup", "%.2fx").c_str(), fmt(r, "speedup_vs_opencv", "%.2fx").c_str());
+    }
+  }
   if (!startup.is_null())
     std::printf("\nStart-up (%s), %d runs each, ms min / median: lamina %.1f / %.1f, libtorch %.1f / %.1f: %.2fx "
                 "(%s)\n",

@@ -1,7 +1,7 @@
 // bench_lamina: trains one bench workload with Lamina's public API (Sequential or a Functional
 // Model, compile, fit, predict) and prints one JSON line with the epoch times, test accuracy,
 // peak RSS and predict throughput. bench_compare runs it beside bench_torch (bench/peers/torch_train.cpp).
-//   bench_lamina --workload mnist-mlp --threads 1 [--epochs 2] [--data data]
+//   bench_lamina --workload mnist-mlp --threads 1 [--epochs 2] [--data data] [--export-onnx M.onnx]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -199,6 +199,8 @@ int main(int argc, char** argv) try {
     std::sort(rates.begin(), rates.end());
     predict_rate = rates[1];
   }
+
+  if (!args.export_onnx.empty()) save_onnx(model, args.export_onnx);
 
   const Json out = {{"workload", w.name},          {"framework", "lamina"},
                     {"threads", args.threads},     {"epochs", epochs},

@@ -39,7 +39,7 @@ for arg in "$@"; do
     --python) packages+=("${python_packages[@]}") ;;
     --data) command -v npm >/dev/null || packages+=(npm) ;;
     --fuzz) packages+=(clang libclang-rt-14-dev libomp-14-dev llvm) ;;
-    --bench) bench=1; packages+=(libtorch-dev libopenblas0-pthread libbenchmark-dev) ;;
+    --bench) bench=1; packages+=(libtorch-dev libopenblas0-pthread libbenchmark-dev libopencv-dnn-dev) ;;
     *) echo "setup.sh: unknown option '$arg' (known: --bench, --data, --dev, --fuzz, --python)" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,87 @@
+// bench_opencv_predict: OpenCV's dnn through its C++ API (cv::dnn::readNetFromONNX, its own CPU
+// backend) on the ONNX file bench_predict and bench/ort_predict.js run, over MNIST's test images
+// (x / 255, (N, 28, 28)); prints one JSON line as they do. The batch-1 peer without a language
+// binding's per-call cost (issue 20: ONNX Runtime's Node binding adds its own at batch 1).
+//   bench_opencv_predict --model M.onnx --images data/mnist --batch 1 --threads 1 [--samples 1000] [--reps 5]
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/dnn.hpp>
+
+namespace {
+
+uint32_t be32(const unsigned char* p) { return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3]; }
+
+// The first `count` test images, x / 255 (raw IDX; scripts/fetch-data.sh writes them unpacked).
+std::vector<float> read_images(const std::string& dir, int64_t count, int64_t& n) {
+  const std::string file = dir + "/t10k-images-idx3-ubyte";
+  std::ifstream in(file, std::ios::binary);
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() < 16 || be32(bytes.data()) != 0x803) throw std::runtime_error(file + ": not an IDX image file");
+  n = std::min<int64_t>(count, be32(bytes.data() + 4));
+  std::vector<float> x(static_cast<size_t>(n * 784));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(bytes[16 + i]) / 255.f;
+  return x;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::string model_path, images = "data/mnist";
+  int64_t batch = 1, samples = 1000;
+  int threads = 1, reps = 5;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
+    const std::string v = argv[++i];
+    if (k == "--model") model_path = v;
+    else if (k == "--images") images = v;
+    else if (k == "--batch") batch = std::stoll(v);
+    else if (k == "--samples") samples = std::stoll(v);
+    else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--reps") reps = std::stoi(v);
+    else throw std::invalid_argument("unknown option '" + k + "'");
+  }
+  if (model_path.empty() || batch < 1 || samples < 1 || threads < 1 || reps < 1)
+    throw std::invalid_argument("--model is required; --batch, --samples, --threads, --reps must be positive");
+  cv::setNumThreads(threads);
+  cv::dnn::Net net = cv::dnn::readNetFromONNX(model_path);
+  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+  int64_t n = 0;
+  std::vector<float> x = read_images(images, samples, n);
+  auto pass = [&] {
+    for (int64_t b = 0; b < n; b += batch) {
+      const int m = static_cast<int>(std::min(batch, n - b));
+      const int dims[] = {m, 28, 28};
+      net.setInput(cv::Mat(3, dims, CV_32F, x.data() + b * 784));
+      net.forward();
+    }
+  };
+  pass();  // warm-up
+  std::vector<double> rates;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pass();
+    rates.push_back(static_cast<double>(n) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(rates.begin(), rates.end());
+  const double median = rates[rates.size() / 2];
+  const nlohmann::json out = {{"framework", "opencv"},          {"version", CV_VERSION},
+                              {"batch", batch},                 {"threads", threads},
+                              {"samples", n},                   {"samples_per_s_max", rates.back()},
+                              {"samples_per_s_median", median},
+                              {"us_per_batch_median", 1e6 * static_cast<double>(std::min(batch, n)) / median}};
+  std::cout << out.dump() << std::endl;
+} catch (const std::exception& e) {
+  std::cerr << "bench_opencv_predict: " << e.what() << "\n";
+  return 1;
+}
