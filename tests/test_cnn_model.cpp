@@ -177,5 +177,17 @@ TEST(Cnn, SaveLoadKeepsBatchNormStatistics) {
   fs::remove_all(dir);
 }
 
+// predict runs a large batch as cache-sized chunks (about 60 LeNet rows per thread): every row
+// still gets what a forward pass of its own gives.
+TEST(CnnModel, PredictInChunksEqualsOneSampleAtATime) {
+  manual_seed(3);
+  Sequential m = lenet();
+  Generator gen(4);
+  const Tensor x = Tensor::rand({300, 28, 28}, gen);
+  const Tensor all = m.predict(x, 300), one = m.predict(x, 1);
+  ASSERT_EQ(all.shape(), (Shape{300, 10}));
+  for (int64_t i = 0; i < all.numel(); ++i) ASSERT_NEAR(all.data()[i], one.data()[i], 1e-5) << i;
+}
+
 }  // namespace
 }  // namespace lamina
