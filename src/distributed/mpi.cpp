@@ -113,10 +113,11 @@ class MpiRequest : public Request {
   }
 
   // OpenMPI moves a non-blocking collective along only inside MPI calls, so the wait keeps testing:
-  // for the first second between yields (a 25 MB ring is a few ms of back-to-back steps, and a
-  // sleep between them costs as much again: measured 1.7-1.9x MPI_Allreduce's time with sleeps
-  // from 2 ms on), then sleeping 10 us doubling up to 1 ms, so that a rank waiting long for a slow
-  // or lost peer leaves the core to the others until the timeout.
+  // back to back for 50 ms, yielding the core between tests (a 25 MB ring is several ms of steps,
+  // and sleeping between them from 2 ms on cost 1.7-1.9x MPI_Allreduce's time; yielding lets a
+  // peer or another process on the same core run), then sleeping 10 us doubling up to 1 ms, so
+  // that a rank waiting long for a slow or lost peer leaves the core to the others until the
+  // timeout.
   void wait() override {
     using Clock = std::chrono::steady_clock;
     const Clock::time_point start = Clock::now();
@@ -124,7 +125,7 @@ class MpiRequest : public Request {
     while (!test()) {
       const double waited = std::chrono::duration<double>(Clock::now() - start).count();
       if (timeout_ > 0 && waited >= timeout_) state_->fail(detail::timeout_error(state_->rank, state_->size, what_, timeout_));
-      if (waited < 1.0) {
+      if (waited < 0.05) {
         std::this_thread::yield();
         continue;
       }
