@@ -336,6 +336,33 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// bench_predict's and bench_opencv_predict's options (the *-predict rows):
+//   --model M.onnx --images data/mnist --batch B --threads T [--samples N] [--reps R]
+struct PredictArgs {
+  std::string model, images = "data/mnist";
+  int64_t batch = 10000, samples = 10000;
+  int threads = 1, reps = 5;
+};
+
+inline PredictArgs parse_predict_args(int argc, char** argv) {
+  PredictArgs a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
+    const std::string v = argv[++i];
+    if (k == "--model") a.model = v;
+    else if (k == "--images") a.images = v;
+    else if (k == "--batch") a.batch = std::stoll(v);
+    else if (k == "--samples") a.samples = std::stoll(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--reps") a.reps = std::stoi(v);
+    else throw std::invalid_argument("unknown option '" + k + "' (known: --model, --images, --batch, --samples, --threads, --reps)");
+  }
+  if (a.model.empty() || a.batch < 1 || a.samples < 1 || a.threads < 1 || a.reps < 1)
+    throw std::invalid_argument("--model is required; --batch, --samples, --threads, --reps must be positive");
+  return a;
+}
+
 // steady_clock's reading in seconds: CLOCK_MONOTONIC, one clock for every process of the machine,
 // so a launcher can subtract the moment it started a program from a moment the program reports.
 inline double monotonic_seconds() {

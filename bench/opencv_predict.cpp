@@ -16,6 +16,8 @@
 #include <opencv2/core.hpp>
 #include <opencv2/dnn.hpp>
 
+#include "common.hpp"
+
 namespace {
 
 uint32_t be32(const unsigned char* p) { return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3]; }
@@ -35,32 +37,16 @@ std::vector<float> read_images(const std::string& dir, int64_t count, int64_t& n
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string model_path, images = "data/mnist";
-  int64_t batch = 1, samples = 1000;
-  int threads = 1, reps = 5;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
-    const std::string v = argv[++i];
-    if (k == "--model") model_path = v;
-    else if (k == "--images") images = v;
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--samples") samples = std::stoll(v);
-    else if (k == "--threads") threads = std::stoi(v);
-    else if (k == "--reps") reps = std::stoi(v);
-    else throw std::invalid_argument("unknown option '" + k + "'");
-  }
-  if (model_path.empty() || batch < 1 || samples < 1 || threads < 1 || reps < 1)
-    throw std::invalid_argument("--model is required; --batch, --samples, --threads, --reps must be positive");
-  cv::setNumThreads(threads);
-  cv::dnn::Net net = cv::dnn::readNetFromONNX(model_path);
+  const bench::PredictArgs a = bench::parse_predict_args(argc, argv);
+  cv::setNumThreads(a.threads);
+  cv::dnn::Net net = cv::dnn::readNetFromONNX(a.model);
   net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
   net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
   int64_t n = 0;
-  std::vector<float> x = read_images(images, samples, n);
+  std::vector<float> x = read_images(a.images, a.samples, n);
   auto pass = [&] {
-    for (int64_t b = 0; b < n; b += batch) {
-      const int m = static_cast<int>(std::min(batch, n - b));
+    for (int64_t b = 0; b < n; b += a.batch) {
+      const int m = static_cast<int>(std::min(a.batch, n - b));
       const int dims[] = {m, 28, 28};
       net.setInput(cv::Mat(3, dims, CV_32F, x.data() + b * 784));
       net.forward();
@@ -68,7 +54,7 @@ int main(int argc, char** argv) try {
   };
   pass();  // warm-up
   std::vector<double> rates;
-  for (int r = 0; r < reps; ++r) {
+  for (int r = 0; r < a.reps; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     pass();
     rates.push_back(static_cast<double>(n) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -76,10 +62,10 @@ int main(int argc, char** argv) try {
   std::sort(rates.begin(), rates.end());
   const double median = rates[rates.size() / 2];
   const nlohmann::json out = {{"framework", "opencv"},          {"version", CV_VERSION},
-                              {"batch", batch},                 {"threads", threads},
+                              {"batch", a.batch},                 {"threads", a.threads},
                               {"samples", n},                   {"samples_per_s_max", rates.back()},
                               {"samples_per_s_median", median},
-                              {"us_per_batch_median", 1e6 * static_cast<double>(std::min(batch, n)) / median}};
+                              {"us_per_batch_median", 1e6 * static_cast<double>(std::min(a.batch, n)) / median}};
   std::cout << out.dump() << std::endl;
 } catch (const std::exception& e) {
   std::cerr << "bench_opencv_predict: " << e.what() << "\n";

@@ -15,46 +15,30 @@
 using namespace lamina;
 
 int main(int argc, char** argv) try {
-  std::string model_path, images = "data/mnist";
-  int64_t batch = 10000, samples = 10000;
-  int threads = 1, reps = 5;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
-    const std::string v = argv[++i];
-    if (k == "--model") model_path = v;
-    else if (k == "--images") images = v;
-    else if (k == "--batch") batch = std::stoll(v);
-    else if (k == "--samples") samples = std::stoll(v);
-    else if (k == "--threads") threads = std::stoi(v);
-    else if (k == "--reps") reps = std::stoi(v);
-    else throw std::invalid_argument("unknown option '" + k + "' (known: --model, --images, --batch, --samples, --threads, --reps)");
-  }
-  if (model_path.empty() || batch < 1 || samples < 1 || threads < 1 || reps < 1)
-    throw std::invalid_argument("--model is required; --batch, --samples, --threads, --reps must be positive");
-  set_num_threads(threads);
-  Model model = load_onnx(model_path);
-  const data::Dataset test = data::load_mnist(images).test;
-  std::vector<int64_t> rows(static_cast<size_t>(std::min(samples, test.size())));
+  const bench::PredictArgs a = bench::parse_predict_args(argc, argv);
+  set_num_threads(a.threads);
+  Model model = load_onnx(a.model);
+  const data::Dataset test = data::load_mnist(a.images).test;
+  std::vector<int64_t> rows(static_cast<size_t>(std::min(a.samples, test.size())));
   std::iota(rows.begin(), rows.end(), 0);
   const Tensor x = test.x(rows);  // (n, 28, 28), x / 255
   const auto n = static_cast<double>(rows.size());
-  model.predict(x, batch);  // warm-up: primitives made, memory touched
+  model.predict(x, a.batch);  // warm-up: primitives made, memory touched
   std::vector<double> rates;
-  for (int r = 0; r < reps; ++r) {
+  for (int r = 0; r < a.reps; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    model.predict(x, batch);
+    model.predict(x, a.batch);
     rates.push_back(n / bench::seconds_since(t0));
   }
   std::sort(rates.begin(), rates.end());
   const double median = rates[rates.size() / 2];
   const Json out = {{"framework", "lamina"},
-                    {"batch", batch},
-                    {"threads", threads},
+                    {"batch", a.batch},
+                    {"threads", a.threads},
                     {"samples", rows.size()},
                     {"samples_per_s_max", rates.back()},
                     {"samples_per_s_median", median},
-                    {"us_per_batch_median", 1e6 * static_cast<double>(std::min<int64_t>(batch, rows.size())) / median}};
+                    {"us_per_batch_median", 1e6 * static_cast<double>(std::min<int64_t>(a.batch, static_cast<int64_t>(rows.size()))) / median}};
   std::cout << out.dump() << std::endl;
 } catch (const std::exception& e) {
   std::cerr << "bench_predict: " << e.what() << "\n";
