@@ -63,6 +63,7 @@ Runtime& runtime() {
 struct State {
   MPI_Comm comm = MPI_COMM_NULL;
   int rank = 0, size = 1;
+  bool oversubscribed = false;  // more ranks on this host than cores: a waiting rank yields its core
   std::string failure;  // the first error; empty while healthy
 
   std::string where() const { return rank_text(rank, size); }
@@ -112,12 +113,14 @@ class MpiRequest : public Request {
     return done_;
   }
 
-  // OpenMPI moves a non-blocking collective along only inside MPI calls, so the wait keeps testing:
-  // back to back for 50 ms, yielding the core between tests (a 25 MB ring is several ms of steps,
-  // and sleeping between them from 2 ms on cost 1.7-1.9x MPI_Allreduce's time; yielding lets a
-  // peer or another process on the same core run), then sleeping 10 us doubling up to 1 ms, so
-  // that a rank waiting long for a slow or lost peer leaves the core to the others until the
-  // timeout.
+  // OpenMPI moves a non-blocking collective along only inside MPI calls, so the wait keeps testing,
+  // back to back for 50 ms (a 25 MB ring is several ms of steps; sleeping between them from 2 ms
+  // on cost 1.7-1.9x MPI_Allreduce's time), then sleeping 10 us doubling up to 1 ms, so that a rank
+  // waiting long for a slow or lost peer leaves the core to the others until the timeout. It
+  // yields between tests only when this host has more ranks than cores (OpenMPI's
+  // yield_when_idle rule): otherwise a yield hands the core to any background process for its
+  // time slice (LeNet on 2 ranks beside a niced build: 1.3 ms lost per step, 15x slower tests in
+  // a loaded chroot).
   void wait() override {
     using Clock = std::chrono::steady_clock;
     const Clock::time_point start = Clock::now();
@@ -126,7 +129,7 @@ class MpiRequest : public Request {
       const double waited = std::chrono::duration<double>(Clock::now() - start).count();
       if (timeout_ > 0 && waited >= timeout_) state_->fail(detail::timeout_error(state_->rank, state_->size, what_, timeout_));
       if (waited < 0.05) {
-        std::this_thread::yield();
+        if (state_->oversubscribed) std::this_thread::yield();
         continue;
       }
       std::this_thread::sleep_for(pause);
@@ -215,6 +218,14 @@ std::shared_ptr<Communicator> mpi() {
   MPI_Comm_set_errhandler(state->comm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(state->comm, &state->rank);
   MPI_Comm_size(state->comm, &state->size);
+  // The ranks sharing this host (MPI-3's shared-memory split), against the cores this process may use.
+  MPI_Comm host = MPI_COMM_NULL;
+  if (MPI_Comm_split_type(state->comm, MPI_COMM_TYPE_SHARED, state->rank, MPI_INFO_NULL, &host) == MPI_SUCCESS) {
+    int on_host = 1;
+    MPI_Comm_size(host, &on_host);
+    MPI_Comm_free(&host);
+    state->oversubscribed = on_host > static_cast<int>(std::thread::hardware_concurrency());
+  }
   return std::make_shared<MpiCommunicator>(std::move(state));
 }
 
