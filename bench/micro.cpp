@@ -1,4 +1,4 @@
-// bench_micro: Google Benchmark of each op of the bench's MLPs, forward and forward + backward,
+// bench_micro: Google Benchmark of each op of the bench's MLPs (and each layer of LeNet), forward and forward + backward,
 // at the workloads' shapes, on 1 and 2 threads, through the public API only (ops, losses,
 // optimizers, Sequential). Shows where a training step's time goes; the side-by-side with
 // libtorch is bench_compare's job.
@@ -146,6 +146,78 @@ void train_step(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
+// LeNet as bench_lamina builds it (Reshape, Conv 6@5x5 same relu, MaxPool, Conv 16@5x5 relu,
+// MaxPool, Flatten, Dense 120 relu, 84 relu, 10), built for (28, 28).
+Sequential lenet_model() {
+  manual_seed(2);
+  Sequential m({layers::Reshape({.target_shape = Shape{28, 28, 1}, .input_shape = Shape{28, 28}}),
+                layers::Conv2D({.filters = 6, .kernel_size = 5, .padding = Padding::same, .activation = "relu"}),
+                layers::MaxPooling2D({.pool_size = 2}), layers::Conv2D(16, 5, "relu"),
+                layers::MaxPooling2D({.pool_size = 2}), layers::Flatten(), layers::Dense(120, "relu"),
+                layers::Dense(84, "relu"), layers::Dense(10)});
+  m.build(Shape{28, 28});
+  return m;
+}
+
+// One layer of lenet-mnist's step at batch 64, range(0) its index: forward in training mode
+// (range(1) = 0), or forward and backward to its weights and (but for the first layers) its input
+// (range(1) = 1), on the input the layers before it make. Where LeNet's step goes, layer by layer.
+void lenet_layer(benchmark::State& state) {
+  const auto index = static_cast<size_t>(state.range(0));
+  const bool backward = state.range(1) != 0;
+  set_threads(state, 2);
+  Sequential m = lenet_model();
+  Tensor x = Tensor::rand({64, 28, 28}, gen);
+  {
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < index; ++i) x = m.layers()[i]->call(x, true);
+  }
+  x = x.clone();
+  if (backward && index > 1) x.requires_grad_();  // the first conv's input is the data
+  Layer& layer = *m.layers()[index];
+  std::vector<Tensor> ws;
+  for (const auto& w : layer.weights()) ws.push_back(w.value);
+  auto step = [&] {
+    if (!backward) {
+      NoGradGuard no_grad;
+      benchmark::DoNotOptimize(layer.call(x, true).data());
+      return;
+    }
+    for (const Tensor& w : ws)
+      if (w.grad().defined()) w.grad().fill_(0.f);
+    if (x.grad().defined()) x.grad().fill_(0.f);
+    Tensor y = layer.call(x, true);
+    y.backward(Tensor::ones(y.shape()));
+  };
+  step();  // warm-up
+  state.SetLabel(layer.class_name() + " " + x.shape().str());
+  for (auto _ : state) step();
+}
+
+// A whole lenet-mnist step at batch 64, as train_step does for the MLPs.
+void lenet_step(benchmark::State& state) {
+  set_threads(state, 0);
+  Sequential model = lenet_model();
+  model.compile(Adam({.learning_rate = 1e-3f, .epsilon = 1e-7f}),
+                losses::SparseCategoricalCrossentropy({.from_logits = true}));
+  const Tensor x = Tensor::rand({64, 28, 28}, gen);
+  std::vector<float> labels(64);
+  for (float& l : labels) l = static_cast<float>(gen.below(10));
+  const Tensor y = Tensor::from(labels, {64});
+  const std::vector<Tensor> params = model.trainable_weights();
+  auto step = [&] {
+    for (const Tensor& p : params)
+      if (p.grad().defined()) p.grad().fill_(0.f);
+    Tensor loss = model.loss()(y, model.call(x, true));
+    loss.backward();
+    model.optimizer().step(params);
+    benchmark::DoNotOptimize(loss.item());
+  };
+  step();
+  for (auto _ : state) step();
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+
 // Registers args + {T} for T = 1 and 2 (the thread count is always the last argument).
 void threads_1_2(benchmark::internal::Benchmark* b, std::vector<int64_t> args) {
   for (int64_t t : {1, 2}) {
@@ -192,5 +264,13 @@ BENCHMARK(train_step)->ArgNames({"wide", "T"})->Apply([](benchmark::internal::Be
   threads_1_2(b, {0});
   threads_1_2(b, {1});
 })->Unit(benchmark::kMicrosecond);
+
+BENCHMARK(lenet_layer)->ArgNames({"layer", "bwd", "T"})->Apply([](benchmark::internal::Benchmark* b) {
+  threads_1_2(b, {0, 0});  // Reshape of the data: nothing to differentiate
+  for (int64_t layer = 1; layer < 9; ++layer)
+    for (int64_t bwd : {0, 1}) threads_1_2(b, {layer, bwd});
+})->Unit(benchmark::kMicrosecond);
+
+BENCHMARK(lenet_step)->ArgNames({"T"})->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();
