@@ -114,23 +114,17 @@ void adam_step(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * count);
 }
 
-// One training step of mnist-mlp (784-128-10, batch 32) or mnist-mlp-wide (784-512-512-10,
-// batch 128), as fit runs it: zero the gradients, forward, loss, backward, Adam step.
-void train_step(benchmark::State& state) {
-  const bool wide = state.range(0) != 0;
-  const int64_t batch = wide ? 128 : 32;
-  set_threads(state, 1);
-  manual_seed(2);
-  Sequential model = wide ? Sequential({layers::Flatten({.input_shape = Shape{28, 28}}), layers::Dense(512, "relu"),
-                                        layers::Dense(512, "relu"), layers::Dense(10)})
-                          : Sequential({layers::Flatten({.input_shape = Shape{28, 28}}), layers::Dense(128, "relu"),
-                                        layers::Dense(10)});
+// Times fit's step on `model` (compiled with Adam and sparse CE from logits here) at `batch`
+// random samples of `sample` shape: zero the gradients, forward, loss, backward, Adam step.
+void time_training_step(benchmark::State& state, Model& model, int64_t batch, const Shape& sample) {
   model.compile(Adam({.learning_rate = 1e-3f, .epsilon = 1e-7f}),
                 losses::SparseCategoricalCrossentropy({.from_logits = true}));
-  model.build(Shape{28, 28});
-  const Tensor x = Tensor::rand({batch, 28, 28}, gen);
+  if (!model.built()) model.build(sample);
+  std::vector<int64_t> dims{batch};
+  dims.insert(dims.end(), sample.begin(), sample.end());
+  const Tensor x = Tensor::rand(Shape(dims), gen);
   std::vector<float> labels(static_cast<size_t>(batch));
-  for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<float>(gen.below(10));
+  for (float& l : labels) l = static_cast<float>(gen.below(10));
   const Tensor y = Tensor::from(labels, {batch});
   const std::vector<Tensor> params = model.trainable_weights();
   auto step = [&] {
@@ -144,6 +138,19 @@ void train_step(benchmark::State& state) {
   step();  // warm-up: primitives, gradient buffers, optimizer slots
   for (auto _ : state) step();
   state.SetItemsProcessed(state.iterations() * batch);
+}
+
+// One training step of mnist-mlp (784-128-10, batch 32) or mnist-mlp-wide (784-512-512-10,
+// batch 128), as fit runs it.
+void train_step(benchmark::State& state) {
+  const bool wide = state.range(0) != 0;
+  set_threads(state, 1);
+  manual_seed(2);
+  Sequential model = wide ? Sequential({layers::Flatten({.input_shape = Shape{28, 28}}), layers::Dense(512, "relu"),
+                                        layers::Dense(512, "relu"), layers::Dense(10)})
+                          : Sequential({layers::Flatten({.input_shape = Shape{28, 28}}), layers::Dense(128, "relu"),
+                                        layers::Dense(10)});
+  time_training_step(state, model, wide ? 128 : 32, Shape{28, 28});
 }
 
 // LeNet as bench_lamina builds it (Reshape, Conv 6@5x5 same relu, MaxPool, Conv 16@5x5 relu,
@@ -198,24 +205,7 @@ void lenet_layer(benchmark::State& state) {
 void lenet_step(benchmark::State& state) {
   set_threads(state, 0);
   Sequential model = lenet_model();
-  model.compile(Adam({.learning_rate = 1e-3f, .epsilon = 1e-7f}),
-                losses::SparseCategoricalCrossentropy({.from_logits = true}));
-  const Tensor x = Tensor::rand({64, 28, 28}, gen);
-  std::vector<float> labels(64);
-  for (float& l : labels) l = static_cast<float>(gen.below(10));
-  const Tensor y = Tensor::from(labels, {64});
-  const std::vector<Tensor> params = model.trainable_weights();
-  auto step = [&] {
-    for (const Tensor& p : params)
-      if (p.grad().defined()) p.grad().fill_(0.f);
-    Tensor loss = model.loss()(y, model.call(x, true));
-    loss.backward();
-    model.optimizer().step(params);
-    benchmark::DoNotOptimize(loss.item());
-  };
-  step();
-  for (auto _ : state) step();
-  state.SetItemsProcessed(state.iterations() * 64);
+  time_training_step(state, model, 64, Shape{28, 28});
 }
 
 // Registers args + {T} for T = 1 and 2 (the thread count is always the last argument).

@@ -509,9 +509,6 @@ void check_output_path(const std::string& path, const char* option) {
                   " is not writable");
 }
 
-// Rewrites the HTML report at the start and at the end of every epoch, atomically (a browser
-// reloading it never reads half a page), marked in progress: it refreshes itself and says which
-// epoch training has reached.
 // When the first training step ended, on steady_clock (CLOCK_MONOTONIC, one clock for every
 // process): the report's startup.first_step_end_monotonic_s, from which a launcher that noted when
 // it started this process gets the start-up time (bench_compare's start-up row).
@@ -526,6 +523,9 @@ class FirstStepClock : public Callback {
   double at_ = -1;
 };
 
+// Rewrites the HTML report at the start and at the end of every epoch, atomically (a browser
+// reloading it never reads half a page), marked in progress: it refreshes itself and says which
+// epoch training has reached.
 class HtmlProgress : public Callback {
  public:
   HtmlProgress(std::string path, Json base, HtmlReportOptions options)

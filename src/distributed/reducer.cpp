@@ -76,7 +76,7 @@ void GradientReducer::launch_ready() {
   }
   // Let the transport move the buckets in flight along (MPI progresses inside its calls).
   for (size_t i = 0; i < next_launch_; ++i)
-    if (buckets_[i].request && buckets_[i].request->test()) continue;
+    if (buckets_[i].request) buckets_[i].request->test();
 }
 
 void GradientReducer::backward(const Tensor& loss, double weight) {

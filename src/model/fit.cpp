@@ -232,32 +232,25 @@ Logs Model::train_step(const data::Batch& batch) {
   const std::vector<Tensor>& params = train_params_.empty() ? fresh : train_params_;
   for (Tensor p : params) p.zero_grad(/*set_to_none=*/false);  // lazily: backward overwrites
   // A data-parallel rank without samples in this step takes the others' step: it joins the
-  // gradient reduction with zeros, and runs forward and backward on its empty batch only when a
-  // synchronized BatchNormalization's collectives need every rank.
+  // gradient reduction with zeros (an undefined loss), and runs forward and backward on its empty
+  // batch only when a synchronized BatchNormalization's collectives need every rank.
   const bool empty = batch.size() == 0;
-  if (empty && !has_synchronized_batch_norm(*this)) {
-    backward_step(Tensor(), batch, params);
-    opt.step(params);
-    apply_constraints();
-    return metrics_result();
+  std::vector<Tensor> pred;
+  Tensor loss;
+  if (!empty || has_synchronized_batch_norm(*this)) {
+    pred = run(batch.x, {}, true).values;
+    loss = empty ? zero_loss(pred) : compute_loss(batch, pred);
   }
-  const std::vector<Tensor> pred = run(batch.x, {}, true).values;
-  Tensor loss = empty ? zero_loss(pred) : compute_loss(batch, pred);
   backward_step(loss, batch, params);
-  if (empty) {
-    opt.step(params);
-    apply_constraints();
-    return metrics_result();
-  }
   // The first non-finite loss: find where it came from while the weights are still the ones
   // that produced it (once per fit, so the steady state pays one isfinite per step).
-  if (!std::isfinite(loss.item()) && divergence_.empty()) {
+  if (!empty && !std::isfinite(loss.item()) && divergence_.empty()) {
     divergence_ = diagnose_non_finite(batch.x, batch.y);
     if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
   }
   opt.step(params);
   apply_constraints();  // Keras: kernel_constraint etc. after each update
-  update_metrics(batch, pred, loss);
+  if (!empty) update_metrics(batch, pred, loss);
   return metrics_result();
 }
 
@@ -528,9 +521,10 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
   const bool lead = !is_distributed() || comm_->rank() == 0;
   broadcast_weights();
   History history;
-  ProgressBar bar(lead ? o.verbose : 0);
+  const int verbose = lead ? o.verbose : 0;
+  ProgressBar bar(verbose);
   std::vector<Callback*> callbacks{&history};
-  if (lead && o.verbose > 0) callbacks.push_back(&bar);
+  if (verbose > 0) callbacks.push_back(&bar);
   for (Callback* c : o.callbacks)
     if (lead || dynamic_cast<ModelCheckpoint*>(c) == nullptr) callbacks.push_back(c);
   if (reducer_) reducer_->reset_stats();
