@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "kernels/bnorm.hpp"
@@ -48,8 +49,23 @@ void check_last_axis_vector(const char* op, const char* what, const Tensor& t, i
                      std::to_string(c) + " " + unit + " (last axis) of x " + x.str());
 }
 
-void check_channel_vector(const char* what, const Tensor& t, int64_t c, const Shape& x) {
-  check_last_axis_vector("batch_norm", what, t, c, "channels", x);
+// batch_norm's and sync_batch_norm's arguments checked (`op` names the one in the messages):
+// returns gamma and beta, ones and zeros where undefined.
+std::pair<Tensor, Tensor> checked_batch_norm_args(const char* op, const Tensor& x, const Tensor& gamma,
+                                                  const Tensor& beta, const Tensor& moving_mean,
+                                                  const Tensor& moving_var, float epsilon) {
+  if (x.rank() < 1) throw ShapeError(std::string(op) + ": x must have a channel axis, got a scalar");
+  const int64_t c = x.dim(-1);
+  if (!moving_mean.defined() || !moving_var.defined())
+    throw ValueError(std::string(op) + ": moving_mean and moving_var are required (Keras' moving statistics)");
+  check_last_axis_vector(op, "moving_mean", moving_mean, c, "channels", x.shape());
+  check_last_axis_vector(op, "moving_var", moving_var, c, "channels", x.shape());
+  Tensor g = gamma.defined() ? gamma : Tensor::ones({c});
+  Tensor b = beta.defined() ? beta : Tensor::zeros({c});
+  check_last_axis_vector(op, "gamma", g, c, "channels", x.shape());
+  check_last_axis_vector(op, "beta", b, c, "channels", x.shape());
+  if (!(epsilon > 0.f)) throw ValueError(std::string(op) + ": epsilon must be positive, got " + std::to_string(epsilon));
+  return {std::move(g), std::move(b)};
 }
 
 // sum of f(j) for j in [0, n), in double. Eight independent partial sums, so the loop
@@ -71,17 +87,8 @@ double row_sum(int64_t n, F f) {
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& moving_mean,
                   const Tensor& moving_var, bool training, float momentum, float epsilon) {
-  if (x.rank() < 1) throw ShapeError("batch_norm: x must have a channel axis, got a scalar");
+  const auto [g, b] = checked_batch_norm_args("batch_norm", x, gamma, beta, moving_mean, moving_var, epsilon);
   const int64_t c = x.dim(-1), m = c ? x.numel() / c : 0;
-  if (!moving_mean.defined() || !moving_var.defined())
-    throw ValueError("batch_norm: moving_mean and moving_var are required (Keras' moving statistics)");
-  check_channel_vector("moving_mean", moving_mean, c, x.shape());
-  check_channel_vector("moving_var", moving_var, c, x.shape());
-  const Tensor g = gamma.defined() ? gamma : Tensor::ones({c});
-  const Tensor b = beta.defined() ? beta : Tensor::zeros({c});
-  check_channel_vector("gamma", g, c, x.shape());
-  check_channel_vector("beta", b, c, x.shape());
-  if (!(epsilon > 0.f)) throw ValueError("batch_norm: epsilon must be positive, got " + std::to_string(epsilon));
   if (training && m == 0) throw ShapeError("batch_norm: batch statistics of an empty batch " + x.shape().str());
 
   Tensor mean = Tensor::empty({c}), rstd = Tensor::empty({c});
@@ -150,17 +157,8 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                        const Tensor& moving_var, distributed::Communicator& comm, bool training, float momentum,
                        float epsilon) {
   if (!training || comm.size() == 1) return batch_norm(x, gamma, beta, moving_mean, moving_var, training, momentum, epsilon);
-  if (x.rank() < 1) throw ShapeError("sync_batch_norm: x must have a channel axis, got a scalar");
+  const auto [g, b] = checked_batch_norm_args("sync_batch_norm", x, gamma, beta, moving_mean, moving_var, epsilon);
   const int64_t c = x.dim(-1), m = c ? x.numel() / c : 0;
-  if (!moving_mean.defined() || !moving_var.defined())
-    throw ValueError("sync_batch_norm: moving_mean and moving_var are required (Keras' moving statistics)");
-  check_last_axis_vector("sync_batch_norm", "moving_mean", moving_mean, c, "channels", x.shape());
-  check_last_axis_vector("sync_batch_norm", "moving_var", moving_var, c, "channels", x.shape());
-  const Tensor g = gamma.defined() ? gamma : Tensor::ones({c});
-  const Tensor b = beta.defined() ? beta : Tensor::zeros({c});
-  check_last_axis_vector("sync_batch_norm", "gamma", g, c, "channels", x.shape());
-  check_last_axis_vector("sync_batch_norm", "beta", b, c, "channels", x.shape());
-  if (!(epsilon > 0.f)) throw ValueError("sync_batch_norm: epsilon must be positive, got " + std::to_string(epsilon));
 
   const auto cs = static_cast<size_t>(c);
   std::vector<double> sums(2 * cs + 1, 0.0);  // [count, sum (x - K) (C), sum (x - K)^2 (C)]
