@@ -123,6 +123,27 @@ TEST(PoolKernel, OneDnnMatchesNaive) {
   }
 }
 
+// Max pooling on a channel count oneDNN does not take (not a multiple of 16), large enough to
+// run on every thread: non-overlapping and overlapping windows (the backward of overlapping ones
+// runs on one thread), with and without padding.
+TEST(PoolKernel, OwnMaxPoolThreadedMatchesNaive) {
+  Generator gen(24);
+  for (const Window& s : {Window{2, 150, 150, 24, 24, 2, 2, 2, 2, false}, Window{2, 150, 151, 24, 24, 3, 3, 2, 1, true}}) {
+    const kernels::Geometry2d g = geometry(s);
+    ASSERT_GE(g.n * g.h * g.w * g.c, 1 << 20);
+    const Tensor x = distinct({g.n, g.h, g.w, g.c}, gen), dy = Tensor::randn({g.n, g.oh, g.ow, g.c}, gen);
+    Tensor y_fast = Tensor::empty(dy.shape()), y_naive = Tensor::empty(dy.shape());
+    Tensor workspace = Tensor::empty({static_cast<int64_t>(kernels::max_pool2d_workspace_bytes(g) + 3) / 4});
+    kernels::max_pool2d_forward(g, x.data(), y_fast.data(), workspace.data());
+    kernels::ref::max_pool2d_forward(g, x.data(), y_naive.data());
+    EXPECT_TRUE(testing::all_close(y_fast, y_naive, 0, 0)) << describe(g);
+    Tensor dx_fast = Tensor::empty(x.shape()), dx_naive = Tensor::empty(x.shape());
+    kernels::max_pool2d_backward(g, dy.data(), workspace.data(), dx_fast.data(), false);
+    kernels::ref::max_pool2d_backward(g, x.data(), dy.data(), dx_naive.data(), false);
+    EXPECT_TRUE(testing::all_close(dx_fast, dx_naive, 1e-6, 1e-6)) << describe(g);
+  }
+}
+
 // conv2d with a fused activation equals the composition, forward and backward, and passes gradcheck.
 TEST(Conv2d, FusedActivationMatchesComposition) {
   Generator gen(23);

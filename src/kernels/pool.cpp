@@ -1,12 +1,15 @@
-// oneDNN pooling glue: NHWC in and out (oneDNN's JIT pooling reads NHWC directly), max with
-// its workspace, average with padding excluded (Keras' 'same').
+// Pooling on NHWC images: max pooling in our own loops (with the index of each window's winner
+// as its workspace), average pooling on oneDNN (its JIT pooling reads NHWC directly), padding
+// excluded (Keras' 'same').
 #include "kernels/pool.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "allocator.hpp"
@@ -106,9 +109,273 @@ void run_backward(const Geometry2d& g, bool max, const float* dy, const void* wo
   });
 }
 
+// --- max pooling on few channels: our own loops ---------------------------------------------------
+// oneDNN's NHWC max pooling vectorizes over C, 16 channels to a vector. On other channel counts
+// its backward is slow: LeNet's first pool (64x28x28x6, 2x2, one thread) took 44 us forward and
+// 384 us backward; these loops take 82 and 152 us. At 16 channels (LeNet's second pool,
+// 64x10x10x16) oneDNN is faster: 9 and 28 us against 24 and 45. So oneDNN takes channel counts
+// that are multiples of 16 and these loops the rest.
+// They record, for each output, which cell of its window won (counted in the window clipped to
+// the image, row-major), in the narrowest index that holds the window's cells; the backward
+// sends dy there. Ties go to the first cell, as in kernels::ref.
+bool own_max_pool(const Geometry2d& g) { return g.c % 16 != 0; }
+
+// The window of output (i, j), clipped to the image: rows [r0, r1), columns [s0, s1).
+struct Clip {
+  int64_t r0, r1, s0, s1;
+};
+Clip clip(const Geometry2d& g, int64_t i, int64_t j) {
+  const int64_t r = i * g.sh - g.pad_top, s = j * g.sw - g.pad_left;
+  return {std::max<int64_t>(r, 0), std::min(r + g.kh, g.h), std::max<int64_t>(s, 0), std::min(s + g.kw, g.w)};
+}
+
+// The clipped window's cell count bounds the index: min(KH, H) * min(KW, W).
+int64_t window_cells(const Geometry2d& g) { return std::min(g.kh, g.h) * std::min(g.kw, g.w); }
+
+template <class F>
+void for_index_type(const Geometry2d& g, F f) {
+  const int64_t cells = window_cells(g);
+  if (cells <= 256) return f(uint8_t{});
+  if (cells <= (int64_t{1} << 31)) return f(uint32_t{});
+  f(uint64_t{});
+}
+
+// f(scratch, n, i) for the rows (n, i) of the output, on `threads` threads, each with its own Scratch.
+template <class Scratch, class F>
+void for_output_rows(const Geometry2d& g, int threads, F f) {
+  const int64_t rows = g.n * g.oh;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    Scratch scratch;
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) f(scratch, row / g.oh, row % g.oh);
+  }
+}
+
+// The outputs j in [lo, hi) whose window columns lie inside the image (no clipping): their
+// windows differ only by where they start, so a whole output row of them is a few passes over
+// contiguous memory.
+struct Interior {
+  int64_t lo, hi;
+};
+Interior interior(const Geometry2d& g) {
+  const int64_t lo = std::min((g.pad_left + g.sw - 1) / g.sw, g.ow);  // first j with j sw - pad_left >= 0
+  const int64_t last = g.w - g.kw + g.pad_left;  // j sw <= last keeps the window's end inside
+  const int64_t hi = last < 0 ? lo : std::clamp(last / g.sw + 1, lo, g.ow);
+  return {lo, hi};
+}
+
+// Local index type: 32 bits unless a window has more cells than that holds.
+template <class Index>
+using Local = std::conditional_t<sizeof(Index) == 8, int64_t, int32_t>;
+
+// One output j with a clipped window (at the image's left or right edge), channel by channel.
+template <class Index>
+void max_pool_edge(const Geometry2d& g, int64_t n, int64_t i, int64_t j, const float* x, float* y, Index* arg) {
+  const Clip w = clip(g, i, j);
+  const int64_t out = ((n * g.oh + i) * g.ow + j) * g.c;
+  if (w.r0 >= w.r1 || w.s0 >= w.s1) {
+    std::fill_n(y + out, g.c, -INFINITY);
+    if (arg) std::fill_n(arg + out, g.c, Index{0});
+    return;
+  }
+  const float* window = x + ((n * g.h + w.r0) * g.w + w.s0) * g.c;
+  for (int64_t k = 0; k < g.c; ++k) {
+    float best = window[k];
+    Local<Index> at = 0, cell = 0;
+    for (int64_t r = 0; r < w.r1 - w.r0; ++r)
+      for (int64_t s = 0; s < w.s1 - w.s0; ++s, ++cell) {
+        const float v = window[(r * g.w + s) * g.c + k];
+        if (v > best) best = v, at = cell;
+      }
+    y[out + k] = best;
+    if (arg) arg[out + k] = static_cast<Index>(at);
+  }
+}
+
+// The window maxima of 16 consecutive q (flattened column, channel) of one output row, in GCC
+// vectors (4 SSE or 2 AVX or 1 AVX-512 register each, as the target has): `start` is the first
+// window's first cell; a window spans `rows` rows `row_step` apart and kw columns c apart.
+// best, at: the maximum and its cell (row-major), the first of equals. Plain arrays of 16 here
+// stay on the stack across the runtime loops, and the store-to-load round trip per cell made
+// LeNet's first pool 500 us; window_max1 is the one-lane loop for rows shorter than 16.
+struct WindowRun {
+  const float* start;
+  int64_t rows, kw, row_step, c;
+};
+using F16 = float __attribute__((vector_size(64)));
+using I16 = int32_t __attribute__((vector_size(64)));
+inline F16 load16(const float* p) {
+  F16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+// kBlocks blocks of 16 at once: each block's compare-and-blend chain waits on the one before
+// (4-5 cycles a cell), so independent blocks fill the gaps.
+template <int kBlocks>
+inline void window_max16(const WindowRun& run, int64_t q0, float* best, int32_t* at) {
+  const float* first = run.start + q0;
+  F16 b[kBlocks];
+  I16 a[kBlocks];
+  for (int u = 0; u < kBlocks; ++u) b[u] = load16(first + 16 * u), a[u] = I16{};
+  int32_t cell = 0;
+  for (int64_t r = 0; r < run.rows; ++r)
+    for (int64_t t = 0; t < run.kw; ++t, ++cell) {
+      const float* cell_start = first + r * run.row_step + t * run.c;
+      for (int u = 0; u < kBlocks; ++u) {
+        const F16 v = load16(cell_start + 16 * u);
+        const I16 win = v > b[u];  // -1 where v wins
+        a[u] = (a[u] & ~win) | (cell & win);
+        b[u] = win ? v : b[u];
+      }
+    }
+  std::memcpy(best + q0, b, sizeof b);
+  std::memcpy(at + q0, a, sizeof a);
+}
+template <class L>
+void window_max1(const WindowRun& run, int64_t q, float* best, L* at) {
+  const float* first = run.start + q;
+  float b = *first;
+  L a = 0, cell = 0;
+  for (int64_t r = 0; r < run.rows; ++r)
+    for (int64_t t = 0; t < run.kw; ++t, ++cell) {
+      const float v = first[r * run.row_step + t * run.c];
+      if (v > b) b = v, a = cell;
+    }
+  best[q] = b, at[q] = a;
+}
+
+// One thread's buffers for max_pool_row: an output row's maxima and cells at every column, and
+// which of them the outputs take.
+template <class L>
+struct MaxPoolScratch {
+  std::vector<float> best;
+  std::vector<L> at;
+  std::vector<int64_t> pick;
+};
+
+// Output row (n, i): y = max over each window, arg = the winning cell (counted row-major in the
+// window clipped to the image). Ties go to the first cell, as in kernels::ref; windows with no
+// cell in the image (Keras' and ONNX's padding rules make none) give -inf and route nothing.
+// The interior outputs go in two vectorized passes per window row over the flattened (column,
+// channel) axis q, whatever C is: the maximum over the window's columns, m[q] = max_t x[q + t C]
+// (first column wins), then over its rows (first row wins), so the first maximum in row-major
+// order wins; a copy then picks every stride-th column. Per channel, LeNet's first pool (6
+// channels) took 500 us, as long as oneDNN's forward and backward together.
+template <class Index>
+void max_pool_row(const Geometry2d& g, int64_t n, int64_t i, const float* __restrict x, float* __restrict y,
+                  Index* __restrict arg, MaxPoolScratch<Local<Index>>& scratch) {
+  std::vector<float>& buf = scratch.best;
+  std::vector<Local<Index>>& at_buf = scratch.at;
+  const Interior in = interior(g);
+  for (int64_t j = 0; j < in.lo; ++j) max_pool_edge(g, n, i, j, x, y, arg);
+  for (int64_t j = in.hi; j < g.ow; ++j) max_pool_edge(g, n, i, j, x, y, arg);
+  if (in.lo >= in.hi) return;
+  const Clip w = clip(g, i, in.lo);
+  const int64_t c = g.c, out_row = (n * g.oh + i) * g.ow;
+  if (w.r0 >= w.r1) {
+    std::fill_n(y + (out_row + in.lo) * c, (in.hi - in.lo) * c, -INFINITY);
+    if (arg) std::fill_n(arg + (out_row + in.lo) * c, (in.hi - in.lo) * c, Index{0});
+    return;
+  }
+  const int64_t length = ((in.hi - 1 - in.lo) * g.sw + 1) * c;  // q over the window starts' columns
+  buf.resize(static_cast<size_t>(length));
+  at_buf.resize(static_cast<size_t>(length));
+  const float* start = x + ((n * g.h + w.r0) * g.w + w.s0) * c;
+  const WindowRun run{start, w.r1 - w.r0, g.kw, g.w * c, c};
+  // Blocks of 16 q, the last one overlapping the one before rather than a scalar tail (a
+  // window's maximum computed twice is the same).
+  constexpr int64_t kBlock = 16;
+  if (length < kBlock || !std::is_same_v<Local<Index>, int32_t>) {
+    for (int64_t q = 0; q < length; ++q) window_max1(run, q, buf.data(), at_buf.data());
+  } else if constexpr (std::is_same_v<Local<Index>, int32_t>) {
+    int64_t q0 = 0;
+    for (; q0 + 4 * kBlock <= length; q0 += 4 * kBlock) window_max16<4>(run, q0, buf.data(), at_buf.data());
+    for (; q0 + kBlock <= length; q0 += kBlock) window_max16<1>(run, q0, buf.data(), at_buf.data());
+    if (q0 < length) window_max16<1>(run, length - kBlock, buf.data(), at_buf.data());
+  }
+  // Every sw-th column's windows, through a table of where each output comes from (a gather
+  // where the target has one).
+  const int64_t outputs = (in.hi - in.lo) * c;
+  std::vector<int64_t>& pick = scratch.pick;
+  if (static_cast<int64_t>(pick.size()) != outputs) {  // the same for every row of one call
+    pick.resize(static_cast<size_t>(outputs));
+    for (int64_t p = 0; p < outputs; ++p) pick[static_cast<size_t>(p)] = p / c * g.sw * c + p % c;
+  }
+  const float* __restrict best = buf.data();
+  const Local<Index>* __restrict at = at_buf.data();
+  const int64_t* __restrict from = pick.data();
+  float* __restrict to = y + (out_row + in.lo) * c;
+  for (int64_t p = 0; p < outputs; ++p) to[p] = best[from[p]];
+  if (arg) {
+    Index* __restrict to_arg = arg + (out_row + in.lo) * c;
+    for (int64_t p = 0; p < outputs; ++p) to_arg[p] = static_cast<Index>(at[from[p]]);
+  }
+}
+
+// dx += dy at each window's winner: cell -> its offset from the window's first cell, from a
+// table (no division per element), the same for every interior output of the row.
+template <class Index>
+void max_pool_backward_row(const Geometry2d& g, int64_t n, int64_t i, const float* __restrict dy,
+                           const Index* __restrict arg, float* __restrict dx, std::vector<int64_t>& offsets) {
+  const int64_t c = g.c;
+  const Interior in = interior(g);
+  int64_t table_width = -1;  // the window width `offsets` holds
+  for (int64_t j = 0; j < g.ow; ++j) {
+    const Clip w = clip(g, i, j);
+    if (w.r0 >= w.r1 || w.s0 >= w.s1) continue;
+    const bool inside = j >= in.lo && j < in.hi;
+    if (!inside || table_width != w.s1 - w.s0) {
+      offsets.clear();
+      for (int64_t r = 0; r < w.r1 - w.r0; ++r)
+        for (int64_t s = 0; s < w.s1 - w.s0; ++s) offsets.push_back((r * g.w + s) * c);
+      table_width = inside ? w.s1 - w.s0 : -1;
+    }
+    const int64_t out = ((n * g.oh + i) * g.ow + j) * c;
+    float* __restrict window = dx + ((n * g.h + w.r0) * g.w + w.s0) * c;
+    const int64_t* __restrict offset = offsets.data();
+    for (int64_t k = 0; k < c; ++k) window[offset[static_cast<size_t>(arg[out + k])] + k] += dy[out + k];
+  }
+}
+
+size_t own_max_pool_workspace_bytes(const Geometry2d& g) {
+  size_t bytes = 0;
+  for_index_type(g, [&](auto index) { bytes = static_cast<size_t>(g.n * g.oh * g.ow * g.c) * sizeof(index); });
+  return bytes;
+}
+
+void own_max_pool_forward(const Geometry2d& g, const float* x, float* y, void* workspace) {
+  if (g.n * g.oh * g.ow * g.c == 0) return;
+  for_index_type(g, [&](auto index) {
+    using Index = decltype(index);
+    using Scratch = MaxPoolScratch<Local<Index>>;
+    for_output_rows<Scratch>(g, pool_threads(g), [&](Scratch& scratch, int64_t n, int64_t i) {
+      max_pool_row(g, n, i, x, y, static_cast<Index*>(workspace), scratch);
+    });
+  });
+}
+
+void own_max_pool_backward(const Geometry2d& g, const float* dy, const void* workspace, float* dx, bool accumulate) {
+  const int64_t count = g.n * g.h * g.w * g.c;
+  if (count == 0) return;
+  if (!accumulate) std::fill_n(dx, count, 0.f);
+  if (g.oh * g.ow == 0) return;
+  // Windows that overlap across rows (stride < window) may send two rows' dy to one cell: one thread then.
+  const bool overlap = g.sh < g.kh;
+  for_index_type(g, [&](auto index) {
+    using Index = decltype(index);
+    for_output_rows<std::vector<int64_t>>(g, overlap ? 1 : pool_threads(g),
+                                          [&](std::vector<int64_t>& offsets, int64_t n, int64_t i) {
+                                            max_pool_backward_row(g, n, i, dy, static_cast<const Index*>(workspace),
+                                                                  dx, offsets);
+                                          });
+  });
+}
+
 }  // namespace
 
 size_t max_pool2d_workspace_bytes(const Geometry2d& g) {
+  if (own_max_pool(g)) return own_max_pool_workspace_bytes(g);
   if (g.n * g.oh * g.ow * g.c == 0) return 0;
   const int threads = pool_threads(g);
   size_t bytes = 0;
@@ -117,9 +384,11 @@ size_t max_pool2d_workspace_bytes(const Geometry2d& g) {
 }
 
 void max_pool2d_forward(const Geometry2d& g, const float* x, float* y, void* workspace) {
+  if (own_max_pool(g)) return own_max_pool_forward(g, x, y, workspace);
   run_forward(g, true, x, y, workspace);
 }
 void max_pool2d_backward(const Geometry2d& g, const float* dy, const void* workspace, float* dx, bool accumulate) {
+  if (own_max_pool(g)) return own_max_pool_backward(g, dy, workspace, dx, accumulate);
   run_backward(g, true, dy, workspace, dx, accumulate);
 }
 void avg_pool2d_forward(const Geometry2d& g, const float* x, float* y) { run_forward(g, false, x, y, nullptr); }

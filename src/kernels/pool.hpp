@@ -1,6 +1,6 @@
-// 2-D max and average pooling on NHWC images: forward and backward on oneDNN (one primitive
-// per geometry and thread count, cached per thread), and kernels::ref, the naive loops that
-// document the math and check the fast path. Internal to the library.
+// 2-D max and average pooling on NHWC images: max in our own loops, average on oneDNN (one
+// primitive per geometry and thread count, cached per thread), and kernels::ref, the naive loops
+// that document the math and check the fast path. Internal to the library.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // Pooling over channels-last images: x (N, H, W, C) -> (N, OH, OW, C).
 // max_pool2d: the maximum of each window (padding never wins). backward: dy goes to each
-//   window's maximum; the oneDNN workspace that records where it was is kept in the closure
+//   window's maximum; the workspace that records where it was is kept in the closure
 //   (only when a backward can follow).
 // avg_pool2d: the mean of the window's cells inside the image (Keras' AveragePooling2D;
 //   torch's count_include_pad=False). backward: dy / cells to each of them.
