@@ -17,6 +17,9 @@ FAILS=0
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 MPIRUN=("$MPIEXEC" --mca btl self,vader --bind-to none -np 2)
 
+# Learning rate 0.02: at 0.05 this problem is chaotic in epoch 2 (a change of 2e-6 in the rate,
+# or the rounding of another -march, moves the final weights by 10%), so 1 and 2 ranks, whose
+# sums differ only in rounding, agreed or not by chance. At 0.02 the builds agree within 1e-9.
 (cd "$WORK" && awk 'BEGIN { srand(5); for (i = 0; i < 3300; i++) { c = i % 3; line = "";
        for (f = 0; f < 6; f++) line = line sprintf("%.4f,", rand() + (f == c ? 0.3 : 0));
        print line c > (i < 3000 ? "train.csv" : "test.csv") } }')
@@ -26,7 +29,7 @@ cat >"$WORK/spec.json" <<'EOF'
     {"class_name": "Dense", "config": {"name": "hidden", "batch_input_shape": [null, 6], "units": 32, "activation": "relu"}},
     {"class_name": "Dense", "config": {"name": "out", "units": 3, "activation": "softmax"}}]}},
   "data": {"train": "train.csv", "test": "test.csv"},
-  "compile": {"optimizer": {"class_name": "SGD", "config": {"learning_rate": 0.05, "momentum": 0.9}},
+  "compile": {"optimizer": {"class_name": "SGD", "config": {"learning_rate": 0.02, "momentum": 0.9}},
               "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
   "fit": {"epochs": 6, "batch_size": 24, "validation_split": 0.1, "shuffle": true, "seed": 4}
 }
