@@ -500,6 +500,46 @@ OJson measure_startup(const Options& o, int reps, double& wait_budget, double& w
   return entry;
 }
 
+// The build row: bench_lamina on the default build (liblamina for LAMINA_ARCH, x86-64-v3
+// unless configured otherwise) against bench_lamina_native (the same sources for this machine,
+// -march=native), alternating, one thread, one epoch per run. Null when the default build is
+// native already (no bench_lamina_native).
+OJson measure_build(const Options& o, double& wait_budget, double& worst_busy) {
+  const fs::path native = o.bin_dir / "bench_lamina_native";
+  if (!fs::exists(native)) return nullptr;
+  const std::pair<const char*, fs::path> builds[] = {{"portable", o.bin_dir / "bench_lamina"}, {"native", native}};
+  OJson entry = {{"what", "s/epoch (digits-mlp: whole training / epochs), 1 thread, default build against -march=native"},
+                 {"portable_arch", LAMINA_BENCH_ARCH},
+                 {"workloads", OJson::object()}};
+  for (const char* name : {"mnist-mlp", "lenet-mnist", "digits-mlp"}) {
+    if (std::find(o.workloads.begin(), o.workloads.end(), name) == o.workloads.end()) continue;
+    const bool digits = std::string(name) == "digits-mlp";
+    const int reps = digits ? o.digits_reps : 3;
+    std::map<std::string, std::vector<double>> seconds;
+    for (int rep = 0; rep < reps; ++rep)
+      for (int k = 0; k < 2; ++k) {
+        const auto& [build, exe] = builds[(k + rep) % 2];
+        const double busy_before = wait_for_quiet(wait_budget);
+        set_environment("lamina", 1);
+        const std::string cmd = shell_quote(exe.string()) + " --workload " + name +
+                                " --threads 1 --epochs 1 --no-predict --data " + shell_quote(o.data);
+        const CpuSample before = cpu_sample();
+        const OJson r = json_line_of(run_command(cmd), cmd);
+        worst_busy = std::max({worst_busy, busy_before, other_busy_cores(before, cpu_sample())});
+        const double t = digits ? r.at("train_seconds").get<double>() : r.at("epoch_seconds").at(0).get<double>();
+        std::fprintf(stderr, "bench_compare: build       %-12s %-8s rep %d: %.4f s/epoch\n", name, build, rep + 1, t);
+        seconds[build].push_back(t);
+      }
+    OJson w;
+    for (const auto& [build, exe] : builds)
+      w[build] = {{"s_per_epoch_min", min_of(seconds[build])}, {"s_per_epoch_median", median(seconds[build])},
+                  {"s_per_epoch", seconds[build]}};
+    w["native_speedup"] = median(seconds["portable"]) / median(seconds["native"]);  // > 1: native is faster
+    entry["workloads"][name] = w;
+  }
+  return entry;
+}
+
 int main(int argc, char** argv) try {
   const Options o = parse(argc, argv);
   const auto start = std::chrono::steady_clock::now();
@@ -655,6 +695,15 @@ int main(int argc, char** argv) try {
     }
   }
 
+  // Portable against native, in its own file like the start-up.
+  OJson build_row;
+  try {
+    build_row = measure_build(o, wait_budget, worst_busy);
+  } catch (const std::exception& e) {
+    ++failures;
+    std::fprintf(stderr, "bench_compare: build row: %s\n", e.what());
+  }
+
   fs::create_directories(fs::absolute(o.out).parent_path());
   {
     std::vector<OJson> all = results;
@@ -665,6 +714,8 @@ int main(int argc, char** argv) try {
   }
   const std::string startup_path = (fs::absolute(o.out).parent_path() / "startup.json").string();
   if (!startup.is_null()) std::ofstream(startup_path) << startup.dump(2) << "\n";
+  const std::string build_path = (fs::absolute(o.out).parent_path() / "build.json").string();
+  if (!build_row.is_null()) std::ofstream(build_path) << build_row.dump(2) << "\n";
   print_table(results, o, peak);
   if (!predict_rows.empty()) {
     std::printf("\nInference on the same ONNX file (bench_lamina's, after 1 epoch), MNIST test images, samples/s "
@@ -692,6 +743,16 @@ int main(int argc, char** argv) try {
                 1e3 * startup.at("libtorch").at("first_step_s_min").get<double>(),
                 1e3 * startup.at("libtorch").at("first_step_s_median").get<double>(),
                 startup.at("speedup").get<double>(), startup_path.c_str());
+  if (!build_row.is_null()) {
+    std::printf("\nBuild: the default (-march=%s) against -march=native, 1 thread, s/epoch min / median (%s):\n",
+                build_row.at("portable_arch").get<std::string>().c_str(), build_path.c_str());
+    for (const auto& [name, w] : build_row.at("workloads").items())
+      std::printf("%-14s portable %.4f / %.4f   native %.4f / %.4f   native is %+.1f%%\n", name.c_str(),
+                  w.at("portable").at("s_per_epoch_min").get<double>(),
+                  w.at("portable").at("s_per_epoch_median").get<double>(),
+                  w.at("native").at("s_per_epoch_min").get<double>(), w.at("native").at("s_per_epoch_median").get<double>(),
+                  100 * (w.at("native_speedup").get<double>() - 1));
+  }
   if (worst_busy > 0.3)
     std::printf("\nWARNING: other processes kept up to %.1f cores busy during some runs (other_busy_cores in %s);\n"
                 "timings are skewed. Run again on a quiet machine.\n",

@@ -8,6 +8,8 @@
 
 #include <omp.h>
 
+#include "kernels/elementwise.hpp"  // LAMINA_HOT
+
 namespace lamina {
 
 // Parameters that live in one buffer in order (Sequential packs them) get their state as one
@@ -250,7 +252,7 @@ namespace {
 // One Adam step over n values; the variants are separate instantiations so that each loop is
 // branch-free and vectorizes (measured: the branchy loop was 39% of an MNIST step).
 template <bool kDecay, bool kAmsgrad>
-void adam_loop(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+LAMINA_HOT void adam_loop(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
                float* __restrict vmax, int64_t n, float b1, float b2, float step, float rsqrt_c2, float eps,
                float decay) {
   for (int64_t i = 0; i < n; ++i) {

@@ -1203,7 +1203,9 @@ CLI::Validator smoothing_weight() {
 int run(int argc, char** argv) {
   CLI::App app{"Lamina: train, evaluate and run Keras-style models.", "lamina"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("lamina ") + LAMINA_VERSION);
+  app.set_version_flag("--version", std::string("lamina ") + LAMINA_VERSION +
+                                         (*lamina::build_arch() ? std::string(" (built for ") + lamina::build_arch() + ")"
+                                                                : std::string()));
 
   TrainArgs ta;
   CLI::App* train_cmd = app.add_subcommand("train", "Train a model from a JSON spec and evaluate it on the test split");

@@ -13,6 +13,11 @@ namespace lamina {
 void set_num_threads(int n);  // ValueError for n < 1
 int get_num_threads();
 
+// The CPU liblamina's own loops were compiled for: CMake's LAMINA_ARCH, "x86-64-v3" by default
+// (any x86-64 CPU since 2015), "native" for the building machine's; empty for the compiler's
+// default. oneDNN's kernels follow the CPU at run time whatever this says.
+const char* build_arch();
+
 // Tensor buffers are recycled through a cache instead of being freed (like PyTorch's caching
 // allocators): after the first training step, a step takes every buffer from the cache.
 struct MemoryStats {

@@ -193,38 +193,48 @@ void max_pool_edge(const Geometry2d& g, int64_t n, int64_t i, int64_t j, const f
   }
 }
 
-// The window maxima of 16 consecutive q (flattened column, channel) of one output row, in GCC
-// vectors (4 SSE or 2 AVX or 1 AVX-512 register each, as the target has): `start` is the first
-// window's first cell; a window spans `rows` rows `row_step` apart and kw columns c apart.
-// best, at: the maximum and its cell (row-major), the first of equals. Plain arrays of 16 here
-// stay on the stack across the runtime loops, and the store-to-load round trip per cell made
-// LeNet's first pool 500 us; window_max1 is the one-lane loop for rows shorter than 16.
+// The window maxima of kLanes consecutive q (flattened column, channel) of one output row, in
+// GCC vectors of the target's width (16 lanes with AVX-512, 8 with AVX, 4 with SSE; a vector
+// wider than the target's registers is lowered lane by lane, which made the x86-64-v3 build's
+// pool 6 times slower): `start` is the first window's first cell; a window spans `rows` rows
+// `row_step` apart and kw columns c apart. best, at: the maximum and its cell (row-major), the
+// first of equals. Plain arrays here stay on the stack across the runtime loops, and the
+// store-to-load round trip per cell made LeNet's first pool 500 us; window_max1 is the one-lane
+// loop for rows shorter than a vector.
 struct WindowRun {
   const float* start;
   int64_t rows, kw, row_step, c;
 };
-using F16 = float __attribute__((vector_size(64)));
-using I16 = int32_t __attribute__((vector_size(64)));
-inline F16 load16(const float* p) {
-  F16 v;
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+constexpr int64_t kLanes = kVectorBytes / 4;
+using FloatVector = float __attribute__((vector_size(kVectorBytes)));
+using IntVector = int32_t __attribute__((vector_size(kVectorBytes)));
+inline FloatVector load_vector(const float* p) {
+  FloatVector v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-// kBlocks blocks of 16 at once: each block's compare-and-blend chain waits on the one before
-// (4-5 cycles a cell), so independent blocks fill the gaps.
+// kBlocks vectors at once: each one's compare-and-blend chain waits on the one before (4-5
+// cycles a cell), so independent vectors fill the gaps.
 template <int kBlocks>
-inline void window_max16(const WindowRun& run, int64_t q0, float* best, int32_t* at) {
+inline void window_max_vectors(const WindowRun& run, int64_t q0, float* best, int32_t* at) {
   const float* first = run.start + q0;
-  F16 b[kBlocks];
-  I16 a[kBlocks];
-  for (int u = 0; u < kBlocks; ++u) b[u] = load16(first + 16 * u), a[u] = I16{};
+  FloatVector b[kBlocks];
+  IntVector a[kBlocks];
+  for (int u = 0; u < kBlocks; ++u) b[u] = load_vector(first + kLanes * u), a[u] = IntVector{};
   int32_t cell = 0;
   for (int64_t r = 0; r < run.rows; ++r)
     for (int64_t t = 0; t < run.kw; ++t, ++cell) {
       const float* cell_start = first + r * run.row_step + t * run.c;
       for (int u = 0; u < kBlocks; ++u) {
-        const F16 v = load16(cell_start + 16 * u);
-        const I16 win = v > b[u];  // -1 where v wins
+        const FloatVector v = load_vector(cell_start + kLanes * u);
+        const IntVector win = v > b[u];  // -1 where v wins
         a[u] = (a[u] & ~win) | (cell & win);
         b[u] = win ? v : b[u];
       }
@@ -283,16 +293,15 @@ void max_pool_row(const Geometry2d& g, int64_t n, int64_t i, const float* __rest
   at_buf.resize(static_cast<size_t>(length));
   const float* start = x + ((n * g.h + w.r0) * g.w + w.s0) * c;
   const WindowRun run{start, w.r1 - w.r0, g.kw, g.w * c, c};
-  // Blocks of 16 q, the last one overlapping the one before rather than a scalar tail (a
+  // Vectors of q, the last one overlapping the one before rather than a scalar tail (a
   // window's maximum computed twice is the same).
-  constexpr int64_t kBlock = 16;
-  if (length < kBlock || !std::is_same_v<Local<Index>, int32_t>) {
+  if (length < kLanes || !std::is_same_v<Local<Index>, int32_t>) {
     for (int64_t q = 0; q < length; ++q) window_max1(run, q, buf.data(), at_buf.data());
   } else if constexpr (std::is_same_v<Local<Index>, int32_t>) {
     int64_t q0 = 0;
-    for (; q0 + 4 * kBlock <= length; q0 += 4 * kBlock) window_max16<4>(run, q0, buf.data(), at_buf.data());
-    for (; q0 + kBlock <= length; q0 += kBlock) window_max16<1>(run, q0, buf.data(), at_buf.data());
-    if (q0 < length) window_max16<1>(run, length - kBlock, buf.data(), at_buf.data());
+    for (; q0 + 4 * kLanes <= length; q0 += 4 * kLanes) window_max_vectors<4>(run, q0, buf.data(), at_buf.data());
+    for (; q0 + kLanes <= length; q0 += kLanes) window_max_vectors<1>(run, q0, buf.data(), at_buf.data());
+    if (q0 < length) window_max_vectors<1>(run, length - kLanes, buf.data(), at_buf.data());
   }
   // Every sw-th column's windows, through a table of where each output comes from (a gather
   // where the target has one).
