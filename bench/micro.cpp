@@ -1,12 +1,15 @@
-// bench_micro: Google Benchmark of each op of the bench's MLPs (and each layer of LeNet), forward and forward + backward,
-// at the workloads' shapes, on 1 and 2 threads, through the public API only (ops, losses,
-// optimizers, Sequential). Shows where a training step's time goes; the side-by-side with
-// libtorch is bench_compare's job.
+// bench_micro: Google Benchmark of each op of the bench's MLPs (and each layer of LeNet),
+// forward and forward + backward, at the workloads' shapes, on 1 and 2 threads, through the
+// public API (ops, losses, optimizers, Sequential), and of the two matmul paths (matmul_path,
+// the internal kernels). Shows where a training step's time goes; the side-by-side with libtorch
+// is bench_compare's job.
 //   build/bench/bench_micro --benchmark_min_time=0.05 [--benchmark_filter=linear]
 // M = batch, K = input features, N = units, T = threads.
 #include <benchmark/benchmark.h>
 
 #include <lamina/lamina.hpp>
+
+#include "kernels/matmul.hpp"  // the two matmul paths (matmul_path)
 
 using namespace lamina;
 
@@ -31,6 +34,23 @@ void matmul_forward(benchmark::State& state) {
   NoGradGuard no_grad;
   matmul(a, b);  // warm-up: primitive creation, first-touch page faults
   for (auto _ : state) benchmark::DoNotOptimize(matmul(a, b).data());
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The two matmul paths on one product, one thread: range(5) 0 = oneDNN (primitive cached), 1 =
+// small_matmul (our loops). Where small_matmul wins sets kSmallMatmulFlops (kernels/matmul.cpp).
+void matmul_path(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  const bool ta = state.range(3) != 0, tb = state.range(4) != 0;
+  const auto kernel = state.range(5) ? kernels::small_matmul : kernels::onednn_matmul;
+  set_num_threads(1);
+  const Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, gen), b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, gen);
+  Tensor c = Tensor::empty({m, n});
+  kernel(a.data(), b.data(), c.data(), m, k, n, ta, tb, false, nullptr, kernels::Eltwise::none);  // warm-up
+  for (auto _ : state) {
+    kernel(a.data(), b.data(), c.data(), m, k, n, ta, tb, false, nullptr, kernels::Eltwise::none);
+    benchmark::DoNotOptimize(c.data());
+  }
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -222,6 +242,19 @@ void threads_1_2(benchmark::internal::Benchmark* b, std::vector<int64_t> args) {
 BENCHMARK(matmul_forward)->ArgNames({"M", "K", "N", "T"})->Args({1024, 1024, 1024, 1})->Args({1024, 1024, 1024, 2})
     ->Unit(benchmark::kMillisecond);
 
+// digits-mlp (batch 128: 64 -> 64 -> 10) and mnist-mlp (batch 32: 784 -> 128 -> 10), forward,
+// dX (trans_b) and dW (trans_a) products, a batch-1 prediction, LeNet's dense layer.
+BENCHMARK(matmul_path)->ArgNames({"M", "K", "N", "ta", "tb", "small"})->Apply([](benchmark::internal::Benchmark* b) {
+  for (std::vector<int64_t> s : std::vector<std::vector<int64_t>>{
+           {128, 64, 64, 0, 0}, {128, 64, 10, 0, 0}, {128, 10, 64, 0, 1}, {64, 128, 64, 1, 0}, {64, 128, 10, 1, 0},
+           {32, 128, 10, 0, 0}, {32, 10, 128, 0, 1}, {128, 32, 10, 1, 0}, {32, 784, 128, 0, 0}, {784, 32, 128, 1, 0},
+           {1, 784, 128, 0, 0}, {64, 400, 120, 0, 0}})
+    for (int64_t small : {0, 1}) {
+      s.push_back(small);
+      b->Args(s);
+      s.pop_back();
+    }
+});
 BENCHMARK(linear_op)->ArgNames({"M", "K", "N", "bwd", "dx", "T"})->Apply([](benchmark::internal::Benchmark* b) {
   for (int64_t bwd : {0, 1}) {
     // mnist-mlp

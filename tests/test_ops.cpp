@@ -188,26 +188,38 @@ TEST(NumericalSafety, NaNPropagatesThroughActivations) {
     EXPECT_TRUE(std::isnan(y.item())) << y;
 }
 
-// The oneDNN matmul against the naive loop, for odd shapes, transposes and accumulation.
-TEST(MatmulKernel, OneDnnMatchesNaive) {
+// Both matmul paths (oneDNN, and our small-product loops) and the dispatcher against the naive
+// loop, for odd shapes, transposes and accumulation. The small path's tiles are 6 rows by 2
+// vectors (16 or 32 columns): 1, 7, 33 and 70 rows and columns cover full and partial tiles.
+TEST(MatmulKernel, BothPathsMatchNaive) {
   Generator gen(7);
-  for (int64_t m : {1, 7, 33})
-    for (int64_t k : {1, 7, 33})
-      for (int64_t n : {1, 5, 33})
+  using Kernel = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool,
+                          const float*, kernels::Eltwise);
+  const std::pair<const char*, Kernel> kernels_under_test[] = {
+      {"onednn", kernels::onednn_matmul}, {"small", kernels::small_matmul}, {"dispatch", [](auto... args) {
+         kernels::matmul(args...);
+       }}};
+  for (int64_t m : {1, 7, 33, 70})
+    for (int64_t k : {0, 1, 7, 33})
+      for (int64_t n : {1, 5, 33, 70})
         for (int flags = 0; flags < 8; ++flags) {
           const bool ta = flags & 1, tb = flags & 2, acc = flags & 4;
           const Tensor bias = Tensor::randn({n}, gen);
           const float* bias_ptr = (m + k + n) % 2 ? bias.data() : nullptr;  // with and without bias
-          const auto act = static_cast<kernels::Eltwise>((m + n) % 4);       // each fused activation
+          const auto act = static_cast<kernels::Eltwise>((m + n + k) % 4);   // each fused activation
           Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, gen);
           Tensor b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, gen);
           Tensor c0 = Tensor::randn({m, n}, gen);
-          Tensor fast = c0.clone(), naive = c0.clone();
-          kernels::matmul(a.data(), b.data(), fast.data(), m, k, n, ta, tb, acc, bias_ptr, act);
+          Tensor naive = c0.clone();
           kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, ta, tb, acc, bias_ptr, act);
-          EXPECT_TRUE(testing::all_close(fast, naive, 1e-5, 1e-5))
-              << "matmul(M=" << m << ",K=" << k << ",N=" << n << ",trans_a=" << ta << ",trans_b=" << tb
-              << ",accumulate=" << acc << ",bias=" << (bias_ptr != nullptr) << ",act=" << static_cast<int>(act) << ")";
+          for (const auto& [name, kernel] : kernels_under_test) {
+            Tensor fast = c0.clone();
+            kernel(a.data(), b.data(), fast.data(), m, k, n, ta, tb, acc, bias_ptr, act);
+            EXPECT_TRUE(testing::all_close(fast, naive, 1e-5, 1e-5))
+                << name << " matmul(M=" << m << ",K=" << k << ",N=" << n << ",trans_a=" << ta << ",trans_b=" << tb
+                << ",accumulate=" << acc << ",bias=" << (bias_ptr != nullptr) << ",act=" << static_cast<int>(act)
+                << ")";
+          }
         }
 }
 

@@ -58,10 +58,28 @@ void run_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, 
 // So products under 20 MFLOP stay on the calling thread (threads_for, as conv.cpp and pool.cpp).
 constexpr double kParallelFlops = 20e6;
 
+// Products under this many FLOPs run in small_matmul (small_matmul.cpp), which costs nothing
+// to set up where oneDNN takes 0.3 ms per primitive (5 ms for the first). Measured one thread,
+// x86-64-v3 build with its AVX-512 path (bench_micro matmul_path, median us, oneDNN / ours):
+//   digits 128x64x64 5.3 / 5.1, its dW 64x128x64 5.8 / 5.2, dX 128x10x64 1.3 / 1.2;
+//   mnist 32x784x128 32.7 / 32.0, its dW 784x32x128 32.0 / 30.2; batch 1 1x784x128 4.1 / 4.0;
+//   but 10 columns: 128x64x10 1.8 / 3.3, 32x128x10 1.1 / 2.1; LeNet 64x400x120 32.6 / 37.5.
+// 4 MFLOP takes the digits MLP whole (with its 359-row evaluation, 2.9 MFLOP), LeNet's small
+// layers and every batch-1 prediction, and leaves the 6 MFLOP products to oneDNN.
+constexpr double kSmallMatmulFlops = 4e6;
+
 }  // namespace
 
 void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
             bool trans_b, bool accumulate, const float* bias, Eltwise act) {
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
+  if (flops < kSmallMatmulFlops || k == 0)  // oneDNN refuses K = 0
+    return small_matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);
+  onednn_matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);
+}
+
+void onednn_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
+                   bool trans_b, bool accumulate, const float* bias, Eltwise act) {
   if (m == 0 || n == 0) return;
   if (k == 0) return ref::matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);  // oneDNN refuses K = 0
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);

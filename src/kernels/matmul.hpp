@@ -1,6 +1,7 @@
-// C = op(A) op(B) (+ C): the one GEMM every dense layer uses. The fast path is a oneDNN
-// matmul primitive, created once per shape and cached; kernels::ref is the naive loop that
-// documents the math and checks the fast one. Internal to the library.
+// C = op(A) op(B) (+ C): the one GEMM every dense layer uses. Large products run on a oneDNN
+// matmul primitive, created once per shape and cached; small ones in our own register-tiled
+// loops (small_matmul), which cost nothing to set up. kernels::ref is the naive loop that
+// documents the math and checks both. Internal to the library.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,12 @@ enum class Eltwise { none, relu, sigmoid, tanh };
 void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
             bool trans_a = false, bool trans_b = false, bool accumulate = false,
             const float* bias = nullptr, Eltwise act = Eltwise::none);
+
+// The two paths matmul chooses between (by FLOPs: kSmallMatmulFlops), for the tests.
+void small_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
+                  bool trans_b, bool accumulate, const float* bias, Eltwise act);
+void onednn_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
+                   bool trans_b, bool accumulate, const float* bias, Eltwise act);
 
 namespace ref {
 void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
