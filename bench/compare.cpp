@@ -502,7 +502,8 @@ OJson measure_startup(const Options& o, int reps, double& wait_budget, double& w
 
 // The build row: bench_lamina on the default build (liblamina for LAMINA_ARCH, x86-64-v3
 // unless configured otherwise) against bench_lamina_native (the same sources for this machine,
-// -march=native), alternating, one thread, one epoch per run. Null when the default build is
+// -march=native), alternating, one thread, one epoch per run (digits-mlp: its 10-epoch training
+// / 10, as in its row). Null when the default build is
 // native already (no bench_lamina_native).
 OJson measure_build(const Options& o, double& wait_budget, double& worst_busy) {
   const fs::path native = o.bin_dir / "bench_lamina_native";
@@ -521,12 +522,12 @@ OJson measure_build(const Options& o, double& wait_budget, double& worst_busy) {
         const auto& [build, exe] = builds[(k + rep) % 2];
         const double busy_before = wait_for_quiet(wait_budget);
         set_environment("lamina", 1);
-        const std::string cmd = shell_quote(exe.string()) + " --workload " + name +
-                                " --threads 1 --epochs 1 --no-predict --data " + shell_quote(o.data);
+        const std::string cmd = shell_quote(exe.string()) + " --workload " + name + " --threads 1 --epochs " +
+                                (digits ? "10" : "1") + " --no-predict --data " + shell_quote(o.data);
         const CpuSample before = cpu_sample();
         const OJson r = json_line_of(run_command(cmd), cmd);
         worst_busy = std::max({worst_busy, busy_before, other_busy_cores(before, cpu_sample())});
-        const double t = digits ? r.at("train_seconds").get<double>() : r.at("epoch_seconds").at(0).get<double>();
+        const double t = digits ? r.at("train_seconds").get<double>() / 10 : r.at("epoch_seconds").at(0).get<double>();
         std::fprintf(stderr, "bench_compare: build       %-12s %-8s rep %d: %.4f s/epoch\n", name, build, rep + 1, t);
         seconds[build].push_back(t);
       }
