@@ -112,7 +112,7 @@ void run_backward(const Geometry2d& g, bool max, const float* dy, const void* wo
 // --- max pooling on few channels: our own loops ---------------------------------------------------
 // oneDNN's NHWC max pooling vectorizes over C, 16 channels to a vector. On other channel counts
 // its backward is slow: LeNet's first pool (64x28x28x6, 2x2, one thread) took 44 us forward and
-// 384 us backward; these loops take 82 and 152 us. At 16 channels (LeNet's second pool,
+// 384 us backward; these loops take 82 and about 100 us (their backward alone, in isolation: 62). At 16 channels (LeNet's second pool,
 // 64x10x10x16) oneDNN is faster: 9 and 28 us against 24 and 45. So oneDNN takes channel counts
 // that are multiples of 16 and these loops the rest.
 // They record, for each output, which cell of its window won (counted in the window clipped to
@@ -323,28 +323,42 @@ void max_pool_row(const Geometry2d& g, int64_t n, int64_t i, const float* __rest
 }
 
 // dx += dy at each window's winner: cell -> its offset from the window's first cell, from a
-// table (no division per element), the same for every interior output of the row.
+// table (no division per element), one for all the interior outputs of the row. zero_rows:
+// first zero the image rows this output row's windows cover (no other output row covers them),
+// while they are in cache, rather than all of dx beforehand (1.2 MB for LeNet's first pool,
+// more than a core's L2, so the scatter then missed).
 template <class Index>
 void max_pool_backward_row(const Geometry2d& g, int64_t n, int64_t i, const float* __restrict dy,
-                           const Index* __restrict arg, float* __restrict dx, std::vector<int64_t>& offsets) {
+                           const Index* __restrict arg, float* __restrict dx, std::vector<int64_t>& offsets,
+                           bool zero_rows) {
   const int64_t c = g.c;
   const Interior in = interior(g);
-  int64_t table_width = -1;  // the window width `offsets` holds
-  for (int64_t j = 0; j < g.ow; ++j) {
-    const Clip w = clip(g, i, j);
-    if (w.r0 >= w.r1 || w.s0 >= w.s1) continue;
-    const bool inside = j >= in.lo && j < in.hi;
-    if (!inside || table_width != w.s1 - w.s0) {
-      offsets.clear();
-      for (int64_t r = 0; r < w.r1 - w.r0; ++r)
-        for (int64_t s = 0; s < w.s1 - w.s0; ++s) offsets.push_back((r * g.w + s) * c);
-      table_width = inside ? w.s1 - w.s0 : -1;
-    }
+  const Clip rows = clip(g, i, 0);  // every window of the row has these rows
+  if (zero_rows && rows.r0 < rows.r1)
+    std::fill_n(dx + (n * g.h + rows.r0) * g.w * c, (rows.r1 - rows.r0) * g.w * c, 0.f);
+  if (rows.r0 >= rows.r1) return;
+  // One table of offsets for the edge windows (rebuilt for each) and one for the interior ones.
+  auto route = [&](int64_t j, int64_t s0) {
     const int64_t out = ((n * g.oh + i) * g.ow + j) * c;
-    float* __restrict window = dx + ((n * g.h + w.r0) * g.w + w.s0) * c;
+    float* __restrict window = dx + ((n * g.h + rows.r0) * g.w + s0) * c;
     const int64_t* __restrict offset = offsets.data();
     for (int64_t k = 0; k < c; ++k) window[offset[static_cast<size_t>(arg[out + k])] + k] += dy[out + k];
+  };
+  auto build = [&](int64_t width) {
+    offsets.clear();
+    for (int64_t r = 0; r < rows.r1 - rows.r0; ++r)
+      for (int64_t s = 0; s < width; ++s) offsets.push_back((r * g.w + s) * c);
+  };
+  for (int64_t j = 0; j < g.ow; ++j) {
+    if (j >= in.lo && j < in.hi) continue;
+    const Clip w = clip(g, i, j);
+    if (w.s0 >= w.s1) continue;
+    build(w.s1 - w.s0);
+    route(j, w.s0);
   }
+  if (in.lo >= in.hi) return;
+  build(g.kw);
+  for (int64_t j = in.lo; j < in.hi; ++j) route(j, j * g.sw - g.pad_left);
 }
 
 size_t own_max_pool_workspace_bytes(const Geometry2d& g) {
@@ -367,16 +381,25 @@ void own_max_pool_forward(const Geometry2d& g, const float* x, float* y, void* w
 void own_max_pool_backward(const Geometry2d& g, const float* dy, const void* workspace, float* dx, bool accumulate) {
   const int64_t count = g.n * g.h * g.w * g.c;
   if (count == 0) return;
-  if (!accumulate) std::fill_n(dx, count, 0.f);
-  if (g.oh * g.ow == 0) return;
-  // Windows that overlap across rows (stride < window) may send two rows' dy to one cell: one thread then.
+  // Windows that overlap across rows (stride < window) may send two rows' dy to one cell: one
+  // thread then, and dx zeroed beforehand. Otherwise each output row zeroes its own image rows,
+  // and the rows no window covers are zeroed here.
   const bool overlap = g.sh < g.kh;
+  const bool zero_rows = !accumulate && !overlap && g.oh * g.ow > 0;
+  if (!accumulate && !zero_rows) std::fill_n(dx, count, 0.f);
+  if (zero_rows)
+    for (int64_t r = 0; r < g.h; ++r) {
+      const int64_t i = (r + g.pad_top) / g.sh;
+      if (i < g.oh && r + g.pad_top - i * g.sh < g.kh) continue;  // output row i covers it
+      for (int64_t n = 0; n < g.n; ++n) std::fill_n(dx + (n * g.h + r) * g.w * g.c, g.w * g.c, 0.f);
+    }
+  if (g.oh * g.ow == 0) return;
   for_index_type(g, [&](auto index) {
     using Index = decltype(index);
     for_output_rows<std::vector<int64_t>>(g, overlap ? 1 : pool_threads(g),
                                           [&](std::vector<int64_t>& offsets, int64_t n, int64_t i) {
                                             max_pool_backward_row(g, n, i, dy, static_cast<const Index*>(workspace),
-                                                                  dx, offsets);
+                                                                  dx, offsets, zero_rows);
                                           });
   });
 }
