@@ -114,7 +114,8 @@ void run_backward(const Geometry2d& g, bool max, const float* dy, const void* wo
 // its backward is slow: LeNet's first pool (64x28x28x6, 2x2, one thread) took 44 us forward and
 // 384 us backward; these loops take 82 and about 100 us (their backward alone, in isolation: 62). At 16 channels (LeNet's second pool,
 // 64x10x10x16) oneDNN is faster: 9 and 28 us against 24 and 45. So oneDNN takes channel counts
-// that are multiples of 16 and these loops the rest.
+// that are multiples of 16 and these loops the rest, in training (forward with a workspace,
+// and backward); inference, which needs no backward, keeps oneDNN's faster forward.
 // They record, for each output, which cell of its window won (counted in the window clipped to
 // the image, row-major), in the narrowest index that holds the window's cells; the backward
 // sends dy there. Ties go to the first cell, as in kernels::ref.
@@ -416,7 +417,8 @@ size_t max_pool2d_workspace_bytes(const Geometry2d& g) {
 }
 
 void max_pool2d_forward(const Geometry2d& g, const float* x, float* y, void* workspace) {
-  if (own_max_pool(g)) return own_max_pool_forward(g, x, y, workspace);
+  // Inference (no workspace) stays on oneDNN: its forward alone is the faster (44 us against 82).
+  if (own_max_pool(g) && workspace) return own_max_pool_forward(g, x, y, workspace);
   run_forward(g, true, x, y, workspace);
 }
 void max_pool2d_backward(const Geometry2d& g, const float* dy, const void* workspace, float* dx, bool accumulate) {
