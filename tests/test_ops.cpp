@@ -196,7 +196,8 @@ TEST(MatmulKernel, BothPathsMatchNaive) {
   using Kernel = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool,
                           const float*, kernels::Eltwise);
   const std::pair<const char*, Kernel> kernels_under_test[] = {
-      {"onednn", kernels::onednn_matmul}, {"small", kernels::small_matmul}, {"dispatch", [](auto... args) {
+      {"onednn", kernels::onednn_matmul}, {"small", kernels::small_matmul},
+      {"small, the build's own level", kernels::small_matmul_build_target}, {"dispatch", [](auto... args) {
          kernels::matmul(args...);
        }}};
   for (int64_t m : {1, 7, 33, 70})

@@ -22,6 +22,10 @@ void small_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k
                   bool trans_b, bool accumulate, const float* bias, Eltwise act);
 void onednn_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
                    bool trans_b, bool accumulate, const float* bias, Eltwise act);
+// small_matmul's kernel for the build's own CPU level (x86-64-v3: AVX2), which small_matmul
+// leaves for the AVX-512 one on a CPU that has it: the tests run it on every machine.
+void small_matmul_build_target(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
+                               bool trans_a, bool trans_b, bool accumulate, const float* bias, Eltwise act);
 
 namespace ref {
 void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,

@@ -204,13 +204,25 @@ MatmulFn choose() { return matmul_build_target; }
 
 }  // namespace
 
-void small_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
-                  bool trans_b, bool accumulate, const float* bias, Eltwise act) {
+namespace {
+void run_with_scratch(MatmulFn fn, const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
+                      bool trans_a, bool trans_b, bool accumulate, const float* bias, Eltwise act) {
   if (m == 0 || n == 0) return;
-  static const MatmulFn fn = choose();
   static thread_local std::vector<float> scratch;
   if (scratch.size() < static_cast<size_t>(k * 32)) scratch.resize(static_cast<size_t>(k * 32));
   fn(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act, scratch.data());
+}
+}  // namespace
+
+void small_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
+                  bool trans_b, bool accumulate, const float* bias, Eltwise act) {
+  static const MatmulFn fn = choose();
+  run_with_scratch(fn, a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);
+}
+
+void small_matmul_build_target(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
+                               bool trans_a, bool trans_b, bool accumulate, const float* bias, Eltwise act) {
+  run_with_scratch(matmul_build_target, a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);
 }
 
 }  // namespace lamina::kernels
