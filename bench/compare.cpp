@@ -208,15 +208,15 @@ OJson json_line_of(const std::string& out, const std::string& cmd) {
   return OJson::parse(json_line);
 }
 
-// Runs one training program with its environment; returns its JSON line or throws with what went wrong.
-OJson run_one(const Options& o, const std::string& framework, const std::string& workload, int threads, int epochs,
-              double& wait_budget) {
+// Runs one training program (`exe`, a build of `framework`'s trainer) with its environment;
+// returns its JSON line or throws with what went wrong. extra: more arguments.
+OJson run_program(const Options& o, const fs::path& exe, const std::string& framework, const std::string& workload,
+                  int threads, int epochs, double& wait_budget, const std::string& extra = "") {
   const double busy_before = wait_for_quiet(wait_budget);
   const std::string t = std::to_string(threads);
   set_environment(framework, threads);
-  const fs::path exe = o.bin_dir / (framework == "lamina" ? "bench_lamina" : "bench_torch");
   const std::string cmd = shell_quote(exe.string()) + " --workload " + workload + " --threads " + t + " --epochs " +
-                          std::to_string(epochs) + " --data " + shell_quote(o.data);
+                          std::to_string(epochs) + " --data " + shell_quote(o.data) + extra;
   const CpuSample before = cpu_sample();
   const std::string out = run_command(cmd);
   const double busy_during = other_busy_cores(before, cpu_sample());
@@ -224,6 +224,13 @@ OJson run_one(const Options& o, const std::string& framework, const std::string&
   r["other_busy_cores_before"] = busy_before;
   r["other_busy_cores"] = busy_during;  // includes this program's own negligible polling
   return r;
+}
+
+// The framework's trainer in this build: bench_lamina or bench_torch.
+OJson run_one(const Options& o, const std::string& framework, const std::string& workload, int threads, int epochs,
+              double& wait_budget) {
+  const fs::path exe = o.bin_dir / (framework == "lamina" ? "bench_lamina" : "bench_torch");
+  return run_program(o, exe, framework, workload, threads, epochs, wait_budget);
 }
 
 // --- statistics -------------------------------------------------------------------------------
@@ -503,8 +510,7 @@ OJson measure_startup(const Options& o, int reps, double& wait_budget, double& w
 // The build row: bench_lamina on the default build (liblamina for LAMINA_ARCH, x86-64-v3
 // unless configured otherwise) against bench_lamina_native (the same sources for this machine,
 // -march=native), alternating, one thread, one epoch per run (digits-mlp: its 10-epoch training
-// / 10, as in its row). Null when the default build is
-// native already (no bench_lamina_native).
+// / 10, as in its row). Null when the default build is native already (no bench_lamina_native).
 OJson measure_build(const Options& o, double& wait_budget, double& worst_busy) {
   const fs::path native = o.bin_dir / "bench_lamina_native";
   if (!fs::exists(native)) return nullptr;
@@ -515,19 +521,16 @@ OJson measure_build(const Options& o, double& wait_budget, double& worst_busy) {
   for (const char* name : {"mnist-mlp", "lenet-mnist", "digits-mlp"}) {
     if (std::find(o.workloads.begin(), o.workloads.end(), name) == o.workloads.end()) continue;
     const bool digits = std::string(name) == "digits-mlp";
-    const int reps = digits ? o.digits_reps : 3;
+    const int reps = digits ? o.digits_reps : 3, epochs = digits ? 10 : 1;
     std::map<std::string, std::vector<double>> seconds;
     for (int rep = 0; rep < reps; ++rep)
       for (int k = 0; k < 2; ++k) {
         const auto& [build, exe] = builds[(k + rep) % 2];
-        const double busy_before = wait_for_quiet(wait_budget);
-        set_environment("lamina", 1);
-        const std::string cmd = shell_quote(exe.string()) + " --workload " + name + " --threads 1 --epochs " +
-                                (digits ? "10" : "1") + " --no-predict --data " + shell_quote(o.data);
-        const CpuSample before = cpu_sample();
-        const OJson r = json_line_of(run_command(cmd), cmd);
-        worst_busy = std::max({worst_busy, busy_before, other_busy_cores(before, cpu_sample())});
-        const double t = digits ? r.at("train_seconds").get<double>() / 10 : r.at("epoch_seconds").at(0).get<double>();
+        const OJson r = run_program(o, exe, "lamina", name, 1, epochs, wait_budget, " --no-predict");
+        worst_busy = std::max({worst_busy, r.at("other_busy_cores_before").get<double>(),
+                               r.at("other_busy_cores").get<double>()});
+        const double t =
+            digits ? r.at("train_seconds").get<double>() / epochs : r.at("epoch_seconds").at(0).get<double>();
         std::fprintf(stderr, "bench_compare: build       %-12s %-8s rep %d: %.4f s/epoch\n", name, build, rep + 1, t);
         seconds[build].push_back(t);
       }

@@ -252,9 +252,9 @@ namespace {
 // One Adam step over n values; the variants are separate instantiations so that each loop is
 // branch-free and vectorizes (measured: the branchy loop was 39% of an MNIST step).
 template <bool kDecay, bool kAmsgrad>
-LAMINA_HOT void adam_loop(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
-               float* __restrict vmax, int64_t n, float b1, float b2, float step, float rsqrt_c2, float eps,
-               float decay) {
+LAMINA_HOT void adam_loop(float* __restrict p, const float* __restrict g, float* __restrict m,
+                          float* __restrict v, float* __restrict vmax, int64_t n, float b1, float b2, float step,
+                          float rsqrt_c2, float eps, float decay) {
   for (int64_t i = 0; i < n; ++i) {
     float pi = p[i];
     if constexpr (kDecay) pi *= decay;

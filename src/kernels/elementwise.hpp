@@ -16,6 +16,17 @@
 
 namespace lamina::kernels {
 
+// The widest vector register the build's target has, in bytes, for loops written with GCC
+// vectors (pool.cpp, small_matmul.cpp): a GCC vector wider than the target's registers is
+// lowered lane by lane.
+#if defined(__AVX512F__)
+constexpr int kTargetVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int kTargetVectorBytes = 32;
+#else
+constexpr int kTargetVectorBytes = 16;
+#endif
+
 // dst[i] += src[i]
 inline void add_into(const float* __restrict src, float* __restrict dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];

@@ -63,7 +63,8 @@ constexpr double kParallelFlops = 20e6;
 // x86-64-v3 build with its AVX-512 path (bench_micro matmul_path, median us, oneDNN / ours):
 //   digits 128x64x64 5.3 / 5.1, its dW 64x128x64 5.8 / 5.2, dX 128x10x64 1.3 / 1.2;
 //   mnist 32x784x128 32.7 / 32.0, its dW 784x32x128 32.0 / 30.2; batch 1 1x784x128 4.1 / 4.0;
-//   but 10 columns: 128x64x10 1.8 / 3.3, 32x128x10 1.1 / 2.1; LeNet 64x400x120 32.6 / 37.5.
+//   but 10 columns: 128x64x10 1.8 / 3.3 (2.2 since its AVX-512 entry is tuned for an AVX-512
+//   CPU), 32x128x10 1.1 / 2.1; LeNet 64x400x120 32.6 / 37.5.
 // 4 MFLOP takes the digits MLP whole (with its 359-row evaluation, 2.9 MFLOP), LeNet's small
 // layers and every batch-1 prediction, and leaves the 6 MFLOP products to oneDNN.
 constexpr double kSmallMatmulFlops = 4e6;

@@ -112,7 +112,7 @@ void run_backward(const Geometry2d& g, bool max, const float* dy, const void* wo
 // --- max pooling on few channels: our own loops ---------------------------------------------------
 // oneDNN's NHWC max pooling vectorizes over C, 16 channels to a vector. On other channel counts
 // its backward is slow: LeNet's first pool (64x28x28x6, 2x2, one thread) took 44 us forward and
-// 384 us backward; these loops take 82 and about 100 us (their backward alone, in isolation: 62). At 16 channels (LeNet's second pool,
+// 384 us backward; these loops take 82 and 62 us. At 16 channels (LeNet's second pool,
 // 64x10x10x16) oneDNN is faster: 9 and 28 us against 24 and 45. So oneDNN takes channel counts
 // that are multiples of 16 and these loops the rest, in training (forward with a workspace,
 // and backward); inference, which needs no backward, keeps oneDNN's faster forward.
@@ -177,7 +177,7 @@ void max_pool_edge(const Geometry2d& g, int64_t n, int64_t i, int64_t j, const f
   const int64_t out = ((n * g.oh + i) * g.ow + j) * g.c;
   if (w.r0 >= w.r1 || w.s0 >= w.s1) {
     std::fill_n(y + out, g.c, -INFINITY);
-    if (arg) std::fill_n(arg + out, g.c, Index{0});
+    std::fill_n(arg + out, g.c, Index{0});
     return;
   }
   const float* window = x + ((n * g.h + w.r0) * g.w + w.s0) * g.c;
@@ -190,7 +190,7 @@ void max_pool_edge(const Geometry2d& g, int64_t n, int64_t i, int64_t j, const f
         if (v > best) best = v, at = cell;
       }
     y[out + k] = best;
-    if (arg) arg[out + k] = static_cast<Index>(at);
+    arg[out + k] = static_cast<Index>(at);
   }
 }
 
@@ -206,16 +206,9 @@ struct WindowRun {
   const float* start;
   int64_t rows, kw, row_step, c;
 };
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
-constexpr int64_t kLanes = kVectorBytes / 4;
-using FloatVector = float __attribute__((vector_size(kVectorBytes)));
-using IntVector = int32_t __attribute__((vector_size(kVectorBytes)));
+constexpr int64_t kLanes = kTargetVectorBytes / 4;
+using FloatVector = float __attribute__((vector_size(kTargetVectorBytes)));
+using IntVector = int32_t __attribute__((vector_size(kTargetVectorBytes)));
 inline FloatVector load_vector(const float* p) {
   FloatVector v;
   std::memcpy(&v, p, sizeof v);
@@ -268,11 +261,11 @@ struct MaxPoolScratch {
 // Output row (n, i): y = max over each window, arg = the winning cell (counted row-major in the
 // window clipped to the image). Ties go to the first cell, as in kernels::ref; windows with no
 // cell in the image (Keras' and ONNX's padding rules make none) give -inf and route nothing.
-// The interior outputs go in two vectorized passes per window row over the flattened (column,
-// channel) axis q, whatever C is: the maximum over the window's columns, m[q] = max_t x[q + t C]
-// (first column wins), then over its rows (first row wins), so the first maximum in row-major
-// order wins; a copy then picks every stride-th column. Per channel, LeNet's first pool (6
-// channels) took 500 us, as long as oneDNN's forward and backward together.
+// The interior outputs are vectorized over the flattened (column, channel) axis q, whatever C is:
+// the window starting at q is the same shape for every q, its cells visited in row-major order,
+// a later cell winning only when greater (window_max_vectors); a copy then picks every
+// stride-th column. Per channel, LeNet's first pool (6 channels) took 500 us, as long as
+// oneDNN's forward and backward together.
 template <class Index>
 void max_pool_row(const Geometry2d& g, int64_t n, int64_t i, const float* __restrict x, float* __restrict y,
                   Index* __restrict arg, MaxPoolScratch<Local<Index>>& scratch) {
@@ -286,7 +279,7 @@ void max_pool_row(const Geometry2d& g, int64_t n, int64_t i, const float* __rest
   const int64_t c = g.c, out_row = (n * g.oh + i) * g.ow;
   if (w.r0 >= w.r1) {
     std::fill_n(y + (out_row + in.lo) * c, (in.hi - in.lo) * c, -INFINITY);
-    if (arg) std::fill_n(arg + (out_row + in.lo) * c, (in.hi - in.lo) * c, Index{0});
+    std::fill_n(arg + (out_row + in.lo) * c, (in.hi - in.lo) * c, Index{0});
     return;
   }
   const int64_t length = ((in.hi - 1 - in.lo) * g.sw + 1) * c;  // q over the window starts' columns
@@ -316,11 +309,9 @@ void max_pool_row(const Geometry2d& g, int64_t n, int64_t i, const float* __rest
   const Local<Index>* __restrict at = at_buf.data();
   const int64_t* __restrict from = pick.data();
   float* __restrict to = y + (out_row + in.lo) * c;
+  Index* __restrict to_arg = arg + (out_row + in.lo) * c;
   for (int64_t p = 0; p < outputs; ++p) to[p] = best[from[p]];
-  if (arg) {
-    Index* __restrict to_arg = arg + (out_row + in.lo) * c;
-    for (int64_t p = 0; p < outputs; ++p) to_arg[p] = static_cast<Index>(at[from[p]]);
-  }
+  for (int64_t p = 0; p < outputs; ++p) to_arg[p] = static_cast<Index>(at[from[p]]);
 }
 
 // dx += dy at each window's winner: cell -> its offset from the window's first cell, from a
@@ -368,6 +359,7 @@ size_t own_max_pool_workspace_bytes(const Geometry2d& g) {
   return bytes;
 }
 
+// Training only: inference keeps oneDNN's forward (max_pool2d_forward), so there is always a workspace.
 void own_max_pool_forward(const Geometry2d& g, const float* x, float* y, void* workspace) {
   if (g.n * g.oh * g.ow * g.c == 0) return;
   for_index_type(g, [&](auto index) {

@@ -14,19 +14,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/elementwise.hpp"  // kTargetVectorBytes
 #include "kernels/matmul.hpp"
 
 namespace lamina::kernels {
 
 namespace {
-
-#if defined(__AVX512F__)
-constexpr int kBuildVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kBuildVectorBytes = 32;
-#else
-constexpr int kBuildVectorBytes = 16;
-#endif
 
 #define LAMINA_INLINE [[gnu::always_inline]] inline
 
@@ -182,7 +175,7 @@ using MatmulFn = void (*)(const float*, const float*, float*, int64_t, int64_t, 
 
 void matmul_build_target(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
                          bool trans_b, bool accumulate, const float* bias, Eltwise act, float* scratch) {
-  Kernel<kBuildVectorBytes>::matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act, scratch);
+  Kernel<kTargetVectorBytes>::matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act, scratch);
 }
 
 // The AVX-512 build of the kernel, for CPUs that have it when the build targets less. GCC does
