@@ -42,7 +42,9 @@ void matmul_forward(benchmark::State& state) {
 void matmul_path(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   const bool ta = state.range(3) != 0, tb = state.range(4) != 0;
-  const auto kernel = state.range(5) ? kernels::small_matmul : kernels::onednn_matmul;
+  using Matmul = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool,
+                          const float*, kernels::Eltwise);
+  const Matmul kernel = state.range(5) ? Matmul{kernels::small_matmul} : Matmul{kernels::onednn_matmul};
   set_num_threads(1);
   const Tensor a = Tensor::randn(ta ? Shape{k, m} : Shape{m, k}, gen), b = Tensor::randn(tb ? Shape{n, k} : Shape{k, n}, gen);
   Tensor c = Tensor::empty({m, n});

@@ -224,6 +224,56 @@ TEST(MatmulKernel, BothPathsMatchNaive) {
         }
 }
 
+// The small path on submatrices (kernels::Gemm): each operand a block of columns inside a wider
+// stored matrix. The product matches the naive one on the packed operands, and C's other columns
+// keep their values.
+TEST(MatmulKernel, StridedBlocksMatchNaive) {
+  Generator gen(11);
+  for (auto kernel : {+[](const kernels::Gemm& g) { kernels::small_matmul(g); },
+                      +[](const kernels::Gemm& g) { kernels::small_matmul_build_target(g); }})
+    for (int64_t m : {1, 7, 33})
+      for (int64_t k : {1, 7, 40})
+        for (int64_t n : {5, 33, 64})
+          for (int flags = 0; flags < 8; ++flags) {
+            const bool ta = flags & 1, tb = flags & 2, acc = flags & 4;
+            const int64_t pad = 3;  // columns of the stored matrices left and right of the block
+            const Shape sa = ta ? Shape{k, m} : Shape{m, k}, sb = tb ? Shape{n, k} : Shape{k, n};
+            Tensor a = Tensor::randn(sa, gen), b = Tensor::randn(sb, gen), c0 = Tensor::randn({m, n}, gen);
+            Tensor wa = Tensor::randn({sa[0], sa[1] + 2 * pad}, gen), wb = Tensor::randn({sb[0], sb[1] + 2 * pad}, gen);
+            Tensor wc = Tensor::randn({m, n + 2 * pad}, gen);
+            auto put = [pad](Tensor& wide, const Tensor& block) {
+              for (int64_t r = 0; r < block.dim(0); ++r)
+                for (int64_t j = 0; j < block.dim(1); ++j) wide.data()[r * wide.dim(1) + pad + j] = block.data()[r * block.dim(1) + j];
+            };
+            put(wa, a), put(wb, b), put(wc, c0);
+            const Tensor wc_before = wc.clone();
+            const Tensor bias = Tensor::randn({n}, gen);
+            Tensor naive = c0.clone();
+            const auto act = static_cast<kernels::Eltwise>((m + n + k) % 4);
+            kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, ta, tb, acc, bias.data(), act);
+            kernel({.a = wa.data() + pad, .lda = wa.dim(1), .b = wb.data() + pad, .ldb = wb.dim(1),
+                    .c = wc.data() + pad, .ldc = wc.dim(1), .m = m, .k = k, .n = n, .trans_a = ta, .trans_b = tb,
+                    .accumulate = acc, .bias = bias.data(), .act = act});
+            for (int64_t r = 0; r < m; ++r)
+              for (int64_t j = 0; j < n + 2 * pad; ++j) {
+                const float got = wc.data()[r * wc.dim(1) + j];
+                const bool inside = j >= pad && j < pad + n;
+                const float want = inside ? naive.data()[r * n + j - pad] : wc_before.data()[r * wc.dim(1) + j];
+                ASSERT_NEAR(got, want, 1e-5 + 1e-5 * std::abs(want))
+                    << "M=" << m << " K=" << k << " N=" << n << " trans_a=" << ta << " trans_b=" << tb
+                    << " accumulate=" << acc << " at (" << r << ", " << j << ")";
+              }
+          }
+}
+
+// A NaN through the fused relu stays NaN, as torch.relu's (a NaN input is then seen in the loss).
+TEST(MatmulKernel, ReluKeepsNaN) {
+  const Tensor a = Tensor::from({NAN, 1.f}).reshape({1, 2}), b = Tensor::ones({2, 40});
+  Tensor c = Tensor::zeros({1, 40});
+  kernels::small_matmul(a.data(), b.data(), c.data(), 1, 2, 40, false, false, false, nullptr, kernels::Eltwise::relu);
+  for (float v : c.to_vector()) EXPECT_TRUE(std::isnan(v));
+}
+
 // layer_norm beyond its fixtures: gamma / beta left out, gradients added into existing ones,
 // and row statistics that stay precise when |mean| >> std.
 TEST(LayerNorm, WithoutGammaOrBetaIsOneAndZero) {

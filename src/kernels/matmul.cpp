@@ -126,7 +126,7 @@ void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int6
       }
       switch (act) {
         case Eltwise::none: break;
-        case Eltwise::relu: acc = acc > 0.0 ? acc : 0.0; break;
+        case Eltwise::relu: acc = acc < 0.0 ? 0.0 : acc; break;
         case Eltwise::sigmoid: acc = 1.0 / (1.0 + std::exp(-acc)); break;
         case Eltwise::tanh: acc = std::tanh(acc); break;
       }

@@ -17,6 +17,25 @@ void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int6
             bool trans_a = false, bool trans_b = false, bool accumulate = false,
             const float* bias = nullptr, Eltwise act = Eltwise::none);
 
+// A product on submatrices: each operand is stored with its rows `ld` floats apart (a block of
+// columns of a wider matrix), otherwise as matmul's arguments.
+struct Gemm {
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  float* c = nullptr;
+  int64_t ldc = 0;
+  int64_t m = 0, k = 0, n = 0;
+  bool trans_a = false, trans_b = false, accumulate = false;
+  const float* bias = nullptr;
+  Eltwise act = Eltwise::none;
+};
+// In our own loops (small_matmul's), at any size: for callers that split one product's rows or
+// columns over threads themselves.
+void small_matmul(const Gemm& g);
+void small_matmul_build_target(const Gemm& g);
+
 // The two paths matmul chooses between (by FLOPs: kSmallMatmulFlops), for the tests.
 void small_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
                   bool trans_b, bool accumulate, const float* bias, Eltwise act);

@@ -56,7 +56,8 @@ struct Kernel {
   // acc[r][v] = sum over p of op(A)[i0 + r][p] * panel row p's vector v, for r < kRows, v < kVecs
   // (one vector for a last panel of at most kLanes columns).
   template <int kRows, int kVecs, bool kTransA>
-  LAMINA_INLINE static void tile(const float* a, int64_t m, int64_t k, int64_t i0, Panel panel, Vec (&acc)[kMR][2]) {
+  LAMINA_INLINE static void tile(const float* a, int64_t lda, int64_t k, int64_t i0, Panel panel,
+                                 Vec (&acc)[kMR][2]) {
     Vec c[kRows][kVecs];
     for (int r = 0; r < kRows; ++r)
       for (int v = 0; v < kVecs; ++v) c[r][v] = Vec{};
@@ -65,7 +66,7 @@ struct Kernel {
       Vec b[kVecs];
       for (int v = 0; v < kVecs; ++v) load(b[v], row + v * kLanes);
       for (int r = 0; r < kRows; ++r) {
-        const float av = kTransA ? a[p * m + i0 + r] : a[(i0 + r) * k + p];
+        const float av = kTransA ? a[p * lda + i0 + r] : a[(i0 + r) * lda + p];
         for (int v = 0; v < kVecs; ++v) c[r][v] += av * b[v];
       }
     }
@@ -74,22 +75,22 @@ struct Kernel {
   }
 
   template <int kVecs, bool kTransA>
-  LAMINA_INLINE static void tile_rows(int rows, const float* a, int64_t m, int64_t k, int64_t i0, Panel panel,
+  LAMINA_INLINE static void tile_rows(int rows, const float* a, int64_t lda, int64_t k, int64_t i0, Panel panel,
                                       Vec (&acc)[kMR][2]) {
     switch (rows) {
-      case 6: return tile<6, kVecs, kTransA>(a, m, k, i0, panel, acc);
-      case 5: return tile<5, kVecs, kTransA>(a, m, k, i0, panel, acc);
-      case 4: return tile<4, kVecs, kTransA>(a, m, k, i0, panel, acc);
-      case 3: return tile<3, kVecs, kTransA>(a, m, k, i0, panel, acc);
-      case 2: return tile<2, kVecs, kTransA>(a, m, k, i0, panel, acc);
-      default: return tile<1, kVecs, kTransA>(a, m, k, i0, panel, acc);
+      case 6: return tile<6, kVecs, kTransA>(a, lda, k, i0, panel, acc);
+      case 5: return tile<5, kVecs, kTransA>(a, lda, k, i0, panel, acc);
+      case 4: return tile<4, kVecs, kTransA>(a, lda, k, i0, panel, acc);
+      case 3: return tile<3, kVecs, kTransA>(a, lda, k, i0, panel, acc);
+      case 2: return tile<2, kVecs, kTransA>(a, lda, k, i0, panel, acc);
+      default: return tile<1, kVecs, kTransA>(a, lda, k, i0, panel, acc);
     }
   }
 
   LAMINA_INLINE static float activate(float x, Eltwise act) {
     switch (act) {
       case Eltwise::none: return x;
-      case Eltwise::relu: return x > 0.f ? x : 0.f;
+      case Eltwise::relu: return x < 0.f ? 0.f : x;  // NaN stays NaN, as torch.relu
       case Eltwise::sigmoid: return 1.f / (1.f + std::exp(-x));
       case Eltwise::tanh: return std::tanh(x);
     }
@@ -97,42 +98,43 @@ struct Kernel {
   }
 
   // A panel of op(B) for columns [j0, j0 + cols): read in place when B is stored (K, N) and the
-  // panel is whole; otherwise copied into `scratch` (kNR wide, zero past N).
-  LAMINA_INLINE static Panel panel(const float* b, int64_t k, int64_t n, int64_t j0, int64_t cols, bool trans_b,
+  // panel is whole; otherwise copied into `scratch` (kNR wide, zero past N). B's rows are ldb apart.
+  LAMINA_INLINE static Panel panel(const float* b, int64_t ldb, int64_t k, int64_t j0, int64_t cols, bool trans_b,
                                    float* scratch) {
-    if (!trans_b && cols == kNR) return {b + j0, n};
+    if (!trans_b && cols == kNR) return {b + j0, ldb};
     float* out = scratch;
     for (int64_t i = 0; i < k * kNR; ++i) out[i] = 0.f;
     if (trans_b) {  // B stored (N, K): column j of op(B) is row j of B
       for (int64_t jj = 0; jj < cols; ++jj)
-        for (int64_t p = 0; p < k; ++p) out[p * kNR + jj] = b[(j0 + jj) * k + p];
+        for (int64_t p = 0; p < k; ++p) out[p * kNR + jj] = b[(j0 + jj) * ldb + p];
     } else {
-      for (int64_t p = 0; p < k; ++p) std::memcpy(out + p * kNR, b + p * n + j0, sizeof(float) * cols);
+      for (int64_t p = 0; p < k; ++p) std::memcpy(out + p * kNR, b + p * ldb + j0, sizeof(float) * cols);
     }
     return {out, kNR};
   }
 
   template <bool kTransA>
-  LAMINA_INLINE static void run(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
-                                bool trans_b, bool accumulate, const float* bias, Eltwise act, float* scratch) {
+  LAMINA_INLINE static void run(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                                int64_t m, int64_t k, int64_t n, bool trans_b, bool accumulate, const float* bias,
+                                Eltwise act, float* scratch) {
     for (int64_t j0 = 0; j0 < n; j0 += kNR) {
       const int64_t cols = n - j0 < kNR ? n - j0 : kNR;
-      const Panel pb = panel(b, k, n, j0, cols, trans_b, scratch);
+      const Panel pb = panel(b, ldb, k, j0, cols, trans_b, scratch);
       float bias_tile[kNR] = {};
       if (bias) std::memcpy(bias_tile, bias + j0, sizeof(float) * cols);
       for (int64_t i0 = 0; i0 < m; i0 += kMR) {
         const int rows = static_cast<int>(m - i0 < kMR ? m - i0 : kMR);
         Vec acc[kMR][2] = {};
         if (cols > kLanes) {
-          tile_rows<2, kTransA>(rows, a, m, k, i0, pb, acc);
+          tile_rows<2, kTransA>(rows, a, lda, k, i0, pb, acc);
         } else {
-          tile_rows<1, kTransA>(rows, a, m, k, i0, pb, acc);
+          tile_rows<1, kTransA>(rows, a, lda, k, i0, pb, acc);
         }
         if (act == Eltwise::none || act == Eltwise::relu) {  // in vectors; a partial panel through `part`
           Vec bias0, bias1;
           load(bias0, bias_tile), load(bias1, bias_tile + kLanes);
           for (int r = 0; r < rows; ++r) {
-            float* row = c + (i0 + r) * n + j0;
+            float* row = c + (i0 + r) * ldc + j0;
             float part[kNR];
             float* out = cols == kNR ? row : part;
             if (accumulate && out == part) std::memcpy(part, row, sizeof(float) * cols);
@@ -142,7 +144,7 @@ struct Kernel {
               load(old0, out), load(old1, out + kLanes);
               v0 += old0, v1 += old1;
             }
-            if (act == Eltwise::relu) v0 = v0 > 0.f ? v0 : 0.f, v1 = v1 > 0.f ? v1 : 0.f;
+            if (act == Eltwise::relu) v0 = v0 < 0.f ? 0.f : v0, v1 = v1 < 0.f ? 0.f : v1;
             store(out, v0), store(out + kLanes, v1);
             if (out == part) std::memcpy(row, part, sizeof(float) * cols);
           }
@@ -151,32 +153,26 @@ struct Kernel {
         for (int r = 0; r < rows; ++r) {
           float out[kNR];
           std::memcpy(out, acc[r], cols > kLanes ? sizeof out : sizeof out / 2);
-          float* row = c + (i0 + r) * n + j0;
+          float* row = c + (i0 + r) * ldc + j0;
           for (int64_t j = 0; j < cols; ++j) row[j] = activate(out[j] + bias_tile[j] + (accumulate ? row[j] : 0.f), act);
         }
       }
     }
   }
 
-  LAMINA_INLINE static void matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
-                                   bool trans_a, bool trans_b, bool accumulate, const float* bias, Eltwise act,
-                                   float* scratch) {
-    if (trans_a) {
-      run<true>(a, b, c, m, k, n, trans_b, accumulate, bias, act, scratch);
+  LAMINA_INLINE static void matmul(const Gemm& g, float* scratch) {
+    if (g.trans_a) {
+      run<true>(g.a, g.lda, g.b, g.ldb, g.c, g.ldc, g.m, g.k, g.n, g.trans_b, g.accumulate, g.bias, g.act, scratch);
     } else {
-      run<false>(a, b, c, m, k, n, trans_b, accumulate, bias, act, scratch);
+      run<false>(g.a, g.lda, g.b, g.ldb, g.c, g.ldc, g.m, g.k, g.n, g.trans_b, g.accumulate, g.bias, g.act, scratch);
     }
   }
 };
 
 // scratch: room for one packed panel, K x 32 floats (the widest kNR).
-using MatmulFn = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool,
-                          const float*, Eltwise, float*);
+using MatmulFn = void (*)(const Gemm&, float*);
 
-void matmul_build_target(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
-                         bool trans_b, bool accumulate, const float* bias, Eltwise act, float* scratch) {
-  Kernel<kTargetVectorBytes>::matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act, scratch);
-}
+void matmul_build_target(const Gemm& g, float* scratch) { Kernel<kTargetVectorBytes>::matmul(g, scratch); }
 
 // The AVX-512 build of the kernel, for CPUs that have it when the build targets less. GCC does
 // not inline a function of another -march into this one unless it is always_inline, so the
@@ -184,38 +180,45 @@ void matmul_build_target(const float* a, const float* b, float* c, int64_t m, in
 // CPU (any of them: icelake-server, skylake-avx512, sapphirerapids and znver3 gave the same):
 // with GCC's generic tuning, products of 10 columns took 3.0 us against 2.2 (128x64x10).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__AVX512F__)
-__attribute__((target("arch=x86-64-v4,tune=icelake-server"))) void matmul_avx512(const float* a, const float* b, float* c, int64_t m,
-                                                              int64_t k, int64_t n, bool trans_a, bool trans_b,
-                                                              bool accumulate, const float* bias, Eltwise act,
-                                                              float* scratch) {
-  Kernel<64>::matmul(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act, scratch);
+__attribute__((target("arch=x86-64-v4,tune=icelake-server"))) void matmul_avx512(const Gemm& g, float* scratch) {
+  Kernel<64>::matmul(g, scratch);
 }
 MatmulFn choose() { return __builtin_cpu_supports("x86-64-v4") ? matmul_avx512 : matmul_build_target; }
 #else
 MatmulFn choose() { return matmul_build_target; }
 #endif
 
+void run_with_scratch(MatmulFn fn, const Gemm& g) {
+  if (g.m == 0 || g.n == 0) return;
+  static thread_local std::vector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(g.k * 32)) scratch.resize(static_cast<size_t>(g.k * 32));
+  fn(g, scratch.data());
+}
+
+// The operands stored whole: rows as long as the stored matrices are wide.
+Gemm whole(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a, bool trans_b,
+           bool accumulate, const float* bias, Eltwise act) {
+  return {.a = a, .lda = trans_a ? m : k, .b = b, .ldb = trans_b ? k : n, .c = c, .ldc = n, .m = m, .k = k,
+          .n = n, .trans_a = trans_a, .trans_b = trans_b, .accumulate = accumulate, .bias = bias, .act = act};
+}
+
 }  // namespace
 
-namespace {
-void run_with_scratch(MatmulFn fn, const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
-                      bool trans_a, bool trans_b, bool accumulate, const float* bias, Eltwise act) {
-  if (m == 0 || n == 0) return;
-  static thread_local std::vector<float> scratch;
-  if (scratch.size() < static_cast<size_t>(k * 32)) scratch.resize(static_cast<size_t>(k * 32));
-  fn(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act, scratch.data());
+void small_matmul(const Gemm& g) {
+  static const MatmulFn fn = choose();
+  run_with_scratch(fn, g);
 }
-}  // namespace
 
 void small_matmul(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n, bool trans_a,
                   bool trans_b, bool accumulate, const float* bias, Eltwise act) {
-  static const MatmulFn fn = choose();
-  run_with_scratch(fn, a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);
+  small_matmul(whole(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act));
 }
+
+void small_matmul_build_target(const Gemm& g) { run_with_scratch(matmul_build_target, g); }
 
 void small_matmul_build_target(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n,
                                bool trans_a, bool trans_b, bool accumulate, const float* bias, Eltwise act) {
-  run_with_scratch(matmul_build_target, a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act);
+  small_matmul_build_target(whole(a, b, c, m, k, n, trans_a, trans_b, accumulate, bias, act));
 }
 
 }  // namespace lamina::kernels
