@@ -90,14 +90,25 @@ bool Optimizer::flat_gradients(const std::vector<Tensor>& params) const {
   return true;
 }
 
-void Optimizer::step(const std::vector<Tensor>& params) {
-  if (params.empty()) return;
+void Optimizer::start_step(const std::vector<Tensor>& params) {
   if (slots_.empty()) init_state(params);
   if (slots_.size() != params.size())
     throw ValueError(name() + ".step: called with " + std::to_string(params.size()) + " parameters, earlier with " +
                      std::to_string(slots_.size()) + " (an optimizer serves one set of parameters)");
   if (schedule) learning_rate = static_cast<float>((*schedule)(iterations_));
   ++iterations_;
+}
+
+void Optimizer::update_part(size_t param, int64_t begin, int64_t count, float* p, const float* g) {
+  float* s[4] = {};
+  std::vector<Tensor>& slots = slots_[param];
+  for (size_t j = 0; j < slots.size() && j < 4; ++j) s[j] = slots[j].data() + begin;
+  update(p, g, count, s, iterations_);
+}
+
+void Optimizer::step(const std::vector<Tensor>& params) {
+  if (params.empty()) return;
+  start_step(params);
   clip_gradients(params);
   if (flat_gradients(params)) {
     const int64_t span = params.back().data() + params.back().numel() - params.front().data();

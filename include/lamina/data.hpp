@@ -89,6 +89,10 @@ class Dataset {
   // The same, part by part: xs[i] receives B samples of input_shapes()[i], ys[j] of
   // target_shapes()[j] (either list may be empty to skip it).
   void gather_parts(std::span<const int64_t> indices, std::span<float* const> xs, std::span<float* const> ys) const;
+  // Columns [begin, end) of each of samples `indices`' features (flattened, of a dataset of one
+  // input), as floats: row b of the result at x + b * ld. For a consumer that splits a batch's
+  // features over threads and has each gather its own (Dense chains: dense_chain.hpp).
+  void gather_columns(std::span<const int64_t> indices, int64_t begin, int64_t end, float* x, int64_t ld) const;
   // A hint, no more: starts fetching the features of samples `indices` into the cache, so that
   // gathering them later finds them there. fit issues it for the next batch while the current one
   // computes (shuffled rows are cache misses; from Python, float rows four times the bytes).
@@ -136,6 +140,11 @@ class Dataset {
 struct Batch {
   std::vector<Tensor> x, y;
   Tensor sample_weight;  // undefined: every sample weighs 1
+  // Where x came from when it is samples of a Dataset (fit's batches): the dataset and the
+  // samples' indices in it (valid until the next batch), so that a step may gather parts of
+  // them again on the threads that use them. Null otherwise.
+  const Dataset* dataset = nullptr;
+  std::span<const int64_t> indices{};
   // Data-parallel fit (distributed.hpp): the step's samples over every rank, of which this batch
   // is this rank's share (0: the batch is the whole step, or each rank's batch weighs the same).
   int64_t global_size = 0;

@@ -38,6 +38,9 @@ namespace lamina {
 namespace io {
 struct SafetensorsFile;
 }
+namespace detail {
+class DenseChainStep;
+}  // namespace detail
 namespace distributed {
 class GradientReducer;
 }
@@ -457,6 +460,7 @@ class Model : public Layer {
   Logs run_evaluation(data::BatchSource& data);
   bool metrics_ready() const;  // prepare_metrics has run for the current compile
   void backward_step(const Tensor& loss, const data::Batch& batch, const std::vector<Tensor>& params);
+  Logs chain_step(const data::Batch& batch);  // train_step through dense_chain_
   void sync_stop();  // stop_training on every rank when a callback set it on one
   std::vector<Tensor> predict_from(data::BatchSource& source, const std::vector<Shape>& outs, int64_t rows);
   std::string output_log_name(size_t output, const std::string& what) const;
@@ -487,6 +491,7 @@ class Model : public Layer {
   std::shared_ptr<distributed::Communicator> comm_;
   distributed::DistributedOptions dist_options_;
   std::shared_ptr<distributed::GradientReducer> reducer_;  // made by the first distributed step
+  std::shared_ptr<detail::DenseChainStep> dense_chain_;    // the running fit's step, for a Dense chain
 };
 
 // A stack of layers, each feeding the next: the special case of Model that Keras' Sequential is.

@@ -153,6 +153,16 @@ class Optimizer {
   float clipnorm = 0.f;
   float global_clipnorm = 0.f;
   float clipvalue = 0.f;
+  bool clips() const { return clipnorm > 0.f || global_clipnorm > 0.f || clipvalue > 0.f; }
+
+  // A step whose updates the caller spreads over its own threads (a training loop that gives
+  // each thread a block of every parameter): start_step once, as step() begins (state, rate,
+  // count), then update_part for every element of each parameter exactly once, from any thread:
+  // elements [begin, begin + count) of parameter `param` (by position), the values at p and
+  // their gradient at g (which need not be the parameter's grad()). Without clipping, which
+  // needs whole gradients (clips() false).
+  void start_step(const std::vector<Tensor>& params);
+  void update_part(size_t param, int64_t begin, int64_t count, float* p, const float* g);
 
   // The state a checkpoint holds: slot k of parameter i is state()[i][k] (empty before the
   // first step), named slot_name(k) as Keras names its optimizer variables ("momentum").

@@ -190,6 +190,33 @@ void Dataset::gather_parts(std::span<const int64_t> indices, std::span<float* co
   gather_rows(indices, xs, input_shapes_, ys, target_shapes_);
 }
 
+void Dataset::gather_columns(std::span<const int64_t> indices, int64_t begin, int64_t end, float* x,
+                             int64_t ld) const {
+  const int64_t s = sample_shape_.numel();
+  if (input_shapes_.size() != 1 || begin < 0 || end > s || begin > end)
+    throw ValueError("Dataset::gather_columns: columns [" + std::to_string(begin) + ", " + std::to_string(end) +
+                     ") of a dataset of " + std::to_string(input_shapes_.size()) + " inputs and " + std::to_string(s) +
+                     " features per sample (expected one input and 0 <= begin <= end <= features)");
+  const int64_t* order = order_ ? order_->data() : nullptr;
+  const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
+  const float* floats = floats_.get();
+  const int64_t k = end - begin;
+  for (size_t b = 0; b < indices.size(); ++b) {
+    const int64_t i = indices[b];
+    if (i < 0 || i >= size_)
+      throw ValueError("Dataset::gather_columns: index " + std::to_string(i) + " (batch position " +
+                       std::to_string(b) + ") is out of range (expected 0 to " + std::to_string(size_ - 1) + ")");
+    const int64_t src = (order ? order[begin_ + i] : begin_ + i) * s + begin;
+    float* dst = x + static_cast<int64_t>(b) * ld;
+    if (bytes != nullptr)
+      bytes_to_floats(bytes + src, dst, k, scale_);
+    else if (scale_ == 1.f)
+      std::memcpy(dst, floats + src, static_cast<size_t>(k) * sizeof(float));
+    else
+      floats_scaled(floats + src, dst, k, scale_);
+  }
+}
+
 void Dataset::prefetch(std::span<const int64_t> indices) const {
   const int64_t s = sample_shape_.numel();
   const int64_t* order = order_ ? order_->data() : nullptr;

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "distributed/reducer.hpp"
+#include "model/dense_chain.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/model.hpp"
 #include "lamina/runtime.hpp"
@@ -235,6 +236,7 @@ Logs Model::train_step(const data::Batch& batch) {
   // gradient reduction with zeros (an undefined loss), and runs forward and backward on its empty
   // batch only when a synchronized BatchNormalization's collectives need every rank.
   const bool empty = batch.size() == 0;
+  if (!empty && dense_chain_ && dense_chain_->accepts(batch)) return chain_step(batch);
   std::vector<Tensor> pred;
   Tensor loss;
   if (!empty || has_synchronized_batch_norm(*this)) {
@@ -251,6 +253,19 @@ Logs Model::train_step(const data::Batch& batch) {
   opt.step(params);
   apply_constraints();  // Keras: kernel_constraint etc. after each update
   if (!empty) update_metrics(batch, pred, loss);
+  return metrics_result();
+}
+
+// train_step for a Dense chain, on the cores that share its layers (model/dense_chain.hpp).
+Logs Model::chain_step(const data::Batch& batch) {
+  auto [pred, loss] = dense_chain_->forward(batch);
+  if (!std::isfinite(loss.item()) && divergence_.empty()) {  // as train_step, before the update
+    divergence_ = diagnose_non_finite(batch.x, batch.y);
+    if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
+  }
+  dense_chain_->backward();
+  last_loss_parts_.clear();
+  update_metrics(batch, {pred}, loss);
   return metrics_result();
 }
 
@@ -296,6 +311,8 @@ class DatasetSource : public data::BatchSource {
     const std::span<const int64_t> idx(order.data() + pos_ + mine.begin, static_cast<size_t>(n));
     pos_ += global;
     b.global_size = ranks_ > 1 ? global : 0;
+    b.dataset = d_.input_shapes().size() == 1 ? &d_ : nullptr;
+    b.indices = idx;
     if (b.x.size() != d_.input_shapes().size() || b.size() != n) {  // re-made only for a smaller last batch
       b.x.clear();
       b.y.clear();
@@ -515,6 +532,7 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
   FitState& state = fit_state_;
   const std::optional<int64_t> steps = o.steps_per_epoch ? o.steps_per_epoch : source.steps_per_epoch();
   train_params_ = trainable_weights();
+  dense_chain_ = detail::DenseChainStep::make(*this, train_params_, get_num_threads());
   // Data parallel: every rank starts from rank 0's weights; rank 0 alone shows progress and
   // writes checkpoints (the others would write the same file).
   const distributed::ActiveScope active(is_distributed() ? comm_.get() : nullptr);
@@ -546,6 +564,7 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
     int exceptions = std::uncaught_exceptions();
     ~Cleanup() {
       m.train_params_.clear();
+      m.dense_chain_.reset();
       m.active_callbacks_.clear();
       for (Callback* c : cbs) c->model = nullptr;
       if (std::uncaught_exceptions() > exceptions) m.fit_state_ = FitState{};

@@ -1,0 +1,205 @@
+// The row-split training step of Dense chains (model/dense_chain.hpp) against the general
+// autograd path, written out as a hand loop: forward through the model, the loss, grad() and
+// apply_gradients. Both must leave the same weights after several steps, on 1 to 3 parts,
+// with every hidden activation, with and without biases, several optimizers and losses, and a
+// last batch smaller than the others.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "model/dense_chain.hpp"
+#include "test_util.hpp"
+
+namespace lamina {
+namespace {
+
+struct Case {
+  const char* name;
+  std::function<Sequential()> model;  // built, with its weights drawn from a fixed seed
+  std::function<std::shared_ptr<Optimizer>()> optimizer;
+  Loss loss;
+  bool one_hot;  // targets as one-hot rows instead of class indices
+  int64_t classes;
+};
+
+Tensor inputs(int64_t n, int64_t features, uint64_t seed) {
+  Generator gen(seed);
+  return Tensor::randn({n, features}, gen);
+}
+
+Tensor targets(int64_t n, int64_t classes, bool one_hot, uint64_t seed) {
+  Generator gen(seed);
+  Tensor y = Tensor::zeros(one_hot ? Shape{n, classes} : Shape{n});
+  for (int64_t i = 0; i < n; ++i) {
+    const auto c = static_cast<int64_t>(gen.below(static_cast<uint64_t>(classes)));
+    if (one_hot) {
+      y.data()[i * classes + c] = 1.f;
+    } else {
+      y.data()[i] = static_cast<float>(c);
+    }
+  }
+  return y;
+}
+
+std::vector<Case> cases() {
+  auto built = [](Sequential m, Shape in) {
+    m.build(in);
+    return m;
+  };
+  // Fresh layers on each call (AnyLayer shares a layer), weights drawn from one seed.
+  return {
+      {"flatten_relu_logits_adam",
+       [=] {
+         manual_seed(5);
+         return built(Sequential({layers::Flatten(), layers::Dense(40, "relu"), layers::Dense(7)}), Shape{3, 12});
+       },
+       [] { return std::make_shared<Adam>(Adam::Options{.learning_rate = 0.01}); },
+       losses::SparseCategoricalCrossentropy({.from_logits = true}), false, 7},
+      {"tanh_sigmoid_softmax_nesterov",
+       [=] {
+         manual_seed(5);
+         return built(Sequential({layers::Dense(37, "tanh"), layers::Dense(33, "sigmoid"), layers::Dense(5, "softmax")}),
+                      Shape{19});
+       },
+       [] { return std::make_shared<SGD>(SGD::Options{.learning_rate = 0.1, .momentum = 0.9, .nesterov = true}); },
+       Loss("categorical_crossentropy"), true, 5},
+      {"no_bias_linear_hidden_rmsprop",
+       [=] {
+         manual_seed(5);
+         return built(Sequential({layers::Dense({.units = 48, .use_bias = false}),
+                                  layers::Dense({.units = 3, .activation = "relu"}),
+                                  layers::Dense({.units = 2, .use_bias = false})}),
+                      Shape{30});
+       },
+       [] { return std::make_shared<RMSprop>(RMSprop::Options{.learning_rate = 0.01}); }, Loss("mse"), true, 2},
+      {"one_layer_adamw",
+       [=] {
+         manual_seed(5);
+         return built(Sequential({layers::Dense(4)}), Shape{50});
+       },
+       [] { return std::make_shared<AdamW>(AdamW::Options{.learning_rate = 0.02}); },
+       losses::SparseCategoricalCrossentropy({.from_logits = true}), false, 4},
+  };
+}
+
+// Batches of 16 over 70 samples (the last one of 6), `epochs` times, through the chain on
+// `parts` parts, and through a hand loop on the general path; then the same weights.
+TEST(DenseChain, StepsMatchTheGeneralPath) {
+  for (const Case& c : cases())
+    for (int parts : {1, 2, 3}) {
+      SCOPED_TRACE(std::string(c.name) + ", parts " + std::to_string(parts));
+      Sequential chain = c.model(), general = c.model();
+      const Shape sample = chain.tensor_shapes()[0];
+      const int64_t n = 70, batch = 16;
+      std::vector<int64_t> dims{n};
+      for (int64_t d : sample) dims.push_back(d);
+      const Tensor x = reshape(inputs(n, sample.numel(), 1), Shape(dims));
+      const Tensor y = targets(n, c.classes, c.one_hot, 2);
+      chain.compile(c.optimizer(), c.loss);
+      std::shared_ptr<Optimizer> opt = c.optimizer();
+      // Every layer's weights on at least one part each: parts as asked.
+      const auto step = detail::DenseChainStep::make(chain, chain.trainable_weights(), parts, 1);
+      ASSERT_NE(step, nullptr);
+      ASSERT_EQ(step->parts(), parts);
+      for (int epoch = 0; epoch < 2; ++epoch)
+        for (int64_t begin = 0; begin < n; begin += batch) {
+          const int64_t end = std::min(n, begin + batch);
+          data::Batch b;
+          b.x = {x.slice(0, begin, end).clone()};
+          b.y = {y.slice(0, begin, end).clone()};
+          const auto [pred, loss] = step->forward(b);
+          step->backward();
+
+          const std::vector<Tensor> w = general.trainable_weights();
+          const Tensor want_pred = general(b.x[0], /*training=*/true);
+          const Tensor want_loss = c.loss(b.y[0], want_pred);
+          EXPECT_NEAR(loss.item(), want_loss.item(), 1e-5 * (1 + std::abs(want_loss.item())));
+          EXPECT_TRUE(testing::all_close(pred, want_pred.detach(), 1e-4, 1e-5));
+          opt->apply_gradients(grad(want_loss, w), w);
+        }
+      const std::vector<Tensor> got = chain.trainable_weights(), want = general.trainable_weights();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_TRUE(testing::all_close(got[i], want[i], 1e-4, 1e-5)) << "weight " << i;
+        EXPECT_TRUE(testing::all_close(got[i].grad(), want[i].grad(), 1e-4, 1e-5)) << "gradient " << i;
+      }
+      EXPECT_EQ(chain.optimizer().iterations(), opt->iterations());
+    }
+}
+
+// fit takes the chain for a model large enough for two parts (over 128K weights), on two
+// threads: its history and weights are those of the general path's hand loop.
+TEST(DenseChain, FitOnTwoThreadsMatchesTheGeneralPath) {
+  auto model = [] {
+    manual_seed(9);
+    Sequential m({layers::Dense({.units = 224, .activation = "relu", .input_shape = Shape{600}}), layers::Dense(10)});
+    m.build(Shape{600});
+    return m;
+  };
+  Sequential fitted = model(), hand = model();
+  const int64_t n = 96, batch = 32;
+  const Tensor x = inputs(n, 600, 3), y = targets(n, 10, false, 4);
+  const Loss loss = losses::SparseCategoricalCrossentropy({.from_logits = true});
+  // SGD: Adam's m / sqrt(v) turns the rounding of a near-zero gradient into a whole step.
+  fitted.compile(SGD({.learning_rate = 0.05, .momentum = 0.9}), loss);
+  ASSERT_EQ(detail::DenseChainStep::make(fitted, fitted.trainable_weights(), 2)->parts(), 2);
+  const int threads = get_num_threads();
+  set_num_threads(2);
+  const History h = fitted.fit(x, y, {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0});
+  set_num_threads(threads);
+  SGD opt({.learning_rate = 0.05, .momentum = 0.9});
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    double total = 0;
+    for (int64_t begin = 0; begin < n; begin += batch) {
+      const std::vector<Tensor> w = hand.trainable_weights();
+      const Tensor l = loss(y.slice(0, begin, begin + batch), hand(x.slice(0, begin, begin + batch), true));
+      total += l.item();
+      opt.apply_gradients(grad(l, w), w);
+    }
+    EXPECT_NEAR(h.history.at("loss")[static_cast<size_t>(epoch)], total / 3, 1e-5);
+  }
+  for (size_t i = 0; i < 4; ++i)
+    EXPECT_TRUE(testing::all_close(fitted.trainable_weights()[i], hand.trainable_weights()[i], 1e-4, 1e-5));
+}
+
+// What the chain leaves to the general path: null from make.
+TEST(DenseChain, OnlyPlainDenseChainsQualify) {
+  auto compiled = [](Sequential m, Shape in, std::shared_ptr<Optimizer> opt = std::make_shared<Adam>()) {
+    m.build(in);
+    m.compile(std::move(opt), "mse");
+    return m;
+  };
+  auto make = [](const Sequential& m) { return detail::DenseChainStep::make(m, m.trainable_weights(), 2, 1); };
+  EXPECT_NE(make(compiled(Sequential({layers::Dense(8, "relu"), layers::Dense(2)}), Shape{4})), nullptr);
+  EXPECT_EQ(make(compiled(Sequential({layers::Dense(8), layers::Dropout(0.5f), layers::Dense(2)}), Shape{4})), nullptr);
+  EXPECT_EQ(make(compiled(Sequential({layers::Dense(8, "softmax"), layers::Dense(2)}), Shape{4})), nullptr);
+  EXPECT_EQ(make(compiled(Sequential({layers::Dense(8), layers::Dense(2)}), Shape{3, 4})), nullptr);  // per step
+  EXPECT_NE(make(compiled(Sequential({layers::Flatten(), layers::Dense(2)}), Shape{3, 4})), nullptr);
+  EXPECT_EQ(make(compiled(Sequential({layers::Dense({.units = 8, .kernel_regularizer = regularizers::L2(0.1f)}),
+                                      layers::Dense(2)}),
+                          Shape{4})),
+            nullptr);
+  auto clipped = std::make_shared<Adam>();
+  clipped->clipnorm = 1.f;
+  EXPECT_EQ(make(compiled(Sequential({layers::Dense(2)}), Shape{4}, clipped)), nullptr);
+  Sequential frozen = compiled(Sequential({layers::Dense(8), layers::Dense(2)}), Shape{4});
+  frozen.layers()[0]->set_trainable(false);
+  EXPECT_EQ(make(frozen), nullptr);
+  // Batches it leaves: weighted samples, several inputs, another width.
+  const auto step = make(compiled(Sequential({layers::Dense(8, "relu"), layers::Dense(2)}), Shape{4}));
+  data::Batch b{.x = {Tensor::ones({3, 4})}, .y = {Tensor::ones({3, 2})}};
+  EXPECT_TRUE(step->accepts(b));
+  b.sample_weight = Tensor::ones({3});
+  EXPECT_FALSE(step->accepts(b));
+  b.sample_weight = Tensor();
+  b.x.push_back(Tensor::ones({3, 4}));
+  EXPECT_FALSE(step->accepts(b));
+  b.x = {Tensor::ones({3, 5})};
+  EXPECT_FALSE(step->accepts(b));
+  Sequential uncompiled({layers::Dense(2)});
+  uncompiled.build(Shape{4});
+  EXPECT_EQ(make(uncompiled), nullptr);
+}
+
+}  // namespace
+}  // namespace lamina
