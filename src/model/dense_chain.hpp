@@ -9,10 +9,11 @@
 // l + 1 are the columns of layer l that thread p reduces (sums the partials of, adds the bias
 // to, applies the activation to), so each thread's next product reads what it wrote itself.
 // What crosses the cores per layer is a batch-sized block (partials forward, dz backward), with
-// one barrier each way, not the kernels: for MNIST's 784x128 layer each core keeps 0.8 MB of
-// W, dW and Adam's two moments in its own L2. The last layer's output, the loss and its
-// gradient are computed once, on the calling thread, through the Loss and the last Activation
-// (any of them), so the step's result is the general path's up to rounding.
+// one barrier each way, not the kernels, their gradients or the optimizer's state. The last
+// layer's output, the loss and its gradient are computed once, on the calling thread, through
+// the Loss and the last Activation (any of them), so the step's result is the general path's up
+// to rounding. On one part (one thread, or a small model) it is the general path without the
+// autograd graph; bench/README.md has the measurements behind when it splits.
 #pragma once
 
 #include <cstdint>
