@@ -448,6 +448,28 @@ TEST(Dataset, GatherFromBytes) {
   EXPECT_THROW(d.y({-1}), ValueError);
 }
 
+// gather_columns: a block of columns of the same samples gather writes, from bytes (scaled) and
+// from floats, through a split's shuffled order, rows ld apart; out-of-range asks name the bounds.
+TEST(Dataset, GatherColumnsMatchesGather) {
+  const Dataset bytes = Dataset::from_bytes(sample_bytes(6), Shape{2, 2}, sample_labels(6), Shape{}, 0.5f);
+  const Dataset floats = Dataset::from_tensors(bytes.all_x(), bytes.all_y()).scaled(3.f);
+  for (const Dataset& whole : {bytes, floats}) {
+    const Dataset d = whole.split(0.5, 7).second;  // an order map
+    const std::vector<int64_t> idx{2, 0, 1};
+    const Tensor all = d.x(idx);
+    std::vector<float> got(3 * 5, -1.f);
+    d.gather_columns(idx, 1, 3, got.data(), 5);
+    for (int64_t b = 0; b < 3; ++b) {
+      EXPECT_EQ(got[static_cast<size_t>(b * 5)], all.data()[b * 4 + 1]);
+      EXPECT_EQ(got[static_cast<size_t>(b * 5 + 1)], all.data()[b * 4 + 2]);
+      EXPECT_EQ(got[static_cast<size_t>(b * 5 + 2)], -1.f);  // past the columns: untouched
+    }
+    EXPECT_CONTAINS(error_of<ValueError>([&] { d.gather_columns(idx, 2, 5, got.data(), 5); }), "columns [2, 5)");
+    EXPECT_CONTAINS(error_of<ValueError>([&] { d.gather_columns(std::vector<int64_t>{9}, 0, 1, got.data(), 5); }),
+                    "index 9");
+  }
+}
+
 TEST(Dataset, SliceAndScaled) {
   const Dataset d = Dataset::from_bytes(sample_bytes(6), Shape{2, 2}, sample_labels(6), Shape{}, 1.f);
   const Dataset s = d.slice(2, 5);

@@ -120,6 +120,8 @@ class Dataset {
  private:
   void gather_rows(std::span<const int64_t> indices, std::span<float* const> xs, const std::vector<Shape>& x_parts,
                    std::span<float* const> ys, const std::vector<Shape>& y_parts) const;
+  // k features from storage offset src as floats (bytes scaled, floats copied or scaled).
+  void features_to_floats(int64_t src, float* dst, int64_t k) const;
 
   std::shared_ptr<const std::vector<uint8_t>> bytes_;
   std::shared_ptr<const float> floats_;  // float features: our own vector's, or a tensor's storage

@@ -198,23 +198,23 @@ void Dataset::gather_columns(std::span<const int64_t> indices, int64_t begin, in
                      ") of a dataset of " + std::to_string(input_shapes_.size()) + " inputs and " + std::to_string(s) +
                      " features per sample (expected one input and 0 <= begin <= end <= features)");
   const int64_t* order = order_ ? order_->data() : nullptr;
-  const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
-  const float* floats = floats_.get();
   const int64_t k = end - begin;
   for (size_t b = 0; b < indices.size(); ++b) {
     const int64_t i = indices[b];
     if (i < 0 || i >= size_)
       throw ValueError("Dataset::gather_columns: index " + std::to_string(i) + " (batch position " +
                        std::to_string(b) + ") is out of range (expected 0 to " + std::to_string(size_ - 1) + ")");
-    const int64_t src = (order ? order[begin_ + i] : begin_ + i) * s + begin;
-    float* dst = x + static_cast<int64_t>(b) * ld;
-    if (bytes != nullptr)
-      bytes_to_floats(bytes + src, dst, k, scale_);
-    else if (scale_ == 1.f)
-      std::memcpy(dst, floats + src, static_cast<size_t>(k) * sizeof(float));
-    else
-      floats_scaled(floats + src, dst, k, scale_);
+    features_to_floats((order ? order[begin_ + i] : begin_ + i) * s + begin, x + static_cast<int64_t>(b) * ld, k);
   }
+}
+
+void Dataset::features_to_floats(int64_t src, float* dst, int64_t k) const {
+  if (bytes_)
+    bytes_to_floats(bytes_->data() + src, dst, k, scale_);
+  else if (scale_ == 1.f)
+    std::memcpy(dst, floats_.get() + src, static_cast<size_t>(k) * sizeof(float));
+  else
+    floats_scaled(floats_.get() + src, dst, k, scale_);
 }
 
 void Dataset::prefetch(std::span<const int64_t> indices) const {
@@ -237,7 +237,6 @@ void Dataset::gather_rows(std::span<const int64_t> indices, std::span<float* con
   const int64_t s = sample_shape_.numel(), t = target_shape_.numel();
   const int64_t* order = order_ ? order_->data() : nullptr;
   const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
-  const float* floats = floats_.get();
   const float* targets = targets_ ? targets_->data() : nullptr;
   // First pass: check every index and resolve its storage row, prefetching the rows of byte
   // images (shuffled rows are cache misses; issuing them all first overlaps the waits).
@@ -256,16 +255,8 @@ void Dataset::gather_rows(std::span<const int64_t> indices, std::span<float* con
   int64_t offset = 0;
   for (size_t p = 0; p < xs.size(); ++p) {
     const int64_t k = x_parts[p].numel();
-    for (size_t b = 0; b < indices.size(); ++b) {
-      const int64_t src = rows[b] * s + offset;
-      float* dst = xs[p] + static_cast<int64_t>(b) * k;
-      if (bytes != nullptr)
-        bytes_to_floats(bytes + src, dst, k, scale_);
-      else if (scale_ == 1.f)
-        std::memcpy(dst, floats + src, static_cast<size_t>(k) * sizeof(float));
-      else
-        floats_scaled(floats + src, dst, k, scale_);
-    }
+    for (size_t b = 0; b < indices.size(); ++b)
+      features_to_floats(rows[b] * s + offset, xs[p] + static_cast<int64_t>(b) * k, k);
     offset += k;
   }
   offset = 0;
