@@ -142,6 +142,8 @@ std::shared_ptr<DenseChainStep> DenseChainStep::make(const Model& model, const s
     plan.push_back(std::move(L));
   }
   if (next != params.size()) return nullptr;
+  if (min_weights_per_part <= 0)
+    min_weights_per_part = omp_get_proc_bind() == omp_proc_bind_false ? kMinWeightsPerPart : kMinWeightsPerBoundPart;
   const auto parts = static_cast<int>(
       std::clamp<int64_t>(weights / std::max<int64_t>(min_weights_per_part, 1), 1, std::max(threads, 1)));
   return std::shared_ptr<DenseChainStep>(new DenseChainStep(opt, model.losses()[0], dense.back()->options().activation,

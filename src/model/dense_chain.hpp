@@ -42,16 +42,18 @@ class DenseChainStep {
   // InputLayer and Flattens, then Dense layers only, every weight trained, without
   // regularizers or constraints; hidden activations linear, relu, sigmoid or tanh (the last
   // layer's any); one loss of weight 1; an optimizer without gradient clipping; not
-  // distributed. Each part (thread) gets at least min_weights_per_part of the kernels' values:
-  // below that, the barriers and the traffic between the cores cost what a part saves. Measured
-  // on this project's 2-core machine: MNIST's 784-128-10 MLP (101K weights, batch 32) ran 0.208-
-  // 0.212 s/epoch on one part and 0.213 on two; the 784-512-512-10 one (669K, batch 128) 0.70-
-  // 0.73 on two, against 0.83-0.90 for the general path on two threads.
-  static constexpr int64_t kMinWeightsPerPart = 64 * 1024;
+  // distributed. Each part (thread) gets at least min_weights_per_part of the kernels' values
+  // (0: the default below). Measured on this project's 2-core machine, s/epoch: MNIST's 784-128-10
+  // MLP (101K weights, batch 32) ran 0.208-0.212 on one part; on two, 0.213 with the threads free
+  // to move between the cores and 0.166-0.18 with them bound (OMP_PROC_BIND=close
+  // OMP_PLACES=cores), when each core's rows stay in its own cache. The 784-512-512-10 one (669K,
+  // batch 128) ran 0.70-0.73 on two parts unbound, against 0.83-0.90 for the general path.
+  static constexpr int64_t kMinWeightsPerPart = 64 * 1024;       // threads free to move
+  static constexpr int64_t kMinWeightsPerBoundPart = 16 * 1024;  // OpenMP binds its threads
   // On one part, the largest product per step above which the general path runs (accepts).
   static constexpr int64_t kOnePartMaxFlops = 16'000'000;
   static std::shared_ptr<DenseChainStep> make(const Model& model, const std::vector<Tensor>& params, int threads,
-                                              int64_t min_weights_per_part = kMinWeightsPerPart);
+                                              int64_t min_weights_per_part = 0);
   // Whether a batch can take this step: one float input of the model's width per row, one
   // target, no sample weights, not a share of a distributed step.
   bool accepts(const data::Batch& batch) const;
