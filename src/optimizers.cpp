@@ -99,11 +99,15 @@ void Optimizer::start_step(const std::vector<Tensor>& params) {
   ++iterations_;
 }
 
-void Optimizer::update_part(size_t param, int64_t begin, int64_t count, float* p, const float* g) {
+// count values from p and g (already at `begin`), with the slots' values from `begin`.
+void Optimizer::update_slice(std::vector<Tensor>& slots, int64_t begin, int64_t count, float* p, const float* g) {
   float* s[4] = {};
-  std::vector<Tensor>& slots = slots_[param];
   for (size_t j = 0; j < slots.size() && j < 4; ++j) s[j] = slots[j].data() + begin;
   update(p, g, count, s, iterations_);
+}
+
+void Optimizer::update_part(size_t param, int64_t begin, int64_t count, float* p, const float* g) {
+  update_slice(slots_[param], begin, count, p, g);
 }
 
 void Optimizer::step(const std::vector<Tensor>& params) {
@@ -199,20 +203,13 @@ void Optimizer::update_chunked(float* p, const float* g, int64_t n, std::vector<
   // cores' caches); over 669,706 values it pays (140 -> 83 us).
   constexpr int64_t kParallelElements = 1 << 18;
   const int threads = n >= kParallelElements ? omp_get_max_threads() : 1;
-  const int64_t t = iterations_;
-  if (threads == 1) {
-    float* s[4] = {};
-    for (size_t j = 0; j < slots.size() && j < 4; ++j) s[j] = slots[j].data();
-    return update(p, g, n, s, t);
-  }
+  if (threads == 1) return update_slice(slots, 0, n, p, g);
 #pragma omp parallel num_threads(threads)
   {
     const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
     const int64_t chunk = ((n + parts - 1) / parts + 15) & ~int64_t{15};
     const int64_t begin = std::min(n, part * chunk), end = std::min(n, begin + chunk);
-    float* s[4] = {};
-    for (size_t j = 0; j < slots.size() && j < 4; ++j) s[j] = slots[j].data() + begin;
-    if (end > begin) update(p + begin, g + begin, end - begin, s, t);
+    if (end > begin) update_slice(slots, begin, end - begin, p + begin, g + begin);
   }
 }
 

@@ -190,6 +190,7 @@ class Optimizer {
   void init_state(const std::vector<Tensor>& params);
   bool flat_gradients(const std::vector<Tensor>& params) const;
   void update_chunked(float* p, const float* g, int64_t n, std::vector<Tensor>& slots);
+  void update_slice(std::vector<Tensor>& slots, int64_t begin, int64_t count, float* p, const float* g);
 
   std::vector<std::vector<Tensor>> slots_;  // per parameter (views into flat_slots_ when flat)
   std::vector<Tensor> flat_slots_;          // one buffer per slot over all parameters, when they
