@@ -8,6 +8,7 @@
 
 #include "kernels/matmul.hpp"
 #include "lamina/model.hpp"
+#include "ops/op_helpers.hpp"  // fused_activation_grad, relu_in_place
 #include "lamina/optimizers.hpp"
 
 namespace lamina::detail {
@@ -28,27 +29,15 @@ std::vector<int64_t> split(int64_t n, int parts) {
   return bounds;
 }
 
-Eltwise eltwise_of(const Activation& a) {
-  switch (a.fused()) {
-    case FusedActivation::relu: return Eltwise::relu;
-    case FusedActivation::sigmoid: return Eltwise::sigmoid;
-    case FusedActivation::tanh: return Eltwise::tanh;
-    case FusedActivation::none: break;
-  }
-  return Eltwise::none;
-}
-
-// a = act(a) over n values; one loop per activation, so that each vectorizes.
-void activate(float* __restrict a, int64_t n, Eltwise act) {
+// a = act(a) over n values, in place (relu keeps NaN, as linear()'s).
+void activate(float* a, int64_t n, FusedActivation act) {
   switch (act) {
-    case Eltwise::none: return;
-    case Eltwise::relu:
-      for (int64_t i = 0; i < n; ++i) a[i] = a[i] < 0.f ? 0.f : a[i];  // NaN stays NaN, as torch.relu
-      return;
-    case Eltwise::sigmoid:
+    case FusedActivation::none: return;
+    case FusedActivation::relu: return relu_in_place(a, n);
+    case FusedActivation::sigmoid:
       for (int64_t i = 0; i < n; ++i) a[i] = 1.f / (1.f + std::exp(-a[i]));
       return;
-    case Eltwise::tanh:
+    case FusedActivation::tanh:
       for (int64_t i = 0; i < n; ++i) a[i] = std::tanh(a[i]);
       return;
   }
@@ -65,22 +54,6 @@ void sum_blocks(float* __restrict out, const float* __restrict bias, const float
   for (int q = 1; q < count; ++q) {
     const float* __restrict s = first + q * stride;
     for (int64_t i = 0; i < n; ++i) out[i] += s[i];
-  }
-}
-
-// dz = da * act'(z), from the activation's output y = act(z).
-void times_derivative(float* __restrict dz, const float* __restrict y, int64_t n, Eltwise act) {
-  switch (act) {
-    case Eltwise::none: return;
-    case Eltwise::relu:
-      for (int64_t i = 0; i < n; ++i) dz[i] = y[i] > 0.f ? dz[i] : 0.f;
-      return;
-    case Eltwise::sigmoid:
-      for (int64_t i = 0; i < n; ++i) dz[i] *= y[i] * (1.f - y[i]);
-      return;
-    case Eltwise::tanh:
-      for (int64_t i = 0; i < n; ++i) dz[i] *= 1.f - y[i] * y[i];
-      return;
   }
 }
 
@@ -137,7 +110,7 @@ std::shared_ptr<DenseChainStep> DenseChainStep::make(const Model& model, const s
       ++next;
     }
     if (!L.w || (i > 0 && L.in != plan.back().out)) return nullptr;
-    L.act = static_cast<int>(hidden ? eltwise_of(act) : Eltwise::none);
+    L.act = hidden ? act.fused() : FusedActivation::none;  // linear: none
     weights += L.in * L.out;
     plan.push_back(std::move(L));
   }
@@ -265,7 +238,7 @@ void DenseChainStep::forward_on(int thread, int team) {
         for (int64_t r = 0; r < batch; ++r) {
           float* a = L.a + r * L.out + j0;
           sum_blocks(a, L.b ? L.b + j0 : nullptr, L.partial[0] + batch * j0 + r * width, L.stride, parts_, width);
-          activate(a, width, static_cast<Eltwise>(L.act));
+          activate(a, width, L.act);
         }
       }
     }
@@ -303,7 +276,7 @@ void DenseChainStep::backward_on(int thread, int team) {
         float* dz = prev.dz + batch * r0;
         const int64_t width = r1 - r0;
         for (int64_t r = 0; r < batch; ++r)
-          times_derivative(dz + r * width, prev.a + r * prev.out + r0, width, static_cast<Eltwise>(prev.act));
+          fused_activation_grad(prev.act, prev.a + r * prev.out + r0, dz + r * width, dz + r * width, width);
         if (prev.b) {
           column_sums(dz, width, batch, width, prev.gb + r0);
           optimizer_.update_part(prev.b_param, r0, width, prev.b + r0, prev.gb + r0);

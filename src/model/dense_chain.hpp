@@ -72,7 +72,7 @@ class DenseChainStep {
     float* gb = nullptr;
     size_t w_param = 0, b_param = 0;  // positions in the optimizer's parameter list
     int64_t in = 0, out = 0;
-    int act = 0;                      // kernels::Eltwise for a hidden layer; the last one: none
+    FusedActivation act = FusedActivation::none;  // a hidden layer's; the last one's runs through autograd
     std::vector<int64_t> rows;        // parts + 1 bounds over `in`: the kernel rows each part owns
     std::vector<int64_t> cols;        // parts + 1 bounds over `out`: the next layer's rows
     std::vector<float*> partial;      // per part: its products, a block per part of cols

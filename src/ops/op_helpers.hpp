@@ -2,6 +2,7 @@
 // Internal to the library.
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "lamina/ops.hpp"
@@ -49,36 +50,39 @@ Tensor unary(const char* op, const Tensor& x, F f, G g) {
   return y;
 }
 
-// dZ = dY * act'(Z) for an activation fused into a primitive, with act' written from the
-// output Y (relu: Y > 0; sigmoid: Y (1 - Y); tanh: 1 - Y^2). Returns dY itself for none.
+// dz = dy * act'(z) over n values for an activation fused into a primitive, with act' written
+// from the output y (relu: y > 0; sigmoid: y (1 - y); tanh: 1 - y^2). dz may be dy itself.
+inline void fused_activation_grad(FusedActivation act, const float* y, const float* dy, float* dz, int64_t n) {
+  switch (act) {
+    case FusedActivation::relu:
+      for (int64_t i = 0; i < n; ++i) dz[i] = y[i] > 0.f ? dy[i] : 0.f;
+      break;
+    case FusedActivation::sigmoid:
+      for (int64_t i = 0; i < n; ++i) dz[i] = dy[i] * y[i] * (1.f - y[i]);
+      break;
+    case FusedActivation::tanh:
+      for (int64_t i = 0; i < n; ++i) dz[i] = dy[i] * (1.f - y[i] * y[i]);
+      break;
+    case FusedActivation::none:
+      if (dz != dy) std::copy(dy, dy + n, dz);
+      break;
+  }
+}
+
+// The same on tensors; returns dY itself for none.
 inline Tensor fused_activation_grad(FusedActivation act, const Tensor& y, const Tensor& dy) {
   if (act == FusedActivation::none) return dy;
   Tensor dz = Tensor::empty(dy.shape());
-  const float *py = y.data(), *pdy = dy.data();
-  float* d = dz.data();
-  const int64_t count = dy.numel();
-  switch (act) {
-    case FusedActivation::relu:
-      for (int64_t i = 0; i < count; ++i) d[i] = py[i] > 0.f ? pdy[i] : 0.f;
-      break;
-    case FusedActivation::sigmoid:
-      for (int64_t i = 0; i < count; ++i) d[i] = pdy[i] * py[i] * (1.f - py[i]);
-      break;
-    case FusedActivation::tanh:
-      for (int64_t i = 0; i < count; ++i) d[i] = pdy[i] * (1.f - py[i] * py[i]);
-      break;
-    case FusedActivation::none: break;
-  }
+  fused_activation_grad(act, y.data(), dy.data(), dz.data(), dy.numel());
   return dz;
 }
 
-// y = y < 0 ? 0 : y in place: the relu that linear() and conv2d() apply after their primitive,
-// because oneDNN's relu post-op maps NaN to 0 and this keeps it. (The count is hoisted: in the
-// loop condition, numel() kept the loop from vectorizing.)
-inline void relu_in_place(Tensor& y) {
-  float* p = y.data();
-  const int64_t count = y.numel();
-  for (int64_t i = 0; i < count; ++i) p[i] = p[i] < 0.f ? 0.f : p[i];
+// p = p < 0 ? 0 : p in place over n values: the relu that linear() and conv2d() apply after
+// their primitive, because oneDNN's relu post-op maps NaN to 0 and this keeps it. (The count is
+// hoisted: in the loop condition, numel() kept the loop from vectorizing.)
+inline void relu_in_place(float* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? 0.f : p[i];
 }
+inline void relu_in_place(Tensor& y) { relu_in_place(y.data(), y.numel()); }
 
 }  // namespace lamina::detail
