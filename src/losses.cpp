@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "kernels/elementwise.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/ops.hpp"
 
@@ -44,22 +46,24 @@ int64_t classes_of(const char* op, const Tensor& y_pred) {
   return y_pred.dim(-1);
 }
 
-// One row of logits: log_softmax_j = (x_j - max) - log_total, softmax_j = e^(x_j - max) / total.
-// Kept apart rather than as max + log_total: for logits of 1e4 that sum would round to the
-// float spacing at 1e4 (~1e-3) and cost three digits.
-struct RowStats {
-  float max, total, log_total;
-  float log_softmax(float x) const { return (x - max) - log_total; }
-  float softmax(float x) const { return std::exp(x - max) / total; }
+// The softmax of each row of logits, computed once for the loss and its gradient:
+// log_softmax_j = (x_j - max) - log_total and softmax_j = e^(x_j - max) / total. Kept apart
+// rather than as max + log_total: for logits of 1e4 that sum would round to the float spacing
+// at 1e4 (~1e-3) and cost three digits.
+struct RowSoftmax {
+  int64_t c = 0;
+  std::vector<float> e, max, total, log_total;  // e: (rows, c), e^(x - max)
+  RowSoftmax(const float* x, int64_t rows, int64_t classes)
+      : c(classes), e(static_cast<size_t>(rows * classes)), max(static_cast<size_t>(rows)),
+        total(static_cast<size_t>(rows)), log_total(static_cast<size_t>(rows)) {
+    kernels::exp_rows(x, e.data(), rows, c, max.data(), total.data());
+    for (size_t r = 0; r < total.size(); ++r) log_total[r] = std::log(total[r]);
+  }
+  float log_softmax(int64_t r, float x) const {
+    return (x - max[static_cast<size_t>(r)]) - log_total[static_cast<size_t>(r)];
+  }
+  float softmax(int64_t r, int64_t j) const { return e[static_cast<size_t>(r * c + j)] / total[static_cast<size_t>(r)]; }
 };
-
-RowStats row_stats(const float* x, int64_t c) {
-  float mx = x[0];
-  for (int64_t j = 1; j < c; ++j) mx = std::max(mx, x[j]);
-  float total = 0.f;
-  for (int64_t j = 0; j < c; ++j) total += std::exp(x[j] - mx);
-  return {mx, total, std::log(total)};
-}
 
 // Keras' sample_weight: one weight per sample (the first axis of y_pred), scaling each of the
 // sample's rows (elements for MSE/MAE/BCE, class rows for the cross-entropies). The mean stays over
@@ -183,13 +187,13 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
   const RowWeights rw = row_weights(op, sample_weight, y_pred, rows);
   const float* w = rw.data();
   const float *t = y_true.data(), *p = y_pred.data();
+  const auto st = from_logits ? std::make_shared<const RowSoftmax>(p, rows, c) : nullptr;
   double total = 0.0;
   for (int64_t r = 0; r < rows; ++r) {
     const float *tr = t + r * c, *pr = p + r * c;
     double row = 0.0;
     if (from_logits) {
-      const RowStats st = row_stats(pr, c);
-      for (int64_t j = 0; j < c; ++j) row -= tr[j] * st.log_softmax(pr[j]);
+      for (int64_t j = 0; j < c; ++j) row -= tr[j] * st->log_softmax(r, pr[j]);
     } else {
       float sum = 0.f;
       for (int64_t j = 0; j < c; ++j) sum += pr[j];
@@ -197,18 +201,17 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
     }
     total += rw(w, r) * row;
   }
-  return finish(op, total, rows, y_true, y_pred, [c, rows, from_logits, rw](float s0, BackwardContext& g) {
+  return finish(op, total, rows, y_true, y_pred, [c, rows, st, rw](float s0, BackwardContext& g) {
     const float *t = g.input(0).data(), *p = g.input(1).data(), *w = rw.data();
     float* dx = g.dx(1).data();
     for (int64_t r = 0; r < rows; ++r) {
       const float s = s0 * rw(w, r);
       const float *tr = t + r * c, *pr = p + r * c;
       float* dr = dx + r * c;
-      if (from_logits) {  // dx_k = softmax_k * sum(t) - t_k
-        const RowStats st = row_stats(pr, c);
+      if (st) {  // from logits: dx_k = softmax_k * sum(t) - t_k
         float tsum = 0.f;
         for (int64_t j = 0; j < c; ++j) tsum += tr[j];
-        for (int64_t j = 0; j < c; ++j) dr[j] += s * (st.softmax(pr[j]) * tsum - tr[j]);
+        for (int64_t j = 0; j < c; ++j) dr[j] += s * (st->softmax(r, j) * tsum - tr[j]);
       } else {  // q = p / sum(p); u_j = dL/dq_j; dp_k = (u_k - sum_j u_j q_j) / sum(p)
         float sum = 0.f;
         for (int64_t j = 0; j < c; ++j) sum += pr[j];
@@ -247,19 +250,20 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
   }
   const RowWeights rw = row_weights(op, sample_weight, y_pred, rows);
   const float* w = rw.data();
+  const auto st = from_logits ? std::make_shared<const RowSoftmax>(p, rows, c) : nullptr;
   double total = 0.0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* pr = p + r * c;
     const auto label = static_cast<int64_t>(t[r]);
     if (from_logits) {
-      total -= rw(w, r) * row_stats(pr, c).log_softmax(pr[label]);
+      total -= rw(w, r) * st->log_softmax(r, pr[label]);
     } else {
       float sum = 0.f;
       for (int64_t j = 0; j < c; ++j) sum += pr[j];
       total -= rw(w, r) * std::log(clip(pr[label] / sum));
     }
   }
-  return finish(op, total, rows, y_true, y_pred, [c, rows, from_logits, rw](float s0, BackwardContext& g) {
+  return finish(op, total, rows, y_true, y_pred, [c, rows, st, rw](float s0, BackwardContext& g) {
     const float *t = g.input(0).data(), *p = g.input(1).data(), *w = rw.data();
     float* dx = g.dx(1).data();
     for (int64_t r = 0; r < rows; ++r) {
@@ -267,9 +271,8 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
       const float* pr = p + r * c;
       float* dr = dx + r * c;
       const auto label = static_cast<int64_t>(t[r]);
-      if (from_logits) {  // dx_k = softmax_k - [k == label]
-        const RowStats st = row_stats(pr, c);
-        for (int64_t j = 0; j < c; ++j) dr[j] += s * (st.softmax(pr[j]) - (j == label ? 1.f : 0.f));
+      if (st) {  // from logits: dx_k = softmax_k - [k == label]
+        for (int64_t j = 0; j < c; ++j) dr[j] += s * (st->softmax(r, j) - (j == label ? 1.f : 0.f));
       } else {  // q = p / sum(p); only u_label = -1/q_label; dp_k = (u_k + 1) / sum(p)
         float sum = 0.f;
         for (int64_t j = 0; j < c; ++j) sum += pr[j];

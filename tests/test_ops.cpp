@@ -2,6 +2,13 @@
 // central differences, from one table of cases; plus the oneDNN matmul against the naive loop.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/elementwise.hpp"
 #include "kernels/matmul.hpp"
 #include "test_util.hpp"
 
@@ -272,6 +279,58 @@ TEST(MatmulKernel, ReluKeepsNaN) {
   Tensor c = Tensor::zeros({1, 40});
   kernels::small_matmul(a.data(), b.data(), c.data(), 1, 2, 40, false, false, false, nullptr, kernels::Eltwise::relu);
   for (float v : c.to_vector()) EXPECT_TRUE(std::isnan(v));
+}
+
+// The vectorized exp (softmax, the cross-entropies from logits) against the math library's, over
+// its whole range in steps of 7e-4 and at its edges: within 1 ulp where expf's result is a
+// normal float, 0 where it is subnormal, inf past FLT_MAX, NaN for NaN; in place or not.
+TEST(ExpKernel, WithinOneUlpOfExpf) {
+  std::vector<float> x;
+  for (float v = -110.f; v < 90.f; v += 7e-4f) x.push_back(v);
+  for (float v : {88.72283f, 88.72284f, 88.7229f, -87.33654f, -87.3366f, 0.f, -0.f, 1e-30f, -1e-30f, INFINITY,
+                  -INFINITY, NAN})
+    x.push_back(v);
+  std::vector<float> y(x.size()), in_place = x;
+  kernels::exp(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  kernels::exp(in_place.data(), in_place.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float want = std::exp(x[i]);
+    ASSERT_EQ(std::bit_cast<uint32_t>(in_place[i]), std::bit_cast<uint32_t>(y[i])) << "in place, x = " << x[i];
+    if (std::isnan(want)) {
+      ASSERT_TRUE(std::isnan(y[i])) << "x = " << x[i];
+    } else if (want < std::numeric_limits<float>::min()) {
+      ASSERT_EQ(y[i], 0.f) << "x = " << x[i];
+    } else if (std::isinf(want)) {
+      ASSERT_EQ(y[i], want) << "x = " << x[i];
+    } else {
+      const auto ulps = std::abs(static_cast<int64_t>(std::bit_cast<int32_t>(y[i])) - std::bit_cast<int32_t>(want));
+      ASSERT_LE(ulps, 1) << "x = " << x[i] << ": " << y[i] << " against expf's " << want;
+    }
+  }
+}
+
+// The rows of softmax: each row's max, e^(x - max) and its sum, in rows of 1 to 19 values (as
+// wide as 20 standard deviations, so some fall below the normal floats).
+TEST(ExpKernel, RowsMatchAPlainLoop) {
+  Generator gen(3);
+  for (int64_t c : {1, 3, 10, 16, 19}) {
+    const Tensor x = Tensor::randn({7, c}, gen) * 20.f;
+    std::vector<float> y(static_cast<size_t>(7 * c)), mx(7), sum(7);
+    kernels::exp_rows(x.data(), y.data(), 7, c, mx.data(), sum.data());
+    for (int64_t r = 0; r < 7; ++r) {
+      const float* xr = x.data() + r * c;
+      const float want_max = *std::max_element(xr, xr + c);
+      EXPECT_EQ(mx[static_cast<size_t>(r)], want_max) << "c = " << c << ", row " << r;
+      float want_sum = 0.f;
+      for (int64_t j = 0; j < c; ++j) {
+        const float e = std::exp(xr[j] - want_max);
+        const float tolerance = std::max(2e-7f * e, std::numeric_limits<float>::min());  // subnormals are 0
+        EXPECT_NEAR(y[static_cast<size_t>(r * c + j)], e, tolerance) << "c = " << c << " at (" << r << ", " << j << ")";
+        want_sum += e;
+      }
+      EXPECT_NEAR(sum[static_cast<size_t>(r)], want_sum, 1e-6f * want_sum) << "c = " << c << ", row " << r;
+    }
+  }
 }
 
 // layer_norm beyond its fixtures: gamma / beta left out, gradients added into existing ones,

@@ -27,6 +27,14 @@ constexpr int kTargetVectorBytes = 32;
 constexpr int kTargetVectorBytes = 16;
 #endif
 
+// y[i] = e^x[i], vectorized (kernels/exp.cpp): within 1 ulp of the math library's expf, with
+// subnormal results 0. y may be x; the two may not overlap otherwise.
+void exp(const float* x, float* y, int64_t n);
+
+// For each of `rows` rows of c values (c > 0): row_max[r] = its max, y's row = e^(x - row_max[r])
+// and row_sum[r] = their sum, added in order. The rows of softmax and log-softmax. y may be x.
+void exp_rows(const float* x, float* y, int64_t rows, int64_t c, float* row_max, float* row_sum);
+
 // dst[i] += src[i]
 inline void add_into(const float* __restrict src, float* __restrict dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <limits>
 
+#include <vector>
+
+#include "kernels/elementwise.hpp"
 #include "lamina/ops.hpp"
 #include "ops/op_helpers.hpp"
 
@@ -26,23 +29,39 @@ Tensor softmax_impl(const char* op, const Tensor& x, int64_t axis, bool log_form
   const float* px = x.data();
   float* py = y.data();
   const int64_t n = s.n;
-  for_each_lane(s, [&](int64_t base, int64_t st) {
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, px[base + j * st]);
-    float total = 0.f;
-    for (int64_t j = 0; j < n; ++j) {
-      const float e = std::exp(px[base + j * st] - mx);
-      total += e;
-      if (!log_form) py[base + j * st] = e;
+  if (s.inner == 1 && n > 0) {  // rows along the last axis: one vectorized exp over all of them
+    std::vector<float> mx(static_cast<size_t>(s.outer)), total(static_cast<size_t>(s.outer));
+    kernels::exp_rows(px, py, s.outer, n, mx.data(), total.data());
+    for (int64_t r = 0; r < s.outer; ++r) {
+      const float *xr = px + r * n;
+      float* yr = py + r * n;
+      if (log_form) {
+        const float log_total = std::log(total[static_cast<size_t>(r)]);
+        for (int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - mx[static_cast<size_t>(r)]) - log_total;
+      } else {
+        const float inv = 1.f / total[static_cast<size_t>(r)];
+        for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
+      }
     }
-    if (log_form) {  // (x - max) - log(total), not x - (max + log(total)): see losses.cpp RowStats
-      const float log_total = std::log(total);
-      for (int64_t j = 0; j < n; ++j) py[base + j * st] = (px[base + j * st] - mx) - log_total;
-    } else {
-      const float inv = 1.f / total;
-      for (int64_t j = 0; j < n; ++j) py[base + j * st] *= inv;
-    }
-  });
+  } else {
+    for_each_lane(s, [&](int64_t base, int64_t st) {
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < n; ++j) mx = std::max(mx, px[base + j * st]);
+      float total = 0.f;
+      for (int64_t j = 0; j < n; ++j) {
+        const float e = std::exp(px[base + j * st] - mx);
+        total += e;
+        if (!log_form) py[base + j * st] = e;
+      }
+      if (log_form) {  // (x - max) - log(total), not x - (max + log(total)): see losses.cpp RowSoftmax
+        const float log_total = std::log(total);
+        for (int64_t j = 0; j < n; ++j) py[base + j * st] = (px[base + j * st] - mx) - log_total;
+      } else {
+        const float inv = 1.f / total;
+        for (int64_t j = 0; j < n; ++j) py[base + j * st] *= inv;
+      }
+    });
+  }
   record(op, y, {x}, [s, log_form](BackwardContext& g) {
     const float *y = g.output().data(), *dy = g.dy().data();
     float* dx = g.dx(0).data();
