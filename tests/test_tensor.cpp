@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <sstream>
+#include <vector>
 
 #include "allocator.hpp"
 #include "lamina/lamina.hpp"
@@ -49,6 +51,31 @@ TEST(Tensor, StorageBudgetRefusesBeforeAllocating) {
   EXPECT_LE(memory_stats().system_allocations, before + 1);
   EXPECT_EQ(Tensor::empty({200}).numel(), 200);  // no budget once it is gone
   EXPECT_THROW(Tensor::empty({int64_t{1} << 62}), Error);  // more bytes than size_t holds
+}
+
+// Small buffers come from the storage arena until its 64 MB are taken, then from malloc; either
+// way each is 64-byte aligned, holds its own values, and goes back to the cache when freed.
+// empty_cache returns malloc's buffers and keeps the arena's.
+TEST(Tensor, StoragePastTheArenaComesFromMalloc) {
+  std::vector<Tensor> held;
+  for (int i = 0; i < 80; ++i) {  // 80 buffers of 1 MB: the arena holds at most 64
+    held.push_back(Tensor::full({256 * 1024}, static_cast<float>(i)));
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(held.back().data()) % 64, 0u) << "buffer " << i;
+  }
+  for (int i = 0; i < 80; ++i) {
+    const float* d = held[static_cast<size_t>(i)].data();
+    ASSERT_EQ(d[0], static_cast<float>(i));
+    ASSERT_EQ(d[256 * 1024 - 1], static_cast<float>(i));
+  }
+  held.clear();
+  const MemoryStats cached = memory_stats();
+  EXPECT_GE(cached.cached_bytes, int64_t{80} << 20);
+  empty_cache();
+  const int64_t kept = memory_stats().cached_bytes;
+  EXPECT_LT(kept, cached.cached_bytes) << "malloc's buffers go back to the system";
+  EXPECT_LE(kept, int64_t{64} << 20) << "no more than the arena stays";
+  Tensor again = Tensor::full({256 * 1024}, 7.f);  // from what stayed cached, or malloc
+  EXPECT_EQ(again.data()[1000], 7.f);
 }
 
 TEST(Tensor, CreationAndAccess) {

@@ -26,7 +26,7 @@ struct MemoryStats {
   int64_t cached_bytes = 0;        // bytes held by the cache right now
 };
 MemoryStats memory_stats();
-void empty_cache();  // returns every cached buffer to the system
+void empty_cache();  // returns the cached buffers to the system (those of the small-buffer arena stay cached)
 
 // A ceiling on the memory a model may plan to use, in bytes (0: none, the default). Before
 // Sequential's build, fit, evaluate and predict allocate, they estimate their need

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "allocator.hpp"
 #include "kernels/matmul.hpp"
 #include "lamina/model.hpp"
 #include "ops/op_helpers.hpp"  // fused_activation_grad, relu_in_place
@@ -153,10 +154,8 @@ bool DenseChainStep::accepts(const data::Batch& batch) const {
 void DenseChainStep::reserve(int64_t batch) {
   if (batch <= capacity_) return;
   buffers_.clear();
-  auto make = [&](int64_t n) {
-    const auto bytes = static_cast<size_t>((n * 4 + 63) / 64 * 64);
-    buffers_.emplace_back(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!buffers_.back()) throw std::bad_alloc();
+  auto make = [&](int64_t n) {  // 64-byte aligned, from the tensors' storage cache
+    buffers_.push_back(allocate_storage(n));
     return buffers_.back().get();
   };
   for (size_t l = 0; l < layers_.size(); ++l) {

@@ -17,7 +17,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <span>
 #include <utility>
@@ -82,11 +81,6 @@ class DenseChainStep {
   };
 
  private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  using Buffer = std::unique_ptr<float[], Free>;
-
   DenseChainStep(Optimizer& optimizer, Loss loss, Activation last, std::vector<Layer> layers,
                  std::vector<Tensor> params, int parts);
   void reserve(int64_t batch);
@@ -115,7 +109,7 @@ class DenseChainStep {
   bool own_x_ = false;                      // each part gathers its columns of x itself
   std::vector<float*> x_parts_;             // those columns, (batch, rows of part p)
   Tensor dz_last_;               // the loss's gradient at the last layer's output
-  std::vector<Buffer> buffers_;  // backing the layers' partial, a and dz, and x_parts_
+  std::vector<std::shared_ptr<float[]>> buffers_;  // backing the layers' partial, a and dz, and x_parts_
 };
 
 }  // namespace lamina::detail
