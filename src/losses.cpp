@@ -13,6 +13,7 @@
 
 #include "kernels/elementwise.hpp"
 #include "lamina/autograd.hpp"
+#include "loss_kernels.hpp"
 #include "lamina/ops.hpp"
 
 namespace lamina {
@@ -230,6 +231,20 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
   });
 }
 
+namespace {
+
+// Each label a class index in [0, c).
+void check_labels(const char* op, const float* t, int64_t rows, int64_t c, const Shape& y_pred) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float v = t[r];
+    if (!(v >= 0.f && v < static_cast<float>(c)) || v != std::floor(v))
+      throw ValueError(std::string(op) + ": label " + std::to_string(v) + " at index " + std::to_string(r) +
+                       " is not a class index in [0, " + std::to_string(c) + ") for y_pred " + y_pred.str());
+  }
+}
+
+}  // namespace
+
 Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits,
                                        const Tensor& sample_weight) {
   const char* op = "sparse_categorical_crossentropy";
@@ -241,13 +256,7 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
     throw ShapeError(std::string(op) + ": y_true " + y_true.shape().str() + " does not match y_pred " +
                      y_pred.shape().str() + " (expected integer labels of shape " + expected.str() + ")");
   const float *t = y_true.data(), *p = y_pred.data();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float v = t[r];
-    if (!(v >= 0.f && v < static_cast<float>(c)) || v != std::floor(v))
-      throw ValueError(std::string(op) + ": label " + std::to_string(v) + " at index " + std::to_string(r) +
-                       " is not a class index in [0, " + std::to_string(c) + ") for y_pred " +
-                       y_pred.shape().str());
-  }
+  check_labels(op, t, rows, c, y_pred.shape());
   const RowWeights rw = row_weights(op, sample_weight, y_pred, rows);
   const float* w = rw.data();
   const auto st = from_logits ? std::make_shared<const RowSoftmax>(p, rows, c) : nullptr;
@@ -283,6 +292,41 @@ Tensor sparse_categorical_crossentropy(const Tensor& y_true, const Tensor& y_pre
     }
   });
 }
+
+namespace detail {
+
+double sparse_crossentropy_of_logits(const float* labels, const float* z, int64_t rows, int64_t c, bool softmax_output,
+                                     float* pred, float* dz) {
+  const char* op = "sparse_categorical_crossentropy";
+  check_labels(op, labels, rows, c, Shape{rows, c});
+  const RowSoftmax st(z, rows, c);
+  const float s = 1.f / static_cast<float>(rows);  // finish's dy / count, dy = 1
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto label = static_cast<int64_t>(labels[r]);
+    const float* zr = z + r * c;
+    float* pr = pred + r * c;
+    float* dr = dz + r * c;
+    if (!softmax_output) {  // from logits: pred is z; dz_k = softmax_k - [k == label]
+      std::copy(zr, zr + c, pr);
+      total -= st.log_softmax(r, zr[label]);
+      for (int64_t j = 0; j < c; ++j) dr[j] = s * (st.softmax(r, j) - (j == label ? 1.f : 0.f));
+      continue;
+    }
+    // Probabilities: pred = softmax(z), q = pred / sum(pred) clipped to [eps, 1 - eps]. Through
+    // the softmax, the gradient of -log q_label is pred_k / sum - [k == label], or 0 where the
+    // clip holds q_label (as the general path's chain of the two).
+    const float inv = 1.f / st.total[static_cast<size_t>(r)];  // as the softmax op
+    float sum = 0.f;
+    for (int64_t j = 0; j < c; ++j) sum += (pr[j] = st.e[static_cast<size_t>(r * c + j)] * inv);
+    const float q = pr[label] / sum;
+    total -= std::log(clip(q));
+    for (int64_t j = 0; j < c; ++j) dr[j] = inside(q) ? s * (pr[j] / sum - (j == label ? 1.f : 0.f)) : 0.f;
+  }
+  return total / static_cast<double>(rows);
+}
+
+}  // namespace detail
 
 // --- Loss as a value ---------------------------------------------------------------------------
 

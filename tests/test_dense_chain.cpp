@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "loss_kernels.hpp"
 #include "model/dense_chain.hpp"
 #include "test_util.hpp"
 
@@ -72,6 +73,13 @@ std::vector<Case> cases() {
                       Shape{30});
        },
        [] { return std::make_shared<RMSprop>(RMSprop::Options{.learning_rate = 0.01}); }, Loss("mse"), true, 2},
+      {"relu_softmax_sparse_momentum",  // the digits MLP's: its loss and gradient without autograd
+       [=] {
+         manual_seed(5);
+         return built(Sequential({layers::Dense(24, "relu"), layers::Dense(10, "softmax")}), Shape{64});
+       },
+       [] { return std::make_shared<SGD>(SGD::Options{.learning_rate = 0.05, .momentum = 0.9}); },
+       Loss("sparse_categorical_crossentropy"), false, 10},
       {"one_layer_adamw",
        [=] {
          manual_seed(5);
@@ -125,6 +133,35 @@ TEST(DenseChain, StepsMatchTheGeneralPath) {
       }
       EXPECT_EQ(chain.optimizer().iterations(), opt->iterations());
     }
+}
+
+// The sparse cross-entropy computed with its gradient (loss_kernels.hpp) against the ops: softmax
+// then the loss on probabilities, and the loss from logits, through autograd. Rows include
+// logits of +-100, whose label's probability the clip holds (no gradient) in the first form.
+TEST(DenseChain, FusedSparseCrossentropyMatchesTheOps) {
+  Generator gen(11);
+  Tensor z = Tensor::randn({9, 6}, gen) * 3.f;
+  const float extreme[6] = {100.f, 0.f, -100.f, 5.f, -5.f, 1.f};
+  std::copy(extreme, extreme + 6, z.data() + 6);  // row 1, label 2 below
+  const Tensor y = Tensor::from({3.f, 2.f, 0.f, 5.f, 1.f, 1.f, 4.f, 0.f, 2.f});
+  for (bool softmax_output : {true, false}) {
+    SCOPED_TRACE(softmax_output ? "softmax output" : "from logits");
+    Tensor leaf = z.clone().requires_grad_();
+    const Tensor want_pred = softmax_output ? softmax(leaf, -1) : leaf;
+    Tensor want_loss = losses::SparseCategoricalCrossentropy({.from_logits = !softmax_output})(y, want_pred);
+    want_loss.backward();
+    Tensor pred = Tensor::empty({9, 6}), dz = Tensor::empty({9, 6});
+    const double loss = detail::sparse_crossentropy_of_logits(y.data(), z.data(), 9, 6, softmax_output, pred.data(),
+                                                              dz.data());
+    EXPECT_NEAR(loss, want_loss.item(), 1e-6 * (1 + std::abs(want_loss.item())));
+    EXPECT_TRUE(testing::all_close(pred, want_pred.detach(), 1e-6, 1e-7));
+    EXPECT_TRUE(testing::all_close(dz, leaf.grad(), 1e-6, 1e-7)) << dz << leaf.grad();
+    if (softmax_output)
+      for (int64_t j = 0; j < 6; ++j) EXPECT_EQ(dz.data()[6 + j], 0.f) << "row 1 is clipped: no gradient";
+  }
+  const Tensor bad = Tensor::from({3.f, 6.f, 0.f, 5.f, 1.f, 1.f, 4.f, 0.f, 2.f});
+  Tensor pred = Tensor::empty({9, 6}), dz = Tensor::empty({9, 6});
+  EXPECT_THROW(detail::sparse_crossentropy_of_logits(bad.data(), z.data(), 9, 6, true, pred.data(), dz.data()), ValueError);
 }
 
 // fit takes the chain for a model large enough for two parts (over 128K weights), on two

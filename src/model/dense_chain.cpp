@@ -11,6 +11,7 @@
 #include "lamina/model.hpp"
 #include "ops/op_helpers.hpp"  // fused_activation_grad, relu_in_place
 #include "lamina/optimizers.hpp"
+#include "loss_kernels.hpp"
 
 namespace lamina::detail {
 
@@ -128,6 +129,11 @@ DenseChainStep::DenseChainStep(Optimizer& optimizer, Loss loss, Activation last,
                                std::vector<Tensor> params, int parts)
     : optimizer_(optimizer), loss_(std::move(loss)), last_(last), layers_(std::move(layers)),
       params_(std::move(params)), parts_(parts) {
+  // The sparse cross-entropy on a softmax output, or on logits, without the autograd graph.
+  if (loss_.kind() == Loss::sparse_categorical_crossentropy) {
+    if (last_.kind() == Activation::softmax && !loss_.from_logits()) fused_loss_ = FusedLoss::softmax_sparse;
+    if (last_.kind() == Activation::linear && loss_.from_logits()) fused_loss_ = FusedLoss::logits_sparse;
+  }
   // The rows of layer l + 1 are the columns of layer l that each part reduces; the last layer's
   // columns are one block, which the calling thread reduces.
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -324,6 +330,16 @@ std::pair<Tensor, Tensor> DenseChainStep::forward(const data::Batch& batch) {
   float* zd = z.data();
   for (int64_t r = 0; r < n; ++r)
     sum_blocks(zd + r * last.out, last.b, last.partial[0] + r * last.out, last.stride, parts_, last.out);
+  if (fused_loss_ != FusedLoss::none) {
+    if (batch.y[0].numel() == n) {  // else the general path's loss reports the targets' shape
+      Tensor pred = Tensor::empty({n, last.out});
+      dz_last_ = Tensor::empty({n, last.out});
+      const double loss = sparse_crossentropy_of_logits(batch.y[0].data(), zd, n, last.out,
+                                                        fused_loss_ == FusedLoss::softmax_sparse, pred.data(),
+                                                        dz_last_.data());
+      return {pred, Tensor::scalar(static_cast<float>(loss))};
+    }
+  }
   z.requires_grad_();
   const Tensor pred = last_.kind() == Activation::linear ? z : last_(z);
   Tensor loss = loss_(batch.y[0], pred);
