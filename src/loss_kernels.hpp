@@ -10,7 +10,8 @@ namespace lamina::detail {
 // Sparse categorical cross-entropy (Keras' sum_over_batch_size, weight 1) on a last layer's
 // pre-activation z (rows, c), whose output is z itself (from_logits, softmax_output false) or
 // softmax(z) (probabilities, softmax_output true). Writes the output to pred and dLoss/dz to dz
-// (both rows x c), and returns the mean loss. ValueError when a label is not a class index.
+// (both rows x c, apart from z and from each other), and returns the mean loss. ValueError
+// when a label is not a class index.
 double sparse_crossentropy_of_logits(const float* labels, const float* z, int64_t rows, int64_t c, bool softmax_output,
                                      float* pred, float* dz);
 

@@ -297,31 +297,43 @@ namespace detail {
 
 double sparse_crossentropy_of_logits(const float* labels, const float* z, int64_t rows, int64_t c, bool softmax_output,
                                      float* pred, float* dz) {
-  const char* op = "sparse_categorical_crossentropy";
-  check_labels(op, labels, rows, c, Shape{rows, c});
-  const RowSoftmax st(z, rows, c);
+  check_labels("sparse_categorical_crossentropy", labels, rows, c, Shape{rows, c});
+  static thread_local std::vector<float> stats;  // each row's max and sum: reused, no allocation a step
+  stats.resize(static_cast<size_t>(2 * rows));
+  float *mx = stats.data(), *sums = mx + rows;
+  // e^(z - max): into pred, which becomes softmax(z); from logits, into dz, which becomes the
+  // gradient softmax(z) - onehot, as in RowSoftmax.
+  float* e = softmax_output ? pred : dz;
+  kernels::exp_rows(z, e, rows, c, mx, sums);
   const float s = 1.f / static_cast<float>(rows);  // finish's dy / count, dy = 1
   double total = 0.0;
   for (int64_t r = 0; r < rows; ++r) {
     const auto label = static_cast<int64_t>(labels[r]);
-    const float* zr = z + r * c;
+    const float inv = 1.f / sums[r];  // as the softmax op
     float* pr = pred + r * c;
     float* dr = dz + r * c;
     if (!softmax_output) {  // from logits: pred is z; dz_k = softmax_k - [k == label]
+      const float* zr = z + r * c;
       std::copy(zr, zr + c, pr);
-      total -= st.log_softmax(r, zr[label]);
-      for (int64_t j = 0; j < c; ++j) dr[j] = s * (st.softmax(r, j) - (j == label ? 1.f : 0.f));
+      total -= (zr[label] - mx[r]) - std::log(sums[r]);
+      for (int64_t j = 0; j < c; ++j) dr[j] = s * (dr[j] * inv);
+      dr[label] -= s;
       continue;
     }
     // Probabilities: pred = softmax(z), q = pred / sum(pred) clipped to [eps, 1 - eps]. Through
     // the softmax, the gradient of -log q_label is pred_k / sum - [k == label], or 0 where the
     // clip holds q_label (as the general path's chain of the two).
-    const float inv = 1.f / st.total[static_cast<size_t>(r)];  // as the softmax op
     float sum = 0.f;
-    for (int64_t j = 0; j < c; ++j) sum += (pr[j] = st.e[static_cast<size_t>(r * c + j)] * inv);
+    for (int64_t j = 0; j < c; ++j) sum += (pr[j] *= inv);
     const float q = pr[label] / sum;
     total -= std::log(clip(q));
-    for (int64_t j = 0; j < c; ++j) dr[j] = inside(q) ? s * (pr[j] / sum - (j == label ? 1.f : 0.f)) : 0.f;
+    if (!inside(q)) {
+      std::fill(dr, dr + c, 0.f);
+      continue;
+    }
+    const float scale = s / sum;
+    for (int64_t j = 0; j < c; ++j) dr[j] = pr[j] * scale;
+    dr[label] -= s;
   }
   return total / static_cast<double>(rows);
 }
