@@ -286,26 +286,33 @@ Tensor Dataset::all_x() const {
   return x(std::span<const int64_t>(all));
 }
 
+// Every sample's targets in order, straight from storage: no index list (fit checks all of them
+// before training, and each new page of a list costs a page fault).
 Tensor Dataset::all_y() const {
-  std::vector<int64_t> all(static_cast<size_t>(size_));
-  std::iota(all.begin(), all.end(), int64_t{0});
-  return y(std::span<const int64_t>(all));
+  Tensor out = Tensor::empty(with_batch(size_, target_shape_));
+  const int64_t t = target_shape_.numel();
+  const int64_t* order = order_ ? order_->data() : nullptr;
+  const float* targets = targets_ ? targets_->data() : nullptr;
+  float* dst = out.data();
+  for (int64_t b = 0; b < size_; ++b) {
+    const float* src = targets + (order ? order[begin_ + b] : begin_ + b) * t;
+    for (int64_t k = 0; k < t; ++k) dst[b * t + k] = src[k];
+  }
+  return out;
 }
 
 Tensor Dataset::all_y(size_t target) const {
   if (target >= target_shapes_.size())
     throw ValueError("Dataset::all_y: target " + std::to_string(target) + " of " +
                      std::to_string(target_shapes_.size()));
-  std::vector<int64_t> all(static_cast<size_t>(size_));
-  std::iota(all.begin(), all.end(), int64_t{0});
-  std::vector<Tensor> parts;
-  std::vector<float*> ptrs;
-  for (const Shape& p : target_shapes_) {
-    parts.push_back(Tensor::empty(with_batch(size_, p)));
-    ptrs.push_back(parts.back().data());
-  }
-  gather_parts(all, {}, ptrs);
-  return parts[target];
+  int64_t offset = 0;  // the target's place in each sample's row of targets
+  for (size_t p = 0; p < target; ++p) offset += target_shapes_[p].numel();
+  const Tensor all = all_y();
+  const int64_t t = target_shape_.numel(), k = target_shapes_[target].numel();
+  Tensor out = Tensor::empty(with_batch(size_, target_shapes_[target]));
+  for (int64_t b = 0; b < size_; ++b)
+    std::memcpy(out.data() + b * k, all.data() + b * t + offset, static_cast<size_t>(k) * sizeof(float));
+  return out;
 }
 
 Dataset Dataset::slice(int64_t begin, int64_t end) const {

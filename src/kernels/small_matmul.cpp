@@ -11,9 +11,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
+#include "allocator.hpp"
 #include "kernels/elementwise.hpp"  // kTargetVectorBytes
 #include "kernels/matmul.hpp"
 
@@ -190,9 +192,15 @@ MatmulFn choose() { return matmul_build_target; }
 
 void run_with_scratch(MatmulFn fn, const Gemm& g) {
   if (g.m == 0 || g.n == 0) return;
-  static thread_local std::vector<float> scratch;
-  if (scratch.size() < static_cast<size_t>(g.k * 32)) scratch.resize(static_cast<size_t>(g.k * 32));
-  fn(g, scratch.data());
+  // From the tensors' storage (its arena's pages are likely touched already: a new page of
+  // malloc's costs a fault on first use).
+  static thread_local std::shared_ptr<float[]> scratch;
+  static thread_local int64_t capacity = 0;
+  if (capacity < g.k * 32) {
+    scratch = detail::allocate_storage(g.k * 32);
+    capacity = g.k * 32;
+  }
+  fn(g, scratch.get());
 }
 
 // The operands stored whole: rows as long as the stored matrices are wide.
