@@ -576,6 +576,24 @@ TEST(Dataset, FromTensors) {
   d.prefetch(hint);
   EXPECT_EQ(kept.x({1}).to_vector(), (std::vector<float>{3.f, 4.f}));
 
+  // all_y, whole and one target of several, through a split's order: each sample's own targets.
+  const Dataset two = Dataset::from_tensors({x}, {Tensor::from({0.f, 1.f, 2.f, 3.f}), Tensor::from({{10.f, 11.f}, {12.f, 13.f},
+                                                                                                     {14.f, 15.f}, {16.f, 17.f}})});
+  const auto [first, rest] = two.split(0.5, 7);
+  const std::vector<float> labels = first.all_y(0).to_vector(), pairs = first.all_y(1).to_vector();
+  const std::vector<float> rows = first.all_y().to_vector();  // label, pair: 3 per sample
+  ASSERT_EQ(labels.size(), 2u);
+  ASSERT_EQ(pairs.size(), 4u);
+  ASSERT_EQ(rows.size(), 6u);
+  for (size_t i = 0; i < 2; ++i) {
+    const float label = labels[i];
+    EXPECT_EQ(pairs[2 * i], 10.f + 2.f * label);
+    EXPECT_EQ(pairs[2 * i + 1], 11.f + 2.f * label);
+    EXPECT_EQ(rows[3 * i], label);
+    EXPECT_EQ(rows[3 * i + 2], 11.f + 2.f * label);
+  }
+  EXPECT_NE(labels, (std::vector<float>{0.f, 1.f})) << "the split's order, not storage order (seed 7)";
+
   const Dataset v = Dataset::from_tensors(Tensor::zeros({4, 2, 2}), Tensor::ones({4, 2}));
   EXPECT_EQ(v.sample_shape(), (Shape{2, 2}));
   EXPECT_EQ(v.target_shape(), (Shape{2}));
