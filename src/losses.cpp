@@ -58,7 +58,7 @@ struct RowSoftmax {
       : c(classes), e(static_cast<size_t>(rows * classes)), max(static_cast<size_t>(rows)),
         total(static_cast<size_t>(rows)), log_total(static_cast<size_t>(rows)) {
     kernels::exp_rows(x, e.data(), rows, c, max.data(), total.data());
-    for (size_t r = 0; r < total.size(); ++r) log_total[r] = std::log(total[r]);
+    kernels::log(total.data(), log_total.data(), rows);
   }
   float log_softmax(int64_t r, float x) const {
     return (x - max[static_cast<size_t>(r)]) - log_total[static_cast<size_t>(r)];
@@ -298,35 +298,40 @@ namespace detail {
 double sparse_crossentropy_of_logits(const float* labels, const float* z, int64_t rows, int64_t c, bool softmax_output,
                                      float* pred, float* dz) {
   check_labels("sparse_categorical_crossentropy", labels, rows, c, Shape{rows, c});
-  static thread_local std::vector<float> stats;  // each row's max and sum: reused, no allocation a step
-  stats.resize(static_cast<size_t>(2 * rows));
-  float *mx = stats.data(), *sums = mx + rows;
+  static thread_local std::vector<float> stats;  // per row: max, sum, a log; reused, no allocation a step
+  stats.resize(static_cast<size_t>(3 * rows));
+  float *mx = stats.data(), *sums = mx + rows, *logs = sums + rows;
   // e^(z - max): into pred, which becomes softmax(z); from logits, into dz, which becomes the
   // gradient softmax(z) - onehot, as in RowSoftmax.
   float* e = softmax_output ? pred : dz;
   kernels::exp_rows(z, e, rows, c, mx, sums);
   const float s = 1.f / static_cast<float>(rows);  // finish's dy / count, dy = 1
   double total = 0.0;
+  if (!softmax_output) {  // from logits: pred is z; loss (z_label - max) - ln sum, dz_k = softmax_k - [k == label]
+    kernels::log(sums, logs, rows);
+    std::copy(z, z + rows * c, pred);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto label = static_cast<int64_t>(labels[r]);
+      total -= (z[r * c + label] - mx[r]) - logs[r];
+      const float inv = 1.f / sums[r];
+      float* dr = dz + r * c;
+      for (int64_t j = 0; j < c; ++j) dr[j] = s * (dr[j] * inv);
+      dr[label] -= s;
+    }
+    return total / static_cast<double>(rows);
+  }
+  // Probabilities: pred = softmax(z), q = pred / sum(pred) clipped to [eps, 1 - eps]. Through the
+  // softmax, the gradient of -ln q_label is pred_k / sum - [k == label], or 0 where the clip holds
+  // q_label (as the general path's chain of the two).
   for (int64_t r = 0; r < rows; ++r) {
     const auto label = static_cast<int64_t>(labels[r]);
     const float inv = 1.f / sums[r];  // as the softmax op
     float* pr = pred + r * c;
     float* dr = dz + r * c;
-    if (!softmax_output) {  // from logits: pred is z; dz_k = softmax_k - [k == label]
-      const float* zr = z + r * c;
-      std::copy(zr, zr + c, pr);
-      total -= (zr[label] - mx[r]) - std::log(sums[r]);
-      for (int64_t j = 0; j < c; ++j) dr[j] = s * (dr[j] * inv);
-      dr[label] -= s;
-      continue;
-    }
-    // Probabilities: pred = softmax(z), q = pred / sum(pred) clipped to [eps, 1 - eps]. Through
-    // the softmax, the gradient of -log q_label is pred_k / sum - [k == label], or 0 where the
-    // clip holds q_label (as the general path's chain of the two).
     float sum = 0.f;
     for (int64_t j = 0; j < c; ++j) sum += (pr[j] *= inv);
     const float q = pr[label] / sum;
-    total -= std::log(clip(q));
+    logs[r] = clip(q);
     if (!inside(q)) {
       std::fill(dr, dr + c, 0.f);
       continue;
@@ -335,6 +340,8 @@ double sparse_crossentropy_of_logits(const float* labels, const float* z, int64_
     for (int64_t j = 0; j < c; ++j) dr[j] = pr[j] * scale;
     dr[label] -= s;
   }
+  kernels::log(logs, logs, rows);
+  for (int64_t r = 0; r < rows; ++r) total -= logs[r];
   return total / static_cast<double>(rows);
 }
 

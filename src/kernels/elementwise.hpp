@@ -31,6 +31,10 @@ constexpr int kTargetVectorBytes = 16;
 // subnormal results 0. y may be x; the two may not overlap otherwise.
 void exp(const float* x, float* y, int64_t n);
 
+// y[i] = ln x[i], vectorized (kernels/exp.cpp): within 1 ulp of the math library's logf for
+// normal x; subnormal x gives -inf. y may be x; the two may not overlap otherwise.
+void log(const float* x, float* y, int64_t n);
+
 // For each of `rows` rows of c values (c > 0): row_max[r] = its max, y's row = e^(x - row_max[r])
 // and row_sum[r] = their sum, added in order. The rows of softmax and log-softmax. y may be x.
 void exp_rows(const float* x, float* y, int64_t rows, int64_t c, float* row_max, float* row_sum);

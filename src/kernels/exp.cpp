@@ -44,9 +44,47 @@ namespace {
   return x > kHi ? __builtin_inff() : z;
 }
 
+// ln x for x > 0 normal: x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln x = ln m + e ln 2 (ln 2
+// split in two), ln(1 + f) by Cephes' logf polynomial (about 1 ulp). 0 gives -inf, x < 0 NaN,
+// inf inf, NaN NaN; subnormal x is taken as 0 (-inf).
+[[gnu::always_inline]] inline float log_one(float x) {
+  constexpr float kSqrtHalf = 0.707106781186547524f;
+  const auto bits = std::bit_cast<uint32_t>(x);
+  int32_t e = static_cast<int32_t>((bits >> 23) & 0xffu) - 126;
+  float m = std::bit_cast<float>((bits & 0x007fffffu) | 0x3f000000u);  // [0.5, 1)
+  const int32_t low = m < kSqrtHalf ? 1 : 0;
+  e -= low;
+  const float f = (low != 0 ? m + m : m) - 1.f;
+  const float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  const auto fe = static_cast<float>(e);
+  float y = p * f * z;
+  y += -2.12194440e-4f * fe;
+  y += -0.5f * z;
+  const float r = (f + y) + 0.693359375f * fe;
+  const float special = x != x || x == __builtin_inff() ? x : (x < 0.f ? __builtin_nanf("") : -__builtin_inff());
+  return x >= 1.17549435e-38f && x < __builtin_inff() ? r : special;
+}
+
 }  // namespace
 
 namespace {
+
+LAMINA_HOT void log_apart(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = log_one(x[i]);
+}
+
+LAMINA_HOT void log_in_place(float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = log_one(y[i]);
+}
 
 LAMINA_HOT void exp_apart(const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = exp_one(x[i]);
@@ -61,6 +99,11 @@ LAMINA_HOT void exp_in_place(float* y, int64_t n) {
 void exp(const float* x, float* y, int64_t n) {
   if (x == y) exp_in_place(y, n);
   else exp_apart(x, y, n);
+}
+
+void log(const float* x, float* y, int64_t n) {
+  if (x == y) log_in_place(y, n);
+  else log_apart(x, y, n);
 }
 
 void exp_rows(const float* x, float* y, int64_t rows, int64_t c, float* row_max, float* row_sum) {
