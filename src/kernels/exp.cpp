@@ -50,11 +50,12 @@ namespace {
 [[gnu::always_inline]] inline float log_one(float x) {
   constexpr float kSqrtHalf = 0.707106781186547524f;
   const auto bits = std::bit_cast<uint32_t>(x);
-  int32_t e = static_cast<int32_t>((bits >> 23) & 0xffu) - 126;
-  float m = std::bit_cast<float>((bits & 0x007fffffu) | 0x3f000000u);  // [0.5, 1)
-  const int32_t low = m < kSqrtHalf ? 1 : 0;
-  e -= low;
-  const float f = (low != 0 ? m + m : m) - 1.f;
+  const float m = std::bit_cast<float>((bits & 0x007fffffu) | 0x3f000000u);  // [0.5, 1)
+  // Selects on floats only (CMakeLists.txt compiles this file with -fno-trapping-math, without
+  // which GCC would not compute m + m for the lanes that do not take it, and kept the loop scalar).
+  const float low = m < kSqrtHalf ? 1.f : 0.f;
+  const float fe = static_cast<float>(static_cast<int32_t>((bits >> 23) & 0xffu) - 126) - low;
+  const float f = m + m * low - 1.f;
   const float z = f * f;
   float p = 7.0376836292e-2f;
   p = p * f - 1.1514610310e-1f;
@@ -65,13 +66,14 @@ namespace {
   p = p * f + 2.0000714765e-1f;
   p = p * f - 2.4999993993e-1f;
   p = p * f + 3.3333331174e-1f;
-  const auto fe = static_cast<float>(e);
   float y = p * f * z;
   y += -2.12194440e-4f * fe;
   y += -0.5f * z;
-  const float r = (f + y) + 0.693359375f * fe;
-  const float special = x != x || x == __builtin_inff() ? x : (x < 0.f ? __builtin_nanf("") : -__builtin_inff());
-  return x >= 1.17549435e-38f && x < __builtin_inff() ? r : special;
+  float r = (f + y) + 0.693359375f * fe;
+  r = x < 1.17549435e-38f ? -__builtin_inff() : r;  // 0 and subnormals (and x < 0, next)
+  r = x < 0.f ? __builtin_nanf("") : r;
+  r = x == __builtin_inff() ? x : r;
+  return x != x ? x : r;
 }
 
 }  // namespace
