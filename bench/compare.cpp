@@ -5,7 +5,10 @@
 // the same as a table. It times nothing itself but the matmul peak.
 //   bench_compare [--data data] [--out build/bench/compare.json] [--reps 5] [--digits-reps 5]
 //                 [--epochs E] [--threads 1,2] [--workloads digits-mlp,mnist-mlp,...] [--no-accuracy-run]
-//                 [--max-wait 120]
+//                 [--no-bind] [--max-wait 120]
+// Each thread count T > 1 also runs bound ("2b": OMP_PROC_BIND=close OMP_PLACES=cores, each
+// OpenMP thread kept on its own core), for both frameworks, unless --no-bind; each framework is
+// then compared at its best setting.
 // Other processes on the machine (a build, a test run) skew timings. Before each run it waits,
 // up to --max-wait seconds in all, for them to leave the CPU, and it records with every run the
 // cores that other processes kept busy during it ("other_busy_cores").
@@ -50,8 +53,19 @@ struct Options {
   bool accuracy_run = true;
   double max_wait = 120;       // seconds, in all, to wait for other processes to leave the CPU
   std::vector<int> threads{1, 2};
+  bool bind = true;            // also run T > 1 with OpenMP's threads bound to cores
   std::vector<std::string> workloads;
 };
+
+// How a framework's process runs: its thread count, and whether OpenMP binds its threads to
+// cores. Keyed "2" and "2b" in compare.json's per_threads.
+struct Setting {
+  int threads = 1;
+  bool bound = false;
+  std::string key() const { return std::to_string(threads) + (bound ? "b" : ""); }
+};
+
+std::vector<Setting> settings_of(const struct Options& o);
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
@@ -77,6 +91,7 @@ Options parse(int argc, char** argv) {
     else if (k == "--epochs") o.epochs = std::stoi(value());
     else if (k == "--accuracy-epochs") o.accuracy_epochs = std::stoi(value());
     else if (k == "--no-accuracy-run") o.accuracy_run = false;
+    else if (k == "--no-bind") o.bind = false;
     else if (k == "--max-wait") o.max_wait = std::stod(value());
     else if (k == "--threads") {
       o.threads.clear();
@@ -92,6 +107,15 @@ Options parse(int argc, char** argv) {
     throw std::invalid_argument("--reps, --digits-reps, --epochs and --threads need positive values");
   o.bin_dir = fs::read_symlink("/proc/self/exe").parent_path();
   return o;
+}
+
+std::vector<Setting> settings_of(const Options& o) {
+  std::vector<Setting> out;
+  for (int t : o.threads) {
+    out.push_back({t, false});
+    if (o.bind && t > 1) out.push_back({t, true});
+  }
+  return out;
 }
 
 std::string shell_quote(const std::string& s) {
@@ -174,9 +198,17 @@ double wait_for_quiet(double& budget) {
 // SkylakeX kernels (the environment's Haswell default halves its speed) and one OpenBLAS thread
 // whatever torch's T: at T = 2 an OpenBLAS pool of 2 beside torch's 2 puts four busy threads on
 // two cores (LeNet 8.7-9.0 s/epoch, against 3.1 with OpenBLAS at 1, measured for issue 20). The
-// best T of the peer is then picked per workload.
-void set_environment(const std::string& framework, int threads) {
+// best T of the peer is then picked per workload. bound: OpenMP keeps each thread on its own
+// core (Lamina's Dense chains split over cores only then: model/dense_chain.hpp).
+void set_environment(const std::string& framework, int threads, bool bound = false) {
   setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  if (bound) {
+    setenv("OMP_PROC_BIND", "close", 1);
+    setenv("OMP_PLACES", "cores", 1);
+  } else {
+    unsetenv("OMP_PROC_BIND");
+    unsetenv("OMP_PLACES");
+  }
   if (framework == "libtorch") {
     setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
@@ -211,10 +243,10 @@ OJson json_line_of(const std::string& out, const std::string& cmd) {
 // Runs one training program (`exe`, a build of `framework`'s trainer) with its environment;
 // returns its JSON line or throws with what went wrong. extra: more arguments.
 OJson run_program(const Options& o, const fs::path& exe, const std::string& framework, const std::string& workload,
-                  int threads, int epochs, double& wait_budget, const std::string& extra = "") {
+                  Setting setting, int epochs, double& wait_budget, const std::string& extra = "") {
   const double busy_before = wait_for_quiet(wait_budget);
-  const std::string t = std::to_string(threads);
-  set_environment(framework, threads);
+  const std::string t = std::to_string(setting.threads);
+  set_environment(framework, setting.threads, setting.bound);
   const std::string cmd = shell_quote(exe.string()) + " --workload " + workload + " --threads " + t + " --epochs " +
                           std::to_string(epochs) + " --data " + shell_quote(o.data) + extra;
   const CpuSample before = cpu_sample();
@@ -227,10 +259,10 @@ OJson run_program(const Options& o, const fs::path& exe, const std::string& fram
 }
 
 // The framework's trainer in this build: bench_lamina or bench_torch.
-OJson run_one(const Options& o, const std::string& framework, const std::string& workload, int threads, int epochs,
-              double& wait_budget) {
+OJson run_one(const Options& o, const std::string& framework, const std::string& workload, Setting setting,
+              int epochs, double& wait_budget) {
   const fs::path exe = o.bin_dir / (framework == "lamina" ? "bench_lamina" : "bench_torch");
-  return run_program(o, exe, framework, workload, threads, epochs, wait_budget);
+  return run_program(o, exe, framework, workload, setting, epochs, wait_budget);
 }
 
 // --- statistics -------------------------------------------------------------------------------
@@ -327,6 +359,12 @@ std::string fmt(const OJson& j, const char* key, const char* format, double scal
   return b;
 }
 
+// A framework's setting as the table shows it: "2", or "2b" for bound threads.
+std::string setting_text(const OJson& f) {
+  if (!num(f, "threads")) return "-";
+  return std::to_string(f.at("threads").get<int>()) + (f.value("bound", false) ? "b" : "");
+}
+
 void print_table(const std::vector<OJson>& results, const Options& o, double peak) {
   std::printf("\nLamina vs libtorch %s, %d runs per framework and thread count (digits-mlp: %d), alternating.\n",
               "1.13 (OpenBLAS pthread, OPENBLAS_CORETYPE=SkylakeX, OPENBLAS_NUM_THREADS=1 at every torch thread count)", o.reps,
@@ -339,7 +377,8 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
                  std::to_string(r.at("epochs_per_run").get<int>());
   std::printf("s/epoch: min and median over every epoch of every run (epochs per run: %s; epoch 1 includes "
               "warm-up; nothing dropped).\ndigits-mlp: whole %d-epoch training time / %d. Each framework at its "
-              "best thread count (T) by median.\n\n",
+              "best thread count (T) by median; Tb: T threads bound to cores (OMP_PROC_BIND=close "
+              "OMP_PLACES=cores).\n\n",
               per_run.empty() ? "-" : per_run.c_str(), 10, 10);
   std::printf("%-15s %-9s %2s %12s %12s %9s %9s %11s %9s %10s\n", "workload", "framework", "T", "s/epoch min",
               "s/ep median", "test acc", "RSS MB", "predict/s", "speedup", "bound s/ep");
@@ -348,7 +387,7 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
     for (const char* fw : kFrameworks) {
       const OJson& f = r.at(fw);
       std::printf("%-15s %-9s %2s %12s %12s %9s %9s %11s %9s %10s\n",
-                  first ? r.at("workload").get<std::string>().c_str() : "", fw, fmt(f, "threads", "%.0f").c_str(),
+                  first ? r.at("workload").get<std::string>().c_str() : "", fw, setting_text(f).c_str(),
                   fmt(f, "s_per_epoch_min", "%.5f").c_str(), fmt(f, "s_per_epoch_median", "%.5f").c_str(),
                   fmt(f, "test_accuracy", "%.4f").c_str(), fmt(f, "peak_rss_mb", "%.1f").c_str(),
                   fmt(f, "predict_samples_per_s", "%.0f").c_str(), first ? fmt(r, "speedup", "%.2fx").c_str() : "",
@@ -378,8 +417,8 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
       const OJson& a = r.at("accuracy_run");
       std::printf("%-15s %d-epoch run, test accuracy: lamina %s (T=%s), libtorch %s (T=%s)\n", "",
                   a.at("epochs").get<int>(), fmt(a.at("lamina"), "test_accuracy", "%.4f").c_str(),
-                  fmt(a.at("lamina"), "threads", "%.0f").c_str(), fmt(a.at("libtorch"), "test_accuracy", "%.4f").c_str(),
-                  fmt(a.at("libtorch"), "threads", "%.0f").c_str());
+                  setting_text(a.at("lamina")).c_str(), fmt(a.at("libtorch"), "test_accuracy", "%.4f").c_str(),
+                  setting_text(a.at("libtorch")).c_str());
     }
   }
   std::printf("\nPer thread count (medians, s/epoch):\n%-15s %2s %12s %12s %9s %11s %11s %8s %8s\n", "workload", "T",
@@ -526,7 +565,7 @@ OJson measure_build(const Options& o, double& wait_budget, double& worst_busy) {
     for (int rep = 0; rep < reps; ++rep)
       for (int k = 0; k < 2; ++k) {
         const auto& [build, exe] = builds[(k + rep) % 2];
-        const OJson r = run_program(o, exe, "lamina", name, 1, epochs, wait_budget, " --no-predict");
+        const OJson r = run_program(o, exe, "lamina", name, Setting{}, epochs, wait_budget, " --no-predict");
         worst_busy = std::max({worst_busy, r.at("other_busy_cores_before").get<double>(),
                                r.at("other_busy_cores").get<double>()});
         const double t =
@@ -565,24 +604,24 @@ int main(int argc, char** argv) try {
     const bool whole = bench::is_digits(w);
     const int epochs = !whole && o.epochs > 0 ? o.epochs : w.default_epochs, reps = whole ? o.digits_reps : o.reps;
     const std::string load_before = first_line("/proc/loadavg");
-    // runs[T][framework]; rep outermost so drift over time spreads over everything, and the
-    // framework that goes first alternates.
-    std::map<int, std::map<std::string, std::vector<OJson>>> runs;
-    OJson torch_blas = OJson::object();  // per thread count: the BLAS bench_torch saw
+    // runs[setting][framework]; rep outermost so drift over time spreads over everything, and
+    // the framework that goes first alternates.
+    std::map<std::string, std::map<std::string, std::vector<OJson>>> runs;
+    OJson torch_blas = OJson::object();  // per setting: the BLAS bench_torch saw
     for (int rep = 0; rep < reps; ++rep)
-      for (int t : o.threads)
+      for (const Setting& st : settings_of(o))
         for (int k = 0; k < 2; ++k) {
           const std::string fw = kFrameworks[(k + rep) % 2];
           try {
-            OJson r = run_one(o, fw, name, t, epochs, wait_budget);
+            OJson r = run_one(o, fw, name, st, epochs, wait_budget);
             const bool has_loss = r.contains("test_loss") && !r.at("test_loss").is_null();
-            std::fprintf(stderr, "bench_compare: %-14s %-8s T=%d rep %d: %s s, %s %.4f\n", name.c_str(), fw.c_str(), t,
-                         rep + 1, (whole ? r.at("train_seconds") : r.at("epoch_seconds")).dump().c_str(),
+            std::fprintf(stderr, "bench_compare: %-14s %-8s T=%s rep %d: %s s, %s %.4f\n", name.c_str(), fw.c_str(),
+                         st.key().c_str(), rep + 1, (whole ? r.at("train_seconds") : r.at("epoch_seconds")).dump().c_str(),
                          has_loss ? "test loss" : "acc",
                          (has_loss ? r.at("test_loss") : r.at("test_accuracy")).get<double>());
             worst_busy = std::max(worst_busy, r.at("other_busy_cores").get<double>());
-            if (r.contains("blas")) torch_blas[std::to_string(t)] = r.at("blas");
-            runs[t][fw].push_back(std::move(r));
+            if (r.contains("blas")) torch_blas[st.key()] = r.at("blas");
+            runs[st.key()][fw].push_back(std::move(r));
           } catch (const std::exception& e) {
             ++failures;
             std::fprintf(stderr, "bench_compare: %s\n", e.what());
@@ -592,16 +631,16 @@ int main(int argc, char** argv) try {
     OJson entry;
     entry["workload"] = name;
     OJson per_threads = OJson::object();
-    std::map<std::string, std::pair<int, OJson>> best;  // framework -> (T, summary) by median
-    std::map<std::string, std::pair<int, double>> best_predict;
-    for (int t : o.threads) {
+    std::map<std::string, std::pair<Setting, OJson>> best;  // framework -> (setting, summary) by median
+    std::map<std::string, std::pair<Setting, double>> best_predict;
+    for (const Setting& st : settings_of(o)) {
       OJson e;
       for (const char* fw : kFrameworks) {
-        e[fw] = summarize(runs[t][fw], w);
+        e[fw] = summarize(runs[st.key()][fw], w);
         const std::optional<double> m = num(e[fw], "s_per_epoch_median");
-        if (m && (!best.count(fw) || *m < *num(best[fw].second, "s_per_epoch_median"))) best[fw] = {t, e[fw]};
+        if (m && (!best.count(fw) || *m < *num(best[fw].second, "s_per_epoch_median"))) best[fw] = {st, e[fw]};
         const std::optional<double> p = num(e[fw], "predict_samples_per_s");
-        if (p && (!best_predict.count(fw) || *p > best_predict[fw].second)) best_predict[fw] = {t, *p};
+        if (p && (!best_predict.count(fw) || *p > best_predict[fw].second)) best_predict[fw] = {st, *p};
       }
       const auto lm = num(e["lamina"], "s_per_epoch_median"), tm = num(e["libtorch"], "s_per_epoch_median");
       e["speedup"] = lm && tm ? OJson(*tm / *lm) : OJson(nullptr);
@@ -609,7 +648,7 @@ int main(int argc, char** argv) try {
         const auto lc = num(e["lamina"], "cpu_s_per_epoch_median"), tc = num(e["libtorch"], "cpu_s_per_epoch_median");
         e["cpu_speedup"] = lc && tc ? OJson(*tc / *lc) : OJson(nullptr);
       }
-      per_threads[std::to_string(t)] = e;
+      per_threads[st.key()] = e;
     }
     for (const char* fw : kFrameworks) {
       OJson f;
@@ -619,11 +658,12 @@ int main(int argc, char** argv) try {
                               "cpu_s_per_epoch_min", "cpu_s_per_epoch_median", "train_seconds_min",
                               "train_seconds_median", "test_accuracy", "test_loss", "peak_rss_mb"})
           if (s.contains(k)) f[k] = s[k];
-        f["threads"] = best[fw].first;
+        f["threads"] = best[fw].first.threads;
+        f["bound"] = best[fw].first.bound;
       }
       // predict at its own best thread count, which need not be training's
       f["predict_samples_per_s"] = best_predict.count(fw) ? OJson(best_predict[fw].second) : OJson(nullptr);
-      f["predict_threads"] = best_predict.count(fw) ? OJson(best_predict[fw].first) : OJson(nullptr);
+      f["predict_threads"] = best_predict.count(fw) ? OJson(best_predict[fw].first.threads) : OJson(nullptr);
       entry[fw] = f;
     }
     const auto lm = num(entry["lamina"], "s_per_epoch_median"), tm = num(entry["libtorch"], "s_per_epoch_median");
@@ -646,18 +686,22 @@ int main(int argc, char** argv) try {
       OJson a;
       a["epochs"] = o.accuracy_epochs;
       for (const char* fw : kFrameworks) {
-        const int t = best.count(fw) ? best[fw].first : o.threads.front();
+        const Setting st = best.count(fw) ? best[fw].first : Setting{o.threads.front(), false};
+        const int t = st.threads;
         try {
-          const OJson r = run_one(o, fw, name, t, o.accuracy_epochs, wait_budget);
+          const OJson r = run_one(o, fw, name, st, o.accuracy_epochs, wait_budget);
           worst_busy = std::max(worst_busy, r.at("other_busy_cores").get<double>());
-          a[fw] = {{"threads", t}, {"test_accuracy", r.at("test_accuracy")}, {"epoch_seconds", r.at("epoch_seconds")}};
+          a[fw] = {{"threads", t},
+                   {"bound", st.bound},
+                   {"test_accuracy", r.at("test_accuracy")},
+                   {"epoch_seconds", r.at("epoch_seconds")}};
           entry[fw]["test_accuracy_" + std::to_string(o.accuracy_epochs) + "_epochs"] = r.at("test_accuracy");
-          std::fprintf(stderr, "bench_compare: %-14s %-8s T=%d %d epochs: acc %.4f\n", name.c_str(), fw, t,
-                       o.accuracy_epochs, r.at("test_accuracy").get<double>());
+          std::fprintf(stderr, "bench_compare: %-14s %-8s T=%s %d epochs: acc %.4f\n", name.c_str(), fw,
+                       st.key().c_str(), o.accuracy_epochs, r.at("test_accuracy").get<double>());
         } catch (const std::exception& e) {
           ++failures;
           std::fprintf(stderr, "bench_compare: %s\n", e.what());
-          a[fw] = {{"threads", t}, {"test_accuracy", nullptr}};
+          a[fw] = {{"threads", t}, {"bound", st.bound}, {"test_accuracy", nullptr}};
         }
       }
       entry["accuracy_run"] = a;
@@ -669,6 +713,12 @@ int main(int argc, char** argv) try {
                            {"libtorch_blas_by_threads", torch_blas},
                            // the peer's settings: torch's threads tried (the best is libtorch.threads), OpenBLAS's
                            {"libtorch_settings", {{"torch_threads_tried", o.threads}, {"openblas_threads", 1}}},
+                           // both frameworks: "2b" ran with OMP_PROC_BIND=close OMP_PLACES=cores
+                           {"settings_tried", [&] {
+                              std::vector<std::string> keys;
+                              for (const Setting& st : settings_of(o)) keys.push_back(st.key());
+                              return keys;
+                            }()},
                            {"loadavg_before", load_before},
                            {"data", sequence_data(w)},
                            {"loadavg_after", first_line("/proc/loadavg")}};
