@@ -36,6 +36,9 @@ const std::vector<Window> kWindows = {
     {1, 6, 5, 16, 6, 4, 2, 1, 1, true},  {2, 8, 8, 6, 16, 5, 5, 1, 1, false}, {1, 7, 7, 33, 1, 7, 7, 1, 1, false},
     {2, 5, 5, 4, 3, 2, 2, 3, 3, true},   {1, 1, 1, 7, 5, 1, 1, 1, 1, false},
     {8, 33, 33, 16, 32, 3, 3, 1, 1, true},  // 80 MFLOP: large enough for the threaded primitives
+    // 5.6 and 5.8 MFLOP: LeNet's two convolutions on batches of 24 and 12, whose batch is split
+    // over the threads (conv.cpp's split_batch) when the test runs on more than one
+    {24, 28, 28, 1, 6, 5, 5, 1, 1, true},   {12, 14, 14, 6, 16, 5, 5, 1, 1, false},
 };
 
 kernels::Geometry2d geometry(const Window& s) {
