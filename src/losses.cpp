@@ -13,8 +13,8 @@
 
 #include "kernels/elementwise.hpp"
 #include "lamina/autograd.hpp"
-#include "loss_kernels.hpp"
 #include "lamina/ops.hpp"
+#include "loss_kernels.hpp"
 
 namespace lamina {
 
