@@ -156,8 +156,9 @@ TEST(DenseChain, FusedSparseCrossentropyMatchesTheOps) {
     EXPECT_NEAR(loss, want_loss.item(), 1e-6 * (1 + std::abs(want_loss.item())));
     EXPECT_TRUE(testing::all_close(pred, want_pred.detach(), 1e-6, 1e-7));
     EXPECT_TRUE(testing::all_close(dz, leaf.grad(), 1e-6, 1e-7)) << dz << leaf.grad();
-    if (softmax_output)
+    if (softmax_output) {
       for (int64_t j = 0; j < 6; ++j) EXPECT_EQ(dz.data()[6 + j], 0.f) << "row 1 is clipped: no gradient";
+    }
   }
   const Tensor bad = Tensor::from({3.f, 6.f, 0.f, 5.f, 1.f, 1.f, 4.f, 0.f, 2.f});
   Tensor pred = Tensor::empty({9, 6}), dz = Tensor::empty({9, 6});
