@@ -65,8 +65,6 @@ struct Setting {
   std::string key() const { return std::to_string(threads) + (bound ? "b" : ""); }
 };
 
-std::vector<Setting> settings_of(const struct Options& o);
-
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -599,6 +597,7 @@ int main(int argc, char** argv) try {
   std::vector<OJson> results;
   int failures = 0;
   double wait_budget = o.max_wait, worst_busy = 0;
+  const std::vector<Setting> settings = settings_of(o);
   for (const std::string& name : o.workloads) {
     const bench::Workload& w = bench::find_workload(name);
     const bool whole = bench::is_digits(w);
@@ -609,7 +608,7 @@ int main(int argc, char** argv) try {
     std::map<std::string, std::map<std::string, std::vector<OJson>>> runs;
     OJson torch_blas = OJson::object();  // per setting: the BLAS bench_torch saw
     for (int rep = 0; rep < reps; ++rep)
-      for (const Setting& st : settings_of(o))
+      for (const Setting& st : settings)
         for (int k = 0; k < 2; ++k) {
           const std::string fw = kFrameworks[(k + rep) % 2];
           try {
@@ -633,7 +632,7 @@ int main(int argc, char** argv) try {
     OJson per_threads = OJson::object();
     std::map<std::string, std::pair<Setting, OJson>> best;  // framework -> (setting, summary) by median
     std::map<std::string, std::pair<Setting, double>> best_predict;
-    for (const Setting& st : settings_of(o)) {
+    for (const Setting& st : settings) {
       OJson e;
       for (const char* fw : kFrameworks) {
         e[fw] = summarize(runs[st.key()][fw], w);
@@ -716,7 +715,7 @@ int main(int argc, char** argv) try {
                            // both frameworks: "2b" ran with OMP_PROC_BIND=close OMP_PLACES=cores
                            {"settings_tried", [&] {
                               std::vector<std::string> keys;
-                              for (const Setting& st : settings_of(o)) keys.push_back(st.key());
+                              for (const Setting& st : settings) keys.push_back(st.key());
                               return keys;
                             }()},
                            {"loadavg_before", load_before},

@@ -122,6 +122,8 @@ class Dataset {
                    std::span<float* const> ys, const std::vector<Shape>& y_parts) const;
   // k features from storage offset src as floats (bytes scaled, floats copied or scaled).
   void features_to_floats(int64_t src, float* dst, int64_t k) const;
+  // Values [offset, offset + k) of every sample's targets, as a (size, shape) tensor.
+  Tensor targets_of_all(const Shape& shape, int64_t offset, int64_t k) const;
 
   std::shared_ptr<const std::vector<uint8_t>> bytes_;
   std::shared_ptr<const float> floats_;  // float features: our own vector's, or a tensor's storage

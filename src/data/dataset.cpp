@@ -286,20 +286,23 @@ Tensor Dataset::all_x() const {
   return x(std::span<const int64_t>(all));
 }
 
-// Every sample's targets in order, straight from storage: no index list (fit checks all of them
-// before training, and each new page of a list costs a page fault).
-Tensor Dataset::all_y() const {
-  Tensor out = Tensor::empty(with_batch(size_, target_shape_));
+// Values [offset, offset + k) of every sample's row of targets, in order, straight from storage:
+// no index list (fit checks all of them before training, and each new page of a list costs a
+// page fault).
+Tensor Dataset::targets_of_all(const Shape& shape, int64_t offset, int64_t k) const {
+  Tensor out = Tensor::empty(with_batch(size_, shape));
   const int64_t t = target_shape_.numel();
   const int64_t* order = order_ ? order_->data() : nullptr;
   const float* targets = targets_ ? targets_->data() : nullptr;
   float* dst = out.data();
   for (int64_t b = 0; b < size_; ++b) {
-    const float* src = targets + (order ? order[begin_ + b] : begin_ + b) * t;
-    for (int64_t k = 0; k < t; ++k) dst[b * t + k] = src[k];
+    const float* src = targets + (order ? order[begin_ + b] : begin_ + b) * t + offset;
+    for (int64_t j = 0; j < k; ++j) dst[b * k + j] = src[j];
   }
   return out;
 }
+
+Tensor Dataset::all_y() const { return targets_of_all(target_shape_, 0, target_shape_.numel()); }
 
 Tensor Dataset::all_y(size_t target) const {
   if (target >= target_shapes_.size())
@@ -307,12 +310,7 @@ Tensor Dataset::all_y(size_t target) const {
                      std::to_string(target_shapes_.size()));
   int64_t offset = 0;  // the target's place in each sample's row of targets
   for (size_t p = 0; p < target; ++p) offset += target_shapes_[p].numel();
-  const Tensor all = all_y();
-  const int64_t t = target_shape_.numel(), k = target_shapes_[target].numel();
-  Tensor out = Tensor::empty(with_batch(size_, target_shapes_[target]));
-  for (int64_t b = 0; b < size_; ++b)
-    std::memcpy(out.data() + b * k, all.data() + b * t + offset, static_cast<size_t>(k) * sizeof(float));
-  return out;
+  return targets_of_all(target_shapes_[target], offset, target_shapes_[target].numel());
 }
 
 Dataset Dataset::slice(int64_t begin, int64_t end) const {

@@ -13,8 +13,8 @@
 // layer's output, the loss and its gradient are computed once, on the calling thread: the
 // sparse cross-entropy on a softmax output or on logits directly (loss_kernels.hpp), any other
 // Loss and last Activation through autograd; either way the step's result is the general
-// path's up to rounding. On one part (one thread, or a small model) it is the general path without the
-// autograd graph; bench/README.md has the measurements behind when it splits.
+// path's up to rounding. On one part (one thread, or a small model) it is the general path
+// without the autograd graph; bench/README.md has the measurements behind when it splits.
 #pragma once
 
 #include <cstdint>

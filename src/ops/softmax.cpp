@@ -4,7 +4,6 @@
 //                           log_softmax: dx_j += dy_j - exp(y_j) sum_k dy_k
 #include <cmath>
 #include <limits>
-
 #include <vector>
 
 #include "kernels/elementwise.hpp"
