@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <sstream>
 
@@ -144,6 +145,42 @@ TEST(PoolKernel, OwnMaxPoolThreadedMatchesNaive) {
     kernels::max_pool2d_backward(g, dy.data(), workspace.data(), dx_fast.data(), false);
     kernels::ref::max_pool2d_backward(g, x.data(), dy.data(), dx_naive.data(), false);
     EXPECT_TRUE(testing::all_close(dx_fast, dx_naive, 1e-6, 1e-6)) << describe(g);
+  }
+}
+
+// 2x2 windows at stride 2 on 1-15 channels (pool.cpp's vectors of C lanes): every channel count
+// at LeNet's size, and odd sizes whose last row or column no window covers, or whose rows hold
+// too few columns for a vector (a 2x2 image: one scalar column). Values from {-1, 0, 1}, so most
+// windows tie: the first cell wins, forward and backward, as in the naive loops.
+TEST(PoolKernel, TwoByTwoMatchesNaive) {
+  Generator gen(25);
+  std::vector<Window> windows;
+  for (int64_t c = 1; c < 16; ++c) windows.push_back({3, 28, 28, c, c, 2, 2, 2, 2, false});
+  for (int64_t c : {1, 6, 9, 15})
+    for (auto [h, w] : {std::pair<int64_t, int64_t>{7, 9}, {5, 4}, {2, 2}, {3, 33}, {4, 6}})
+      for (bool same : {false, true}) windows.push_back({2, h, w, c, c, 2, 2, 2, 2, same});
+  for (const Window& s : windows) {
+    const kernels::Geometry2d g = geometry(s);
+    Tensor x = Tensor::empty({g.n, g.h, g.w, g.c});
+    for (int64_t k = 0; k < x.numel(); ++k) x.data()[k] = static_cast<float>(gen.below(3)) - 1.f;
+    const Tensor dy = Tensor::randn({g.n, g.oh, g.ow, g.c}, gen);
+    Tensor y_fast = Tensor::empty(dy.shape()), y_naive = Tensor::empty(dy.shape());
+    Tensor workspace = Tensor::empty({static_cast<int64_t>(kernels::max_pool2d_workspace_bytes(g) + 3) / 4});
+    kernels::max_pool2d_forward(g, x.data(), y_fast.data(), workspace.data());
+    kernels::ref::max_pool2d_forward(g, x.data(), y_naive.data());
+    EXPECT_TRUE(testing::all_close(y_fast, y_naive, 0, 0)) << "forward " << describe(g);
+    Tensor y_build = Tensor::empty(dy.shape()), workspace_build = Tensor::empty(workspace.shape());
+    kernels::max_pool2d_forward_build_target(g, x.data(), y_build.data(), workspace_build.data());
+    EXPECT_TRUE(testing::all_close(y_build, y_naive, 0, 0)) << "forward at the build's vector width " << describe(g);
+    EXPECT_EQ(std::memcmp(workspace.data(), workspace_build.data(), kernels::max_pool2d_workspace_bytes(g)), 0)
+        << "winners at the build's vector width " << describe(g);
+    for (bool acc : {false, true}) {
+      const Tensor dx0 = Tensor::randn(x.shape(), gen);
+      Tensor dx_fast = dx0.clone(), dx_naive = dx0.clone();
+      kernels::max_pool2d_backward(g, dy.data(), workspace.data(), dx_fast.data(), acc);
+      kernels::ref::max_pool2d_backward(g, x.data(), dy.data(), dx_naive.data(), acc);
+      EXPECT_TRUE(testing::all_close(dx_fast, dx_naive, 1e-6, 1e-6)) << "backward " << describe(g) << " accumulate=" << acc;
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 // LAMINA_HOT: a hot loop compiled twice, for the build's CPU level (LAMINA_ARCH, x86-64-v3 by
 // default) and for AVX-512 (x86-64-v4); the loader picks the one the CPU runs (GCC's
@@ -26,6 +27,29 @@ constexpr int kTargetVectorBytes = 32;
 #else
 constexpr int kTargetVectorBytes = 16;
 #endif
+
+// A kernel written once for vectors of kBytes is forced inline into entry points of each target
+// (the build's, and AVX-512 through __attribute__((target))): a function left out of line would
+// be compiled for the build's target, where a 64-byte vector is lowered piece by piece.
+#define LAMINA_INLINE [[gnu::always_inline]] inline
+
+// GCC ignores vector_size on a type that depends on a template parameter: spelled out here.
+// Float, int32 and uint8 vectors of kBytes / 4 lanes.
+using Vec4 = float __attribute__((vector_size(16)));
+using Vec8 = float __attribute__((vector_size(32)));
+using Vec16 = float __attribute__((vector_size(64)));
+template <int kBytes>
+using VecOf = std::conditional_t<kBytes == 64, Vec16, std::conditional_t<kBytes == 32, Vec8, Vec4>>;
+using IntVec4 = int32_t __attribute__((vector_size(16)));
+using IntVec8 = int32_t __attribute__((vector_size(32)));
+using IntVec16 = int32_t __attribute__((vector_size(64)));
+template <int kBytes>
+using IntVecOf = std::conditional_t<kBytes == 64, IntVec16, std::conditional_t<kBytes == 32, IntVec8, IntVec4>>;
+using ByteVec4 = uint8_t __attribute__((vector_size(4)));
+using ByteVec8 = uint8_t __attribute__((vector_size(8)));
+using ByteVec16 = uint8_t __attribute__((vector_size(16)));
+template <int kBytes>
+using ByteVecOf = std::conditional_t<kBytes == 64, ByteVec16, std::conditional_t<kBytes == 32, ByteVec8, ByteVec4>>;
 
 // y[i] = e^x[i], vectorized (kernels/exp.cpp): within 1 ulp of the math library's expf, with
 // subnormal results 0. y may be x; the two may not overlap otherwise.

@@ -14,6 +14,9 @@ namespace lamina::kernels {
 // where each maximum came from, for the backward; pass null when no backward will follow.
 size_t max_pool2d_workspace_bytes(const Geometry2d& g);
 void max_pool2d_forward(const Geometry2d& g, const float* x, float* y, void* workspace);
+// The same with a workspace, run at the build's own vector width where the CPU would take the
+// AVX-512 kernel (2x2 windows at stride 2 on fewer than 16 channels): for tests.
+void max_pool2d_forward_build_target(const Geometry2d& g, const float* x, float* y, void* workspace);
 // dx (N, H, W, C) (+)= dy routed to each window's maximum.
 void max_pool2d_backward(const Geometry2d& g, const float* dy, const void* workspace, float* dx, bool accumulate);
 // Average over the cells of each window that lie inside the image (padding excluded).

@@ -23,15 +23,6 @@ namespace lamina::kernels {
 
 namespace {
 
-#define LAMINA_INLINE [[gnu::always_inline]] inline
-
-// GCC ignores vector_size on a type that depends on a template parameter: spelled out here.
-using Vec4 = float __attribute__((vector_size(16)));
-using Vec8 = float __attribute__((vector_size(32)));
-using Vec16 = float __attribute__((vector_size(64)));
-template <int kBytes>
-using VecOf = std::conditional_t<kBytes == 64, Vec16, std::conditional_t<kBytes == 32, Vec8, Vec4>>;
-
 // The kernel for vectors of kBytes. Everything is forced inline into the entry points below, so
 // that each is compiled for its own target: the AVX-512 entry's code uses 16-lane vectors even
 // in an x86-64-v3 build (a function left out of line would be compiled for the build's target,
