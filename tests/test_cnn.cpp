@@ -85,6 +85,28 @@ TEST(ConvKernel, OneDnnMatchesNaive) {
   }
 }
 
+// The convolution's relu keeps NaN, as torch.relu's (oneDNN's post-op would give 0): a first
+// layer's (applied as the output leaves oneDNN's channel blocks), a later one's, and LeNet's first
+// on a batch large enough to be split over the threads. The first image is all NaN; the others
+// match the naive loops.
+TEST(ConvKernel, ReluKeepsNaN) {
+  Generator gen(26);
+  for (const Window& s : {Window{2, 9, 9, 1, 6, 5, 5, 1, 1, true}, Window{2, 8, 8, 6, 16, 5, 5, 1, 1, false},
+                          Window{24, 28, 28, 1, 6, 5, 5, 1, 1, true}}) {
+    const kernels::Geometry2d g = geometry(s);
+    Tensor x = Tensor::randn({g.n, g.h, g.w, g.c}, gen);
+    std::fill_n(x.data(), g.h * g.w * g.c, NAN);
+    const Tensor w = Tensor::randn({g.kh, g.kw, g.c, g.f}, gen), bias = Tensor::randn({g.f}, gen);
+    Tensor y = Tensor::empty({g.n, g.oh, g.ow, g.f}), naive = y.clone();
+    kernels::conv2d_forward(g, x.data(), w.data(), bias.data(), y.data(), kernels::Eltwise::relu);
+    kernels::ref::conv2d_forward(g, x.data(), w.data(), bias.data(), naive.data(), kernels::Eltwise::relu);
+    const int64_t per_image = g.oh * g.ow * g.f;
+    for (int64_t k = 0; k < per_image; ++k) ASSERT_TRUE(std::isnan(y.data()[k])) << describe(g) << " at " << k;
+    const Tensor rest = y.slice(0, 1, g.n), naive_rest = naive.slice(0, 1, g.n);
+    EXPECT_TRUE(testing::all_close(rest, naive_rest, 1e-5, 1e-5)) << describe(g);
+  }
+}
+
 // Values a random permutation apart, so no max-pool window has a tie.
 Tensor distinct(const Shape& shape, Generator& gen) {
   std::vector<float> v(static_cast<size_t>(shape.numel()));

@@ -125,10 +125,13 @@ struct ChannelBlocks {
       for (int64_t k = 0; k < count; ++k) dst[to + k] = src[from + k];
     });
   }
-  void to_nhwc(const float* __restrict src, float* __restrict dst, bool accumulate) const {
+  // relu: as it copies (a forward's output; not with accumulate).
+  void to_nhwc(const float* __restrict src, float* __restrict dst, bool accumulate, bool relu = false) const {
     runs([&](int64_t to, int64_t from, auto count) {
       if (accumulate) {
         for (int64_t k = 0; k < count; ++k) dst[to + k] += src[from + k];
+      } else if (relu) {
+        for (int64_t k = 0; k < count; ++k) dst[to + k] = kernels::relu(src[from + k]);
       } else {
         for (int64_t k = 0; k < count; ++k) dst[to + k] = src[from + k];
       }
@@ -185,14 +188,16 @@ struct Staged {
     user.set_data_handle(p);
     return inner;
   }
-  // After the primitive ran: moves a staged result into p, overwriting or adding.
-  void finish(bool accumulate) {
+  // After the primitive ran: moves a staged result into p, overwriting or adding. relu: a
+  // forward's output in channel blocks gets its relu as it moves; whether it did is returned.
+  bool finish(bool accumulate, bool relu = false) {
     if (blocks) {
       cpu().stream.wait();
-      blocks->to_nhwc(inner_data(), static_cast<float*>(user.get_data_handle()), accumulate);
-    } else if (staged()) {
-      (accumulate ? *add_to_user : *to_user).execute(cpu().stream, inner, user);
+      blocks->to_nhwc(inner_data(), static_cast<float*>(user.get_data_handle()), accumulate, relu);
+      return relu;
     }
+    if (staged()) (accumulate ? *add_to_user : *to_user).execute(cpu().stream, inner, user);
+    return false;
   }
 };
 
@@ -308,9 +313,13 @@ struct Sink {
 
 namespace {
 
-// The entry points' bodies on `threads` threads (oneDNN's own).
+// The entry points' bodies on `threads` threads (oneDNN's own). relu is ours, not oneDNN's
+// post-op, which maps NaN to 0: applied as the output leaves its channel blocks (a first
+// layer's), or in a pass over it.
 void forward_on(const Geometry2d& g, const float* x, const float* w, const float* bias, float* y, Eltwise act,
                 int threads) {
+  const bool relu = act == Eltwise::relu;
+  if (relu) act = Eltwise::none;
   with_threads(threads, [&] {
     static thread_local std::map<std::tuple<Geometry2d, bool, Eltwise, int>, Forward> cache;
     Forward& p = cached(cache, std::tuple{g, bias != nullptr, act, threads},
@@ -323,8 +332,9 @@ void forward_on(const Geometry2d& g, const float* x, const float* w, const float
     }
     Engine& e = cpu();
     p.prim.execute(e.stream, args);
-    p.y.finish(false);
+    const bool relu_done = p.y.finish(false, relu);
     e.stream.wait();
+    if (relu && !relu_done) relu_in_place(y, g.n * g.oh * g.ow * g.f);
   });
 }
 

@@ -11,7 +11,7 @@ namespace lamina::kernels {
 
 // x (N, H, W, C), w (KH, KW, C, F), bias (F) or null, y (N, OH, OW, F):
 // y[n, i, j, f] = act(bias[f] + sum_{p, q, c} x[n, i sh + p - pad_top, j sw + q - pad_left, c] w[p, q, c, f]),
-// cells outside the image counting as 0.
+// cells outside the image counting as 0. relu keeps NaN.
 void conv2d_forward(const Geometry2d& g, const float* x, const float* w, const float* bias, float* y, Eltwise act);
 // dx (N, H, W, C) (+)= the transposed convolution of dy (N, OH, OW, F) with w.
 void conv2d_backward_data(const Geometry2d& g, const float* dy, const float* w, float* dx, bool accumulate);

@@ -63,6 +63,13 @@ void log(const float* x, float* y, int64_t n);
 // and row_sum[r] = their sum, added in order. The rows of softmax and log-softmax. y may be x.
 void exp_rows(const float* x, float* y, int64_t rows, int64_t c, float* row_max, float* row_sum);
 
+// max(v, 0) that keeps NaN (oneDNN's relu post-op maps NaN to 0, which would hide a diverged
+// model), and p[i] = relu(p[i]) over n values.
+inline float relu(float v) { return v < 0.f ? 0.f : v; }
+inline void relu_in_place(float* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) p[i] = relu(p[i]);
+}
+
 // dst[i] += src[i]
 inline void add_into(const float* __restrict src, float* __restrict dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];

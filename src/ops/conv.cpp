@@ -1,6 +1,7 @@
 // conv2d: act(x (N, H, W, C) * kernel (KH, KW, C, F) + bias (F)) -> (N, OH, OW, F), channels
 // last and Keras' kernel layout; padding valid / same (TensorFlow's split, the odd cell at the
-// end). Bias, sigmoid and tanh ride in the oneDNN primitive; relu is a pass of ours (keeps NaN).
+// end). Bias, sigmoid and tanh ride in the oneDNN primitive; relu is ours (keeps NaN): a first
+// layer's as its output leaves oneDNN's channel blocks, else a pass over the output.
 // backward: dZ = dY act'(Y) (act' from the output, as linear()); dx (+)= the transposed
 // convolution of dZ with the kernel; dkernel (+)= x-windows (*) dZ; dbias (+)= sum of dZ over
 // N, OH, OW. Saves nothing beyond x, the kernel and y.
@@ -29,11 +30,12 @@ struct ConvKernels {
   decltype(&kernels::conv2d_forward) forward;
   decltype(&kernels::conv2d_backward_data) backward_data;
   decltype(&kernels::conv2d_backward_weights) backward_weights;
+  bool relu_keeps_nan;  // the forward's relu (else a pass of ours after it)
 };
 constexpr ConvKernels kConvolution{&kernels::conv2d_forward, &kernels::conv2d_backward_data,
-                                   &kernels::conv2d_backward_weights};
+                                   &kernels::conv2d_backward_weights, true};
 constexpr ConvKernels kTransposed{&kernels::conv2d_transpose_forward, &kernels::conv2d_transpose_backward_data,
-                                  &kernels::conv2d_transpose_backward_weights};
+                                  &kernels::conv2d_transpose_backward_weights, false};
 
 // act(x * kernel + bias) over geometry g (or, with kTransposed, x spread through the kernel), x
 // (N, H, W, C) and the kernel already checked: the body of conv2d, conv1d and conv2d_transpose.
@@ -42,9 +44,11 @@ Tensor convolve(const char* op, const Tensor& x, const Tensor& kernel, const Ten
   const int64_t f = g.f;
   Tensor y = Tensor::empty({g.n, g.oh, g.ow, f});
   const bool has_bias = bias.defined();
-  // relu runs as our own pass, as in linear(): oneDNN's relu post-op maps NaN to 0, which would
-  // hide a diverged model. sigmoid and tanh stay fused.
-  const bool relu_pass = act == FusedActivation::relu;
+  // relu keeps NaN, as in linear(): oneDNN's relu post-op maps NaN to 0, which would hide a
+  // diverged model. The convolution's kernel applies its own (a first layer's as its output
+  // leaves oneDNN's channel blocks); after the transposed one, a pass of ours. sigmoid and tanh
+  // stay fused.
+  const bool relu_pass = act == FusedActivation::relu && !k.relu_keeps_nan;
   k.forward(g, x.data(), kernel.data(), has_bias ? bias.data() : nullptr, y.data(),
             relu_pass ? kernels::Eltwise::none : static_cast<kernels::Eltwise>(act));
   if (relu_pass) detail::relu_in_place(y);

@@ -77,12 +77,9 @@ inline Tensor fused_activation_grad(FusedActivation act, const Tensor& y, const 
   return dz;
 }
 
-// p = p < 0 ? 0 : p in place over n values: the relu that linear() and conv2d() apply after
-// their primitive, because oneDNN's relu post-op maps NaN to 0 and this keeps it. (The count is
-// hoisted: in the loop condition, numel() kept the loop from vectorizing.)
-inline void relu_in_place(float* p, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? 0.f : p[i];
-}
+// p = p < 0 ? 0 : p in place over n values: the relu that linear() applies after its
+// primitive, because oneDNN's relu post-op maps NaN to 0 and this keeps it.
+inline void relu_in_place(float* p, int64_t n) { kernels::relu_in_place(p, n); }
 inline void relu_in_place(Tensor& y) { relu_in_place(y.data(), y.numel()); }
 
 }  // namespace lamina::detail
