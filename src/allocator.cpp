@@ -1,5 +1,6 @@
-// The storage cache: buffers by exact (64-byte rounded) size, behind one mutex. It keeps at
-// most kMaxCachedBytes; past that, freed buffers go back to the system.
+// The storage cache: buffers by exact (64-byte rounded) size, behind one mutex, each thread
+// served first with the buffers it freed itself. It keeps at most kMaxCachedBytes; past that,
+// freed buffers go back to the system.
 //
 // Buffers the cache cannot serve come from an arena first: a bump allocator over one 64 MB
 // reservation of address space, which the kernel may back with 2 MB pages (transparent huge
@@ -14,6 +15,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
@@ -71,17 +73,33 @@ class Arena {
   char *begin_ = nullptr, *next_ = nullptr, *end_ = nullptr;
 };
 
+// Which thread freed a cached buffer: a thread gets back its own buffers first, whose lines
+// are likely still in its core's cache. Two threads splitting a batch (model/batch_split.hpp)
+// ask for buffers of the same sizes in step; handed each other's, every activation crossed
+// between the cores at each step.
+int thread_tag() {
+  static std::atomic<int> next{0};
+  thread_local const int tag = next++;
+  return tag;
+}
+
+struct Cached {
+  float* p;
+  int tag;  // thread_tag() of the thread that freed it
+};
+
 struct Cache {
   std::mutex mu;
-  std::unordered_map<size_t, std::vector<float*>> free_buffers;
+  std::unordered_map<size_t, std::vector<Cached>> free_buffers;
   MemoryStats stats;
   Arena arena;
 
   void put(float* p, size_t bytes) {
+    const int tag = thread_tag();
     {
       std::lock_guard lock(mu);
       if (arena.owns(p) || static_cast<size_t>(stats.cached_bytes) + bytes <= kMaxCachedBytes) {
-        free_buffers[bytes].push_back(p);
+        free_buffers[bytes].push_back({p, tag});
         stats.cached_bytes += static_cast<int64_t>(bytes);
         return;
       }
@@ -117,13 +135,18 @@ std::shared_ptr<float[]> allocate_storage(int64_t n) {
                                   std::to_string(b->limit_) + " bytes (" + std::to_string(b->used_) + " used)");
   for (StorageBudget* b = innermost_budget; b != nullptr; b = b->outer_) b->used_ += bytes;
   Cache& c = cache();
+  const int tag = thread_tag();
   float* p = nullptr;
   {
     std::lock_guard lock(c.mu);
     auto it = c.free_buffers.find(bytes);
     if (it != c.free_buffers.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
+      std::vector<Cached>& list = it->second;
+      auto own = list.end() - 1;  // the last one this thread freed, else the last one freed
+      while (own != list.begin() && own->tag != tag) --own;
+      if (own->tag != tag) own = list.end() - 1;
+      p = own->p;
+      list.erase(own);
       c.stats.cached_bytes -= static_cast<int64_t>(bytes);
       ++c.stats.reused;
     } else {
@@ -147,9 +170,9 @@ void empty_cache() {
   Cache& c = cache();
   std::lock_guard lock(c.mu);
   for (auto& [bytes, buffers] : c.free_buffers) {
-    std::erase_if(buffers, [&, size = bytes](float* p) {
-      if (c.arena.owns(p)) return false;  // the arena's stay, for the next tensor of their size
-      std::free(p);
+    std::erase_if(buffers, [&, size = bytes](const Cached& b) {
+      if (c.arena.owns(b.p)) return false;  // the arena's stay, for the next tensor of their size
+      std::free(b.p);
       c.stats.cached_bytes -= static_cast<int64_t>(size);
       return true;
     });

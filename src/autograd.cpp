@@ -7,13 +7,42 @@
 #include <unordered_set>
 #include <utility>
 
+#include "gradient_redirect.hpp"
 #include "kernels/elementwise.hpp"
 
 namespace lamina {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local detail::GradientRedirect* g_redirect = nullptr;
 }  // namespace
+
+namespace detail {
+
+GradientRedirect::GradientRedirect(const std::vector<Tensor>& leaves) {
+  for (const Tensor& t : leaves) slots_.push_back({t.impl(), Tensor()});
+}
+
+void GradientRedirect::clear() {
+  for (Slot& s : slots_) s.written = false;
+}
+
+GradientRedirect::Out GradientRedirect::take(const TensorImpl* leaf, const Shape& shape) {
+  for (Slot& s : slots_) {
+    if (s.leaf != leaf) continue;
+    if (!s.grad.defined()) s.grad = Tensor::empty(shape);
+    const bool accumulate = s.written;
+    s.written = true;
+    return {&s.grad, accumulate};
+  }
+  return {nullptr, false};
+}
+
+GradientRedirect::Scope::Scope(GradientRedirect& r) : previous_(g_redirect) { g_redirect = &r; }
+GradientRedirect::Scope::~Scope() { g_redirect = previous_; }
+GradientRedirect* GradientRedirect::current() { return g_redirect; }
+
+}  // namespace detail
 
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
@@ -24,6 +53,11 @@ bool BackwardContext::needs(size_t i) const { return node_.inputs.at(i).requires
 
 Tensor& BackwardContext::dx(size_t i) {
   TensorImpl& in = *node_.inputs.at(i).impl();
+  if (g_redirect && !in.grad_fn)
+    if (auto [grad, accumulate] = g_redirect->take(&in, in.shape); grad) {
+      if (!accumulate) grad->fill_(0.f);
+      return *grad;
+    }
   if (!in.grad.defined()) {
     in.grad = Tensor::zeros(in.shape);
   } else if (in.grad_stale) {
@@ -35,6 +69,8 @@ Tensor& BackwardContext::dx(size_t i) {
 
 BackwardContext::GradOut BackwardContext::dx_out(size_t i) {
   TensorImpl& in = *node_.inputs.at(i).impl();
+  if (g_redirect && !in.grad_fn)
+    if (auto [grad, accumulate] = g_redirect->take(&in, in.shape); grad) return {grad->data(), accumulate};
   bool accumulate = true;
   if (!in.grad.defined()) {
     in.grad = Tensor::empty(in.shape);

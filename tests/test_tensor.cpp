@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "allocator.hpp"
@@ -76,6 +77,25 @@ TEST(Tensor, StoragePastTheArenaComesFromMalloc) {
   EXPECT_LE(kept, int64_t{64} << 20) << "no more than the arena stays";
   Tensor again = Tensor::full({256 * 1024}, 7.f);  // from what stayed cached, or malloc
   EXPECT_EQ(again.data()[1000], 7.f);
+}
+
+// A thread gets back the buffers it freed itself before another thread's of the same size (the
+// batch split's two threads ask for the same sizes in step), and another's when it has none.
+TEST(Tensor, CachedStorageGoesBackToTheThreadThatFreedIt) {
+  const int64_t n = 12345;  // a size no other test's tensors have
+  float* mine = nullptr;
+  float* theirs = nullptr;
+  {
+    std::shared_ptr<float[]> a = detail::allocate_storage(n), b = detail::allocate_storage(n);
+    mine = a.get(), theirs = b.get();
+    a.reset();
+    std::thread other([&b] { b.reset(); });  // freed last, by another thread
+    other.join();
+  }
+  std::shared_ptr<float[]> again = detail::allocate_storage(n);
+  EXPECT_EQ(again.get(), mine);
+  std::shared_ptr<float[]> next = detail::allocate_storage(n);
+  EXPECT_EQ(next.get(), theirs);
 }
 
 TEST(Tensor, CreationAndAccess) {

@@ -39,6 +39,7 @@ namespace io {
 struct SafetensorsFile;
 }
 namespace detail {
+class BatchSplitStep;
 class DenseChainStep;
 }  // namespace detail
 namespace distributed {
@@ -461,6 +462,7 @@ class Model : public Layer {
   bool metrics_ready() const;  // prepare_metrics has run for the current compile
   void backward_step(const Tensor& loss, const data::Batch& batch, const std::vector<Tensor>& params);
   Logs chain_step(const data::Batch& batch);  // train_step through dense_chain_
+  Logs split_step(const data::Batch& batch);  // train_step through batch_split_
   void sync_stop();  // stop_training on every rank when a callback set it on one
   std::vector<Tensor> predict_from(data::BatchSource& source, const std::vector<Shape>& outs, int64_t rows);
   std::string output_log_name(size_t output, const std::string& what) const;
@@ -492,6 +494,7 @@ class Model : public Layer {
   distributed::DistributedOptions dist_options_;
   std::shared_ptr<distributed::GradientReducer> reducer_;  // made by the first distributed step
   std::shared_ptr<detail::DenseChainStep> dense_chain_;    // the running fit's step, for a Dense chain
+  std::shared_ptr<detail::BatchSplitStep> batch_split_;    // or for a small CNN, split by the batch
 };
 
 // A stack of layers, each feeding the next: the special case of Model that Keras' Sequential is.

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "distributed/reducer.hpp"
+#include "model/batch_split.hpp"
 #include "model/dense_chain.hpp"
 #include "lamina/autograd.hpp"
 #include "lamina/model.hpp"
@@ -237,6 +238,7 @@ Logs Model::train_step(const data::Batch& batch) {
   // batch only when a synchronized BatchNormalization's collectives need every rank.
   const bool empty = batch.size() == 0;
   if (!empty && dense_chain_ && dense_chain_->accepts(batch)) return chain_step(batch);
+  if (!empty && batch_split_ && batch_split_->accepts(batch)) return split_step(batch);
   std::vector<Tensor> pred;
   Tensor loss;
   if (!empty || has_synchronized_batch_norm(*this)) {
@@ -264,6 +266,20 @@ Logs Model::chain_step(const data::Batch& batch) {
     if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
   }
   dense_chain_->backward();
+  last_loss_parts_.clear();
+  update_metrics(batch, {pred}, loss);
+  return metrics_result();
+}
+
+// train_step for a small CNN, its batch split over two cores (model/batch_split.hpp).
+Logs Model::split_step(const data::Batch& batch) {
+  auto [pred, loss] = batch_split_->run(batch);
+  if (!std::isfinite(loss.item()) && divergence_.empty()) {  // as train_step, before the update
+    divergence_ = diagnose_non_finite(batch.x, batch.y);
+    if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
+  }
+  optimizer().step(train_params_);
+  apply_constraints();
   last_loss_parts_.clear();
   update_metrics(batch, {pred}, loss);
   return metrics_result();
@@ -533,6 +549,7 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
   const std::optional<int64_t> steps = o.steps_per_epoch ? o.steps_per_epoch : source.steps_per_epoch();
   train_params_ = trainable_weights();
   dense_chain_ = detail::DenseChainStep::make(*this, train_params_, get_num_threads());
+  batch_split_ = dense_chain_ ? nullptr : detail::BatchSplitStep::make(*this, train_params_, get_num_threads());
   // Data parallel: every rank starts from rank 0's weights; rank 0 alone shows progress and
   // writes checkpoints (the others would write the same file).
   const distributed::ActiveScope active(is_distributed() ? comm_.get() : nullptr);
@@ -565,6 +582,7 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
     ~Cleanup() {
       m.train_params_.clear();
       m.dense_chain_.reset();
+      m.batch_split_.reset();
       m.active_callbacks_.clear();
       for (Callback* c : cbs) c->model = nullptr;
       if (std::uncaught_exceptions() > exceptions) m.fit_state_ = FitState{};

@@ -1,0 +1,168 @@
+// The batch-split training step of small CNNs (model/batch_split.hpp) against the general
+// autograd path: the same gradients, prediction and loss for even and odd batches, fit's history
+// and weights on two threads against a hand loop, and which models and batches qualify. Also the GradientRedirect it rests on.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "gradient_redirect.hpp"
+#include "model/batch_split.hpp"
+#include "test_util.hpp"
+
+namespace lamina {
+namespace {
+
+// A LeNet-like CNN on 10x10 images with every layer the step takes.
+Sequential cnn(uint64_t seed) {
+  manual_seed(seed);
+  Sequential m({layers::Reshape({.target_shape = Shape{10, 10, 1}, .input_shape = Shape{10, 10}}),
+                layers::Conv2D({.filters = 6, .kernel_size = 3, .padding = Padding::same, .activation = "relu"}),
+                layers::MaxPooling2D({.pool_size = 2}), layers::Conv2D(8, 3, "tanh"),
+                layers::AveragePooling2D({.pool_size = 1}), layers::Activation("sigmoid"), layers::Flatten(),
+                layers::Dense(16, "relu"), layers::Dense(5)});
+  m.build(Shape{10, 10});
+  return m;
+}
+
+Tensor images(int64_t n, uint64_t seed) {
+  Generator gen(seed);
+  return Tensor::randn({n, 10, 10}, gen);
+}
+
+Tensor labels(int64_t n, int64_t classes, uint64_t seed) {
+  Generator gen(seed);
+  Tensor y = Tensor::empty({n});
+  for (int64_t i = 0; i < n; ++i) y.data()[i] = static_cast<float>(gen.below(static_cast<uint64_t>(classes)));
+  return y;
+}
+
+struct ThreadCount {
+  int before = get_num_threads();
+  explicit ThreadCount(int n) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(before); }
+};
+
+// One step's gradients, prediction and loss against backward through the whole batch, for an
+// even batch and an odd one (shares of 3 and 4 rows), for two losses.
+TEST(BatchSplit, StepMatchesTheGeneralPath) {
+  ThreadCount two(2);
+  for (const Loss& loss : {Loss(losses::SparseCategoricalCrossentropy({.from_logits = true})), Loss("mse")})
+    for (int64_t n : {8, 7}) {
+      Sequential m = cnn(3);
+      m.compile(SGD(), loss);
+      const std::vector<Tensor> params = m.trainable_weights();
+      const auto step = detail::BatchSplitStep::make(m, params, 2);
+      ASSERT_NE(step, nullptr);
+      const Tensor x = images(n, 1);
+      const Tensor y = loss.kind() == Loss::mean_squared_error ? Tensor::randn({n, 5}, *std::make_unique<Generator>(2))
+                                                               : labels(n, 5, 2);
+      const Tensor whole_loss = loss(y, m.call(x, true));
+      const std::vector<Tensor> want = grad(whole_loss, params);
+      const Tensor want_pred = m.call(x, false);
+      for (Tensor p : params) p.zero_grad(false);
+      const data::Batch batch{.x = {x}, .y = {y}};
+      ASSERT_TRUE(step->accepts(batch));
+      const auto [pred, split_loss] = step->run(batch);
+      const std::string what = loss.name() + " n=" + std::to_string(n);
+      EXPECT_NEAR(split_loss.item(), whole_loss.item(), 1e-5) << what;
+      EXPECT_TRUE(testing::all_close(pred, want_pred, 1e-5, 1e-6)) << what;
+      for (size_t i = 0; i < params.size(); ++i)
+        EXPECT_TRUE(testing::all_close(params[i].grad(), want[i], 1e-4, 1e-6)) << what << " parameter " << i;
+    }
+}
+
+// fit on two threads takes the split step: its history and weights are those of a hand loop
+// over the whole batches (SGD: Adam's m / sqrt(v) turns rounding into whole steps).
+TEST(BatchSplit, FitOnTwoThreadsMatchesTheGeneralPath) {
+  Sequential fitted = cnn(4), hand = cnn(4);
+  const int64_t n = 48, batch = 16;
+  const Tensor x = images(n, 5), y = labels(n, 5, 6);
+  const Loss loss = losses::SparseCategoricalCrossentropy({.from_logits = true});
+  fitted.compile(SGD({.learning_rate = 0.05, .momentum = 0.9}), loss, {"accuracy"});
+  History h;
+  {
+    ThreadCount two(2);
+    ASSERT_NE(detail::BatchSplitStep::make(fitted, fitted.trainable_weights(), 2), nullptr);
+    h = fitted.fit(x, y, {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0});
+  }
+  SGD opt({.learning_rate = 0.05, .momentum = 0.9});
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    double total = 0;
+    for (int64_t begin = 0; begin < n; begin += batch) {
+      const std::vector<Tensor> w = hand.trainable_weights();
+      const Tensor l = loss(y.slice(0, begin, begin + batch), hand(x.slice(0, begin, begin + batch), true));
+      total += l.item();
+      opt.apply_gradients(grad(l, w), w);
+    }
+    EXPECT_NEAR(h.history.at("loss")[static_cast<size_t>(epoch)], total / 3, 1e-5);
+  }
+  ASSERT_EQ(h.history.count("accuracy"), 1u);
+  for (size_t i = 0; i < fitted.trainable_weights().size(); ++i)
+    EXPECT_TRUE(testing::all_close(fitted.trainable_weights()[i], hand.trainable_weights()[i], 1e-4, 1e-5)) << i;
+}
+
+// What the step leaves to the general path: null from make, and the batches accepts refuses.
+TEST(BatchSplit, OnlyBatchFreeConvNetsQualify) {
+  auto compiled = [](Sequential m, Shape in, Loss loss = "mse") {
+    m.build(in);
+    m.compile(std::make_shared<Adam>(), std::move(loss));
+    return m;
+  };
+  auto make = [](const Sequential& m, int threads = 2) {
+    return detail::BatchSplitStep::make(m, m.trainable_weights(), threads);
+  };
+  const Shape image{6, 6, 1};
+  EXPECT_NE(make(compiled(Sequential({layers::Conv2D(2, 3), layers::Flatten(), layers::Dense(2)}), image)), nullptr);
+  EXPECT_EQ(make(compiled(Sequential({layers::Conv2D(2, 3), layers::Flatten(), layers::Dense(2)}), image), 1), nullptr);
+  EXPECT_EQ(make(compiled(Sequential({layers::Flatten(), layers::Dense(2)}), image)), nullptr);  // no convolution
+  EXPECT_EQ(make(compiled(Sequential({layers::Conv2D(2, 3), layers::BatchNormalization(), layers::Flatten(),
+                                      layers::Dense(2)}),
+                          image)),
+            nullptr);
+  EXPECT_EQ(make(compiled(Sequential({layers::Conv2D(2, 3), layers::Dropout(0.5f), layers::Flatten(), layers::Dense(2)}),
+                          image)),
+            nullptr);
+  EXPECT_EQ(make(compiled(Sequential({layers::Conv2D({.filters = 2, .kernel_size = 3,
+                                                      .kernel_regularizer = regularizers::L2(0.1f)}),
+                                      layers::Flatten(), layers::Dense(2)}),
+                          image)),
+            nullptr);
+  const Loss custom([](const Tensor& t, const Tensor& p) { return sum(square(t - p)); });
+  EXPECT_EQ(make(compiled(Sequential({layers::Conv2D(2, 3), layers::Flatten(), layers::Dense(2)}), image, custom)),
+            nullptr);
+  const auto step = make(compiled(Sequential({layers::Conv2D(2, 3), layers::Flatten(), layers::Dense(2)}), image));
+  data::Batch b{.x = {Tensor::ones({3, 6, 6, 1})}, .y = {Tensor::ones({3, 2})}};
+  EXPECT_TRUE(step->accepts(b));
+  b.sample_weight = Tensor::ones({3});
+  EXPECT_FALSE(step->accepts(b));
+  b.sample_weight = Tensor();
+  b.x = {Tensor::ones({1, 6, 6, 1})};
+  b.y = {Tensor::ones({1, 2})};
+  EXPECT_FALSE(step->accepts(b));  // one row: no second share
+}
+
+// Two threads differentiate through the same weight at once, one into its grad(), the other
+// into a redirect: each gets its own gradient, and the redirect's scope ends with it.
+TEST(GradientRedirect, TwoThreadsThroughOneWeight) {
+  Generator gen(9);
+  const Tensor w = Tensor::randn({4, 3}, gen).requires_grad_();
+  const Tensor a = Tensor::randn({5, 4}, gen), b = Tensor::randn({5, 4}, gen);
+  detail::GradientRedirect redirect({w});
+  std::thread first([&] { sum(square(matmul(a, w))).backward(); });
+  std::thread second([&] {
+    const detail::GradientRedirect::Scope scope(redirect);
+    sum(matmul(b, w)).backward();
+    sum(matmul(b, w)).backward();  // adds to the redirect's buffer
+  });
+  first.join();
+  second.join();
+  const std::vector<Tensor> want_a = grad(sum(square(matmul(a, w))), {w}), want_b = grad(sum(matmul(b, w)), {w});
+  EXPECT_TRUE(testing::all_close(w.grad(), want_a[0], 1e-5, 1e-6));
+  EXPECT_TRUE(testing::all_close(redirect.grad(0), want_b[0] * 2.f, 1e-5, 1e-6));
+  EXPECT_EQ(detail::GradientRedirect::current(), nullptr);
+  redirect.clear();
+  EXPECT_FALSE(redirect.grad(0).defined());
+}
+
+}  // namespace
+}  // namespace lamina
