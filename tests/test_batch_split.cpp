@@ -42,20 +42,21 @@ struct ThreadCount {
   ~ThreadCount() { set_num_threads(before); }
 };
 
-// One step's gradients, prediction and loss against backward through the whole batch, for an
-// even batch and an odd one (shares of 3 and 4 rows), for two losses.
+// One step's gradients, prediction and loss against backward through the whole batch: on two
+// threads an even batch and an odd one (shares of 8 and 9 rows), on three a batch of 25 in
+// shares of 8, 8 and 9; for two losses.
 TEST(BatchSplit, StepMatchesTheGeneralPath) {
-  ThreadCount two(2);
   for (const Loss& loss : {Loss(losses::SparseCategoricalCrossentropy({.from_logits = true})), Loss("mse")})
-    for (int64_t n : {8, 7}) {
+    for (auto [threads, n] : {std::pair<int, int64_t>{2, 16}, {2, 17}, {3, 25}}) {
+      ThreadCount count(threads);
       Sequential m = cnn(3);
       m.compile(SGD(), loss);
       const std::vector<Tensor> params = m.trainable_weights();
-      const auto step = detail::BatchSplitStep::make(m, params, 2);
+      const auto step = detail::BatchSplitStep::make(m, params, threads);
       ASSERT_NE(step, nullptr);
       const Tensor x = images(n, 1);
-      const Tensor y = loss.kind() == Loss::mean_squared_error ? Tensor::randn({n, 5}, *std::make_unique<Generator>(2))
-                                                               : labels(n, 5, 2);
+      Generator gen(2);
+      const Tensor y = loss.kind() == Loss::mean_squared_error ? Tensor::randn({n, 5}, gen) : labels(n, 5, 2);
       const Tensor whole_loss = loss(y, m.call(x, true));
       const std::vector<Tensor> want = grad(whole_loss, params);
       const Tensor want_pred = m.call(x, false);
@@ -63,7 +64,7 @@ TEST(BatchSplit, StepMatchesTheGeneralPath) {
       const data::Batch batch{.x = {x}, .y = {y}};
       ASSERT_TRUE(step->accepts(batch));
       const auto [pred, split_loss] = step->run(batch);
-      const std::string what = loss.name() + " n=" + std::to_string(n);
+      const std::string what = loss.name() + " threads=" + std::to_string(threads) + " n=" + std::to_string(n);
       EXPECT_NEAR(split_loss.item(), whole_loss.item(), 1e-5) << what;
       EXPECT_TRUE(testing::all_close(pred, want_pred, 1e-5, 1e-6)) << what;
       for (size_t i = 0; i < params.size(); ++i)
@@ -130,15 +131,18 @@ TEST(BatchSplit, OnlyBatchFreeConvNetsQualify) {
   const Loss custom([](const Tensor& t, const Tensor& p) { return sum(square(t - p)); });
   EXPECT_EQ(make(compiled(Sequential({layers::Conv2D(2, 3), layers::Flatten(), layers::Dense(2)}), image, custom)),
             nullptr);
+  Sequential frozen = compiled(Sequential({layers::Conv2D(2, 3), layers::Flatten(), layers::Dense(2)}), image);
+  frozen.layers()[0]->set_trainable(false);  // its weights still require grad until fit syncs them:
+  EXPECT_EQ(make(frozen), nullptr);           // backward would write a weight outside the parameters
   const auto step = make(compiled(Sequential({layers::Conv2D(2, 3), layers::Flatten(), layers::Dense(2)}), image));
-  data::Batch b{.x = {Tensor::ones({3, 6, 6, 1})}, .y = {Tensor::ones({3, 2})}};
+  data::Batch b{.x = {Tensor::ones({16, 6, 6, 1})}, .y = {Tensor::ones({16, 2})}};
   EXPECT_TRUE(step->accepts(b));
-  b.sample_weight = Tensor::ones({3});
+  b.sample_weight = Tensor::ones({16});
   EXPECT_FALSE(step->accepts(b));
   b.sample_weight = Tensor();
-  b.x = {Tensor::ones({1, 6, 6, 1})};
-  b.y = {Tensor::ones({1, 2})};
-  EXPECT_FALSE(step->accepts(b));  // one row: no second share
+  b.x = {Tensor::ones({15, 6, 6, 1})};
+  b.y = {Tensor::ones({15, 2})};
+  EXPECT_FALSE(step->accepts(b));  // too few rows for two shares of kMinRows
 }
 
 // Two threads differentiate through the same weight at once, one into its grad(), the other

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <cstring>
+#include <algorithm>
 #include <exception>
 #include <optional>
 #include <set>
@@ -32,15 +33,23 @@ std::shared_ptr<BatchSplitStep> BatchSplitStep::make(const Model& model, const s
     conv = conv || kind == "Conv2D";
   }
   if (!conv) return nullptr;
-  return std::shared_ptr<BatchSplitStep>(new BatchSplitStep(model.layers(), model.losses()[0], params));
+  // Every weight backward writes must be one of params: a frozen one requires no grad.
+  std::set<const TensorImpl*> trained;
+  for (const Tensor& p : params) trained.insert(p.impl());
+  for (const auto& [name, w] : model.named_weights())
+    if (w.requires_grad() && !trained.count(w.impl())) return nullptr;
+  return std::shared_ptr<BatchSplitStep>(new BatchSplitStep(model.layers(), model.losses()[0], params, threads));
 }
 
-BatchSplitStep::BatchSplitStep(std::vector<std::shared_ptr<Layer>> layers, Loss loss, std::vector<Tensor> params)
-    : layers_(std::move(layers)), loss_(std::move(loss)), params_(std::move(params)), redirect_(params_) {}
+BatchSplitStep::BatchSplitStep(std::vector<std::shared_ptr<Layer>> layers, Loss loss, std::vector<Tensor> params,
+                               int parts)
+    : layers_(std::move(layers)), loss_(std::move(loss)), params_(std::move(params)), parts_(parts) {
+  for (int s = 1; s < parts_; ++s) redirects_.emplace_back(params_);
+}
 
 bool BatchSplitStep::accepts(const data::Batch& batch) const {
   return batch.x.size() == 1 && batch.y.size() == 1 && !batch.sample_weight.defined() && batch.global_size == 0 &&
-         batch.size() >= 2 && batch.x[0].rank() >= 1 && batch.y[0].rank() >= 1 &&
+         batch.size() >= 2 * kMinRows && batch.x[0].rank() >= 1 && batch.y[0].rank() >= 1 &&
          batch.x[0].dim(0) == batch.size() && batch.y[0].dim(0) == batch.size();
 }
 
@@ -56,7 +65,7 @@ Tensor rows(const Tensor& t, int64_t r0, int64_t r1) {
 
 }  // namespace
 
-void BatchSplitStep::share(const data::Batch& batch, int s, int64_t r0, int64_t r1) {
+void BatchSplitStep::share(const data::Batch& batch, size_t s, int64_t r0, int64_t r1) {
   // The kernels inside run on this thread alone (OpenMP's count is per thread).
   struct OneThread {
     int before = omp_get_max_threads();
@@ -64,60 +73,66 @@ void BatchSplitStep::share(const data::Batch& batch, int s, int64_t r0, int64_t 
     ~OneThread() { omp_set_num_threads(before); }
   } one_thread;
   std::optional<GradientRedirect::Scope> redirected;
-  if (s == 1) redirected.emplace(redirect_);
+  if (s > 0) redirected.emplace(redirects_[s - 1]);
   Tensor h = rows(batch.x[0], r0, r1);
   for (const auto& l : layers_) h = l->call(h, true);
   Tensor loss = loss_(rows(batch.y[0], r0, r1), h);
-  share_loss_[s] = loss.item();
+  shares_[s].loss = loss.item();
   loss.backward(Tensor::full(loss.shape(), static_cast<float>(r1 - r0) / static_cast<float>(batch.size())));
-  share_pred_[s] = h.detach();
+  shares_[s].pred = h.detach();
 }
 
 std::pair<Tensor, Tensor> BatchSplitStep::run(const data::Batch& batch) {
-  const int64_t n = batch.size(), half = n / 2;
-  const int64_t bounds[3] = {0, half, n};
-  redirect_.clear();
-  std::exception_ptr error[2];
-  // Each share on its own thread; on one thread if OpenMP gives only one (a nested region).
-#pragma omp parallel num_threads(2)
+  const int64_t n = batch.size();
+  const auto parts = static_cast<size_t>(std::clamp<int64_t>(n / kMinRows, 2, parts_));
+  std::vector<int64_t> bounds;
+  for (size_t s = 0; s <= parts; ++s) bounds.push_back(n * static_cast<int64_t>(s) / static_cast<int64_t>(parts));
+  for (GradientRedirect& r : redirects_) r.clear();
+  shares_.assign(parts, Share{});
+  // Share s on thread s; several on one thread if OpenMP gives fewer (a nested region).
+#pragma omp parallel num_threads(static_cast<int>(parts))
   {
-    const int t = omp_get_thread_num(), team = omp_get_num_threads();
-    for (int s = t; s < 2; s += team) {
+    const auto t = static_cast<size_t>(omp_get_thread_num()), team = static_cast<size_t>(omp_get_num_threads());
+    for (size_t s = t; s < parts; s += team) {
       try {
         share(batch, s, bounds[s], bounds[s + 1]);
       } catch (...) {
-        error[s] = std::current_exception();
+        shares_[s].error = std::current_exception();
       }
     }
   }
-  for (const std::exception_ptr& e : error)
-    if (e) std::rethrow_exception(e);
-  // Share 1's gradients into the weights' own.
+  for (const Share& sh : shares_)
+    if (sh.error) std::rethrow_exception(sh.error);
+  // The other shares' gradients into the weights' own, in order.
   for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor g = redirect_.grad(i);
-    if (!g.defined()) continue;
     TensorImpl& p = *params_[i].impl();
-    if (!p.grad.defined()) {
-      p.grad = g.clone();
-    } else if (p.grad_stale) {
-      std::memcpy(p.grad.data(), g.data(), sizeof(float) * static_cast<size_t>(g.numel()));
-    } else {
-      kernels::add_into(g.data(), p.grad.data(), g.numel());
+    for (size_t s = 1; s < parts; ++s) {
+      const Tensor g = redirects_[s - 1].grad(i);
+      if (!g.defined()) continue;
+      if (!p.grad.defined()) {
+        p.grad = g.clone();
+      } else if (p.grad_stale) {
+        std::memcpy(p.grad.data(), g.data(), sizeof(float) * static_cast<size_t>(g.numel()));
+      } else {
+        kernels::add_into(g.data(), p.grad.data(), g.numel());
+      }
+      p.grad_stale = false;
     }
-    p.grad_stale = false;
   }
   // The prediction, share by share, and the batch's mean loss.
-  Shape shape = share_pred_[0].shape();
-  std::vector<int64_t> dims = shape.dims();
+  std::vector<int64_t> dims = shares_[0].pred.shape().dims();
   dims[0] = n;
   Tensor pred = Tensor::empty(Shape(dims));
-  const int64_t first = share_pred_[0].numel();
-  std::memcpy(pred.data(), share_pred_[0].data(), sizeof(float) * static_cast<size_t>(first));
-  std::memcpy(pred.data() + first, share_pred_[1].data(), sizeof(float) * static_cast<size_t>(share_pred_[1].numel()));
-  const double loss = (share_loss_[0] * static_cast<double>(half) + share_loss_[1] * static_cast<double>(n - half)) /
-                      static_cast<double>(n);
-  share_pred_[0] = share_pred_[1] = Tensor();
-  return {pred, Tensor::scalar(static_cast<float>(loss))};
+  double loss = 0;
+  int64_t at = 0;
+  for (size_t s = 0; s < parts; ++s) {
+    const Tensor& part = shares_[s].pred;
+    std::memcpy(pred.data() + at, part.data(), sizeof(float) * static_cast<size_t>(part.numel()));
+    at += part.numel();
+    loss += shares_[s].loss * static_cast<double>(bounds[s + 1] - bounds[s]);
+  }
+  shares_.clear();
+  return {pred, Tensor::scalar(static_cast<float>(loss / static_cast<double>(n)))};
 }
 
 }  // namespace lamina::detail

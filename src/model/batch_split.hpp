@@ -2,11 +2,11 @@
 // (issue 20). Internal to the library: Model::train_step takes it when fit's model and compile
 // qualify (BatchSplitStep::make), and its general path otherwise.
 //
-// Two OpenMP threads each run forward and backward through the whole model on their share of
-// the batch (the first half and the rest), as data-parallel training splits a batch over
-// machines: each core's activations stay in its own cache, and only the weights' gradients
-// cross, once per step. Thread 0 writes the weights' grad(), thread 1 a GradientRedirect's
-// buffers, added in after. Each share's loss is its mean, its gradient weighted by the share's
+// Each OpenMP thread runs forward and backward through the whole model on its share of the
+// batch (equal runs of rows), as data-parallel training splits a batch over machines: each
+// core's activations stay in its own cache, and only the weights' gradients cross, once per
+// step. Thread 0 writes the weights' grad(), the others each a GradientRedirect's buffers, added
+// in after in order. Each share's loss is its mean, its gradient weighted by the share's
 // part of the rows, so that the two add up to the batch's mean loss and its gradient. The layers
 // must not look at the batch as a whole or draw random numbers (no BatchNormalization, no
 // Dropout): then the step is the general path's up to the order of sums, and deterministic.
@@ -17,6 +17,7 @@
 // activation halved on each core (a core's L2 holds 1 MB).
 #pragma once
 
+#include <exception>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -35,31 +36,39 @@ namespace lamina::detail {
 
 class BatchSplitStep {
  public:
+  // Rows per share at least: a batch is split into min(threads, rows / kMinRows) shares.
+  static constexpr int64_t kMinRows = 8;
   // The step for `model`'s compiled training of `params` (its trainable weights) on `threads`
   // threads, or null where it does not apply: fewer than 2 threads; not a Sequential; distributed;
   // a layer other than InputLayer, Reshape, Flatten, Conv2D, MaxPooling2D, AveragePooling2D,
   // GlobalAveragePooling2D, Dense and Activation, or none of them a Conv2D (a chain of Dense
-  // layers has its own step, dense_chain.hpp); a weight or activity regularizer; several losses,
-  // a loss weight other than 1, or a custom loss (whose reduction may not be a mean).
+  // layers has its own step, dense_chain.hpp); a weight or activity regularizer; a weight that
+  // requires grad outside params; several losses, a loss weight other than 1, or a custom loss
+  // (whose reduction may not be a mean).
   static std::shared_ptr<BatchSplitStep> make(const Model& model, const std::vector<Tensor>& params, int threads);
-  // Whether a batch can take it: one input and one target, no sample weights, at least 2 rows,
-  // not a share of a distributed step.
+  // Whether a batch can take it: one input and one target, no sample weights, at least
+  // 2 kMinRows rows, not a share of a distributed step.
   bool accepts(const data::Batch& batch) const;
   // Forward and backward over the batch: the prediction and the mean loss, as the general path's,
   // and the gradient of every parameter in its grad(). The optimizer's step is the caller's.
   std::pair<Tensor, Tensor> run(const data::Batch& batch);
 
  private:
-  BatchSplitStep(std::vector<std::shared_ptr<Layer>> layers, Loss loss, std::vector<Tensor> params);
-  // Share s of rows [r0, r1) of the batch's n: forward, the loss, backward weighted (r1 - r0) / n.
-  void share(const data::Batch& batch, int s, int64_t r0, int64_t r1);
+  BatchSplitStep(std::vector<std::shared_ptr<Layer>> layers, Loss loss, std::vector<Tensor> params, int parts);
+  // Share s, rows [r0, r1) of the batch's n: forward, the loss, backward weighted (r1 - r0) / n.
+  void share(const data::Batch& batch, size_t s, int64_t r0, int64_t r1);
 
   std::vector<std::shared_ptr<Layer>> layers_;
   Loss loss_;
   std::vector<Tensor> params_;
-  GradientRedirect redirect_;  // share 1's gradients
-  Tensor share_pred_[2];
-  double share_loss_[2] = {0, 0};
+  int parts_;                                // shares at most: the threads
+  std::vector<GradientRedirect> redirects_;  // shares 1, 2, ...: their gradients
+  struct Share {
+    Tensor pred;
+    double loss = 0;
+    std::exception_ptr error;
+  };
+  std::vector<Share> shares_;
 };
 
 }  // namespace lamina::detail
