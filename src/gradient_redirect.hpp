@@ -19,7 +19,6 @@ class GradientRedirect {
   void clear();
   // The gradient of leaf i since clear(), or undefined when no backward reached it.
   Tensor grad(size_t i) const { return slots_[i].written ? slots_[i].grad : Tensor(); }
-  size_t size() const { return slots_.size(); }
 
   // The buffer of `leaf` (shape given), or null when it is not one of the leaves; accumulate:
   // whether it already holds a gradient to add to. Marks it written.

@@ -3,8 +3,8 @@
 
 #include <omp.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <exception>
 #include <optional>
 #include <set>
