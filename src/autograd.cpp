@@ -38,6 +38,17 @@ GradientRedirect::Out GradientRedirect::take(const TensorImpl* leaf, const Shape
   return {nullptr, false};
 }
 
+void accumulate(TensorImpl& impl, const Tensor& g) {
+  if (!impl.grad.defined()) {
+    impl.grad = g.clone();
+  } else if (impl.grad_stale) {
+    std::copy(g.data(), g.data() + g.numel(), impl.grad.data());
+  } else {
+    kernels::add_into(g.data(), impl.grad.data(), impl.grad.numel());
+  }
+  impl.grad_stale = false;
+}
+
 GradientRedirect::Scope::Scope(GradientRedirect& r) : previous_(g_redirect) { g_redirect = &r; }
 GradientRedirect::Scope::~Scope() { g_redirect = previous_; }
 GradientRedirect* GradientRedirect::current() { return g_redirect; }
@@ -120,16 +131,7 @@ std::vector<std::shared_ptr<TensorImpl>> topological_order(const std::shared_ptr
   return order;
 }
 
-void accumulate(TensorImpl& impl, const Tensor& g) {
-  if (!impl.grad.defined()) {
-    impl.grad = g.clone();
-  } else if (impl.grad_stale) {
-    std::copy(g.data(), g.data() + g.numel(), impl.grad.data());
-  } else {
-    kernels::add_into(g.data(), impl.grad.data(), impl.grad.numel());
-  }
-  impl.grad_stale = false;
-}
+using detail::accumulate;
 
 }  // namespace
 

@@ -12,6 +12,11 @@
 
 namespace lamina::detail {
 
+// impl's gradient (+)= g, as backward adds into a tensor: g's copy when impl has no gradient
+// yet or a stale one (zero_grad's lazy zero), else the sum. How a redirect's gradients join the
+// weights' own.
+void accumulate(TensorImpl& impl, const Tensor& g);
+
 class GradientRedirect {
  public:
   explicit GradientRedirect(const std::vector<Tensor>& leaves);

@@ -36,11 +36,7 @@ Tensor labels(int64_t n, int64_t classes, uint64_t seed) {
   return y;
 }
 
-struct ThreadCount {
-  int before = get_num_threads();
-  explicit ThreadCount(int n) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(before); }
-};
+using testing::ThreadCount;
 
 // One step's gradients, prediction and loss against backward through the whole batch: on two
 // threads an even batch and an odd one (shares of 8 and 9 rows), on three a batch of 25 in
@@ -87,19 +83,8 @@ TEST(BatchSplit, FitOnTwoThreadsMatchesTheGeneralPath) {
     h = fitted.fit(x, y, {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0});
   }
   SGD opt({.learning_rate = 0.05, .momentum = 0.9});
-  for (int epoch = 0; epoch < 2; ++epoch) {
-    double total = 0;
-    for (int64_t begin = 0; begin < n; begin += batch) {
-      const std::vector<Tensor> w = hand.trainable_weights();
-      const Tensor l = loss(y.slice(0, begin, begin + batch), hand(x.slice(0, begin, begin + batch), true));
-      total += l.item();
-      opt.apply_gradients(grad(l, w), w);
-    }
-    EXPECT_NEAR(h.history.at("loss")[static_cast<size_t>(epoch)], total / 3, 1e-5);
-  }
   ASSERT_EQ(h.history.count("accuracy"), 1u);
-  for (size_t i = 0; i < fitted.trainable_weights().size(); ++i)
-    EXPECT_TRUE(testing::all_close(fitted.trainable_weights()[i], hand.trainable_weights()[i], 1e-4, 1e-5)) << i;
+  testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, batch, 2);
 }
 
 // What the step leaves to the general path: null from make, and the batches accepts refuses.

@@ -181,23 +181,13 @@ TEST(DenseChain, FitOnTwoThreadsMatchesTheGeneralPath) {
   // SGD: Adam's m / sqrt(v) turns the rounding of a near-zero gradient into a whole step.
   fitted.compile(SGD({.learning_rate = 0.05, .momentum = 0.9}), loss);
   ASSERT_EQ(detail::DenseChainStep::make(fitted, fitted.trainable_weights(), 2)->parts(), 2);
-  const int threads = get_num_threads();
-  set_num_threads(2);
-  const History h = fitted.fit(x, y, {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0});
-  set_num_threads(threads);
-  SGD opt({.learning_rate = 0.05, .momentum = 0.9});
-  for (int epoch = 0; epoch < 2; ++epoch) {
-    double total = 0;
-    for (int64_t begin = 0; begin < n; begin += batch) {
-      const std::vector<Tensor> w = hand.trainable_weights();
-      const Tensor l = loss(y.slice(0, begin, begin + batch), hand(x.slice(0, begin, begin + batch), true));
-      total += l.item();
-      opt.apply_gradients(grad(l, w), w);
-    }
-    EXPECT_NEAR(h.history.at("loss")[static_cast<size_t>(epoch)], total / 3, 1e-5);
+  History h;
+  {
+    testing::ThreadCount two(2);
+    h = fitted.fit(x, y, {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0});
   }
-  for (size_t i = 0; i < 4; ++i)
-    EXPECT_TRUE(testing::all_close(fitted.trainable_weights()[i], hand.trainable_weights()[i], 1e-4, 1e-5));
+  SGD opt({.learning_rate = 0.05, .momentum = 0.9});
+  testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, batch, 2);
 }
 
 // What the chain leaves to the general path: null from make.

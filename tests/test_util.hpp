@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -104,6 +105,40 @@ struct GradcheckOptions {
   double rtol = 2e-3, atol = 2e-3;
   std::vector<bool> check;  // which inputs to check; empty = all
 };
+
+// set_num_threads(n) for its scope; the caller's count comes back after it, a failed ASSERT too.
+struct ThreadCount {
+  int before = get_num_threads();
+  explicit ThreadCount(int n) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(before); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+};
+
+// A fit's history and weights (fitted, trained with `h` on x, y unshuffled in batches of
+// `batch`) against the general path written out by hand on `hand`, a model with the same
+// starting weights: per batch the forward, the loss, grad() and opt.apply_gradients. Each epoch's
+// logged loss within 1e-5 of the hand loop's per-sample mean, each weight within 1e-4 / 1e-5.
+inline void expect_fit_matches_hand_loop(const History& h, Model& fitted, Model& hand, const Loss& loss,
+                                         Optimizer& opt, const Tensor& x, const Tensor& y, int64_t batch,
+                                         int epochs) {
+  const int64_t n = x.dim(0);
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    double total = 0;
+    for (int64_t begin = 0; begin < n; begin += batch) {
+      const int64_t end = std::min(begin + batch, n);
+      const std::vector<Tensor> w = hand.trainable_weights();
+      const Tensor l = loss(y.slice(0, begin, end), hand(x.slice(0, begin, end), true));
+      total += l.item() * static_cast<double>(end - begin);
+      opt.apply_gradients(grad(l, w), w);
+    }
+    EXPECT_NEAR(h.history.at("loss")[static_cast<size_t>(epoch)], total / static_cast<double>(n), 1e-5)
+        << "epoch " << epoch;
+  }
+  const std::vector<Tensor> got = fitted.trainable_weights(), want = hand.trainable_weights();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(all_close(got[i], want[i], 1e-4, 1e-5)) << "weight " << i;
+}
 
 // Compares backward() with central differences of L = sum(fn(inputs) * w) for a fixed random w.
 inline ::testing::AssertionResult gradcheck(const Fn& fn, std::vector<Tensor> inputs, GradcheckOptions opt = {}) {

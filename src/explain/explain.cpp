@@ -14,6 +14,7 @@
 #include "lamina/autograd.hpp"
 #include "lamina/ops.hpp"
 #include "lamina/random.hpp"
+#include "ops/op_helpers.hpp"  // rows
 
 namespace lamina::explain {
 namespace {
@@ -53,14 +54,6 @@ const Layer& find_layer(const Model& model, const std::string& name, const char*
   for (const auto& l : model.layers())
     if (l->class_name() != "InputLayer") names += (names.empty() ? "'" : ", '") + l->name() + "'";
   throw ValueError(std::string(method) + ": model '" + model.name() + "' has no layer '" + name + "'; its layers: " + names);
-}
-
-// Rows [begin, end) of x (a copy, outside autograd).
-Tensor rows(const Tensor& x, int64_t begin, int64_t end) {
-  const int64_t per = x.numel() / x.dim(0);
-  std::vector<int64_t> dims = x.shape().dims();
-  dims[0] = end - begin;
-  return x.view(begin * per, Shape(dims)).clone();
 }
 
 // Writes `part` into rows [begin, begin + part.dim(0)) of `out`.
@@ -150,8 +143,10 @@ Pass run_chunked(Model& model, const Tensor& x, std::span<const int64_t> target,
   all.scores.reserve(static_cast<size_t>(n));
   for (int64_t b = 0; b < n; b += chunk) {
     const int64_t e = std::min(n, b + chunk);
-    Pass part = run_pass(model, n <= chunk ? x : rows(x, b, e), target.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b)),
-                         layer, replace.defined() ? (n <= chunk ? replace : rows(replace, b, e)) : Tensor(), want_grad);
+    // A chunk's rows as a copy of their own (outside autograd).
+    auto chunk_of = [&](const Tensor& t) { return n <= chunk ? t : detail::rows(t, b, e - b).clone(); };
+    Pass part = run_pass(model, chunk_of(x), target.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b)), layer,
+                         replace.defined() ? chunk_of(replace) : Tensor(), want_grad);
     if (n <= chunk) return part;
     all.scores.insert(all.scores.end(), part.scores.begin(), part.scores.end());
     auto gather = [&](Tensor& into, const Tensor& from) {

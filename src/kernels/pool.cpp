@@ -540,7 +540,7 @@ void max_pool2d_forward(const Geometry2d& g, const float* x, float* y, void* wor
   run_forward(g, true, x, y, workspace);
 }
 void max_pool2d_forward_build_target(const Geometry2d& g, const float* x, float* y, void* workspace) {
-  if (!pool2x2(g) || g.n == 0) return max_pool2d_forward(g, x, y, workspace);
+  if (!pool2x2(g)) return max_pool2d_forward(g, x, y, workspace);
   pool2x2_build_target(g, 0, g.n * g.oh, x, y, static_cast<uint8_t*>(workspace));
 }
 void max_pool2d_backward(const Geometry2d& g, const float* dy, const void* workspace, float* dx, bool accumulate) {

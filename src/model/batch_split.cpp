@@ -10,8 +10,8 @@
 #include <set>
 #include <string>
 
-#include "kernels/elementwise.hpp"
 #include "lamina/model.hpp"
+#include "ops/op_helpers.hpp"  // rows
 
 namespace lamina::detail {
 
@@ -53,18 +53,6 @@ bool BatchSplitStep::accepts(const data::Batch& batch) const {
          batch.x[0].dim(0) == batch.size() && batch.y[0].dim(0) == batch.size();
 }
 
-namespace {
-
-// Rows [r0, r1) of t (first axis), sharing its storage.
-Tensor rows(const Tensor& t, int64_t r0, int64_t r1) {
-  std::vector<int64_t> dims = t.shape().dims();
-  const int64_t row = t.numel() / dims[0];
-  dims[0] = r1 - r0;
-  return t.view(r0 * row, Shape(dims));
-}
-
-}  // namespace
-
 void BatchSplitStep::share(const data::Batch& batch, size_t s, int64_t r0, int64_t r1) {
   // The kernels inside run on this thread alone (OpenMP's count is per thread).
   struct OneThread {
@@ -74,9 +62,9 @@ void BatchSplitStep::share(const data::Batch& batch, size_t s, int64_t r0, int64
   } one_thread;
   std::optional<GradientRedirect::Scope> redirected;
   if (s > 0) redirected.emplace(redirects_[s - 1]);
-  Tensor h = rows(batch.x[0], r0, r1);
+  Tensor h = rows(batch.x[0], r0, r1 - r0);
   for (const auto& l : layers_) h = l->call(h, true);
-  Tensor loss = loss_(rows(batch.y[0], r0, r1), h);
+  Tensor loss = loss_(rows(batch.y[0], r0, r1 - r0), h);
   shares_[s].loss = loss.item();
   loss.backward(Tensor::full(loss.shape(), static_cast<float>(r1 - r0) / static_cast<float>(batch.size())));
   shares_[s].pred = h.detach();
@@ -104,21 +92,9 @@ std::pair<Tensor, Tensor> BatchSplitStep::run(const data::Batch& batch) {
   for (const Share& sh : shares_)
     if (sh.error) std::rethrow_exception(sh.error);
   // The other shares' gradients into the weights' own, in order.
-  for (size_t i = 0; i < params_.size(); ++i) {
-    TensorImpl& p = *params_[i].impl();
-    for (size_t s = 1; s < parts; ++s) {
-      const Tensor g = redirects_[s - 1].grad(i);
-      if (!g.defined()) continue;
-      if (!p.grad.defined()) {
-        p.grad = g.clone();
-      } else if (p.grad_stale) {
-        std::memcpy(p.grad.data(), g.data(), sizeof(float) * static_cast<size_t>(g.numel()));
-      } else {
-        kernels::add_into(g.data(), p.grad.data(), g.numel());
-      }
-      p.grad_stale = false;
-    }
-  }
+  for (size_t i = 0; i < params_.size(); ++i)
+    for (size_t s = 1; s < parts; ++s)
+      if (const Tensor g = redirects_[s - 1].grad(i); g.defined()) accumulate(*params_[i].impl(), g);
   // The prediction, share by share, and the batch's mean loss.
   std::vector<int64_t> dims = shares_[0].pred.shape().dims();
   dims[0] = n;

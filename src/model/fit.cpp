@@ -13,6 +13,7 @@
 #include "lamina/autograd.hpp"
 #include "lamina/model.hpp"
 #include "lamina/runtime.hpp"
+#include "ops/op_helpers.hpp"  // rows
 
 namespace lamina {
 
@@ -22,14 +23,6 @@ Shape with_batch(int64_t batch, const Shape& sample) {
   std::vector<int64_t> dims{batch};
   dims.insert(dims.end(), sample.begin(), sample.end());
   return Shape(dims);
-}
-
-// Rows [begin, begin + count) of x as a tensor that shares x's storage (outside autograd).
-Tensor rows(const Tensor& x, int64_t begin, int64_t count) {
-  std::vector<int64_t> dims = x.shape().dims();
-  const int64_t row = x.numel() / std::max<int64_t>(dims[0], 1);
-  dims[0] = count;
-  return x.view(begin * row, Shape(dims));
 }
 
 // The memory for a pass over n samples in batches of bs: the storage cache keeps the buffers of
@@ -830,7 +823,7 @@ std::vector<Tensor> Model::predict_all(const std::vector<Tensor>& x, int64_t bat
   const int64_t step = forward_rows(*this, batch_size);
   for (int64_t begin = 0; begin < n; begin += step) {
     const int64_t count = std::min(step, n - begin);
-    for (size_t i = 0; i < x.size(); ++i) in[i] = rows(x[i], begin, count);
+    for (size_t i = 0; i < x.size(); ++i) in[i] = detail::rows(x[i], begin, count);
     const std::vector<Tensor> pred = run(in, {}, false).values;
     for (size_t o = 0; o < out.size(); ++o) {
       const int64_t row = outs[o].numel();

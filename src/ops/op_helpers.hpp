@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "lamina/ops.hpp"
 
@@ -20,6 +21,15 @@ inline int64_t normalize_axis(const char* op, int64_t axis, const Shape& shape) 
     throw ShapeError(std::string(op) + ": axis " + std::to_string(axis) + " is out of range for shape " +
                      shape.str());
   return axis < 0 ? axis + r : axis;
+}
+
+// Rows [begin, begin + count) of x (its first axis) as a tensor that shares x's storage,
+// outside autograd: a batch's share or chunk.
+inline Tensor rows(const Tensor& x, int64_t begin, int64_t count) {
+  std::vector<int64_t> dims = x.shape().dims();
+  const int64_t row = x.numel() / std::max<int64_t>(dims[0], 1);
+  dims[0] = count;
+  return x.view(begin * row, Shape(dims));
 }
 
 // A tensor seen as (outer, n, inner) around one axis: element (o, j, i) is at (o*n + j)*inner + i.
