@@ -23,9 +23,17 @@ struct Case {
   int64_t classes;
 };
 
+// Normal values, with zeros where images have blank borders: every third feature is zero in
+// every sample, and each block of 16 samples (a batch) has another fifth of them zero, so that
+// the chain's first layer skips features (DenseChainStep::Picked) and a feature's gradient row
+// turns zero and back between batches.
 Tensor inputs(int64_t n, int64_t features, uint64_t seed) {
   Generator gen(seed);
-  return Tensor::randn({n, features}, gen);
+  Tensor x = Tensor::randn({n, features}, gen);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t f = 0; f < features; ++f)
+      if (f % 3 == 0 || (f + i / 16) % 5 == 0) x.data()[i * features + f] = 0.f;
+  return x;
 }
 
 Tensor targets(int64_t n, int64_t classes, bool one_hot, uint64_t seed) {
@@ -188,6 +196,22 @@ TEST(DenseChain, FitOnTwoThreadsMatchesTheGeneralPath) {
   }
   SGD opt({.learning_rate = 0.05, .momentum = 0.9});
   testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, batch, 2);
+}
+
+// A kernel value that is NaN for a feature no sample uses still makes the loss NaN, as the
+// general path's product (0 times NaN): the chain multiplies every feature when the first
+// layer's kernel is not finite.
+TEST(DenseChain, NaNKernelOfAnUnusedFeatureStillMakesTheLossNaN) {
+  manual_seed(9);
+  Sequential m({layers::Dense({.units = 8, .activation = "relu", .input_shape = Shape{30}}), layers::Dense(3)});
+  m.build(Shape{30});
+  m.compile(SGD({.learning_rate = 0.01}), losses::SparseCategoricalCrossentropy({.from_logits = true}));
+  const Tensor x = inputs(32, 30, 3), y = targets(32, 3, false, 4);
+  Tensor kernel = m.layers()[0]->weights()[0].value;
+  kernel.data()[0] = NAN;  // feature 0: zero in every sample
+  ASSERT_NE(detail::DenseChainStep::make(m, m.trainable_weights(), 1), nullptr);
+  const History h = m.fit(x, y, {.epochs = 1, .batch_size = 16, .shuffle = false, .verbose = 0});
+  EXPECT_TRUE(std::isnan(h.history.at("loss")[0])) << h.history.at("loss")[0];
 }
 
 // What the chain leaves to the general path: null from make.

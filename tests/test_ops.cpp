@@ -273,6 +273,55 @@ TEST(MatmulKernel, StridedBlocksMatchNaive) {
           }
 }
 
+// Rows picked by index (Gemm::b_rows, c_rows), as the Dense chain's first layer uses them for
+// the features a batch uses: op(B)'s row p is B's row b_rows[p], C's row i its row c_rows[i];
+// the product is the naive one on the picked rows, and C's other rows keep their values.
+TEST(MatmulKernel, PickedRowsMatchNaive) {
+  Generator gen(12);
+  for (auto kernel : {+[](const kernels::Gemm& g) { kernels::small_matmul(g); },
+                      +[](const kernels::Gemm& g) { kernels::small_matmul_build_target(g); }})
+    for (int64_t m : {1, 7, 33})
+      for (int64_t k : {1, 9, 40})
+        for (int64_t n : {5, 33, 64})
+          for (int flags = 0; flags < 4; ++flags) {
+            const bool picked_c = flags & 1, acc = flags & 2;  // picked_c: C's rows (A transposed), else B's
+            const int64_t stored = 2 * (picked_c ? m : k) + 3;  // rows of the stored matrix picked from
+            std::vector<int64_t> rows;
+            for (int64_t i = 0; i < (picked_c ? m : k); ++i) rows.push_back(2 * i + (i % 3 == 0));
+            const Tensor a = Tensor::randn(picked_c ? Shape{k, m} : Shape{m, k}, gen);
+            const Tensor wb = Tensor::randn(picked_c ? Shape{k, n} : Shape{stored, n}, gen);
+            Tensor wc = Tensor::randn(picked_c ? Shape{stored, n} : Shape{m, n}, gen);
+            const Tensor wc_before = wc.clone();
+            Tensor b = wb, c0 = wc.clone();
+            if (!picked_c) {  // the rows B's product reads
+              b = Tensor::empty({k, n});
+              for (int64_t p = 0; p < k; ++p)
+                std::copy_n(wb.data() + rows[static_cast<size_t>(p)] * n, n, b.data() + p * n);
+            } else {
+              c0 = Tensor::empty({m, n});
+              for (int64_t i = 0; i < m; ++i)
+                std::copy_n(wc.data() + rows[static_cast<size_t>(i)] * n, n, c0.data() + i * n);
+            }
+            Tensor naive = c0.clone();
+            kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, picked_c, false, acc, nullptr,
+                                 kernels::Eltwise::none);
+            kernel({.a = a.data(), .lda = picked_c ? m : k, .b = wb.data(), .ldb = n, .c = wc.data(), .ldc = n,
+                    .m = m, .k = k, .n = n, .trans_a = picked_c, .accumulate = acc,
+                    .b_rows = picked_c ? nullptr : rows.data(), .c_rows = picked_c ? rows.data() : nullptr});
+            for (int64_t r = 0; r < wc.dim(0); ++r) {
+              const auto hit = picked_c ? std::find(rows.begin(), rows.end(), r) : rows.end();
+              const int64_t i = picked_c ? (hit == rows.end() ? -1 : hit - rows.begin()) : r;
+              for (int64_t j = 0; j < n; ++j) {
+                const float got = wc.data()[r * n + j];
+                const float want = i < 0 ? wc_before.data()[r * n + j] : naive.data()[i * n + j];
+                ASSERT_NEAR(got, want, 1e-5 + 1e-5 * std::abs(want))
+                    << "M=" << m << " K=" << k << " N=" << n << " picked C=" << picked_c << " accumulate=" << acc
+                    << " at (" << r << ", " << j << ")";
+              }
+            }
+          }
+}
+
 // A NaN through the fused relu stays NaN, as torch.relu's (a NaN input is then seen in the loss).
 TEST(MatmulKernel, ReluKeepsNaN) {
   const Tensor a = Tensor::from({NAN, 1.f}).reshape({1, 2}), b = Tensor::ones({2, 40});

@@ -30,6 +30,11 @@ struct Gemm {
   bool trans_a = false, trans_b = false, accumulate = false;
   const float* bias = nullptr;
   Eltwise act = Eltwise::none;
+  // Rows picked by index (small_matmul only): op(B)'s row p is B's stored row b_rows[p] (B
+  // stored (K, N), not trans_b), and C's row i is its stored row c_rows[i]. Null: rows in order.
+  // For a product over only some of the input's features (kernel rows).
+  const int64_t* b_rows = nullptr;
+  const int64_t* c_rows = nullptr;
 };
 // In our own loops (small_matmul's), at any size: for callers that split one product's rows or
 // columns over threads themselves.

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -40,22 +41,24 @@ struct Kernel {
   LAMINA_INLINE static void load(Vec& v, const float* p) { std::memcpy(&v, p, sizeof v); }
   LAMINA_INLINE static void store(float* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
 
-  // op(B)'s columns [j0, j0 + kNR), K rows `stride` apart.
+  // op(B)'s columns [j0, j0 + kNR), K rows `stride` apart: row p at data + p * stride, or at
+  // data + rows[p] * stride when rows is set.
   struct Panel {
     const float* data;
     int64_t stride;
+    const int64_t* rows = nullptr;
   };
 
   // acc[r][v] = sum over p of op(A)[i0 + r][p] * panel row p's vector v, for r < kRows, v < kVecs
   // (one vector for a last panel of at most kLanes columns).
-  template <int kRows, int kVecs, bool kTransA>
+  template <int kRows, int kVecs, bool kTransA, bool kPicked>
   LAMINA_INLINE static void tile(const float* a, int64_t lda, int64_t k, int64_t i0, Panel panel,
                                  Vec (&acc)[kMR][2]) {
     Vec c[kRows][kVecs];
     for (int r = 0; r < kRows; ++r)
       for (int v = 0; v < kVecs; ++v) c[r][v] = Vec{};
     for (int64_t p = 0; p < k; ++p) {
-      const float* row = panel.data + p * panel.stride;
+      const float* row = panel.data + (kPicked ? panel.rows[p] : p) * panel.stride;
       Vec b[kVecs];
       for (int v = 0; v < kVecs; ++v) load(b[v], row + v * kLanes);
       for (int r = 0; r < kRows; ++r) {
@@ -67,17 +70,24 @@ struct Kernel {
       for (int v = 0; v < kVecs; ++v) acc[r][v] = c[r][v];
   }
 
-  template <int kVecs, bool kTransA>
+  template <int kVecs, bool kTransA, bool kPicked>
   LAMINA_INLINE static void tile_rows(int rows, const float* a, int64_t lda, int64_t k, int64_t i0, Panel panel,
                                       Vec (&acc)[kMR][2]) {
     switch (rows) {
-      case 6: return tile<6, kVecs, kTransA>(a, lda, k, i0, panel, acc);
-      case 5: return tile<5, kVecs, kTransA>(a, lda, k, i0, panel, acc);
-      case 4: return tile<4, kVecs, kTransA>(a, lda, k, i0, panel, acc);
-      case 3: return tile<3, kVecs, kTransA>(a, lda, k, i0, panel, acc);
-      case 2: return tile<2, kVecs, kTransA>(a, lda, k, i0, panel, acc);
-      default: return tile<1, kVecs, kTransA>(a, lda, k, i0, panel, acc);
+      case 6: return tile<6, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
+      case 5: return tile<5, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
+      case 4: return tile<4, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
+      case 3: return tile<3, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
+      case 2: return tile<2, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
+      default: return tile<1, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
     }
+  }
+
+  template <int kVecs, bool kTransA>
+  LAMINA_INLINE static void tile_of(int rows, const float* a, int64_t lda, int64_t k, int64_t i0, Panel panel,
+                                    Vec (&acc)[kMR][2]) {
+    if (panel.rows) return tile_rows<kVecs, kTransA, true>(rows, a, lda, k, i0, panel, acc);
+    tile_rows<kVecs, kTransA, false>(rows, a, lda, k, i0, panel, acc);
   }
 
   LAMINA_INLINE static float activate(float x, Eltwise act) {
@@ -92,42 +102,43 @@ struct Kernel {
 
   // A panel of op(B) for columns [j0, j0 + cols): read in place when B is stored (K, N) and the
   // panel is whole; otherwise copied into `scratch` (kNR wide, zero past N). B's rows are ldb apart.
-  LAMINA_INLINE static Panel panel(const float* b, int64_t ldb, int64_t k, int64_t j0, int64_t cols, bool trans_b,
-                                   float* scratch) {
-    if (!trans_b && cols == kNR) return {b + j0, ldb};
+  LAMINA_INLINE static Panel panel(const float* b, int64_t ldb, const int64_t* b_rows, int64_t k, int64_t j0,
+                                   int64_t cols, bool trans_b, float* scratch) {
+    if (!trans_b && cols == kNR) return {b + j0, ldb, b_rows};
     float* out = scratch;
     for (int64_t i = 0; i < k * kNR; ++i) out[i] = 0.f;
     if (trans_b) {  // B stored (N, K): column j of op(B) is row j of B
       for (int64_t jj = 0; jj < cols; ++jj)
         for (int64_t p = 0; p < k; ++p) out[p * kNR + jj] = b[(j0 + jj) * ldb + p];
     } else {
-      for (int64_t p = 0; p < k; ++p) std::memcpy(out + p * kNR, b + p * ldb + j0, sizeof(float) * cols);
+      for (int64_t p = 0; p < k; ++p)
+        std::memcpy(out + p * kNR, b + (b_rows ? b_rows[p] : p) * ldb + j0, sizeof(float) * cols);
     }
     return {out, kNR};
   }
 
   template <bool kTransA>
-  LAMINA_INLINE static void run(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
-                                int64_t m, int64_t k, int64_t n, bool trans_b, bool accumulate, const float* bias,
-                                Eltwise act, float* scratch) {
+  LAMINA_INLINE static void run(const float* a, int64_t lda, const float* b, int64_t ldb, const int64_t* b_rows,
+                                float* c, int64_t ldc, const int64_t* c_rows, int64_t m, int64_t k, int64_t n,
+                                bool trans_b, bool accumulate, const float* bias, Eltwise act, float* scratch) {
     for (int64_t j0 = 0; j0 < n; j0 += kNR) {
       const int64_t cols = n - j0 < kNR ? n - j0 : kNR;
-      const Panel pb = panel(b, ldb, k, j0, cols, trans_b, scratch);
+      const Panel pb = panel(b, ldb, b_rows, k, j0, cols, trans_b, scratch);
       float bias_tile[kNR] = {};
       if (bias) std::memcpy(bias_tile, bias + j0, sizeof(float) * cols);
       for (int64_t i0 = 0; i0 < m; i0 += kMR) {
         const int rows = static_cast<int>(m - i0 < kMR ? m - i0 : kMR);
         Vec acc[kMR][2] = {};
         if (cols > kLanes) {
-          tile_rows<2, kTransA>(rows, a, lda, k, i0, pb, acc);
+          tile_of<2, kTransA>(rows, a, lda, k, i0, pb, acc);
         } else {
-          tile_rows<1, kTransA>(rows, a, lda, k, i0, pb, acc);
+          tile_of<1, kTransA>(rows, a, lda, k, i0, pb, acc);
         }
         if (act == Eltwise::none || act == Eltwise::relu) {  // in vectors; a partial panel through `part`
           Vec bias0, bias1;
           load(bias0, bias_tile), load(bias1, bias_tile + kLanes);
           for (int r = 0; r < rows; ++r) {
-            float* row = c + (i0 + r) * ldc + j0;
+            float* row = c + (c_rows ? c_rows[i0 + r] : i0 + r) * ldc + j0;
             float part[kNR];
             float* out = cols == kNR ? row : part;
             if (accumulate && out == part) std::memcpy(part, row, sizeof(float) * cols);
@@ -146,7 +157,7 @@ struct Kernel {
         for (int r = 0; r < rows; ++r) {
           float out[kNR];
           std::memcpy(out, acc[r], cols > kLanes ? sizeof out : sizeof out / 2);
-          float* row = c + (i0 + r) * ldc + j0;
+          float* row = c + (c_rows ? c_rows[i0 + r] : i0 + r) * ldc + j0;
           for (int64_t j = 0; j < cols; ++j) row[j] = activate(out[j] + bias_tile[j] + (accumulate ? row[j] : 0.f), act);
         }
       }
@@ -155,9 +166,11 @@ struct Kernel {
 
   LAMINA_INLINE static void matmul(const Gemm& g, float* scratch) {
     if (g.trans_a) {
-      run<true>(g.a, g.lda, g.b, g.ldb, g.c, g.ldc, g.m, g.k, g.n, g.trans_b, g.accumulate, g.bias, g.act, scratch);
+      run<true>(g.a, g.lda, g.b, g.ldb, g.b_rows, g.c, g.ldc, g.c_rows, g.m, g.k, g.n, g.trans_b, g.accumulate,
+                g.bias, g.act, scratch);
     } else {
-      run<false>(g.a, g.lda, g.b, g.ldb, g.c, g.ldc, g.m, g.k, g.n, g.trans_b, g.accumulate, g.bias, g.act, scratch);
+      run<false>(g.a, g.lda, g.b, g.ldb, g.b_rows, g.c, g.ldc, g.c_rows, g.m, g.k, g.n, g.trans_b, g.accumulate,
+                 g.bias, g.act, scratch);
     }
   }
 };
@@ -182,6 +195,7 @@ MatmulFn choose() { return matmul_build_target; }
 #endif
 
 void run_with_scratch(MatmulFn fn, const Gemm& g) {
+  if (g.b_rows && g.trans_b) throw std::logic_error("small_matmul: b_rows picks rows of a B stored (K, N), not trans_b");
   if (g.m == 0 || g.n == 0) return;
   // From the tensors' storage (its arena's pages are likely touched already: a new page of
   // malloc's costs a fault on first use).

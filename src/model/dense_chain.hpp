@@ -112,6 +112,29 @@ class DenseChainStep {
   std::span<const int64_t> indices_;
   bool own_x_ = false;                      // each part gathers its columns of x itself
   std::vector<float*> x_parts_;             // those columns, (batch, rows of part p)
+  // Input features that are zero in every row of a batch (MNIST's blank borders: 42% of the
+  // pixels of a batch of 32) add nothing to the first layer's products, forward or to W's
+  // gradient: part p multiplies only the others, picked_[p] (of its rows of W), whose values it
+  // packs into x_picked_[p] (batch, picked), and zeroes the gradient rows of the rest. The result
+  // is the whole product's, rounding included, while every value of W and of the loss's gradient
+  // is finite (0 times inf or NaN is NaN): so only until a loss is not finite (then for the rest
+  // of the fit), and not at all when W is not finite at the start.
+  struct Picked {
+    std::vector<int64_t> rows;       // the features used, relative to the part's first row of W
+    float* x = nullptr;              // their values (batch, rows.size())
+    bool all = true;                 // nearly every feature is used: the whole product instead
+    std::vector<uint8_t> zero_grad;  // per row of the part: its gradient row holds zeros already
+    std::vector<uint32_t> used;      // scratch: per feature, whether a sample uses it
+  };
+  std::vector<Picked> picked_;
+  bool pick_features_ = true;
+  const float* picked_grad_ = nullptr;  // the gradient zero_grad describes (refresh may rebind it)
+  bool loss_finite_ = true;             // the step's
+  void pick(int p);
+  void note_loss(bool finite) {
+    loss_finite_ = finite;
+    pick_features_ = pick_features_ && finite;
+  }
   Tensor dz_last_;               // the loss's gradient at the last layer's output
   std::vector<std::shared_ptr<float[]>> buffers_;  // backing the layers' partial, a and dz, and x_parts_
 };
