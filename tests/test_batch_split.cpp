@@ -130,6 +130,35 @@ TEST(BatchSplit, OnlyBatchFreeConvNetsQualify) {
   EXPECT_FALSE(step->accepts(b));  // too few rows for two shares of kMinRows
 }
 
+// predict on two and three threads, whole chunks per thread, gives what one thread gives
+// (the same chunks through the same single-threaded kernels): from a tensor and from a dataset,
+// with a last chunk smaller than the others. A model with Dropout keeps the general path.
+TEST(BatchSplit, PredictOnSeveralThreadsMatchesOneThread) {
+  Sequential m = cnn(4);
+  ASSERT_TRUE(detail::BatchSplitStep::splits_inference(m));
+  const Tensor x = images(53, 6);
+  const data::Dataset d = data::Dataset::from_tensors(x, labels(53, 5, 7));
+  Tensor one, from_dataset_one;
+  {
+    ThreadCount count(1);
+    one = m.predict(x, 16);
+    from_dataset_one = m.predict(d, 16);
+  }
+  for (int threads : {2, 3}) {
+    ThreadCount count(threads);
+    const Tensor many = m.predict(x, 16), from_dataset = m.predict(d, 16);
+    ASSERT_EQ(many.shape(), one.shape());
+    for (int64_t i = 0; i < one.numel(); ++i) {
+      ASSERT_EQ(many.data()[i], one.data()[i]) << "threads " << threads << ", value " << i;
+      ASSERT_EQ(from_dataset.data()[i], from_dataset_one.data()[i]) << "threads " << threads << ", value " << i;
+    }
+  }
+  Sequential dropout({layers::Reshape({.target_shape = Shape{10, 10, 1}, .input_shape = Shape{10, 10}}),
+                      layers::Conv2D(4, 3), layers::Dropout(0.5), layers::Flatten(), layers::Dense(3)});
+  dropout.build(Shape{10, 10});
+  EXPECT_FALSE(detail::BatchSplitStep::splits_inference(dropout));
+}
+
 // Two threads differentiate through the same weight at once, one into its grad(), the other
 // into a redirect: each gets its own gradient, and the redirect's scope ends with it.
 TEST(GradientRedirect, TwoThreadsThroughOneWeight) {

@@ -15,12 +15,18 @@
 
 namespace lamina::detail {
 
-std::shared_ptr<BatchSplitStep> BatchSplitStep::make(const Model& model, const std::vector<Tensor>& params,
-                                                     int threads) {
-  if (threads < 2 || !model.is_sequential() || model.is_distributed() || !model.compiled()) return nullptr;
-  if (model.losses().size() != 1 || model.loss_weights().size() != 1 || model.loss_weights()[0] != 1.0 ||
-      model.losses()[0].kind() == Loss::custom)
-    return nullptr;
+namespace {
+
+// The kernels inside run on the calling thread alone (OpenMP's count is per thread).
+struct OneThread {
+  int before = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(before); }
+};
+
+// A Sequential of layers that treat each sample on its own, at least one a Conv2D.
+bool batch_free(const Model& model) {
+  if (!model.is_sequential()) return false;
   static const std::set<std::string> kBatchFree = {"InputLayer",       "Reshape",
                                                    "Flatten",          "Conv2D",
                                                    "MaxPooling2D",     "AveragePooling2D",
@@ -29,10 +35,51 @@ std::shared_ptr<BatchSplitStep> BatchSplitStep::make(const Model& model, const s
   bool conv = false;
   for (const auto& l : model.layers()) {
     const std::string kind = l->class_name();
-    if (!kBatchFree.count(kind) || l->activity_regularizer() || l->regularization_loss().defined()) return nullptr;
+    if (!kBatchFree.count(kind) || l->activity_regularizer() || l->regularization_loss().defined()) return false;
     conv = conv || kind == "Conv2D";
   }
-  if (!conv) return nullptr;
+  return conv;
+}
+
+}  // namespace
+
+bool BatchSplitStep::splits_inference(const Model& model) { return batch_free(model); }
+
+void BatchSplitStep::predict(const Model& model, int64_t n, int64_t rows, int threads,
+                             const std::function<Tensor(int64_t begin, int64_t count)>& input, Tensor& out) {
+  const int64_t chunks = (n + rows - 1) / rows;
+  const int64_t row = out.numel() / std::max<int64_t>(n, 1);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    const OneThread one_thread;
+    const NoGradGuard no_grad;  // per thread
+    try {
+      for (int64_t c = t; c < chunks; c += team) {
+        const int64_t begin = c * rows, count = std::min(rows, n - begin);
+        Tensor h = input(begin, count);
+        for (const auto& l : model.layers()) h = l->call(h, false);
+        if (h.numel() != count * row)
+          throw ShapeError("predict: a chunk of " + std::to_string(count) + " rows gave an output of shape " +
+                           h.shape().str() + ", expected " + std::to_string(row) + " values per row");
+        std::memcpy(out.data() + begin * row, h.data(), sizeof(float) * static_cast<size_t>(h.numel()));
+      }
+    } catch (...) {
+      errors[static_cast<size_t>(t)] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+std::shared_ptr<BatchSplitStep> BatchSplitStep::make(const Model& model, const std::vector<Tensor>& params,
+                                                     int threads) {
+  if (threads < 2 || model.is_distributed() || !model.compiled()) return nullptr;
+  if (model.losses().size() != 1 || model.loss_weights().size() != 1 || model.loss_weights()[0] != 1.0 ||
+      model.losses()[0].kind() == Loss::custom)
+    return nullptr;
+  if (!batch_free(model)) return nullptr;
   // Every weight backward writes must be one of params: a frozen one requires no grad.
   std::set<const TensorImpl*> trained;
   for (const Tensor& p : params) trained.insert(p.impl());
@@ -54,12 +101,7 @@ bool BatchSplitStep::accepts(const data::Batch& batch) const {
 }
 
 void BatchSplitStep::share(const data::Batch& batch, size_t s, int64_t r0, int64_t r1) {
-  // The kernels inside run on this thread alone (OpenMP's count is per thread).
-  struct OneThread {
-    int before = omp_get_max_threads();
-    OneThread() { omp_set_num_threads(1); }
-    ~OneThread() { omp_set_num_threads(before); }
-  } one_thread;
+  const OneThread one_thread;
   std::optional<GradientRedirect::Scope> redirected;
   if (s > 0) redirected.emplace(redirects_[s - 1]);
   Tensor h = rows(batch.x[0], r0, r1 - r0);

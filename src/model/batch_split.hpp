@@ -21,6 +21,7 @@
 #pragma once
 
 #include <exception>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -55,6 +56,17 @@ class BatchSplitStep {
   // Forward and backward over the batch: the prediction and the mean loss, as the general path's,
   // and the gradient of every parameter in its grad(). The optimizer's step is the caller's.
   std::pair<Tensor, Tensor> run(const data::Batch& batch);
+
+  // Inference the same way: whether `model`'s layers qualify (as make's, without the loss and
+  // weight conditions), and the prediction of n rows into `out` (n, ...), in chunks of `rows`
+  // that the threads take in turn, each running whole chunks through the layers on its own;
+  // input(begin, count) gives a chunk's input (from any thread). A chunk's rows come out as one
+  // thread's run of the model would give them, so the result does not depend on the threads.
+  // LeNet on MNIST's 10,000 test images, batch 10000: 85K samples/s on two threads through the
+  // general path (oneDNN's threads inside each layer), against 91K on one.
+  static bool splits_inference(const Model& model);
+  static void predict(const Model& model, int64_t n, int64_t rows, int threads,
+                      const std::function<Tensor(int64_t begin, int64_t count)>& input, Tensor& out);
 
  private:
   BatchSplitStep(std::vector<std::shared_ptr<Layer>> layers, Loss loss, std::vector<Tensor> params, int parts);

@@ -14,7 +14,10 @@
 // sparse cross-entropy on a softmax output or on logits directly (loss_kernels.hpp), any other
 // Loss and last Activation through autograd; either way the step's result is the general
 // path's up to rounding. On one part (one thread, or a small model) it is the general path
-// without the autograd graph; bench/README.md has the measurements behind when it splits.
+// without the autograd graph; bench/README.md has the measurements behind when it splits. The
+// first layer multiplies only the input features that some sample of the batch uses (Picked
+// below): on MNIST, whose blank pixels are 42% of a batch of 32's features, that took the
+// 784-128-10 MLP from 0.218 to 0.172 s/epoch on one thread (medians of 10 alternating epochs).
 #pragma once
 
 #include <cstdint>

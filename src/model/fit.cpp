@@ -5,6 +5,7 @@
 #include <cmath>
 #include <exception>
 #include <iostream>
+#include <functional>
 #include <numeric>
 
 #include "distributed/reducer.hpp"
@@ -707,7 +708,7 @@ namespace {
 // batch runs as chunks whose activations stay in the caches (about 2 MB): one core, MNIST's
 // 10,000 test images, LeNet took 64K samples/s at batch 10000 and 97-101K in chunks of 16 to 128
 // rows; the MLP ran 0.88-0.93M samples/s at any of 128 to 10000 rows (issue 20).
-int64_t forward_rows(const Model& model, int64_t batch_size) {
+int64_t forward_rows(const Model& model, int64_t batch_size, int threads = get_num_threads()) {
   constexpr int64_t kChunkBytes = int64_t{2} << 20, kMinRows = 32;
   int64_t per_sample = 0;
   try {
@@ -716,7 +717,20 @@ int64_t forward_rows(const Model& model, int64_t batch_size) {
     return batch_size;  // shapes not known ahead (variable-length sequences): as given
   }
   if (per_sample <= 0) return batch_size;
-  return std::clamp(kChunkBytes * get_num_threads() / per_sample, std::min(kMinRows, batch_size), batch_size);
+  return std::clamp(kChunkBytes * threads / per_sample, std::min(kMinRows, batch_size), batch_size);
+}
+
+// A small CNN's prediction of n rows on several threads, each taking whole chunks of a core's
+// size in turn (BatchSplitStep::predict), when it qualifies and there are two chunks or more;
+// false otherwise.
+bool predict_split(const Model& model, int64_t n, int64_t batch_size,
+                   const std::function<Tensor(int64_t, int64_t)>& input, std::vector<Tensor>& out) {
+  const int threads = get_num_threads();
+  if (threads < 2 || out.size() != 1 || !detail::BatchSplitStep::splits_inference(model)) return false;
+  const int64_t rows = forward_rows(model, batch_size, 1);
+  if (rows >= n) return false;
+  detail::BatchSplitStep::predict(model, n, rows, threads, input, out[0]);
+  return true;
 }
 
 }  // namespace
@@ -730,6 +744,15 @@ std::vector<Tensor> Model::predict_all(const data::Dataset& data, int64_t batch_
     need.data = data.storage_bytes();
     for (const Shape& s : outs) need.data += data.size() * s.numel() * 4;
     check_memory(need, "predict");
+  }
+  if (data.input_shapes().size() == 1 && outs.size() == 1) {
+    std::vector<Tensor> out{Tensor::empty(with_batch(data.size(), outs[0]))};
+    auto input = [&](int64_t begin, int64_t count) {
+      std::vector<int64_t> indices(static_cast<size_t>(count));
+      std::iota(indices.begin(), indices.end(), begin);
+      return data.x(indices);
+    };
+    if (predict_split(*this, data.size(), batch_size, input, out)) return out;
   }
   DatasetSource source(data, forward_rows(*this, batch_size));
   return predict_from(source, outs, data.size());
@@ -819,6 +842,10 @@ std::vector<Tensor> Model::predict_all(const std::vector<Tensor>& x, int64_t bat
   NoGradGuard no_grad;
   std::vector<Tensor> out;
   for (const Shape& s : outs) out.push_back(Tensor::empty(with_batch(n, s)));
+  if (x.size() == 1 &&
+      predict_split(*this, n, batch_size, [&](int64_t begin, int64_t count) { return detail::rows(x[0], begin, count); },
+                    out))
+    return out;
   std::vector<Tensor> in(x.size());
   const int64_t step = forward_rows(*this, batch_size);
   for (int64_t begin = 0; begin < n; begin += step) {
