@@ -214,6 +214,27 @@ TEST(DenseChain, NaNKernelOfAnUnusedFeatureStillMakesTheLossNaN) {
   EXPECT_TRUE(std::isnan(h.history.at("loss")[0])) << h.history.at("loss")[0];
 }
 
+// A batch whose samples are all zero uses no feature: the first layer's product is its bias and
+// W's gradient zero, as on the general path; the next batch uses features again.
+TEST(DenseChain, AllZeroBatchMatchesTheGeneralPath) {
+  auto model = [] {
+    manual_seed(9);
+    Sequential m({layers::Dense({.units = 8, .activation = "relu", .input_shape = Shape{30}}), layers::Dense(3)});
+    m.build(Shape{30});
+    return m;
+  };
+  Sequential fitted = model(), hand = model();
+  Tensor x = inputs(48, 30, 3);
+  std::fill_n(x.data() + 16 * 30, 16 * 30, 0.f);  // the second batch
+  const Tensor y = targets(48, 3, false, 4);
+  const Loss loss = losses::SparseCategoricalCrossentropy({.from_logits = true});
+  fitted.compile(SGD({.learning_rate = 0.05, .momentum = 0.9}), loss);
+  ASSERT_NE(detail::DenseChainStep::make(fitted, fitted.trainable_weights(), 1), nullptr);
+  const History h = fitted.fit(x, y, {.epochs = 2, .batch_size = 16, .shuffle = false, .verbose = 0});
+  SGD opt({.learning_rate = 0.05, .momentum = 0.9});
+  testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, 16, 2);
+}
+
 // What the chain leaves to the general path: null from make.
 TEST(DenseChain, OnlyPlainDenseChainsQualify) {
   auto compiled = [](Sequential m, Shape in, std::shared_ptr<Optimizer> opt = std::make_shared<Adam>()) {
