@@ -235,6 +235,32 @@ TEST(DenseChain, AllZeroBatchMatchesTheGeneralPath) {
   testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, 16, 2);
 }
 
+// On several parts fit leaves each batch's x to the chain's threads (data::Batch::x_pending); a
+// batch the chain declines, here one with sample weights, is gathered for the general path
+// first. Weights of 1: the same history and weights as the hand loop's.
+TEST(DenseChain, DeclinedBatchIsGatheredForTheGeneralPath) {
+  auto model = [] {
+    manual_seed(9);
+    Sequential m({layers::Dense({.units = 224, .activation = "relu", .input_shape = Shape{600}}), layers::Dense(10)});
+    m.build(Shape{600});
+    return m;
+  };
+  Sequential fitted = model(), hand = model();
+  const int64_t n = 64, batch = 32;
+  const Tensor x = inputs(n, 600, 3), y = targets(n, 10, false, 4);
+  const Loss loss = losses::SparseCategoricalCrossentropy({.from_logits = true});
+  fitted.compile(SGD({.learning_rate = 0.05, .momentum = 0.9}), loss);
+  ASSERT_EQ(detail::DenseChainStep::make(fitted, fitted.trainable_weights(), 2)->parts(), 2);
+  History h;
+  {
+    testing::ThreadCount two(2);
+    h = fitted.fit(x, y,
+                   {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0, .sample_weight = Tensor::ones({n})});
+  }
+  SGD opt({.learning_rate = 0.05, .momentum = 0.9});
+  testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, batch, 2);
+}
+
 // What the chain leaves to the general path: null from make.
 TEST(DenseChain, OnlyPlainDenseChainsQualify) {
   auto compiled = [](Sequential m, Shape in, std::shared_ptr<Optimizer> opt = std::make_shared<Adam>()) {

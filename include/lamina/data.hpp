@@ -97,6 +97,8 @@ class Dataset {
   // gathering them later finds them there. fit issues it for the next batch while the current one
   // computes (shuffled rows are cache misses; from Python, float rows four times the bytes).
   void prefetch(std::span<const int64_t> indices) const;
+  // The same for features [begin, end) of each sample (a thread that gathers those columns).
+  void prefetch_columns(std::span<const int64_t> indices, int64_t begin, int64_t end) const;
   // Convenience: the same as new (B, ...) tensors.
   Tensor x(std::span<const int64_t> indices) const;
   Tensor y(std::span<const int64_t> indices) const;
@@ -152,6 +154,13 @@ struct Batch {
   // Data-parallel fit (distributed.hpp): the step's samples over every rank, of which this batch
   // is this rank's share (0: the batch is the whole step, or each rank's batch weighs the same).
   int64_t global_size = 0;
+  // True when x's buffers have their shapes but not yet their values: fit leaves them to a step
+  // that gathers the samples itself, on the threads that use them (a Dense chain split over the
+  // cores). Model::train_step gathers them from `dataset` before any other use.
+  bool x_pending = false;
+  // With x_pending: the next batch's indices in `dataset` (empty at an epoch's end), for the
+  // step's threads to prefetch their parts of its samples.
+  std::span<const int64_t> next_indices{};
   int64_t size() const { return x.empty() ? 0 : x[0].dim(0); }
 };
 

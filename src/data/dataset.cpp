@@ -218,7 +218,12 @@ void Dataset::features_to_floats(int64_t src, float* dst, int64_t k) const {
 }
 
 void Dataset::prefetch(std::span<const int64_t> indices) const {
+  prefetch_columns(indices, 0, sample_shape_.numel());
+}
+
+void Dataset::prefetch_columns(std::span<const int64_t> indices, int64_t begin, int64_t end) const {
   const int64_t s = sample_shape_.numel();
+  if (begin < 0 || end > s || begin >= end) return;
   const int64_t* order = order_ ? order_->data() : nullptr;
   const uint8_t* bytes = bytes_ ? bytes_->data() : nullptr;
   const float* floats = floats_.get();
@@ -226,9 +231,9 @@ void Dataset::prefetch(std::span<const int64_t> indices) const {
     if (i < 0 || i >= size_) continue;  // gather checks and reports
     const int64_t row = order ? order[begin_ + i] : begin_ + i;
     if (bytes != nullptr)
-      prefetch_lines<2>(bytes + row * s, s);
+      prefetch_lines<2>(bytes + row * s + begin, end - begin);
     else if (floats != nullptr)
-      prefetch_lines<2>(floats + row * s, s * int64_t{sizeof(float)});
+      prefetch_lines<2>(floats + row * s + begin, (end - begin) * int64_t{sizeof(float)});
   }
 }
 

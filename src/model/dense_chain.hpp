@@ -67,6 +67,9 @@ class DenseChainStep {
   std::pair<Tensor, Tensor> forward(const data::Batch& batch);
   void backward();
   int parts() const { return parts_; }
+  // Whether the step gathers the samples of a batch from its dataset itself (each part its own
+  // columns, on its own core), so that a batch's x need not hold them (data::Batch::x_pending).
+  bool gathers_x() const { return parts_ > 1; }
 
   struct Layer {
     float* w = nullptr;   // kernel (in, out), row-major
@@ -113,6 +116,7 @@ class DenseChainStep {
   const float* x_ = nullptr;     // the step's input
   const data::Dataset* dataset_ = nullptr;  // where it came from, if a dataset
   std::span<const int64_t> indices_;
+  std::span<const int64_t> next_indices_;  // the next batch's, to prefetch (data::Batch::next_indices)
   bool own_x_ = false;                      // each part gathers its columns of x itself
   std::vector<float*> x_parts_;             // those columns, (batch, rows of part p)
   // Input features that are zero in every row of a batch (MNIST's blank borders: 42% of the
