@@ -173,38 +173,51 @@ TEST(DenseChain, FusedSparseCrossentropyMatchesTheOps) {
   EXPECT_THROW(detail::sparse_crossentropy_of_logits(bad.data(), z.data(), 9, 6, true, pred.data(), dz.data()), ValueError);
 }
 
-// fit takes the chain for a model large enough for two parts (over 128K weights), on two
-// threads: its history and weights are those of the general path's hand loop.
-TEST(DenseChain, FitOnTwoThreadsMatchesTheGeneralPath) {
-  auto model = [] {
-    manual_seed(9);
-    Sequential m({layers::Dense({.units = 224, .activation = "relu", .input_shape = Shape{600}}), layers::Dense(10)});
-    m.build(Shape{600});
-    return m;
-  };
-  Sequential fitted = model(), hand = model();
-  const int64_t n = 96, batch = 32;
-  const Tensor x = inputs(n, 600, 3), y = targets(n, 10, false, 4);
+// A model large enough for the chain's two parts (over 128K weights), from a fixed seed.
+Sequential two_part_mlp() {
+  manual_seed(9);
+  Sequential m({layers::Dense({.units = 224, .activation = "relu", .input_shape = Shape{600}}), layers::Dense(10)});
+  m.build(Shape{600});
+  return m;
+}
+
+// A small MLP for the chain on one part, from a fixed seed.
+Sequential small_mlp() {
+  manual_seed(9);
+  Sequential m({layers::Dense({.units = 8, .activation = "relu", .input_shape = Shape{30}}), layers::Dense(3)});
+  m.build(Shape{30});
+  return m;
+}
+
+// fit of `fitted` (a fresh copy of `hand`) on x, y in batches of `batch` on `threads` threads,
+// with the chain on `parts` parts: its history and weights are those of the general path's hand
+// loop. SGD: Adam's m / sqrt(v) turns the rounding of a near-zero gradient into a whole step.
+void expect_chain_fit_matches_hand_loop(Sequential fitted, Sequential hand, const Tensor& x, const Tensor& y,
+                                        int64_t batch, int threads, int parts, const Tensor& sample_weight = {}) {
   const Loss loss = losses::SparseCategoricalCrossentropy({.from_logits = true});
-  // SGD: Adam's m / sqrt(v) turns the rounding of a near-zero gradient into a whole step.
   fitted.compile(SGD({.learning_rate = 0.05, .momentum = 0.9}), loss);
-  ASSERT_EQ(detail::DenseChainStep::make(fitted, fitted.trainable_weights(), 2)->parts(), 2);
+  ASSERT_EQ(detail::DenseChainStep::make(fitted, fitted.trainable_weights(), threads)->parts(), parts);
   History h;
   {
-    testing::ThreadCount two(2);
-    h = fitted.fit(x, y, {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0});
+    testing::ThreadCount count(threads);
+    h = fitted.fit(x, y,
+                   {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0, .sample_weight = sample_weight});
   }
   SGD opt({.learning_rate = 0.05, .momentum = 0.9});
   testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, batch, 2);
+}
+
+// fit takes the chain for a model large enough for two parts, on two threads.
+TEST(DenseChain, FitOnTwoThreadsMatchesTheGeneralPath) {
+  expect_chain_fit_matches_hand_loop(two_part_mlp(), two_part_mlp(), inputs(96, 600, 3), targets(96, 10, false, 4),
+                                     32, 2, 2);
 }
 
 // A kernel value that is NaN for a feature no sample uses still makes the loss NaN, as the
 // general path's product (0 times NaN): the chain multiplies every feature when the first
 // layer's kernel is not finite.
 TEST(DenseChain, NaNKernelOfAnUnusedFeatureStillMakesTheLossNaN) {
-  manual_seed(9);
-  Sequential m({layers::Dense({.units = 8, .activation = "relu", .input_shape = Shape{30}}), layers::Dense(3)});
-  m.build(Shape{30});
+  Sequential m = small_mlp();
   m.compile(SGD({.learning_rate = 0.01}), losses::SparseCategoricalCrossentropy({.from_logits = true}));
   const Tensor x = inputs(32, 30, 3), y = targets(32, 3, false, 4);
   Tensor kernel = m.layers()[0]->weights()[0].value;
@@ -217,48 +230,17 @@ TEST(DenseChain, NaNKernelOfAnUnusedFeatureStillMakesTheLossNaN) {
 // A batch whose samples are all zero uses no feature: the first layer's product is its bias and
 // W's gradient zero, as on the general path; the next batch uses features again.
 TEST(DenseChain, AllZeroBatchMatchesTheGeneralPath) {
-  auto model = [] {
-    manual_seed(9);
-    Sequential m({layers::Dense({.units = 8, .activation = "relu", .input_shape = Shape{30}}), layers::Dense(3)});
-    m.build(Shape{30});
-    return m;
-  };
-  Sequential fitted = model(), hand = model();
   Tensor x = inputs(48, 30, 3);
   std::fill_n(x.data() + 16 * 30, 16 * 30, 0.f);  // the second batch
-  const Tensor y = targets(48, 3, false, 4);
-  const Loss loss = losses::SparseCategoricalCrossentropy({.from_logits = true});
-  fitted.compile(SGD({.learning_rate = 0.05, .momentum = 0.9}), loss);
-  ASSERT_NE(detail::DenseChainStep::make(fitted, fitted.trainable_weights(), 1), nullptr);
-  const History h = fitted.fit(x, y, {.epochs = 2, .batch_size = 16, .shuffle = false, .verbose = 0});
-  SGD opt({.learning_rate = 0.05, .momentum = 0.9});
-  testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, 16, 2);
+  expect_chain_fit_matches_hand_loop(small_mlp(), small_mlp(), x, targets(48, 3, false, 4), 16, 1, 1);
 }
 
 // On several parts fit leaves each batch's x to the chain's threads (data::Batch::x_pending); a
 // batch the chain declines, here one with sample weights, is gathered for the general path
 // first. Weights of 1: the same history and weights as the hand loop's.
 TEST(DenseChain, DeclinedBatchIsGatheredForTheGeneralPath) {
-  auto model = [] {
-    manual_seed(9);
-    Sequential m({layers::Dense({.units = 224, .activation = "relu", .input_shape = Shape{600}}), layers::Dense(10)});
-    m.build(Shape{600});
-    return m;
-  };
-  Sequential fitted = model(), hand = model();
-  const int64_t n = 64, batch = 32;
-  const Tensor x = inputs(n, 600, 3), y = targets(n, 10, false, 4);
-  const Loss loss = losses::SparseCategoricalCrossentropy({.from_logits = true});
-  fitted.compile(SGD({.learning_rate = 0.05, .momentum = 0.9}), loss);
-  ASSERT_EQ(detail::DenseChainStep::make(fitted, fitted.trainable_weights(), 2)->parts(), 2);
-  History h;
-  {
-    testing::ThreadCount two(2);
-    h = fitted.fit(x, y,
-                   {.epochs = 2, .batch_size = batch, .shuffle = false, .verbose = 0, .sample_weight = Tensor::ones({n})});
-  }
-  SGD opt({.learning_rate = 0.05, .momentum = 0.9});
-  testing::expect_fit_matches_hand_loop(h, fitted, hand, loss, opt, x, y, batch, 2);
+  expect_chain_fit_matches_hand_loop(two_part_mlp(), two_part_mlp(), inputs(64, 600, 3), targets(64, 10, false, 4),
+                                     32, 2, 2, Tensor::ones({64}));
 }
 
 // What the chain leaves to the general path: null from make.

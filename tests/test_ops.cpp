@@ -231,13 +231,18 @@ TEST(MatmulKernel, BothPathsMatchNaive) {
         }
 }
 
+// small_matmul's two kernels on a kernels::Gemm: the dispatched one (AVX-512 on a CPU with it)
+// and the build's own level.
+constexpr void (*kGemmKernels[])(const kernels::Gemm&) = {
+    +[](const kernels::Gemm& g) { kernels::small_matmul(g); },
+    +[](const kernels::Gemm& g) { kernels::small_matmul_build_target(g); }};
+
 // The small path on submatrices (kernels::Gemm): each operand a block of columns inside a wider
 // stored matrix. The product matches the naive one on the packed operands, and C's other columns
 // keep their values.
 TEST(MatmulKernel, StridedBlocksMatchNaive) {
   Generator gen(11);
-  for (auto kernel : {+[](const kernels::Gemm& g) { kernels::small_matmul(g); },
-                      +[](const kernels::Gemm& g) { kernels::small_matmul_build_target(g); }})
+  for (auto kernel : kGemmKernels)
     for (int64_t m : {1, 7, 33})
       for (int64_t k : {1, 7, 40})
         for (int64_t n : {5, 33, 64})
@@ -278,8 +283,7 @@ TEST(MatmulKernel, StridedBlocksMatchNaive) {
 // the product is the naive one on the picked rows, and C's other rows keep their values.
 TEST(MatmulKernel, PickedRowsMatchNaive) {
   Generator gen(12);
-  for (auto kernel : {+[](const kernels::Gemm& g) { kernels::small_matmul(g); },
-                      +[](const kernels::Gemm& g) { kernels::small_matmul_build_target(g); }})
+  for (auto kernel : kGemmKernels)
     for (int64_t m : {1, 7, 33})
       for (int64_t k : {1, 9, 40})
         for (int64_t n : {5, 33, 64})

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <exception>
-#include <iostream>
 #include <functional>
+#include <iostream>
 #include <numeric>
 
 #include "distributed/reducer.hpp"
@@ -219,10 +219,6 @@ Tensor zero_loss(const std::vector<Tensor>& pred) {
   for (const Tensor& p : pred) total = total.defined() ? add(total, sum(p)) : sum(p);
   return total;
 }
-
-}  // namespace
-
-namespace {
 
 // The values of a batch whose x fit left to the step (data::Batch::x_pending).
 void gather_pending_x(const data::Batch& batch) {
@@ -744,17 +740,13 @@ int64_t forward_rows(const Model& model, int64_t batch_size, int threads = get_n
   return std::clamp(kChunkBytes * threads / per_sample, std::min(kMinRows, batch_size), batch_size);
 }
 
-// A small CNN's prediction of n rows on several threads, each taking whole chunks of a core's
-// size in turn (BatchSplitStep::predict), when it qualifies and there are two chunks or more;
-// false otherwise.
-bool predict_split(const Model& model, int64_t n, int64_t batch_size,
-                   const std::function<Tensor(int64_t, int64_t)>& input, std::vector<Tensor>& out) {
-  const int threads = get_num_threads();
-  if (threads < 2 || out.size() != 1 || !detail::BatchSplitStep::splits_inference(model)) return false;
+// The rows of each chunk when a small CNN's prediction of n rows runs on several threads, each
+// taking whole chunks of a core's size in turn (BatchSplitStep::predict): when the model
+// qualifies and there are two chunks or more. 0 otherwise.
+int64_t split_predict_rows(const Model& model, int64_t n, int64_t batch_size, size_t outputs) {
+  if (get_num_threads() < 2 || outputs != 1 || !detail::BatchSplitStep::splits_inference(model)) return 0;
   const int64_t rows = forward_rows(model, batch_size, 1);
-  if (rows >= n) return false;
-  detail::BatchSplitStep::predict(model, n, rows, threads, input, out[0]);
-  return true;
+  return rows < n ? rows : 0;
 }
 
 }  // namespace
@@ -769,14 +761,15 @@ std::vector<Tensor> Model::predict_all(const data::Dataset& data, int64_t batch_
     for (const Shape& s : outs) need.data += data.size() * s.numel() * 4;
     check_memory(need, "predict");
   }
-  if (data.input_shapes().size() == 1 && outs.size() == 1) {
-    std::vector<Tensor> out{Tensor::empty(with_batch(data.size(), outs[0]))};
-    auto input = [&](int64_t begin, int64_t count) {
+  if (const int64_t rows = split_predict_rows(*this, data.size(), batch_size, outs.size());
+      rows > 0 && data.input_shapes().size() == 1) {
+    Tensor out = Tensor::empty(with_batch(data.size(), outs[0]));
+    detail::BatchSplitStep::predict(*this, data.size(), rows, get_num_threads(), [&](int64_t begin, int64_t count) {
       std::vector<int64_t> indices(static_cast<size_t>(count));
       std::iota(indices.begin(), indices.end(), begin);
       return data.x(indices);
-    };
-    if (predict_split(*this, data.size(), batch_size, input, out)) return out;
+    }, out);
+    return {out};
   }
   DatasetSource source(data, forward_rows(*this, batch_size));
   return predict_from(source, outs, data.size());
@@ -866,10 +859,11 @@ std::vector<Tensor> Model::predict_all(const std::vector<Tensor>& x, int64_t bat
   NoGradGuard no_grad;
   std::vector<Tensor> out;
   for (const Shape& s : outs) out.push_back(Tensor::empty(with_batch(n, s)));
-  if (x.size() == 1 &&
-      predict_split(*this, n, batch_size, [&](int64_t begin, int64_t count) { return detail::rows(x[0], begin, count); },
-                    out))
+  if (const int64_t rows = split_predict_rows(*this, n, batch_size, outs.size()); rows > 0 && x.size() == 1) {
+    detail::BatchSplitStep::predict(*this, n, rows, get_num_threads(),
+                                    [&](int64_t begin, int64_t count) { return detail::rows(x[0], begin, count); }, out[0]);
     return out;
+  }
   std::vector<Tensor> in(x.size());
   const int64_t step = forward_rows(*this, batch_size);
   for (int64_t begin = 0; begin < n; begin += step) {
