@@ -1,8 +1,6 @@
 // The row-split training step of a Dense chain: see dense_chain.hpp.
 #include "model/dense_chain.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -118,8 +116,7 @@ std::shared_ptr<DenseChainStep> DenseChainStep::make(const Model& model, const s
     plan.push_back(std::move(L));
   }
   if (next != params.size()) return nullptr;
-  if (min_weights_per_part <= 0)
-    min_weights_per_part = omp_get_proc_bind() == omp_proc_bind_false ? kMinWeightsPerPart : kMinWeightsPerBoundPart;
+  if (min_weights_per_part <= 0) min_weights_per_part = kMinWeightsPerPart;
   const auto parts = static_cast<int>(
       std::clamp<int64_t>(weights / std::max<int64_t>(min_weights_per_part, 1), 1, std::max(threads, 1)));
   return std::shared_ptr<DenseChainStep>(new DenseChainStep(opt, model.losses()[0], dense.back()->options().activation,
@@ -143,6 +140,7 @@ DenseChainStep::DenseChainStep(Optimizer& optimizer, Loss loss, Activation last,
     L.cols = l + 1 < layers_.size() ? split(L.out, parts_) : std::vector<int64_t>(parts_ + 1, L.out);
     if (l + 1 == layers_.size()) L.cols[0] = 0;
   }
+  if (parts_ > 1) team_ = std::make_unique<SpinTeam>(parts_);
   const Layer& first = layers_[0];
   pick_features_ = std::all_of(first.w, first.w + first.in * first.out, [](float v) { return std::isfinite(v); });
 }
@@ -195,11 +193,9 @@ void DenseChainStep::reserve(int64_t batch) {
 }
 
 template <class Phase>
-void DenseChainStep::each_part(int thread, int team, Phase&& phase) {
+void DenseChainStep::each_part(int thread, int team, bool then_wait, Phase&& phase) {
   for (int p = thread; p < parts_; p += team) phase(p);
-  if (team > 1) {
-#pragma omp barrier
-  }
+  if (team > 1 && then_wait) team_->barrier(thread);
 }
 
 // Part p's columns of layer l's input, and the distance between its rows: the first layer's from
@@ -254,7 +250,7 @@ void DenseChainStep::forward_on(int thread, int team) {
     const Layer& L = layers_[l];
     const bool hidden = l + 1 < layers_.size();
     const bool whole = parts_ == 1 && hidden;  // the product is the output, with bias and act
-    each_part(thread, team, [&](int p) {
+    each_part(thread, team, /*then_wait=*/hidden, [&](int p) {
       const int64_t r0 = L.rows[static_cast<size_t>(p)], r1 = L.rows[static_cast<size_t>(p) + 1];
       auto [in, ld] = input(l, p);
       int64_t k = r1 - r0;
@@ -304,7 +300,7 @@ void DenseChainStep::backward_on(int thread, int team) {
     const bool last = l + 1 == layers_.size();
     // dz's block q: (batch, width) contiguous; the loss's gradient is one (batch, out) block.
     auto block = [&](int q) { return last ? dz_last_.data() : L.dz + batch * L.cols[static_cast<size_t>(q)]; };
-    each_part(thread, team, [&](int p) {
+    each_part(thread, team, /*then_wait=*/l > 0, [&](int p) {
       const int64_t r0 = L.rows[static_cast<size_t>(p)], r1 = L.rows[static_cast<size_t>(p) + 1];
       if (r1 == r0) return;
       auto [in, ld] = input(l, p);
@@ -374,8 +370,7 @@ void DenseChainStep::refresh() {
 template <class Body>
 void DenseChainStep::on_threads(Body&& body) {
   if (parts_ == 1) return body(0, 1);
-#pragma omp parallel num_threads(parts_)
-  body(omp_get_thread_num(), omp_get_num_threads());
+  team_->run([&](int thread) { body(thread, parts_); });
 }
 
 std::pair<Tensor, Tensor> DenseChainStep::forward(const data::Batch& batch) {

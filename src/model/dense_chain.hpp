@@ -30,6 +30,7 @@
 #include "lamina/layers.hpp"
 #include "lamina/losses.hpp"
 #include "lamina/tensor.hpp"
+#include "model/spin_team.hpp"
 
 namespace lamina {
 class Model;
@@ -47,12 +48,13 @@ class DenseChainStep {
   // layer's any); one loss of weight 1; an optimizer without gradient clipping; not
   // distributed. Each part (thread) gets at least min_weights_per_part of the kernels' values
   // (0: the default below). Measured on this project's 2-core machine, s/epoch: MNIST's 784-128-10
-  // MLP (101K weights, batch 32) ran 0.208-0.212 on one part; on two, 0.213 with the threads free
-  // to move between the cores and 0.166-0.18 with them bound (OMP_PROC_BIND=close
-  // OMP_PLACES=cores), when each core's rows stay in its own cache. The 784-512-512-10 one (669K,
-  // batch 128) ran 0.70-0.73 on two parts unbound, against 0.83-0.90 for the general path.
-  static constexpr int64_t kMinWeightsPerPart = 64 * 1024;       // threads free to move
-  static constexpr int64_t kMinWeightsPerBoundPart = 16 * 1024;  // OpenMP binds its threads
+  // MLP (101K weights, batch 32) ran 0.198-0.206 (medians) on one part, and on two 0.141 with the
+  // threads free to move between the cores, 0.138 with them bound (OMP_PROC_BIND=close
+  // OMP_PLACES=cores). On OpenMP's threads, before SpinTeam, the two-part step spent 11 us of its
+  // 84 synchronizing, and unbound threads lost to one part (0.213), so the split waited for 64K
+  // weights a part unless OpenMP bound them. The 784-512-512-10 one (669K, batch 128) ran
+  // 0.70-0.73 on two parts, against 0.83-0.90 for the general path.
+  static constexpr int64_t kMinWeightsPerPart = 16 * 1024;
   // On one part, the largest product per step above which the general path runs (accepts).
   static constexpr int64_t kOnePartMaxFlops = 16'000'000;
   static std::shared_ptr<DenseChainStep> make(const Model& model, const std::vector<Tensor>& params, int threads,
@@ -92,12 +94,13 @@ class DenseChainStep {
                  std::vector<Tensor> params, int parts);
   void reserve(int64_t batch);
   void refresh();
-  // body(thread, team) on `parts_` threads (fewer if OpenMP gives fewer), or inline for one.
+  // body(thread, team) on the team's `parts_` threads, or inline for one.
   template <class Body>
   void on_threads(Body&& body);
-  // The parts' work between two barriers, for every part of `thread` among `team` threads.
+  // The parts' work for every part of `thread` among `team` threads, then (then_wait) a barrier
+  // before the next phase: not before the end of a run, which waits for every thread anyway.
   template <class Phase>
-  void each_part(int thread, int team, Phase&& phase);
+  void each_part(int thread, int team, bool then_wait, Phase&& phase);
   std::pair<const float*, int64_t> input(size_t layer, int part) const;
   void forward_on(int thread, int team);
   void backward_on(int thread, int team);
@@ -111,6 +114,7 @@ class DenseChainStep {
   std::vector<Layer> layers_;
   std::vector<Tensor> params_;
   int parts_ = 1;
+  std::unique_ptr<SpinTeam> team_;  // the parts' threads, when more than one
   int64_t capacity_ = 0;         // rows the buffers hold
   int64_t batch_ = 0;            // the step's rows
   const float* x_ = nullptr;     // the step's input
