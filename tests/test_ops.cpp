@@ -280,23 +280,34 @@ TEST(MatmulKernel, StridedBlocksMatchNaive) {
 
 // Rows picked by index (Gemm::b_rows, c_rows), as the Dense chain's first layer uses them for
 // the features a batch uses: op(B)'s row p is B's row b_rows[p], C's row i its row c_rows[i];
-// the product is the naive one on the picked rows, and C's other rows keep their values.
+// with pick_a, op(A) is read picked the same way from a wider stored A (its columns b_rows, or
+// for a transposed A, c_rows). The product is the naive one on the picked rows, and C's other
+// rows keep their values. N of 5 and 33 copy B's panels (a partial one), so the picked B is read
+// from the copy while A is still read in place.
 TEST(MatmulKernel, PickedRowsMatchNaive) {
   Generator gen(12);
   for (auto kernel : kGemmKernels)
     for (int64_t m : {1, 7, 33})
       for (int64_t k : {1, 9, 40})
         for (int64_t n : {5, 33, 64})
-          for (int flags = 0; flags < 4; ++flags) {
-            const bool picked_c = flags & 1, acc = flags & 2;  // picked_c: C's rows (A transposed), else B's
+          for (int flags = 0; flags < 8; ++flags) {
+            // picked_c: C's rows (A transposed), else B's; pick_a: A's too
+            const bool picked_c = flags & 1, acc = flags & 2, pick_a = flags & 4;
             const int64_t stored = 2 * (picked_c ? m : k) + 3;  // rows of the stored matrix picked from
             std::vector<int64_t> rows;
             for (int64_t i = 0; i < (picked_c ? m : k); ++i) rows.push_back(2 * i + (i % 3 == 0));
-            const Tensor a = Tensor::randn(picked_c ? Shape{k, m} : Shape{m, k}, gen);
+            const Tensor wa =
+                Tensor::randn(picked_c ? Shape{k, pick_a ? stored : m} : Shape{m, pick_a ? stored : k}, gen);
             const Tensor wb = Tensor::randn(picked_c ? Shape{k, n} : Shape{stored, n}, gen);
             Tensor wc = Tensor::randn(picked_c ? Shape{stored, n} : Shape{m, n}, gen);
             const Tensor wc_before = wc.clone();
-            Tensor b = wb, c0 = wc.clone();
+            Tensor a = wa, b = wb, c0 = wc.clone();
+            if (pick_a) {  // the columns of the stored A the product reads
+              a = Tensor::empty(picked_c ? Shape{k, m} : Shape{m, k});
+              for (int64_t r = 0; r < a.dim(0); ++r)
+                for (int64_t j = 0; j < a.dim(1); ++j)
+                  a.data()[r * a.dim(1) + j] = wa.data()[r * wa.dim(1) + rows[static_cast<size_t>(j)]];
+            }
             if (!picked_c) {  // the rows B's product reads
               b = Tensor::empty({k, n});
               for (int64_t p = 0; p < k; ++p)
@@ -309,9 +320,20 @@ TEST(MatmulKernel, PickedRowsMatchNaive) {
             Tensor naive = c0.clone();
             kernels::ref::matmul(a.data(), b.data(), naive.data(), m, k, n, picked_c, false, acc, nullptr,
                                  kernels::Eltwise::none);
-            kernel({.a = a.data(), .lda = picked_c ? m : k, .b = wb.data(), .ldb = n, .c = wc.data(), .ldc = n,
-                    .m = m, .k = k, .n = n, .trans_a = picked_c, .accumulate = acc,
-                    .b_rows = picked_c ? nullptr : rows.data(), .c_rows = picked_c ? rows.data() : nullptr});
+            kernel({.a = wa.data(),
+                    .lda = wa.dim(1),
+                    .b = wb.data(),
+                    .ldb = n,
+                    .c = wc.data(),
+                    .ldc = n,
+                    .m = m,
+                    .k = k,
+                    .n = n,
+                    .trans_a = picked_c,
+                    .accumulate = acc,
+                    .b_rows = picked_c ? nullptr : rows.data(),
+                    .c_rows = picked_c ? rows.data() : nullptr,
+                    .pick_a = pick_a});
             for (int64_t r = 0; r < wc.dim(0); ++r) {
               const auto hit = picked_c ? std::find(rows.begin(), rows.end(), r) : rows.end();
               const int64_t i = picked_c ? (hit == rows.end() ? -1 : hit - rows.begin()) : r;
@@ -320,10 +342,32 @@ TEST(MatmulKernel, PickedRowsMatchNaive) {
                 const float want = i < 0 ? wc_before.data()[r * n + j] : naive.data()[i * n + j];
                 ASSERT_NEAR(got, want, 1e-5 + 1e-5 * std::abs(want))
                     << "M=" << m << " K=" << k << " N=" << n << " picked C=" << picked_c << " accumulate=" << acc
-                    << " at (" << r << ", " << j << ")";
+                    << " pick A=" << pick_a << " at (" << r << ", " << j << ")";
               }
             }
           }
+}
+
+// pick_a without the picking it follows (b_rows for A as stored, c_rows for A transposed) is
+// refused, as is b_rows with a transposed B.
+TEST(MatmulKernel, PickedAWithoutItsRowsIsRefused) {
+  float a[4] = {}, b[4] = {}, c[4] = {};
+  const int64_t rows[2] = {0, 1};
+  const kernels::Gemm g{.a = a, .lda = 2, .b = b, .ldb = 2, .c = c, .ldc = 2, .m = 2, .k = 2, .n = 2};
+  auto with = [&](auto edit) {
+    kernels::Gemm e = g;
+    edit(e);
+    return e;
+  };
+  EXPECT_THROW(kernels::small_matmul(with([](kernels::Gemm& e) { e.pick_a = true; })), std::logic_error);
+  EXPECT_THROW(kernels::small_matmul(with([&](kernels::Gemm& e) { e.pick_a = true, e.c_rows = rows; })),
+               std::logic_error);
+  EXPECT_THROW(
+      kernels::small_matmul(with([&](kernels::Gemm& e) { e.pick_a = true, e.trans_a = true, e.b_rows = rows; })),
+      std::logic_error);
+  EXPECT_NO_THROW(kernels::small_matmul(with([&](kernels::Gemm& e) { e.pick_a = true, e.b_rows = rows; })));
+  EXPECT_NO_THROW(
+      kernels::small_matmul(with([&](kernels::Gemm& e) { e.pick_a = true, e.trans_a = true, e.c_rows = rows; })));
 }
 
 // A NaN through the fused relu stays NaN, as torch.relu's (a NaN input is then seen in the loss).
@@ -340,8 +384,8 @@ TEST(MatmulKernel, ReluKeepsNaN) {
 TEST(ExpKernel, WithinOneUlpOfExpf) {
   std::vector<float> x;
   for (float v = -110.f; v < 90.f; v += 7e-4f) x.push_back(v);
-  for (float v : {88.72283f, 88.72284f, 88.7229f, -87.33654f, -87.3366f, 0.f, -0.f, 1e-30f, -1e-30f, INFINITY,
-                  -INFINITY, NAN})
+  for (float v :
+       {88.72283f, 88.72284f, 88.7229f, -87.33654f, -87.3366f, 0.f, -0.f, 1e-30f, -1e-30f, INFINITY, -INFINITY, NAN})
     x.push_back(v);
   std::vector<float> y(x.size()), in_place = x;
   kernels::exp(x.data(), y.data(), static_cast<int64_t>(x.size()));

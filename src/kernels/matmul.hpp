@@ -35,6 +35,10 @@ struct Gemm {
   // For a product over only some of the input's features (kernel rows).
   const int64_t* b_rows = nullptr;
   const int64_t* c_rows = nullptr;
+  // The same picking for op(A), read in place (no packed copy): with b_rows and A not transposed,
+  // op(A)'s column p is A's stored column b_rows[p]; with c_rows and A transposed, op(A)'s row i
+  // is A's stored column c_rows[i]. lda and the stored A are then the whole matrix's.
+  bool pick_a = false;
 };
 // In our own loops (small_matmul's), at any size: for callers that split one product's rows or
 // columns over threads themselves.

@@ -50,19 +50,28 @@ struct Kernel {
   };
 
   // acc[r][v] = sum over p of op(A)[i0 + r][p] * panel row p's vector v, for r < kRows, v < kVecs
-  // (one vector for a last panel of at most kLanes columns).
-  template <int kRows, int kVecs, bool kTransA, bool kPicked>
-  LAMINA_INLINE static void tile(const float* a, int64_t lda, int64_t k, int64_t i0, Panel panel,
-                                 Vec (&acc)[kMR][2]) {
+  // (one vector for a last panel of at most kLanes columns). kPicked: the panel's rows are
+  // picked (panel.rows). kPickA: op(A) is picked too, by `picks` (Gemm::pick_a): its column p is
+  // its column picks[p] (A not transposed: the K that B's rows were picked by, the panel's own
+  // when it was read in place), or (transposed) its row i0 + r is its row picks[i0 + r] (C's).
+  template <int kRows, int kVecs, bool kTransA, bool kPicked, bool kPickA>
+  LAMINA_INLINE static void tile(const float* a, int64_t lda, const int64_t* picks, int64_t k, int64_t i0,
+                                 Panel panel, Vec (&acc)[kMR][2]) {
+    static_assert(!(kPickA && kTransA && kPicked), "a transposed A is picked by C's rows, B's are then whole");
     Vec c[kRows][kVecs];
     for (int r = 0; r < kRows; ++r)
       for (int v = 0; v < kVecs; ++v) c[r][v] = Vec{};
+    int64_t a_col[kRows];  // transposed A: where op(A)'s rows are, as columns of the stored A
+    for (int r = 0; r < kRows; ++r) a_col[r] = kTransA && kPickA ? picks[i0 + r] : i0 + r;
     for (int64_t p = 0; p < k; ++p) {
-      const float* row = panel.data + (kPicked ? panel.rows[p] : p) * panel.stride;
+      const int64_t kp = kPicked ? panel.rows[p] : p;
+      const float* row = panel.data + kp * panel.stride;
+      // op(A)'s column: the panel's picked row (the same index) or, from a copied panel, picks'.
+      const int64_t ka = !kPickA || kTransA ? p : kPicked ? kp : picks[p];
       Vec b[kVecs];
       for (int v = 0; v < kVecs; ++v) load(b[v], row + v * kLanes);
       for (int r = 0; r < kRows; ++r) {
-        const float av = kTransA ? a[p * lda + i0 + r] : a[(i0 + r) * lda + p];
+        const float av = kTransA ? a[p * lda + a_col[r]] : a[(i0 + r) * lda + ka];
         for (int v = 0; v < kVecs; ++v) c[r][v] += av * b[v];
       }
     }
@@ -70,24 +79,28 @@ struct Kernel {
       for (int v = 0; v < kVecs; ++v) acc[r][v] = c[r][v];
   }
 
-  template <int kVecs, bool kTransA, bool kPicked>
-  LAMINA_INLINE static void tile_rows(int rows, const float* a, int64_t lda, int64_t k, int64_t i0, Panel panel,
-                                      Vec (&acc)[kMR][2]) {
+  template <int kVecs, bool kTransA, bool kPicked, bool kPickA>
+  LAMINA_INLINE static void tile_rows(int rows, const float* a, int64_t lda, const int64_t* picks, int64_t k,
+                                      int64_t i0, Panel panel, Vec (&acc)[kMR][2]) {
     switch (rows) {
-      case 6: return tile<6, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
-      case 5: return tile<5, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
-      case 4: return tile<4, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
-      case 3: return tile<3, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
-      case 2: return tile<2, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
-      default: return tile<1, kVecs, kTransA, kPicked>(a, lda, k, i0, panel, acc);
+      case 6: return tile<6, kVecs, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
+      case 5: return tile<5, kVecs, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
+      case 4: return tile<4, kVecs, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
+      case 3: return tile<3, kVecs, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
+      case 2: return tile<2, kVecs, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
+      default: return tile<1, kVecs, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
     }
   }
 
+  // a_picks: what op(A) is picked by (Gemm::pick_a: b_rows, or c_rows for a transposed A), or null.
   template <int kVecs, bool kTransA>
-  LAMINA_INLINE static void tile_of(int rows, const float* a, int64_t lda, int64_t k, int64_t i0, Panel panel,
-                                    Vec (&acc)[kMR][2]) {
-    if (panel.rows) return tile_rows<kVecs, kTransA, true>(rows, a, lda, k, i0, panel, acc);
-    tile_rows<kVecs, kTransA, false>(rows, a, lda, k, i0, panel, acc);
+  LAMINA_INLINE static void tile_of(int rows, const float* a, int64_t lda, const int64_t* a_picks, int64_t k,
+                                    int64_t i0, Panel panel, Vec (&acc)[kMR][2]) {
+    if constexpr (!kTransA)  // a transposed A is picked by C's rows, and B's are then whole
+      if (a_picks && panel.rows) return tile_rows<kVecs, false, true, true>(rows, a, lda, a_picks, k, i0, panel, acc);
+    if (a_picks) return tile_rows<kVecs, kTransA, false, true>(rows, a, lda, a_picks, k, i0, panel, acc);
+    if (panel.rows) return tile_rows<kVecs, kTransA, true, false>(rows, a, lda, nullptr, k, i0, panel, acc);
+    tile_rows<kVecs, kTransA, false, false>(rows, a, lda, nullptr, k, i0, panel, acc);
   }
 
   LAMINA_INLINE static float activate(float x, Eltwise act) {
@@ -118,9 +131,11 @@ struct Kernel {
   }
 
   template <bool kTransA>
-  LAMINA_INLINE static void run(const float* a, int64_t lda, const float* b, int64_t ldb, const int64_t* b_rows,
-                                float* c, int64_t ldc, const int64_t* c_rows, int64_t m, int64_t k, int64_t n,
-                                bool trans_b, bool accumulate, const float* bias, Eltwise act, float* scratch) {
+  LAMINA_INLINE static void run(const float* a, int64_t lda, bool pick_a, const float* b, int64_t ldb,
+                                const int64_t* b_rows, float* c, int64_t ldc, const int64_t* c_rows, int64_t m,
+                                int64_t k, int64_t n, bool trans_b, bool accumulate, const float* bias, Eltwise act,
+                                float* scratch) {
+    const int64_t* a_picks = !pick_a ? nullptr : kTransA ? c_rows : b_rows;
     for (int64_t j0 = 0; j0 < n; j0 += kNR) {
       const int64_t cols = n - j0 < kNR ? n - j0 : kNR;
       const Panel pb = panel(b, ldb, b_rows, k, j0, cols, trans_b, scratch);
@@ -130,9 +145,9 @@ struct Kernel {
         const int rows = static_cast<int>(m - i0 < kMR ? m - i0 : kMR);
         Vec acc[kMR][2] = {};
         if (cols > kLanes) {
-          tile_of<2, kTransA>(rows, a, lda, k, i0, pb, acc);
+          tile_of<2, kTransA>(rows, a, lda, a_picks, k, i0, pb, acc);
         } else {
-          tile_of<1, kTransA>(rows, a, lda, k, i0, pb, acc);
+          tile_of<1, kTransA>(rows, a, lda, a_picks, k, i0, pb, acc);
         }
         if (act == Eltwise::none || act == Eltwise::relu) {  // in vectors; a partial panel through `part`
           Vec bias0, bias1;
@@ -166,11 +181,11 @@ struct Kernel {
 
   LAMINA_INLINE static void matmul(const Gemm& g, float* scratch) {
     if (g.trans_a) {
-      run<true>(g.a, g.lda, g.b, g.ldb, g.b_rows, g.c, g.ldc, g.c_rows, g.m, g.k, g.n, g.trans_b, g.accumulate,
-                g.bias, g.act, scratch);
+      run<true>(g.a, g.lda, g.pick_a, g.b, g.ldb, g.b_rows, g.c, g.ldc, g.c_rows, g.m, g.k, g.n, g.trans_b,
+                g.accumulate, g.bias, g.act, scratch);
     } else {
-      run<false>(g.a, g.lda, g.b, g.ldb, g.b_rows, g.c, g.ldc, g.c_rows, g.m, g.k, g.n, g.trans_b, g.accumulate,
-                 g.bias, g.act, scratch);
+      run<false>(g.a, g.lda, g.pick_a, g.b, g.ldb, g.b_rows, g.c, g.ldc, g.c_rows, g.m, g.k, g.n, g.trans_b,
+                 g.accumulate, g.bias, g.act, scratch);
     }
   }
 };
@@ -196,6 +211,9 @@ MatmulFn choose() { return matmul_build_target; }
 
 void run_with_scratch(MatmulFn fn, const Gemm& g) {
   if (g.b_rows && g.trans_b) throw std::logic_error("small_matmul: b_rows picks rows of a B stored (K, N), not trans_b");
+  if (g.pick_a && !(g.trans_a ? g.c_rows && !g.b_rows : g.b_rows != nullptr))
+    throw std::logic_error("small_matmul: pick_a picks op(A)'s columns with b_rows (A not transposed) or its rows "
+                           "with c_rows (A transposed, without b_rows)");
   if (g.m == 0 || g.n == 0) return;
   // From the tensors' storage (its arena's pages are likely touched already: a new page of
   // malloc's costs a fault on first use).

@@ -184,10 +184,8 @@ void DenseChainStep::reserve(int64_t batch) {
   for (int p = 0; p < parts_; ++p) x_parts_.push_back(make(batch * (rows[static_cast<size_t>(p) + 1] - rows[static_cast<size_t>(p)])));
   picked_.resize(static_cast<size_t>(parts_));
   for (int p = 0; p < parts_; ++p) {
-    Picked& pk = picked_[static_cast<size_t>(p)];
     const int64_t width = rows[static_cast<size_t>(p) + 1] - rows[static_cast<size_t>(p)];
-    pk.x = make(batch * width);
-    pk.zero_grad.assign(static_cast<size_t>(width), 0);
+    picked_[static_cast<size_t>(p)].zero_grad.assign(static_cast<size_t>(width), 0);
   }
   capacity_ = batch;
 }
@@ -210,7 +208,7 @@ std::pair<const float*, int64_t> DenseChainStep::input(size_t l, int p) const {
   return {x_ + r0, layers_[0].in};
 }
 
-// Part p's features of the first layer that some row of the batch uses, and their values.
+// Part p's features of the first layer that some row of the batch uses.
 void DenseChainStep::pick(int p) {
   Picked& pk = picked_[static_cast<size_t>(p)];
   const auto [in, ld] = input(0, p);
@@ -224,15 +222,7 @@ void DenseChainStep::pick(int p) {
   pk.rows.clear();
   for (int64_t k = 0; k < width; ++k)
     if (used[k]) pk.rows.push_back(k);
-  const auto n = static_cast<int64_t>(pk.rows.size());
-  // Packing costs about what a tenth of the product saves.
-  pk.all = !pick_features_ || n * 10 > width * 9;
-  if (pk.all) return;
-  for (int64_t r = 0; r < batch_; ++r) {
-    const float* row = in + r * ld;
-    float* out = pk.x + r * n;
-    for (int64_t i = 0; i < n; ++i) out[i] = row[pk.rows[static_cast<size_t>(i)]];
-  }
+  pk.all = !pick_features_ || static_cast<int64_t>(pk.rows.size()) * 10 > width * 9;
 }
 
 // Layer l's products, for part p: x[:, rows] W[rows, :] into p's partial, one block per part
@@ -258,7 +248,7 @@ void DenseChainStep::forward_on(int thread, int team) {
       if (l == 0) {
         pick(p);
         if (const Picked& pk = picked_[static_cast<size_t>(p)]; !pk.all)
-          in = pk.x, k = ld = static_cast<int64_t>(pk.rows.size()), b_rows = pk.rows.data();
+          k = static_cast<int64_t>(pk.rows.size()), b_rows = pk.rows.data();
       }
       for (int q = 0; q < parts_; ++q) {
         const int64_t j0 = L.cols[static_cast<size_t>(q)], j1 = L.cols[static_cast<size_t>(q) + 1];
@@ -271,7 +261,8 @@ void DenseChainStep::forward_on(int thread, int team) {
         }
         kernels::small_matmul({.a = in, .lda = ld, .b = L.w + r0 * L.out + j0, .ldb = L.out, .c = out,
                                .ldc = ldc, .m = batch, .k = k, .n = j1 - j0, .bias = whole ? L.b + j0 : nullptr,
-                               .act = whole ? static_cast<Eltwise>(L.act) : Eltwise::none, .b_rows = b_rows});
+                               .act = whole ? static_cast<Eltwise>(L.act) : Eltwise::none, .b_rows = b_rows,
+                               .pick_a = b_rows != nullptr});
       }
     });
     if (!hidden) return;  // the calling thread reduces the last layer
@@ -317,14 +308,15 @@ void DenseChainStep::backward_on(int thread, int team) {
           if (!used && !zero) std::fill_n(L.gw + (r0 + i) * L.out, L.out, 0.f);
           zero = !used;
         }
-        if (!all) in = pk.x, m = ld = static_cast<int64_t>(pk.rows.size()), c_rows = pk.rows.data();
+        if (!all) m = static_cast<int64_t>(pk.rows.size()), c_rows = pk.rows.data();
       }
       bool first = true;
       for (int q = 0; q < parts_; ++q) {
         const int64_t j0 = L.cols[static_cast<size_t>(q)], width = L.cols[static_cast<size_t>(q) + 1] - j0;
         if (width == 0) continue;
         kernels::small_matmul({.a = in, .lda = ld, .b = block(q), .ldb = width, .c = L.gw + r0 * L.out + j0,
-                               .ldc = L.out, .m = m, .k = batch, .n = width, .trans_a = true, .c_rows = c_rows});
+                               .ldc = L.out, .m = m, .k = batch, .n = width, .trans_a = true, .c_rows = c_rows,
+                               .pick_a = c_rows != nullptr});
         if (l == 0) continue;
         kernels::small_matmul({.a = block(q), .lda = width, .b = L.w + r0 * L.out + j0, .ldb = L.out,
                                .c = layers_[l - 1].dz + batch * r0, .ldc = r1 - r0, .m = batch, .k = width,

@@ -125,14 +125,13 @@ class DenseChainStep {
   std::vector<float*> x_parts_;             // those columns, (batch, rows of part p)
   // Input features that are zero in every row of a batch (MNIST's blank borders: 42% of the
   // pixels of a batch of 32) add nothing to the first layer's products, forward or to W's
-  // gradient: part p multiplies only the others, picked_[p].rows (of its rows of W), whose values
-  // it packs into picked_[p].x (batch, picked), and zeroes the gradient rows of the rest. The result
+  // gradient: part p multiplies only the others, picked_[p].rows (of its rows of W), reading
+  // their values in place (Gemm::pick_a), and zeroes the gradient rows of the rest. The result
   // is the whole product's, rounding included, while every value of W and of the loss's gradient
   // is finite (0 times inf or NaN is NaN): so only until a loss is not finite (then for the rest
   // of the fit), and not at all when W is not finite at the start.
   struct Picked {
     std::vector<int64_t> rows;       // the features used, relative to the part's first row of W
-    float* x = nullptr;              // their values (batch, rows.size())
     bool all = true;                 // nearly every feature is used: the whole product instead
     std::vector<uint8_t> zero_grad;  // per row of the part: its gradient row holds zeros already
     std::vector<uint32_t> used;      // scratch: per feature, whether a sample uses it
