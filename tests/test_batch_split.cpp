@@ -59,12 +59,64 @@ TEST(BatchSplit, StepMatchesTheGeneralPath) {
       for (Tensor p : params) p.zero_grad(false);
       const data::Batch batch{.x = {x}, .y = {y}};
       ASSERT_TRUE(step->accepts(batch));
-      const auto [pred, split_loss] = step->run(batch);
+      const auto [pred, split_loss, updated] = step->run(batch, nullptr);
+      EXPECT_FALSE(updated);
       const std::string what = loss.name() + " threads=" + std::to_string(threads) + " n=" + std::to_string(n);
       EXPECT_NEAR(split_loss.item(), whole_loss.item(), 1e-5) << what;
       EXPECT_TRUE(testing::all_close(pred, want_pred, 1e-5, 1e-6)) << what;
       for (size_t i = 0; i < params.size(); ++i)
         EXPECT_TRUE(testing::all_close(params[i].grad(), want[i], 1e-4, 1e-6)) << what << " parameter " << i;
+    }
+}
+
+// With an optimizer, the step adds the shares' gradients and updates each thread's block of every
+// parameter itself: the weights, their gradients and the optimizer's state after three steps are
+// bit for bit those of run without it followed by step(), on 2 and 3 threads, for Adam and
+// RMSprop (whose updates divide by a root of each gradient's square). A batch whose loss is NaN
+// is left to the caller (who diagnoses it first): nothing updated.
+TEST(BatchSplit, UpdateInTheStepMatchesTheStepAfter) {
+  for (int threads : {2, 3})
+    for (const bool adam : {true, false}) {
+      ThreadCount count(threads);
+      Sequential inside = cnn(7), after = cnn(7);
+      auto optimizer = [&]() -> std::shared_ptr<Optimizer> {
+        if (adam) return std::make_shared<Adam>(Adam::Options{.learning_rate = 0.01f});
+        return std::make_shared<RMSprop>(RMSprop::Options{.learning_rate = 0.01f});
+      };
+      const Loss loss = losses::SparseCategoricalCrossentropy({.from_logits = true});
+      inside.compile(optimizer(), loss);
+      after.compile(optimizer(), loss);
+      const std::vector<Tensor> pi = inside.trainable_weights(), pa = after.trainable_weights();
+      const auto step_inside = detail::BatchSplitStep::make(inside, pi, threads);
+      const auto step_after = detail::BatchSplitStep::make(after, pa, threads);
+      ASSERT_NE(step_inside, nullptr);
+      const std::string what = std::string(adam ? "Adam" : "RMSprop") + " threads=" + std::to_string(threads);
+      for (int s = 0; s < 3; ++s) {
+        const int64_t n = 24 + s;  // uneven shares too
+        const data::Batch batch{.x = {images(n, 10 + s)}, .y = {labels(n, 5, 20 + s)}};
+        for (Tensor p : pi) p.zero_grad(false);
+        for (Tensor p : pa) p.zero_grad(false);
+        const auto got = step_inside->run(batch, &inside.optimizer());
+        const auto want = step_after->run(batch, nullptr);
+        after.optimizer().step(pa);
+        ASSERT_TRUE(got.updated) << what;
+        EXPECT_EQ(got.loss.item(), want.loss.item()) << what;
+        for (size_t i = 0; i < pi.size(); ++i) {
+          EXPECT_EQ(pi[i].to_vector(), pa[i].to_vector()) << what << " step " << s << " parameter " << i;
+          EXPECT_EQ(pi[i].grad().to_vector(), pa[i].grad().to_vector()) << what << " gradient " << i;
+        }
+      }
+      for (size_t i = 0; i < pi.size(); ++i)
+        for (size_t k = 0; k < inside.optimizer().state()[i].size(); ++k)
+          EXPECT_EQ(inside.optimizer().state()[i][k].to_vector(), after.optimizer().state()[i][k].to_vector())
+              << what << " state " << i << "/" << k;
+      Tensor x = images(16, 30);
+      x.data()[5] = NAN;
+      const std::vector<float> before = pi[0].to_vector();
+      const auto nan = step_inside->run({.x = {x}, .y = {labels(16, 5, 31)}}, &inside.optimizer());
+      EXPECT_FALSE(nan.updated) << what;
+      EXPECT_TRUE(std::isnan(nan.loss.item())) << what;
+      EXPECT_EQ(pi[0].to_vector(), before) << what;
     }
 }
 

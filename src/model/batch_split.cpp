@@ -4,13 +4,16 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <optional>
 #include <set>
 #include <string>
 
+#include "kernels/elementwise.hpp"  // add_into
 #include "lamina/model.hpp"
+#include "lamina/optimizers.hpp"
 #include "ops/op_helpers.hpp"  // rows
 
 namespace lamina::detail {
@@ -112,13 +115,45 @@ void BatchSplitStep::share(const data::Batch& batch, size_t s, int64_t r0, int64
   shares_[s].pred = h.detach();
 }
 
-std::pair<Tensor, Tensor> BatchSplitStep::run(const data::Batch& batch) {
+bool BatchSplitStep::can_update(size_t parts, double loss) const {
+  if (!std::isfinite(loss)) return false;  // the caller diagnoses it with the weights that gave it
+  for (const Share& sh : shares_)
+    if (sh.error) return false;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const TensorImpl& impl = *params_[i].impl();
+    if (!impl.grad.defined() || impl.grad_stale) return false;
+    for (size_t s = 1; s < parts; ++s)
+      if (!redirects_[s - 1].grad(i).defined()) return false;
+  }
+  return true;
+}
+
+void BatchSplitStep::update_block(Optimizer& optimizer, size_t parts, int t, int team) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    TensorImpl& impl = *params_[i].impl();
+    const int64_t n = params_[i].numel();
+    const int64_t chunk = ((n + team - 1) / team + 15) / 16 * 16;  // whole cache lines
+    const int64_t begin = std::min(n, t * chunk), end = std::min(n, begin + chunk);
+    if (end == begin) continue;
+    float* g = impl.grad.data() + begin;
+    for (size_t s = 1; s < parts; ++s) kernels::add_into(redirects_[s - 1].grad(i).data() + begin, g, end - begin);
+    optimizer.update_part(i, begin, end - begin, impl.data + begin, g);
+  }
+}
+
+BatchSplitStep::Result BatchSplitStep::run(const data::Batch& batch, Optimizer* optimizer) {
   const int64_t n = batch.size();
   const auto parts = static_cast<size_t>(std::clamp<int64_t>(n / kMinRows, 2, parts_));
   std::vector<int64_t> bounds;
   for (size_t s = 0; s <= parts; ++s) bounds.push_back(n * static_cast<int64_t>(s) / static_cast<int64_t>(parts));
   for (GradientRedirect& r : redirects_) r.clear();
   shares_.assign(parts, Share{});
+  auto batch_loss = [&] {
+    double loss = 0;
+    for (size_t s = 0; s < parts; ++s) loss += shares_[s].loss * static_cast<double>(bounds[s + 1] - bounds[s]);
+    return loss / static_cast<double>(n);
+  };
+  bool updated = false;
   // Share s on thread s; several on one thread if OpenMP gives fewer (a nested region).
 #pragma omp parallel num_threads(static_cast<int>(parts))
   {
@@ -130,27 +165,36 @@ std::pair<Tensor, Tensor> BatchSplitStep::run(const data::Batch& batch) {
         shares_[s].error = std::current_exception();
       }
     }
+    if (optimizer != nullptr) {  // every thread alike: optimizer and team are the same for all
+#pragma omp barrier
+#pragma omp single
+      {
+        updated = can_update(parts, batch_loss());
+        if (updated) optimizer->start_step(params_);
+      }  // (a barrier)
+      if (updated) update_block(*optimizer, parts, static_cast<int>(t), static_cast<int>(team));
+    }
   }
   for (const Share& sh : shares_)
     if (sh.error) std::rethrow_exception(sh.error);
-  // The other shares' gradients into the weights' own, in order.
-  for (size_t i = 0; i < params_.size(); ++i)
-    for (size_t s = 1; s < parts; ++s)
-      if (const Tensor g = redirects_[s - 1].grad(i); g.defined()) accumulate(*params_[i].impl(), g);
+  // Not updated: the other shares' gradients into the weights' own, in order, for the caller.
+  if (!updated)
+    for (size_t i = 0; i < params_.size(); ++i)
+      for (size_t s = 1; s < parts; ++s)
+        if (const Tensor g = redirects_[s - 1].grad(i); g.defined()) accumulate(*params_[i].impl(), g);
   // The prediction, share by share, and the batch's mean loss.
   std::vector<int64_t> dims = shares_[0].pred.shape().dims();
   dims[0] = n;
   Tensor pred = Tensor::empty(Shape(dims));
-  double loss = 0;
   int64_t at = 0;
   for (size_t s = 0; s < parts; ++s) {
     const Tensor& part = shares_[s].pred;
     std::memcpy(pred.data() + at, part.data(), sizeof(float) * static_cast<size_t>(part.numel()));
     at += part.numel();
-    loss += shares_[s].loss * static_cast<double>(bounds[s + 1] - bounds[s]);
   }
+  const double loss = batch_loss();
   shares_.clear();
-  return {pred, Tensor::scalar(static_cast<float>(loss / static_cast<double>(n)))};
+  return {pred, Tensor::scalar(static_cast<float>(loss)), updated};
 }
 
 }  // namespace lamina::detail

@@ -276,12 +276,13 @@ Logs Model::chain_step(const data::Batch& batch) {
 
 // train_step for a small CNN, its batch split over two cores (model/batch_split.hpp).
 Logs Model::split_step(const data::Batch& batch) {
-  auto [pred, loss] = batch_split_->run(batch);
+  Optimizer& opt = optimizer();
+  auto [pred, loss, updated] = batch_split_->run(batch, opt.clips() ? nullptr : &opt);
   if (!std::isfinite(loss.item()) && divergence_.empty()) {  // as train_step, before the update
     divergence_ = diagnose_non_finite(batch.x, batch.y);
     if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
   }
-  optimizer().step(train_params_);
+  if (!updated) opt.step(train_params_);
   apply_constraints();
   last_loss_parts_.clear();
   update_metrics(batch, {pred}, loss);
