@@ -100,7 +100,8 @@ BatchSplitStep::BatchSplitStep(std::vector<std::shared_ptr<Layer>> layers, Loss 
 bool BatchSplitStep::accepts(const data::Batch& batch) const {
   return batch.x.size() == 1 && batch.y.size() == 1 && !batch.sample_weight.defined() && batch.global_size == 0 &&
          batch.size() >= 2 * kMinRows && batch.x[0].rank() >= 1 && batch.y[0].rank() >= 1 &&
-         batch.x[0].dim(0) == batch.size() && batch.y[0].dim(0) == batch.size();
+         batch.x[0].dim(0) == batch.size() && batch.y[0].dim(0) == batch.size() &&
+         (!batch.x_pending || (batch.dataset && static_cast<int64_t>(batch.indices.size()) == batch.size()));
 }
 
 void BatchSplitStep::share(const data::Batch& batch, size_t s, int64_t r0, int64_t r1) {
@@ -108,11 +109,23 @@ void BatchSplitStep::share(const data::Batch& batch, size_t s, int64_t r0, int64
   std::optional<GradientRedirect::Scope> redirected;
   if (s > 0) redirected.emplace(redirects_[s - 1]);
   Tensor h = rows(batch.x[0], r0, r1 - r0);
+  if (batch.x_pending) {  // this share's samples, gathered on the core that reads them
+    h = Tensor::empty(h.shape());
+    float* x = h.data();
+    batch.dataset->gather_parts(batch.indices.subspan(static_cast<size_t>(r0), static_cast<size_t>(r1 - r0)),
+                                std::span<float* const>(&x, 1), {});
+  }
   for (const auto& l : layers_) h = l->call(h, true);
   Tensor loss = loss_(rows(batch.y[0], r0, r1 - r0), h);
   shares_[s].loss = loss.item();
   loss.backward(Tensor::full(loss.shape(), static_cast<float>(r1 - r0) / static_cast<float>(batch.size())));
   shares_[s].pred = h.detach();
+  // The same share of the next batch starts coming into this core's cache.
+  if (batch.x_pending && !batch.next_indices.empty()) {
+    const auto next = static_cast<int64_t>(batch.next_indices.size()), n = batch.size();
+    const int64_t begin = next * r0 / n, end = next * r1 / n;
+    batch.dataset->prefetch(batch.next_indices.subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)));
+  }
 }
 
 bool BatchSplitStep::can_update(size_t parts, double loss) const {

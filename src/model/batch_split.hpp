@@ -52,7 +52,9 @@ class BatchSplitStep {
   // (whose reduction may not be a mean).
   static std::shared_ptr<BatchSplitStep> make(const Model& model, const std::vector<Tensor>& params, int threads);
   // Whether a batch can take it: one input and one target, no sample weights, at least
-  // 2 kMinRows rows, not a share of a distributed step.
+  // 2 kMinRows rows, not a share of a distributed step. A batch whose x fit left pending
+  // (data::Batch::x_pending) is gathered share by share, each on the thread that runs it, which
+  // also prefetches its share of the next batch.
   bool accepts(const data::Batch& batch) const;
   // Forward and backward over the batch: the prediction and the mean loss, as the general path's,
   // and the gradient of every parameter in its grad(). With `optimizer` (one without clipping)

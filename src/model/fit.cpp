@@ -239,8 +239,8 @@ Logs Model::train_step(const data::Batch& batch) {
   // batch only when a synchronized BatchNormalization's collectives need every rank.
   const bool empty = batch.size() == 0;
   if (!empty && dense_chain_ && dense_chain_->accepts(batch)) return chain_step(batch);
-  if (batch.x_pending) gather_pending_x(batch);
   if (!empty && batch_split_ && batch_split_->accepts(batch)) return split_step(batch);
+  if (batch.x_pending) gather_pending_x(batch);
   std::vector<Tensor> pred;
   Tensor loss;
   if (!empty || has_synchronized_batch_norm(*this)) {
@@ -279,6 +279,7 @@ Logs Model::split_step(const data::Batch& batch) {
   Optimizer& opt = optimizer();
   auto [pred, loss, updated] = batch_split_->run(batch, opt.clips() ? nullptr : &opt);
   if (!std::isfinite(loss.item()) && divergence_.empty()) {  // as train_step, before the update
+    if (batch.x_pending) gather_pending_x(batch);
     divergence_ = diagnose_non_finite(batch.x, batch.y);
     if (divergence_.empty()) divergence_ = "no layer reproduced a non-finite value on a second pass";
   }
@@ -561,10 +562,10 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
   const std::optional<int64_t> steps = o.steps_per_epoch ? o.steps_per_epoch : source.steps_per_epoch();
   train_params_ = trainable_weights();
   dense_chain_ = detail::DenseChainStep::make(*this, train_params_, get_num_threads());
-  // A chain over several cores gathers its batches' samples on those cores.
-  if (auto* dataset_source = dynamic_cast<DatasetSource*>(&source))
-    dataset_source->defer_x = dense_chain_ && dense_chain_->gathers_x();
   batch_split_ = dense_chain_ ? nullptr : detail::BatchSplitStep::make(*this, train_params_, get_num_threads());
+  // A step over several cores gathers its batches' samples on those cores.
+  if (auto* dataset_source = dynamic_cast<DatasetSource*>(&source))
+    dataset_source->defer_x = (dense_chain_ && dense_chain_->gathers_x()) || batch_split_;
   // Data parallel: every rank starts from rank 0's weights; rank 0 alone shows progress and
   // writes checkpoints (the others would write the same file).
   const distributed::ActiveScope active(is_distributed() ? comm_.get() : nullptr);
