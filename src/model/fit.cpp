@@ -565,7 +565,7 @@ History Model::fit_loop(data::BatchSource& source, const data::Dataset& val, int
   batch_split_ = dense_chain_ ? nullptr : detail::BatchSplitStep::make(*this, train_params_, get_num_threads());
   // A step over several cores gathers its batches' samples on those cores.
   if (auto* dataset_source = dynamic_cast<DatasetSource*>(&source))
-    dataset_source->defer_x = (dense_chain_ && dense_chain_->gathers_x()) || batch_split_;
+    dataset_source->defer_x = (dense_chain_ && dense_chain_->gathers_x()) || batch_split_ != nullptr;
   // Data parallel: every rank starts from rank 0's weights; rank 0 alone shows progress and
   // writes checkpoints (the others would write the same file).
   const distributed::ActiveScope active(is_distributed() ? comm_.get() : nullptr);

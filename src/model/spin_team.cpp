@@ -63,7 +63,11 @@ void SpinTeam::run_task(Task task, void* context) {
   task_ = task, context_ = context;
   const uint32_t generation = generation_.fetch_add(1) + 1;  // seq_cst, as sleepers_ below
   if (sleepers_.load() != 0) generation_.notify_all();
-  task(context, 0);
+  try {  // the others would wait at the next barrier for ever
+    task(context, 0);
+  } catch (...) {
+    std::terminate();
+  }
   for (size_t t = 1; t < done_.size(); ++t)
     while (done_[t].value.load(std::memory_order_acquire) != generation) relax();
 }
