@@ -109,8 +109,7 @@ void BatchSplitStep::share(const data::Batch& batch, size_t s, int64_t r0, int64
   std::optional<GradientRedirect::Scope> redirected;
   if (s > 0) redirected.emplace(redirects_[s - 1]);
   Tensor h = rows(batch.x[0], r0, r1 - r0);
-  if (batch.x_pending) {  // this share's samples, gathered on the core that reads them
-    h = Tensor::empty(h.shape());
+  if (batch.x_pending) {  // this share's samples into its rows of x, gathered on the core that reads them
     float* x = h.data();
     batch.dataset->gather_parts(batch.indices.subspan(static_cast<size_t>(r0), static_cast<size_t>(r1 - r0)),
                                 std::span<float* const>(&x, 1), {});

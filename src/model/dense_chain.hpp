@@ -132,7 +132,10 @@ class DenseChainStep {
   // of the fit), and not at all when W is not finite at the start.
   struct Picked {
     std::vector<int64_t> rows;       // the features used, relative to the part's first row of W
-    bool all = true;                 // nearly every feature is used: the whole product instead
+    // 90% of the features or more are used: the whole product instead. The bound dates from
+    // when the used features were packed first (the packing cost about a tenth of the product);
+    // since they are read in place (Gemm::pick_a) it has not been measured again.
+    bool all = true;
     std::vector<uint8_t> zero_grad;  // per row of the part: its gradient row holds zeros already
     std::vector<uint32_t> used;      // scratch: per feature, whether a sample uses it
   };

@@ -44,15 +44,14 @@ SpinTeam::SpinTeam(int threads) : done_(static_cast<size_t>(std::max(threads, 1)
   try {
     for (int t = 1; t < size(); ++t) threads_.emplace_back(&SpinTeam::work, this, t, place_of(t));
   } catch (...) {  // a thread that could not start: stop those started, and say so
-    stop_.store(true);
-    generation_.fetch_add(1);
-    generation_.notify_all();
-    for (std::thread& th : threads_) th.join();
+    stop();
     throw;
   }
 }
 
-SpinTeam::~SpinTeam() {
+SpinTeam::~SpinTeam() { stop(); }
+
+void SpinTeam::stop() {
   stop_.store(true);
   generation_.fetch_add(1);
   generation_.notify_all();
