@@ -49,7 +49,7 @@ class SpinTeam {
   }
   void run_task(Task task, void* context);
   void work(int thread, std::vector<int> cpus);
-  void stop();  // wakes the other threads to return, and joins them
+  void stop();         // wakes the other threads to return, and joins them
   void relax() const;  // in a wait: a pause, or a yield when oversubscribed
 
   struct alignas(64) Flag {
