@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "kernels/conv.hpp"
+#include "kernels/conv_narrow.hpp"
 #include "kernels/pool.hpp"
 #include "test_util.hpp"
 
@@ -82,6 +83,42 @@ TEST(ConvKernel, OneDnnMatchesNaive) {
       EXPECT_TRUE(testing::all_close(dw_fast, dw_naive, 1e-5, 1e-6 * terms_w)) << "conv2d backward weights " << what;
       EXPECT_TRUE(testing::all_close(db_fast, db_naive, 1e-5, 1e-6 * terms_w)) << "conv2d backward bias " << what;
     }
+  }
+}
+
+// The input gradient of a narrow convolution in our own loops (conv_narrow.cpp, C = 6 and
+// KW = 5 on a CPU with AVX-512) against the naive ones: rows of 1 to 4 pixels past the last
+// group of four (OW 5 to 9), one to several kernel rows, 1 to 33 filters, both modes, images
+// split over the threads; and a NaN in dy reaches exactly the cells of dx its windows reach.
+TEST(ConvKernel, NarrowBackwardDataMatchesNaive) {
+  Generator gen(27);
+  const std::vector<Window> windows = {{2, 14, 14, 6, 16, 5, 5, 1, 1, false}, {3, 9, 13, 6, 1, 5, 5, 1, 1, false},
+                                       {1, 5, 11, 6, 33, 1, 5, 1, 1, false},  {2, 8, 10, 6, 7, 3, 5, 1, 1, false},
+                                       {2, 12, 12, 6, 5, 5, 5, 1, 1, false},  {40, 14, 14, 6, 16, 5, 5, 1, 1, false}};
+  for (const Window& s : windows) {
+    const kernels::Geometry2d g = geometry(s);
+    if (!kernels::narrow_backward_data_applies(g)) GTEST_SKIP() << "no AVX-512: oneDNN's path, checked above";
+    const Tensor w = Tensor::randn({g.kh, g.kw, g.c, g.f}, gen);
+    Tensor dy = Tensor::randn({g.n, g.oh, g.ow, g.f}, gen);
+    for (bool acc : {false, true}) {
+      const Tensor dx0 = Tensor::randn({g.n, g.h, g.w, g.c}, gen);
+      Tensor fast = dx0.clone(), naive = dx0.clone();
+      kernels::conv2d_backward_data(g, dy.data(), w.data(), fast.data(), acc);
+      kernels::ref::conv2d_backward_data(g, dy.data(), w.data(), naive.data(), acc);
+      EXPECT_TRUE(testing::all_close(fast, naive, 1e-5, 1e-6 * static_cast<double>(g.kh * g.kw * g.f)))
+          << describe(g) << " accumulate=" << acc;
+    }
+    // One NaN at the last image's last pixel: its KH x KW window of dx turns NaN, nothing else.
+    dy.data()[dy.numel() - 1] = NAN;
+    Tensor fast = Tensor::empty({g.n, g.h, g.w, g.c}), naive = fast.clone();
+    kernels::conv2d_backward_data(g, dy.data(), w.data(), fast.data(), false);
+    kernels::ref::conv2d_backward_data(g, dy.data(), w.data(), naive.data(), false);
+    int64_t nan = 0;
+    for (int64_t k = 0; k < fast.numel(); ++k) {
+      ASSERT_EQ(std::isnan(fast.data()[k]), std::isnan(naive.data()[k])) << describe(g) << " at " << k;
+      nan += std::isnan(fast.data()[k]) ? 1 : 0;
+    }
+    EXPECT_EQ(nan, g.kh * g.kw * g.c) << describe(g);
   }
 }
 

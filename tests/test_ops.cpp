@@ -108,6 +108,7 @@ const std::vector<OpCase>& cases() {
        true, 1e-2, 1e-5},
       {"conv2d_lenet", [](auto& x) { return conv2d(in(x, 0), in(x, 1), in(x, 2), {.padding = Padding::same}); },
        true, 1e-2, 1e-5},
+      {"conv2d_lenet2", [](auto& x) { return conv2d(in(x, 0), in(x, 1), in(x, 2)); }, true, 1e-2, 1e-5},
       {"max_pool_2x2", [](auto& x) { return max_pool2d(in(x, 0), 2, 2); }},
       {"max_pool_3x3_s2_same", [](auto& x) { return max_pool2d(in(x, 0), 3, 2, Padding::same); }},
       {"avg_pool_valid", [](auto& x) { return avg_pool2d(in(x, 0), 2, 2); }},

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "allocator.hpp"
+#include "kernels/conv_narrow.hpp"
 #include "kernels/dnnl_common.hpp"
 #include "kernels/elementwise.hpp"
 
@@ -408,6 +409,17 @@ void conv2d_backward_data(const Geometry2d& g, const float* dy, const float* w, 
   if (count == 0) return;
   if (g.oh * g.ow * g.f == 0) {  // no output cell: dx gets nothing
     if (!accumulate) std::fill_n(dx, count, 0.f);
+    return;
+  }
+  if (narrow_backward_data_applies(g)) {  // our loops (conv_narrow.cpp), the images split over the threads
+    const int team = omp_in_parallel() || flops(g) < kSplitFlops
+                         ? 1
+                         : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), g.n));
+#pragma omp parallel num_threads(team) if (team > 1)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      narrow_backward_data(g, dy, w, dx, accumulate, g.n * t / nt, g.n * (t + 1) / nt);
+    }
     return;
   }
   const bool split = split_batch(g, [&](const Geometry2d& part, int64_t n0, int) {

@@ -1,0 +1,19 @@
+// The input gradient of a convolution with few input channels, in our own AVX-512 loops
+// (conv_narrow.cpp). Internal to the library: conv.cpp's conv2d_backward_data takes it where it
+// applies, oneDNN otherwise.
+#pragma once
+
+#include "kernels/window.hpp"
+
+namespace lamina::kernels {
+
+// Whether narrow_backward_data handles g on this CPU: AVX-512, stride and dilation 1, no
+// padding, and a kernel row of C x KW values one of the shapes it is built for (LeNet's second
+// convolution: C = 6, KW = 5).
+bool narrow_backward_data_applies(const Geometry2d& g);
+// dx (N, H, W, C) (+)= the transposed convolution of dy (N, OH, OW, F) with w (KH, KW, C, F),
+// images [n0, n1) of g, on the calling thread.
+void narrow_backward_data(const Geometry2d& g, const float* dy, const float* w, float* dx, bool accumulate, int64_t n0,
+                          int64_t n1);
+
+}  // namespace lamina::kernels
