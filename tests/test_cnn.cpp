@@ -122,6 +122,41 @@ TEST(ConvKernel, NarrowBackwardDataMatchesNaive) {
   }
 }
 
+// A one-channel convolution in our own loops (conv_narrow.cpp, F = 6 and KW = 5 on a CPU with
+// AVX-512) against the naive ones: forward with and without bias and relu, kernel and bias
+// gradients written and accumulated; both paddings, rows of 1 to 33 pixels (partial and
+// several vectors of 16), one to several kernel rows, batches split over the threads.
+TEST(ConvKernel, OneChannelMatchesNaive) {
+  Generator gen(28);
+  const std::vector<Window> windows = {{32, 28, 28, 1, 6, 5, 5, 1, 1, true}, {3, 9, 5, 1, 6, 5, 5, 1, 1, true},
+                                       {2, 7, 33, 1, 6, 3, 5, 1, 1, false}, {2, 6, 17, 1, 6, 1, 5, 1, 1, true},
+                                       {1, 5, 20, 1, 6, 5, 5, 1, 1, false}, {80, 12, 16, 1, 6, 5, 5, 1, 1, true}};
+  for (const Window& s : windows) {
+    const kernels::Geometry2d g = geometry(s);
+    if (!kernels::one_channel_applies(g)) GTEST_SKIP() << "no AVX-512: oneDNN's path, checked above";
+    const Tensor x = Tensor::randn({g.n, g.h, g.w, 1}, gen), w = Tensor::randn({g.kh, g.kw, 1, g.f}, gen);
+    const Tensor bias = Tensor::randn({g.f}, gen), dy = Tensor::randn({g.n, g.oh, g.ow, g.f}, gen);
+    const double terms_w = static_cast<double>(g.n * g.oh * g.ow);
+    for (int round = 0; round < 2; ++round) {
+      const bool with_bias = round == 0, acc = round == 1;
+      const auto act = round == 0 ? kernels::Eltwise::relu : kernels::Eltwise::none;
+      const std::string what = describe(g) + " round " + std::to_string(round);
+      Tensor fast = Tensor::empty({g.n, g.oh, g.ow, g.f}), naive = fast.clone();
+      kernels::conv2d_forward(g, x.data(), w.data(), with_bias ? bias.data() : nullptr, fast.data(), act);
+      kernels::ref::conv2d_forward(g, x.data(), w.data(), with_bias ? bias.data() : nullptr, naive.data(), act);
+      EXPECT_TRUE(testing::all_close(fast, naive, 1e-5, 1e-5)) << "forward " << what;
+      const Tensor dw0 = Tensor::randn(w.shape(), gen), db0 = Tensor::randn({g.f}, gen);
+      Tensor dw_fast = dw0.clone(), dw_naive = dw0.clone(), db_fast = db0.clone(), db_naive = db0.clone();
+      kernels::conv2d_backward_weights(g, x.data(), dy.data(), dw_fast.data(), acc, with_bias ? db_fast.data() : nullptr,
+                                       !acc);
+      kernels::ref::conv2d_backward_weights(g, x.data(), dy.data(), dw_naive.data(), acc,
+                                            with_bias ? db_naive.data() : nullptr, !acc);
+      EXPECT_TRUE(testing::all_close(dw_fast, dw_naive, 1e-5, 1e-6 * terms_w)) << "kernel gradient " << what;
+      EXPECT_TRUE(testing::all_close(db_fast, db_naive, 1e-5, 1e-6 * terms_w)) << "bias gradient " << what;
+    }
+  }
+}
+
 // The convolution's relu keeps NaN, as torch.relu's (oneDNN's post-op would give 0): a first
 // layer's (applied as the output leaves oneDNN's channel blocks), a later one's, and LeNet's first
 // on a batch large enough to be split over the threads. The first image is all NaN; the others
