@@ -38,7 +38,14 @@ constexpr int64_t kLanes = 16, kRowLanes = 2 * kLanes;
 constexpr int64_t kPixels = 4;  // dy pixels a step: 8 accumulators, 2 weight vectors, 4 broadcasts
 
 #ifdef LAMINA_NARROW_CONV
+// Compiled for AVX-512 whatever the build's target (chosen at run time, has_avx512), as the
+// whole file is in a build for a CPU with it (-march=native here): GCC refuses to inline the
+// intrinsics, built for that target, into functions whose target lacks some of its features.
+#ifdef __AVX512F__
+#define LAMINA_AVX512
+#else
 #define LAMINA_AVX512 __attribute__((target("arch=x86-64-v4")))
+#endif
 
 // How P neighbouring dy pixels' row sums (each C x KW lanes in two vectors, pixel p's starting
 // C p lanes after the first's) add up into kVectors vectors over their span in dx.
