@@ -198,7 +198,8 @@ TEST(NumericalSafety, NaNPropagatesThroughActivations) {
 
 // Both matmul paths (oneDNN, and our small-product loops) and the dispatcher against the naive
 // loop, for odd shapes, transposes and accumulation. The small path's tiles are 6 rows by 2
-// vectors (16 or 32 columns): 1, 7, 33 and 70 rows and columns cover full and partial tiles.
+// vectors (16 or 32 columns), 8 rows by one vector where N's last columns fit one: 1, 7, 33
+// and 70 rows and columns cover full and partial tiles of both.
 TEST(MatmulKernel, BothPathsMatchNaive) {
   Generator gen(7);
   using Kernel = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, bool, bool,

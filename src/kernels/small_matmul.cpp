@@ -33,6 +33,10 @@ struct Kernel {
   static constexpr int64_t kLanes = kBytes / 4;
   static constexpr int64_t kNR = 2 * kLanes;  // columns per tile
   static constexpr int kMR = 6;               // rows per tile: 12 accumulators + 2 B vectors + a broadcast
+  // Rows per tile of a one-vector panel (N <= kLanes, as the 10 classes of a last layer): six
+  // rows gave six chains of multiply-adds, fewer than two FMA units with a latency of four cycles
+  // keep busy.
+  static constexpr int kMR1 = 8;
   using Vec = VecOf<kBytes>;
   static_assert(sizeof(Vec) == kBytes);
 
@@ -56,7 +60,7 @@ struct Kernel {
   // when it was read in place), or (transposed) its row i0 + r is its row picks[i0 + r] (C's).
   template <int kRows, int kVecs, bool kTransA, bool kPicked, bool kPickA>
   LAMINA_INLINE static void tile(const float* a, int64_t lda, const int64_t* picks, int64_t k, int64_t i0,
-                                 Panel panel, Vec (&acc)[kMR][2]) {
+                                 Panel panel, Vec (&acc)[kMR1][2]) {
     static_assert(!(kPickA && kTransA && kPicked), "a transposed A is picked by C's rows, B's are then whole");
     Vec c[kRows][kVecs];
     for (int r = 0; r < kRows; ++r)
@@ -81,7 +85,13 @@ struct Kernel {
 
   template <int kVecs, bool kTransA, bool kPicked, bool kPickA>
   LAMINA_INLINE static void tile_rows(int rows, const float* a, int64_t lda, const int64_t* picks, int64_t k,
-                                      int64_t i0, Panel panel, Vec (&acc)[kMR][2]) {
+                                      int64_t i0, Panel panel, Vec (&acc)[kMR1][2]) {
+    if constexpr (kVecs == 1)
+      switch (rows) {
+        case 8: return tile<8, 1, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
+        case 7: return tile<7, 1, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
+        default: break;
+      }
     switch (rows) {
       case 6: return tile<6, kVecs, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
       case 5: return tile<5, kVecs, kTransA, kPicked, kPickA>(a, lda, picks, k, i0, panel, acc);
@@ -95,7 +105,7 @@ struct Kernel {
   // a_picks: what op(A) is picked by (Gemm::pick_a: b_rows, or c_rows for a transposed A), or null.
   template <int kVecs, bool kTransA>
   LAMINA_INLINE static void tile_of(int rows, const float* a, int64_t lda, const int64_t* a_picks, int64_t k,
-                                    int64_t i0, Panel panel, Vec (&acc)[kMR][2]) {
+                                    int64_t i0, Panel panel, Vec (&acc)[kMR1][2]) {
     if constexpr (!kTransA)  // a transposed A is picked by C's rows, and B's are then whole
       if (a_picks && panel.rows) return tile_rows<kVecs, false, true, true>(rows, a, lda, a_picks, k, i0, panel, acc);
     if (a_picks) return tile_rows<kVecs, kTransA, false, true>(rows, a, lda, a_picks, k, i0, panel, acc);
@@ -114,20 +124,22 @@ struct Kernel {
   }
 
   // A panel of op(B) for columns [j0, j0 + cols): read in place when B is stored (K, N) and the
-  // panel is whole; otherwise copied into `scratch` (kNR wide, zero past N). B's rows are ldb apart.
+  // panel is whole; otherwise copied into `scratch`, kNR wide (kLanes when cols fit one vector),
+  // zero past N. B's rows are ldb apart.
   LAMINA_INLINE static Panel panel(const float* b, int64_t ldb, const int64_t* b_rows, int64_t k, int64_t j0,
                                    int64_t cols, bool trans_b, float* scratch) {
     if (!trans_b && cols == kNR) return {b + j0, ldb, b_rows};
+    const int64_t width = cols > kLanes ? kNR : kLanes;
     float* out = scratch;
-    for (int64_t i = 0; i < k * kNR; ++i) out[i] = 0.f;
+    for (int64_t i = 0; i < k * width; ++i) out[i] = 0.f;
     if (trans_b) {  // B stored (N, K): column j of op(B) is row j of B
       for (int64_t jj = 0; jj < cols; ++jj)
-        for (int64_t p = 0; p < k; ++p) out[p * kNR + jj] = b[(j0 + jj) * ldb + p];
+        for (int64_t p = 0; p < k; ++p) out[p * width + jj] = b[(j0 + jj) * ldb + p];
     } else {
       for (int64_t p = 0; p < k; ++p)
-        std::memcpy(out + p * kNR, b + (b_rows ? b_rows[p] : p) * ldb + j0, sizeof(float) * cols);
+        std::memcpy(out + p * width, b + (b_rows ? b_rows[p] : p) * ldb + j0, sizeof(float) * cols);
     }
-    return {out, kNR};
+    return {out, width};
   }
 
   template <bool kTransA>
@@ -141,9 +153,10 @@ struct Kernel {
       const Panel pb = panel(b, ldb, b_rows, k, j0, cols, trans_b, scratch);
       float bias_tile[kNR] = {};
       if (bias) std::memcpy(bias_tile, bias + j0, sizeof(float) * cols);
-      for (int64_t i0 = 0; i0 < m; i0 += kMR) {
-        const int rows = static_cast<int>(m - i0 < kMR ? m - i0 : kMR);
-        Vec acc[kMR][2] = {};
+      const int64_t mr = cols > kLanes ? kMR : kMR1;
+      for (int64_t i0 = 0; i0 < m; i0 += mr) {
+        const int rows = static_cast<int>(m - i0 < mr ? m - i0 : mr);
+        Vec acc[kMR1][2];  // the tile writes its rows' kVecs vectors
         if (cols > kLanes) {
           tile_of<2, kTransA>(rows, a, lda, a_picks, k, i0, pb, acc);
         } else {
@@ -157,7 +170,7 @@ struct Kernel {
             float part[kNR];
             float* out = cols == kNR ? row : part;
             if (accumulate && out == part) std::memcpy(part, row, sizeof(float) * cols);
-            Vec v0 = acc[r][0] + bias0, v1 = acc[r][1] + bias1;
+            Vec v0 = acc[r][0] + bias0, v1 = cols > kLanes ? acc[r][1] + bias1 : Vec{};
             if (accumulate) {
               Vec old0, old1;
               load(old0, out), load(old1, out + kLanes);
