@@ -523,20 +523,6 @@ void for_window(const Geometry2d& g, int64_t i, int64_t j, F f) {
     }
   }
 }
-// Our own loops (conv_narrow.cpp) on images [n0, n1) of g: f(n0, n1, thread), the images split
-// over the threads from kSplitFlops (as split_batch), on the calling thread below that.
-template <class F>
-void over_images(const Geometry2d& g, F&& f) {
-  const int team = omp_in_parallel() || flops(g) < kSplitFlops
-                       ? 1
-                       : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), g.n));
-#pragma omp parallel num_threads(team) if (team > 1)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    f(g.n * t / nt, g.n * (t + 1) / nt, t);
-  }
-}
-
 }  // namespace
 
 void conv2d_forward(const Geometry2d& g, const float* x, const float* w, const float* bias, float* y, Eltwise act) {

@@ -55,6 +55,7 @@ template <int C, int KW, int P>
 struct Spread {
   static constexpr int kRow = C * KW, kSpan = C * (KW + P - 1);
   static constexpr int kVectors = (kSpan + kLanes - 1) / kLanes;
+  static_assert(kRow <= kRowLanes, "a kernel row's C x KW values must fit the two vectors of a row sum");
   struct Table {
     int index[P][kVectors][kLanes];  // lane l of vector v: pixel p's lane 16 v + l - C p
     unsigned mask[P][kVectors];      // the lanes where that is one of its kRow values
@@ -149,8 +150,8 @@ LAMINA_AVX512 void spread_images(const Geometry2d& g, const float* wt, const flo
 // through one permute per filter and vector (F vectors of 16 pixels <-> F vectors of NHWC).
 //
 // Measured on one Zen 5 core, LeNet's first convolution on a 32-image share (min of 300):
-// forward with relu 73 us against 135 (oneDNN and the pass that brings its 16-lane channel
-// blocks back to NHWC), kernel and bias gradients 99 us against 140 (oneDNN and the copy of dy
+// forward with relu 69 us against 135 (oneDNN and the pass that brings its 16-lane channel
+// blocks back to NHWC), kernel and bias gradients 80 us against 140 (oneDNN and the copy of dy
 // into channel blocks). LeNet's epoch on 2 bound threads, 4 alternating runs (min / median):
 // 0.744 / 0.759 s against 0.861 / 0.891 with oneDNN for this convolution.
 
