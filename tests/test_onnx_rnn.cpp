@@ -161,5 +161,24 @@ TEST(OnnxRnn, ExportRefusesAMaskedRecurrentLayer) {
   fs::remove(path);
 }
 
+// Embedding's export (Cast of the ids to int64, then Gather from the table) reads back as an
+// Embedding: a character model as bench's char-lstm (Embedding, LSTM over every step, Dense
+// logits) predicts the same after the round trip, and a plain Embedding + Dense too.
+TEST(OnnxRnn, EmbeddingReadsBackAsAnEmbedding) {
+  manual_seed(11);
+  Tensor ids = Tensor::empty({3, 6});
+  for (int64_t i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<float>((i * 7) % 13);
+  Sequential chars({layers::Embedding({.input_dim = 13, .output_dim = 4, .input_shape = Shape{6}}),
+                    layers::LSTM(Rnn{.units = 5, .return_sequences = true}), layers::Dense(13)});
+  chars.build(Shape{6});
+  const Model back = round_trip(chars, {ids}, "embedding_lstm");
+  EXPECT_EQ(classes(back), (std::vector<std::string>{"InputLayer", "Embedding", "LSTM", "Dense"}));
+  Sequential plain({layers::Embedding({.input_dim = 13, .output_dim = 4, .input_shape = Shape{6}}), layers::Flatten(),
+                    layers::Dense(2)});
+  plain.build(Shape{6});
+  EXPECT_EQ(classes(round_trip(plain, {ids}, "embedding_dense")),
+            (std::vector<std::string>{"InputLayer", "Embedding", "Flatten", "Dense"}));
+}
+
 }  // namespace
 }  // namespace lamina

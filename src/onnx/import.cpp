@@ -303,6 +303,9 @@ void Importer::layer_node(const Node& n) {
          "only with its merge layers: Add, Sub, Mul, Max, Min, Sum, Mean (inputs of one shape) and Concat");
   }
   flow_ = activations_.at(dynamic[0]);
+  if (flow_.ids && op != "Gather")
+    fail("reads '" + flow_.name + "', the activation cast to integers; Lamina reads integer ids only as the indices "
+         "of a Gather from a constant table (an Embedding)");
   if (time_major_node(n)) return;
   if ((op == "Sum" || op == "Mean") && n.inputs.size() == 1) return advance(n);  // of one input: the identity
   if (op == "Gemm") gemm(n);
@@ -325,8 +328,14 @@ void Importer::layer_node(const Node& n) {
   else if (op == "Slice") slice(n);
   else if (op == "Identity") advance(n);
   else if (op == "Cast") {
-    if (attr_int("to", kFloat) != kFloat) fail("casts the activation to " + data_type_name(static_cast<int32_t>(attr_int("to", 0))) + "; Lamina computes in float32");
+    const int64_t to = attr_int("to", kFloat);
+    if (to == kInt64 || to == kInt32) flow_.ids = true;  // for an Embedding's Gather: Lamina's own export
+    else if (to != kFloat)
+      fail("casts the activation to " + data_type_name(static_cast<int32_t>(to)) +
+           "; Lamina computes in float32 (and casts to int64 or int32 only the ids of an Embedding's Gather)");
     advance(n);
+  } else if (op == "Gather") {
+    embedding(n);
   } else {
     const bool merge_op = op == "Sub" || op == "Mul" || op == "Max" || op == "Min" || op == "Sum" || op == "Mean" ||
                           op == "Concat";
@@ -337,7 +346,8 @@ void Importer::layer_node(const Node& n) {
          "AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean over H and W, BatchNormalization, Relu, "
          "LeakyRelu, Elu, Sigmoid, Tanh, Exp, Softmax, LogSoftmax, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, "
          "Dropout, Identity, Cast, Pad (zeros, on H and W), Resize and Upsample (nearest or bilinear by whole factors), "
-         "Slice (of H and W), RNN, LSTM and GRU, and Add, Sub, Mul, Max, Min, Sum, Mean and Concat of activations");
+         "Slice (of H and W), RNN, LSTM and GRU, Gather of a table by the activation cast to integers (an "
+         "Embedding), and Add, Sub, Mul, Max, Min, Sum, Mean and Concat of activations");
   }
 }
 
@@ -632,6 +642,32 @@ void Importer::dropout(const Node& n) {
   advance(n);
 }
 
+// Gather(table, ids, axis 0), the ids an activation cast to integers: an Embedding whose
+// embeddings are the table (Lamina's own export of Embedding, layers/embedding.cpp).
+void Importer::embedding(const Node& n) {
+  if (n.inputs.size() != 2 || n.inputs[1] != flow_.name || activations_.count(n.inputs[0]))
+    fail("gathers from the activation '" + flow_.name + "'; Lamina imports Gather only as an Embedding: a constant "
+         "table (input 0) indexed by the activation cast to integers (input 1)");
+  if (!flow_.ids)
+    fail("indexes with '" + flow_.name + "', which holds floats; an Embedding's Gather takes the activation cast to "
+         "int64 or int32");
+  if (attr_int("axis", 0) != 0) fail("gathers along axis " + std::to_string(attr_int("axis", 0)) + "; an Embedding "
+                                     "gathers rows (axis 0)");
+  const Const& table = constant(0, "data (the embeddings)");
+  if (!table.is_float || table.dims.size() != 2 || table.dims[0] < 1 || table.dims[1] < 1)
+    fail("its table has shape " + dims_text(table.dims) + "; an Embedding's is (input_dim, output_dim) of floats");
+  if (flow_.permuted() || flow_.time_major != Flow::TimeMajor::no)
+    fail("its ids are a reordered tensor; an Embedding reads the ids as the graph input gives them");
+  Planned& p = plan("Embedding");
+  p.input_dim = table.dims[0];
+  p.units = table.dims[1];
+  p.weights["embeddings"] = Tensor::from(table.f, Shape{table.dims[0], table.dims[1]});
+  flow_.ids = false;
+  flow_.shape.push_back(table.dims[1]);
+  flow_.axes.push_back(flow_.rank() - 1);
+  advance(n);
+}
+
 // --- the model ----------------------------------------------------------------------------------------
 
 // The Keras config of a planned layer: what its class's from_config reads.
@@ -655,6 +691,7 @@ Json keras_config(const Planned& p) {
   if (c == "Activation") return {{"activation", p.activation.name()}};
   if (c == "LeakyReLU") return {{"negative_slope", p.value}};
   if (c == "Dropout") return {{"rate", p.value}};
+  if (c == "Embedding") return {{"input_dim", p.input_dim}, {"output_dim", p.units}};
   if (c == "Concatenate") return {{"axis", p.axis}};
   if (c == "UpSampling2D")
     return {{"size", size2(p.factors)},

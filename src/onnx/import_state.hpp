@@ -89,6 +89,9 @@ struct Flow {
   enum class TimeMajor { no, sequence, y, state };
   TimeMajor time_major = TimeMajor::no;
   bool reversed = false;
+  // Integer ids: the activation Cast to int64 or int32 (Lamina's Embedding export), which only a
+  // Gather from a table (an Embedding) may read.
+  bool ids = false;
   int rank() const { return static_cast<int>(shape.size()) + 1; }  // with the batch axis
 };
 
@@ -107,7 +110,8 @@ struct Planned {
   std::string origin;  // "node 3 '/fc/Gemm' (Gemm)", for messages
   std::string name;    // a layer name from the node's module path ("fc"), or "" for Lamina's default
   std::string output;  // the ONNX tensor it produces: a following bias or activation may fold into it
-  int64_t units = 0;   // Dense units, Conv filters
+  int64_t units = 0;   // Dense units, Conv filters, Embedding output_dim
+  int64_t input_dim = 0;  // Embedding: rows of its table
   bool use_bias = false;
   Activation activation = Activation::linear;
   Size2 window = 1, strides = 1;
@@ -161,6 +165,7 @@ class Importer {
   void reduce_mean(const Node& n);
   void batch_norm(const Node& n);
   void dropout(const Node& n);
+  void embedding(const Node& n);  // Gather(table, ids, axis 0)
   void transpose(const Node& n);
   // --- import_resize.cpp: Resize / Upsample, Pad and Slice on images ---
   void resize(const Node& n);
