@@ -141,6 +141,22 @@ TEST(Rnn, OneDnnMatchesReference) {
     }
 }
 
+// Inference (no gradient) splits the batch over the threads (kernels/rnn.cpp), each running the
+// one-thread primitive on its rows: the sequence and the final states match the naive loops, on
+// 1 and 3 threads, with a batch that does not divide evenly.
+TEST(Rnn, InferenceSplitOverThreadsMatchesReference) {
+  const int before = get_num_threads();
+  for (RnnCell cell : kCells)
+    for (int threads : {1, 3}) {
+      set_num_threads(threads);
+      const auto in = random_inputs(cell, 7, 5, 6, 8, 11);
+      const NoGradGuard no_grad;
+      const Tensor fast = op(cell, {})(in), naive = op(cell, {.reference = true})(in);
+      EXPECT_TRUE(all_close(fast, naive, 1e-4, 1e-5)) << "cell " << static_cast<int>(cell) << " on " << threads;
+    }
+  set_num_threads(before);
+}
+
 // Only the final cell state used: its gradient still reaches everything through the sequence's
 // backward. No bias and no initial states: zeros, and no gradient to ask for.
 TEST(Rnn, GradientThroughFinalCellStateAlone) {

@@ -9,6 +9,8 @@
 // against finite differences).
 #include "kernels/rnn.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -216,6 +218,26 @@ memory wrap(const memory::desc& md, const float* p) { return memory(md, cpu().en
 
 RnnSaved rnn_forward(const RnnGeometry& g, bool training, const float* x, const float* wx, const float* wh,
                      const float* bias, const float* h0, const float* c0, float* y, float* c_last) {
+  // Inference splits the batch over the cores instead, each running the one-thread primitive on
+  // its rows (batch-major: a share's x, y and states are contiguous), so that no step waits for
+  // the other core. bench's char-lstm predicting its 256 windows on two threads: 4,853 samples/s,
+  // against 2,623 when one core ran them all (the step is under kParallelStepFlops).
+  const int team = training || omp_in_parallel() || g.n < 2
+                       ? 1
+                       : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), g.n));
+  if (team > 1) {
+#pragma omp parallel num_threads(team)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t n0 = g.n * t / nt, n1 = g.n * (t + 1) / nt;
+      RnnGeometry part = g;
+      part.n = n1 - n0;
+      if (part.n > 0)
+        rnn_forward(part, false, x + n0 * g.t * g.i, wx, wh, bias, h0 ? h0 + n0 * g.u : nullptr,
+                    c0 ? c0 + n0 * g.u : nullptr, y + n0 * g.t * g.u, c_last ? c_last + n0 * g.u : nullptr);
+    }
+    return {};
+  }
   RnnSaved saved;
   const int64_t state = g.n * g.u;
   saved.last_h = detail::allocate_storage(state);
