@@ -157,6 +157,22 @@ TEST(Rnn, InferenceSplitOverThreadsMatchesReference) {
   set_num_threads(before);
 }
 
+// An LSTM on one sequence splits its units over the threads instead (kernels/lstm_one.cpp, on a
+// CPU with AVX-512): 64 units on one core, 144 (blocks of 64 and 80 on two threads, 48 on three)
+// and 256 (128 each on two, a whole panel of the product) against the naive loops.
+TEST(Rnn, LstmOnOneSequenceSplitOverUnitsMatchesReference) {
+  const int before = get_num_threads();
+  for (int64_t units : {64, 144, 256})
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      const auto in = random_inputs(RnnCell::lstm, 1, 9, 6, units, 12);
+      const NoGradGuard no_grad;
+      const Tensor fast = op(RnnCell::lstm, {})(in), naive = op(RnnCell::lstm, {.reference = true})(in);
+      EXPECT_TRUE(all_close(fast, naive, 1e-4, 1e-5)) << units << " units on " << threads << " threads";
+    }
+  set_num_threads(before);
+}
+
 // Only the final cell state used: its gradient still reaches everything through the sequence's
 // backward. No bias and no initial states: zeros, and no gradient to ask for.
 TEST(Rnn, GradientThroughFinalCellStateAlone) {

@@ -21,6 +21,7 @@
 
 #include "allocator.hpp"
 #include "kernels/dnnl_common.hpp"
+#include "kernels/lstm_one.hpp"
 
 namespace lamina::kernels {
 
@@ -222,6 +223,10 @@ RnnSaved rnn_forward(const RnnGeometry& g, bool training, const float* x, const 
   // its rows (batch-major: a share's x, y and states are contiguous), so that no step waits for
   // the other core. bench's char-lstm predicting its 256 windows on two threads: 4,853 samples/s,
   // against 2,623 when one core ran them all (the step is under kParallelStepFlops).
+  if (!training && lstm_one_applies(g)) {  // one sequence: its units split over the cores instead
+    lstm_one_forward(g, x, wx, wh, bias, h0, c0, y, c_last);
+    return {};
+  }
   const int team = training || omp_in_parallel() || g.n < 2
                        ? 1
                        : static_cast<int>(std::min<int64_t>(omp_get_max_threads(), g.n));
