@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -292,6 +293,7 @@ struct Args {
   std::string data = "data";
   bool predict = true;  // time predict on the MNIST test set
   std::string export_onnx;  // bench_lamina: the trained model as ONNX here (the predict rows' model)
+  std::string export_inputs;  // bench_lamina: the test inputs here (write_inputs), for the predict rows
 };
 
 inline Args parse_args(int argc, char** argv) {
@@ -308,8 +310,10 @@ inline Args parse_args(int argc, char** argv) {
     else if (k == "--data") a.data = value();
     else if (k == "--no-predict") a.predict = false;
     else if (k == "--export-onnx") a.export_onnx = value();
+    else if (k == "--export-inputs") a.export_inputs = value();
     else throw std::invalid_argument("unknown option '" + k +
-                                     "' (known: --workload, --threads, --epochs, --data, --no-predict, --export-onnx)");
+                                     "' (known: --workload, --threads, --epochs, --data, --no-predict, --export-onnx, "
+                                     "--export-inputs)");
   }
   if (a.threads < 1) throw std::invalid_argument("--threads must be >= 1");
   find_workload(a.workload);
@@ -340,6 +344,7 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 //   --model M.onnx --images data/mnist --batch B --threads T [--samples N] [--reps R]
 struct PredictArgs {
   std::string model, images = "data/mnist";
+  std::string inputs;  // an inputs file (write_inputs) instead of MNIST's test images
   int64_t batch = 10000, samples = 10000;
   int threads = 1, reps = 5;
 };
@@ -352,15 +357,64 @@ inline PredictArgs parse_predict_args(int argc, char** argv) {
     const std::string v = argv[++i];
     if (k == "--model") a.model = v;
     else if (k == "--images") a.images = v;
+    else if (k == "--inputs") a.inputs = v;
     else if (k == "--batch") a.batch = std::stoll(v);
     else if (k == "--samples") a.samples = std::stoll(v);
     else if (k == "--threads") a.threads = std::stoi(v);
     else if (k == "--reps") a.reps = std::stoi(v);
-    else throw std::invalid_argument("unknown option '" + k + "' (known: --model, --images, --batch, --samples, --threads, --reps)");
+    else throw std::invalid_argument("unknown option '" + k + "' (known: --model, --images, --inputs, --batch, --samples, --threads, --reps)");
   }
   if (a.model.empty() || a.batch < 1 || a.samples < 1 || a.threads < 1 || a.reps < 1)
     throw std::invalid_argument("--model is required; --batch, --samples, --threads, --reps must be positive");
   return a;
+}
+
+// The predict rows' inputs for a model that does not read MNIST's images (the sequence
+// workloads' ids): "LMIN", uint32 rank, int64 dims[rank], float32 values, little endian, written
+// by bench_lamina --export-inputs and read by bench_predict, bench_opencv_predict and
+// ort_predict.js. Written to a temporary name, then renamed.
+struct Inputs {
+  std::vector<int64_t> dims;
+  std::vector<float> values;
+  int64_t rows() const { return dims.empty() ? 0 : dims[0]; }
+  int64_t row_size() const { return rows() == 0 ? 0 : static_cast<int64_t>(values.size()) / rows(); }
+};
+
+inline void write_inputs(const std::string& path, const Inputs& in) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    const auto rank = static_cast<uint32_t>(in.dims.size());
+    f.write("LMIN", 4);
+    f.write(reinterpret_cast<const char*>(&rank), sizeof rank);
+    f.write(reinterpret_cast<const char*>(in.dims.data()), static_cast<std::streamsize>(sizeof(int64_t) * rank));
+    f.write(reinterpret_cast<const char*>(in.values.data()),
+            static_cast<std::streamsize>(sizeof(float) * in.values.size()));
+    if (!f) throw std::runtime_error(tmp + ": cannot write the inputs");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+inline Inputs read_inputs(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char magic[4] = {};
+  uint32_t rank = 0;
+  f.read(magic, 4);
+  f.read(reinterpret_cast<char*>(&rank), sizeof rank);
+  if (!f || std::string(magic, 4) != "LMIN" || rank < 1 || rank > 8)
+    throw std::runtime_error(path + ": not an inputs file (LMIN, rank 1 to 8)");
+  Inputs in;
+  in.dims.resize(rank);
+  f.read(reinterpret_cast<char*>(in.dims.data()), static_cast<std::streamsize>(sizeof(int64_t) * rank));
+  int64_t count = 1;
+  for (int64_t d : in.dims) {
+    if (d < 0 || d > (int64_t{1} << 32)) throw std::runtime_error(path + ": a dimension of " + std::to_string(d));
+    count *= d;
+  }
+  in.values.resize(static_cast<size_t>(count));
+  f.read(reinterpret_cast<char*>(in.values.data()), static_cast<std::streamsize>(sizeof(float) * in.values.size()));
+  if (!f) throw std::runtime_error(path + ": ends before its " + std::to_string(count) + " values");
+  return in;
 }
 
 // steady_clock's reading in seconds: CLOCK_MONOTONIC, one clock for every process of the machine,

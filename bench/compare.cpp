@@ -437,7 +437,8 @@ void print_table(const std::vector<OJson>& results, const Options& o, double pea
 // bench_lamina trains the workload for one epoch and exports it (save_onnx); bench_predict (Lamina's
 // load_onnx + predict), bench/ort_predict.js (onnxruntime-node) and, when built,
 // bench_opencv_predict (OpenCV's dnn, C++: no binding's per-call cost) then run that file over MNIST's
-// test images at batch 10000 and at batch 1 (the first 1000 images), at each thread count, each
+// test images at batch 10000 and at batch 1 (the first 1000 images), or a sequence model over its
+// own test inputs (all of them, then one at a time; no OpenCV), at each thread count, each
 // program timing its own passes (median of 5 after a warm-up). Rows as DESIGN.md's
 // {"workload": "mnist-mlp-predict", "lamina": {...}, "onnxruntime": {...}, "batch", "threads"},
 // speedup = Lamina's samples/s / ONNX Runtime's (above 1: Lamina is faster).
@@ -445,24 +446,30 @@ std::vector<OJson> measure_predict(const Options& o, const std::string& workload
                                    double& worst_busy) {
   const fs::path dir = fs::temp_directory_path() / ("lamina-predict-" + std::to_string(getpid()));
   fs::create_directories(dir);
-  const fs::path onnx = dir / (workload + ".onnx");
+  const fs::path onnx = dir / (workload + ".onnx"), inputs = dir / (workload + ".inputs");
+  // A sequence model reads its own test inputs (char-lstm: the 256 validation windows' ids),
+  // which bench_lamina writes beside the model; all of them make the large batch.
+  const bool sequence = bench::is_sequence(bench::find_workload(workload));
   set_environment("lamina", 1);
   run_command(shell_quote((o.bin_dir / "bench_lamina").string()) + " --workload " + workload +
               " --threads 1 --epochs 1 --no-predict --data " + shell_quote(o.data) + " --export-onnx " +
-              shell_quote(onnx.string()));
-  const std::string images = shell_quote(o.data + "/mnist");
+              shell_quote(onnx.string()) + (sequence ? " --export-inputs " + shell_quote(inputs.string()) : ""));
+  const int64_t all = sequence ? bench::read_inputs(inputs.string()).rows() : 10000;
+  const std::string source =
+      sequence ? " --inputs " + shell_quote(inputs.string()) : " --images " + shell_quote(o.data + "/mnist");
   const std::string node_path = (fs::path(LAMINA_SOURCE_DIR) / ".deps" / "node_modules").string();
   std::vector<OJson> rows;
   for (int t : o.threads)
-    for (int64_t batch : {int64_t{10000}, int64_t{1}}) {
-      const std::string common = " --model " + shell_quote(onnx.string()) + " --images " + images + " --batch " +
-                                 std::to_string(batch) + " --threads " + std::to_string(t) +
-                                 " --samples " + (batch == 1 ? "1000" : "10000");
+    for (int64_t batch : {all, int64_t{1}}) {
+      const std::string common = " --model " + shell_quote(onnx.string()) + source + " --batch " +
+                                 std::to_string(batch) + " --threads " + std::to_string(t) + " --samples " +
+                                 std::to_string(batch == 1 && !sequence ? 1000 : all);
       OJson row = {{"workload", workload + "-predict"}, {"batch", batch}, {"threads", t}};
       const fs::path opencv = o.bin_dir / "bench_opencv_predict";  // built when libopencv-dnn-dev is there
       for (const char* fw : {"lamina", "onnxruntime", "opencv"}) {
         const std::string name = fw;
-        if (name == "opencv" && !fs::exists(opencv)) continue;
+        // OpenCV 4.6's importer takes Gather indices only from constants, not an Embedding's ids.
+        if (name == "opencv" && (!fs::exists(opencv) || sequence)) continue;
         const double busy_before = wait_for_quiet(wait_budget);
         set_environment("lamina", t);
         const std::string cmd =
@@ -724,9 +731,10 @@ int main(int argc, char** argv) try {
     results.push_back(entry);
   }
 
-  // Inference rows for the MNIST models, after the training rows.
+  // Inference rows for the MNIST models and char-lstm, after the training rows. (imdb-lstm's
+  // Bidirectional layers have no ONNX export yet.)
   std::vector<OJson> predict_rows;
-  for (const char* w : {"mnist-mlp", "lenet-mnist"})
+  for (const char* w : {"mnist-mlp", "lenet-mnist", "char-lstm"})
     if (std::find(o.workloads.begin(), o.workloads.end(), w) != o.workloads.end()) {
       try {
         for (OJson& r : measure_predict(o, w, wait_budget, worst_busy)) predict_rows.push_back(std::move(r));
@@ -771,7 +779,8 @@ int main(int argc, char** argv) try {
   if (!build_row.is_null()) std::ofstream(build_path) << build_row.dump(2) << "\n";
   print_table(results, o, peak);
   if (!predict_rows.empty()) {
-    std::printf("\nInference on the same ONNX file (bench_lamina's, after 1 epoch), MNIST test images, samples/s "
+    std::printf("\nInference on the same ONNX file (bench_lamina's, after 1 epoch), MNIST test images (char-lstm: "
+                "its validation windows), samples/s "
                 "(best / median of 5 passes); speedup: Lamina's median over ONNX Runtime's (OpenCV's):\n"
                 "%-20s %6s %2s %23s %23s %23s %9s %9s\n",
                 "workload", "batch", "T", "lamina", "onnxruntime", "opencv", "speedup", "vs opencv");

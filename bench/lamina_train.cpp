@@ -2,6 +2,7 @@
 // Model, compile, fit, predict) and prints one JSON line with the epoch times, test accuracy,
 // peak RSS and predict throughput. bench_compare runs it beside bench_torch (bench/peers/torch_train.cpp).
 //   bench_lamina --workload mnist-mlp --threads 1 [--epochs 2] [--data data] [--export-onnx M.onnx]
+//                [--export-inputs X.bin]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -201,6 +202,12 @@ int main(int argc, char** argv) try {
   }
 
   if (!args.export_onnx.empty()) save_onnx(model, args.export_onnx);
+  if (!args.export_inputs.empty()) {  // the test inputs, for the predict rows of models that do not read MNIST
+    std::vector<int64_t> rows(static_cast<size_t>(d.test.size()));
+    std::iota(rows.begin(), rows.end(), 0);
+    const Tensor x = d.test.x(rows);
+    bench::write_inputs(args.export_inputs, {x.shape().dims(), std::vector<float>(x.data(), x.data() + x.numel())});
+  }
 
   const Json out = {{"workload", w.name},          {"framework", "lamina"},
                     {"threads", args.threads},     {"epochs", epochs},

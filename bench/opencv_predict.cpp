@@ -1,8 +1,10 @@
 // bench_opencv_predict: OpenCV's dnn through its C++ API (cv::dnn::readNetFromONNX, its own CPU
 // backend) on the ONNX file bench_predict and bench/ort_predict.js run, over MNIST's test images
-// (x / 255, (N, 28, 28)); prints one JSON line as they do. The batch-1 peer without a language
-// binding's per-call cost (issue 20: ONNX Runtime's Node binding adds its own at batch 1).
-//   bench_opencv_predict --model M.onnx --images data/mnist --batch 1 --threads 1 [--samples 1000] [--reps 5]
+// (x / 255, (N, 28, 28)) or an inputs file (bench_lamina --export-inputs); prints one JSON line as
+// they do. The batch-1 peer without a language binding's per-call cost (issue 20: ONNX Runtime's
+// Node binding adds its own at batch 1).
+//   bench_opencv_predict --model M.onnx (--images data/mnist | --inputs X.bin) --batch 1 --threads 1
+//                        [--samples 1000] [--reps 5]
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -43,12 +45,23 @@ int main(int argc, char** argv) try {
   net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
   net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
   int64_t n = 0;
-  std::vector<float> x = read_images(a.images, a.samples, n);
+  std::vector<int> sample_dims = {28, 28};  // one sample's shape
+  std::vector<float> x;
+  if (a.inputs.empty()) {
+    x = read_images(a.images, a.samples, n);
+  } else {
+    bench::Inputs in = bench::read_inputs(a.inputs);
+    n = std::min(a.samples, in.rows());
+    sample_dims.assign(in.dims.begin() + 1, in.dims.end());
+    x.assign(in.values.begin(), in.values.begin() + n * in.row_size());
+  }
+  int64_t per = 1;
+  for (int d : sample_dims) per *= d;
   auto pass = [&] {
     for (int64_t b = 0; b < n; b += a.batch) {
-      const int m = static_cast<int>(std::min(a.batch, n - b));
-      const int dims[] = {m, 28, 28};
-      net.setInput(cv::Mat(3, dims, CV_32F, x.data() + b * 784));
+      std::vector<int> dims = {static_cast<int>(std::min(a.batch, n - b))};
+      dims.insert(dims.end(), sample_dims.begin(), sample_dims.end());
+      net.setInput(cv::Mat(static_cast<int>(dims.size()), dims.data(), CV_32F, x.data() + b * per));
       net.forward();
     }
   };

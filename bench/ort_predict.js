@@ -1,6 +1,6 @@
 // ONNX Runtime's side of the *-predict rows (bench_compare): runs an ONNX file (the one bench_lamina
 // exported and bench_predict runs with Lamina) over MNIST's test images, x / 255 as (N, 28, 28)
-// float32, in batches of --batch, with --threads intra-op threads (one inter-op thread, sequential
+// float32, or over an inputs file (--inputs: bench_lamina --export-inputs), in batches of --batch, with --threads intra-op threads (one inter-op thread, sequential
 // execution, all graph optimizations: ONNX Runtime at its best on a CPU). Prints one JSON line as
 // bench_predict does: samples per second (best and median over passes), median time per batch.
 // Each batch is its own session.run call, so at batch 1 the binding's per-call cost is in the time.
@@ -14,9 +14,9 @@ const zlib = require('zlib');
 const args = {images: 'data/mnist', batch: 10000, samples: 10000, threads: 1, reps: 5};
 for (let i = 2; i < process.argv.length; i += 2) {
   const key = process.argv[i].replace(/^--/, ''), value = process.argv[i + 1];
-  if (!(key in args) && key !== 'model') throw new Error(`unknown option --${key}`);
+  if (!(key in args) && key !== 'model' && key !== 'inputs') throw new Error(`unknown option --${key}`);
   if (value === undefined) throw new Error(`--${key} needs a value`);
-  args[key] = key === 'model' || key === 'images' ? value : Number(value);
+  args[key] = ['model', 'images', 'inputs'].includes(key) ? value : Number(value);
 }
 if (!args.model) throw new Error('--model is required');
 
@@ -39,19 +39,38 @@ function readImages(dir, count) {
   return {x, n, rows, cols};
 }
 
+// An inputs file (bench_lamina --export-inputs; bench/common.hpp's Inputs): "LMIN", uint32 rank,
+// int64 dims, float32 values, little endian; its first `count` rows and one row's shape.
+function readInputs(file, count) {
+  const bytes = fs.readFileSync(file);
+  if (bytes.toString('latin1', 0, 4) !== 'LMIN') throw new Error(`${file}: not an inputs file`);
+  const rank = bytes.readUInt32LE(4), dims = [];
+  for (let i = 0; i < rank; ++i) dims.push(Number(bytes.readBigInt64LE(8 + 8 * i)));
+  const n = Math.min(count, dims[0]), per = dims.slice(1).reduce((a, b) => a * b, 1), at = 8 + 8 * rank;
+  const x = new Float32Array(bytes.buffer.slice(bytes.byteOffset + at, bytes.byteOffset + at + 4 * n * per));
+  return {x, n, shape: dims.slice(1)};
+}
+
 async function main() {
   const session = await ort.InferenceSession.create(args.model, {
     intraOpNumThreads: args.threads, interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   });
   const input = session.inputNames[0], output = session.outputNames[0];
-  const {x, n, rows, cols} = readImages(args.images, args.samples);
-  const per = rows * cols;
+  let x, n, shape;
+  if (args.inputs) {
+    ({x, n, shape} = readInputs(args.inputs, args.samples));
+  } else {
+    let rows, cols;
+    ({x, n, rows, cols} = readImages(args.images, args.samples));
+    shape = [rows, cols];
+  }
+  const per = shape.reduce((a, b) => a * b, 1);
   // The batches as tensors made once: the timed passes measure inference, not the copies.
   const batches = [];
   for (let b = 0; b < n; b += args.batch) {
     const m = Math.min(args.batch, n - b);
-    batches.push(new ort.Tensor('float32', x.subarray(b * per, (b + m) * per), [m, rows, cols]));
+    batches.push(new ort.Tensor('float32', x.subarray(b * per, (b + m) * per), [m, ...shape]));
   }
   const pass = async () => {
     for (const t of batches) await session.run({[input]: t}, [output]);
