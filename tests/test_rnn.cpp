@@ -158,8 +158,9 @@ TEST(Rnn, InferenceSplitOverThreadsMatchesReference) {
 }
 
 // An LSTM on one sequence splits its units over the threads instead (kernels/lstm_one.cpp, on a
-// CPU with AVX-512): 64 units on one core, 144 (blocks of 64 and 80 on two threads, 48 on three)
-// and 256 (128 each on two, a whole panel of the product) against the naive loops.
+// CPU with AVX-512, two threads or more): 64 units (oneDNN: too few to split), 144 (blocks of 64
+// and 80 on two threads; 64 a core at least, so two on three too) and 256 (128 each on two, a
+// whole panel of the product; 80, 80 and 96 on three) against the naive loops.
 TEST(Rnn, LstmOnOneSequenceSplitOverUnitsMatchesReference) {
   const int before = get_num_threads();
   for (int64_t units : {64, 144, 256})

@@ -10,9 +10,9 @@
 // The input's part of the gates, x W + bias for every step, is one product before the steps.
 //
 // bench's char-lstm predicting one window at a time (samples/s, medians of 5 passes): on two
-// threads 899-932 against oneDNN's 548 and ONNX Runtime's 805-850 in the same minutes; on one
-// thread 459-630, as oneDNN's 619-634, and below ONNX Runtime's 672-830: the product streams the
-// 1 MB kernel from beyond the core's cache at every step, and ONNX Runtime streams it faster.
+// threads 899-979 against oneDNN's 548 and ONNX Runtime's 805-887 in the same minutes. On one
+// thread these loops took 459-630 against oneDNN's 619-634, so one thread stays on oneDNN (below
+// ONNX Runtime's 669-830 there: a step streams the 1 MB kernel from beyond the core's cache).
 #include "kernels/lstm_one.hpp"
 
 #include <omp.h>
@@ -33,8 +33,8 @@ namespace lamina::kernels {
 namespace {
 
 constexpr int64_t kLanes = 16;
-constexpr int64_t kBlock = 8 * kLanes;  // columns a pass of the product: 8 accumulators
-constexpr int64_t kMinUnitsPerCore = 64;
+constexpr int64_t kBlock = 8 * kLanes;    // columns a pass of the product: 8 accumulators
+constexpr int64_t kMinUnitsPerCore = 64;  // a core's share of the units at least
 
 #ifdef LAMINA_LSTM_ONE
 #ifdef __AVX512F__
@@ -84,8 +84,9 @@ void tanh_in_place(const float* z, float* out, float* scratch, int64_t n) {
 
 bool lstm_one_applies(const RnnGeometry& g) {
 #ifdef LAMINA_LSTM_ONE
+  // On one core oneDNN's primitive is as fast or faster (see above): this is for several.
   return has_avx512() && g.cell == RnnCellKind::lstm && g.n == 1 && g.t > 0 && g.u % kLanes == 0 &&
-         g.u >= kMinUnitsPerCore;
+         g.u >= 2 * kMinUnitsPerCore && !omp_in_parallel() && omp_get_max_threads() >= 2;
 #else
   (void)g;
   return false;
@@ -101,23 +102,20 @@ void lstm_one_forward(const RnnGeometry& g, const float* x, const float* wx, con
   matmul(x, wx, xw.data(), t_steps, g.i, width, false, false, false, bias, Eltwise::none);
   std::vector<float> h(static_cast<size_t>(2 * u));  // this step's output and the next's
   std::copy_n(h0, u, h.data());
-  const int team =
-      omp_in_parallel() ? 1 : static_cast<int>(std::clamp<int64_t>(u / kMinUnitsPerCore, 1, omp_get_max_threads()));
-#pragma omp parallel num_threads(team) if (team > 1)
+  const int team = static_cast<int>(std::min<int64_t>(u / kMinUnitsPerCore, omp_get_max_threads()));
+#pragma omp parallel num_threads(team)
   {
     const int64_t k = omp_get_thread_num(), nk = omp_get_num_threads();
     const int64_t blocks = u / kLanes;  // units in whole vectors, split over the cores
     const int64_t u0 = blocks * k / nk * kLanes, u1 = blocks * (k + 1) / nk * kLanes, own = u1 - u0;
     std::vector<float> z(static_cast<size_t>(4 * own)), c(c0 + u0, c0 + u1), scratch(static_cast<size_t>(own));
-    // On several cores, this core's columns of the recurrent kernel (its units in each gate)
-    // packed in panels of kBlock columns (or kLanes for the rest), each panel's rows one after
-    // the other, so that a pass of the product reads one sequential stream from this core's
-    // cache: char-lstm at batch 1 on two threads, 910 samples/s against 741 read in place. On one
-    // core the packing (1 MB a call, every call: the weights may have changed) cost more than it
-    // saved (452 against 630), so the product reads the kernel in place there.
-    const bool pack = nk > 1;
-    std::vector<float> packed(pack ? static_cast<size_t>(u * 4 * own) : 0);
-    for (int q = 0; pack && q < 4; ++q)
+    // This core's columns of the recurrent kernel (its units in each gate) packed in panels of
+    // kBlock columns (or kLanes for the rest), each panel's rows one after the other, so that a
+    // pass of the product reads one sequential stream from this core's cache: char-lstm at batch
+    // 1 on two threads, 910 samples/s against 741 read in place. (Packed every call: the weights
+    // may have changed.)
+    std::vector<float> packed(static_cast<size_t>(u * 4 * own));
+    for (int q = 0; q < 4; ++q)
       for (int64_t j = 0; j < own;) {
         const int64_t cols = own - j >= kBlock ? kBlock : kLanes;
         float* panel = packed.data() + (q * own + j) * u;
@@ -132,12 +130,11 @@ void lstm_one_forward(const RnnGeometry& g, const float* x, const float* wx, con
         std::copy_n(xw.data() + t * width + q * u + u0, own, gate[q]);
         for (int64_t j = 0; j < own;) {
           const int64_t cols = own - j >= kBlock ? kBlock : kLanes;
-          const float* panel = pack ? packed.data() + (q * own + j) * u : wh + q * u + u0 + j;
-          const int64_t ld = pack ? cols : width;
+          const float* panel = packed.data() + (q * own + j) * u;
           if (cols == kBlock)
-            gemv_block<8>(h_now, u, panel, ld, gate[q] + j);
+            gemv_block<8>(h_now, u, panel, cols, gate[q] + j);
           else
-            gemv_block<1>(h_now, u, panel, ld, gate[q] + j);
+            gemv_block<1>(h_now, u, panel, cols, gate[q] + j);
           j += cols;
         }
       }

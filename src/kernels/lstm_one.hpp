@@ -7,8 +7,9 @@
 
 namespace lamina::kernels {
 
-// Whether lstm_one_forward handles g on this CPU: AVX-512, an LSTM, a batch of one, units a
-// multiple of 16 and at least 64.
+// Whether lstm_one_forward handles g on this CPU and thread count: AVX-512, at least two OpenMP
+// threads outside a parallel region, an LSTM, a batch of one, units a multiple of 16 and at least
+// 128 (64 a core).
 bool lstm_one_applies(const RnnGeometry& g);
 // rnn_forward's inference for such a g: y (1, T, U), and c_last (1, U) when not null; x, wx, wh,
 // bias (4U), h0 and c0 as rnn_forward's.
