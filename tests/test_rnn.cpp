@@ -169,7 +169,9 @@ TEST(Rnn, LstmOnOneSequenceSplitOverUnitsMatchesReference) {
       const auto in = random_inputs(RnnCell::lstm, 1, 9, 6, units, 12);
       const NoGradGuard no_grad;
       const Tensor fast = op(RnnCell::lstm, {})(in), naive = op(RnnCell::lstm, {.reference = true})(in);
-      EXPECT_TRUE(all_close(fast, naive, 1e-4, 1e-5)) << units << " units on " << threads << " threads";
+      // Each gate sums up to 256 products a step over 9 steps: 3e-5 apart at most (in the Debug
+      // build; a gate mixed up is 0.1 off).
+      EXPECT_TRUE(all_close(fast, naive, 1e-4, 1e-4)) << units << " units on " << threads << " threads";
     }
   set_num_threads(before);
 }
