@@ -18,8 +18,9 @@ bench=0
 packages=(build-essential cmake pkg-config libdnnl-dev googletest libgtest-dev nlohmann-json3-dev
           zlib1g-dev libcli11-dev libpng-dev)
 # The ONNX export's tests: onnx's checker, OpenCV's dnn and ONNX Runtime (npm onnxruntime-node,
-# driven by node) run the exported files.
-packages+=(python3-numpy python3-onnx python3-opencv)
+# driven by node) run the exported files; ONNX's golden RNN / LSTM / GRU node tests
+# (libonnx-testdata) are read back by load_onnx (tests/onnx/rnn_testdata.py).
+packages+=(python3-numpy python3-onnx python3-opencv libonnx-testdata)
 # The Python package (python/): the _lamina extension (pybind11 on Python's headers), its pytest
 # suite, and the test that pip-installs it into a throwaway venv (make test runs both).
 python_packages=(python3-venv python3-pip python3-wheel python3-setuptools)

@@ -185,7 +185,10 @@ INSTANTIATE_TEST_SUITE_P(
                       // ConstantOfShape; LSTM's two bias vectors add into Keras' one, GRU keeps
                       // both rows (linear_before_reset = Keras' reset_after).
                       Case{"lstm", {"LSTM", "Dense"}, 4 * (3 * 5 + 5 * 5 + 5) + 5 * 4 + 4},
-                      Case{"gru_seq", {"GRU", "Dense"}, 3 * 4 * (3 + 4 + 2) + 4 * 2 + 2}),
+                      Case{"gru_seq", {"GRU", "Dense"}, 3 * 4 * (3 + 4 + 2) + 4 * 2 + 2},
+                      // One bidirectional LSTM node, its directions concatenated by a Transpose
+                      // (0, 2, 1, 3) and a Reshape (0, 0, -1): a Bidirectional.
+                      Case{"bilstm", {"Bidirectional", "Dense"}, 2 * 4 * 4 * (3 + 4 + 1) + 8 * 2 + 2}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(OnnxImport, LayersKeepPyTorchNamesAndFoldActivations) {

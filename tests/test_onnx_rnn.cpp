@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lamina/lamina.hpp"
+#include "lamina/layers/bidirectional.hpp"
 #include "lamina/layers/recurrent.hpp"
 #include "test_util.hpp"
 
@@ -178,6 +179,98 @@ TEST(OnnxRnn, EmbeddingReadsBackAsAnEmbedding) {
   plain.build(Shape{6});
   EXPECT_EQ(classes(round_trip(plain, {ids}, "embedding_dense")),
             (std::vector<std::string>{"InputLayer", "Embedding", "Flatten", "Dense"}));
+}
+
+// Bidirectional: one ONNX node with direction "bidirectional", read back as a Bidirectional of the
+// same class and merge_mode, for each merge and each class, sequences and last outputs; and
+// imdb-lstm's shape (Embedding, two Bidirectional LSTMs, Dense).
+TEST(OnnxRnn, BidirectionalReadsBackAsABidirectional) {
+  manual_seed(12);
+  const Tensor x = Tensor::randn({3, 5, 4});
+  using layers::Bidirectional;
+  struct Case {
+    const char* name;
+    Sequential model;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"bi_lstm", Sequential({Bidirectional(layers::LSTM(Rnn{.units = 3, .bias_initializer = bias_init(),
+                                                                          .return_sequences = true}),
+                                                        {.input_shape = Shape{5, 4}}),
+                                          Bidirectional(layers::LSTM(Rnn{.units = 2, .bias_initializer = bias_init()}))})});
+  cases.push_back({"bi_gru_sum", Sequential({Bidirectional(layers::GRU(Rnn{.units = 3, .bias_initializer = bias_init(),
+                                                                            .return_sequences = true}),
+                                                           {.merge_mode = "sum", .input_shape = Shape{5, 4}}),
+                                             Bidirectional(layers::GRU(Rnn{.units = 2, .bias_initializer = bias_init(),
+                                                                           .reset_after = false}),
+                                                           {.merge_mode = "ave"})})});
+  cases.push_back({"bi_simple_mul",
+                   Sequential({Bidirectional(layers::SimpleRNN(Rnn{.units = 3, .activation = "relu", .use_bias = false,
+                                                                   .return_sequences = true}),
+                                             {.merge_mode = "mul", .input_shape = Shape{5, 4}}),
+                               Bidirectional(layers::SimpleRNN(Rnn{.units = 2, .bias_initializer = bias_init()}),
+                                             {.merge_mode = "mul"})})});
+  for (Case& c : cases) {
+    c.model.build(Shape{5, 4});
+    const Model back = round_trip(c.model, {x}, c.name);
+    ASSERT_EQ(classes(back), (std::vector<std::string>{"InputLayer", "Bidirectional", "Bidirectional"})) << c.name;
+    for (size_t k = 1; k < 3; ++k) {
+      const auto& layers = c.model.layers();  // the original has no InputLayer in front
+      const auto& want = dynamic_cast<const Bidirectional&>(*layers[layers.size() - 3 + k]);
+      const auto& got = dynamic_cast<const Bidirectional&>(*back.layers()[k]);
+      EXPECT_EQ(got.merge_mode(), want.merge_mode()) << c.name << " layer " << k;
+      EXPECT_EQ(const_cast<Bidirectional&>(got).forward_layer().class_name(),
+                const_cast<Bidirectional&>(want).forward_layer().class_name());
+    }
+  }
+  // imdb-lstm's layers, smaller.
+  Tensor ids = Tensor::empty({2, 7});
+  for (int64_t i = 0; i < ids.numel(); ++i) ids.data()[i] = static_cast<float>((i * 5) % 17);
+  Sequential imdb({layers::Embedding({.input_dim = 17, .output_dim = 4, .input_shape = Shape{7}}),
+                   Bidirectional(layers::LSTM(Rnn{.units = 3, .bias_initializer = bias_init(), .return_sequences = true})),
+                   Bidirectional(layers::LSTM(Rnn{.units = 3, .bias_initializer = bias_init()})),
+                   layers::Dense({.units = 1, .activation = "sigmoid"})});
+  imdb.build(Shape{7});
+  EXPECT_EQ(classes(round_trip(imdb, {ids}, "bi_imdb")),
+            (std::vector<std::string>{"InputLayer", "Embedding", "Bidirectional", "Bidirectional", "Dense"}));
+}
+
+// What one bidirectional node cannot hold is refused by name, and no file is left.
+TEST(OnnxRnn, BidirectionalExportRefusesWhatOneNodeCannotHold) {
+  using layers::Bidirectional;
+  struct Case {
+    const char* name;
+    Model model;
+    const char* reason;
+  };
+  std::vector<Case> cases;
+  {
+    KerasTensor x = Input({5, 4});
+    KerasTensor y = Bidirectional(layers::LSTM(Rnn{.units = 3}), {.merge_mode = "none"})(x);
+    cases.push_back({"none", Model({x}, {y, y.output(1)}), "merge_mode None"});
+  }
+  {
+    KerasTensor x = Input({5, 4});
+    KerasTensor y = Bidirectional(layers::GRU(Rnn{.units = 3, .return_state = true}))(x);
+    cases.push_back({"return_state", Model({x}, {y, y.output(1), y.output(2)}), "return_state"});
+  }
+  {
+    KerasTensor x = Input({5, 4});
+    KerasTensor y = Bidirectional(layers::LSTM(Rnn{.units = 3}),
+                                  {.backward_layer = std::make_shared<layers::LSTM>(
+                                       Rnn{.units = 2, .go_backwards = true})})(x);
+    cases.push_back({"unlike", Model({x}, {y}), "backward layer differs"});
+  }
+  for (Case& c : cases) {
+    const fs::path path = temp_path(std::string("refused_") + c.name + ".onnx");
+    try {
+      save_onnx(c.model, path.string());
+      ADD_FAILURE() << c.name << ": save_onnx wrote it";
+    } catch (const ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.reason), std::string::npos) << c.name << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("Bidirectional"), std::string::npos) << c.name << ": " << e.what();
+    }
+    EXPECT_FALSE(fs::exists(path)) << c.name;
+  }
 }
 
 }  // namespace

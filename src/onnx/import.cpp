@@ -700,12 +700,19 @@ Json keras_config(const Planned& p) {
                                     Json::array({p.margins.left, p.margins.right})});
   if (c == "ZeroPadding2D") return {{"padding", margins}};
   if (c == "Cropping2D") return {{"cropping", margins}};
-  if (c == "SimpleRNN" || c == "LSTM" || c == "GRU") {
+  auto recurrent = [&](const std::string& cls) {
     Json j = {{"units", p.units}, {"activation", p.activation.name()}, {"use_bias", p.use_bias},
               {"return_sequences", p.return_sequences}, {"go_backwards", p.go_backwards}};
-    if (c != "SimpleRNN") j["recurrent_activation"] = p.recurrent_activation.name();
-    if (c == "GRU") j["reset_after"] = p.reset_after;
+    if (cls != "SimpleRNN") j["recurrent_activation"] = p.recurrent_activation.name();
+    if (cls == "GRU") j["reset_after"] = p.reset_after;
     return j;
+  };
+  if (c == "SimpleRNN" || c == "LSTM" || c == "GRU") return recurrent(c);
+  if (c == "Bidirectional") {  // the inner layer named as its weights are (import_rnn.cpp)
+    Json inner = recurrent(p.wrapped);
+    inner["name"] = p.wrapped == "LSTM" ? "lstm" : p.wrapped == "GRU" ? "gru" : "simple_rnn";
+    return {{"merge_mode", p.merge_mode.empty() ? "concat" : p.merge_mode},
+            {"layer", {{"class_name", p.wrapped}, {"config", inner}}}};
   }
   return Json::object();  // Flatten, Add, Subtract, Multiply, Average, Maximum, Minimum
 }

@@ -6,9 +6,17 @@
 //                                          or Y_h (1, N, U) -Squeeze(0)-> (N, U)  (the last output)
 //   initial states: h0 (N, U) -Unsqueeze(0)-> (1, N, U) as initial_h / initial_c.
 //
+// A bidirectional node is Keras' Bidirectional, its two directions merged as PyTorch writes a concat
+// (and Lamina's export, which also writes the other merges):
+//
+//   Y (T, 2, N, U) -Transpose(0, 2, 1, 3)-> (T, N, 2, U) -Reshape(0, 0, -1)-> (T, N, 2U) -> as above
+//   Y_h (2, N, U) -Transpose(1, 0, 2)-> (N, 2, U) -Reshape(0, -1) or Flatten-> (N, 2U)
+//   or ReduceSum / ReduceMean / ReduceProd over the direction axis: merge_mode sum / ave / mul.
+//
 // The tensors in between keep Lamina's batch-major shape in Flow, tagged Flow::TimeMajor; only these
-// nodes may read them. Forward and reverse directions; bidirectional, sequence_lens, peepholes,
-// clip, input_forget, batch-major layout and activations other than Tanh / Sigmoid / Relu are refused.
+// nodes may read them. sequence_lens, peepholes, clip, input_forget, batch-major layout, activations
+// other than Tanh / Sigmoid / Relu, and a bidirectional node's initial states from the graph or
+// directions with unlike activations are refused.
 #include <algorithm>
 #include <cctype>
 
@@ -78,6 +86,35 @@ bool Importer::time_major_node(const Node& n) {
         fail("reads the Y output (T, 1, N, U) of a recurrent node; only a Squeeze of axis 1 may");
       flow_.time_major = TM::sequence;
       break;
+    case TM::y2:
+      if (op == "Transpose" && attr_ints("perm") == std::vector<int64_t>{0, 2, 1, 3}) {
+        flow_.time_major = TM::y2_swapped;
+      } else if (op == "ReduceSum" || op == "ReduceMean" || op == "ReduceProd") {
+        merge_directions(n);
+      } else {
+        fail("reads the Y output (T, 2, N, U) of a bidirectional node; only a Transpose (0, 2, 1, 3) then a Reshape "
+             "to (T, N, 2U) (the directions concatenated), or a ReduceSum / ReduceMean / ReduceProd of axis 1, may");
+      }
+      break;
+    case TM::state2:
+      if (op == "Transpose" && attr_ints("perm") == std::vector<int64_t>{1, 0, 2}) {
+        flow_.time_major = TM::state2_swapped;
+      } else if (op == "ReduceSum" || op == "ReduceMean" || op == "ReduceProd") {
+        merge_directions(n);
+      } else {
+        fail("reads the final states (2, N, U) of a bidirectional node; only a Transpose (1, 0, 2) then a Reshape "
+             "to (N, 2U) (the directions concatenated), or a ReduceSum / ReduceMean / ReduceProd of axis 0, may "
+             "(a Gather of one direction is not supported)");
+      }
+      break;
+    case TM::y2_swapped:
+    case TM::state2_swapped:
+      if (op != "Reshape" && !(op == "Flatten" && flow_.time_major == TM::state2_swapped))
+        fail("reads a bidirectional node's output with its directions beside the units " +
+             std::string(flow_.time_major == TM::y2_swapped ? "(T, N, 2, U)" : "(N, 2, U)") +
+             "; only a Reshape that merges the two may");
+      merge_directions(n);
+      break;
     case TM::state:
       if (op == "Gather" && attr_int("axis", 0) == 0) {  // PyTorch's h_n[0] / h_n[-1]: the one direction
         const Const& index = constant(1, "indices");
@@ -95,14 +132,52 @@ bool Importer::time_major_node(const Node& n) {
   return true;
 }
 
+void Importer::merge_directions(const Node& n) {
+  const std::string& op = n.op_type;
+  Planned& p = plan_[static_cast<size_t>(flow_.source)];
+  const bool sequence = flow_.time_major == TM::y2 || flow_.time_major == TM::y2_swapped;
+  const int64_t u = p.units, steps = sequence ? flow_.shape.at(0) : 0;
+  std::string merge = "concat";
+  if (op == "Reshape") {
+    // (T, N, 2, U) -> (T, N, 2U) or (N, 2, U) -> (N, 2U); 0 copies the entry, -1 is inferred.
+    const std::vector<int64_t> v = ints_of(constant(1, "shape"), "shape");
+    auto batch = [&](int64_t d) { return d == 0 || d == -1 || d == kBatchDim || (fixed_batch_ > 0 && d == fixed_batch_); };
+    const bool ok = sequence ? v.size() == 3 && (v[0] == 0 || v[0] == steps) && batch(v[1]) &&
+                                   (v[2] == 2 * u || (v[2] == -1 && v[1] != -1))
+                             : v.size() == 2 && batch(v[0]) && (v[1] == 2 * u || (v[1] == -1 && v[0] != -1));
+    if (!ok || (attr_int("allowzero", 0) != 0 && std::count(v.begin(), v.end(), 0) > 0))
+      fail("reshapes a bidirectional node's output " + std::string(sequence ? "(T, N, 2, U)" : "(N, 2, U)") + " to " +
+           dims_text(v) + "; only the merge of its two directions, " + (sequence ? "(T, N, 2U)" : "(N, 2U)") +
+           ", can be followed");
+  } else if (op != "Flatten") {  // ReduceSum / ReduceMean / ReduceProd over the direction axis
+    const bool axes_input = opset() >= 18 || (op == "ReduceSum" && opset() >= 13);
+    const Const* c = axes_input ? optional_constant(1, "axes") : nullptr;
+    const std::vector<int64_t> axes = axes_input ? (c ? ints_of(*c, "axes") : std::vector<int64_t>{}) : attr_ints("axes");
+    const int64_t axis = sequence ? 1 : 0, rank = sequence ? 4 : 3;
+    if (axes.size() != 1 || (axes[0] != axis && axes[0] != axis - rank) || attr_int("keepdims", 1) != 0)
+      fail("reduces a bidirectional node's output over axes " + dims_text(axes) + " with keepdims " +
+           std::to_string(attr_int("keepdims", 1)) + "; only a merge of its two directions (axis " +
+           std::to_string(axis) + ", keepdims 0) can be followed");
+    merge = op == "ReduceSum" ? "sum" : op == "ReduceMean" ? "ave" : "mul";
+  }
+  if (!p.merge_mode.empty() && p.merge_mode != merge)
+    fail("merges the two directions of " + p.origin + " as '" + merge + "', where another node merges them as '" +
+         p.merge_mode + "'; a Bidirectional layer has one merge_mode");
+  p.merge_mode = merge;
+  const int64_t width = merge == "concat" ? 2 * u : u;
+  flow_.shape = sequence ? std::vector<int64_t>{steps, width} : std::vector<int64_t>{width};
+  flow_.time_major = sequence ? TM::sequence : TM::no;
+}
+
 void Importer::recurrent(const Node& n) {
   const std::string& op = n.op_type;
   const bool lstm = op == "LSTM", gru = op == "GRU";
   const int64_t gates = lstm ? 4 : gru ? 3 : 1;
   const std::string direction = attr_string("direction", "forward");
-  if (direction != "forward" && direction != "reverse")
-    fail("direction '" + direction + "' is not supported (forward and reverse are; a bidirectional node would be "
-         "Keras' Bidirectional wrapper, which Lamina does not have)");
+  const bool both = direction == "bidirectional";
+  if (direction != "forward" && direction != "reverse" && !both)
+    fail("direction '" + direction + "' is not supported (forward, reverse and bidirectional are)");
+  const int64_t dirs = both ? 2 : 1;
   if (attr_int("layout", 0) != 0) fail("layout 1 (batch-major) is not supported; exporters write layout 0");
   if (node_->attribute("clip")) fail("'clip' (cell clipping) has no Keras equivalent");
   if (node_->attribute("activation_alpha") || node_->attribute("activation_beta"))
@@ -114,10 +189,15 @@ void Importer::recurrent(const Node& n) {
                                   : gru ? std::vector<std::string>{"sigmoid", "tanh"}
                                         : std::vector<std::string>{"tanh"};
   if (const Attribute* a = attr("activations", kAttrStrings)) {
-    if (a->strings.size() != acts.size())
-      fail("has " + std::to_string(a->strings.size()) + " activations; a forward or reverse " + op + " takes " +
-           std::to_string(acts.size()));
-    for (size_t k = 0; k < acts.size(); ++k) acts[k] = lower(a->strings[k]);
+    if (a->strings.size() != acts.size() * static_cast<size_t>(dirs))
+      fail("has " + std::to_string(a->strings.size()) + " activations; a " + direction + " " + op + " takes " +
+           std::to_string(acts.size() * static_cast<size_t>(dirs)));
+    for (size_t k = 0; k < acts.size(); ++k) {
+      acts[k] = lower(a->strings[k]);
+      if (both && lower(a->strings[k + acts.size()]) != acts[k])
+        fail("its directions have unlike activations ('" + acts[k] + "' and '" + lower(a->strings[k + acts.size()]) +
+             "'); Keras' Bidirectional has one layer's");
+    }
   }
   for (const std::string& a : acts)
     if (a != "tanh" && a != "sigmoid" && a != "relu")
@@ -134,21 +214,21 @@ void Importer::recurrent(const Node& n) {
          "(1, 0, 2) of a (N, T, F) tensor, as exporters of batch-first models write it");
   const int64_t steps = flow_.shape.at(0), features = flow_.shape.at(1);
 
-  // Weights: W (1, G*U, F), R (1, G*U, U), B (1, 2*G*U).
+  // Weights: W (D, G*U, F), R (D, G*U, U), B (D, 2*G*U), D = 2 directions when bidirectional.
   const Const& w = constant(1, "W");
   const Const& r = constant(2, "R");
   if (!w.is_float || !r.is_float) fail("W and R must be floating-point");
-  if (w.dims.size() != 3 || w.dims[0] != 1 || w.dims[1] % gates != 0 || w.dims[2] != features)
-    fail("W has shape " + dims_text(w.dims) + "; expected (1, " + std::to_string(gates) + " * hidden_size, " +
-         std::to_string(features) + ")");
+  if (w.dims.size() != 3 || w.dims[0] != dirs || w.dims[1] % gates != 0 || w.dims[2] != features)
+    fail("W has shape " + dims_text(w.dims) + "; expected (" + std::to_string(dirs) + ", " + std::to_string(gates) +
+         " * hidden_size, " + std::to_string(features) + ") for a " + direction + " node");
   const int64_t u = w.dims[1] / gates;
   if (attr_int("hidden_size", u) != u)
     fail("hidden_size " + std::to_string(attr_int("hidden_size", u)) + " does not match W " + dims_text(w.dims));
-  if (r.dims != std::vector<int64_t>{1, gates * u, u})
-    fail("R has shape " + dims_text(r.dims) + "; expected " + dims_text({1, gates * u, u}));
+  if (r.dims != std::vector<int64_t>{dirs, gates * u, u})
+    fail("R has shape " + dims_text(r.dims) + "; expected " + dims_text({dirs, gates * u, u}));
   const Const* b = optional_constant(3, "B");
-  if (b && (!b->is_float || b->dims != std::vector<int64_t>{1, 2 * gates * u}))
-    fail("B has shape " + dims_text(b->dims) + "; expected " + dims_text({1, 2 * gates * u}));
+  if (b && (!b->is_float || b->dims != std::vector<int64_t>{dirs, 2 * gates * u}))
+    fail("B has shape " + dims_text(b->dims) + "; expected " + dims_text({dirs, 2 * gates * u}));
   if (n.inputs.size() > 4 && !n.inputs[4].empty())
     fail("sequence_lens (per-sample lengths) is not supported; Keras expresses it with a mask");
   auto zeros = [&](size_t input, const char* role) {
@@ -169,6 +249,9 @@ void Importer::recurrent(const Node& n) {
       if (!(c.fill && *c.fill == 0.f)) zeros(input, role);  // PyTorch's zeros of (1, batch, U) are fine
       continue;
     }
+    if (both)
+      fail(std::string(role) + " comes from the graph; a bidirectional node is imported only with zero initial "
+           "states (absent or constant)");
     const Flow& s = activations_.at(n.inputs[input]);
     if (s.time_major != TM::state || s.shape != std::vector<int64_t>{u})
       fail(std::string(role) + " must be an (N, " + std::to_string(u) + ") tensor unsqueezed to (1, N, " +
@@ -184,7 +267,8 @@ void Importer::recurrent(const Node& n) {
   if (used(2)) fail("the graph reads Y_c, the final cell state; Lamina does not import return_state");
 
   const char* cls = lstm ? "LSTM" : gru ? "GRU" : "SimpleRNN";
-  Planned& p = plan(cls);
+  Planned& p = plan(both ? "Bidirectional" : cls);
+  if (both) p.wrapped = cls;
   for (int s : states) p.inputs.push_back(s);
   p.units = u;
   p.use_bias = b != nullptr;
@@ -198,32 +282,39 @@ void Importer::recurrent(const Node& n) {
   // o; ONNX has i, o, f, c): Keras gate order[k] is ONNX gate k.
   const std::vector<int64_t> order = lstm ? std::vector<int64_t>{0, 3, 1, 2} : gru ? std::vector<int64_t>{0, 1, 2}
                                                                                   : std::vector<int64_t>{0};
-  auto keras_matrix = [&](const std::vector<float>& onnx, int64_t rows) {
+  // Direction d's matrix starts at d * G*U * rows.
+  auto keras_matrix = [&](const std::vector<float>& onnx, int64_t rows, int64_t d) {
     Tensor k = Tensor::empty({rows, gates * u});
+    const float* from = onnx.data() + d * gates * u * rows;
     for (int64_t g = 0; g < gates; ++g)
       for (int64_t j = 0; j < u; ++j)
         for (int64_t i = 0; i < rows; ++i)
-          k.data()[i * gates * u + order[static_cast<size_t>(g)] * u + j] = onnx[static_cast<size_t>((g * u + j) * rows + i)];
+          k.data()[i * gates * u + order[static_cast<size_t>(g)] * u + j] = from[(g * u + j) * rows + i];
     return k;
   };
-  p.weights["kernel"] = keras_matrix(w.f, features);
-  p.weights["recurrent_kernel"] = keras_matrix(r.f, u);
-  if (b) {
+  // A Bidirectional's weights are its inner layers': "forward_lstm/kernel", "backward_lstm/kernel", ...
+  const std::string inner = lstm ? "lstm" : gru ? "gru" : "simple_rnn";
+  for (int64_t d = 0; d < dirs; ++d) {
+    const std::string prefix = !both ? "" : (d == 0 ? "forward_" : "backward_") + inner + "/";
+    p.weights[prefix + "kernel"] = keras_matrix(w.f, features, d);
+    p.weights[prefix + "recurrent_kernel"] = keras_matrix(r.f, u, d);
+    if (!b) continue;
     // GRU with linear_before_reset keeps the two rows (Keras' reset_after bias); elsewhere the
     // recurrent biases add to the input ones.
     Tensor bias = Tensor::zeros(p.reset_after ? Shape{2, gates * u} : Shape{gates * u});
+    const float* from = b->f.data() + d * 2 * gates * u;
     for (int64_t g = 0; g < gates; ++g)
       for (int64_t j = 0; j < u; ++j) {
-        const size_t wb = static_cast<size_t>(g * u + j), rb = wb + static_cast<size_t>(gates * u);
+        const int64_t wb = g * u + j, rb = wb + gates * u;
         const int64_t at = order[static_cast<size_t>(g)] * u + j;
         if (p.reset_after) {
-          bias.data()[at] = b->f[wb];
-          bias.data()[gates * u + at] = b->f[rb];
+          bias.data()[at] = from[wb];
+          bias.data()[gates * u + at] = from[rb];
         } else {
-          bias.data()[at] = b->f[wb] + b->f[rb];
+          bias.data()[at] = from[wb] + from[rb];
         }
       }
-    p.weights["bias"] = bias;
+    p.weights[prefix + "bias"] = bias;
   }
 
   // The outputs, batch-major in Lamina, time-major in the graph. Lamina's go_backwards sequence is
@@ -231,7 +322,7 @@ void Importer::recurrent(const Node& n) {
   if (!n.outputs[0].empty()) {
     Flow y = flow_;
     y.shape = {steps, u};
-    y.time_major = TM::y;
+    y.time_major = both ? TM::y2 : TM::y;
     y.reversed = p.go_backwards;
     y.name = n.outputs[0];
     activations_[y.name] = y;
@@ -240,7 +331,7 @@ void Importer::recurrent(const Node& n) {
     Flow h = flow_;
     h.shape = {u};
     h.axes = {0, 1};
-    h.time_major = TM::state;
+    h.time_major = both ? TM::state2 : TM::state;
     h.name = n.outputs[1];
     activations_[h.name] = h;
   }

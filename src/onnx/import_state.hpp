@@ -85,8 +85,11 @@ struct Flow {
   // A sequence between the Transposes around a recurrent node (import_rnn.cpp): `shape` and `axes`
   // stay Lamina's batch-major ones while the graph holds it time-major (T, N, F), as a node's Y
   // (T, 1, N, U) or as a state (1, N, U). `reversed`: the graph's steps are in the opposite order
-  // of Lamina's (a go_backwards layer's sequence before the Slice that reverses it).
-  enum class TimeMajor { no, sequence, y, state };
+  // of Lamina's (a go_backwards layer's sequence before the Slice that reverses it). A
+  // bidirectional node's Y (T, 2, N, U) and Y_h (2, N, U) are y2 and state2, and with the
+  // direction axis moved beside the units, (T, N, 2, U) and (N, 2, U), y2_swapped and
+  // state2_swapped; `shape` is then the Lamina output's once the merge is known ((T, U) before).
+  enum class TimeMajor { no, sequence, y, state, y2, y2_swapped, state2, state2_swapped };
   TimeMajor time_major = TimeMajor::no;
   bool reversed = false;
   // Integer ids: the activation Cast to int64 or int32 (Lamina's Embedding export), which only a
@@ -137,6 +140,9 @@ struct Planned {
   // SimpleRNN, LSTM, GRU (import_rnn.cpp); activation above is theirs too.
   Activation recurrent_activation = Activation::sigmoid;
   bool return_sequences = false, go_backwards = false, reset_after = true;
+  // Bidirectional (a bidirectional node): cls is "Bidirectional", `wrapped` the recurrent class,
+  // merge_mode what the nodes after it do with the two directions ("" until they are read).
+  std::string wrapped, merge_mode;
 };
 
 // Turns a parsed ONNX model into a lamina::Model, node by node: a Sequential-shaped one when the
@@ -179,6 +185,9 @@ class Importer {
   // Transpose, Squeeze, Unsqueeze or Slice that enters, moves within or leaves the time-major
   // layout of a recurrent node's tensors; false when n is none of those (and flow_ is batch-major).
   bool time_major_node(const Node& n);
+  // The two directions of a bidirectional node's Y or Y_h merged by n (a Reshape after the
+  // Transpose, or a reduction over the direction axis): flow_ becomes the merged tensor.
+  void merge_directions(const Node& n);
   void require_image(const char* what) const;
   // Whether the first node that takes `tensor` (Shape aside) is a Transpose: then an image-shaped
   // tensor is in a channels-last exporter's order, which that Transpose turns into NCHW.

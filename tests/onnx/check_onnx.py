@@ -128,6 +128,8 @@ OPENCV_CANNOT = {
     "rnn_embedding": "takes Gather only with constant indices ('not found in const blobs')",
     "rnn_initial_state": "takes LSTM's initial_h / initial_c only as constants ('not found in const blobs')",
     "rnn_return_state": "parses Squeeze only with attribute axes, not opset 13's input ('node_proto.input_size() == 1')",
+    "rnn_bidirectional": "cannot Transpose (N, T, C) <-> (T, N, C) (permute_layer '_numAxes == inputs[0].size()')",
+    "rnn_bidirectional_merges": "takes RNN's optional inputs only as constants ('Blob  not found in const blobs')",
     # LayerNormalization as opset-13 ReduceMean / Sub / Mul / Sqrt / Div: OpenCV 4.6 refuses the
     # (N, K) / (N, 1) Div ("axis != outShape.size()" in parseMul) and fails in forward on the
     # (N, T, C) / (N, T, 1) one (shape_utils total()). ONNX Runtime runs both (check_ort.js).

@@ -12,6 +12,7 @@
 
 #include "lamina/io.hpp"
 #include "lamina/model.hpp"
+#include "lamina/layers/bidirectional.hpp"
 #include "lamina/layers/conv1d.hpp"
 #include "lamina/layers/conv_transpose.hpp"
 #include "lamina/layers/embedding.hpp"
@@ -399,6 +400,27 @@ Sequential rnn_embedding() {
                      layers::Dense({.units = 3, .activation = "softmax", .bias_initializer = bias_init()})});
 }
 
+// Bidirectional: one bidirectional node each. imdb-lstm's two LSTMs: a sequence, then the last
+// outputs, both concatenated (Transpose + Reshape, as PyTorch writes it).
+Sequential rnn_bidirectional() {
+  return Sequential(
+      {layers::Bidirectional(layers::LSTM(Rnn{.units = 4, .bias_initializer = bias_init(), .return_sequences = true}),
+                             {.input_shape = Shape{5, 3}}),
+       layers::Bidirectional(layers::LSTM(Rnn{.units = 3, .bias_initializer = bias_init()}))});
+}
+
+// The other merges (ReduceMean, ReduceProd, ReduceSum over the directions): a SimpleRNN's
+// sequences averaged, an LSTM's multiplied, a GRU's last outputs summed.
+Sequential rnn_bidirectional_merges() {
+  return Sequential(
+      {layers::Bidirectional(layers::SimpleRNN(Rnn{.units = 4, .bias_initializer = bias_init(), .return_sequences = true}),
+                             {.merge_mode = "ave", .input_shape = Shape{5, 3}}),
+       layers::Bidirectional(layers::LSTM(Rnn{.units = 3, .bias_initializer = bias_init(), .return_sequences = true}),
+                             {.merge_mode = "mul"}),
+       layers::Bidirectional(layers::GRU(Rnn{.units = 3, .bias_initializer = bias_init(), .reset_after = false}),
+                             {.merge_mode = "sum"})});
+}
+
 // Keras' initial_state as graph inputs: an LSTM on [x, h0, c0] (ONNX initial_h / initial_c),
 // a GRU without biases on [x, h0].
 Model rnn_initial_state() {
@@ -534,6 +556,8 @@ int run(const fs::path& dir) {
   recurrent.push_back({"rnn_simple", rnn_simple(), {Shape{6, 3}}});
   recurrent.push_back({"rnn_backwards", rnn_backwards(), {Shape{5, 3}}});
   recurrent.push_back({"rnn_embedding", rnn_embedding(), {Shape{7}}, 30});
+  recurrent.push_back({"rnn_bidirectional", rnn_bidirectional(), {Shape{5, 3}}});
+  recurrent.push_back({"rnn_bidirectional_merges", rnn_bidirectional_merges(), {Shape{5, 3}}});
   for (Case& c : recurrent) write_case(dir, c, seed++);
   Case initial{"rnn_initial_state", rnn_initial_state(), {Shape{5, 3}, Shape{4}, Shape{4}}};
   write_case(dir, initial, seed++);

@@ -22,14 +22,14 @@ import numpy as np
 ROOT = "/usr/share/libonnx-testdata/data/node"
 
 # The tests Lamina refuses: what load_onnx's error must say. They are wrapped the same way (a
-# batch-major node takes the input as it is) and must fail with that reason. A bidirectional
-# copy of test_lstm_defaults joins them.
+# batch-major node takes the input as it is) and must fail with that reason. A copy of
+# test_lstm_defaults with direction bidirectional but one direction's weights joins them.
 REFUSED = {
     "test_gru_batchwise": "layout 1 (batch-major) is not supported",
     "test_lstm_batchwise": "layout 1 (batch-major) is not supported",
     "test_simple_rnn_batchwise": "layout 1 (batch-major) is not supported",
     "test_lstm_with_peepholes": "sequence_lens (per-sample lengths) is not supported",
-    "test_lstm_bidirectional": "direction 'bidirectional' is not supported",
+    "test_lstm_bidirectional": "W has shape (1, 12, 2); expected (2, 4 * hidden_size, 2) for a bidirectional node",
 }
 
 

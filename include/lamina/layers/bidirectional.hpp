@@ -55,6 +55,9 @@ class Bidirectional : public Layer {
   std::vector<bool> trainable_mask() const override;
   Tensor regularization_loss() const override;
   void apply_constraints() override;
+  // One ONNX node with direction "bidirectional" and the merge after it (src/layers/recurrent_onnx.cpp);
+  // initial states, return_state, merge_mode None and unlike directions are refused.
+  void export_onnx(onnx::GraphWriter& graph) const override;
   Generator* generator() override { return forward_->generator(); }
 
   Recurrent& forward_layer() { return *forward_; }
