@@ -447,8 +447,9 @@ std::vector<OJson> measure_predict(const Options& o, const std::string& workload
   const fs::path dir = fs::temp_directory_path() / ("lamina-predict-" + std::to_string(getpid()));
   fs::create_directories(dir);
   const fs::path onnx = dir / (workload + ".onnx"), inputs = dir / (workload + ".inputs");
-  // A sequence model reads its own test inputs (char-lstm: the 256 validation windows' ids),
-  // which bench_lamina writes beside the model; all of them make the large batch.
+  // A sequence model reads its own test inputs (char-lstm: the 256 validation windows' ids;
+  // imdb-lstm: the 1,024 test reviews'), which bench_lamina writes beside the model; all of them
+  // make the large batch.
   const bool sequence = bench::is_sequence(bench::find_workload(workload));
   set_environment("lamina", 1);
   run_command(shell_quote((o.bin_dir / "bench_lamina").string()) + " --workload " + workload +
@@ -731,10 +732,9 @@ int main(int argc, char** argv) try {
     results.push_back(entry);
   }
 
-  // Inference rows for the MNIST models and char-lstm, after the training rows. (imdb-lstm's
-  // Bidirectional layers have no ONNX export yet.)
+  // Inference rows for the MNIST models and the LSTM models, after the training rows.
   std::vector<OJson> predict_rows;
-  for (const char* w : {"mnist-mlp", "lenet-mnist", "char-lstm"})
+  for (const char* w : {"mnist-mlp", "lenet-mnist", "char-lstm", "imdb-lstm"})
     if (std::find(o.workloads.begin(), o.workloads.end(), w) != o.workloads.end()) {
       try {
         for (OJson& r : measure_predict(o, w, wait_budget, worst_busy)) predict_rows.push_back(std::move(r));
@@ -780,7 +780,7 @@ int main(int argc, char** argv) try {
   print_table(results, o, peak);
   if (!predict_rows.empty()) {
     std::printf("\nInference on the same ONNX file (bench_lamina's, after 1 epoch), MNIST test images (char-lstm: "
-                "its validation windows), samples/s "
+                "its validation windows; imdb-lstm: its test reviews), samples/s "
                 "(best / median of 5 passes); speedup: Lamina's median over ONNX Runtime's (OpenCV's):\n"
                 "%-20s %6s %2s %23s %23s %23s %9s %9s\n",
                 "workload", "batch", "T", "lamina", "onnxruntime", "opencv", "speedup", "vs opencv");

@@ -111,6 +111,31 @@ TEST(Bidirectional, DirectionsAreTheWrappedLayerBothWays) {
   EXPECT_NE(s.str().find("(None, 5)]"), std::string::npos) << s.str();
 }
 
+// Predicting on two threads with gradients off, the directions run side by side, a core each:
+// the same outputs and states, in the same order, as one after the other (gradients on), at
+// batch 1 (the LSTM in kernels/lstm_one.cpp's loops) and 3, for an LSTM and a GRU.
+TEST(Bidirectional, DirectionsSideBySideMatchOneAfterTheOther) {
+  const int before = get_num_threads();
+  set_num_threads(2);
+  Generator gen(13);
+  for (bool lstm : {true, false})
+    for (int64_t n : {1, 3}) {
+      const Tensor x = Tensor::randn({n, 7, 5}, gen);
+      KerasTensor in = Input({7, 5});
+      const layers::Recurrent::Options o{.units = 64, .return_sequences = true, .return_state = true};
+      KerasTensor y = lstm ? Bidirectional(LSTM(o))(in) : Bidirectional(GRU(o))(in);
+      Model m({in}, y.outputs(), "sides");
+      const std::vector<Tensor> one_after = m.call(std::vector<Tensor>{x});  // gradients on: in turn
+      NoGradGuard no_grad;
+      const std::vector<Tensor> side_by_side = m.call(std::vector<Tensor>{x});
+      ASSERT_EQ(side_by_side.size(), one_after.size());
+      for (size_t k = 0; k < side_by_side.size(); ++k)
+        EXPECT_TRUE(all_close(side_by_side[k], one_after[k], 1e-5, 1e-6))
+            << (lstm ? "LSTM" : "GRU") << " batch " << n << " output " << k;
+    }
+  set_num_threads(before);
+}
+
 // A post-padded sequence with its mask gives what the unpadded sequence gives: the forward
 // direction stops at the last real step, the backward one starts there.
 TEST(Bidirectional, MaskedPaddingIsAsIfAbsent) {

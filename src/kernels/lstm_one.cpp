@@ -20,7 +20,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/elementwise.hpp"  // exp
+#include "kernels/elementwise.hpp"  // LAMINA_HOT
+#include "kernels/exp_one.hpp"
 #include "kernels/matmul.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -35,6 +36,9 @@ namespace {
 constexpr int64_t kLanes = 16;
 constexpr int64_t kBlock = 8 * kLanes;    // columns a pass of the product: 8 accumulators
 constexpr int64_t kMinUnitsPerCore = 64;  // a core's share of the units at least
+// One core takes a sequence alone when the recurrent kernel stays in its second-level cache (1 MB
+// on this Zen 5; U x 4U floats: 256 KB for 128 units).
+constexpr int64_t kOneCoreKernelBytes = 256 * 1024;
 
 #ifdef LAMINA_LSTM_ONE
 #ifdef __AVX512F__
@@ -60,33 +64,49 @@ LAMINA_AVX512 void gemv_block(const float* __restrict h, int64_t k, const float*
   for (int v = 0; v < V; ++v) _mm512_storeu_ps(out + v * kLanes, acc[v]);
 }
 
+// out[0, n) += h (1, k) w (k, n), w's rows ldw apart, n a multiple of 16: 8 vectors a pass, then
+// single ones.
+LAMINA_AVX512 void gemv(const float* h, int64_t k, const float* w, int64_t ldw, float* out, int64_t n) {
+  int64_t j = 0;
+  for (; j + kBlock <= n; j += kBlock) gemv_block<8>(h, k, w + j, ldw, out + j);
+  for (; j < n; j += kLanes) gemv_block<1>(h, k, w + j, ldw, out + j);
+}
+
+// One step's gates z = [i, f, c~, o] (Keras' order, n each, before their activations) into the
+// cell state c and the output h (n each), in one loop GCC vectorizes: sigmoid(z) = 1 / (1 + e^-z),
+// tanh(z) = 1 - 2 / (1 + e^2z) (1 and -1 where e^2z overflows or vanishes).
+LAMINA_HOT void cell_step(const float* __restrict z, float* __restrict c, float* __restrict h, int64_t n) {
+  const float *zi = z, *zf = z + n, *zg = z + 2 * n, *zo = z + 3 * n;
+  for (int64_t j = 0; j < n; ++j) {
+    const float i = 1.f / (1.f + exp_one(-zi[j])), f = 1.f / (1.f + exp_one(-zf[j]));
+    const float g = 1.f - 2.f / (1.f + exp_one(2.f * zg[j])), o = 1.f / (1.f + exp_one(-zo[j]));
+    const float cell = f * c[j] + i * g;
+    c[j] = cell;
+    h[j] = o * (1.f - 2.f / (1.f + exp_one(2.f * cell)));
+  }
+}
+
 bool has_avx512() {
   static const bool yes = __builtin_cpu_supports("x86-64-v4");
   return yes;
 }
 #endif
 
-// z = 1 / (1 + e^-z) over n values, e^ by kernels::exp.
-void sigmoid_in_place(float* z, float* scratch, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) scratch[j] = -z[j];
-  exp(scratch, scratch, n);
-  for (int64_t j = 0; j < n; ++j) z[j] = 1.f / (1.f + scratch[j]);
-}
-
-// z = tanh z = 1 - 2 / (1 + e^2z) over n values (1 and -1 where e^2z overflows or vanishes).
-void tanh_in_place(const float* z, float* out, float* scratch, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) scratch[j] = 2.f * z[j];
-  exp(scratch, scratch, n);
-  for (int64_t j = 0; j < n; ++j) out[j] = 1.f - 2.f / (1.f + scratch[j]);
+// How many cores share a sequence: each owns kMinUnitsPerCore units or more.
+int team_for(const RnnGeometry& g) {
+  return static_cast<int>(
+      std::clamp<int64_t>(g.u / kMinUnitsPerCore, 1, omp_in_parallel() ? 1 : omp_get_max_threads()));
 }
 
 }  // namespace
 
 bool lstm_one_applies(const RnnGeometry& g) {
 #ifdef LAMINA_LSTM_ONE
-  // On one core oneDNN's primitive is as fast or faster (see above): this is for several.
-  return has_avx512() && g.cell == RnnCellKind::lstm && g.n == 1 && g.t > 0 && g.u % kLanes == 0 &&
-         g.u >= 2 * kMinUnitsPerCore && !omp_in_parallel() && omp_get_max_threads() >= 2;
+  // Several cores split the units of a large kernel; one core takes a small one alone. (A large
+  // kernel on one core stays on oneDNN's primitive, as fast there: see above.)
+  if (!has_avx512() || g.cell != RnnCellKind::lstm || g.n != 1 || g.t <= 0 || g.u % kLanes != 0) return false;
+  const bool fits = g.u * 4 * g.u * static_cast<int64_t>(sizeof(float)) <= kOneCoreKernelBytes;
+  return fits || team_for(g) >= 2;
 #else
   (void)g;
   return false;
@@ -102,13 +122,37 @@ void lstm_one_forward(const RnnGeometry& g, const float* x, const float* wx, con
   matmul(x, wx, xw.data(), t_steps, g.i, width, false, false, false, bias, Eltwise::none);
   std::vector<float> h(static_cast<size_t>(2 * u));  // this step's output and the next's
   std::copy_n(h0, u, h.data());
-  const int team = static_cast<int>(std::min<int64_t>(u / kMinUnitsPerCore, omp_get_max_threads()));
+  const int team = team_for(g);
+  if (team == 1) {  // the four gates side by side, as Keras lays the kernel out
+    std::vector<float> z(static_cast<size_t>(width)), c(c0, c0 + u);
+    // The kernel in panels of kBlock columns (kLanes for the rest), each panel's rows one after
+    // the other: a pass of the product reads one sequential stream.
+    std::vector<float> packed(static_cast<size_t>(u * width));
+    for (int64_t j = 0; j < width;) {
+      const int64_t cols = width - j >= kBlock ? kBlock : kLanes;
+      for (int64_t p = 0; p < u; ++p) std::copy_n(wh + p * width + j, cols, packed.data() + j * u + p * cols);
+      j += cols;
+    }
+    const float* h_now = h0;
+    for (int64_t t = 0; t < t_steps; ++t) {
+      std::copy_n(xw.data() + t * width, width, z.data());
+      for (int64_t j = 0; j < width;) {
+        const int64_t cols = width - j >= kBlock ? kBlock : kLanes;
+        gemv(h_now, u, packed.data() + j * u, cols, z.data() + j, cols);
+        j += cols;
+      }
+      cell_step(z.data(), c.data(), y + t * u, u);
+      h_now = y + t * u;
+    }
+    if (c_last) std::copy(c.begin(), c.end(), c_last);
+    return;
+  }
 #pragma omp parallel num_threads(team)
   {
     const int64_t k = omp_get_thread_num(), nk = omp_get_num_threads();
     const int64_t blocks = u / kLanes;  // units in whole vectors, split over the cores
     const int64_t u0 = blocks * k / nk * kLanes, u1 = blocks * (k + 1) / nk * kLanes, own = u1 - u0;
-    std::vector<float> z(static_cast<size_t>(4 * own)), c(c0 + u0, c0 + u1), scratch(static_cast<size_t>(own));
+    std::vector<float> z(static_cast<size_t>(4 * own)), c(c0 + u0, c0 + u1);
     // This core's columns of the recurrent kernel (its units in each gate) packed in panels of
     // kBlock columns (or kLanes for the rest), each panel's rows one after the other, so that a
     // pass of the product reads one sequential stream from this core's cache: char-lstm at batch
@@ -130,24 +174,11 @@ void lstm_one_forward(const RnnGeometry& g, const float* x, const float* wx, con
         std::copy_n(xw.data() + t * width + q * u + u0, own, gate[q]);
         for (int64_t j = 0; j < own;) {
           const int64_t cols = own - j >= kBlock ? kBlock : kLanes;
-          const float* panel = packed.data() + (q * own + j) * u;
-          if (cols == kBlock)
-            gemv_block<8>(h_now, u, panel, cols, gate[q] + j);
-          else
-            gemv_block<1>(h_now, u, panel, cols, gate[q] + j);
+          gemv(h_now, u, packed.data() + (q * own + j) * u, cols, gate[q] + j, cols);
           j += cols;
         }
       }
-      sigmoid_in_place(gate[0], scratch.data(), own);
-      sigmoid_in_place(gate[1], scratch.data(), own);
-      tanh_in_place(gate[2], gate[2], scratch.data(), own);
-      sigmoid_in_place(gate[3], scratch.data(), own);
-      for (int64_t j = 0; j < own; ++j) {
-        float& cell = c[static_cast<size_t>(j)];
-        cell = gate[1][j] * cell + gate[0][j] * gate[2][j];
-      }
-      tanh_in_place(c.data(), h_next + u0, scratch.data(), own);
-      for (int64_t j = 0; j < own; ++j) h_next[u0 + j] *= gate[3][j];
+      cell_step(z.data(), c.data(), h_next + u0, own);
       std::copy_n(h_next + u0, own, y + t * u + u0);
 #pragma omp barrier
     }

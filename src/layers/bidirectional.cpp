@@ -7,6 +7,7 @@
 
 #include "lamina/ops.hpp"
 #include "layers/keras_config.hpp"
+#include "parallel.hpp"
 
 namespace lamina::layers {
 
@@ -184,7 +185,16 @@ Layer::Outputs Bidirectional::call_all(std::span<const Tensor> inputs, std::span
                               inputs.begin() + static_cast<std::ptrdiff_t>(first_state + per));
     return l.call_all(in, std::span<const Tensor>(&mask, 1), training).values;
   };
-  const std::vector<Tensor> f = run(*forward_, 1), b = run(*backward_, 1 + per);
+  std::vector<Tensor> f, b;
+  if (!training && detail::can_run_side_by_side()) {
+    // Predicting, the directions run side by side, a core each: each is a chain of steps, and at
+    // batch 1 a step is too small to share (imdb-lstm one review at a time on two threads: see
+    // bench/README.md).
+    detail::run_side_by_side([&] { f = run(*forward_, 1); }, [&] { b = run(*backward_, 1 + per); });
+  } else {
+    f = run(*forward_, 1);
+    b = run(*backward_, 1 + per);
+  }
   Tensor y = f[0], y_rev = b[0];
   const bool sequences = forward_->options().return_sequences;
   // Keras flips a sequence that ran the other way back to the input's order.

@@ -15,17 +15,11 @@
 #include "lamina/model.hpp"
 #include "lamina/optimizers.hpp"
 #include "ops/op_helpers.hpp"  // rows
+#include "parallel.hpp"       // OneThread
 
 namespace lamina::detail {
 
 namespace {
-
-// The kernels inside run on the calling thread alone (OpenMP's count is per thread).
-struct OneThread {
-  int before = omp_get_max_threads();
-  OneThread() { omp_set_num_threads(1); }
-  ~OneThread() { omp_set_num_threads(before); }
-};
 
 // A Sequential of layers that treat each sample on its own, at least one a Conv2D.
 bool batch_free(const Model& model) {
