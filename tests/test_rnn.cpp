@@ -158,14 +158,15 @@ TEST(Rnn, InferenceSplitOverThreadsMatchesReference) {
 }
 
 // An LSTM on one sequence runs in our own loops instead (kernels/lstm_one.cpp, on a CPU with
-// AVX-512): on one core when its recurrent kernel fits the core's cache, up to 128 units (16: a
-// product of single vectors; 48: a panel of 8 vectors and 4 single ones; 64 and 128 whole
-// panels), its units split over the threads otherwise: 144 (blocks of 64 and 80 on two threads;
-// 64 a core at least, so two on three too; oneDNN on one) and 256 (128 each on two, a whole panel
-// of the product; 80, 80 and 96 on three). All against the naive loops.
+// AVX-512): on one core when its recurrent kernel is 1 MB at most, up to 256 units (16: a product
+// of single vectors; 48: a panel of 8 vectors and 4 single ones; 64 and 128 whole panels; 144
+// panels and single vectors), its units split over the threads when each gets 64 or more: 144
+// (blocks of 64 and 80 on two threads and on three), 256 (128 each on two, a whole panel of the
+// product; 80, 80 and 96 on three) and 272 (oneDNN on one thread: a kernel of 1.2 MB). All
+// against the naive loops.
 TEST(Rnn, LstmOnOneSequenceSplitOverUnitsMatchesReference) {
   const int before = get_num_threads();
-  for (int64_t units : {16, 48, 64, 128, 144, 256})
+  for (int64_t units : {16, 48, 64, 128, 144, 256, 272})
     for (int threads : {1, 2, 3}) {
       set_num_threads(threads);
       const auto in = random_inputs(RnnCell::lstm, 1, 9, 6, units, 12);

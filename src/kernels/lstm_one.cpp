@@ -1,18 +1,21 @@
-// An LSTM's inference forward on one sequence, its units split over the cores (lstm_one.hpp).
+// An LSTM's inference forward on one sequence in our own loops (lstm_one.hpp).
 //
 // At batch 1 each step is a vector times the recurrent kernel, U x 4U floats (1 MB for 256 units):
 // the step streams the kernel from the caches and does little else. oneDNN's RNN primitive runs
-// a sequence on one core (bench's char-lstm, 100 steps of LSTM(256): 1.6 ms), and a batch of one
-// cannot be split by rows as larger ones are (rnn.cpp). Here each core owns a block of the units:
-// their columns of the four gates' kernel (half of it on two cores, which then stays in each
-// core's second-level cache), their gates, cell state and output; a step is the core's share of
-// the product, the gates, and one barrier before the next step reads every unit's output.
-// The input's part of the gates, x W + bias for every step, is one product before the steps.
-//
-// bench's char-lstm predicting one window at a time (samples/s, medians of 5 passes): on two
-// threads 899-979 against oneDNN's 548 and ONNX Runtime's 805-887 in the same minutes. On one
-// thread these loops took 459-630 against oneDNN's 619-634, so one thread stays on oneDNN (below
-// ONNX Runtime's 669-830 there: a step streams the 1 MB kernel from beyond the core's cache).
+// it through its GEMM kernels, and a batch of one cannot be split by rows as larger ones are
+// (rnn.cpp). Here the kernel is packed (per call: the weights may have changed) into panels of
+// 128 columns, each panel's rows one after the other, so that a pass of the product reads one
+// sequential stream, and a step's gates, cell state and output are one vectorized loop. The
+// input's part of the gates, x W + bias for every step, is one product before the steps.
+// - One core, the four gates side by side, when the kernel is at most the core's second-level
+//   cache's size. bench's imdb-lstm (two Bidirectional LSTM(64), 200 steps) one review at a time:
+//   1,445 samples/s against oneDNN's 571 and ONNX Runtime's 1,073; char-lstm (LSTM(256), 100
+//   steps): 772-1,000 against oneDNN's 505-615 and ONNX Runtime's 623.
+// - Several cores when each can own 64 units or more: a core owns its units' columns of the four
+//   gates (half of a 1 MB kernel on two cores, which then stays in each core's cache), their
+//   gates, cell state and output, and a step ends at one barrier before the next step reads every
+//   unit's output. char-lstm on two threads: 899-979 samples/s against oneDNN's 548 and ONNX
+//   Runtime's 805-887.
 #include "kernels/lstm_one.hpp"
 
 #include <omp.h>
@@ -36,9 +39,9 @@ namespace {
 constexpr int64_t kLanes = 16;
 constexpr int64_t kBlock = 8 * kLanes;    // columns a pass of the product: 8 accumulators
 constexpr int64_t kMinUnitsPerCore = 64;  // a core's share of the units at least
-// One core takes a sequence alone when the recurrent kernel stays in its second-level cache (1 MB
-// on this Zen 5; U x 4U floats: 256 KB for 128 units).
-constexpr int64_t kOneCoreKernelBytes = 256 * 1024;
+// One core takes a sequence alone when the recurrent kernel is at most its second-level cache's
+// size (1 MB on this Zen 5; U x 4U floats: 256 units).
+constexpr int64_t kOneCoreKernelBytes = 1024 * 1024;
 
 #ifdef LAMINA_LSTM_ONE
 #ifdef __AVX512F__
@@ -102,8 +105,8 @@ int team_for(const RnnGeometry& g) {
 
 bool lstm_one_applies(const RnnGeometry& g) {
 #ifdef LAMINA_LSTM_ONE
-  // Several cores split the units of a large kernel; one core takes a small one alone. (A large
-  // kernel on one core stays on oneDNN's primitive, as fast there: see above.)
+  // Several cores split the units of a large kernel; one core takes one of the size of its cache
+  // alone. (A larger kernel on one core stays on oneDNN's primitive: not measured.)
   if (!has_avx512() || g.cell != RnnCellKind::lstm || g.n != 1 || g.t <= 0 || g.u % kLanes != 0) return false;
   const bool fits = g.u * 4 * g.u * static_cast<int64_t>(sizeof(float)) <= kOneCoreKernelBytes;
   return fits || team_for(g) >= 2;
