@@ -67,12 +67,28 @@ LAMINA_AVX512 void gemv_block(const float* __restrict h, int64_t k, const float*
   for (int v = 0; v < V; ++v) _mm512_storeu_ps(out + v * kLanes, acc[v]);
 }
 
-// out[0, n) += h (1, k) w (k, n), w's rows ldw apart, n a multiple of 16: 8 vectors a pass, then
-// single ones.
-LAMINA_AVX512 void gemv(const float* h, int64_t k, const float* w, int64_t ldw, float* out, int64_t n) {
-  int64_t j = 0;
-  for (; j + kBlock <= n; j += kBlock) gemv_block<8>(h, k, w + j, ldw, out + j);
-  for (; j < n; j += kLanes) gemv_block<1>(h, k, w + j, ldw, out + j);
+// The columns [0, n) of a (rows, ldw) matrix w in panels of kBlock columns (kLanes for the rest,
+// n a multiple of kLanes), each panel's rows one after the other: a pass of the product over a
+// panel reads one sequential stream. (Packed every call: the weights may have changed.)
+void pack_panels(const float* w, int64_t ldw, int64_t rows, int64_t n, float* out) {
+  for (int64_t j = 0; j < n;) {
+    const int64_t cols = n - j >= kBlock ? kBlock : kLanes;
+    for (int64_t p = 0; p < rows; ++p) std::copy_n(w + p * ldw + j, cols, out + j * rows + p * cols);
+    j += cols;
+  }
+}
+
+// out[0, n) += h (1, k) w (k, n), w packed by pack_panels.
+LAMINA_AVX512 void gemv_panels(const float* h, int64_t k, const float* packed, int64_t n, float* out) {
+  for (int64_t j = 0; j < n;) {
+    if (n - j >= kBlock) {
+      gemv_block<8>(h, k, packed + j * k, kBlock, out + j);
+      j += kBlock;
+    } else {
+      gemv_block<1>(h, k, packed + j * k, kLanes, out + j);
+      j += kLanes;
+    }
+  }
 }
 
 // One step's gates z = [i, f, c~, o] (Keras' order, n each, before their activations) into the
@@ -123,63 +139,38 @@ void lstm_one_forward(const RnnGeometry& g, const float* x, const float* wx, con
   // The input's part of every step's gates: x (T, I) W (I, 4U) + bias.
   std::vector<float> xw(static_cast<size_t>(t_steps * width));
   matmul(x, wx, xw.data(), t_steps, g.i, width, false, false, false, bias, Eltwise::none);
-  std::vector<float> h(static_cast<size_t>(2 * u));  // this step's output and the next's
-  std::copy_n(h0, u, h.data());
   const int team = team_for(g);
   if (team == 1) {  // the four gates side by side, as Keras lays the kernel out
-    std::vector<float> z(static_cast<size_t>(width)), c(c0, c0 + u);
-    // The kernel in panels of kBlock columns (kLanes for the rest), each panel's rows one after
-    // the other: a pass of the product reads one sequential stream.
-    std::vector<float> packed(static_cast<size_t>(u * width));
-    for (int64_t j = 0; j < width;) {
-      const int64_t cols = width - j >= kBlock ? kBlock : kLanes;
-      for (int64_t p = 0; p < u; ++p) std::copy_n(wh + p * width + j, cols, packed.data() + j * u + p * cols);
-      j += cols;
-    }
+    std::vector<float> z(static_cast<size_t>(width)), c(c0, c0 + u), packed(static_cast<size_t>(u * width));
+    pack_panels(wh, width, u, width, packed.data());
     const float* h_now = h0;
     for (int64_t t = 0; t < t_steps; ++t) {
       std::copy_n(xw.data() + t * width, width, z.data());
-      for (int64_t j = 0; j < width;) {
-        const int64_t cols = width - j >= kBlock ? kBlock : kLanes;
-        gemv(h_now, u, packed.data() + j * u, cols, z.data() + j, cols);
-        j += cols;
-      }
+      gemv_panels(h_now, u, packed.data(), width, z.data());
       cell_step(z.data(), c.data(), y + t * u, u);
       h_now = y + t * u;
     }
     if (c_last) std::copy(c.begin(), c.end(), c_last);
     return;
   }
+  std::vector<float> h(static_cast<size_t>(2 * u));  // this step's output and the next's
+  std::copy_n(h0, u, h.data());
 #pragma omp parallel num_threads(team)
   {
     const int64_t k = omp_get_thread_num(), nk = omp_get_num_threads();
     const int64_t blocks = u / kLanes;  // units in whole vectors, split over the cores
     const int64_t u0 = blocks * k / nk * kLanes, u1 = blocks * (k + 1) / nk * kLanes, own = u1 - u0;
     std::vector<float> z(static_cast<size_t>(4 * own)), c(c0 + u0, c0 + u1);
-    // This core's columns of the recurrent kernel (its units in each gate) packed in panels of
-    // kBlock columns (or kLanes for the rest), each panel's rows one after the other, so that a
-    // pass of the product reads one sequential stream from this core's cache: char-lstm at batch
-    // 1 on two threads, 910 samples/s against 741 read in place. (Packed every call: the weights
-    // may have changed.)
+    // This core's columns of the recurrent kernel (its units in each gate), gate by gate, in
+    // panels: char-lstm at batch 1 on two threads, 910 samples/s against 741 read in place.
     std::vector<float> packed(static_cast<size_t>(u * 4 * own));
-    for (int q = 0; q < 4; ++q)
-      for (int64_t j = 0; j < own;) {
-        const int64_t cols = own - j >= kBlock ? kBlock : kLanes;
-        float* panel = packed.data() + (q * own + j) * u;
-        for (int64_t p = 0; p < u; ++p) std::copy_n(wh + p * width + q * u + u0 + j, cols, panel + p * cols);
-        j += cols;
-      }
-    float* gate[4] = {z.data(), z.data() + own, z.data() + 2 * own, z.data() + 3 * own};  // i, f, c~, o (Keras)
+    for (int q = 0; q < 4; ++q) pack_panels(wh + q * u + u0, width, u, own, packed.data() + q * own * u);
     for (int64_t t = 0; t < t_steps; ++t) {
       const float* h_now = h.data() + (t % 2) * u;
       float* h_next = h.data() + ((t + 1) % 2) * u;
-      for (int q = 0; q < 4; ++q) {
-        std::copy_n(xw.data() + t * width + q * u + u0, own, gate[q]);
-        for (int64_t j = 0; j < own;) {
-          const int64_t cols = own - j >= kBlock ? kBlock : kLanes;
-          gemv(h_now, u, packed.data() + (q * own + j) * u, cols, gate[q] + j, cols);
-          j += cols;
-        }
+      for (int q = 0; q < 4; ++q) {  // i, f, c~, o (Keras' order), this core's units of each
+        std::copy_n(xw.data() + t * width + q * u + u0, own, z.data() + q * own);
+        gemv_panels(h_now, u, packed.data() + q * own * u, own, z.data() + q * own);
       }
       cell_step(z.data(), c.data(), h_next + u0, own);
       std::copy_n(h_next + u0, own, y + t * u + u0);
