@@ -49,7 +49,7 @@ Bidirectional::Bidirectional(const Layer& layer, Options options) : merge_mode_(
     throw ValueError(at + ": merge_mode must be " + kMergeModes + ", got '" + merge_mode_ + "'");
   // Keras names the directions after the wrapped layer ("lstm" when it has no name yet).
   std::string base = layer.name().empty() ? rnn->config().value("name", std::string()) : layer.name();
-  if (base.empty()) base = layer.class_name() == "SimpleRNN" ? "simple_rnn" : layer.class_name() == "LSTM" ? "lstm" : "gru";
+  if (base.empty()) base = detail::snake_case(layer.class_name());
   base = without_prefix(without_prefix(base, "forward_"), "backward_");
   forward_ = copy_direction(*rnn, "forward_" + base, rnn->options().go_backwards);
   if (options.backward_layer) {

@@ -3,6 +3,7 @@
 // data_format. Each layer's from_config (in its own file) is written with these. Internal.
 #pragma once
 
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <string>
@@ -19,6 +20,22 @@ namespace lamina::detail {
 
 inline std::string name_of(const Json& c) {
   return c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>() : "";
+}
+
+// Keras' to_snake_case, which names layers: a "_" before a capital that starts a lower-case run
+// and between a lower-case letter and a capital, then lower case. "InputLayer" -> "input_layer",
+// "MaxPooling2D" -> "max_pooling2d", "Conv2D" -> "conv2d", "SimpleRNN" -> "simple_rnn".
+inline std::string snake_case(const std::string& s) {
+  auto is_upper = [&](size_t i) { return std::isupper(static_cast<unsigned char>(s[i])) != 0; };
+  auto is_lower = [&](size_t i) { return std::islower(static_cast<unsigned char>(s[i])) != 0; };
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool starts_word = is_upper(i) && i > 0 && i + 1 < s.size() && is_lower(i + 1);
+    const bool after_lower = is_upper(i) && i > 0 && is_lower(i - 1);
+    if ((starts_word || after_lower) && !out.empty() && out.back() != '_') out += '_';
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
+  }
+  return out;
 }
 
 // "Conv2D 'conv2d'": where a config error happened.

@@ -47,6 +47,13 @@ void onnx_bias(const float* from, float* to, int64_t units, const std::vector<in
     std::copy_n(from + order[g] * units, units, to + static_cast<int64_t>(g) * units);
 }
 
+// ONNX's recurrent nodes cannot skip the steps a Keras mask skips.
+void refuse_masked(const W& g, const Layer& l) {
+  if (g.input_masked())
+    W::unsupported(l, "its input carries a mask (from Embedding(mask_zero=True) or Masking), and ONNX's recurrent "
+                      "nodes cannot skip masked steps");
+}
+
 // The class's ONNX op, its gates in ONNX's order (Keras gate order[k] is ONNX gate k), and its
 // activations, ONNX's way: refuses the activations ONNX's node cannot take.
 struct NodeKind {
@@ -124,9 +131,7 @@ std::vector<std::string> recurrent_node(W& g, const Layer& owner, const std::vec
 }  // namespace
 
 void Recurrent::export_onnx(onnx::GraphWriter& g) const {
-  if (g.input_masked())
-    onnx::GraphWriter::unsupported(*this, "its input carries a mask (from Embedding(mask_zero=True) or Masking), "
-                                          "and ONNX's recurrent nodes cannot skip masked steps");
+  refuse_masked(g, *this);
   const int64_t u = options_.units;
   const std::vector<onnx::Value> inputs = g.inputs();
   if (inputs.size() != 1 && inputs.size() != 1 + state_count())
@@ -167,9 +172,7 @@ void Recurrent::export_onnx(onnx::GraphWriter& g) const {
 }
 
 void Bidirectional::export_onnx(onnx::GraphWriter& g) const {
-  if (g.input_masked())
-    W::unsupported(*this, "its input carries a mask (from Embedding(mask_zero=True) or Masking), and ONNX's "
-                          "recurrent nodes cannot skip masked steps");
+  refuse_masked(g, *this);
   const Recurrent &f = *forward_, &b = *backward_;
   const auto &fo = f.options(), &bo = b.options();
   if (g.inputs().size() != 1) W::unsupported(*this, "initial states are not exported for a Bidirectional");

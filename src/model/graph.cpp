@@ -9,26 +9,11 @@
 
 #include "lamina/model.hpp"
 #include "lamina/runtime.hpp"
+#include "layers/keras_config.hpp"  // snake_case
 
 namespace lamina {
 
 namespace {
-
-// Keras' to_snake_case, which names layers: a "_" before a capital that starts a lower-case run
-// and between a lower-case letter and a capital, then lower case. "InputLayer" -> "input_layer",
-// "MaxPooling2D" -> "max_pooling2d", "Conv2D" -> "conv2d".
-std::string snake_case(const std::string& s) {
-  auto is_upper = [&](size_t i) { return std::isupper(static_cast<unsigned char>(s[i])) != 0; };
-  auto is_lower = [&](size_t i) { return std::islower(static_cast<unsigned char>(s[i])) != 0; };
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const bool starts_word = is_upper(i) && i > 0 && i + 1 < s.size() && is_lower(i + 1);
-    const bool after_lower = is_upper(i) && i > 0 && is_lower(i - 1);
-    if ((starts_word || after_lower) && !out.empty() && out.back() != '_') out += '_';
-    out += static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
-  }
-  return out;
-}
 
 std::string layer_text(const Layer& l) { return "'" + l.name() + "' (" + l.class_name() + ")"; }
 
@@ -67,7 +52,7 @@ Model::Model(std::string name) { name_ = std::move(name); }
 
 void Model::name_layer(Layer& layer) {
   if (!layer.name().empty()) return;
-  const std::string base = snake_case(layer.class_name());
+  const std::string base = detail::snake_case(layer.class_name());
   std::string name = base;
   for (int& i = next_suffix_[base]; layer_names_.contains(name);) name = base + "_" + std::to_string(++i);
   layer.set_name(name);

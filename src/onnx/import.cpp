@@ -22,6 +22,7 @@
 
 #include "lamina/io.hpp"
 #include "lamina/onnx.hpp"
+#include "layers/keras_config.hpp"  // snake_case
 #include "onnx/import_state.hpp"
 #include "onnx/protobuf_reader.hpp"
 
@@ -710,7 +711,7 @@ Json keras_config(const Planned& p) {
   if (c == "SimpleRNN" || c == "LSTM" || c == "GRU") return recurrent(c);
   if (c == "Bidirectional") {  // the inner layer named as its weights are (import_rnn.cpp)
     Json inner = recurrent(p.wrapped);
-    inner["name"] = p.wrapped == "LSTM" ? "lstm" : p.wrapped == "GRU" ? "gru" : "simple_rnn";
+    inner["name"] = lamina::detail::snake_case(p.wrapped);
     return {{"merge_mode", p.merge_mode.empty() ? "concat" : p.merge_mode},
             {"layer", {{"class_name", p.wrapped}, {"config", inner}}}};
   }

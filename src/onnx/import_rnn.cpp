@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "layers/keras_config.hpp"  // snake_case
 #include "onnx/import_state.hpp"
 
 namespace lamina::onnx::detail {
@@ -293,7 +294,8 @@ void Importer::recurrent(const Node& n) {
     return k;
   };
   // A Bidirectional's weights are its inner layers': "forward_lstm/kernel", "backward_lstm/kernel", ...
-  const std::string inner = lstm ? "lstm" : gru ? "gru" : "simple_rnn";
+  // (keras_config names the inner layer the same way).
+  const std::string inner = lamina::detail::snake_case(cls);
   for (int64_t d = 0; d < dirs; ++d) {
     const std::string prefix = !both ? "" : (d == 0 ? "forward_" : "backward_") + inner + "/";
     p.weights[prefix + "kernel"] = keras_matrix(w.f, features, d);
